@@ -1,0 +1,273 @@
+package checks
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchover/switchover/internal/params"
+)
+
+// testTimeout bounds every wait in these tests.
+const testTimeout = 5 * time.Second
+
+// testCtx returns a context cancelled after d, or after testTimeout when d is 0.
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	if d == 0 {
+		d = testTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// build decodes raw parameters against kind's schema, the way the runbook
+// loader does (defaults included), and builds the check.
+func build(t *testing.T, kind string, raw map[string]any) (Check, error) {
+	t.Helper()
+	def, ok := Lookup(kind)
+	if !ok {
+		t.Fatalf("kind %q is not registered", kind)
+	}
+	rm := map[string]params.Raw{}
+	for k, v := range raw {
+		switch x := v.(type) {
+		case string:
+			rm[k] = params.Raw{Scalar: x}
+		case []string:
+			rm[k] = params.Raw{List: x, IsList: true}
+		default:
+			t.Fatalf("parameter %q: unsupported test value %T", k, v)
+		}
+	}
+	vals, probs := params.Decode(def.Params, rm)
+	if len(probs) > 0 {
+		t.Fatalf("decode %s %v: %v", kind, raw, probs)
+	}
+	return def.New(vals)
+}
+
+// mustBuild is build that fails the test on an error.
+func mustBuild(t *testing.T, kind string, raw map[string]any) Check {
+	t.Helper()
+	c, err := build(t, kind, raw)
+	if err != nil {
+		t.Fatalf("new %s %v: %v", kind, raw, err)
+	}
+	return c
+}
+
+// assertResult checks a result's status and that its text holds every one of
+// want and none of avoid.
+func assertResult(t *testing.T, r Result, status Status, want, avoid []string) {
+	t.Helper()
+	text := r.Observed + "\n" + r.Wanted + "\n" + r.Detail
+	t.Logf("%s: %s (wanted: %s)", r.Status, r.Observed, r.Wanted)
+	if r.Status != status {
+		t.Fatalf("status = %s, want %s; observed %q, wanted %q, detail %q", r.Status, status, r.Observed, r.Wanted, r.Detail)
+	}
+	for _, w := range want {
+		if !strings.Contains(text, w) {
+			t.Errorf("result lacks %q:\nobserved: %s\nwanted: %s\ndetail: %s", w, r.Observed, r.Wanted, r.Detail)
+		}
+	}
+	for _, a := range avoid {
+		if strings.Contains(text, a) {
+			t.Errorf("result holds %q but should not:\nobserved: %s\nwanted: %s\ndetail: %s", a, r.Observed, r.Wanted, r.Detail)
+		}
+	}
+	if r.Status == Fail && r.Wanted == "" {
+		t.Errorf("a failing result must say what was wanted; observed %q", r.Observed)
+	}
+	if r.Observed == "" {
+		t.Errorf("result says nothing of what was observed")
+	}
+}
+
+// closedPort returns a 127.0.0.1 address on which nothing listens.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// testCert is a certificate with its key, as tests issue them.
+type testCert struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	der  []byte
+}
+
+// certOpts shapes a test certificate.
+type certOpts struct {
+	cn        string
+	dns       []string
+	ips       []string
+	notBefore time.Time // zero: an hour ago
+	notAfter  time.Time // zero: a year from now
+	isCA      bool
+}
+
+// issueCert makes a certificate signed by parent, or self-signed when parent
+// is nil.
+func issueCert(t *testing.T, o certOpts, parent *testCert) *testCert {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.notBefore.IsZero() {
+		o.notBefore = time.Now().Add(-time.Hour)
+	}
+	if o.notAfter.IsZero() {
+		o.notAfter = time.Now().AddDate(1, 0, 0)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: o.cn},
+		NotBefore:    o.notBefore,
+		NotAfter:     o.notAfter,
+		DNSNames:     o.dns,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, ip := range o.ips {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
+	}
+	if o.isCA {
+		tmpl.IsCA = true
+		tmpl.BasicConstraintsValid = true
+		tmpl.KeyUsage |= x509.KeyUsageCertSign
+	}
+	signer, signerKey := tmpl, key
+	if parent != nil {
+		signer, signerKey = parent.cert, parent.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testCert{cert: cert, key: key, der: der}
+}
+
+// tlsCert is what a server presents: c and the chain above it, if any.
+func (c *testCert) tlsCert(chain ...*testCert) tls.Certificate {
+	out := tls.Certificate{Certificate: [][]byte{c.der}, PrivateKey: c.key, Leaf: c.cert}
+	for _, ic := range chain {
+		out.Certificate = append(out.Certificate, ic.der)
+	}
+	return out
+}
+
+// writePEM writes certs to a PEM file in a fresh temporary directory.
+func writePEM(t *testing.T, certs ...*testCert) string {
+	t.Helper()
+	var b []byte
+	for _, c := range certs {
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.der})...)
+	}
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// ourKinds are the kinds this set of files registers.
+var ourKinds = []string{"exec", "tcp.reachable", "http.ok", "dns.resolves", "tls.certificate"}
+
+func TestRegistrationDocs(t *testing.T) {
+	t.Parallel()
+	for _, kind := range ourKinds {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			def, ok := Lookup(kind)
+			if !ok {
+				t.Fatalf("%q is not registered", kind)
+			}
+			if def.Kind != kind {
+				t.Errorf("definition kind = %q, want %q", def.Kind, kind)
+			}
+			if strings.TrimSpace(def.Doc) == "" || strings.Contains(def.Doc, "\n") {
+				t.Errorf("doc %q: want one non-empty line", def.Doc)
+			}
+			if def.New == nil {
+				t.Fatal("no New")
+			}
+			if len(def.Params) == 0 {
+				t.Fatal("no parameters declared")
+			}
+			seen := map[string]bool{}
+			raw := map[string]params.Raw{}
+			for _, p := range def.Params {
+				if seen[p.Name] {
+					t.Errorf("parameter %q declared twice", p.Name)
+				}
+				seen[p.Name] = true
+				if strings.TrimSpace(p.Doc) == "" {
+					t.Errorf("parameter %q has no doc", p.Name)
+				}
+				if p.Type == params.Unknown {
+					t.Errorf("parameter %q has no type", p.Name)
+				}
+				if p.Required && p.Default != "" {
+					t.Errorf("parameter %q is required and has a default", p.Name)
+				}
+				if p.Required {
+					raw[p.Name] = params.Raw{Scalar: requiredSample[kind+"."+p.Name]}
+				}
+			}
+			// Decoding with only the required parameters applies every
+			// default (Decode panics on a bad one) and must build a check
+			// that describes itself.
+			vals, probs := params.Decode(def.Params, raw)
+			if len(probs) > 0 {
+				t.Fatalf("decode with required parameters: %v", probs)
+			}
+			c, err := def.New(vals)
+			if err != nil {
+				t.Fatalf("new with defaults: %v", err)
+			}
+			if d := c.Describe(nil); d == "" {
+				t.Error("describe is empty")
+			}
+		})
+	}
+}
+
+// requiredSample holds a valid value for each required parameter.
+var requiredSample = map[string]string{
+	"exec.command":            "true",
+	"tcp.reachable.address":   "127.0.0.1:5432",
+	"http.ok.url":             "http://127.0.0.1:8008/primary",
+	"dns.resolves.name":       "localhost",
+	"tls.certificate.address": "127.0.0.1:5432",
+}

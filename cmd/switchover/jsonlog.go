@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/switchover/switchover/runbook"
+)
+
+// jsonView writes one JSON object per event (go-hclog's JSON format): the
+// event's fields under the same names the journal uses, plus hclog's
+// @timestamp, @level and @message. The names are stable; the README lists
+// them.
+type jsonView struct {
+	log hclog.Logger
+}
+
+func newJSONView(w io.Writer) *jsonView {
+	return &jsonView{log: hclog.New(&hclog.LoggerOptions{
+		Name: "switchover", Output: w, JSONFormat: true, Level: hclog.Debug,
+		TimeFormat: "2006-01-02T15:04:05.000000Z07:00",
+	})}
+}
+
+// Observe implements runbook.Observer.
+func (j *jsonView) Observe(e runbook.Event) {
+	kv := []any{"event", string(e.Type), "run_id", e.RunID, "seq", e.Seq}
+	add := func(k string, v any, ok bool) {
+		if ok {
+			kv = append(kv, k, v)
+		}
+	}
+	add("dry_run", e.DryRun, e.DryRun)
+	add("section", string(e.Section), e.Section != "")
+	add("step", e.Step, e.Step != "")
+	add("state", string(e.State), e.State != "")
+	add("phase", e.Phase, e.Phase != "")
+	add("check", e.Check, e.Check != nil)
+	add("effect", e.Effect, e.Effect != nil)
+	add("approval", e.Approval, e.Approval != nil)
+	add("output", e.Output, e.Output != "")
+	add("fact", e.Fact, e.Fact != nil)
+	add("run", e.Run, e.Run != nil)
+	add("outcome", string(e.Outcome), e.Outcome != "")
+	add("error", e.Error, e.Error != "")
+	add("elapsed_ms", e.ElapsedMS, e.ElapsedMS != 0)
+	msg := message(e)
+	switch {
+	case e.State == runbook.StateFailed, e.Type == runbook.EventRunFinished && e.Outcome != runbook.OutcomeDone && e.Outcome != runbook.OutcomeDryRun:
+		j.log.Error(msg, kv...)
+	case e.Type == runbook.EventWaiting:
+		j.log.Debug(msg, kv...)
+	default:
+		j.log.Info(msg, kv...)
+	}
+}
+
+// message is the one-line @message of an event.
+func message(e runbook.Event) string {
+	switch e.Type {
+	case runbook.EventStep:
+		return fmt.Sprintf("step %s: %s", e.Step, e.State)
+	case runbook.EventCheck, runbook.EventWaiting:
+		return fmt.Sprintf("%s %s: %s", e.Phase, e.Check.Describe, e.Check.Status)
+	case runbook.EventEffect:
+		return fmt.Sprintf("%s: %s", e.Effect.Node, e.Effect.Command)
+	case runbook.EventApproval:
+		if e.Approval.Granted {
+			return fmt.Sprintf("step %s approved (%s)", e.Step, e.Approval.How)
+		}
+		return fmt.Sprintf("step %s not approved", e.Step)
+	case runbook.EventOutput:
+		return e.Output
+	case runbook.EventRunFinished:
+		return fmt.Sprintf("run %s: %s", e.Outcome, e.Message)
+	}
+	if e.Message != "" {
+		return e.Message
+	}
+	return string(e.Type)
+}

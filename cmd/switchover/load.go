@@ -1,0 +1,98 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/switchover/switchover/playbooks"
+	"github.com/switchover/switchover/runbook"
+)
+
+// planInput is what a plan is built from: a runbook, an inventory, --var.
+type planInput struct {
+	file      string
+	inventory string
+	vars      []string
+}
+
+func (in *planInput) addFlags(fs *pflag.FlagSet) {
+	fs.StringVarP(&in.inventory, "inventory", "i", "", "inventory `FILE`: the cluster the runbook acts on")
+	fs.StringArrayVar(&in.vars, "var", nil, "set a runbook variable, `NAME=VALUE` (repeatable)")
+}
+
+// readRunbook reads FILE, or the shipped playbook of that name.
+func readRunbook(name string) (label string, src []byte, err error) {
+	if pb, ok := strings.CutPrefix(name, "playbook:"); ok {
+		if b, ok := playbooks.Read(pb); ok {
+			return name, b, nil
+		}
+		return "", nil, usagef("no shipped playbook %q (shipped: %s)", pb, strings.Join(playbooks.Names(), ", "))
+	}
+	st, err := os.Stat(name)
+	if err == nil {
+		if st.IsDir() {
+			return "", nil, usagef("runbook %s: is a directory", name)
+		}
+		if st.Size() > runbook.MaxFileSize {
+			return "", nil, &runbook.ValidationError{Problems: []runbook.Problem{{Pos: runbook.Pos{File: name},
+				Msg: fmt.Sprintf("file is %d bytes; the limit is %d (is this the right file?)", st.Size(), runbook.MaxFileSize)}}}
+		}
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return "", nil, usagef("runbook %s: %v", name, err)
+		}
+		return name, b, nil
+	}
+	if b, ok := playbooks.Read(name); ok {
+		return "playbook:" + strings.TrimSuffix(name, ".yaml"), b, nil
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil, usagef("runbook %s: no such file, and no shipped playbook by that name (shipped: %s)", name, strings.Join(playbooks.Names(), ", "))
+	}
+	return "", nil, usagef("runbook %s: %v", name, err)
+}
+
+// loadPlan reads, validates and resolves. Problems in the runbook and the
+// inventory are reported together.
+func loadPlan(in planInput) (*runbook.Plan, error) {
+	label, src, err := readRunbook(in.file)
+	if err != nil {
+		return nil, err
+	}
+	var all []runbook.Problem
+	collect := func(err error) error {
+		var v *runbook.ValidationError
+		if errors.As(err, &v) {
+			all = append(all, v.Problems...)
+			return nil
+		}
+		return err
+	}
+	rb, err := runbook.LoadRunbook(label, src)
+	if err := collect(err); err != nil {
+		return nil, err
+	}
+	var inv *runbook.Inventory
+	if in.inventory != "" {
+		b, err := os.ReadFile(in.inventory)
+		if err != nil {
+			return nil, usagef("inventory %s: %v", in.inventory, err)
+		}
+		inv, err = runbook.LoadInventory(in.inventory, b)
+		if err := collect(err); err != nil {
+			return nil, err
+		}
+	}
+	vars, err := runbook.ParseVarFlags(in.vars)
+	if err := collect(err); err != nil {
+		return nil, err
+	}
+	if len(all) > 0 {
+		return nil, &runbook.ValidationError{Problems: all}
+	}
+	return runbook.Resolve(rb, inv, vars)
+}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/switchover/switchover/runbook"
+)
+
+// humanView renders run events for a person: one block per step, the
+// verdict of every check with what it saw, and one closing line that says
+// what changed.
+type humanView struct {
+	w         io.Writer
+	index     map[string]int
+	total     int
+	started   map[string]time.Time
+	runStart  time.Time
+	lastWait  map[string]time.Time
+	dry       bool
+	finalLine string
+}
+
+func newHumanView(w io.Writer) *humanView {
+	return &humanView{w: w, index: map[string]int{}, started: map[string]time.Time{}, lastWait: map[string]time.Time{}}
+}
+
+// waitEvery throttles "still waiting" lines on a scrolling output.
+const waitEvery = 5 * time.Second
+
+const pad = "      "
+
+func (h *humanView) line(label, text string) {
+	fmt.Fprintf(h.w, "%s%-9s %s\n", pad, label, text)
+}
+
+func (h *humanView) more(text string) {
+	for _, l := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		fmt.Fprintf(h.w, "%s%-9s %s\n", pad, "", l)
+	}
+}
+
+// Observe implements runbook.Observer.
+func (h *humanView) Observe(e runbook.Event) {
+	switch e.Type {
+	case runbook.EventRunStarted, runbook.EventRunResumed:
+		h.runStart, h.dry = e.Time, e.DryRun
+		for i, s := range e.Run.Steps {
+			h.index[s] = i + 1
+		}
+		h.total = len(e.Run.Steps)
+		verb := "run"
+		switch {
+		case e.Type == runbook.EventRunResumed:
+			verb = "resuming run"
+		case e.DryRun:
+			verb = "dry run"
+		}
+		fmt.Fprintf(h.w, "%s %s: runbook %s, cluster %s, by %s@%s\n", verb, e.RunID, e.Run.RunbookName, e.Run.Cluster, e.Run.User, e.Run.Host)
+		if e.DryRun {
+			fmt.Fprintf(h.w, "nothing will be changed: preconditions are evaluated, actions are only described\n")
+		}
+		if e.Run.PointOfNoReturn != "" && e.Type == runbook.EventRunStarted {
+			fmt.Fprintf(h.w, "point of no return: step %q (after it, no rollback)\n", e.Run.PointOfNoReturn)
+		}
+	case runbook.EventSection:
+		fmt.Fprintf(h.w, "\n== %s: %s\n", e.Section, e.Message)
+	case runbook.EventStep:
+		h.step(e)
+	case runbook.EventCheck:
+		h.check(e)
+	case runbook.EventWaiting:
+		key := e.Step + "/" + e.Check.Describe
+		if last, ok := h.lastWait[key]; ok && e.Time.Sub(last) < waitEvery {
+			return
+		}
+		h.lastWait[key] = e.Time
+		h.line("waiting", fmt.Sprintf("%s: %s (%s of %s)", e.Check.Describe, e.Check.Observed,
+			ms(e.Check.ElapsedMS), ms(e.Check.WithinMS)))
+	case runbook.EventApproval:
+		a := e.Approval
+		switch {
+		case a.Granted && e.Phase == "settle":
+			h.line("settled", fmt.Sprintf("%s by %s@%s (%s)", strings.TrimPrefix(a.Note, "settle: "), a.User, a.Host, a.How))
+		case a.Granted:
+			h.line("approved", fmt.Sprintf("by %s@%s (%s)", a.User, a.Host, a.How))
+		case a.How == "none":
+			h.line("stopped", a.Note)
+		default:
+			h.line("declined", fmt.Sprintf("by %s@%s (%s) %s", a.User, a.Host, a.How, a.Note))
+		}
+	case runbook.EventEffect:
+		label := "action"
+		if e.DryRun {
+			label = "would run"
+		}
+		h.line(label, fmt.Sprintf("%s: %s", e.Effect.Node, e.Effect.Command))
+	case runbook.EventOutput:
+		fmt.Fprintf(h.w, "%s%-9s | %s\n", pad, "", e.Output)
+	case runbook.EventNote:
+		h.line("note", e.Message)
+	case runbook.EventFact:
+		h.line("recorded", fmt.Sprintf("%s = %s", e.Fact.Key, e.Fact.Value))
+	case runbook.EventRunSuspended:
+		fmt.Fprintf(h.w, "\nsuspended: %s\n", e.Message)
+	case runbook.EventRunFinished:
+		h.finish(e)
+	}
+}
+
+func (h *humanView) step(e runbook.Event) {
+	switch e.State {
+	case runbook.StateChecking:
+		h.started[e.Step] = e.Time
+		h.header(e)
+	case runbook.StateRunning, runbook.StateVerifying, runbook.StateAwaitingApproval:
+		if _, ok := h.started[e.Step]; !ok { // a resumed step
+			h.started[e.Step] = e.Time
+			h.header(e)
+		}
+	case runbook.StateDone:
+		text := ms(e.Time.Sub(h.started[e.Step]).Milliseconds())
+		if e.Message != "" {
+			text += ": " + e.Message
+		}
+		h.line("done", text)
+	case runbook.StateFailed:
+		h.line("FAILED", fmt.Sprintf("%s: %s", e.Phase, e.Error))
+		if e.Phase == "requires" {
+			h.more("this step changed nothing")
+		}
+	case runbook.StateSkipped:
+		if !h.dry {
+			h.line("skipped", e.Message)
+		}
+	}
+}
+
+func (h *humanView) header(e runbook.Event) {
+	where := ""
+	if e.Section == runbook.SectionSteps || e.Section == "" {
+		if i := h.index[e.Step]; i > 0 {
+			where = fmt.Sprintf("[%d/%d] ", i, h.total)
+		}
+	} else {
+		where = fmt.Sprintf("[%s] ", e.Section)
+	}
+	fmt.Fprintf(h.w, "\n%s%s\n", where, e.Step)
+}
+
+func (h *humanView) check(e runbook.Event) {
+	c := e.Check
+	if c.NotEvaluated != "" {
+		h.line(e.Phase, fmt.Sprintf("-     %s (not evaluated: %s)", c.Describe, c.NotEvaluated))
+		return
+	}
+	verdict := strings.ToUpper(c.Status)
+	if c.Status == "pass" {
+		verdict = "pass"
+	}
+	h.line(e.Phase, fmt.Sprintf("%-5s %s", verdict, c.Describe))
+	if c.Status != "pass" {
+		if c.Observed != "" {
+			h.more("saw:  " + c.Observed)
+		}
+		if c.Wanted != "" {
+			h.more("want: " + c.Wanted)
+		}
+		if c.Detail != "" {
+			h.more(c.Detail)
+		}
+	}
+}
+
+func (h *humanView) finish(e runbook.Event) {
+	took := ms(e.Time.Sub(h.runStart).Milliseconds())
+	switch e.Outcome {
+	case runbook.OutcomeDone:
+		h.finalLine = fmt.Sprintf("done in %s; %s", took, e.Message)
+	case runbook.OutcomeDryRun:
+		h.finalLine = fmt.Sprintf("%s (%s)", e.Message, took)
+	default:
+		h.finalLine = fmt.Sprintf("%s at step %q after %s; %s", e.Outcome, e.Step, took, e.Message)
+	}
+	fmt.Fprintf(h.w, "\n%s\n", h.finalLine)
+}
+
+// ms renders milliseconds for a person: 850ms, 1.2s, 2m05s.
+func ms(v int64) string {
+	d := time.Duration(v) * time.Millisecond
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%dms", v)
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/switchover/switchover/runbook"
+)
+
+// runOpts are the flags of run, plan and resume.
+type runOpts struct {
+	planInput
+	dryRun    bool
+	yes       bool
+	approve   []string
+	logFormat string
+	takeOver  bool
+	g         *globalOpts
+}
+
+func (o *runOpts) addEngineFlags(c *cobra.Command) {
+	fs := c.Flags()
+	fs.BoolVar(&o.yes, "yes", false, "approve every destructive step (scripted runs)")
+	fs.StringArrayVar(&o.approve, "approve", nil, "approve one destructive or manual `STEP` by name (repeatable)")
+	fs.StringVar(&o.logFormat, "log-format", "human", "output: human, or json (one event per line)")
+	fs.BoolVar(&o.takeOver, "take-over", false, "take the cluster over from a run that was killed or suspended and never finished")
+}
+
+func newRunCmd(io *streams, g *globalOpts) *cobra.Command {
+	opts := &runOpts{g: g}
+	cmd := &cobra.Command{
+		Use:   "run FILE",
+		Short: "Run a runbook: check, ask, act, verify, step by step",
+		Long: `Run executes a runbook step by step. Each step's preconditions must pass before it
+acts; a destructive step asks first (at a terminal), or needs --yes or --approve STEP
+(without one). After the action, the postconditions are checked. A failure runs the
+step's rollback (before the point of no return) or repair section; the finally
+section always runs. Every transition is journaled; an interrupted run continues
+with 'switchover resume'.
+
+Exit codes: 0 done, 1 internal error, 2 invalid runbook or usage, 3 a precondition
+failed, 4 an action or postcondition failed, 5 declined or interrupted,
+6 another run holds the cluster.`,
+		Example: `  switchover run monthly.yaml -i prod.yaml                 # at a terminal: asks before each destructive step
+  switchover run monthly.yaml -i prod.yaml --dry-run       # rehearse: checks for real, changes nothing
+  switchover run monthly.yaml -i prod.yaml --approve promote --log-format json   # scripted`,
+		Args: exactArgs(1, "a runbook FILE"),
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.file = args[0]
+			return runRun(c.Context(), io, opts)
+		},
+	}
+	opts.addFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&opts.dryRun, "dry-run", false, "evaluate preconditions and describe every action; change nothing")
+	opts.addEngineFlags(cmd)
+	return cmd
+}
+
+func newPlanCmd(io *streams, g *globalOpts) *cobra.Command {
+	opts := &runOpts{g: g, dryRun: true}
+	cmd := &cobra.Command{
+		Use:   "plan FILE",
+		Short: "Dry run: evaluate every precondition for real and show what each action would do",
+		Long: `Plan is 'run --dry-run': it evaluates every precondition against the cluster (checks
+are read-only), prints the exact effect of every action, marks postconditions as not
+evaluated, shows the point of no return, and changes nothing. It exits 3 when a real
+run would stop at a precondition.`,
+		Args: exactArgs(1, "a runbook FILE"),
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.file = args[0]
+			return runRun(c.Context(), io, opts)
+		},
+	}
+	opts.addFlags(cmd.Flags())
+	cmd.Flags().StringVar(&opts.logFormat, "log-format", "human", "output: human, or json (one event per line)")
+	return cmd
+}
+
+// engineOptions builds what run and resume share.
+func engineOptions(ctx context.Context, io *streams, opts *runOpts) (runbook.Options, *humanView, error) {
+	o := runbook.Options{
+		DryRun: opts.dryRun, Yes: opts.yes, Approve: opts.approve, JournalDir: opts.g.journalDir,
+		TakeOver: opts.takeOver, Interrupt: interruptOf(ctx),
+	}
+	var hv *humanView
+	switch opts.logFormat {
+	case "human":
+		hv = newHumanView(io.out)
+		o.Observer = hv
+	case "json":
+		o.Observer = newJSONView(io.out)
+	default:
+		return o, nil, usagef("--log-format %q: want human or json", opts.logFormat)
+	}
+	if io.interactive && !opts.dryRun {
+		o.Operator = newPromptOperator(io)
+	}
+	return o, hv, nil
+}
+
+func runRun(ctx context.Context, io *streams, opts *runOpts) error {
+	o, hv, err := engineOptions(ctx, io, opts)
+	if err != nil {
+		return err
+	}
+	p, err := loadPlan(opts.planInput)
+	if err != nil {
+		return err
+	}
+	res, err := runbook.Run(ctx, p, o)
+	report(io, hv, res)
+	return err
+}
+
+// report ends human output with where the journal is.
+func report(io *streams, hv *humanView, res *runbook.Result) {
+	if hv == nil || res == nil || res.Journal == "" {
+		return
+	}
+	fmt.Fprintf(io.out, "journal: %s\n", res.Journal)
+}

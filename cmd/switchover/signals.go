@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/term"
+)
+
+func termIsTerminal(fd int) bool { return term.IsTerminal(fd) }
+
+type interruptKey struct{}
+
+// newSignalContext handles SIGINT and SIGTERM: the first asks the run to
+// stop at the next safe point (a running action finishes, no new step
+// starts, the run can be resumed); the second cancels the context, cutting
+// off what runs now (resume settles the step that was cut off).
+func newSignalContext(parent context.Context, io *streams) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	first := make(chan struct{})
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-sigs:
+				n++
+				if n == 1 {
+					close(first)
+					fmt.Fprintln(io.err, "\ninterrupt: stopping at the next safe point (a running action finishes); interrupt again to stop at once")
+					continue
+				}
+				fmt.Fprintln(io.err, "\ninterrupt: stopping at once; `switchover resume` settles the step that was cut off")
+				cancel()
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	ctx = context.WithValue(ctx, interruptKey{}, (<-chan struct{})(first))
+	return ctx, func() { signal.Stop(sigs); cancel() }
+}
+
+// interruptOf returns the channel closed at the first interrupt.
+func interruptOf(ctx context.Context) <-chan struct{} {
+	ch, _ := ctx.Value(interruptKey{}).(<-chan struct{})
+	return ch
+}

@@ -1,0 +1,147 @@
+// Package cluster is the in-memory model of the cluster a runbook acts on:
+// its nodes, how to reach their hosts, and the facts a run learns on the way.
+// The runbook package builds it from an inventory file; checks and steps read
+// it through a Target.
+package cluster
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/switchover/switchover/internal/transport"
+)
+
+// Cluster is what an inventory describes.
+type Cluster struct {
+	Name    string
+	Nodes   map[string]*Node
+	Pooler  *Pooler  // nil when clients connect directly
+	Manager *Manager // nil when no cluster manager runs
+}
+
+// Node is one PostgreSQL server of the cluster.
+type Node struct {
+	Name     string
+	Conninfo string // libpq connection string; may hold a password
+	Host     Host
+	DataDir  string
+	BinDir   string
+}
+
+// Host says how commands reach a node's machine.
+type Host struct {
+	Transport string // "local" (the only one so far) or "ssh"
+	Address   string // for ssh: user@host[:port]
+}
+
+// Pooler is the connection pooler clients go through.
+type Pooler struct {
+	Kind     string // "pgbouncer"
+	Admin    string // connection string of the admin console
+	Database string // the client-facing database entry
+	Config   string // path of the pooler's configuration file
+	Host     Host
+}
+
+// Manager is the cluster manager that could fail over on its own.
+type Manager struct {
+	Kind string // "patroni"
+	URLs []string
+}
+
+// NodeNames returns the node names, sorted.
+func (c *Cluster) NodeNames() []string {
+	if c == nil {
+		return nil
+	}
+	out := make([]string, 0, len(c.Nodes))
+	for n := range c.Nodes {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Executor returns how to run commands on the host of node; the empty name
+// means this machine.
+func (c *Cluster) Executor(node string) (transport.Executor, error) {
+	if node == "" {
+		return transport.Local{}, nil
+	}
+	if c == nil {
+		return nil, fmt.Errorf("node %q: no inventory given", node)
+	}
+	n, ok := c.Nodes[node]
+	if !ok {
+		return nil, fmt.Errorf("node %q is not in the inventory", node)
+	}
+	switch n.Host.Transport {
+	case "", "local":
+		return transport.Local{}, nil
+	}
+	return nil, fmt.Errorf("node %q: transport %q is not supported yet", node, n.Host.Transport)
+}
+
+// Facts is what a run learns while it goes and later steps need, such as the
+// shutdown checkpoint LSN of a stopped primary. The engine journals every
+// fact, so a resumed run knows what the interrupted one learned.
+type Facts struct {
+	mu sync.Mutex
+	m  map[string]string
+	// OnSet is called with every new fact; the engine journals it.
+	OnSet func(key, value string)
+}
+
+// Set records a fact.
+func (f *Facts) Set(key, value string) {
+	f.mu.Lock()
+	if f.m == nil {
+		f.m = map[string]string{}
+	}
+	f.m[key] = value
+	hook := f.OnSet
+	f.mu.Unlock()
+	if hook != nil {
+		hook(key, value)
+	}
+}
+
+// Restore records a fact without calling OnSet (a resumed run replays them).
+func (f *Facts) Restore(key, value string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = map[string]string{}
+	}
+	f.m[key] = value
+}
+
+// Get returns a fact and whether it is known.
+func (f *Facts) Get(key string) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.m[key]
+	return v, ok
+}
+
+// Target is what a check or a step acts on: the cluster, the facts of the
+// run, and a place to report output as it comes.
+type Target struct {
+	Cluster *Cluster
+	Facts   *Facts
+	// Output receives a line of action output as it is produced; may be nil.
+	Output func(line string)
+}
+
+// Print sends a line of output to the run's observer, if any.
+func (t *Target) Print(line string) {
+	if t != nil && t.Output != nil {
+		t.Output(line)
+	}
+}
+
+// Executor returns the executor for node (see Cluster.Executor).
+func (t *Target) Executor(node string) (transport.Executor, error) {
+	return t.Cluster.Executor(node)
+}

@@ -1,0 +1,141 @@
+// Package transport runs shell commands on the host of a node: locally for
+// now, over ssh later. Checks and steps see only the Executor interface, so
+// their logic does not depend on where the host is.
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Executor runs one shell command on a host and returns what it printed.
+type Executor interface {
+	// Run executes command with /bin/sh -c. A command that runs and exits
+	// non-zero is not an error: its exit code is in the Output. Err is for
+	// commands that could not be started or were cut off by ctx.
+	Run(ctx context.Context, command string) (Output, error)
+	// Where names the host for messages and plans, e.g. "local".
+	Where() string
+}
+
+// Output is what a command left behind.
+type Output struct {
+	Stdout   string
+	Stderr   string
+	ExitCode int
+	Elapsed  time.Duration
+}
+
+// Combined returns stdout and stderr, trimmed, for one-line reports.
+func (o Output) Combined() string {
+	parts := []string{}
+	if s := strings.TrimSpace(o.Stdout); s != "" {
+		parts = append(parts, s)
+	}
+	if s := strings.TrimSpace(o.Stderr); s != "" {
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "\n")
+}
+
+// maxOutput caps what is kept of a command's stdout and stderr each, so a
+// chatty command cannot fill memory or the journal.
+const maxOutput = 64 << 10
+
+// pipeGrace is how long Run keeps reading output after the shell has exited
+// while a process it left behind still holds stdout or stderr open, such as
+// a postmaster started by pg_ctl without -l. Without it, Run would wait for
+// that daemon to exit, and a successful start would look like a timeout.
+const pipeGrace = time.Second
+
+// Local runs commands on this machine.
+type Local struct{}
+
+var _ Executor = Local{}
+
+// Where implements Executor.
+func (Local) Where() string { return "local" }
+
+// Run implements Executor. The command runs in its own process group, so a
+// timeout stops the whole pipeline it started and not only the shell, and it
+// is killed if this process dies (the parent-death signal), so a killed run
+// does not leave a half-finished action running behind the operator's back.
+func (Local) Run(ctx context.Context, command string) (Output, error) {
+	cmd := exec.Command("/bin/sh", "-c", command)
+	var stdout, stderr capped
+	stdout.limit, stderr.limit = maxOutput, maxOutput
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.WaitDelay = pipeGrace
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return Output{}, fmt.Errorf("start /bin/sh: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
+		out := Output{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: -1, Elapsed: time.Since(start)}
+		return out, fmt.Errorf("command cut off after %s: %w", out.Elapsed.Round(time.Millisecond), ctx.Err())
+	}
+	out := Output{Stdout: stdout.String(), Stderr: stderr.String(), Elapsed: time.Since(start)}
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.Is(err, exec.ErrWaitDelay):
+		// The shell exited 0; only a process it left running still held
+		// the output. That is a success, not a failure to run.
+	case errors.As(err, &exitErr):
+		out.ExitCode = exitErr.ExitCode()
+	default:
+		return out, err
+	}
+	return out, nil
+}
+
+// capped is a buffer that keeps the first limit bytes and counts the rest.
+// It is safe for concurrent use: after a cut-off Run may read it while a
+// process that escaped the kill is still writing to it.
+type capped struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	limit   int
+	dropped int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	room := c.limit - c.buf.Len()
+	if room >= len(p) {
+		return c.buf.Write(p)
+	}
+	if room > 0 {
+		c.buf.Write(p[:room])
+	}
+	c.dropped += len(p) - max(room, 0)
+	return len(p), nil
+}
+
+func (c *capped) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dropped > 0 {
+		return c.buf.String() + fmt.Sprintf("\n[%d more bytes not kept]", c.dropped)
+	}
+	return c.buf.String()
+}

@@ -1,0 +1,97 @@
+package runbook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// dryRun evaluates every precondition for real (checks are read-only by
+// contract), describes every action without running it, and marks every
+// postcondition as not evaluated: each depends on its step's action.
+//
+// A precondition of a step that no action precedes is as good as in a real
+// run: its failure means the real run would stop there (exit 3). One after
+// an action is evaluated once, on the cluster as it is now, and reported as
+// such: in a real run the earlier action may have made it true.
+func (e *engine) dryRun(ctx context.Context, res *Result) error {
+	firstAction := -1
+	for i, s := range e.p.Steps {
+		if s.Action != nil {
+			firstAction = i
+			break
+		}
+	}
+	var blocking *StepError
+	for i, s := range e.p.Steps {
+		e.cur = s
+		if err := e.transition(s, StateChecking, "", "dry run", nil); err != nil {
+			return err
+		}
+		beforeActions := firstAction < 0 || i <= firstAction
+		err := e.conds(ctx, s, s.Requires, "requires", beforeActions)
+		switch {
+		case errors.Is(err, errInterrupted), errors.Is(err, errKilled):
+			return &StepError{Step: s.Name, Phase: "interrupted", Err: fmt.Errorf("%w: %v", ErrDeclined, err)}
+		case err != nil && beforeActions:
+			if blocking == nil {
+				blocking = &StepError{Step: s.Name, Phase: "requires", Err: err}
+			}
+		case err != nil:
+			e.note(s, fmt.Sprintf("evaluated on the cluster as it is now, before step %q has acted; in a real run it may hold", e.p.Steps[firstAction].Name))
+		}
+		e.describeStep(s)
+		_ = e.transition(s, StateSkipped, "", "dry run: not run", nil)
+	}
+	for _, sec := range e.p.Runbook.Rollback {
+		e.describeSection(RollbackSection(sec.Name), e.p.Rollback[sec.Name])
+	}
+	for _, sec := range e.p.Runbook.Repair {
+		e.describeSection(RepairSection(sec.Name), e.p.Repair[sec.Name])
+	}
+	e.describeSection(SectionFinally, e.p.Finally)
+	res.Outcome = OutcomeDryRun
+	ev := Event{Type: EventRunFinished, Outcome: OutcomeDryRun, Message: "dry run: nothing was changed"}
+	if blocking != nil {
+		ev.Step, ev.Error = blocking.Step, blocking.Err.Error()
+		ev.Message = fmt.Sprintf("dry run: nothing was changed; a real run would stop at step %q", blocking.Step)
+	}
+	_ = e.emit(ev)
+	if blocking != nil {
+		return blocking
+	}
+	return nil
+}
+
+// describeStep emits what a step's action would do and its postconditions
+// as not evaluated.
+func (e *engine) describeStep(s *Step) {
+	t := e.target()
+	if s.Action != nil {
+		eff := s.Action.Describe(t)
+		_ = e.emit(Event{Type: EventEffect, Section: s.Section, Step: s.Name, Effect: &eff})
+	}
+	for _, c := range s.Ensures {
+		_ = e.emit(Event{Type: EventCheck, Section: s.Section, Step: s.Name, Phase: "ensures", Check: &CheckEvent{
+			Kind: c.Kind, Describe: c.Check.Describe(t), Status: "unknown",
+			NotEvaluated: fmt.Sprintf("after step %q acts", s.Name), WithinMS: c.Within.Milliseconds(),
+		}})
+	}
+}
+
+func (e *engine) describeSection(sec Section, list []*Step) {
+	if len(list) == 0 {
+		return
+	}
+	_ = e.emit(Event{Type: EventSection, Section: sec, Message: "dry run: shown, not run"})
+	for _, s := range list {
+		e.cur = s
+		t := e.target()
+		for _, c := range s.Requires {
+			_ = e.emit(Event{Type: EventCheck, Section: s.Section, Step: s.Name, Phase: "requires", Check: &CheckEvent{
+				Kind: c.Kind, Describe: c.Check.Describe(t), Status: "unknown", NotEvaluated: "runs only if the section runs",
+			}})
+		}
+		e.describeStep(s)
+	}
+}

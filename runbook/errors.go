@@ -1,0 +1,138 @@
+package runbook
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Sentinel errors for the outcomes the CLI maps to exit codes. Errors the
+// engine returns wrap exactly one of them.
+var (
+	// ErrInvalid: the runbook, the inventory or the invocation is wrong (exit 2).
+	ErrInvalid = errors.New("invalid")
+	// ErrPrecondition: a precondition failed; the step did not act (exit 3).
+	ErrPrecondition = errors.New("precondition failed")
+	// ErrAction: an action or a postcondition failed; the cluster may have
+	// changed (exit 4).
+	ErrAction = errors.New("action failed")
+	// ErrDeclined: an approval was refused or could not be asked for, or the
+	// operator interrupted the run (exit 5).
+	ErrDeclined = errors.New("declined")
+	// ErrLocked: another run holds the cluster (exit 6).
+	ErrLocked = errors.New("locked")
+)
+
+// Pos is a place in a runbook or inventory file.
+type Pos struct {
+	File string `json:"file,omitempty"`
+	Line int    `json:"line,omitempty"`
+	Col  int    `json:"col,omitempty"`
+}
+
+// String renders file:line:col, dropping what is unknown.
+func (p Pos) String() string {
+	switch {
+	case p.Line == 0:
+		return p.File
+	case p.Col == 0:
+		return fmt.Sprintf("%s:%d", p.File, p.Line)
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+}
+
+// Problem is one thing wrong with a runbook or an inventory.
+type Problem struct {
+	Pos Pos
+	Msg string
+}
+
+func (p Problem) String() string {
+	if s := p.Pos.String(); s != "" {
+		return s + ": " + p.Msg
+	}
+	return p.Msg
+}
+
+// ValidationError lists every problem found, in file order.
+type ValidationError struct {
+	Problems []Problem
+}
+
+func (e *ValidationError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+
+// problems collects Problems while a file is read.
+type problems []Problem
+
+func (ps *problems) add(pos Pos, format string, args ...any) {
+	*ps = append(*ps, Problem{Pos: pos, Msg: fmt.Sprintf(format, args...)})
+}
+
+// err returns a *ValidationError sorted by position, or nil.
+func (ps problems) err() error {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := append([]Problem(nil), ps...)
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i].Pos, out[j].Pos
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Col < b.Col
+	})
+	return &ValidationError{Problems: out}
+}
+
+// StepError is how a run that stopped at a step reports it: which steps had
+// completed, which failed and in which phase, and what recovery did. It
+// wraps the sentinel for the exit code.
+type StepError struct {
+	Step      string   // the step that stopped the run
+	Phase     string   // requires, approval, action, ensures, settle, interrupted
+	Completed []string // steps whose actions completed, in order
+	Recovery  string   // what ran after the failure, e.g. "rollback restore-primary: done"
+	Err       error    // the cause; wraps a sentinel
+}
+
+func (e *StepError) Error() string {
+	return fmt.Sprintf("step %q: %v", e.Step, e.Err)
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// LockedError says who holds the cluster.
+type LockedError struct {
+	Cluster string
+	Holder  Holder
+	// Stale is true when the holder is gone but its run never finished: it
+	// was killed or suspended, and must be resumed or taken over.
+	Stale bool
+}
+
+func (e *LockedError) Error() string {
+	h := e.Holder
+	if e.Stale {
+		return fmt.Sprintf("cluster %q: run %s (%s@%s, pid %d, since %s) did not finish; "+
+			"resume it with `switchover resume %s`, or take the cluster over with --take-over",
+			e.Cluster, h.RunID, h.User, h.Host, h.PID, h.Since.Format("2006-01-02 15:04:05 MST"), h.RunID)
+	}
+	return fmt.Sprintf("cluster %q is held by run %s (%s@%s, pid %d, since %s)",
+		e.Cluster, h.RunID, h.User, h.Host, h.PID, h.Since.Format("2006-01-02 15:04:05 MST"))
+}
+
+// Is makes errors.Is(err, ErrLocked) true.
+func (e *LockedError) Is(target error) bool { return target == ErrLocked }

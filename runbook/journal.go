@@ -1,0 +1,208 @@
+package runbook
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Journal is the append-only record of one run: one JSON event per line,
+// synced to disk before the engine acts on it, readable only by its owner.
+type Journal struct {
+	mu   sync.Mutex
+	f    *os.File
+	path string
+}
+
+// DefaultJournalDir is where journals go when --journal-dir is not given:
+// $XDG_STATE_HOME/switchover, else ~/.local/state/switchover.
+func DefaultJournalDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "switchover")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "switchover")
+	}
+	return filepath.Join(os.TempDir(), "switchover-state")
+}
+
+func runsDir(dir string) string { return filepath.Join(dir, "runs") }
+
+// JournalPath is where the journal of run id lives.
+func JournalPath(dir, id string) string { return filepath.Join(runsDir(dir), id+".jsonl") }
+
+// NewRunID returns a run id that sorts by start time: 20261121T102530Z-3f2a9c.
+func NewRunID(now time.Time) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+}
+
+// createJournal starts the journal of a new run, proving on the way that the
+// directory is writable: a run that cannot keep its record does not start.
+func createJournal(dir, id string) (*Journal, error) {
+	if err := os.MkdirAll(runsDir(dir), 0o700); err != nil {
+		return nil, fmt.Errorf("journal directory %s: %w", dir, err)
+	}
+	path := JournalPath(dir, id)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	return &Journal{f: f, path: path}, nil
+}
+
+// openJournal reopens the journal of a run to append to it (resume).
+func openJournal(dir, id string) (*Journal, error) {
+	path := JournalPath(dir, id)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	return &Journal{f: f, path: path}, nil
+}
+
+// Path is the journal's file name.
+func (j *Journal) Path() string { return j.path }
+
+// append writes one event and syncs it to disk.
+func (j *Journal) append(e Event) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("journal: encode %s event: %w", e.Type, err)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, err := j.f.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	if err := j.f.Sync(); err != nil {
+		return fmt.Errorf("journal %s: sync: %w", j.path, err)
+	}
+	return nil
+}
+
+func (j *Journal) close() error { return j.f.Close() }
+
+// ReadJournal reads the events of a run. A last line cut short by a crash
+// is ignored: everything before it was synced whole.
+func ReadJournal(dir, id string) ([]Event, error) {
+	f, err := os.Open(JournalPath(dir, id))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: no run %q in %s", ErrInvalid, id, dir)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	var out []Event
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	line := 0
+	var bad error
+	for sc.Scan() {
+		line++
+		if bad != nil {
+			return nil, bad // a bad line that was not the last one
+		}
+		var e Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			bad = fmt.Errorf("journal %s:%d: %w", JournalPath(dir, id), line, err)
+			continue
+		}
+		out = append(out, e)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 || out[0].Type != EventRunStarted || out[0].Run == nil {
+		return nil, fmt.Errorf("journal %s: does not start with a run.started event", JournalPath(dir, id))
+	}
+	return out, nil
+}
+
+// RunSummary is one journaled run as `switchover runs` lists it.
+type RunSummary struct {
+	ID       string    `json:"run_id"`
+	Started  time.Time `json:"started"`
+	Runbook  string    `json:"runbook"`
+	Cluster  string    `json:"cluster"`
+	DryRun   bool      `json:"dry_run,omitempty"`
+	Status   string    `json:"status"` // an Outcome, or running, interrupted
+	LastStep string    `json:"last_step,omitempty"`
+	User     string    `json:"user"`
+}
+
+// Finished reports whether the run reached an end (anything but
+// interrupted, suspended or still running).
+func (s RunSummary) Finished() bool {
+	switch s.Status {
+	case "running", "interrupted", string(OutcomeSuspended):
+		return false
+	}
+	return true
+}
+
+// ListRuns returns the journaled runs in dir, newest first.
+func ListRuns(dir string) ([]RunSummary, error) {
+	entries, err := os.ReadDir(runsDir(dir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []RunSummary
+	for _, ent := range entries {
+		id, ok := strings.CutSuffix(ent.Name(), ".jsonl")
+		if !ok {
+			continue
+		}
+		evs, err := ReadJournal(dir, id)
+		if err != nil {
+			out = append(out, RunSummary{ID: id, Status: "unreadable: " + err.Error()})
+			continue
+		}
+		out = append(out, summarize(dir, id, evs))
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].Started.Equal(out[j].Started) {
+			return out[i].Started.After(out[j].Started)
+		}
+		return out[i].ID > out[j].ID
+	})
+	return out, nil
+}
+
+func summarize(dir, id string, evs []Event) RunSummary {
+	info := evs[0].Run
+	s := RunSummary{ID: id, Started: evs[0].Time, Runbook: info.Runbook, Cluster: info.Cluster,
+		DryRun: evs[0].DryRun, User: info.User, Status: "interrupted"}
+	for _, e := range evs {
+		switch e.Type {
+		case EventStep:
+			s.LastStep = e.Step
+		case EventRunFinished:
+			s.Status = string(e.Outcome)
+		case EventRunSuspended:
+			s.Status = string(OutcomeSuspended)
+		case EventRunResumed:
+			s.Status = "interrupted"
+		}
+	}
+	if s.Status == "interrupted" && !s.DryRun {
+		if h, held := lockHeld(dir, info.Cluster); held && h.RunID == id {
+			s.Status = "running"
+		}
+	}
+	return s
+}

@@ -1,0 +1,158 @@
+package runbook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// RunRecord is what a journal says about a run, enough to rebuild its plan.
+type RunRecord struct {
+	ID       string
+	Info     RunInfo
+	Events   []Event
+	Summary  RunSummary
+	Finished bool
+}
+
+// ReadRun reads the journal of a run.
+func ReadRun(dir, id string) (*RunRecord, error) {
+	evs, err := ReadJournal(dir, id)
+	if err != nil {
+		return nil, err
+	}
+	s := summarize(dir, id, evs)
+	return &RunRecord{ID: id, Info: *evs[0].Run, Events: evs, Summary: s, Finished: s.Finished()}, nil
+}
+
+// LatestUnfinished returns the id of the newest run in dir that did not
+// finish, or "" when there is none.
+func LatestUnfinished(dir string) (string, error) {
+	runs, err := ListRuns(dir)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range runs {
+		if !r.Finished() && !r.DryRun {
+			return r.ID, nil
+		}
+	}
+	return "", nil
+}
+
+// Resume continues an unfinished run from its journal: done steps are
+// skipped, a step cut off mid-action is settled (see settle), a recovery or
+// finally section under way goes on where it stopped. The plan must be
+// built from the same runbook and inventory the run started with.
+func Resume(ctx context.Context, p *Plan, id string, o Options) (*Result, error) {
+	e, err := newEngine(p, o)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := ReadRun(e.o.JournalDir, id)
+	if err != nil {
+		return nil, err
+	}
+	info := rec.Info
+	switch {
+	case rec.Events[0].DryRun:
+		return nil, fmt.Errorf("%w: run %s was a dry run; there is nothing to resume", ErrInvalid, id)
+	case rec.Finished:
+		return nil, fmt.Errorf("%w: run %s already finished (%s); start a new run", ErrInvalid, id, rec.Summary.Status)
+	case rec.Summary.Status == "running":
+		h, _ := lockHeld(e.o.JournalDir, info.Cluster)
+		return nil, &LockedError{Cluster: info.Cluster, Holder: h}
+	case info.RunbookDigest != p.Runbook.Digest:
+		return nil, fmt.Errorf("%w: runbook %s changed since run %s started; resume needs the runbook it started with", ErrInvalid, p.Runbook.File, id)
+	case p.Inventory != nil && info.InventoryDigest != p.Inventory.Digest:
+		return nil, fmt.Errorf("%w: inventory %s changed since run %s started; resume needs the inventory it started with", ErrInvalid, p.Inventory.File, id)
+	case info.Cluster != p.LockName:
+		return nil, fmt.Errorf("%w: run %s is on cluster %q, not %q", ErrInvalid, id, info.Cluster, p.LockName)
+	}
+	e.runID = id
+	h := Holder{RunID: id, User: e.o.Identity.User, Host: e.o.Identity.Host, PID: os.Getpid(), Since: e.o.now()}
+	lock, err := acquireLock(e.o.JournalDir, p.LockName, h, id, o.TakeOver)
+	if err != nil {
+		return nil, notStarted(err)
+	}
+	e.j, err = openJournal(e.o.JournalDir, id)
+	if err != nil {
+		lock.release(false)
+		return nil, notStarted(err)
+	}
+	defer e.j.close()
+	res := &Result{RunID: id, Journal: e.j.Path()}
+	pos := e.replay(rec.Events)
+	now := e.runInfo()
+	if err := e.emit(Event{Type: EventRunResumed, Run: now, Message: fmt.Sprintf("resumed by %s@%s", now.User, now.Host)}); err != nil {
+		lock.release(false)
+		return res, notStarted(err)
+	}
+	err = e.execute(ctx, pos, res)
+	lock.release(res.Outcome != OutcomeSuspended && !errors.Is(err, errKilled) && !isSettleStop(err))
+	return res, err
+}
+
+// replay rebuilds where a run stood from its events.
+func (e *engine) replay(evs []Event) *position {
+	pos := &position{done: map[string]bool{}, caught: map[string]StepState{}}
+	states := map[string]Event{}
+	ran := map[string]bool{}
+	var lastRecovery Section
+	for _, ev := range evs {
+		switch ev.Type {
+		case EventStep:
+			states[ev.Step] = ev
+			if ev.State == StateRunning && !ran[ev.Step] {
+				ran[ev.Step] = true
+				e.changed = append(e.changed, ev.Step)
+			}
+		case EventApproval:
+			if ev.Approval != nil && ev.Approval.Granted && ev.Phase != "settle" {
+				e.approved[ev.Step] = true
+				if ev.Approval.Note == "cluster name typed" {
+					e.askedCluster = true
+				}
+			}
+		case EventFact:
+			if ev.Fact != nil {
+				e.facts.Restore(ev.Fact.Key, ev.Fact.Value)
+			}
+		case EventSection:
+			if ev.DryRun {
+				continue
+			}
+			pos.section = ev.Section
+			if ev.Section != SectionFinally {
+				lastRecovery = ev.Section
+				pos.failure = &StepError{Step: ev.Step, Phase: ev.Phase, Err: fmt.Errorf("%w: %s", sentinelFor(ev.Phase), ev.Error)}
+			} else if pos.failure != nil {
+				pos.failure.Recovery = fmt.Sprintf("%s ran before the interruption", lastRecovery)
+			}
+		}
+	}
+	for name, ev := range states {
+		switch ev.State {
+		case StateDone:
+			pos.done[name] = true
+		case StateRunning, StateVerifying:
+			pos.caught[name] = ev.State
+		}
+	}
+	if pos.section == "" {
+		for _, s := range e.p.Steps {
+			ev, ok := states[s.Name]
+			if ok && (ev.State == StateFailed || ev.State == StateSkipped) {
+				pos.failure = &StepError{Step: s.Name, Phase: ev.Phase, Err: fmt.Errorf("%w: %s", sentinelFor(ev.Phase), ev.Error+ev.Message)}
+				break
+			}
+		}
+	}
+	for _, s := range e.p.Steps {
+		if s.PointOfNoReturn && pos.done[s.Name] {
+			e.pastPONR = true
+		}
+	}
+	return pos
+}

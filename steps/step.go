@@ -1,0 +1,93 @@
+// Package steps holds the actions a runbook step can take. Each kind is one
+// small type in a file of its own, registered by name with its parameter
+// schema, and able to describe its exact effect for the dry run and the
+// approval prompt before it is applied.
+package steps
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/params"
+)
+
+// Effect is what a step will do, exactly, shown before it does it.
+type Effect struct {
+	Node    string // where it acts, e.g. "local" or "pg1 (local)"
+	Command string // the exact command line or SQL
+	Changes string // what it changes, in a DBA's words; empty for no change
+}
+
+// Step is one configured action.
+type Step interface {
+	// Describe returns the exact effect without acting.
+	Describe(t *cluster.Target) Effect
+	// Apply acts. It must honour ctx; output goes to t.Print.
+	Apply(ctx context.Context, t *cluster.Target) error
+}
+
+// Manual is implemented by steps whose action is a person's confirmation
+// that they did something (a checklist item). The engine asks the operator
+// instead of calling Apply; in scripted mode only --approve STEP confirms it.
+type Manual interface {
+	Step
+	Checklist() string
+}
+
+// Definition registers a kind of step.
+type Definition struct {
+	Kind   string
+	Doc    string
+	Params []params.Spec
+	// Destructive kinds always need approval, whatever the runbook says.
+	Destructive bool
+	New         func(v params.Values) (Step, error)
+}
+
+var (
+	mu       sync.RWMutex
+	registry = map[string]Definition{}
+)
+
+// Register adds a kind of step. It panics on a duplicate.
+func Register(d Definition) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := registry[d.Kind]; dup {
+		panic(fmt.Sprintf("steps: %q registered twice", d.Kind))
+	}
+	registry[d.Kind] = d
+}
+
+// Lookup returns the definition of a kind.
+func Lookup(kind string) (Definition, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	d, ok := registry[kind]
+	return d, ok
+}
+
+// Kinds returns every registered definition, sorted by kind.
+func Kinds() []Definition {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]Definition, 0, len(registry))
+	for _, d := range registry {
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Kind < out[j].Kind })
+	return out
+}
+
+// Names returns every registered kind, sorted; used for suggestions.
+func Names() []string {
+	defs := Kinds()
+	out := make([]string, len(defs))
+	for i, d := range defs {
+		out[i] = d.Kind
+	}
+	return out
+}
