@@ -214,8 +214,7 @@ func (e *engine) redactEvent(ev *Event) {
 		ev.Check = &c
 	}
 	if ev.Effect != nil {
-		f := *ev.Effect
-		f.Command, f.Node, f.Changes = r(f.Command), r(f.Node), r(f.Changes)
+		f := e.redactEffect(*ev.Effect)
 		ev.Effect = &f
 	}
 	if ev.Fact != nil {
@@ -232,6 +231,14 @@ func (e *engine) redactEvent(ev *Event) {
 		}
 		ev.Run = &info
 	}
+}
+
+// redactEffect masks the secrets in an effect, for events and for the
+// operator's questions alike.
+func (e *engine) redactEffect(f steps.Effect) steps.Effect {
+	r := e.red.Redact
+	f.Command, f.Node, f.Changes = r(f.Command), r(f.Node), r(f.Changes)
+	return f
 }
 
 func (e *engine) transition(s *Step, st StepState, phase, msg string, cause error) error {
@@ -316,7 +323,7 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 	if o.DryRun {
 		return res, e.dryRun(ctx, res)
 	}
-	if err := e.preapprove(); err != nil {
+	if err := e.preapprove(nil); err != nil {
 		res.Outcome = OutcomeDeclined
 		var se *StepError
 		errors.As(err, &se)
@@ -339,13 +346,14 @@ func notStarted(err error) error {
 
 // preapprove refuses a scripted run up front when a step that needs
 // approval has none, so that it does not stop half-way.
-func (e *engine) preapprove() error {
+func (e *engine) preapprove(done map[string]bool) error {
 	if e.o.Operator != nil {
 		return nil
 	}
 	var missing []string
 	for _, s := range e.p.AllSteps() {
 		switch {
+		case done[s.Name] || e.approved[s.Name]:
 		case s.Manual && !e.approve[s.Name]:
 			missing = append(missing, s.Name)
 		case s.Destructive && !e.o.Yes && !e.approve[s.Name]:
@@ -441,6 +449,11 @@ func (e *engine) execute(ctx context.Context, pos *position, res *Result) (err e
 		}
 	} else {
 		failedStep = e.p.Step(failure.Step)
+	}
+	if failure != nil && errors.Is(failure, ErrPrecondition) && len(e.changed) > 0 {
+		// A precondition failure means "nothing changed" (exit 3); here
+		// earlier steps had acted, so the cluster may have changed.
+		failure.Err = fmt.Errorf("%w: %v, after %s had acted", ErrAction, failure.Err, strings.Join(e.changed, ", "))
 	}
 	res.Changed = e.changed
 	if failure != nil {
@@ -679,8 +692,18 @@ func (e *engine) fail(s *Step, phase string, err error) error {
 	if !errors.Is(err, ErrPrecondition) && !errors.Is(err, ErrAction) && !errors.Is(err, ErrDeclined) {
 		err = fmt.Errorf("%w: %v", sentinelFor(phase), err)
 	}
-	return &StepError{Step: s.Name, Phase: phase, Err: err}
+	return &StepError{Step: s.Name, Phase: phase, Err: &maskedError{err: err, text: e.red.Redact(err.Error())}}
 }
+
+// maskedError is an error whose text has its secrets masked; it still
+// unwraps to the original, so the sentinels and exit codes hold.
+type maskedError struct {
+	err  error
+	text string
+}
+
+func (m *maskedError) Error() string { return m.text }
+func (m *maskedError) Unwrap() error { return m.err }
 
 // act runs the action and the postconditions of a step whose
 // preconditions and approval are settled.
@@ -741,7 +764,7 @@ func (e *engine) approveStep(ctx context.Context, s *Step) error {
 			q.Kind = AskManual
 		}
 		if s.Action != nil {
-			q.Effect = s.Action.Describe(e.target())
+			q.Effect = e.redactEffect(s.Action.Describe(e.target()))
 		}
 		if q.Kind == AskApprove && !e.askedCluster {
 			q.TypeToConfirm = e.p.LockName
@@ -987,7 +1010,7 @@ func (e *engine) settle(ctx context.Context, s *Step, caught StepState) error {
 		choice = e.o.Settle
 	case e.o.Operator != nil:
 		ans, err := e.o.Operator.Ask(ctx, Question{Kind: AskSettle, Step: s, Cluster: e.p.LockName,
-			Effect: s.Action.Describe(e.target()), Detail: fmt.Sprintf("step %q was cut off while its action ran, and %s", s.Name, why),
+			Effect: e.redactEffect(s.Action.Describe(e.target())), Detail: fmt.Sprintf("step %q was cut off while its action ran, and %s", s.Name, why),
 			Choices: []string{SettleRerun, SettleDone, SettleAbort}})
 		if err != nil {
 			return &settleStop{msg: fmt.Sprintf("step %q: no answer to settle it: %v", s.Name, err)}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 )
 
 // RunRecord is what a journal says about a run, enough to rebuild its plan.
@@ -89,6 +90,10 @@ func Resume(ctx context.Context, p *Plan, id string, o Options) (*Result, error)
 		lock.release(false)
 		return res, notStarted(err)
 	}
+	if err := e.preapprove(pos.done); err != nil {
+		lock.release(false)
+		return res, err
+	}
 	err = e.execute(ctx, pos, res)
 	lock.release(res.Outcome != OutcomeSuspended && !errors.Is(err, errKilled) && !isSettleStop(err))
 	return res, err
@@ -101,8 +106,14 @@ func (e *engine) replay(evs []Event) *position {
 	ran := map[string]bool{}
 	var lastRecovery Section
 	for _, ev := range evs {
+		e.seq = max(e.seq, ev.Seq) // the resumed run's events number on
 		switch ev.Type {
 		case EventStep:
+			if ev.State == StateVerifying && ev.Phase == "settle" {
+				// Settling re-checks a step cut off earlier; it says
+				// nothing new about whether its action finished.
+				continue
+			}
 			states[ev.Step] = ev
 			if ev.State == StateRunning && !ran[ev.Step] {
 				ran[ev.Step] = true
@@ -126,7 +137,7 @@ func (e *engine) replay(evs []Event) *position {
 			pos.section = ev.Section
 			if ev.Section != SectionFinally {
 				lastRecovery = ev.Section
-				pos.failure = &StepError{Step: ev.Step, Phase: ev.Phase, Err: fmt.Errorf("%w: %s", sentinelFor(ev.Phase), ev.Error)}
+				pos.failure = &StepError{Step: ev.Step, Phase: ev.Phase, Err: journaledFailure(ev.Phase, ev.Error)}
 			} else if pos.failure != nil {
 				pos.failure.Recovery = fmt.Sprintf("%s ran before the interruption", lastRecovery)
 			}
@@ -144,7 +155,7 @@ func (e *engine) replay(evs []Event) *position {
 		for _, s := range e.p.Steps {
 			ev, ok := states[s.Name]
 			if ok && (ev.State == StateFailed || ev.State == StateSkipped) {
-				pos.failure = &StepError{Step: s.Name, Phase: ev.Phase, Err: fmt.Errorf("%w: %s", sentinelFor(ev.Phase), ev.Error+ev.Message)}
+				pos.failure = &StepError{Step: s.Name, Phase: ev.Phase, Err: journaledFailure(ev.Phase, ev.Error+ev.Message)}
 				break
 			}
 		}
@@ -155,4 +166,25 @@ func (e *engine) replay(evs []Event) *position {
 		}
 	}
 	return pos
+}
+
+// journaledError is a failure read back from the journal: its text as it
+// was recorded, and the sentinel that text began with.
+type journaledError struct {
+	msg      string
+	sentinel error
+}
+
+func (e *journaledError) Error() string { return e.msg }
+func (e *journaledError) Unwrap() error { return e.sentinel }
+
+// journaledFailure rebuilds a journaled failure without wrapping it twice:
+// a recorded text that starts with a sentinel's text keeps that sentinel.
+func journaledFailure(phase, msg string) error {
+	for _, s := range []error{ErrPrecondition, ErrAction, ErrDeclined} {
+		if strings.HasPrefix(msg, s.Error()+": ") {
+			return &journaledError{msg: msg, sentinel: s}
+		}
+	}
+	return fmt.Errorf("%w: %s", sentinelFor(phase), msg)
 }

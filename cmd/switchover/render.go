@@ -20,6 +20,7 @@ type humanView struct {
 	runStart  time.Time
 	lastWait  map[string]time.Time
 	dry       bool
+	ponr      string
 	finalLine string
 }
 
@@ -46,7 +47,7 @@ func (h *humanView) more(text string) {
 func (h *humanView) Observe(e runbook.Event) {
 	switch e.Type {
 	case runbook.EventRunStarted, runbook.EventRunResumed:
-		h.runStart, h.dry = e.Time, e.DryRun
+		h.runStart, h.dry, h.ponr = e.Time, e.DryRun, e.Run.PointOfNoReturn
 		for i, s := range e.Run.Steps {
 			h.index[s] = i + 1
 		}
@@ -135,6 +136,9 @@ func (h *humanView) step(e runbook.Event) {
 		if !h.dry {
 			h.line("skipped", e.Message)
 		}
+	}
+	if e.Step == h.ponr && (e.State == runbook.StateDone || (h.dry && e.State == runbook.StateSkipped)) {
+		fmt.Fprintf(h.w, "\n---- point of no return: from here on, no rollback; a failure is repaired forward or finished by hand ----\n")
 	}
 }
 
