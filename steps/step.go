@@ -16,9 +16,9 @@ import (
 
 // Effect is what a step will do, exactly, shown before it does it.
 type Effect struct {
-	Node    string // where it acts, e.g. "local" or "pg1 (local)"
-	Command string // the exact command line or SQL
-	Changes string // what it changes, in a DBA's words; empty for no change
+	Node    string `json:"node"`              // where it acts, e.g. "local" or "pg1 (local)"
+	Command string `json:"command"`           // the exact command line or SQL
+	Changes string `json:"changes,omitempty"` // what it changes, in a DBA's words; empty for no change
 }
 
 // Step is one configured action.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -95,4 +96,22 @@ func loadPlan(in planInput) (*runbook.Plan, error) {
 		return nil, &runbook.ValidationError{Problems: all}
 	}
 	return runbook.Resolve(rb, inv, vars)
+}
+
+// recordAbsolutePaths makes the runbook and inventory paths a run records
+// in its journal absolute, so that resume finds them from any working
+// directory (the operator who lost the session comes back in $HOME).
+func recordAbsolutePaths(p *runbook.Plan) {
+	abs := func(name string) string {
+		if a, err := filepath.Abs(name); err == nil {
+			return a
+		}
+		return name
+	}
+	if p.Runbook != nil && !strings.HasPrefix(p.Runbook.File, "playbook:") {
+		p.Runbook.File = abs(p.Runbook.File)
+	}
+	if p.Inventory != nil {
+		p.Inventory.File = abs(p.Inventory.File)
+	}
 }

@@ -90,6 +90,10 @@ an action and postconditions, and the tool asks before anything destructive.
 Every run is journaled; an interrupted run continues with 'switchover resume'.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Without Args and RunE, cobra reports an unknown command as a
+		// plain error (exit 1, not 2).
+		Args: unknownCommand,
+		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
 	root.SetIn(io.in)
 	root.SetOut(io.out)
@@ -110,6 +114,22 @@ Every run is journaled; an interrupted run continues with 'switchover resume'.`,
 		newVersionCmd(io),
 	)
 	return root
+}
+
+// unknownCommand refuses arguments to a command that only has subcommands,
+// as a usage error.
+func unknownCommand(c *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2
+	}
+	if sug := c.SuggestionsFor(args[0]); len(sug) > 0 {
+		msg += fmt.Sprintf(" (did you mean %q?)", sug[0])
+	}
+	return usagef("%s (see '%s --help')", msg, c.CommandPath())
 }
 
 // exactArgs is cobra.ExactArgs with a usage error and a clearer message.

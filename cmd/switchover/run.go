@@ -109,6 +109,7 @@ func runRun(ctx context.Context, io *streams, opts *runOpts) error {
 	if err != nil {
 		return err
 	}
+	recordAbsolutePaths(p)
 	res, err := runbook.Run(ctx, p, o)
 	report(io, hv, res)
 	return err

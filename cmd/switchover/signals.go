@@ -42,8 +42,9 @@ func newSignalContext(parent context.Context, io *streams) (context.Context, fun
 			}
 		}
 	}()
-	ctx = context.WithValue(ctx, interruptKey{}, (<-chan struct{})(first))
-	return ctx, func() { signal.Stop(sigs); cancel() }
+	// A new variable: the goroutine above reads ctx.
+	withInterrupt := context.WithValue(ctx, interruptKey{}, (<-chan struct{})(first))
+	return withInterrupt, func() { signal.Stop(sigs); cancel() }
 }
 
 // interruptOf returns the channel closed at the first interrupt.
