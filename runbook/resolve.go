@@ -11,8 +11,37 @@ import (
 	"github.com/switchover/switchover/steps"
 )
 
-// suggest is the shared typo suggester.
-func suggest(s string, cands []string) string { return params.Suggest(s, cands) }
+// suggest is the shared typo suggester. It is stricter than params.Suggest
+// for short names, which any other short name is close to: "wait" is not a
+// typo of "dir".
+func suggest(s string, cands []string) string {
+	best := params.Suggest(s, cands)
+	if best == "" || distance(s, best) > max(2, len(s)/3) {
+		return ""
+	}
+	return best
+}
+
+// distance is the Levenshtein distance between a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
 
 // ParseVarFlags turns `--var k=v` arguments into declarations, so that they
 // are validated like every other variable.
@@ -32,28 +61,66 @@ func ParseVarFlags(args []string) ([]VarDecl, error) {
 
 // resolver turns raw strings into values, recording every problem.
 type resolver struct {
-	vars  map[string]string
-	inv   *Inventory
-	probs problems
-	used  map[string]bool
+	vars     map[string]string
+	broken   map[string]bool // declared, but without a value for a reason already reported
+	inv      *Inventory
+	probs    problems
+	used     map[string]bool
+	size     int  // bytes of substituted values so far
+	tooLarge bool // the size is over maxPlanSize, and that was reported
 }
 
-func (z *resolver) sub(s rawScalar, what string) string {
+// maxPlanSize bounds the substituted values of a whole plan.
+const maxPlanSize = 16 * MaxFileSize
+
+// sub substitutes variables in s. It reports what is undefined and returns
+// false when the value is not complete.
+func (z *resolver) sub(s rawScalar, what string) (string, bool) {
 	for _, r := range refs(s.Value) {
 		z.used[r] = true
 	}
-	out, missing := expand(s.Value, z.vars)
-	for _, m := range missing {
-		z.probs.add(s.Pos, "%s: undefined variable %q%s", what, m, suggestVar(m, z.vars))
+	ok := true
+	for _, msg := range badRefs(s.Value) {
+		ok = false
+		z.probs.add(s.Pos, "%s: %s", what, msg)
 	}
-	return out
+	out, missing, err := expand(s.Value, z.vars)
+	if err != nil {
+		z.probs.add(s.Pos, "%s: %v", what, err)
+		return "", false
+	}
+	// Each value is bounded; so is their sum, or a large variable used in
+	// many places would exhaust memory all the same.
+	if z.size += len(out); z.size > maxPlanSize {
+		if !z.tooLarge {
+			z.tooLarge = true
+			z.probs.add(s.Pos, "%s: the values of the runbook add up to more than %d bytes after substitution", what, maxPlanSize)
+		}
+		return "", false
+	}
+	for _, m := range missing {
+		ok = false
+		if z.broken[m] {
+			continue // its declaration says why
+		}
+		hint := suggestVar(m, z.vars)
+		if hint == "" && strings.ToUpper(m) == m {
+			hint = fmt.Sprintf(" (for the shell's $%s, write $${%s})", m, m)
+		}
+		z.probs.add(s.Pos, "%s: undefined variable %q%s", what, m, hint)
+	}
+	return out, ok
 }
 
 func (z *resolver) duration(s *rawScalar, what string, def time.Duration) time.Duration {
 	if s == nil {
 		return def
 	}
-	v := strings.TrimSpace(z.sub(*s, what))
+	v, ok := z.sub(*s, what)
+	if !ok {
+		return def
+	}
+	v = strings.TrimSpace(v)
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
 		z.probs.add(s.Pos, "%s: want a duration such as 500ms, 30s or 5m, got %q", what, v)
@@ -82,7 +149,7 @@ func Resolve(rb *Runbook, inv *Inventory, overrides []VarDecl) (*Plan, error) {
 	layers = append(layers, varSource{label: "--var", decls: overrides})
 
 	z := &resolver{inv: inv, used: map[string]bool{}}
-	z.vars = resolveVars(layers, &z.probs)
+	z.vars, z.broken = resolveVars(layers, &z.probs)
 
 	p := &Plan{
 		Runbook: rb, Inventory: inv, Cluster: cl, LockName: lock, Vars: z.vars,
@@ -98,7 +165,9 @@ func Resolve(rb *Runbook, inv *Inventory, overrides []VarDecl) (*Plan, error) {
 		PollInterval: z.duration(rb.Defaults.PollInterval, "defaults.poll_interval", d.PollInterval),
 	}
 	if rb.Defaults.OnFailure != nil {
-		p.Defaults.OnFailure = z.sub(*rb.Defaults.OnFailure, "defaults.on_failure")
+		if v, ok := z.sub(*rb.Defaults.OnFailure, "defaults.on_failure"); ok {
+			p.Defaults.OnFailure = v
+		}
 	}
 
 	names := map[string]Pos{}
@@ -106,7 +175,7 @@ func Resolve(rb *Runbook, inv *Inventory, overrides []VarDecl) (*Plan, error) {
 		out := make([]*Step, 0, len(raws))
 		for _, rs := range raws {
 			if prev, dup := names[rs.Name]; dup && rs.Name != "" {
-				z.probs.add(rs.NamePos, "step %q: the name is already used at %s; step names must be unique", rs.Name, prev)
+				z.probs.add(rs.NamePos, "step %q: the name is already used by the step at line %d; step names must be unique across all sections", rs.Name, prev.Line)
 			} else {
 				names[rs.Name] = rs.NamePos
 			}
@@ -152,6 +221,23 @@ func Resolve(rb *Runbook, inv *Inventory, overrides []VarDecl) (*Plan, error) {
 	return p, nil
 }
 
+func hasParam(specs []params.Spec, name string) bool {
+	for _, s := range specs {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func specNames(specs []params.Spec) []string {
+	out := make([]string, len(specs))
+	for i, s := range specs {
+		out[i] = s.Name
+	}
+	return out
+}
+
 func keys[T any](m map[string]T) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
@@ -169,66 +255,94 @@ func (z *resolver) checkFlow(rb *Runbook, p *Plan) {
 			continue
 		}
 		if ponr >= 0 {
-			z.probs.add(s.Pos, "step %q: point_of_no_return is already set on step %q; a runbook has at most one", s.Name, p.Steps[ponr].Name)
+			z.probs.add(rb.Steps[i].PointOfNoReturn.Pos, "step %q: point_of_no_return is already set on step %q (line %d); a runbook has at most one",
+				s.Name, p.Steps[ponr].Name, p.Steps[ponr].Pos.Line)
 			continue
 		}
 		ponr = i
 		p.PointOfNoReturn = s.Name
 	}
-	target := func(s *Step, after bool, name string, pos Pos) {
-		if name == "" || name == "stop" {
-			return
+	sectionNames := append(keys(p.Rollback), keys(p.Repair)...)
+	unknown := func(what, name string) string {
+		msg := fmt.Sprintf("%s: no rollback or repair section %q", what, name)
+		if sug := suggest(name, sectionNames); sug != "" {
+			return msg + fmt.Sprintf(" (did you mean %q?)", sug)
 		}
-		_, isRollback := p.Rollback[name]
-		_, isRepair := p.Repair[name]
-		switch {
-		case !isRollback && !isRepair:
-			cands := append(keys(p.Rollback), keys(p.Repair)...)
-			msg := fmt.Sprintf("step %q: on_failure names no rollback or repair section %q", s.Name, name)
-			if sug := suggest(name, cands); sug != "" {
-				msg += fmt.Sprintf(" (did you mean %q?)", sug)
-			} else {
-				msg += " (write \"stop\", or add the section under rollback: or repair:)"
-			}
-			z.probs.add(pos, "%s", msg)
-		case after && isRollback:
-			z.probs.add(pos, "step %q comes after the point of no return (%q): it cannot roll back; name a repair section or \"stop\"", s.Name, p.PointOfNoReturn)
-		case !after && isRepair:
-			z.probs.add(pos, "step %q comes before the point of no return: a failure there rolls back; name a rollback section, not repair section %q", s.Name, name)
+		if len(sectionNames) == 0 {
+			return msg + " (the runbook has none: add it under rollback: or repair:, or write \"stop\")"
 		}
+		return msg + fmt.Sprintf(" (sections: %s; or write \"stop\")", strings.Join(sorted(sectionNames), ", "))
 	}
-	if p.Defaults.OnFailure != "" && p.Defaults.OnFailure != "stop" {
-		if _, ok := p.Rollback[p.Defaults.OnFailure]; !ok {
-			z.probs.add(rb.Defaults.OnFailure.Pos, "defaults.on_failure: no rollback section %q", p.Defaults.OnFailure)
+	defaultOK := true
+	if def := p.Defaults.OnFailure; def != "" && def != "stop" {
+		at := rb.Defaults.OnFailure.Pos
+		_, isRollback := p.Rollback[def]
+		_, isRepair := p.Repair[def]
+		switch {
+		case isRepair && !isRollback:
+			z.probs.add(at, "defaults.on_failure: %q is a repair section; the default applies to steps before the point of no return, which roll back: name a rollback section", def)
+			defaultOK = false
+		case !isRollback:
+			z.probs.add(at, "%s", unknown("defaults.on_failure", def))
+			defaultOK = false
 		}
 	}
 	for i, s := range p.Steps {
 		after := ponr >= 0 && i > ponr
-		if s.OnFailure == "" && !after {
-			s.OnFailure = p.Defaults.OnFailure
+		raw := rb.Steps[i]
+		fromDefault := false
+		if s.OnFailure == "" && raw.OnFailure == nil && !after {
+			s.OnFailure, fromDefault = p.Defaults.OnFailure, true
 		}
 		if s.OnFailure == "stop" {
 			s.OnFailure = ""
 		}
-		target(s, after, s.OnFailure, rb.Steps[i].Pos)
+		name := s.OnFailure
+		if name == "" || fromDefault {
+			if fromDefault && !defaultOK {
+				s.OnFailure = "" // reported once, at defaults.on_failure
+			}
+			continue
+		}
+		at := raw.Pos
+		if raw.OnFailure != nil {
+			at = raw.OnFailure.Pos
+		}
+		what := fmt.Sprintf("step %q: on_failure", s.Name)
+		_, isRollback := p.Rollback[name]
+		_, isRepair := p.Repair[name]
+		switch {
+		case !isRollback && !isRepair:
+			z.probs.add(at, "%s", unknown(what, name))
+		case after && !isRepair:
+			z.probs.add(at, "%s: %q is a rollback section, but the step comes after the point of no return (step %q), where the engine never rolls back; name a repair section or \"stop\"", what, name, p.PointOfNoReturn)
+		case !after && !isRollback && ponr < 0:
+			z.probs.add(at, "%s: %q is a repair section, but the runbook has no point_of_no_return, so every failure rolls back; name a rollback section, or mark the step after which the engine repairs with point_of_no_return: true", what, name)
+		case !after && !isRollback:
+			z.probs.add(at, "%s: %q is a repair section, but the step comes before the point of no return (step %q), where a failure rolls back; name a rollback section or \"stop\"", what, name, p.PointOfNoReturn)
+		}
 	}
-	sections := [][]*rawStep{rb.Finally}
+	type section struct {
+		label string
+		steps []*rawStep
+	}
+	sections := []section{{"finally", rb.Finally}}
 	for _, s := range rb.Rollback {
-		sections = append(sections, s.Steps)
+		sections = append(sections, section{fmt.Sprintf("rollback section %q", s.Name), s.Steps})
 	}
 	for _, s := range rb.Repair {
-		sections = append(sections, s.Steps)
+		sections = append(sections, section{fmt.Sprintf("repair section %q", s.Name), s.Steps})
 	}
-	for _, raws := range sections {
-		for _, rs := range raws {
+	for _, sec := range sections {
+		for _, rs := range sec.steps {
 			if rs.PointOfNoReturn.Set {
-				z.probs.add(rs.PointOfNoReturn.Pos, "step %q: point_of_no_return belongs on a step under steps:, not in a rollback, repair or finally section", rs.Name)
+				z.probs.add(rs.PointOfNoReturn.Pos, "step %q: point_of_no_return is not allowed in %s; it marks a step under steps:", rs.Name, sec.label)
 			}
 			if rs.OnFailure != nil {
-				z.probs.add(rs.OnFailure.Pos, "step %q: on_failure belongs on a step under steps:; a failing step in a rollback, repair or finally section stops that section", rs.Name)
+				z.probs.add(rs.OnFailure.Pos, "step %q: on_failure is not allowed in %s; a failing step there stops its section", rs.Name, sec.label)
 			}
 			if rs.Destructive.Set && rs.Destructive.Value {
-				z.probs.add(rs.Destructive.Pos, "step %q: steps in rollback, repair and finally sections run without asking, to restore service; destructive applies only under steps:", rs.Name)
+				z.probs.add(rs.Destructive.Pos, "step %q: destructive is not allowed in %s; steps in rollback, repair and finally sections run without asking, to restore service", rs.Name, sec.label)
 			}
 		}
 	}
@@ -243,7 +357,9 @@ func (z *resolver) step(rs *rawStep, sec Section, d Defaults) *Step {
 	what := fmt.Sprintf("step %q", rs.Name)
 	s.Timeout = z.duration(rs.Timeout, what+": timeout", d.Timeout)
 	if rs.OnFailure != nil {
-		s.OnFailure = z.sub(*rs.OnFailure, what+": on_failure")
+		if v, ok := z.sub(*rs.OnFailure, what+": on_failure"); ok {
+			s.OnFailure = v
+		}
 	}
 	for _, c := range rs.Requires {
 		if cond := z.cond(c, what+": requires", d); cond != nil {
@@ -270,8 +386,18 @@ func (z *resolver) step(rs *rawStep, sec Section, d Defaults) *Step {
 		z.unknownKind(a, what+": action", "action", steps.Names(), checks.Names())
 		return s
 	}
-	vals, ok := z.args(def.Params, a, what+": action "+a.Kind)
-	if !ok {
+	var args []*rawArg
+	for _, arg := range a.Args {
+		if contains(engineArgs, arg.Name) && !hasParam(def.Params, arg.Name) {
+			z.probs.add(arg.Pos, "%s: action %s: %s is not an action parameter; an action runs once, under the step's timeout (put `timeout: 2m` on the step)", what, a.Kind, arg.Name)
+			continue
+		}
+		args = append(args, arg)
+	}
+	stripped := *a
+	stripped.Args = args
+	vals, ok := z.args(def.Params, &stripped, what+": action "+a.Kind)
+	if !ok || len(args) < len(a.Args) {
 		return s
 	}
 	st, err := def.New(vals)
@@ -342,20 +468,37 @@ func (z *resolver) cond(c *rawCall, what string, d Defaults) *Cond {
 func (z *resolver) args(specs []params.Spec, c *rawCall, what string) (params.Values, bool) {
 	raw := map[string]params.Raw{}
 	pos := map[string]Pos{}
+	subbed := true // every variable substituted
 	for _, a := range c.Args {
 		pos[a.Name] = a.Pos
 		if a.IsList {
 			r := params.Raw{IsList: true}
 			for _, e := range a.List {
-				r.List = append(r.List, z.sub(e, what+": "+a.Name))
+				v, ok := z.sub(e, what+": "+a.Name)
+				subbed = subbed && ok
+				r.List = append(r.List, v)
 			}
 			raw[a.Name] = r
 			continue
 		}
-		raw[a.Name] = params.Raw{Scalar: z.sub(a.Scalar, what+": "+a.Name)}
+		v, ok := z.sub(a.Scalar, what+": "+a.Name)
+		subbed = subbed && ok
+		raw[a.Name] = params.Raw{Scalar: v}
 	}
 	vals, probs := params.Decode(specs, raw)
+	// A misspelt required parameter is reported once, as the typo.
+	misspelt := map[string]bool{}
+	for name := range raw {
+		if !hasParam(specs, name) {
+			if s := params.Suggest(name, specNames(specs)); s != "" {
+				misspelt[fmt.Sprintf("missing required parameter %q", s)] = true
+			}
+		}
+	}
 	for _, p := range probs {
+		if p.Param == "" && misspelt[strings.SplitN(p.Msg, " (", 2)[0]] {
+			continue
+		}
 		at := c.Pos
 		if ap, ok := pos[p.Param]; ok {
 			at = ap
@@ -363,7 +506,7 @@ func (z *resolver) args(specs []params.Spec, c *rawCall, what string) (params.Va
 		z.probs.add(at, "%s: %s", what, p.Msg)
 	}
 	for _, s := range specs {
-		if s.Type != params.Node || vals.String(s.Name) == "" {
+		if s.Type != params.Node || vals.String(s.Name) == "" || !subbed {
 			continue
 		}
 		node := vals.String(s.Name)
@@ -377,5 +520,5 @@ func (z *resolver) args(specs []params.Spec, c *rawCall, what string) (params.Va
 			return vals, false
 		}
 	}
-	return vals, len(probs) == 0
+	return vals, len(probs) == 0 && subbed
 }

@@ -1,0 +1,96 @@
+package playbooks_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/switchover/switchover/playbooks"
+	"github.com/switchover/switchover/runbook"
+)
+
+// testInventory stands in for the operator's inventory for the playbooks
+// that need one: three nodes on this machine, the first the primary.
+const testInventory = `cluster: test
+vars:
+  primary: pg1
+  candidate: pg2
+nodes:
+  pg1: {host: local, data_dir: /srv/pg1, bin_dir: /usr/lib/postgresql/17/bin, conninfo: "port=5432"}
+  pg2: {host: local, data_dir: /srv/pg2, bin_dir: /usr/lib/postgresql/17/bin, conninfo: "port=5433"}
+  pg3: {host: local, data_dir: /srv/pg3, bin_dir: /usr/lib/postgresql/17/bin, conninfo: "port=5434"}
+`
+
+// needsInventory reports whether a runbook names nodes or leaves variables
+// for an inventory to give, so that it cannot resolve without one.
+func needsInventory(rb *runbook.Runbook, src []byte) bool {
+	for _, v := range rb.Vars {
+		if !v.HasValue {
+			return true
+		}
+	}
+	return strings.Contains(string(src), "node:")
+}
+
+// TestPlaybooksLoad: every shipped playbook validates, and resolves with
+// its default variables and no inventory when it needs none, or with a
+// three-node inventory when it does.
+func TestPlaybooksLoad(t *testing.T) {
+	t.Parallel()
+	names := playbooks.Names()
+	if len(names) == 0 {
+		t.Fatal("no playbooks are shipped")
+	}
+	if !slices.Contains(names, "example") {
+		t.Errorf("playbooks = %q, want example among them", names)
+	}
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			src, ok := playbooks.Read(name)
+			if !ok {
+				t.Fatalf("Read(%q) found nothing, though Names lists it", name)
+			}
+			if again, ok := playbooks.Read(name + ".yaml"); !ok || string(again) != string(src) {
+				t.Errorf("Read(%q) differs from Read(%q)", name+".yaml", name)
+			}
+			rb, err := runbook.LoadRunbook("playbook:"+name, src)
+			if err != nil {
+				t.Fatalf("load:\n%v", err)
+			}
+			if rb.Name != name {
+				t.Errorf("name = %q, want the file's name %q", rb.Name, name)
+			}
+			if rb.Description == "" {
+				t.Error("no description: `switchover playbooks` would list it without one")
+			}
+			var inv *runbook.Inventory // the example and its kind need none
+			if needsInventory(rb, src) {
+				inv, err = runbook.LoadInventory("test-inventory.yaml", []byte(testInventory))
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			p, err := runbook.Resolve(rb, inv, nil)
+			if err != nil {
+				t.Fatalf("resolve:\n%v", err)
+			}
+			if len(p.Steps) == 0 {
+				t.Error("no steps")
+			}
+			if inv == nil && p.LockName != "runbook-"+name {
+				t.Errorf("lock = %q, want runbook-%s", p.LockName, name)
+			}
+		})
+	}
+}
+
+// TestPlaybooksReadUnknown: a name that is not shipped reads as nothing.
+func TestPlaybooksReadUnknown(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"", "nope", "../playbooks", "example.yml"} {
+		if _, ok := playbooks.Read(name); ok {
+			t.Errorf("Read(%q) found a playbook", name)
+		}
+	}
+}

@@ -1,0 +1,107 @@
+package runbook
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// addSeeds adds every file of the testdata directories as a seed.
+func addSeeds(f *testing.F, dirs ...string) {
+	f.Helper()
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(filepath.Join("testdata", dir))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, e := range entries {
+			if !e.Type().IsRegular() {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join("testdata", dir, e.Name()))
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
+		}
+	}
+}
+
+// checkInvalid fails unless err is a *ValidationError with problems that
+// wraps ErrInvalid: the CLI maps that to exit 2 and prints each problem.
+func checkInvalid(t *testing.T, what string, err error) {
+	t.Helper()
+	var v *ValidationError
+	if !errors.As(err, &v) || !errors.Is(err, ErrInvalid) {
+		t.Fatalf("%s: error %T is not a *ValidationError wrapping ErrInvalid: %v", what, err, err)
+	}
+	if len(v.Problems) == 0 {
+		t.Fatalf("%s: a ValidationError without problems", what)
+	}
+	for _, p := range v.Problems {
+		if p.Msg == "" {
+			t.Fatalf("%s: a problem without a message at %s", what, p.Pos)
+		}
+	}
+}
+
+// FuzzLoadRunbook feeds the loader and the resolver arbitrary bytes: they
+// must never panic, and must report every failure as a validation error.
+func FuzzLoadRunbook(f *testing.F) {
+	addSeeds(f, "valid", "invalid", "inventory", "invalid-inventory")
+	for _, s := range []string{
+		"",
+		"name: x\nsteps: [{name: a, action: {exec: {command: \"${a}\"}}}]\n",
+		"name: x\nvars: {a: \"${b}\", b: \"${a}${c}\", c: \"$${a}\"}\nsteps: [{name: a, requires: [{exec: {command: \"${a}\"}}]}]\n",
+		"name: x\nsteps:\n- name: a\n  point_of_no_return: true\n  on_failure: r\n  requires: [{tcp.reachable: {address: \"h:1\", within: 1s, every: 1ms}}]\nrollback: {r: [{name: b, action: {sleep: {for: 1s}}}]}\nrepair: {r: [{name: c, action: {manual: {text: t}}}]}\n",
+		"name: x\nsteps:\n- &a {name: a, action: *a}\n",
+		"name: x\nsteps:\n- <<: {name: a}\n",
+		"name: x\nsteps:\n- name: a\n  action: {exec: {command: [\"a\", {b: c}], node: [x]}}\n",
+		"{? [a]: b}: c\n",
+		"name: x\nsteps: [{name: a, ensures: [{dns.resolves: {name: n, expect: [\"1.2.3.4\", x]}}, {http.ok: {url: \"http://h/\", body: \"(\"}}, {tls.certificate: {address: h, min_days: -1}}]}]\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		rb, err := LoadRunbook("fuzz.yaml", src)
+		if err != nil {
+			checkInvalid(t, "load", err)
+			if rb != nil {
+				// The shape is wrong, but what was read must still be safe
+				// to resolve: a caller may want every problem at once.
+				_, _ = Resolve(rb, nil, nil)
+			}
+			return
+		}
+		p, err := Resolve(rb, nil, nil)
+		if err != nil {
+			checkInvalid(t, "resolve", err)
+			return
+		}
+		if len(p.Steps) == 0 {
+			t.Fatal("a plan without steps")
+		}
+		for _, s := range p.AllSteps() {
+			if s.Action == nil && len(s.Requires) == 0 && len(s.Ensures) == 0 {
+				t.Fatalf("step %q does nothing", s.Name)
+			}
+		}
+	})
+}
+
+// FuzzLoadInventory is FuzzLoadRunbook for inventories.
+func FuzzLoadInventory(f *testing.F) {
+	addSeeds(f, "inventory", "invalid-inventory", "valid")
+	f.Add([]byte("cluster: c\nnodes: {a: {host: {transport: [x]}}, b: {host: ~}}\npooler: {host: ssh}\nmanager: {kind: patroni, urls: [~, [x]]}\n"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		inv, err := LoadInventory("fuzz.yaml", src)
+		if err != nil {
+			checkInvalid(t, "load", err)
+			return
+		}
+		if len(inv.NodeOrder()) != len(inv.Cluster.Nodes) {
+			t.Fatalf("node order %q does not match nodes %v", inv.NodeOrder(), inv.Cluster.NodeNames())
+		}
+	})
+}
