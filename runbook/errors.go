@@ -97,6 +97,20 @@ func (ps problems) err() error {
 	return &ValidationError{Problems: out}
 }
 
+// NewValidationError builds a *ValidationError from problems gathered in
+// several passes: duplicates are dropped and the rest sorted by position.
+func NewValidationError(ps []Problem) error {
+	seen := map[Problem]bool{}
+	var out problems
+	for _, p := range ps {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out.err()
+}
+
 // StepError is how a run that stopped at a step reports it: which steps had
 // completed, which failed and in which phase, and what recovery did. It
 // wraps the sentinel for the exit code.

@@ -66,6 +66,10 @@ type rawStep struct {
 	PointOfNoReturn rawFlag
 	Timeout         *rawScalar
 	OnFailure       *rawScalar
+	// Broken is set when the loader found problems in the step; the
+	// resolver then spares it knock-on complaints (a misspelt action: key
+	// need not also be reported as a step without an action).
+	Broken bool
 }
 
 type rawSection struct {
@@ -528,8 +532,10 @@ func (r *reader) stepList(n *yaml.Node, what string) []*rawStep {
 	return out
 }
 
-func (r *reader) step(n *yaml.Node, what string) *rawStep {
-	s := &rawStep{Pos: r.pos(n)}
+func (r *reader) step(n *yaml.Node, what string) (s *rawStep) {
+	s = &rawStep{Pos: r.pos(n)}
+	before := len(r.probs)
+	defer func() { s.Broken = len(r.probs) > before }()
 	if n.Kind != yaml.MappingNode {
 		r.errf(n, "%s: want a step, a mapping with name: and action:, requires: or ensures:; got %s", what, kindName(n))
 		return s

@@ -372,6 +372,9 @@ func (z *resolver) step(rs *rawStep, sec Section, d Defaults) *Step {
 		}
 	}
 	if rs.Action == nil {
+		if rs.Broken {
+			return s
+		}
 		if len(rs.Requires) == 0 && len(rs.Ensures) == 0 && rs.Name != "" {
 			z.probs.add(rs.Pos, "%s: no action, requires or ensures; a step must do or check something", what)
 		}
@@ -439,6 +442,11 @@ func (z *resolver) unknownKind(c *rawCall, what, noun string, names, other []str
 }
 
 func (z *resolver) cond(c *rawCall, what string, d Defaults) *Cond {
+	// The engine's keys are checked whatever the check's own parameters
+	// hold, so that one validation reports both.
+	within := z.duration(c.Within, what+": "+c.Kind+": within", 0)
+	every := z.duration(c.Every, what+": "+c.Kind+": every", d.PollInterval)
+	timeout := z.duration(c.Timeout, what+": "+c.Kind+": timeout", d.CheckTimeout)
 	def, ok := checks.Lookup(c.Kind)
 	if !ok {
 		z.unknownKind(c, what, "check", checks.Names(), steps.Names())
@@ -453,10 +461,7 @@ func (z *resolver) cond(c *rawCall, what string, d Defaults) *Cond {
 		z.probs.add(c.Pos, "%s: %s: %v", what, c.Kind, err)
 		return nil
 	}
-	cond := &Cond{Kind: c.Kind, Args: vals.Map(), Check: chk, Pos: c.Pos}
-	cond.Within = z.duration(c.Within, what+": "+c.Kind+": within", 0)
-	cond.Every = z.duration(c.Every, what+": "+c.Kind+": every", d.PollInterval)
-	cond.Timeout = z.duration(c.Timeout, what+": "+c.Kind+": timeout", d.CheckTimeout)
+	cond := &Cond{Kind: c.Kind, Args: vals.Map(), Check: chk, Pos: c.Pos, Within: within, Every: every, Timeout: timeout}
 	if cond.Within > 0 {
 		cond.Args["within"] = cond.Within.String()
 	}

@@ -322,3 +322,44 @@ func TestPrintError(t *testing.T) {
 		})
 	}
 }
+
+// One validation lists every problem: those in the file's shape (an
+// unknown key, an unknown action) and those found when it is resolved (an
+// undefined variable, a bad duration), not the first kind only.
+func TestValidateListsShapeAndResolveProblemsTogether(t *testing.T) {
+	t.Parallel()
+	f := filepath.Join(t.TempDir(), "two.yaml")
+	src := `name: two-pass
+steps:
+  - name: a
+    acton:
+      exec: {command: "echo a"}
+  - name: b
+    action:
+      exek: {command: "echo b"}
+  - name: c
+    requires:
+      - tcp.reachable: {address: "${nope}:5432", within: soon}
+`
+	if err := os.WriteFile(f, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := executeT(t, "validate", f)
+	if code != exitUsage {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitUsage, stderr)
+	}
+	for _, want := range []string{
+		f + `:4:5: step "a": unknown key "acton" (did you mean "action"?)`,
+		f + `:8:7: step "b": action: unknown action "exek" (did you mean "exec"?)`,
+		`undefined variable "nope"`,
+		`within: want a duration such as 500ms, 30s or 5m, got "soon"`,
+		"4 problems",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, "no action, requires or ensures") {
+		t.Errorf("step a's misspelt action key is also reported as a step without an action:\n%s", stderr)
+	}
+}

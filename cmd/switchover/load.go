@@ -92,10 +92,20 @@ func loadPlan(in planInput) (*runbook.Plan, error) {
 	if err := collect(err); err != nil {
 		return nil, err
 	}
-	if len(all) > 0 {
-		return nil, &runbook.ValidationError{Problems: all}
+	if len(all) == 0 {
+		return runbook.Resolve(rb, inv, vars)
 	}
-	return runbook.Resolve(rb, inv, vars)
+	// The file's shape has problems; resolve what did load anyway, so that
+	// one validation lists every problem: an unknown key and an undefined
+	// variable alike.
+	if rb != nil && (in.inventory == "" || inv != nil) {
+		if _, err := runbook.Resolve(rb, inv, vars); err != nil {
+			if err := collect(err); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return nil, runbook.NewValidationError(all)
 }
 
 // recordAbsolutePaths makes the runbook and inventory paths a run records
