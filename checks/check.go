@@ -8,12 +8,10 @@ package checks
 
 import (
 	"context"
-	"fmt"
-	"sort"
-	"sync"
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
+	"github.com/switchover/switchover/internal/registry"
 )
 
 // Status is the verdict of a check. The zero value is Unknown: not evaluated.
@@ -79,48 +77,17 @@ type Definition struct {
 	New func(v params.Values) (Check, error)
 }
 
-var (
-	mu       sync.RWMutex
-	registry = map[string]Definition{}
-)
+var kinds = registry.New("checks", func(d Definition) string { return d.Kind })
 
-// Register adds a kind of check. It panics on a duplicate: that is a
-// programming error, found by every test run.
-func Register(d Definition) {
-	mu.Lock()
-	defer mu.Unlock()
-	if _, dup := registry[d.Kind]; dup {
-		panic(fmt.Sprintf("checks: %q registered twice", d.Kind))
-	}
-	registry[d.Kind] = d
-}
+// Register adds a kind. It panics on a duplicate: that is a programming
+// error, found by every test run.
+func Register(d Definition) { kinds.Register(d) }
 
 // Lookup returns the definition of a kind.
-func Lookup(kind string) (Definition, bool) {
-	mu.RLock()
-	defer mu.RUnlock()
-	d, ok := registry[kind]
-	return d, ok
-}
+func Lookup(kind string) (Definition, bool) { return kinds.Lookup(kind) }
 
 // Kinds returns every registered definition, sorted by kind.
-func Kinds() []Definition {
-	mu.RLock()
-	defer mu.RUnlock()
-	out := make([]Definition, 0, len(registry))
-	for _, d := range registry {
-		out = append(out, d)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Kind < out[j].Kind })
-	return out
-}
+func Kinds() []Definition { return kinds.All() }
 
 // Names returns every registered kind, sorted; used for suggestions.
-func Names() []string {
-	defs := Kinds()
-	out := make([]string, len(defs))
-	for i, d := range defs {
-		out[i] = d.Kind
-	}
-	return out
-}
+func Names() []string { return kinds.Names() }

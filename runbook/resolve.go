@@ -11,37 +11,8 @@ import (
 	"github.com/switchover/switchover/steps"
 )
 
-// suggest is the shared typo suggester. It is stricter than params.Suggest
-// for short names, which any other short name is close to: "wait" is not a
-// typo of "dir".
-func suggest(s string, cands []string) string {
-	best := params.Suggest(s, cands)
-	if best == "" || distance(s, best) > max(2, len(s)/3) {
-		return ""
-	}
-	return best
-}
-
-// distance is the Levenshtein distance between a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+// suggest is the typo suggester every message shares.
+func suggest(s string, cands []string) string { return params.Suggest(s, cands) }
 
 // ParseVarFlags turns `--var k=v` arguments into declarations, so that they
 // are validated like every other variable.

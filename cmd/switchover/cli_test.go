@@ -310,6 +310,8 @@ func TestPrintError(t *testing.T) {
 			"error: declined: step \"second\" needs approval\n"},
 		{"step error not naming its step", &runbook.StepError{Step: "second", Err: fmt.Errorf("%w: exit 1", runbook.ErrAction)},
 			"error: step \"second\": action failed: exit 1\n"},
+		{"a password is masked on the way out", errors.New(`connect "host=db1 password=hunter22": refused`),
+			"error: connect \"host=db1 password=********\": refused\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

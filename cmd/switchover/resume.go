@@ -28,6 +28,16 @@ idempotent; otherwise the operator chooses (at a terminal), or --settle says.
 A recovery or finally section under way continues where it stopped.
 Without RUN_ID, the newest unfinished run in the journal directory is resumed.`,
 		Args: maxArgs(1, "one RUN_ID"),
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			runs, _ := runbook.ListRuns(g.journalDir)
+			var ids []string
+			for _, r := range runs {
+				if !r.Finished() && !r.DryRun {
+					ids = append(ids, r.ID+"\t"+r.Runbook+" "+r.Status)
+				}
+			}
+			return ids, cobra.ShellCompDirectiveNoFileComp
+		},
 		RunE: func(c *cobra.Command, args []string) error {
 			id := ""
 			if len(args) == 1 {

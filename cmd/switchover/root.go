@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/switchover/switchover/internal/secret"
 	"github.com/switchover/switchover/runbook"
 )
 
@@ -154,6 +155,9 @@ func maxArgs(n int, what string) cobra.PositionalArgs {
 // printError writes the final error for a person: validation problems one
 // per line, everything else on one line.
 func printError(w io.Writer, err error) {
+	// The engine masks what it knows to be secret; mask what still looks
+	// like a password on the way out as well.
+	w = maskingWriter{w}
 	var v *runbook.ValidationError
 	if errors.As(err, &v) {
 		fmt.Fprintf(w, "error: %d problem%s:\n", len(v.Problems), plural(len(v.Problems)))
@@ -173,6 +177,16 @@ func printError(w io.Writer, err error) {
 		return
 	}
 	fmt.Fprintf(w, "error: %v\n", err)
+}
+
+// maskingWriter masks password fields in what is written through it.
+type maskingWriter struct{ w io.Writer }
+
+func (m maskingWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(m.w, (*secret.Redactor)(nil).Redact(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func plural(n int) string {

@@ -270,9 +270,11 @@ func ParseBytes(v string) (int64, error) {
 }
 
 // Suggest returns the candidate closest to s by edit distance, when it is
-// close enough to be a likely typo, or "".
+// close enough to be a likely typo, or "". Short names are held to a tight
+// bound, since any short name is a few edits from any other: "wait" is not
+// a typo of "dir".
 func Suggest(s string, candidates []string) string {
-	best, bestD := "", len(s)/2+2
+	best, bestD := "", max(2, len(s)/3)+1
 	for _, c := range candidates {
 		if d := distance(s, c); d < bestD {
 			best, bestD = c, d
