@@ -597,7 +597,7 @@ func (e *engine) recover(ctx context.Context, failed *Step, failure *StepError, 
 			if !errors.Is(failure.Err, ErrAction) {
 				failure.Err = fmt.Errorf("%w: %v, and %s failed", ErrAction, failure.Err, sec)
 			}
-			if sec != "" && strings.HasPrefix(string(sec), "repair:") || e.pastPONR {
+			if e.pastPONR { // a failed repair leaves the rest to a person
 				res.ByHand = e.byHand(failed)
 			}
 			return nil
