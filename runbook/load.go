@@ -749,6 +749,7 @@ func (r *reader) host(n *yaml.Node, what string) cluster.Host {
 		r.fields(n, what, map[string]func(k, v *yaml.Node){
 			"transport": func(_, v *yaml.Node) { h.Transport = r.str(v, what+": transport") },
 			"address":   func(_, v *yaml.Node) { h.Address = r.str(v, what+": address") },
+			"user":      func(_, v *yaml.Node) { h.User = r.str(v, what+": user") },
 		})
 	}
 	switch h.Transport {

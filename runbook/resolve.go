@@ -482,18 +482,28 @@ func (z *resolver) args(specs []params.Spec, c *rawCall, what string) (params.Va
 		z.probs.add(at, "%s: %s", what, p.Msg)
 	}
 	for _, s := range specs {
-		if s.Type != params.Node || vals.String(s.Name) == "" || !subbed {
+		var names []string
+		switch s.Type {
+		case params.Node:
+			if n := vals.String(s.Name); n != "" {
+				names = []string{n}
+			}
+		case params.Nodes:
+			names = vals.Strings(s.Name)
+		}
+		if !subbed {
 			continue
 		}
-		node := vals.String(s.Name)
 		at := pos[s.Name]
-		switch {
-		case z.inv == nil:
-			z.probs.add(at, "%s: %s: node %q, but no inventory was given (-i FILE)", what, s.Name, node)
-			return vals, false
-		case z.inv.Cluster.Nodes[node] == nil:
-			z.probs.add(at, "%s: %s: node %q is not in inventory %s (nodes: %s)", what, s.Name, node, z.inv.File, strings.Join(z.inv.order, ", "))
-			return vals, false
+		for _, node := range names {
+			switch {
+			case z.inv == nil:
+				z.probs.add(at, "%s: %s: node %q, but no inventory was given (-i FILE)", what, s.Name, node)
+				return vals, false
+			case z.inv.Cluster.Nodes[node] == nil:
+				z.probs.add(at, "%s: %s: node %q is not in inventory %s (nodes: %s)", what, s.Name, node, z.inv.File, strings.Join(z.inv.order, ", "))
+				return vals, false
+			}
 		}
 	}
 	return vals, len(probs) == 0 && subbed

@@ -135,7 +135,7 @@ func TestExecApply(t *testing.T) {
 			name:    "unsupported transport",
 			command: "true",
 			node:    "pg2",
-			wantErr: `node "pg2": transport "ssh" is not supported yet`,
+			wantErr: `node "pg2": transport "ssh" is not supported`,
 		},
 	}
 	for _, tt := range tests {

@@ -112,6 +112,7 @@ Every run is journaled; an interrupted run continues with 'switchover resume'.`,
 		newChecksCmd(io),
 		newStepsCmd(io),
 		newPlaybooksCmd(io),
+		newSandboxCmd(io),
 		newVersionCmd(io),
 	)
 	return root

@@ -31,8 +31,20 @@ type Node struct {
 
 // Host says how commands reach a node's machine.
 type Host struct {
-	Transport string // "local" (the only one so far) or "ssh"
-	Address   string // for ssh: user@host[:port]
+	Transport string // "local" or "ssh"
+	Address   string // for ssh: [user@]host[:port]
+	// User runs the commands as this OS user (the database's owner, say):
+	// locally by switching user (switchover must be root), over ssh with sudo.
+	User string
+}
+
+// Executor returns how to run commands on this host.
+func (h Host) Executor() (transport.Executor, error) {
+	switch h.Transport {
+	case "", "local":
+		return transport.Local{User: h.User}, nil
+	}
+	return nil, fmt.Errorf("transport %q is not supported", h.Transport)
 }
 
 // Pooler is the connection pooler clients go through.
@@ -76,11 +88,11 @@ func (c *Cluster) Executor(node string) (transport.Executor, error) {
 	if !ok {
 		return nil, fmt.Errorf("node %q is not in the inventory", node)
 	}
-	switch n.Host.Transport {
-	case "", "local":
-		return transport.Local{}, nil
+	ex, err := n.Host.Executor()
+	if err != nil {
+		return nil, fmt.Errorf("node %q: %w", node, err)
 	}
-	return nil, fmt.Errorf("node %q: transport %q is not supported yet", node, n.Host.Transport)
+	return ex, nil
 }
 
 // Facts is what a run learns while it goes and later steps need, such as the

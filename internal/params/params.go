@@ -30,6 +30,7 @@ const (
 	Strings       // a list of text values
 	Bytes         // a size: 16MB, 512kB, 1048576
 	Node          // the name of a node in the inventory
+	Nodes         // a list of node names; empty means every node
 )
 
 // String names the type as the documentation shows it.
@@ -49,6 +50,8 @@ func (t Type) String() string {
 		return "size"
 	case Node:
 		return "node"
+	case Nodes:
+		return "list of nodes"
 	}
 	return "unknown"
 }
@@ -184,7 +187,7 @@ func specNames(specs []Spec) []string {
 }
 
 func convert(s Spec, r Raw) (any, error) {
-	if s.Type == Strings {
+	if s.Type == Strings || s.Type == Nodes {
 		list := []string{r.Scalar}
 		if r.IsList {
 			list = append([]string(nil), r.List...)

@@ -8,7 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"os/user"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,24 +58,71 @@ const maxOutput = 64 << 10
 // that daemon to exit, and a successful start would look like a timeout.
 const pipeGrace = time.Second
 
-// Local runs commands on this machine.
-type Local struct{}
+// Local runs commands on this machine, as the user switchover runs as or,
+// when User is set, as that user: PostgreSQL's tools refuse to run as root,
+// so a switchover run by root runs them as the database's owner.
+type Local struct {
+	User string
+}
 
 var _ Executor = Local{}
 
 // Where implements Executor.
-func (Local) Where() string { return "local" }
+func (l Local) Where() string {
+	if l.User != "" {
+		return "local as " + l.User
+	}
+	return "local"
+}
+
+// credential returns how to run as l.User: nil to run as ourselves.
+func (l Local) credential() (*syscall.Credential, error) {
+	if l.User == "" {
+		return nil, nil
+	}
+	u, err := user.Lookup(l.User)
+	if err != nil {
+		return nil, fmt.Errorf("run as %s: %w", l.User, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if uid == os.Geteuid() {
+		return nil, nil
+	}
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("run as %s: switchover runs as uid %d, not root, so it cannot switch user; run it as %s or as root", l.User, os.Geteuid(), l.User)
+	}
+	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	if groups, err := u.GroupIds(); err == nil {
+		for _, g := range groups {
+			if n, err := strconv.Atoi(g); err == nil {
+				cred.Groups = append(cred.Groups, uint32(n))
+			}
+		}
+	}
+	return cred, nil
+}
 
 // Run implements Executor. The command runs in its own process group, so a
 // timeout stops the whole pipeline it started and not only the shell, and it
 // is killed if this process dies (the parent-death signal), so a killed run
 // does not leave a half-finished action running behind the operator's back.
-func (Local) Run(ctx context.Context, command string) (Output, error) {
+func (l Local) Run(ctx context.Context, command string) (Output, error) {
+	cred, err := l.credential()
+	if err != nil {
+		return Output{}, err
+	}
 	cmd := exec.Command("/bin/sh", "-c", command)
 	var stdout, stderr capped
 	stdout.limit, stderr.limit = maxOutput, maxOutput
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
+	if cred != nil {
+		// The other user may not enter our working directory, and
+		// PostgreSQL's tools fail where they cannot.
+		cmd.Dir = "/"
+		cmd.Env = append(os.Environ(), "HOME=/", "USER="+l.User, "LOGNAME="+l.User)
+	}
 	cmd.WaitDelay = pipeGrace
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -80,7 +130,6 @@ func (Local) Run(ctx context.Context, command string) (Output, error) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	var err error
 	select {
 	case err = <-done:
 	case <-ctx.Done():

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/sandbox"
+)
+
+type sandboxOpts struct {
+	dir      string
+	portBase int
+	standbys int
+	pgBin    string
+	runAs    string
+	json     bool
+}
+
+func defaultSandboxDir() string { return filepath.Join(os.TempDir(), "switchover-sandbox") }
+
+func newSandboxCmd(io *streams) *cobra.Command {
+	opts := &sandboxOpts{}
+	cmd := &cobra.Command{
+		Use:   "sandbox",
+		Short: "A local rehearsal cluster: primary pg1, standbys pg2.., PgBouncer in front",
+		Long: `sandbox brings up a PostgreSQL cluster on 127.0.0.1 to rehearse on: a primary pg1 and
+streaming standbys pg2, pg3 (physical slots, wal_log_hints on), and a PgBouncer on
+--port-base in front of the primary (database app, admin console for user postgres);
+node i listens on port-base+i. Authentication is trust on 127.0.0.1 only: it is a
+rehearsal cluster. 'up' writes DIR/inventory.yaml, which the shipped playbooks use
+unchanged; 'down' stops exactly the sandbox's own processes, by PID, and removes DIR.`,
+		Args: exactArgs(0, "a subcommand: up, status or down"),
+		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
+	}
+	cmd.PersistentFlags().StringVar(&opts.dir, "dir", defaultSandboxDir(), "the sandbox's directory")
+	up := &cobra.Command{
+		Use:   "up",
+		Short: "Create and start the sandbox",
+		Args:  exactArgs(0, "no arguments"),
+		RunE:  func(c *cobra.Command, _ []string) error { return runSandboxUp(c.Context(), io, opts) },
+	}
+	up.Flags().IntVar(&opts.portBase, "port-base", sandbox.DefaultPortBase, "PgBouncer's port; node i listens on port-base+i")
+	up.Flags().IntVar(&opts.standbys, "standbys", 2, "number of standbys")
+	up.Flags().StringVar(&opts.pgBin, "pg-bin", "", "PostgreSQL's bin directory (default: found by pg_config, the PATH or /usr/lib/postgresql)")
+	up.Flags().StringVar(&opts.runAs, "run-as", "", "OS user the servers run as (default: you; when root, postgres or nobody)")
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show each node's role, timeline, upstream and lag",
+		Args:  exactArgs(0, "no arguments"),
+		RunE:  func(c *cobra.Command, _ []string) error { return runSandboxStatus(c.Context(), io, opts) },
+	}
+	status.Flags().BoolVar(&opts.json, "json", false, "one JSON object per node")
+	down := &cobra.Command{
+		Use:   "down",
+		Short: "Stop the sandbox's processes by PID and remove its directory",
+		Args:  exactArgs(0, "no arguments"),
+		RunE:  func(c *cobra.Command, _ []string) error { return runSandboxDown(c.Context(), io, opts) },
+	}
+	cmd.AddCommand(up, status, down)
+	return cmd
+}
+
+func runSandboxUp(ctx context.Context, io *streams, opts *sandboxOpts) error {
+	sb, err := sandbox.Up(ctx, sandbox.Options{
+		Dir: opts.dir, PortBase: opts.portBase, Standbys: opts.standbys, BinDir: opts.pgBin, RunAs: opts.runAs,
+		Log: func(format string, args ...any) { fmt.Fprintf(io.err, "sandbox: "+format+"\n", args...) },
+	})
+	if err != nil {
+		return usagef("sandbox up: %v", err)
+	}
+	fmt.Fprintf(io.out, "sandbox up in %s: a REHEARSAL cluster, trust authentication on 127.0.0.1 only\n", sb.Dir)
+	fmt.Fprintf(io.out, "  pgbouncer  127.0.0.1:%d  (database app; admin console: dbname=pgbouncer user=postgres)\n", sb.PortBase)
+	for i, n := range sb.Nodes {
+		role := "standby"
+		if i == 0 {
+			role = "primary"
+		}
+		fmt.Fprintf(io.out, "  %-9s  127.0.0.1:%d  %s  %s\n", n.Name, n.Port, role, n.DataDir)
+	}
+	fmt.Fprintf(io.out, "inventory: %s\n", sb.Inventory())
+	return nil
+}
+
+func runSandboxStatus(ctx context.Context, io *streams, opts *sandboxOpts) error {
+	sb, err := sandbox.Load(opts.dir)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	st := sb.Status(ctx)
+	if opts.json {
+		enc := json.NewEncoder(io.out)
+		for _, s := range st {
+			row := map[string]any{"node": s.Node.Name, "port": s.Node.Port, "running": s.Running}
+			if s.Err != nil {
+				row["error"] = s.Err.Error()
+			} else {
+				row["role"], row["timeline"], row["upstream"], row["lag_bytes"] = s.State.Role, s.State.Timeline, s.State.Upstream, s.LagBytes
+			}
+			if err := enc.Encode(row); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(io.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tPORT\tROLE\tTIMELINE\tUPSTREAM\tLAG")
+	for _, s := range st {
+		if s.Err != nil {
+			state := "down"
+			if s.Running {
+				state = "not answering"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t\t\t%v\n", s.Node.Name, s.Node.Port, state, s.Err)
+			continue
+		}
+		up, lag := "-", "-"
+		if s.State.Role == pg.RoleStandby {
+			up = s.State.Upstream
+			if !s.State.Streaming {
+				up = "not streaming"
+			}
+			lag = fmt.Sprintf("%d bytes", s.LagBytes)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\n", s.Node.Name, s.Node.Port, s.State.Role, s.State.Timeline, up, lag)
+	}
+	return tw.Flush()
+}
+
+func runSandboxDown(ctx context.Context, io *streams, opts *sandboxOpts) error {
+	sb, err := sandbox.Load(opts.dir)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	pids := sb.PIDs()
+	if err := sb.Down(ctx); err != nil {
+		return fmt.Errorf("sandbox down: %w", err)
+	}
+	fmt.Fprintf(io.out, "sandbox down: stopped %d processes, removed %s\n", len(pids), sb.Dir)
+	return nil
+}

@@ -1,0 +1,185 @@
+// Package pg is switchover's access to PostgreSQL: connections with safe
+// defaults, log sequence numbers, and the one inspection of a node (role,
+// timeline, upstream, positions) that checks, steps and the sandbox share.
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Querier is the part of a connection that checks and steps use, so their
+// logic can be tested against a fake and run against *pgx.Conn.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+var _ Querier = (*pgx.Conn)(nil)
+
+// DefaultConnectTimeout bounds a connection attempt when the connection
+// string does not.
+const DefaultConnectTimeout = 5 * time.Second
+
+// Connect opens a connection to conninfo, a libpq keyword/value string or
+// URL. Unless the string says otherwise: the connect timeout is bounded,
+// the session is named "switchover" in pg_stat_activity, and every
+// statement is bounded by statementTimeout (0 leaves the server's default).
+func Connect(ctx context.Context, conninfo string, statementTimeout time.Duration) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(conninfo)
+	if err != nil {
+		return nil, fmt.Errorf("connection string: %w", scrub(err))
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
+		cfg.RuntimeParams["application_name"] = "switchover"
+	}
+	if statementTimeout > 0 {
+		cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(statementTimeout.Milliseconds(), 10)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, scrub(err)
+	}
+	return conn, nil
+}
+
+// ConnectAdmin opens a connection to a PgBouncer admin console, which
+// speaks only the simple query protocol.
+func ConnectAdmin(ctx context.Context, conninfo string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(conninfo)
+	if err != nil {
+		return nil, fmt.Errorf("connection string: %w", scrub(err))
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	cfg.StatementCacheCapacity, cfg.DescriptionCacheCapacity = 0, 0
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, scrub(err)
+	}
+	return conn, nil
+}
+
+// scrub keeps a connection error's message short and free of the
+// connection string (pgx quotes parts of it).
+func scrub(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return err
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, "password="); i >= 0 {
+		return errors.New("cannot parse the connection string (password hidden)")
+	}
+	return err
+}
+
+// LSN is a PostgreSQL write-ahead log position.
+type LSN uint64
+
+// ParseLSN reads the text form, e.g. 0/3000148.
+func ParseLSN(s string) (LSN, error) {
+	hi, lo, ok := strings.Cut(strings.TrimSpace(s), "/")
+	if !ok {
+		return 0, fmt.Errorf("%q is not an LSN (want X/Y in hex)", s)
+	}
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("%q is not an LSN (want X/Y in hex)", s)
+	}
+	return LSN(h<<32 | l), nil
+}
+
+// String renders the text form.
+func (l LSN) String() string { return fmt.Sprintf("%X/%X", uint64(l)>>32, uint64(l)&0xFFFFFFFF) }
+
+// Role is a node's role. The zero value is unknown.
+type Role string
+
+// The roles of a node.
+const (
+	RolePrimary Role = "primary"
+	RoleStandby Role = "standby"
+)
+
+// State is what a node says about itself.
+type State struct {
+	Role        Role
+	Version     int // server_version_num, e.g. 150008
+	Timeline    int
+	CurrentLSN  LSN    // primary: pg_current_wal_lsn()
+	ReceiveLSN  LSN    // standby: last WAL received and flushed
+	ReplayLSN   LSN    // standby: last WAL replayed
+	Upstream    string // standby: host:port it streams from ("" when not streaming)
+	Streaming   bool   // standby: the WAL receiver is streaming
+	SlotName    string // standby: the slot it streams through
+	ReplayPause bool   // standby: replay is paused
+}
+
+// Major returns the major version, e.g. 15.
+func (s State) Major() int { return s.Version / 10000 }
+
+// Inspect asks a node what it is. On a standby, the timeline is the one it
+// receives (or, with no receiver, the one it replays).
+func Inspect(ctx context.Context, q Querier) (State, error) {
+	var st State
+	var recovery bool
+	if err := q.QueryRow(ctx, `SELECT pg_is_in_recovery(), current_setting('server_version_num')::int`).Scan(&recovery, &st.Version); err != nil {
+		return st, err
+	}
+	if !recovery {
+		st.Role = RolePrimary
+		var lsn string
+		err := q.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text,
+			('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int`).Scan(&lsn, &st.Timeline)
+		if err != nil {
+			return st, err
+		}
+		st.CurrentLSN, err = ParseLSN(lsn)
+		return st, err
+	}
+	st.Role = RoleStandby
+	var recv, replay, host, status, slot *string
+	var port, rtli *int
+	err := q.QueryRow(ctx, `SELECT pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,
+			r.sender_host, r.sender_port, r.status, r.received_tli, r.slot_name,
+			pg_is_wal_replay_paused(), (SELECT timeline_id FROM pg_control_checkpoint())
+		FROM (SELECT 1) one LEFT JOIN pg_stat_wal_receiver r ON true`).Scan(
+		&recv, &replay, &host, &port, &status, &rtli, &slot, &st.ReplayPause, &st.Timeline)
+	if err != nil {
+		return st, err
+	}
+	if recv != nil {
+		st.ReceiveLSN, _ = ParseLSN(*recv)
+	}
+	if replay != nil {
+		st.ReplayLSN, _ = ParseLSN(*replay)
+	}
+	if status != nil && *status == "streaming" {
+		st.Streaming = true
+	}
+	if host != nil && port != nil {
+		st.Upstream = fmt.Sprintf("%s:%d", *host, *port)
+	}
+	if rtli != nil && *rtli > 0 {
+		st.Timeline = *rtli
+	}
+	if slot != nil {
+		st.SlotName = *slot
+	}
+	return st, nil
+}

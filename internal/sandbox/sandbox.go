@@ -1,0 +1,686 @@
+// Package sandbox brings up a rehearsal PostgreSQL cluster on 127.0.0.1: a
+// primary pg1, streaming standbys pg2.. with physical slots and
+// wal_log_hints (so pg_rewind works), and a PgBouncer in front of the
+// primary. It writes an inventory the shipped playbooks use unchanged, and
+// stops exactly its own processes, by PID.
+//
+// Authentication is trust on 127.0.0.1 only: it is a rehearsal cluster.
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/transport"
+)
+
+// DefaultPortBase is PgBouncer's port; the nodes listen on the next ones.
+const DefaultPortBase = 54320
+
+// Options set how a sandbox is brought up.
+type Options struct {
+	Dir      string // where everything lives; created, must not hold a sandbox
+	PortBase int    // PgBouncer on PortBase, node i on PortBase+i; 0 picks free ports
+	Standbys int    // number of standbys; default 2
+	BinDir   string // PostgreSQL's bin directory; "" finds it
+	RunAs    string // OS user for the servers; "" is this user, or a non-root one when root
+	Log      func(format string, args ...any)
+}
+
+// Node is one server of the sandbox.
+type Node struct {
+	Name    string `json:"name"`
+	Port    int    `json:"port"`
+	DataDir string `json:"data_dir"`
+}
+
+// Sandbox is a running rehearsal cluster, as recorded in DIR/sandbox.json.
+type Sandbox struct {
+	Dir       string `json:"dir"`
+	PortBase  int    `json:"port_base"`
+	BinDir    string `json:"bin_dir"`
+	RunAs     string `json:"run_as"`
+	PgBouncer string `json:"pgbouncer"` // the pgbouncer binary
+	Nodes     []Node `json:"nodes"`
+}
+
+// Inventory is the path of the inventory the sandbox wrote.
+func (s *Sandbox) Inventory() string { return filepath.Join(s.Dir, "inventory.yaml") }
+
+// PoolerConfig is the path of PgBouncer's configuration.
+func (s *Sandbox) PoolerConfig() string { return filepath.Join(s.Dir, "pgbouncer", "pgbouncer.ini") }
+
+// Conninfo is a superuser connection string for a node.
+func (s *Sandbox) Conninfo(n Node, db string) string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=%s sslmode=disable connect_timeout=5", n.Port, db)
+}
+
+// ClientConninfo is how a client reaches the app database through PgBouncer.
+func (s *Sandbox) ClientConninfo() string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=app sslmode=disable connect_timeout=5", s.PortBase)
+}
+
+// AdminConninfo reaches PgBouncer's admin console.
+func (s *Sandbox) AdminConninfo() string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=pgbouncer sslmode=disable connect_timeout=5", s.PortBase)
+}
+
+// Node returns the node called name.
+func (s *Sandbox) Node(name string) (Node, bool) {
+	for _, n := range s.Nodes {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
+func (s *Sandbox) exec() transport.Local { return transport.Local{User: s.RunAs} }
+
+func (s *Sandbox) stateFile() string { return filepath.Join(s.Dir, "sandbox.json") }
+
+// FindBinDir finds PostgreSQL's server binaries: explicit, else
+// `pg_config --bindir`, else initdb on the PATH, else the newest
+// /usr/lib/postgresql/*/bin.
+func FindBinDir(explicit string) (string, error) {
+	ok := func(d string) bool {
+		st, err := os.Stat(filepath.Join(d, "initdb"))
+		return err == nil && !st.IsDir()
+	}
+	if explicit != "" {
+		if ok(explicit) {
+			return explicit, nil
+		}
+		return "", fmt.Errorf("--pg-bin %s: no initdb there", explicit)
+	}
+	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
+		if d := strings.TrimSpace(string(out)); ok(d) {
+			return d, nil
+		}
+	}
+	if p, err := exec.LookPath("initdb"); err == nil {
+		return filepath.Dir(p), nil
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return versionOf(dirs[i]) > versionOf(dirs[j]) })
+	for _, d := range dirs {
+		if ok(d) {
+			return d, nil
+		}
+	}
+	return "", errors.New("no PostgreSQL server binaries found (looked at pg_config --bindir, the PATH and /usr/lib/postgresql/*/bin); install them (Debian: apt-get install postgresql) or pass --pg-bin")
+}
+
+func versionOf(dir string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir)))
+	return v
+}
+
+// findPgBouncer finds the pgbouncer binary.
+func findPgBouncer() (string, error) {
+	if p, err := exec.LookPath("pgbouncer"); err == nil {
+		return p, nil
+	}
+	for _, p := range []string{"/usr/sbin/pgbouncer", "/usr/local/sbin/pgbouncer", "/usr/local/bin/pgbouncer"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("pgbouncer not found; install it (Debian: apt-get install pgbouncer)")
+}
+
+// runAsUser picks who runs the servers: PostgreSQL refuses root.
+func runAsUser(explicit string) (string, error) {
+	if explicit != "" {
+		if _, err := user.Lookup(explicit); err != nil {
+			return "", fmt.Errorf("--run-as %s: %w", explicit, err)
+		}
+		return explicit, nil
+	}
+	if os.Geteuid() != 0 {
+		return "", nil
+	}
+	for _, name := range []string{"postgres", "nobody"} {
+		if _, err := user.Lookup(name); err == nil {
+			return name, nil
+		}
+	}
+	return "", errors.New("running as root, and neither user postgres nor nobody exists to run the servers; pass --run-as USER")
+}
+
+// FreePortBase finds a base port such that base..base+n are free on 127.0.0.1.
+func FreePortBase(n int) (int, error) {
+	for try := 0; try < 50; try++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		base := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if base+n > 65000 {
+			continue
+		}
+		if portsFree(base, n) == nil {
+			return base, nil
+		}
+	}
+	return 0, errors.New("no free block of ports on 127.0.0.1")
+}
+
+func portsFree(base, n int) error {
+	for p := base; p <= base+n; p++ {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			return fmt.Errorf("port %d on 127.0.0.1 is taken", p)
+		}
+		l.Close()
+	}
+	return nil
+}
+
+// Up creates and starts a sandbox. On failure it stops what it started
+// and removes the directory, so a failed Up leaves nothing behind.
+func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
+	if o.Standbys == 0 {
+		o.Standbys = 2
+	}
+	if o.Standbys < 0 || o.Standbys > 20 {
+		return nil, fmt.Errorf("--standbys %d: want 1 to 20", o.Standbys)
+	}
+	if o.Log == nil {
+		o.Log = func(string, ...any) {}
+	}
+	if o.Dir == "" {
+		return nil, errors.New("no sandbox directory given")
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sandbox.json")); err == nil {
+		return nil, fmt.Errorf("%s already holds a sandbox; `switchover sandbox down --dir %s` first", dir, dir)
+	}
+	bin, err := FindBinDir(o.BinDir)
+	if err != nil {
+		return nil, err
+	}
+	bouncer, err := findPgBouncer()
+	if err != nil {
+		return nil, err
+	}
+	runAs, err := runAsUser(o.RunAs)
+	if err != nil {
+		return nil, err
+	}
+	n := o.Standbys + 1
+	if o.PortBase == 0 {
+		if o.PortBase, err = FreePortBase(n); err != nil {
+			return nil, err
+		}
+	} else if err := portsFree(o.PortBase, n); err != nil {
+		return nil, fmt.Errorf("%w; pick another --port-base", err)
+	}
+	s = &Sandbox{Dir: dir, PortBase: o.PortBase, BinDir: bin, RunAs: runAs, PgBouncer: bouncer}
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("pg%d", i)
+		s.Nodes = append(s.Nodes, Node{Name: name, Port: o.PortBase + i, DataDir: filepath.Join(dir, name)})
+	}
+	created := false
+	defer func() {
+		if err != nil && created {
+			_ = s.Down(context.Background())
+		}
+	}()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	created = true
+	if err := s.chown(dir); err != nil {
+		return nil, err
+	}
+	if err := s.save(); err != nil {
+		return nil, err
+	}
+	primary := s.Nodes[0]
+	o.Log("initdb %s (PostgreSQL in %s, servers run as %s)", primary.Name, bin, s.who())
+	if err := s.initPrimary(ctx, primary); err != nil {
+		return nil, err
+	}
+	if err := s.start(ctx, primary); err != nil {
+		return nil, err
+	}
+	if err := s.setupPrimary(ctx, primary); err != nil {
+		return nil, err
+	}
+	for _, sb := range s.Nodes[1:] {
+		o.Log("pg_basebackup %s from %s", sb.Name, primary.Name)
+		if err := s.cloneStandby(ctx, primary, sb); err != nil {
+			return nil, err
+		}
+		if err := s.start(ctx, sb); err != nil {
+			return nil, err
+		}
+	}
+	o.Log("pgbouncer on 127.0.0.1:%d", s.PortBase)
+	if err := s.startPgBouncer(ctx, primary); err != nil {
+		return nil, err
+	}
+	if err := s.waitStreaming(ctx, 30*time.Second); err != nil {
+		return nil, err
+	}
+	if err := s.writeInventory(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Sandbox) who() string {
+	if s.RunAs == "" {
+		if u, err := user.Current(); err == nil {
+			return u.Username
+		}
+	}
+	return s.RunAs
+}
+
+func (s *Sandbox) chown(path string) error {
+	if s.RunAs == "" {
+		return nil
+	}
+	u, err := user.Lookup(s.RunAs)
+	if err != nil {
+		return err
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return os.Chown(path, uid, gid)
+}
+
+func (s *Sandbox) save() error {
+	b, _ := json.MarshalIndent(s, "", "  ")
+	return os.WriteFile(s.stateFile(), append(b, '\n'), 0o644)
+}
+
+// Load reads the sandbox recorded in dir.
+func Load(dir string) (*Sandbox, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "sandbox.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no sandbox in %s (bring one up with `switchover sandbox up --dir %s`)", dir, dir)
+		}
+		return nil, err
+	}
+	var s Sandbox
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "sandbox.json"), err)
+	}
+	return &s, nil
+}
+
+// sh runs a command as the servers' user and fails with its output.
+func (s *Sandbox) sh(ctx context.Context, what, command string) (string, error) {
+	out, err := s.exec().Run(ctx, command)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	if out.ExitCode != 0 {
+		return "", fmt.Errorf("%s: exit %d: %s", what, out.ExitCode, lastLines(out.Combined(), 6))
+	}
+	return out.Stdout, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// q quotes a string for a POSIX shell.
+func q(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+func (s *Sandbox) bin(name string) string { return q(filepath.Join(s.BinDir, name)) }
+
+// settings every node gets; the port is set per node after the clone.
+const settings = `
+# --- switchover sandbox: a rehearsal cluster on 127.0.0.1 only ---
+listen_addresses = '127.0.0.1'
+unix_socket_directories = ''
+wal_level = replica
+max_wal_senders = 20
+max_replication_slots = 20
+wal_log_hints = on
+hot_standby = on
+hot_standby_feedback = on
+wal_keep_size = '256MB'
+max_connections = 100
+shared_buffers = '32MB'
+logging_collector = off
+log_line_prefix = '%m [%p] %q%u@%d '
+log_min_messages = warning
+`
+
+func (s *Sandbox) initPrimary(ctx context.Context, n Node) error {
+	if _, err := s.sh(ctx, "initdb "+n.Name, fmt.Sprintf("%s -D %s -U postgres --auth=trust --encoding=UTF8 --no-sync >/dev/null",
+		s.bin("initdb"), q(n.DataDir))); err != nil {
+		return err
+	}
+	hba := "# switchover sandbox: trust on loopback only\n" +
+		"host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n"
+	if err := os.WriteFile(filepath.Join(n.DataDir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		return err
+	}
+	if err := s.chown(filepath.Join(n.DataDir, "pg_hba.conf")); err != nil {
+		return err
+	}
+	return s.appendConf(n, settings)
+}
+
+func (s *Sandbox) appendConf(n Node, text string) error {
+	f, err := os.OpenFile(filepath.Join(n.DataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.WriteString(text + fmt.Sprintf("port = %d\n", n.Port))
+	return err
+}
+
+func (s *Sandbox) start(ctx context.Context, n Node) error {
+	_, err := s.sh(ctx, "start "+n.Name, fmt.Sprintf("%s start -D %s -w -t 60 -l %s >/dev/null",
+		s.bin("pg_ctl"), q(n.DataDir), q(filepath.Join(s.Dir, n.Name+".log"))))
+	return err
+}
+
+func (s *Sandbox) setupPrimary(ctx context.Context, n Node) error {
+	conn, err := pg.Connect(ctx, s.Conninfo(n, "postgres"), 30*time.Second)
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", n.Name, err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE app"); err != nil {
+		return fmt.Errorf("create database app: %w", err)
+	}
+	for _, sb := range s.Nodes {
+		if _, err := conn.Exec(ctx, "SELECT pg_create_physical_replication_slot($1)", sb.Name); err != nil {
+			return fmt.Errorf("create slot %s: %w", sb.Name, err)
+		}
+	}
+	return nil
+}
+
+// PrimaryConninfo is the primary_conninfo a standby uses to stream from n.
+func (s *Sandbox) PrimaryConninfo(upstream Node, standby string) string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d user=postgres application_name=%s sslmode=disable", upstream.Port, standby)
+}
+
+func (s *Sandbox) cloneStandby(ctx context.Context, primary, n Node) error {
+	if _, err := s.sh(ctx, "pg_basebackup "+n.Name, fmt.Sprintf("%s -h 127.0.0.1 -p %d -U postgres -D %s -X stream -c fast --no-sync",
+		s.bin("pg_basebackup"), primary.Port, q(n.DataDir))); err != nil {
+		return err
+	}
+	conf := fmt.Sprintf("primary_conninfo = '%s'\nprimary_slot_name = '%s'\n", s.PrimaryConninfo(primary, n.Name), n.Name)
+	auto := filepath.Join(n.DataDir, "postgresql.auto.conf")
+	if err := os.WriteFile(auto, []byte("# Do not edit this file manually!\n# It will be overwritten by the ALTER SYSTEM command.\n"+conf), 0o600); err != nil {
+		return err
+	}
+	signal := filepath.Join(n.DataDir, "standby.signal")
+	if err := os.WriteFile(signal, nil, 0o600); err != nil {
+		return err
+	}
+	for _, f := range []string{auto, signal} {
+		if err := s.chown(f); err != nil {
+			return err
+		}
+	}
+	return s.appendConf(n, "")
+}
+
+func (s *Sandbox) startPgBouncer(ctx context.Context, primary Node) error {
+	dir := filepath.Join(s.Dir, "pgbouncer")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := s.chown(dir); err != nil {
+		return err
+	}
+	ini := fmt.Sprintf(`;; switchover sandbox: PgBouncer in front of the primary, trust on loopback only
+[databases]
+app = host=127.0.0.1 port=%d dbname=app
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = %d
+unix_socket_dir =
+auth_type = trust
+auth_file = %s
+admin_users = postgres
+pool_mode = transaction
+max_client_conn = 500
+default_pool_size = 20
+ignore_startup_parameters = extra_float_digits,options
+server_login_retry = 1
+server_connect_timeout = 5
+logfile = %s
+pidfile = %s
+`, primary.Port, s.PortBase, filepath.Join(dir, "userlist.txt"), filepath.Join(dir, "pgbouncer.log"), filepath.Join(dir, "pgbouncer.pid"))
+	files := map[string]string{"pgbouncer.ini": ini, "userlist.txt": "\"postgres\" \"\"\n"}
+	for name, text := range files {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o640); err != nil {
+			return err
+		}
+		if err := s.chown(p); err != nil {
+			return err
+		}
+	}
+	if _, err := s.sh(ctx, "start pgbouncer", fmt.Sprintf("%s -d -q %s", q(s.PgBouncer), q(s.PoolerConfig()))); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.PortBase), time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pgbouncer did not listen on 127.0.0.1:%d within 10s (see %s)", s.PortBase, filepath.Join(dir, "pgbouncer.log"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitStreaming waits until every standby streams from the primary.
+func (s *Sandbox) waitStreaming(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for _, n := range s.Nodes[1:] {
+		for {
+			st, err := s.inspect(ctx, n)
+			if err == nil && st.Streaming {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s is not streaming after %s (see %s.log): %v", n.Name, limit, filepath.Join(s.Dir, n.Name), err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func (s *Sandbox) inspect(ctx context.Context, n Node) (pg.State, error) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pg.Connect(cctx, s.Conninfo(n, "postgres"), 5*time.Second)
+	if err != nil {
+		return pg.State{}, err
+	}
+	defer conn.Close(context.Background())
+	return pg.Inspect(cctx, conn)
+}
+
+func (s *Sandbox) writeInventory() error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Written by `switchover sandbox up`: a rehearsal cluster on 127.0.0.1\n# with trust authentication. Not for production.\ncluster: sandbox\nvars:\n  primary: pg1\n  candidate: pg2\nnodes:\n")
+	host := "local"
+	if s.RunAs != "" {
+		host = fmt.Sprintf("{transport: local, user: %s}", s.RunAs)
+	}
+	for _, n := range s.Nodes {
+		fmt.Fprintf(&b, "  %s:\n    conninfo: %q\n    host: %s\n    data_dir: %s\n    bin_dir: %s\n",
+			n.Name, s.Conninfo(n, "postgres"), host, n.DataDir, s.BinDir)
+	}
+	fmt.Fprintf(&b, "pooler:\n  kind: pgbouncer\n  admin: %q\n  database: app\n  config: %s\n  host: %s\n",
+		s.AdminConninfo(), s.PoolerConfig(), host)
+	return os.WriteFile(s.Inventory(), []byte(b.String()), 0o644)
+}
+
+// NodeStatus is one node as `sandbox status` shows it.
+type NodeStatus struct {
+	Node     Node
+	Running  bool
+	State    pg.State
+	LagBytes int64 // standby: how far its replay is behind the primary's current LSN
+	Err      error
+}
+
+// Status inspects every node.
+func (s *Sandbox) Status(ctx context.Context) []NodeStatus {
+	out := make([]NodeStatus, len(s.Nodes))
+	var primaryLSN pg.LSN
+	for i, n := range s.Nodes {
+		out[i].Node = n
+		out[i].Running = s.pidOf(n) > 0
+		st, err := s.inspect(ctx, n)
+		out[i].State, out[i].Err = st, err
+		if err == nil && st.Role == pg.RolePrimary && st.CurrentLSN > primaryLSN {
+			primaryLSN = st.CurrentLSN
+		}
+	}
+	for i := range out {
+		if st := out[i].State; out[i].Err == nil && st.Role == pg.RoleStandby && primaryLSN > 0 {
+			out[i].LagBytes = int64(primaryLSN) - int64(st.ReplayLSN)
+		}
+	}
+	return out
+}
+
+// pidOf returns the postmaster's PID of a running node, or 0. It trusts
+// postmaster.pid only when that process is a postgres of this data dir,
+// so a recycled PID is never taken for ours.
+func (s *Sandbox) pidOf(n Node) int {
+	b, err := os.ReadFile(filepath.Join(n.DataDir, "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	if !processMatches(pid, n.DataDir) {
+		return 0
+	}
+	return pid
+}
+
+func (s *Sandbox) pgbouncerPID() int {
+	b, err := os.ReadFile(filepath.Join(s.Dir, "pgbouncer", "pgbouncer.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 || !processMatches(pid, s.PoolerConfig()) {
+		return 0
+	}
+	return pid
+}
+
+// processMatches reports whether pid is alive and its command line
+// mentions arg (its data directory or configuration file).
+func processMatches(pid int, arg string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	return strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), arg)
+}
+
+// PIDs returns the PIDs of the sandbox's running processes by name.
+func (s *Sandbox) PIDs() map[string]int {
+	out := map[string]int{}
+	for _, n := range s.Nodes {
+		if pid := s.pidOf(n); pid > 0 {
+			out[n.Name] = pid
+		}
+	}
+	if pid := s.pgbouncerPID(); pid > 0 {
+		out["pgbouncer"] = pid
+	}
+	return out
+}
+
+// Down stops the sandbox's own processes by PID (a fast shutdown for
+// PostgreSQL, a safe one for PgBouncer, SIGKILL for what does not stop
+// within 30s) and removes its directory.
+func (s *Sandbox) Down(ctx context.Context) error {
+	pids := s.PIDs()
+	for name, pid := range pids {
+		sig := syscall.SIGINT // PostgreSQL: fast shutdown; PgBouncer: safe shutdown
+		if name == "pgbouncer" {
+			sig = syscall.SIGTERM // immediate: clients of a rehearsal need no grace
+		}
+		_ = syscall.Kill(pid, sig)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for name, pid := range pids {
+		for alive(pid) {
+			if time.Now().After(deadline) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				time.Sleep(100 * time.Millisecond)
+				if alive(pid) {
+					return fmt.Errorf("%s (pid %d) did not stop", name, pid)
+				}
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	if s.Dir == "" || s.Dir == "/" {
+		return fmt.Errorf("refusing to remove %q", s.Dir)
+	}
+	return os.RemoveAll(s.Dir)
+}
+
+// alive reports whether pid runs (a zombie counts as gone).
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'Z' {
+		return false
+	}
+	return true
+}

@@ -1,0 +1,97 @@
+// Package sandboxtest gives tests real PostgreSQL clusters on loopback: a
+// fresh sandbox for a test that changes it, or one shared by a package's
+// read-only tests. Without PostgreSQL binaries the tests skip, unless CI is
+// set: under CI a missing server is a failure.
+package sandboxtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchover/switchover/internal/sandbox"
+)
+
+var (
+	mu     sync.Mutex
+	shared *sandbox.Sandbox
+	tmp    []string
+)
+
+// available reports whether a sandbox can be brought up here.
+func available(t testing.TB) {
+	t.Helper()
+	if _, err := sandbox.FindBinDir(""); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI is set and PostgreSQL is missing: %v", err)
+		}
+		t.Skipf("no PostgreSQL here: %v", err)
+	}
+}
+
+func up(standbys int) (*sandbox.Sandbox, error) {
+	dir, err := os.MkdirTemp("", "switchover-test-")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(dir) // Up creates it, with the right owner
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return sandbox.Up(ctx, sandbox.Options{Dir: dir, Standbys: standbys})
+}
+
+// New brings up a sandbox with the given number of standbys for one test
+// and brings it down when the test ends.
+func New(t testing.TB, standbys int) *sandbox.Sandbox {
+	t.Helper()
+	available(t)
+	sb, err := up(standbys)
+	if err != nil {
+		t.Fatalf("sandbox up: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := sb.Down(ctx); err != nil {
+			t.Errorf("sandbox down: %v", err)
+		}
+	})
+	return sb
+}
+
+// Shared returns a sandbox (pg1 primary, pg2 and pg3 streaming) shared by
+// the package's tests. Tests using it must leave it as they found it. The
+// package's TestMain must call Main, which brings it down.
+func Shared(t testing.TB) *sandbox.Sandbox {
+	t.Helper()
+	available(t)
+	mu.Lock()
+	defer mu.Unlock()
+	if shared == nil {
+		sb, err := up(2)
+		if err != nil {
+			t.Fatalf("sandbox up: %v", err)
+		}
+		shared = sb
+	}
+	return shared
+}
+
+// Main runs a package's tests and brings the shared sandbox down after.
+func Main(m *testing.M) {
+	code := m.Run()
+	mu.Lock()
+	if shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := shared.Down(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "sandbox down: %v\n", err)
+			code = 1
+		}
+		cancel()
+	}
+	mu.Unlock()
+	os.Exit(code)
+}
