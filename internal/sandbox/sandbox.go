@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/transport"
 )
@@ -683,4 +684,16 @@ func alive(pid int) bool {
 		return false
 	}
 	return true
+}
+
+// Cluster returns the sandbox as the inventory describes it, for tests
+// that drive checks and steps without a runbook.
+func (s *Sandbox) Cluster() *cluster.Cluster {
+	host := cluster.Host{Transport: "local", User: s.RunAs}
+	c := &cluster.Cluster{Name: "sandbox", Nodes: map[string]*cluster.Node{}}
+	for _, n := range s.Nodes {
+		c.Nodes[n.Name] = &cluster.Node{Name: n.Name, Conninfo: s.Conninfo(n, "postgres"), Host: host, DataDir: n.DataDir, BinDir: s.BinDir}
+	}
+	c.Pooler = &cluster.Pooler{Kind: "pgbouncer", Admin: s.AdminConninfo(), Database: "app", Config: s.PoolerConfig(), Host: host}
+	return c
 }

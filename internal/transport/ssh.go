@@ -1,0 +1,434 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ErrConnection marks a Run over ssh that never reached the remote shell:
+// the host was unreachable, refused the connection, or the login failed.
+// Nothing ran on the host.
+var ErrConnection = errors.New("connection failed")
+
+// defaultConnectTimeout is how long ssh may take to connect when
+// SSH.ConnectTimeout is not set.
+const defaultConnectTimeout = 5 * time.Second
+
+// SSH runs commands on a remote host through the system's ssh client, so the
+// user's ssh config, agent and known_hosts apply.
+//
+// The command runs with /bin/sh -c on the host, as with Local, inside a small
+// wrapper script that reports the command's exit status, so that a command
+// exiting 255 is not mistaken for ssh failing, and a daemon the command
+// leaves holding its output does not keep Run waiting. The wrapper also
+// kills the command and everything it started when the connection goes
+// away, so a cut-off Run does not leave the command running on the host.
+// The login shell of the remote user must understand POSIX single quotes
+// (sh, bash, dash, ksh, zsh do; csh and fish do not).
+type SSH struct {
+	// Address is [user@]host[:port], or ssh://[user@]host[:port]. Host may
+	// be an alias from the ssh config. Without a user or port, ssh's config
+	// and defaults decide.
+	Address string
+	// ConfigFile, when set, is passed as ssh -F and replaces the user's
+	// and the system's ssh config.
+	ConfigFile string
+	// ConnectTimeout bounds the connection (ssh -o ConnectTimeout, in whole
+	// seconds, rounded up); zero means 5s.
+	ConnectTimeout time.Duration
+	// User, when set and not the user ssh logs in as, is who the command
+	// runs as, through sudo -n -u User. sudo must let the login user do
+	// that without a password; when it does not, Run fails and says why.
+	User string
+}
+
+var _ Executor = SSH{}
+
+// Where implements Executor: "ssh postgres@db1:2222", with " as USER" when
+// the command runs as another user.
+func (s SSH) Where() string {
+	user, host, port, err := ParseSSHAddress(s.Address)
+	if err != nil {
+		return "ssh " + s.Address
+	}
+	where := "ssh " + host
+	if port != "" {
+		where = "ssh " + net.JoinHostPort(host, port)
+	}
+	if user != "" {
+		where = strings.Replace(where, "ssh ", "ssh "+user+"@", 1)
+	}
+	if s.User != "" && s.User != user {
+		where += " as " + s.User
+	}
+	return where
+}
+
+// Run implements Executor. A remote command that exits non-zero is an
+// Output with its code; one killed by a signal reports 128+n, as a shell
+// does. Run returns an error wrapping ErrConnection when ssh could not
+// connect or log in, an error naming sudo's complaint when the command could
+// not be run as User, and an error wrapping ctx.Err() when ctx ends first:
+// then ssh is killed with its process group, and the wrapper on the host
+// kills the command when it sees the connection close.
+func (s SSH) Run(ctx context.Context, command string) (Output, error) {
+	user, host, port, err := ParseSSHAddress(s.Address)
+	if err != nil {
+		return Output{}, fmt.Errorf("ssh: %w", err)
+	}
+	asUser := s.User
+	if asUser == user {
+		asUser = ""
+	}
+	nonce := make([]byte, 8)
+	_, _ = rand.Read(nonce) // never fails on Linux
+	stderr := newMarkedStream("\x1eswitchover:" + hex.EncodeToString(nonce) + ":")
+	remote := "/bin/sh -c " + shellQuote(wrapperScript(stderr.prefix, asUser)) + " /bin/sh " + shellQuote(command)
+
+	cmd := exec.Command("ssh", s.args(user, host, port, remote)...)
+	var stdout capped
+	stdout.limit = maxOutput
+	cmd.Stdout, cmd.Stderr = &stdout, stderr
+	// ssh's stdin stays open for the whole run: the wrapper on the host
+	// takes its end as the sign that this side is gone.
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		return Output{}, fmt.Errorf("ssh: %w", err)
+	}
+	defer stdinW.Close()
+	cmd.Stdin = stdinR
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.WaitDelay = pipeGrace
+	start := time.Now()
+	err = cmd.Start()
+	stdinR.Close()
+	if err != nil {
+		return Output{}, fmt.Errorf("start ssh: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	stop := func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	exited := stderr.exited
+	var grace <-chan time.Time
+wait:
+	for {
+		select {
+		case err = <-done:
+			break wait
+		case <-exited:
+			// The remote shell has exited. Give ssh the same grace as
+			// Local gives a daemon that still holds the output.
+			exited, grace = nil, time.After(pipeGrace)
+		case <-grace:
+			stop()
+			break wait
+		case <-ctx.Done():
+			stop()
+			out := Output{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: -1, Elapsed: time.Since(start)}
+			return out, fmt.Errorf("command cut off after %s: %w", out.Elapsed.Round(time.Millisecond), ctx.Err())
+		}
+	}
+	out := Output{Stdout: stdout.String(), Stderr: stderr.String(), Elapsed: time.Since(start)}
+	m := stderr.result()
+	switch {
+	case m.exited:
+		out.ExitCode = m.code
+		return out, nil
+	case m.sudo != "":
+		return out, fmt.Errorf("%s: cannot run the command as %s: %s", s.Where(), s.User, m.sudo)
+	}
+	out.ExitCode = -1
+	code := -1
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		code = exitErr.ExitCode()
+	} else if err != nil && !errors.Is(err, exec.ErrWaitDelay) {
+		return out, fmt.Errorf("%s: %w", s.Where(), err)
+	}
+	last := m.lastLine
+	if last == "" {
+		last = "no message from ssh"
+	}
+	switch {
+	case !m.started && code == 255:
+		return out, fmt.Errorf("%s: %w: %s", s.Where(), ErrConnection, last)
+	case !m.started:
+		return out, fmt.Errorf("%s: the login shell did not run the command (exit code %d): %s", s.Where(), code, last)
+	default:
+		return out, fmt.Errorf("%s: the session ended before the command finished (ssh exit code %d): %s", s.Where(), code, last)
+	}
+}
+
+// args builds ssh's command line. BatchMode makes ssh fail instead of asking
+// for a password or passphrase; -T keeps stderr apart from stdout even when
+// the config asks for a terminal; LogLevel=ERROR keeps ssh's warnings, such
+// as a host key being added to known_hosts, out of the command's stderr.
+func (s SSH) args(user, host, port, remote string) []string {
+	timeout := s.ConnectTimeout
+	if timeout <= 0 {
+		timeout = defaultConnectTimeout
+	}
+	seconds := int((timeout + time.Second - 1) / time.Second)
+	args := []string{"-o", "BatchMode=yes", "-o", "ConnectTimeout=" + strconv.Itoa(seconds), "-o", "LogLevel=ERROR", "-T"}
+	if s.ConfigFile != "" {
+		args = append(args, "-F", s.ConfigFile)
+	}
+	if port != "" {
+		args = append(args, "-p", port)
+	}
+	dest := host
+	if user != "" {
+		dest = user + "@" + host
+	}
+	return append(args, dest, "--", remote)
+}
+
+// ParseSSHAddress splits [user@]host[:port] or ssh://[user@]host[:port] into
+// its parts; user and port are empty when not given. An IPv6 host is written
+// in brackets when a port follows ([::1]:2222); it is returned without them.
+func ParseSSHAddress(s string) (user, host, port string, err error) {
+	bad := func(why string) (string, string, string, error) {
+		return "", "", "", fmt.Errorf("bad ssh address %q: %s", s, why)
+	}
+	if strings.TrimSpace(s) == "" {
+		return bad("empty")
+	}
+	if strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		return bad("contains a space or control character")
+	}
+	rest := s
+	if after, ok := strings.CutPrefix(rest, "ssh://"); ok {
+		rest = after
+		if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+			return bad("want ssh://[user@]host[:port], with nothing after the port")
+		}
+	} else if strings.Contains(rest, "://") {
+		return bad("the only scheme allowed is ssh://")
+	}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		user, rest = rest[:i], rest[i+1:]
+		switch {
+		case user == "":
+			return bad("empty user before @")
+		case strings.Contains(user, "@"):
+			return bad("more than one @")
+		case strings.HasPrefix(user, "-"):
+			return bad("user starts with -")
+		}
+	}
+	switch {
+	case strings.HasPrefix(rest, "["):
+		end := strings.Index(rest, "]")
+		if end < 0 {
+			return bad("missing ] after an IPv6 address")
+		}
+		host, rest = rest[1:end], rest[end+1:]
+		switch {
+		case rest == "":
+		case strings.HasPrefix(rest, ":"):
+			port = rest[1:]
+			if port == "" {
+				return bad("empty port after :")
+			}
+		default:
+			return bad(fmt.Sprintf("unexpected %q after ]", rest))
+		}
+	case strings.Count(rest, ":") == 1:
+		host, port, _ = strings.Cut(rest, ":")
+		if port == "" {
+			return bad("empty port after :")
+		}
+	default:
+		// No colon, or several: a bare IPv6 address, which cannot
+		// carry a port.
+		host = rest
+	}
+	if host == "" {
+		return bad("empty host")
+	}
+	if strings.HasPrefix(host, "-") {
+		return bad("host starts with -")
+	}
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 || port[0] == '+' {
+			return bad(fmt.Sprintf("port %q is not a number from 1 to 65535", port))
+		}
+	}
+	return user, host, port, nil
+}
+
+// shellQuote quotes s as one word for a POSIX shell: in single quotes, each
+// ' written as '\''.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// wrapperScript is what the remote login shell runs, with the command as $1.
+// It marks on stderr, each on a line of its own that starts with prefix,
+// that it started ("start"), why it could not become asUser ("sudo MSG"), and
+// the command's exit status ("exit N"). The command runs with stdin from
+// /dev/null, as with Local; the wrapper's own stdin is ssh's, and a watcher
+// reading it kills the whole process group when it ends, that is when the
+// connection closes before the command has finished.
+func wrapperScript(prefix, asUser string) string {
+	mark := "printf '" + strings.ReplaceAll(prefix, "\x1e", `\036`) + `%s\n' `
+	inner := `exec 3<&0 </dev/null
+(cat >/dev/null; kill -KILL 0) <&3 >/dev/null 2>&1 &
+w=$!
+exec 3<&-
+/bin/sh -c "$1"
+s=$?
+kill "$w" 2>/dev/null
+` + mark + `"exit $s" >&2
+exit "$s"
+`
+	runInner := `/bin/sh -c ` + shellQuote(inner) + ` /bin/sh "$1"`
+	if asUser == "" {
+		return mark + "start >&2\nexec " + runInner + "\n"
+	}
+	u := shellQuote(asUser)
+	return mark + "start >&2\n" +
+		`if [ "$(id -un)" = ` + u + ` ]; then exec ` + runInner + "; fi\n" +
+		`if ! command -v sudo >/dev/null 2>&1; then ` + mark + `'sudo sudo is not installed on the host' >&2; exit 1; fi` + "\n" +
+		`if ! m=$(sudo -n -u ` + u + ` -- /bin/sh -c : 2>&1 </dev/null); then ` + mark + `"sudo $(printf %s "$m" | tr '\n' ' ')" >&2; exit 1; fi` + "\n" +
+		`exec sudo -n -u ` + u + ` -- ` + runInner + "\n"
+}
+
+// markedStream passes a remote command's stderr to a capped buffer, minus
+// the wrapper's marker lines, which it records. It keeps the last line
+// passed through, for ssh's own error messages. It is safe for concurrent
+// use, like capped.
+type markedStream struct {
+	prefix string
+	exited chan struct{} // closed on the "exit" marker
+
+	mu     sync.Mutex
+	out    capped
+	held   []byte // the start of what may be a marker line
+	tail   []byte // the last bytes passed through
+	marked markers
+}
+
+// markers is what the wrapper reported.
+type markers struct {
+	started  bool   // the wrapper ran
+	exited   bool   // the command finished, with code
+	code     int    //
+	sudo     string // why sudo could not run the command
+	lastLine string // the last non-blank line of stderr, markers aside
+}
+
+// maxMarker bounds a marker line; longer, it is taken as ordinary output.
+const maxMarker = 4096
+
+func newMarkedStream(prefix string) *markedStream {
+	m := &markedStream{prefix: prefix, exited: make(chan struct{})}
+	m.out.limit = maxOutput
+	return m
+}
+
+func (m *markedStream) Write(p []byte) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	data := append(m.held, p...)
+	m.held = nil
+	prefix := []byte(m.prefix)
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, prefix[0])
+		if i < 0 {
+			m.pass(data)
+			break
+		}
+		m.pass(data[:i])
+		data = data[i:]
+		n := min(len(data), len(prefix))
+		if !bytes.Equal(data[:n], prefix[:n]) {
+			m.pass(data[:1])
+			data = data[1:]
+			continue
+		}
+		end := bytes.IndexByte(data, '\n')
+		if n < len(prefix) || end < 0 {
+			if len(data) > maxMarker {
+				m.pass(data[:1])
+				data = data[1:]
+				continue
+			}
+			m.held = bytes.Clone(data)
+			break
+		}
+		m.record(string(data[len(prefix):end]))
+		data = data[end+1:]
+	}
+	return len(p), nil
+}
+
+// pass keeps p as output. Callers hold mu.
+func (m *markedStream) pass(p []byte) {
+	m.out.Write(p)
+	m.tail = append(m.tail, p...)
+	if len(m.tail) > 2*maxMarker {
+		m.tail = bytes.Clone(m.tail[len(m.tail)-maxMarker:])
+	}
+}
+
+// record notes a marker. Callers hold mu.
+func (m *markedStream) record(marker string) {
+	kind, value, _ := strings.Cut(marker, " ")
+	switch kind {
+	case "start":
+		m.marked.started = true
+	case "sudo":
+		m.marked.sudo = value
+	case "exit":
+		code, err := strconv.Atoi(value)
+		if err != nil || m.marked.exited {
+			return
+		}
+		m.marked.exited, m.marked.code = true, code
+		close(m.exited)
+	}
+}
+
+// flush passes on what was held back as a possible marker. Callers hold mu.
+func (m *markedStream) flush() {
+	m.pass(m.held)
+	m.held = nil
+}
+
+func (m *markedStream) String() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.flush()
+	return m.out.String()
+}
+
+// result returns the markers seen so far and the last line of stderr.
+func (m *markedStream) result() markers {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.flush()
+	r := m.marked
+	lines := strings.Split(strings.TrimSpace(string(m.tail)), "\n")
+	r.lastLine = strings.TrimSpace(lines[len(lines)-1])
+	return r
+}
