@@ -54,6 +54,28 @@ func Connect(ctx context.Context, conninfo string, statementTimeout time.Duratio
 	return conn, nil
 }
 
+// ConnectPooled opens a client connection through a connection pooler in
+// transaction mode: no statement cache (server connections are shared, so a
+// prepared statement may already exist on one, or be missing), and no
+// statement_timeout startup parameter (PgBouncer refuses it); the caller's
+// context bounds each query instead.
+func ConnectPooled(ctx context.Context, conninfo string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(conninfo)
+	if err != nil {
+		return nil, fmt.Errorf("connection string: %w", scrub(err))
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	cfg.StatementCacheCapacity, cfg.DescriptionCacheCapacity = 0, 0
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, scrub(err)
+	}
+	return conn, nil
+}
+
 // ConnectAdmin opens a connection to a PgBouncer admin console, which
 // speaks only the simple query protocol.
 func ConnectAdmin(ctx context.Context, conninfo string) (*pgx.Conn, error) {
