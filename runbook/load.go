@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/transport"
 )
 
 // MaxFileSize bounds what the loader reads. A runbook is a page or two; a
@@ -747,17 +748,25 @@ func (r *reader) host(n *yaml.Node, what string) cluster.Host {
 		h.Transport = n.Value
 	} else {
 		r.fields(n, what, map[string]func(k, v *yaml.Node){
-			"transport": func(_, v *yaml.Node) { h.Transport = r.str(v, what+": transport") },
-			"address":   func(_, v *yaml.Node) { h.Address = r.str(v, what+": address") },
-			"user":      func(_, v *yaml.Node) { h.User = r.str(v, what+": user") },
+			"transport":  func(_, v *yaml.Node) { h.Transport = r.str(v, what+": transport") },
+			"address":    func(_, v *yaml.Node) { h.Address = r.str(v, what+": address") },
+			"user":       func(_, v *yaml.Node) { h.User = r.str(v, what+": user") },
+			"ssh_config": func(_, v *yaml.Node) { h.SSHConfig = r.str(v, what+": ssh_config") },
 		})
 	}
 	switch h.Transport {
 	case "local":
+		if h.Address != "" {
+			r.errf(n, "%s: address is for transport ssh; a local host has none", what)
+		}
 	case "ssh":
-		r.errf(n, "%s: transport \"ssh\" is not supported yet; run switchover on the database host with transport \"local\"", what)
+		if h.Address == "" {
+			r.errf(n, "%s: transport ssh needs an address, e.g. {transport: ssh, address: \"postgres@db1\"}", what)
+		} else if _, _, _, err := transport.ParseSSHAddress(h.Address); err != nil {
+			r.errf(n, "%s: address: %v", what, err)
+		}
 	default:
-		r.errf(n, "%s: unknown transport %q (expected \"local\")", what, h.Transport)
+		r.errf(n, "%s: unknown transport %q (expected \"local\" or \"ssh\")", what, h.Transport)
 	}
 	return h
 }

@@ -65,7 +65,7 @@ func tryBuild(kind string, raw map[string]string) (Step, error) {
 func inventory() *cluster.Cluster {
 	return &cluster.Cluster{Name: "test", Nodes: map[string]*cluster.Node{
 		"pg1": {Name: "pg1", Host: cluster.Host{Transport: "local"}},
-		"pg2": {Name: "pg2", Host: cluster.Host{Transport: "ssh", Address: "postgres@pg2"}},
+		"pg2": {Name: "pg2", Host: cluster.Host{Transport: "rsh", Address: "postgres@pg2"}},
 	}}
 }
 
@@ -132,10 +132,10 @@ func TestExecApply(t *testing.T) {
 			wantErr: `node "pg9" is not in the inventory`,
 		},
 		{
-			name:    "unsupported transport",
+			name:    "unknown transport",
 			command: "true",
 			node:    "pg2",
-			wantErr: `node "pg2": transport "ssh" is not supported`,
+			wantErr: `node "pg2": transport "rsh" is not supported`,
 		},
 	}
 	for _, tt := range tests {

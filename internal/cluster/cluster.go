@@ -36,6 +36,9 @@ type Host struct {
 	// User runs the commands as this OS user (the database's owner, say):
 	// locally by switching user (switchover must be root), over ssh with sudo.
 	User string
+	// SSHConfig is an ssh client configuration file (ssh -F); "" uses the
+	// user's own.
+	SSHConfig string
 }
 
 // Executor returns how to run commands on this host.
@@ -43,6 +46,8 @@ func (h Host) Executor() (transport.Executor, error) {
 	switch h.Transport {
 	case "", "local":
 		return transport.Local{User: h.User}, nil
+	case "ssh":
+		return transport.SSH{Address: h.Address, User: h.User, ConfigFile: h.SSHConfig}, nil
 	}
 	return nil, fmt.Errorf("transport %q is not supported", h.Transport)
 }

@@ -61,19 +61,19 @@ var _ Executor = SSH{}
 func (s SSH) Where() string {
 	user, host, port, err := ParseSSHAddress(s.Address)
 	if err != nil {
-		return "ssh " + s.Address
+		return "ssh " + withoutPassword(s.Address)
 	}
-	where := "ssh " + host
+	where := host
 	if port != "" {
-		where = "ssh " + net.JoinHostPort(host, port)
+		where = net.JoinHostPort(host, port)
 	}
 	if user != "" {
-		where = strings.Replace(where, "ssh ", "ssh "+user+"@", 1)
+		where = user + "@" + where
 	}
 	if s.User != "" && s.User != user {
 		where += " as " + s.User
 	}
-	return where
+	return "ssh " + where
 }
 
 // Run implements Executor. A remote command that exits non-zero is an
@@ -86,7 +86,7 @@ func (s SSH) Where() string {
 func (s SSH) Run(ctx context.Context, command string) (Output, error) {
 	user, host, port, err := ParseSSHAddress(s.Address)
 	if err != nil {
-		return Output{}, fmt.Errorf("ssh: %w", err)
+		return Output{}, err
 	}
 	asUser := s.User
 	if asUser == user {
@@ -148,15 +148,15 @@ wait:
 	}
 	out := Output{Stdout: stdout.String(), Stderr: stderr.String(), Elapsed: time.Since(start)}
 	m := stderr.result()
-	switch {
-	case m.exited:
+	if m.exited {
 		out.ExitCode = m.code
 		return out, nil
-	case m.sudo != "":
-		return out, fmt.Errorf("%s: cannot run the command as %s: %s", s.Where(), s.User, m.sudo)
 	}
 	out.ExitCode = -1
-	code := -1
+	if m.sudo != "" {
+		return out, fmt.Errorf("%s: cannot run the command as %s: %s", s.Where(), s.User, m.sudo)
+	}
+	code := 0
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) {
 		code = exitErr.ExitCode()
@@ -206,7 +206,7 @@ func (s SSH) args(user, host, port, remote string) []string {
 // in brackets when a port follows ([::1]:2222); it is returned without them.
 func ParseSSHAddress(s string) (user, host, port string, err error) {
 	bad := func(why string) (string, string, string, error) {
-		return "", "", "", fmt.Errorf("bad ssh address %q: %s", s, why)
+		return "", "", "", fmt.Errorf("bad ssh address %q: %s", withoutPassword(s), why)
 	}
 	if strings.TrimSpace(s) == "" {
 		return bad("empty")
@@ -217,7 +217,7 @@ func ParseSSHAddress(s string) (user, host, port string, err error) {
 	rest := s
 	if after, ok := strings.CutPrefix(rest, "ssh://"); ok {
 		rest = after
-		if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		if strings.ContainsAny(rest, "/?#") {
 			return bad("want ssh://[user@]host[:port], with nothing after the port")
 		}
 	} else if strings.Contains(rest, "://") {
@@ -232,6 +232,8 @@ func ParseSSHAddress(s string) (user, host, port string, err error) {
 			return bad("more than one @")
 		case strings.HasPrefix(user, "-"):
 			return bad("user starts with -")
+		case strings.Contains(user, ":"):
+			return bad("a password has no place in it; ssh logs in with keys")
 		}
 	}
 	switch {
@@ -276,8 +278,27 @@ func ParseSSHAddress(s string) (user, host, port string, err error) {
 	return user, host, port, nil
 }
 
+// withoutPassword returns address with what follows a colon in its user
+// part, a password given by mistake, replaced by xxxxx, for messages.
+func withoutPassword(address string) string {
+	scheme, rest := "", address
+	if after, ok := strings.CutPrefix(rest, "ssh://"); ok {
+		scheme, rest = "ssh://", after
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return address
+	}
+	user, _, ok := strings.Cut(rest[:at], ":")
+	if !ok {
+		return address
+	}
+	return scheme + user + ":xxxxx" + rest[at:]
+}
+
 // shellQuote quotes s as one word for a POSIX shell: in single quotes, each
-// ' written as '\''.
+// single quote inside written as quote, backslash, quote, quote: it closes
+// the quoted part, adds an escaped quote and opens a new quoted part.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
@@ -288,17 +309,20 @@ func shellQuote(s string) string {
 // the command's exit status ("exit N"). The command runs with stdin from
 // /dev/null, as with Local; the wrapper's own stdin is ssh's, and a watcher
 // reading it kills the whole process group when it ends, that is when the
-// connection closes before the command has finished.
+// connection closes before the command has finished. The wrapper's own
+// stderr goes to /dev/null, so a shell's "Killed" notice for a command
+// killed by a signal does not reach the output, as with Local; the command
+// runs in a subshell so that its stderr is set in the child only.
 func wrapperScript(prefix, asUser string) string {
 	mark := "printf '" + strings.ReplaceAll(prefix, "\x1e", `\036`) + `%s\n' `
-	inner := `exec 3<&0 </dev/null
-(cat >/dev/null; kill -KILL 0) <&3 >/dev/null 2>&1 &
+	inner := `exec 3<&0 </dev/null 4>&2 2>/dev/null
+(cat >/dev/null; kill -KILL 0) <&3 >/dev/null &
 w=$!
 exec 3<&-
-/bin/sh -c "$1"
+(exec /bin/sh -c "$1") 2>&4 4>&-
 s=$?
-kill "$w" 2>/dev/null
-` + mark + `"exit $s" >&2
+kill "$w"
+` + mark + `"exit $s" >&4
 exit "$s"
 `
 	runInner := `/bin/sh -c ` + shellQuote(inner) + ` /bin/sh "$1"`
@@ -331,8 +355,8 @@ type markedStream struct {
 // markers is what the wrapper reported.
 type markers struct {
 	started  bool   // the wrapper ran
-	exited   bool   // the command finished, with code
-	code     int    //
+	exited   bool   // the command finished
+	code     int    // its exit status
 	sudo     string // why sudo could not run the command
 	lastLine string // the last non-blank line of stderr, markers aside
 }
