@@ -13,17 +13,22 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
 
-# The main job, end to end with the binary: validate, rehearse, run and
-# list the shipped example runbook in a scratch directory.
+# The main job, end to end with the binary: bring up a sandbox cluster
+# (pg1 primary, pg2 and pg3 standbys, PgBouncer in front), switch the
+# primary to pg2 with the shipped playbook, without a terminal, show the
+# resulting topology, and bring the sandbox down (also when a step fails).
+SANDBOX_PORT ?= 54320
 demo: build
-	@set -e; d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
-	echo "== switchover validate example"; ./$(BIN) validate example; \
-	echo; echo "== switchover plan example (dry run: changes nothing)"; \
-	./$(BIN) plan example --var dir=$$d --journal-dir $$d/journal; \
-	echo; echo "== switchover run example --yes"; \
-	./$(BIN) run example --var dir=$$d --yes --journal-dir $$d/journal; \
-	echo; echo "== what the run wrote to $$d/log"; cat $$d/log; \
-	echo; echo "== switchover runs"; ./$(BIN) runs --journal-dir $$d/journal
+	@set -e; sb=/tmp/switchover-demo-$$$$; j=$$(mktemp -d); \
+	trap './$(BIN) sandbox down --dir "'$$sb'" >/dev/null 2>&1 || true; rm -rf "'$$j'"' EXIT; \
+	echo "== switchover sandbox up"; \
+	./$(BIN) sandbox up --dir $$sb --port-base $(SANDBOX_PORT); \
+	echo; echo "== switchover run postgres-streaming-switchover --yes (no terminal)"; \
+	./$(BIN) run postgres-streaming-switchover -i $$sb/inventory.yaml --yes --journal-dir $$j </dev/null; \
+	echo; echo "== switchover sandbox status"; \
+	./$(BIN) sandbox status --dir $$sb; \
+	echo; echo "== switchover sandbox down"; \
+	./$(BIN) sandbox down --dir $$sb
 
 vet:
 	$(GO) vet ./...

@@ -11,7 +11,7 @@ func TestExecRun(t *testing.T) {
 	t.Parallel()
 	inventory := &cluster.Target{Cluster: &cluster.Cluster{Nodes: map[string]*cluster.Node{
 		"pg1": {Name: "pg1", Host: cluster.Host{Transport: "local"}},
-		"pg2": {Name: "pg2", Host: cluster.Host{Transport: "ssh", Address: "postgres@pg2"}},
+		"pg2": {Name: "pg2", Host: cluster.Host{Transport: "rsh", Address: "postgres@pg2"}},
 	}}}
 	long := `for i in $(seq 1 50); do echo "line $i of a chatty command that goes on and on and on, well past any reasonable width"; done; exit 4`
 	tests := []struct {
@@ -40,8 +40,8 @@ func TestExecRun(t *testing.T) {
 			status: Pass, want: []string{`"test -d /" exited 0 on pg1`}},
 		{name: "unknown node is an error", command: "true", node: "pg9", target: inventory,
 			status: Error, want: []string{`node "pg9" is not in the inventory`}},
-		{name: "unsupported transport is an error", command: "true", node: "pg2", target: inventory,
-			status: Error, want: []string{`transport "ssh" is not supported`}},
+		{name: "unknown transport is an error", command: "true", node: "pg2", target: inventory,
+			status: Error, want: []string{`transport "rsh" is not supported`}},
 		{name: "node without inventory is an error", command: "true", node: "pg1",
 			status: Error, want: []string{"no inventory"}},
 	}

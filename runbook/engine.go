@@ -845,7 +845,12 @@ func (e *engine) conds(ctx context.Context, s *Step, list []*Cond, phase string,
 	if len(list) == 0 {
 		return nil
 	}
+	// Once one check has failed for good the step fails whatever the
+	// others say: stop waiting on them rather than sit out their within:.
+	sctx, stopSiblings := context.WithCancel(ctx)
+	defer stopSiblings()
 	results := make([]checks.Result, len(list))
+	cut := make([]bool, len(list))
 	elapsed := make([]time.Duration, len(list))
 	var wg sync.WaitGroup
 	for i, c := range list {
@@ -853,8 +858,11 @@ func (e *engine) conds(ctx context.Context, s *Step, list []*Cond, phase string,
 		go func() {
 			defer wg.Done()
 			start := time.Now()
-			results[i] = e.evaluate(ctx, s, c, phase, poll)
+			results[i], cut[i] = e.evaluate(sctx, s, c, phase, poll)
 			elapsed[i] = time.Since(start)
+			if results[i].Status != checks.Pass && !cut[i] {
+				stopSiblings()
+			}
 		}()
 	}
 	wg.Wait()
@@ -865,15 +873,21 @@ func (e *engine) conds(ctx context.Context, s *Step, list []*Cond, phase string,
 	t := e.target()
 	for i, c := range list {
 		r := results[i]
-		ev := Event{Type: EventCheck, Section: s.Section, Step: s.Name, Phase: phase, Check: &CheckEvent{
+		ce := &CheckEvent{
 			Kind: c.Kind, Describe: c.Check.Describe(t), Status: r.Status.String(), Observed: r.Observed,
 			Wanted: r.Wanted, Detail: r.Detail, Values: r.Values, ElapsedMS: elapsed[i].Milliseconds(),
 			WithinMS: c.Within.Milliseconds(),
-		}}
-		if err := e.emit(ev); err != nil && firstFail == nil {
+		}
+		if cut[i] && r.Status != checks.Pass {
+			ce.Status, ce.NotEvaluated = checks.Unknown.String(), "not waited for: another check of this step failed"
+			if r.Observed != "" {
+				ce.Observed = "last seen: " + r.Observed
+			}
+		}
+		if err := e.emit(Event{Type: EventCheck, Section: s.Section, Step: s.Name, Phase: phase, Check: ce}); err != nil && firstFail == nil {
 			firstFail = err
 		}
-		if r.Status != checks.Pass && firstFail == nil {
+		if r.Status != checks.Pass && !cut[i] && firstFail == nil {
 			firstFail = checkFailure(c, r, phase)
 		}
 	}
@@ -907,14 +921,17 @@ func checkFailure(c *Cond, r checks.Result, phase string) error {
 
 // evaluate runs one check, polling until it passes when it has within:
 // and poll is set, and never longer than its deadline.
-func (e *engine) evaluate(ctx context.Context, s *Step, c *Cond, phase string, poll bool) checks.Result {
+func (e *engine) evaluate(ctx context.Context, s *Step, c *Cond, phase string, poll bool) (checks.Result, bool) {
 	start := time.Now()
 	t := e.target()
 	for attempt := 1; ; attempt++ {
 		r := e.checkOnce(ctx, c, t)
+		if ctx.Err() != nil && r.Status != checks.Pass {
+			return r, true // cut short: by a failed sibling, or the operator
+		}
 		left := c.Within - time.Since(start)
-		if r.Status == checks.Pass || !poll || c.Within == 0 || left <= 0 || ctx.Err() != nil {
-			return r
+		if r.Status == checks.Pass || !poll || c.Within == 0 || left <= 0 {
+			return r, false
 		}
 		_ = e.emit(Event{Type: EventWaiting, Section: s.Section, Step: s.Name, Phase: phase, Check: &CheckEvent{
 			Kind: c.Kind, Describe: c.Check.Describe(t), Status: r.Status.String(), Observed: r.Observed,
@@ -927,10 +944,10 @@ func (e *engine) evaluate(ctx context.Context, s *Step, c *Cond, phase string, p
 		case <-timer.C:
 		case <-ctx.Done():
 			timer.Stop()
-			return r
+			return r, true
 		case <-e.o.Interrupt:
 			timer.Stop()
-			return checks.Result{Status: checks.Error, Observed: "interrupted by the operator"}
+			return checks.Result{Status: checks.Error, Observed: "interrupted by the operator"}, false
 		}
 	}
 }

@@ -1499,3 +1499,33 @@ func TestScriptedResumeNeedsApprovalsUpFront(t *testing.T) {
 		t.Fatalf("applied %q, want checkpoint, wait, promote once each", got)
 	}
 }
+
+// When one precondition has failed for good, the step does not sit out the
+// within: of its siblings: they are reported as not waited for.
+func TestAFailedCheckStopsWaitingOnItsSiblings(t *testing.T) {
+	t.Parallel()
+	l := &callLog{}
+	s := act(l, "promote")
+	s.Requires = []*Cond{cond(failCheck("quorum")), within(failCheck("lag"), 30*time.Second, 20*time.Millisecond)}
+	rec := &recorder{}
+	start := time.Now()
+	_, err := Run(context.Background(), newPlan(s), options(t, rec))
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the run took %s: it waited out the sibling's within: 30s", took)
+	}
+	if !errors.Is(err, ErrPrecondition) || !strings.Contains(err.Error(), "fake check quorum") && !strings.Contains(err.Error(), "fake.check") {
+		t.Fatalf("err = %v, want the quorum check's precondition failure", err)
+	}
+	var lag *CheckEvent
+	for _, e := range rec.ofType(EventCheck) {
+		if e.Check.Describe == "fake check lag" {
+			lag = e.Check
+		}
+	}
+	if lag == nil || lag.Status != "unknown" || !strings.Contains(lag.NotEvaluated, "another check of this step failed") {
+		t.Fatalf("the sibling's event = %+v, want status unknown, not waited for", lag)
+	}
+	if l.count("promote") != 0 {
+		t.Fatal("the action ran")
+	}
+}

@@ -36,22 +36,29 @@ func (s Session) String() string {
 // BlockingSessions lists the client sessions on a node, other than the
 // caller's, that hold a granted lock other than their own transaction's
 // (advisory locks count), or whose transaction has been open longer than
-// maxXactAge.
+// maxXactAge. Switchover's own checks, running a statement at the same
+// moment on another connection, are not counted: their catalog locks last
+// as long as one query.
 func BlockingSessions(ctx context.Context, q Querier, maxXactAge time.Duration) ([]Session, error) {
 	rows, err := q.Query(ctx, `
 SELECT a.pid, coalesce(a.usename, ''), coalesce(a.application_name, ''), coalesce(a.state, ''),
        coalesce(extract(epoch FROM clock_timestamp() - a.xact_start), 0)::float8,
        coalesce(array_agg(
-         CASE WHEN l.locktype = 'relation'
-              THEN 'relation ' || coalesce(l.relation::regclass::text, l.relation::text) || ' ' || l.mode
+         CASE WHEN l.locktype = 'relation' AND l.database = cur.oid
+              THEN 'relation ' || l.relation::regclass::text || ' ' || l.mode
+              WHEN l.locktype = 'relation'
+              THEN 'relation ' || l.relation::text || ' in database ' || coalesce(d.datname, l.database::text) || ' ' || l.mode
               ELSE l.locktype || ' ' || l.mode END
          ORDER BY l.locktype, l.mode) FILTER (WHERE l.locktype IS NOT NULL), '{}'),
        coalesce(a.query, '')
 FROM pg_stat_activity a
 LEFT JOIN pg_locks l ON l.pid = a.pid AND l.granted
      AND l.locktype NOT IN ('virtualxid', 'transactionid')
+LEFT JOIN pg_database d ON d.oid = l.database
+CROSS JOIN (SELECT oid FROM pg_database WHERE datname = current_database()) cur
 WHERE a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
-GROUP BY a.pid, a.usename, a.application_name, a.state, a.xact_start, a.query
+  AND NOT (a.application_name = 'switchover' AND a.state = 'active')
+GROUP BY a.pid, a.usename, a.application_name, a.state, a.xact_start, a.query, cur.oid
 HAVING count(l.locktype) > 0
     OR (a.xact_start IS NOT NULL AND clock_timestamp() - a.xact_start > make_interval(secs => $1))
 ORDER BY a.pid`, maxXactAge.Seconds())

@@ -1,0 +1,126 @@
+package checks
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+)
+
+func TestPgBArchiverOffOnShared(t *testing.T) {
+	t.Parallel()
+	sb := sandboxtest.Shared(t)
+	c := mustBuild(t, "pg.archiver_healthy", map[string]any{"node": "pg1"})
+	r := pgBRun(t, c, pgBTarget(sb))
+	assertResult(t, r, Pass, []string{"archive_mode is off on pg1", "archiving is off"}, nil)
+}
+
+// TestPgBArchiverHealthy turns archiving on in a sandbox of its own, first
+// with a command that succeeds, then with one that fails.
+func TestPgBArchiverHealthy(t *testing.T) {
+	sb := sandboxtest.New(t, 1)
+	tg := pgBTarget(sb)
+	pgBSQL(t, sb, "pg1", "ALTER SYSTEM SET archive_mode = on", "ALTER SYSTEM SET archive_command = 'true'")
+	pgBRestart(t, sb, "pg1")
+	// A failing archive_command makes the shutdown at the end retry; put
+	// back one that succeeds.
+	t.Cleanup(func() { pgBSQL(t, sb, "pg1", "ALTER SYSTEM SET archive_command = 'true'", "SELECT pg_reload_conf()") })
+	conn := pgBConn(t, sb, "pg1")
+	pgBExec(t, conn, "CREATE TABLE pgb_wal (id int)")
+	// switchWAL writes a little and switches to a new segment, which leaves
+	// the old one to the archiver.
+	switchWAL := func() { pgBExec(t, conn, "INSERT INTO pgb_wal VALUES (1)", "SELECT pg_switch_wal()") }
+
+	c := mustBuild(t, "pg.archiver_healthy", map[string]any{"node": "pg1"})
+	switchWAL()
+	var r Result
+	pgBWait(t, "a segment archived", pgBWaitLimit, func() (bool, string) {
+		r = pgBRun(t, c, tg)
+		n, _ := r.Values["archived_count"].(int64)
+		return r.Status == Pass && n > 0, r.Observed
+	})
+	assertResult(t, r, Pass, []string{"archive_mode=on on pg1", "0 failed", "(max 10)"}, nil)
+
+	pgBSetting(t, sb, "pg1", "archive_command", "false", "false")
+	deadline := time.Now().Add(pgBWaitLimit)
+	for {
+		// Each try leaves a new segment: the archiver may have taken the
+		// previous one with the old command before it read the new one.
+		switchWAL()
+		r = pgBRunUntil(t, c, tg, Fail, 2*time.Second)
+		if r.Status == Fail || time.Now().After(deadline) {
+			break
+		}
+	}
+	assertResult(t, r, Fail, []string{"archiver on pg1: the last archive attempt failed: failed_count ", "last_failed_wal ",
+		"after the last success at ", "no failure since its last success"}, nil)
+	if n, _ := r.Values["failed_count"].(int64); n < 1 {
+		t.Errorf("values failed_count = %v, want at least 1", r.Values["failed_count"])
+	}
+
+	// The failed segment waits as a .ready file.
+	strict := mustBuild(t, "pg.archiver_healthy", map[string]any{"node": "pg1", "max_ready": "0"})
+	r = pgBRun(t, strict, tg)
+	assertResult(t, r, Fail, []string{"to be archived (.ready files in pg_wal/archive_status), more than max_ready 0"}, nil)
+	if n, _ := r.Values["ready_count"].(int64); n < 1 {
+		t.Errorf("values ready_count = %v, want at least 1", r.Values["ready_count"])
+	}
+}
+
+func TestPgBArchiverJudge(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	at := func(ago time.Duration) *time.Time { x := now.Add(-ago); return &x }
+	c := &ArchiverHealthy{Node: "pg1", MaxReady: 10}
+	tests := []struct {
+		name   string
+		st     pgBArchiverStatsForTest
+		status Status
+		want   []string
+	}{
+		{"never failed", pgBArchiverStatsForTest{archived: at(time.Minute), ready: 2}, Pass,
+			[]string{"last 000000010000000000000002 at 2024-05-01T09:59:00Z (1m0s ago)", "2 .ready files waiting (max 10)"}},
+		{"failed before the last success", pgBArchiverStatsForTest{archived: at(time.Minute), failed: at(time.Hour)}, Pass, nil},
+		{"failed after the last success", pgBArchiverStatsForTest{archived: at(time.Hour), failed: at(time.Minute)}, Fail,
+			[]string{"failed_count 3, last_failed_wal 000000010000000000000003 at 2024-05-01T09:59:00Z (1m0s ago), after the last success at 2024-05-01T09:00:00Z"}},
+		{"failed and never archived", pgBArchiverStatsForTest{failed: at(time.Second)}, Fail,
+			[]string{"no success since the statistics were reset"}},
+		{"too many ready", pgBArchiverStatsForTest{archived: at(time.Second), ready: 11}, Fail,
+			[]string{"11 WAL segments wait to be archived", "more than max_ready 10"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			st := archiverStats{Ready: tc.st.ready, ArchivedAt: tc.st.archived, FailedAt: tc.st.failed}
+			if tc.st.archived != nil {
+				st.Archived, st.LastArchived = 7, "000000010000000000000002"
+			}
+			if tc.st.failed != nil {
+				st.Failed, st.LastFailed = 3, "000000010000000000000003"
+			}
+			r := c.judge("on", st, now)
+			assertResult(t, r, tc.status, tc.want, nil)
+			if tc.status == Fail && !strings.Contains(r.Detail, "archive_mode=on on pg1") {
+				t.Errorf("detail %q lacks what was seen", r.Detail)
+			}
+		})
+	}
+}
+
+// pgBArchiverStatsForTest shapes the archiver statistics of a judge test.
+type pgBArchiverStatsForTest struct {
+	archived, failed *time.Time
+	ready            int64
+}
+
+func TestPgBArchiverNew(t *testing.T) {
+	t.Parallel()
+	if _, err := build(t, "pg.archiver_healthy", map[string]any{"node": "pg1", "max_ready": "-1"}); err == nil {
+		t.Error("a negative max_ready was accepted")
+	}
+	c := mustBuild(t, "pg.archiver_healthy", map[string]any{"node": "pg1"})
+	if got := c.Describe(nil); !strings.Contains(got, "pg1") || !strings.Contains(got, "at most 10 segments") {
+		t.Errorf("describe = %q", got)
+	}
+}

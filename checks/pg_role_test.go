@@ -1,0 +1,43 @@
+package checks
+
+import (
+	"testing"
+
+	"github.com/switchover/switchover/internal/params"
+	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+)
+
+func TestPGRoleOnSharedSandbox(t *testing.T) {
+	t.Parallel()
+	tg := pgATarget(sandboxtest.Shared(t))
+	tests := []struct {
+		node, is string
+		want     Status
+		says     []string
+	}{
+		{"pg1", "primary", Pass, []string{"pg1 is a primary", "timeline 1"}},
+		{"pg2", "standby", Pass, []string{"pg2 is a standby", "replayed"}},
+		{"pg3", "standby", Pass, []string{"pg3 is a standby"}},
+		{"pg2", "primary", Fail, []string{"pg2 is a standby (in recovery)", "pg2 is a primary"}},
+		{"pg1", "standby", Fail, []string{"pg1 is a primary (not in recovery)", "pg1 is a standby"}},
+		{"pg9", "primary", Error, []string{`"pg9" is not in the inventory`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.node+" "+tc.is, func(t *testing.T) {
+			t.Parallel()
+			r := pgARun(t, mustBuild(t, "pg.role", map[string]any{"node": tc.node, "is": tc.is}), tg)
+			assertResult(t, r, tc.want, tc.says, nil)
+		})
+	}
+}
+
+func TestPGRoleRejectsAnUnknownRole(t *testing.T) {
+	t.Parallel()
+	def, _ := Lookup("pg.role")
+	if _, err := def.New(params.NewValues(map[string]any{"node": "pg1", "is": "leader"})); err == nil {
+		t.Error("New accepted is: leader")
+	}
+	if _, probs := params.Decode(def.Params, map[string]params.Raw{"node": {Scalar: "pg1"}, "is": {Scalar: "leader"}}); len(probs) == 0 {
+		t.Error("Decode accepted is: leader")
+	}
+}

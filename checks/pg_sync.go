@@ -1,0 +1,387 @@
+package checks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/params"
+)
+
+func init() {
+	Register(Definition{
+		Kind: "pg.sync_standbys",
+		Doc:  "after the candidate takes over, enough synchronous standbys stream to satisfy synchronous_standby_names",
+		Params: []params.Spec{
+			{Name: "primary", Type: params.Node, Required: true,
+				Doc: "inventory node that is the primary now; its synchronous_standby_names and pg_stat_replication are read"},
+			{Name: "candidate", Type: params.Node, Required: true,
+				Doc: "inventory node about to be promoted; it cannot count as a synchronous standby of itself"},
+		},
+		New: newSyncStandbys,
+	})
+}
+
+// SyncStandbys passes when synchronous replication is off on Primary, or
+// when enough of the standbys named in its synchronous_standby_names stream
+// from it, the Candidate left aside, to satisfy the setting once Candidate
+// is the primary. Otherwise every commit on the new primary would wait for a
+// synchronous standby that is not there: a switchover that ends in a hang.
+// The old primary does not count: it rejoins as a standby only later.
+type SyncStandbys struct {
+	Primary   string
+	Candidate string
+}
+
+var _ Check = (*SyncStandbys)(nil)
+
+func newSyncStandbys(v params.Values) (Check, error) {
+	c := &SyncStandbys{Primary: v.String("primary"), Candidate: v.String("candidate")}
+	switch {
+	case c.Primary == "":
+		return nil, errors.New("primary is empty")
+	case c.Candidate == "":
+		return nil, errors.New("candidate is empty")
+	case c.Primary == c.Candidate:
+		return nil, fmt.Errorf("primary and candidate are both %q", c.Primary)
+	}
+	return c, nil
+}
+
+// Describe implements Check.
+func (c *SyncStandbys) Describe(*cluster.Target) string {
+	return fmt.Sprintf("once %s takes over from %s, enough standbys named in %s's synchronous_standby_names still stream to satisfy it",
+		c.Candidate, c.Primary, c.Primary)
+}
+
+// syncMethod is how synchronous_standby_names picks its standbys. The zero
+// value is unknown: synchronous replication is off.
+type syncMethod int
+
+// The methods of synchronous_standby_names.
+const (
+	syncOff   syncMethod = iota // empty setting
+	syncFirst                   // priority: the first n streaming standbys of the list
+	syncAny                     // quorum: any n of the list
+)
+
+// String names the method as the setting spells it.
+func (m syncMethod) String() string {
+	switch m {
+	case syncFirst:
+		return "FIRST"
+	case syncAny:
+		return "ANY"
+	}
+	return "off"
+}
+
+// syncConfig is synchronous_standby_names, parsed.
+type syncConfig struct {
+	Method syncMethod
+	Num    int      // synchronous standbys a commit waits for
+	Names  []string // standby names as written, unquoted; "*" matches any standby
+}
+
+// String renders the parsed setting in its long form.
+func (s syncConfig) String() string {
+	if s.Method == syncOff {
+		return "off"
+	}
+	return fmt.Sprintf("%s %d (%s)", s.Method, s.Num, strings.Join(s.Names, ", "))
+}
+
+// matches reports whether a standby with this application_name is one of
+// the listed names. PostgreSQL compares names without regard to case, quoted
+// or not.
+func (s syncConfig) matches(app string) bool {
+	for _, n := range s.Names {
+		if n == "*" || strings.EqualFold(n, app) {
+			return true
+		}
+	}
+	return false
+}
+
+// syncToken is a lexical token of synchronous_standby_names.
+type syncToken struct {
+	kind   byte // 'n' name, '#' number, or one of ( ) ,
+	text   string
+	quoted bool
+}
+
+// lexSyncNames splits synchronous_standby_names into tokens: names (bare,
+// or double-quoted with "" for a quote), numbers, parentheses and commas.
+func lexSyncNames(s string) ([]syncToken, error) {
+	var toks []syncToken
+	for i := 0; i < len(s); {
+		ch := s[i]
+		switch {
+		case ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r':
+			i++
+		case ch == '(' || ch == ')' || ch == ',':
+			toks = append(toks, syncToken{kind: ch, text: string(ch)})
+			i++
+		case ch == '"':
+			var b strings.Builder
+			j := i + 1
+			for {
+				if j >= len(s) {
+					return nil, fmt.Errorf("unterminated quoted name at offset %d", i)
+				}
+				if s[j] == '"' {
+					if j+1 < len(s) && s[j+1] == '"' {
+						b.WriteByte('"')
+						j += 2
+						continue
+					}
+					break
+				}
+				b.WriteByte(s[j])
+				j++
+			}
+			if b.Len() == 0 {
+				return nil, fmt.Errorf("empty quoted name at offset %d", i)
+			}
+			toks = append(toks, syncToken{kind: 'n', text: b.String(), quoted: true})
+			i = j + 1
+		case ch == '*':
+			toks = append(toks, syncToken{kind: 'n', text: "*"})
+			i++
+		default:
+			j := i
+			for j < len(s) && !strings.ContainsRune(" \t\n\r(),\"*", rune(s[j])) {
+				j++
+			}
+			word := s[i:j]
+			kind := byte('n')
+			if strings.Trim(word, "0123456789") == "" {
+				kind = '#'
+			}
+			toks = append(toks, syncToken{kind: kind, text: word})
+			i = j
+		}
+	}
+	return toks, nil
+}
+
+// parseSyncStandbyNames parses synchronous_standby_names as PostgreSQL
+// does: `FIRST n (a, b)`, `ANY n (a, b)`, `n (a, b)` (FIRST), or a plain
+// list `a, b` (FIRST 1); names may be double-quoted, and `*` matches any
+// standby. An empty setting parses to Method syncOff.
+func parseSyncStandbyNames(s string) (syncConfig, error) {
+	toks, err := lexSyncNames(s)
+	if err != nil {
+		return syncConfig{}, err
+	}
+	if len(toks) == 0 {
+		return syncConfig{Method: syncOff}, nil
+	}
+	cfg := syncConfig{Method: syncFirst, Num: 1}
+	pos := 0
+	isKeyword := func(t syncToken, kw string) bool { return t.kind == 'n' && !t.quoted && strings.EqualFold(t.text, kw) }
+	hasNumList := func(at int) bool { return at+1 < len(toks) && toks[at].kind == '#' && toks[at+1].kind == '(' }
+	parenthesized := false
+	switch {
+	case (isKeyword(toks[0], "FIRST") || isKeyword(toks[0], "ANY")) && hasNumList(1):
+		if isKeyword(toks[0], "ANY") {
+			cfg.Method = syncAny
+		}
+		pos, parenthesized = 1, true
+	case hasNumList(0):
+		parenthesized = true
+	case isKeyword(toks[0], "FIRST") || isKeyword(toks[0], "ANY"):
+		return syncConfig{}, fmt.Errorf("%s must be followed by a number and a parenthesized list of names", strings.ToUpper(toks[0].text))
+	}
+	if parenthesized {
+		n, err := strconv.Atoi(toks[pos].text)
+		if err != nil {
+			return syncConfig{}, fmt.Errorf("number of synchronous standbys %q: %w", toks[pos].text, err)
+		}
+		if n <= 0 {
+			return syncConfig{}, fmt.Errorf("number of synchronous standbys (%d) must be greater than zero", n)
+		}
+		cfg.Num = n
+		pos += 2 // the number and "("
+	}
+	for {
+		if pos >= len(toks) {
+			return syncConfig{}, errors.New("a standby name is missing at the end")
+		}
+		t := toks[pos]
+		if t.kind != 'n' && t.kind != '#' {
+			return syncConfig{}, fmt.Errorf("want a standby name, got %q", t.text)
+		}
+		cfg.Names = append(cfg.Names, t.text)
+		pos++
+		if pos < len(toks) && toks[pos].kind == ',' {
+			pos++
+			continue
+		}
+		break
+	}
+	if parenthesized {
+		if pos >= len(toks) || toks[pos].kind != ')' {
+			return syncConfig{}, errors.New(`the list of names lacks its closing ")"`)
+		}
+		pos++
+	}
+	if pos < len(toks) {
+		return syncConfig{}, fmt.Errorf("unexpected %q after the list of names", toks[pos].text)
+	}
+	return cfg, nil
+}
+
+// pgBWalSender is a row of pg_stat_replication.
+type pgBWalSender struct {
+	App       string
+	State     string
+	SyncState string
+}
+
+// pgBConninfoValue returns the value of key in a connection string as
+// pg_stat_wal_receiver shows it (key=value pairs, values unquoted), or "".
+func pgBConninfoValue(conninfo, key string) string {
+	for _, f := range strings.Fields(conninfo) {
+		if k, v, ok := strings.Cut(f, "="); ok && k == key {
+			return strings.Trim(v, "'")
+		}
+	}
+	return ""
+}
+
+// Run implements Check.
+func (c *SyncStandbys) Run(ctx context.Context, t *cluster.Target) Result {
+	conn, err := pgBConnect(ctx, t, c.Primary)
+	if err != nil {
+		return Errored(err)
+	}
+	defer pgBClose(conn)
+	var raw string
+	var recovery bool
+	if err := conn.QueryRow(ctx, `SELECT current_setting('synchronous_standby_names'), pg_is_in_recovery()`).
+		Scan(&raw, &recovery); err != nil {
+		return Errored(fmt.Errorf("read synchronous_standby_names on %s: %s", c.Primary, pgBQueryProblem(ctx, err)))
+	}
+	if recovery {
+		return Errored(fmt.Errorf("%s is in recovery, not a primary: its synchronous_standby_names has no effect", c.Primary))
+	}
+	values := map[string]any{"synchronous_standby_names": raw}
+	cfg, err := parseSyncStandbyNames(raw)
+	if err != nil {
+		return Errored(fmt.Errorf("synchronous_standby_names %q on %s: %w", raw, c.Primary, err))
+	}
+	if cfg.Method == syncOff {
+		r := Passed(fmt.Sprintf("synchronous_standby_names is empty on %s: synchronous replication is off", c.Primary))
+		r.Values = values
+		return r
+	}
+	values["method"], values["num"], values["names"] = cfg.Method.String(), cfg.Num, cfg.Names
+
+	rows, err := conn.Query(ctx, `SELECT coalesce(application_name, ''), coalesce(state, ''), coalesce(sync_state, '')
+		FROM pg_stat_replication ORDER BY application_name, pid`)
+	if err != nil {
+		return Errored(fmt.Errorf("read pg_stat_replication on %s: %s", c.Primary, pgBQueryProblem(ctx, err)))
+	}
+	var senders []pgBWalSender
+	for rows.Next() {
+		var w pgBWalSender
+		if err := rows.Scan(&w.App, &w.State, &w.SyncState); err != nil {
+			rows.Close()
+			return Errored(fmt.Errorf("read pg_stat_replication on %s: %s", c.Primary, pgBQueryProblem(ctx, err)))
+		}
+		senders = append(senders, w)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return Errored(fmt.Errorf("read pg_stat_replication on %s: %s", c.Primary, pgBQueryProblem(ctx, err)))
+	}
+
+	candidateApps, err := c.candidateApps(ctx, t)
+	if err != nil {
+		return Errored(err)
+	}
+	values["candidate_application_names"] = candidateApps
+	return c.judge(raw, cfg, senders, candidateApps, values)
+}
+
+// candidateApps returns the application names under which the candidate
+// may appear in the primary's pg_stat_replication: its node name, and the
+// name its WAL receiver gives (application_name in primary_conninfo, else
+// the fallback, cluster_name or "walreceiver"), which need not be the same.
+func (c *SyncStandbys) candidateApps(ctx context.Context, t *cluster.Target) ([]string, error) {
+	apps := []string{c.Candidate}
+	conn, err := pgBConnect(ctx, t, c.Candidate)
+	if err != nil {
+		return nil, err
+	}
+	defer pgBClose(conn)
+	var conninfo *string
+	err = conn.QueryRow(ctx, `SELECT (SELECT conninfo FROM pg_stat_wal_receiver LIMIT 1)`).Scan(&conninfo)
+	if err != nil {
+		return nil, fmt.Errorf("read pg_stat_wal_receiver on %s: %s", c.Candidate, pgBQueryProblem(ctx, err))
+	}
+	if conninfo == nil {
+		return apps, nil // not streaming, or not allowed to see it: the node name is all we know
+	}
+	app := pgBConninfoValue(*conninfo, "application_name")
+	if app == "" {
+		app = pgBConninfoValue(*conninfo, "fallback_application_name")
+	}
+	if app != "" && !slices.ContainsFunc(apps, func(a string) bool { return strings.EqualFold(a, app) }) {
+		apps = append(apps, app)
+	}
+	return apps, nil
+}
+
+// judge counts the listed standbys that will still stream once the
+// candidate is the primary.
+func (c *SyncStandbys) judge(raw string, cfg syncConfig, senders []pgBWalSender, candidateApps []string, values map[string]any) Result {
+	isCandidate := func(app string) bool {
+		return slices.ContainsFunc(candidateApps, func(a string) bool { return strings.EqualFold(a, app) })
+	}
+	var streaming, remaining []string
+	for _, w := range senders {
+		desc := w.App
+		if desc == "" {
+			desc = `""`
+		}
+		desc += " (" + w.State
+		if w.SyncState != "" {
+			desc += ", " + w.SyncState
+		}
+		streaming = append(streaming, desc+")")
+		if w.State == "streaming" && !isCandidate(w.App) && cfg.matches(w.App) {
+			remaining = append(remaining, w.App)
+		}
+	}
+	values["wal_senders"], values["remaining"] = streaming, remaining
+	who := "none"
+	if len(streaming) > 0 {
+		who = strings.Join(streaming, ", ")
+	}
+	left := "none"
+	if len(remaining) > 0 {
+		left = strings.Join(remaining, ", ")
+	}
+	setting := fmt.Sprintf("%q", raw)
+	if long := cfg.String(); long != strings.TrimSpace(raw) {
+		setting += fmt.Sprintf(" (%s)", long)
+	}
+	seen := fmt.Sprintf("synchronous_standby_names on %s is %s; standbys connected to %s: %s; without the candidate %s, %d listed standby(s) stream: %s; %d needed",
+		c.Primary, setting, c.Primary, who, c.Candidate, len(remaining), left, cfg.Num)
+	if len(remaining) >= cfg.Num {
+		r := Passed(seen)
+		r.Values = values
+		return r
+	}
+	r := Failed(seen+": commits on the new primary would wait for a synchronous standby that is not there",
+		fmt.Sprintf("at least %d standby(s) named in synchronous_standby_names streaming from %s besides the candidate %s (the old primary %s rejoins only later and cannot count)",
+			cfg.Num, c.Primary, c.Candidate, c.Primary))
+	r.Values = values
+	return r
+}

@@ -1,0 +1,338 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/params"
+	"github.com/switchover/switchover/internal/pg"
+)
+
+func init() {
+	Register(Definition{
+		Kind: "pg.follow",
+		Doc:  "makes a standby, or a stopped old primary, stream from another node",
+		Params: []params.Spec{
+			{Name: "node", Type: params.Node, Required: true, Doc: "the standby, or the stopped old primary, that is to follow"},
+			{Name: "upstream", Type: params.Node, Required: true, Doc: "the node to stream from, usually the new primary"},
+			{Name: "slot", Type: params.String,
+				Doc: `physical replication slot on the upstream to stream through, created when missing; default the node's name; "" streams without a slot`},
+			{Name: "conninfo", Type: params.String,
+				Doc: "primary_conninfo to set; default the upstream's inventory conninfo without dbname and connect_timeout, with application_name=<node>"},
+		},
+		New: func(v params.Values) (Step, error) {
+			f := &PGFollow{
+				Node:     strings.TrimSpace(v.String("node")),
+				Upstream: strings.TrimSpace(v.String("upstream")),
+				Slot:     strings.TrimSpace(v.String("node")),
+				Conninfo: strings.TrimSpace(v.String("conninfo")),
+			}
+			if v.Has("slot") {
+				f.Slot = strings.TrimSpace(v.String("slot"))
+			}
+			if f.Node == f.Upstream {
+				return nil, fmt.Errorf("node %q cannot follow itself", f.Node)
+			}
+			if f.Slot != "" && !slotName.MatchString(f.Slot) {
+				return nil, fmt.Errorf("slot %q: a replication slot's name has only lower-case letters, digits and _ (at most 63); set parameter \"slot\"", f.Slot)
+			}
+			return f, nil
+		},
+	})
+}
+
+// slotName is what PostgreSQL accepts as a replication slot's name.
+var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+
+// PGFollow is a step that makes a node a streaming standby of another. A
+// running standby is repointed with ALTER SYSTEM and a reload (PostgreSQL 13
+// or later); a stopped old primary gets standby.signal and a new
+// primary_conninfo in postgresql.auto.conf, then is started. In both cases
+// the step ends only once the node streams from the upstream. A running
+// primary is refused: it is never demoted while it runs.
+type PGFollow struct {
+	Node     string
+	Upstream string
+	Slot     string // "" streams without a slot
+	Conninfo string // "" builds it from the upstream's inventory conninfo
+}
+
+var _ Step = (*PGFollow)(nil)
+
+// followStartWait bounds pg_ctl start of a rejoining old primary.
+const followStartWait = 60 * time.Second
+
+// primaryConninfo is the primary_conninfo the node will use.
+func (f *PGFollow) primaryConninfo(t *cluster.Target) (string, error) {
+	if f.Conninfo != "" {
+		return f.Conninfo, nil
+	}
+	up, err := inventoryNode(t, f.Upstream)
+	if err != nil {
+		return "", err
+	}
+	ps, err := parseConninfo(up.Conninfo)
+	if err != nil {
+		return "", fmt.Errorf("conninfo of %q: %w", f.Upstream, err)
+	}
+	var kept []conninfoParam
+	for _, p := range ps {
+		switch p.Key {
+		case "dbname", "connect_timeout", "application_name":
+			continue
+		}
+		kept = append(kept, conninfoParam{Key: p.Key, Value: p.Value})
+	}
+	kept = append(kept, conninfoParam{Key: "application_name", Value: f.Node})
+	return renderConninfo(kept), nil
+}
+
+func (f *PGFollow) alterSQL(conninfo string) []string {
+	return []string{
+		"ALTER SYSTEM SET primary_conninfo = " + sqlQuote(conninfo),
+		"ALTER SYSTEM SET primary_slot_name = " + sqlQuote(f.Slot),
+		"SELECT pg_reload_conf()",
+	}
+}
+
+// rejoinScript is the shell command that turns a stopped node into a
+// standby of the upstream: standby.signal, and postgresql.auto.conf with its
+// primary_conninfo and primary_slot_name lines replaced (written to a temp
+// file, then moved over the old one, as the node's OS user).
+func (f *PGFollow) rejoinScript(n *cluster.Node, conninfo string) string {
+	dd := dataDir(n)
+	auto := path.Join(dd, "postgresql.auto.conf")
+	tmp := auto + ".switchover"
+	return fmt.Sprintf("touch %s && { [ ! -e %s ] || grep -v -E '^[[:space:]]*(primary_conninfo|primary_slot_name)[[:space:]]*=' %s || [ $? -eq 1 ]; } > %s && printf '%%s\\n' %s %s >> %s && chmod 600 %s && mv -f %s %s",
+		shq(path.Join(dd, "standby.signal")), shq(auto), shq(auto), shq(tmp),
+		shq("primary_conninfo = "+sqlQuote(conninfo)), shq("primary_slot_name = "+sqlQuote(f.Slot)),
+		shq(tmp), shq(tmp), shq(tmp), shq(auto))
+}
+
+func (f *PGFollow) slotSQL() string {
+	return fmt.Sprintf("SELECT pg_create_physical_replication_slot(%s)", sqlQuote(f.Slot))
+}
+
+// Describe implements Step.
+func (f *PGFollow) Describe(t *cluster.Target) Effect {
+	n := lookupNode(t, f.Node)
+	conninfo, err := f.primaryConninfo(t)
+	if err != nil {
+		conninfo = fmt.Sprintf("<conninfo of %s: %v>", f.Upstream, err)
+	}
+	var b strings.Builder
+	if f.Slot != "" {
+		fmt.Fprintf(&b, "on %s, unless pg_replication_slots has it: %s\n", f.Upstream, f.slotSQL())
+	}
+	fmt.Fprintf(&b, "if %s runs as a standby: %s\n", f.Node, strings.Join(f.alterSQL(conninfo), "; "))
+	fmt.Fprintf(&b, "if %s is stopped: %s && %s\n", f.Node, f.rejoinScript(n, conninfo), pgCtlStartCommand(n, followStartWait, defaultStartLog(n)))
+	fmt.Fprintf(&b, "then wait until pg_stat_wal_receiver on %s shows it streaming from %s", f.Node, f.Upstream)
+	slot := "without a slot"
+	if f.Slot != "" {
+		slot = "through slot " + f.Slot
+	}
+	return Effect{Node: nodeWhere(t, f.Node), Command: b.String(),
+		Changes: fmt.Sprintf("%s becomes a standby streaming from %s %s, with primary_conninfo %s; a running primary is refused, never demoted",
+			f.Node, f.Upstream, slot, sqlQuote(conninfo))}
+}
+
+// Apply implements Step.
+func (f *PGFollow) Apply(ctx context.Context, t *cluster.Target) error {
+	fail := func(err error) error { return fmt.Errorf("follow %q to %q: %w", f.Node, f.Upstream, err) }
+	n, err := inventoryNode(t, f.Node)
+	if err != nil {
+		return fail(err)
+	}
+	up, err := inventoryNode(t, f.Upstream)
+	if err != nil {
+		return fail(err)
+	}
+	conninfo, err := f.primaryConninfo(t)
+	if err != nil {
+		return fail(err)
+	}
+	ps, err := parseConninfo(conninfo)
+	if err != nil {
+		return fail(fmt.Errorf("primary_conninfo: %w", err))
+	}
+	want := addresses(ps)
+
+	conn, connErr := connectNode(ctx, n, remaining(ctx))
+	if connErr == nil {
+		err := f.repoint(ctx, t, conn, up, conninfo)
+		closeConn(conn)
+		if err != nil {
+			return fail(err)
+		}
+	} else {
+		if err := f.rejoin(ctx, t, n, up, conninfo, connErr); err != nil {
+			return fail(err)
+		}
+	}
+	st, err := f.waitStreaming(ctx, n, want)
+	if err != nil {
+		return fail(fmt.Errorf("%s is configured to stream from %s and runs, but %w", f.Node, f.Upstream, err))
+	}
+	slot := "without a slot"
+	if st.SlotName != "" {
+		slot = "through slot " + st.SlotName
+	}
+	t.Print(fmt.Sprintf("%s streams from %s (%s) %s, on timeline %d", f.Node, f.Upstream, st.Upstream, slot, st.Timeline))
+	return nil
+}
+
+// repoint makes a running standby stream from the upstream.
+func (f *PGFollow) repoint(ctx context.Context, t *cluster.Target, conn *pgx.Conn, up *cluster.Node, conninfo string) error {
+	var recovery bool
+	var version int
+	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery(), current_setting('server_version_num')::int").Scan(&recovery, &version); err != nil {
+		return fmt.Errorf("ask %s its role: %w", f.Node, err)
+	}
+	if !recovery {
+		return fmt.Errorf("%s is a running primary: following %s would need it stopped first (pg.stop), and a running primary is never demoted; nothing done", f.Node, f.Upstream)
+	}
+	if version < 130000 {
+		return fmt.Errorf("%s runs PostgreSQL %d, where primary_conninfo takes a restart: stop it first (pg.stop), then follow; nothing done", f.Node, version/10000)
+	}
+	if err := f.ensureSlot(ctx, t, up); err != nil {
+		return err
+	}
+	// The errors name the setting, never the SQL: it may hold a password.
+	for i, q := range f.alterSQL(conninfo) {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", []string{"set primary_conninfo", "set primary_slot_name", "pg_reload_conf()"}[i], err)
+		}
+	}
+	t.Print(fmt.Sprintf("%s: primary_conninfo and primary_slot_name set (ALTER SYSTEM), configuration reloaded", f.Node))
+	return nil
+}
+
+// rejoin makes a stopped node a standby of the upstream and starts it.
+func (f *PGFollow) rejoin(ctx context.Context, t *cluster.Target, n, up *cluster.Node, conninfo string, connErr error) error {
+	if err := needDataDir(n); err != nil {
+		return fmt.Errorf("%w (and %v)", err, connErr)
+	}
+	ex, err := t.Executor(f.Node)
+	if err != nil {
+		return err
+	}
+	running, err := serverRunning(ctx, ex, n)
+	if err != nil {
+		return fmt.Errorf("%s does not answer (%v), and %w", f.Node, connErr, err)
+	}
+	if running {
+		return fmt.Errorf("pg_ctl status says %s runs, but it does not answer: %w; nothing done", f.Node, connErr)
+	}
+	if cd, err := controlData(ctx, ex, n); err == nil {
+		t.Print(fmt.Sprintf("%s is stopped (pg_controldata: %s; latest checkpoint %s on timeline %s)",
+			f.Node, cd[controlState], cd[controlCheckpoint], cd[controlTimeline]))
+	}
+	if err := f.ensureSlot(ctx, t, up); err != nil {
+		return err
+	}
+	if _, err := run(ctx, ex, "writing standby.signal and postgresql.auto.conf", f.rejoinScript(n, conninfo)); err != nil {
+		return err
+	}
+	t.Print(fmt.Sprintf("%s: standby.signal written; primary_conninfo and primary_slot_name set in postgresql.auto.conf", f.Node))
+	log := defaultStartLog(n)
+	out, err := ex.Run(ctx, pgCtlStartCommand(n, followStartWait, log))
+	printOutput(t, out)
+	switch {
+	case err != nil:
+		return fmt.Errorf("configured as a standby, but pg_ctl start: %w", err)
+	case out.ExitCode != 0:
+		printLogTail(ctx, t, ex, log)
+		return errorWithLast(fmt.Sprintf("configured as a standby, but pg_ctl start exited %d", out.ExitCode), out)
+	}
+	return nil
+}
+
+// ensureSlot creates the physical slot on the upstream when it is missing.
+func (f *PGFollow) ensureSlot(ctx context.Context, t *cluster.Target, up *cluster.Node) error {
+	if f.Slot == "" {
+		return nil
+	}
+	conn, err := connectNode(ctx, up, remaining(ctx))
+	if err != nil {
+		return err
+	}
+	defer closeConn(conn)
+	var kind string
+	err = conn.QueryRow(ctx, "SELECT slot_type FROM pg_replication_slots WHERE slot_name = $1", f.Slot).Scan(&kind)
+	switch {
+	case err == nil && kind == "physical":
+		t.Print(fmt.Sprintf("replication slot %s exists on %s", f.Slot, f.Upstream))
+		return nil
+	case err == nil:
+		return fmt.Errorf("slot %s on %s is a %s slot, not a physical one; nothing done", f.Slot, f.Upstream, kind)
+	case !errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("look up slot %s on %s: %w", f.Slot, f.Upstream, err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_create_physical_replication_slot($1)", f.Slot); err != nil {
+		return fmt.Errorf("create slot %s on %s: %w", f.Slot, f.Upstream, err)
+	}
+	t.Print(fmt.Sprintf("created physical replication slot %s on %s", f.Slot, f.Upstream))
+	return nil
+}
+
+// waitStreaming polls the node every 100ms, until ctx ends, until its WAL
+// receiver streams from one of the upstream's addresses (through the slot,
+// when there is one).
+func (f *PGFollow) waitStreaming(ctx context.Context, n *cluster.Node, want []hostPort) (pg.State, error) {
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			closeConn(conn)
+		}
+	}()
+	wanted := make([]string, len(want))
+	for i, w := range want {
+		wanted[i] = w.String()
+	}
+	var st pg.State
+	err := poll(ctx, 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		if conn == nil {
+			c, err := connectNode(ctx, n, 5*time.Second)
+			if err != nil {
+				return false, fmt.Sprintf("%s does not answer: %v", f.Node, err), nil
+			}
+			conn = c
+		}
+		s, err := pg.Inspect(ctx, conn)
+		if err != nil {
+			closeConn(conn)
+			conn = nil
+			return false, fmt.Sprintf("inspecting %s failed: %v", f.Node, err), nil
+		}
+		if s.Role != pg.RoleStandby {
+			return false, "", fmt.Errorf("%s is not a standby (pg_is_in_recovery() is false)", f.Node)
+		}
+		ok := s.Streaming && (f.Slot == "" || s.SlotName == f.Slot)
+		if ok {
+			ok = false
+			for _, w := range wanted {
+				if s.Upstream == w {
+					ok = true
+				}
+			}
+		}
+		if ok {
+			st = s
+			return true, "", nil
+		}
+		seen := "no WAL receiver"
+		if s.Upstream != "" {
+			seen = fmt.Sprintf("WAL receiver on %s (streaming %t, slot %q)", s.Upstream, s.Streaming, s.SlotName)
+		}
+		return false, fmt.Sprintf("%s does not stream from %s yet: %s", f.Node, strings.Join(wanted, " or "), seen), nil
+	})
+	return st, err
+}

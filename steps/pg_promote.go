@@ -1,0 +1,96 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/params"
+	"github.com/switchover/switchover/internal/pg"
+)
+
+func init() {
+	Register(Definition{
+		Kind: "pg.promote",
+		Doc:  "promotes a standby to primary with pg_promote and waits until recovery has ended",
+		Params: []params.Spec{
+			{Name: "node", Type: params.Node, Required: true, Doc: nodeSpecDoc},
+			{Name: "wait", Type: params.Duration, Default: "60s", Doc: "how long pg_promote waits for recovery to end (wait_seconds, whole seconds)"},
+		},
+		New: func(v params.Values) (Step, error) {
+			return &PGPromote{Node: strings.TrimSpace(v.String("node")), Wait: v.Duration("wait")}, nil
+		},
+	})
+}
+
+// PGPromote is a step that ends a standby's recovery: it becomes a primary on
+// a new timeline and accepts writes. In a switchover it is the point of no
+// return.
+type PGPromote struct {
+	Node string
+	Wait time.Duration
+}
+
+var _ Step = (*PGPromote)(nil)
+
+func (p *PGPromote) sql() string {
+	return fmt.Sprintf("SELECT pg_promote(wait => true, wait_seconds => %d)", waitSeconds(p.Wait))
+}
+
+// Describe implements Step.
+func (p *PGPromote) Describe(t *cluster.Target) Effect {
+	return Effect{Node: nodeWhere(t, p.Node), Command: p.sql(),
+		Changes: fmt.Sprintf("ends recovery on %s: it becomes a primary on a new timeline and accepts writes; other nodes must follow it", p.Node)}
+}
+
+// Apply implements Step. A node that is already a primary is refused: that
+// is either a resumed run the postconditions settle, or the wrong node.
+func (p *PGPromote) Apply(ctx context.Context, t *cluster.Target) error {
+	fail := func(err error) error { return fmt.Errorf("promote %q: %w", p.Node, err) }
+	n, err := inventoryNode(t, p.Node)
+	if err != nil {
+		return fail(err)
+	}
+	// The server stops waiting by itself after wait_seconds; the statement
+	// timeout only keeps a hung promotion from outliving the step.
+	timeout := time.Duration(waitSeconds(p.Wait))*time.Second + 10*time.Second
+	if r := remaining(ctx); r > 0 {
+		timeout = min(timeout, r)
+	}
+	conn, err := connectNode(ctx, n, timeout)
+	if err != nil {
+		return fail(err)
+	}
+	defer closeConn(conn)
+	var recovery bool
+	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&recovery); err != nil {
+		return fail(err)
+	}
+	if !recovery {
+		return fail(errors.New("it is not in recovery: it is a primary already; nothing done"))
+	}
+	start := time.Now()
+	var promoted bool
+	if err := conn.QueryRow(ctx, p.sql()).Scan(&promoted); err != nil {
+		return fail(fmt.Errorf("pg_promote: %w (the promotion may still complete: check the node's role)", err))
+	}
+	if !promoted {
+		return fail(fmt.Errorf("recovery did not end within %ds (pg_promote returned false); the promotion may still complete: check the node's role", waitSeconds(p.Wait)))
+	}
+	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&recovery); err != nil {
+		return fail(fmt.Errorf("pg_promote returned true, but checking the result failed: %w", err))
+	}
+	if recovery {
+		return fail(errors.New("pg_promote returned true, but pg_is_in_recovery() is still true"))
+	}
+	st, err := pg.Inspect(ctx, conn)
+	if err != nil {
+		return fail(fmt.Errorf("promoted, but inspecting the new primary failed: %w", err))
+	}
+	t.Print(fmt.Sprintf("%s is a primary now, on timeline %d at %s (promotion took %s)",
+		p.Node, st.Timeline, st.CurrentLSN, since(start)))
+	return nil
+}

@@ -1,0 +1,114 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/params"
+)
+
+func init() {
+	Register(Definition{
+		Kind: "pg.start",
+		Doc:  "starts a node's server and waits until it accepts connections",
+		Params: []params.Spec{
+			{Name: "node", Type: params.Node, Required: true, Doc: nodeSpecDoc},
+			{Name: "wait", Type: params.Duration, Default: "60s", Doc: "how long pg_ctl waits for the server to accept connections (-t)"},
+			{Name: "log", Type: params.String, Doc: "file on the node's host that receives the server's output (-l); default <data_dir>/switchover-start.log"},
+			{Name: "command", Type: params.String,
+				Doc: `shell command that starts the server instead of pg_ctl, e.g. "sudo systemctl start postgresql@15-main"; pg_ctl status must say it runs afterwards`},
+		},
+		New: func(v params.Values) (Step, error) {
+			return &PGStart{
+				Node:    strings.TrimSpace(v.String("node")),
+				Wait:    v.Duration("wait"),
+				Log:     strings.TrimSpace(v.String("log")),
+				Command: strings.TrimSpace(v.String("command")),
+			}, nil
+		},
+	})
+}
+
+// PGStart is a step that starts a node's server, in the role its data
+// directory gives it: a rollback starts the old primary again, a rejoin
+// starts it as a standby. Starting a running server does nothing and
+// succeeds.
+type PGStart struct {
+	Node    string
+	Wait    time.Duration
+	Log     string // "" is <data_dir>/switchover-start.log
+	Command string // replaces pg_ctl start when set
+}
+
+var _ Step = (*PGStart)(nil)
+
+func (s *PGStart) logFile(n *cluster.Node) string {
+	if s.Log != "" {
+		return s.Log
+	}
+	return defaultStartLog(n)
+}
+
+func (s *PGStart) startCommand(n *cluster.Node) string {
+	if s.Command != "" {
+		return s.Command
+	}
+	return pgCtlStartCommand(n, s.Wait, s.logFile(n))
+}
+
+// Describe implements Step.
+func (s *PGStart) Describe(t *cluster.Target) Effect {
+	n := lookupNode(t, s.Node)
+	return Effect{Node: nodeWhere(t, s.Node), Command: s.startCommand(n),
+		Changes: fmt.Sprintf("starts PostgreSQL on %s, as a primary or a standby as its data directory says (nothing when it already runs), and waits until it accepts connections", s.Node)}
+}
+
+// Apply implements Step.
+func (s *PGStart) Apply(ctx context.Context, t *cluster.Target) error {
+	fail := func(err error) error { return fmt.Errorf("start %q: %w", s.Node, err) }
+	n, err := inventoryNode(t, s.Node)
+	if err != nil {
+		return fail(err)
+	}
+	if err := needDataDir(n); err != nil {
+		return fail(err)
+	}
+	ex, err := t.Executor(s.Node)
+	if err != nil {
+		return fail(err)
+	}
+	running, err := serverRunning(ctx, ex, n)
+	if err != nil {
+		return fail(err)
+	}
+	if running {
+		t.Print(fmt.Sprintf("%s is already running (pg_ctl status); nothing to do", s.Node))
+		return nil
+	}
+	out, err := ex.Run(ctx, s.startCommand(n))
+	printOutput(t, out)
+	what := "pg_ctl start"
+	if s.Command != "" {
+		what = "start command"
+	}
+	switch {
+	case err != nil:
+		return fail(fmt.Errorf("%s: %w", what, err))
+	case out.ExitCode != 0:
+		if s.Command == "" {
+			printLogTail(ctx, t, ex, s.logFile(n))
+		}
+		return fail(errorWithLast(fmt.Sprintf("%s exited %d", what, out.ExitCode), out))
+	}
+	if running, err := serverRunning(ctx, ex, n); err != nil || !running {
+		if err == nil {
+			err = fmt.Errorf("%s succeeded, but pg_ctl status says no server runs", what)
+		}
+		return fail(err)
+	}
+	t.Print(fmt.Sprintf("%s started", s.Node))
+	return nil
+}

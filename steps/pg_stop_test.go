@@ -1,0 +1,83 @@
+package steps
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+)
+
+// TestPgStopStart stops and starts a standby and a primary, twice each:
+// the second time changes nothing and succeeds.
+func TestPgStopStart(t *testing.T) {
+	t.Parallel()
+	sb := sandboxtest.New(t, 1)
+	tg, p := sandboxTarget(sb)
+
+	t.Run("stop a standby records its shutdown checkpoint", func(t *testing.T) {
+		out := mustApply(t, tg, p, "pg.stop", map[string]string{"node": "pg2"})
+		wantLine(t, out, "pg2 shut down cleanly (pg_controldata: shut down in recovery)")
+		cd := readControlData(t, sb, "pg2")
+		if cd["Database cluster state"] != "shut down in recovery" {
+			t.Errorf("pg_controldata says %q, want shut down in recovery", cd["Database cluster state"])
+		}
+		fact, ok := tg.Facts.Get("pg2.shutdown_lsn")
+		if !ok || fact != mustLSN(t, cd["Latest checkpoint location"]).String() {
+			t.Errorf("fact pg2.shutdown_lsn = %q, %v; want pg_controldata's %q", fact, ok, cd["Latest checkpoint location"])
+		}
+		wantLine(t, out, "shutdown checkpoint of pg2 at "+fact, "pg2.shutdown_lsn")
+	})
+
+	t.Run("stop a stopped server does nothing", func(t *testing.T) {
+		before, _ := tg.Facts.Get("pg2.shutdown_lsn")
+		out := mustApply(t, tg, p, "pg.stop", map[string]string{"node": "pg2"})
+		wantLine(t, out, "pg2 is already stopped cleanly", "nothing to do")
+		if after, _ := tg.Facts.Get("pg2.shutdown_lsn"); after != before {
+			t.Errorf("fact pg2.shutdown_lsn changed from %s to %s", before, after)
+		}
+	})
+
+	t.Run("start it again", func(t *testing.T) {
+		out := mustApply(t, tg, p, "pg.start", map[string]string{"node": "pg2"})
+		wantLine(t, out, "pg2 started")
+		waitStreams(t, sb, "pg2", "pg1")
+	})
+
+	t.Run("start a running server does nothing", func(t *testing.T) {
+		out := mustApply(t, tg, p, "pg.start", map[string]string{"node": "pg2"})
+		wantLine(t, out, "pg2 is already running", "nothing to do")
+	})
+
+	t.Run("stop the primary in smart mode, start it with its own log", func(t *testing.T) {
+		out := mustApply(t, tg, p, "pg.stop", map[string]string{"node": "pg1", "mode": "smart", "wait": "30s"})
+		wantLine(t, out, "pg1 shut down cleanly (pg_controldata: shut down)")
+		if _, ok := tg.Facts.Get("pg1.shutdown_lsn"); !ok {
+			t.Error("no fact pg1.shutdown_lsn")
+		}
+		log := filepath.Join(sb.Dir, "pg1", "restart.log")
+		mustApply(t, tg, p, "pg.start", map[string]string{"node": "pg1", "log": log})
+		st, err := inspect(sb, "pg1")
+		if err != nil || st.Role != pg.RolePrimary {
+			t.Fatalf("after start pg1 is %+v, %v; want a primary", st, err)
+		}
+		waitStreams(t, sb, "pg2", "pg1")
+	})
+
+	t.Run("a failing stop command says so and what it printed", func(t *testing.T) {
+		_, err := apply(t, tg, p, "pg.stop", map[string]string{"node": "pg2", "command": "echo 'unit not found' >&2; exit 5"})
+		wantErr(t, err, `stop "pg2"`, "stop command exited 5: unit not found")
+		if st, err := inspect(sb, "pg2"); err != nil || st.Role != pg.RoleStandby {
+			t.Errorf("pg2 is %+v, %v; want it still running as a standby", st, err)
+		}
+	})
+}
+
+func mustLSN(t *testing.T, s string) pg.LSN {
+	t.Helper()
+	l, err := pg.ParseLSN(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}

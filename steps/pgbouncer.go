@@ -1,0 +1,450 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/params"
+	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/secret"
+	"github.com/switchover/switchover/internal/transport"
+)
+
+func init() {
+	Register(Definition{
+		Kind: "pgbouncer.pause",
+		Doc:  "pauses the pooler's database: clients wait instead of failing while the primary moves",
+		Params: []params.Spec{
+			{Name: "max_wait", Type: params.Duration, Default: "10s",
+				Doc: "how long PAUSE may wait for running transactions to finish; after that the pooler is resumed and the step fails"},
+		},
+		New: func(v params.Values) (Step, error) {
+			if v.Duration("max_wait") <= 0 {
+				return nil, errors.New(`parameter "max_wait" must be more than 0`)
+			}
+			return &PgBouncerPause{MaxWait: v.Duration("max_wait")}, nil
+		},
+	})
+	Register(Definition{
+		Kind: "pgbouncer.resume",
+		Doc:  "resumes the pooler's database, so waiting clients go on; succeeds when it is not paused",
+		New:  func(params.Values) (Step, error) { return &PgBouncerResume{}, nil },
+	})
+	Register(Definition{
+		Kind: "pgbouncer.repoint",
+		Doc:  "points the pooler's database entry at another node and reloads the pooler",
+		Params: []params.Spec{
+			{Name: "to", Type: params.Node, Required: true, Doc: "the node clients are to reach, usually the new primary; its conninfo gives host and port"},
+		},
+		New: func(v params.Values) (Step, error) {
+			return &PgBouncerRepoint{To: strings.TrimSpace(v.String("to"))}, nil
+		},
+	})
+}
+
+// pooler returns the inventory's pooler, which must be a PgBouncer.
+func pooler(t *cluster.Target) (*cluster.Pooler, error) {
+	if t == nil || t.Cluster == nil || t.Cluster.Pooler == nil {
+		return nil, errors.New("the inventory has no pooler")
+	}
+	p := t.Cluster.Pooler
+	if p.Kind != "" && p.Kind != "pgbouncer" {
+		return nil, fmt.Errorf("the inventory's pooler is %q, not pgbouncer", p.Kind)
+	}
+	return p, nil
+}
+
+// poolerExecutor returns how to run commands on the pooler's host.
+func poolerExecutor(t *cluster.Target) (transport.Executor, error) {
+	p, err := pooler(t)
+	if err != nil {
+		return nil, err
+	}
+	ex, err := p.Host.Executor()
+	if err != nil {
+		return nil, fmt.Errorf("pooler host: %w", err)
+	}
+	return ex, nil
+}
+
+// poolerWhere names the pooler for plans: "pgbouncer (local as postgres)".
+func poolerWhere(t *cluster.Target) string {
+	ex, err := poolerExecutor(t)
+	if err != nil {
+		return fmt.Sprintf("pgbouncer (%v)", err)
+	}
+	return fmt.Sprintf("pgbouncer (%s)", ex.Where())
+}
+
+// poolerDatabase is the database entry the steps act on, for messages.
+func poolerDatabase(t *cluster.Target) string {
+	if p, err := pooler(t); err == nil && p.Database != "" {
+		return p.Database
+	}
+	return "<database>"
+}
+
+// adminCommand is an admin console command for the pooler's database; with
+// no database in the inventory it acts on every database.
+func adminCommand(verb string, p *cluster.Pooler) string {
+	if p == nil || p.Database == "" {
+		return verb
+	}
+	return verb + " " + p.Database
+}
+
+func describeAdmin(t *cluster.Target, verb string) string {
+	p, _ := pooler(t)
+	if p == nil {
+		return verb + " <database>"
+	}
+	return adminCommand(verb, p)
+}
+
+// adminExec runs one command on PgBouncer's admin console.
+func adminExec(ctx context.Context, p *cluster.Pooler, command string) error {
+	conn, err := pg.ConnectAdmin(ctx, p.Admin)
+	if err != nil {
+		return fmt.Errorf("connect to the pgbouncer admin console: %w", err)
+	}
+	defer closeConn(conn)
+	if _, err := conn.Exec(ctx, command); err != nil {
+		return fmt.Errorf("%s: %w", command, err)
+	}
+	return nil
+}
+
+// notPaused reports whether err is PgBouncer refusing RESUME because there
+// is nothing paused.
+func notPaused(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && strings.Contains(pe.Message, "not paused")
+}
+
+// resumeAfterFailedPause resumes on a fresh admin connection with a
+// deadline of its own: the pause's context may be what ran out. Nothing
+// paused counts as resumed.
+func resumeAfterFailedPause(ctx context.Context, p *cluster.Pooler) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := adminExec(rctx, p, adminCommand("RESUME", p)); err != nil && !notPaused(err) {
+		return err
+	}
+	return nil
+}
+
+// PgBouncerPause is a step that makes PgBouncer hold its clients' queries: it
+// waits for running transactions to finish, then lets no query through
+// until RESUME. Clients see a pause instead of errors while the primary
+// moves. PAUSE can wait for ever on a transaction left open, so it is
+// bounded: when it does not complete in time, the pooler is resumed and the
+// step fails with clients still on the old primary.
+type PgBouncerPause struct {
+	MaxWait time.Duration
+}
+
+var _ Step = (*PgBouncerPause)(nil)
+
+// Describe implements Step.
+func (s *PgBouncerPause) Describe(t *cluster.Target) Effect {
+	return Effect{Node: poolerWhere(t), Command: describeAdmin(t, "PAUSE"),
+		Changes: fmt.Sprintf("PgBouncer waits up to %s for running transactions on %s to finish, closes its server connections, and holds new queries until RESUME; clients wait instead of failing (if it does not complete in time, it is resumed and the step fails)",
+			s.MaxWait, poolerDatabase(t))}
+}
+
+// Apply implements Step.
+func (s *PgBouncerPause) Apply(ctx context.Context, t *cluster.Target) error {
+	p, err := pooler(t)
+	if err != nil {
+		return fmt.Errorf("pause pgbouncer: %w", err)
+	}
+	cmd := adminCommand("PAUSE", p)
+	fail := func(err error) error { return fmt.Errorf("pause pgbouncer (%s): %w", cmd, err) }
+	conn, err := pg.ConnectAdmin(ctx, p.Admin)
+	if err != nil {
+		return fail(fmt.Errorf("connect to the admin console: %w; nothing paused", err))
+	}
+	defer closeConn(conn)
+	pctx, cancel := context.WithTimeout(ctx, s.MaxWait)
+	start := time.Now()
+	_, err = conn.Exec(pctx, cmd)
+	cutOff := pctx.Err() != nil
+	cancel()
+	if err == nil {
+		t.Print(fmt.Sprintf("pgbouncer paused %s in %s: clients wait until RESUME", poolerDatabase(t), since(start)))
+		return nil
+	}
+	var pe *pgconn.PgError
+	if !cutOff && errors.As(err, &pe) {
+		return fail(fmt.Errorf("%w; nothing paused", err)) // PgBouncer refused it
+	}
+	// PAUSE did not complete, but PgBouncer keeps pausing without us: the
+	// clients are stuck until someone resumes.
+	cause := fmt.Errorf("no answer: %w", err)
+	switch {
+	case ctx.Err() != nil:
+		cause = fmt.Errorf("cut off after %s before it completed: %w", since(start), ctx.Err())
+	case cutOff:
+		cause = fmt.Errorf("running transactions did not finish within %s", s.MaxWait)
+	}
+	resume := adminCommand("RESUME", p)
+	if rerr := resumeAfterFailedPause(ctx, p); rerr != nil {
+		return fail(fmt.Errorf("%w; then %s failed too, so clients may be left waiting in pgbouncer: %v", cause, resume, rerr))
+	}
+	t.Print(fmt.Sprintf("%s did not complete (%v); %s issued", cmd, cause, resume))
+	return fail(fmt.Errorf("%w; %s issued: clients resumed on the old primary", cause, resume))
+}
+
+// PgBouncerResume is a step that lets PgBouncer's waiting clients go on, to
+// whatever its database entry points at now. Resuming a database that is
+// not paused succeeds, so a finally section may always run it.
+type PgBouncerResume struct{}
+
+var _ Step = (*PgBouncerResume)(nil)
+
+// Describe implements Step.
+func (s *PgBouncerResume) Describe(t *cluster.Target) Effect {
+	return Effect{Node: poolerWhere(t), Command: describeAdmin(t, "RESUME"),
+		Changes: fmt.Sprintf("PgBouncer lets the clients of %s go on, to the server its entry points at; nothing when it is not paused", poolerDatabase(t))}
+}
+
+// Apply implements Step.
+func (s *PgBouncerResume) Apply(ctx context.Context, t *cluster.Target) error {
+	p, err := pooler(t)
+	if err != nil {
+		return fmt.Errorf("resume pgbouncer: %w", err)
+	}
+	err = adminExec(ctx, p, adminCommand("RESUME", p))
+	switch {
+	case notPaused(err):
+		t.Print(fmt.Sprintf("pgbouncer: %s was not paused; nothing to resume", poolerDatabase(t)))
+		return nil
+	case err != nil:
+		return fmt.Errorf("resume pgbouncer: %w; clients may still be waiting", err)
+	}
+	t.Print(fmt.Sprintf("pgbouncer resumed %s: waiting clients go on", poolerDatabase(t)))
+	return nil
+}
+
+// PgBouncerRepoint is a step that sends PgBouncer's clients to another node:
+// it rewrites host= and port= of the database's entry in [databases],
+// keeping everything else in the file, reloads PgBouncer, and checks with
+// SHOW DATABASES that the entry took.
+type PgBouncerRepoint struct {
+	To string
+}
+
+var _ Step = (*PgBouncerRepoint)(nil)
+
+// maxPoolerConfig bounds the configuration file the step rewrites: it is
+// read and written back through shell commands.
+const maxPoolerConfig = 60000
+
+// address is where the node's conninfo says it listens.
+func (s *PgBouncerRepoint) address(t *cluster.Target) (hostPort, error) {
+	n, err := inventoryNode(t, s.To)
+	if err != nil {
+		return hostPort{}, err
+	}
+	ps, err := parseConninfo(n.Conninfo)
+	if err != nil {
+		return hostPort{}, fmt.Errorf("conninfo of %q: %w", s.To, err)
+	}
+	addrs := addresses(ps)
+	if len(addrs) != 1 || addrs[0].Host == "" {
+		return hostPort{}, fmt.Errorf("conninfo of %q must name exactly one host", s.To)
+	}
+	return addrs[0], nil
+}
+
+// Describe implements Step.
+func (s *PgBouncerRepoint) Describe(t *cluster.Target) Effect {
+	to, err := s.address(t)
+	host, port := to.Host, to.Port
+	if err != nil {
+		host, port = fmt.Sprintf("<host of %s>", s.To), fmt.Sprintf("<port of %s>", s.To)
+	}
+	config := "<pooler config>"
+	if p, err := pooler(t); err == nil && p.Config != "" {
+		config = p.Config
+	}
+	db := poolerDatabase(t)
+	return Effect{Node: poolerWhere(t),
+		Command: fmt.Sprintf("in %s, [databases] entry %s: set host=%s port=%s, keep the rest (temp file, then mv); then RELOAD; then SHOW DATABASES must show %s at %s:%s",
+			config, db, quoteConninfoValue(host), quoteConninfoValue(port), db, host, port),
+		Changes: fmt.Sprintf("PgBouncer sends new server connections for %s to %s (%s:%s)", db, s.To, host, port)}
+}
+
+// Apply implements Step.
+func (s *PgBouncerRepoint) Apply(ctx context.Context, t *cluster.Target) error {
+	fail := func(err error) error { return fmt.Errorf("repoint pgbouncer to %q: %w", s.To, err) }
+	p, err := pooler(t)
+	if err != nil {
+		return fail(err)
+	}
+	if p.Database == "" || p.Config == "" {
+		return fail(errors.New("the inventory's pooler needs database and config"))
+	}
+	to, err := s.address(t)
+	if err != nil {
+		return fail(err)
+	}
+	ex, err := poolerExecutor(t)
+	if err != nil {
+		return fail(err)
+	}
+	out, err := run(ctx, ex, "read "+p.Config, fmt.Sprintf("wc -c < %s && cat %s", shq(p.Config), shq(p.Config)))
+	if err != nil {
+		return fail(err)
+	}
+	sizeLine, text, _ := strings.Cut(out.Stdout, "\n")
+	size, err := strconv.Atoi(strings.TrimSpace(sizeLine))
+	switch {
+	case err != nil:
+		return fail(fmt.Errorf("read %s: cannot tell its size", p.Config))
+	case size > maxPoolerConfig:
+		return fail(fmt.Errorf("%s has %d bytes, more than the %d it rewrites; nothing changed", p.Config, size, maxPoolerConfig))
+	case size != len(text):
+		return fail(fmt.Errorf("read %s: got %d of its %d bytes; nothing changed", p.Config, len(text), size))
+	}
+	updated, oldEntry, newEntry, err := repointConfig(text, p.Database, to)
+	if err != nil {
+		return fail(fmt.Errorf("%s: %w; nothing changed", p.Config, err))
+	}
+	var mask *secret.Redactor // masks password= in the entries it prints
+	t.Print("old: " + mask.Redact(oldEntry))
+	if updated == text {
+		t.Print(fmt.Sprintf("%s already points at %s; file unchanged", p.Database, to))
+	} else if _, err := run(ctx, ex, "write "+p.Config, writeFileCommand(p.Config, updated)); err != nil {
+		return fail(fmt.Errorf("%w; the file may be unchanged, pgbouncer still routes %s to the old server", err, p.Database))
+	}
+	t.Print("new: " + mask.Redact(newEntry))
+	if err := adminExec(ctx, p, "RELOAD"); err != nil {
+		return fail(fmt.Errorf("%s was rewritten, but %w: pgbouncer still routes %s to the old server", p.Config, err, p.Database))
+	}
+	got, err := routedTo(ctx, p)
+	if err != nil {
+		return fail(fmt.Errorf("%s was rewritten and reloaded, but checking it failed: %w", p.Config, err))
+	}
+	if got != to {
+		return fail(fmt.Errorf("%s was rewritten and reloaded, but SHOW DATABASES shows %s at %s, not %s: is pgbouncer reading that file?", p.Config, p.Database, got, to))
+	}
+	t.Print(fmt.Sprintf("pgbouncer routes %s to %s (%s)", p.Database, s.To, got))
+	return nil
+}
+
+// writeFileCommand replaces path with text atomically: a temp file beside
+// it (a copy first, so it keeps the mode), then mv over the original.
+func writeFileCommand(path, text string) string {
+	return fmt.Sprintf(`tmp=%s$$; if cp -p %s "$tmp" && printf '%%s' %s > "$tmp" && mv -f "$tmp" %s; then exit 0; fi; rm -f "$tmp"; exit 1`,
+		shq(path+".switchover."), shq(path), shq(text), shq(path))
+}
+
+// routedTo asks PgBouncer where its database entry points.
+func routedTo(ctx context.Context, p *cluster.Pooler) (hostPort, error) {
+	conn, err := pg.ConnectAdmin(ctx, p.Admin)
+	if err != nil {
+		return hostPort{}, fmt.Errorf("connect to the admin console: %w", err)
+	}
+	defer closeConn(conn)
+	rows, err := conn.Query(ctx, "SHOW DATABASES")
+	if err != nil {
+		return hostPort{}, fmt.Errorf("SHOW DATABASES: %w", err)
+	}
+	defer rows.Close()
+	col := map[string]int{}
+	for i, f := range rows.FieldDescriptions() {
+		col[f.Name] = i
+	}
+	iName, ok1 := col["name"]
+	iHost, ok2 := col["host"]
+	iPort, ok3 := col["port"]
+	if !ok1 || !ok2 || !ok3 {
+		return hostPort{}, errors.New("SHOW DATABASES has no name, host and port columns")
+	}
+	for rows.Next() {
+		raw := rows.RawValues()
+		if string(raw[iName]) == p.Database {
+			return hostPort{Host: string(raw[iHost]), Port: string(raw[iPort])}, nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return hostPort{}, fmt.Errorf("SHOW DATABASES: %w", err)
+	}
+	return hostPort{}, fmt.Errorf("SHOW DATABASES has no entry %s", p.Database)
+}
+
+// repointConfig rewrites host= and port= of db's entry in the [databases]
+// section of a PgBouncer configuration, leaving every other byte as it
+// was. It returns the new text and the entry before and after.
+func repointConfig(text, db string, to hostPort) (updated, oldEntry, newEntry string, err error) {
+	lines := strings.SplitAfter(text, "\n")
+	section, found := "", -1
+	for i, line := range lines {
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, "[") && strings.HasSuffix(trimmed, "]") {
+			section = strings.ToLower(strings.TrimSpace(trimmed[1 : len(trimmed)-1]))
+			continue
+		}
+		if section != "databases" || trimmed == "" || trimmed[0] == ';' || trimmed[0] == '#' {
+			continue
+		}
+		key, _, ok := strings.Cut(line, "=")
+		if !ok || strings.Trim(strings.TrimSpace(key), `"`) != db {
+			continue
+		}
+		if found >= 0 {
+			return "", "", "", fmt.Errorf("[databases] has more than one entry %s", db)
+		}
+		found = i
+	}
+	if found < 0 {
+		return "", "", "", fmt.Errorf("[databases] has no entry %s", db)
+	}
+	line := lines[found]
+	body := strings.TrimRight(line, "\r\n")
+	eol := line[len(body):]
+	eq := strings.Index(body, "=") + 1
+	value := body[eq:]
+	ps, err := parseConninfoKV(value)
+	if err != nil {
+		return "", "", "", fmt.Errorf("[databases] entry %s: %w", db, err)
+	}
+	last := map[string]int{}
+	for i, p := range ps {
+		last[p.Key] = i
+	}
+	type edit struct {
+		start, end int
+		text       string
+	}
+	var edits []edit
+	var appended []string
+	for _, kv := range []struct{ key, val string }{{"host", to.Host}, {"port", to.Port}} {
+		if i, ok := last[kv.key]; ok {
+			edits = append(edits, edit{ps[i].start, ps[i].end, quoteConninfoValue(kv.val)})
+		} else {
+			appended = append(appended, kv.key+"="+quoteConninfoValue(kv.val))
+		}
+	}
+	// Splice from the end, so the earlier offsets stay right.
+	if len(edits) == 2 && edits[0].start < edits[1].start {
+		edits[0], edits[1] = edits[1], edits[0]
+	}
+	for _, e := range edits {
+		value = value[:e.start] + e.text + value[e.end:]
+	}
+	if len(appended) > 0 {
+		value = strings.TrimRight(value, " \t") + " " + strings.Join(appended, " ")
+	}
+	newBody := body[:eq] + value
+	lines[found] = newBody + eol
+	return strings.Join(lines, ""), strings.TrimSpace(body), strings.TrimSpace(newBody), nil
+}

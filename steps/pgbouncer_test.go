@@ -1,0 +1,213 @@
+package steps
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/sandbox"
+	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+)
+
+// paused asks PgBouncer whether the app database is paused.
+func paused(t *testing.T, sb *sandbox.Sandbox) bool {
+	t.Helper()
+	ctx := testCtx(t, 10*time.Second)
+	conn, err := pgAdmin(ctx, sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeConn(conn)
+	rows, err := conn.Query(ctx, "SHOW DATABASES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	idx := map[string]int{}
+	for i, f := range rows.FieldDescriptions() {
+		idx[f.Name] = i
+	}
+	for rows.Next() {
+		raw := rows.RawValues()
+		if string(raw[idx["name"]]) == "app" {
+			return string(raw[idx["paused"]]) == "1"
+		}
+	}
+	t.Fatal("SHOW DATABASES has no app")
+	return false
+}
+
+func TestPgBouncerPauseResume(t *testing.T) {
+	t.Parallel()
+	sb := sandboxtest.Shared(t)
+	tg, p := sandboxTarget(sb)
+	// Whatever fails below, the shared pooler is left resumed.
+	t.Cleanup(func() {
+		_ = build(t, "pgbouncer.resume", nil).Apply(context.Background(), tg)
+	})
+
+	t.Run("resume when not paused is fine", func(t *testing.T) {
+		out := mustApply(t, tg, p, "pgbouncer.resume", nil)
+		wantLine(t, out, "app was not paused; nothing to resume")
+	})
+
+	t.Run("pause and resume", func(t *testing.T) {
+		out := mustApply(t, tg, p, "pgbouncer.pause", map[string]string{"max_wait": "5s"})
+		wantLine(t, out, "pgbouncer paused app in")
+		if !paused(t, sb) {
+			t.Fatal("SHOW DATABASES says app is not paused after pgbouncer.pause")
+		}
+		// A client now waits instead of failing, and goes on after RESUME.
+		done := make(chan error, 1)
+		go func() {
+			var one int
+			done <- clientQuery(sb, 20*time.Second, "SELECT 1", &one)
+		}()
+		select {
+		case err := <-done:
+			t.Fatalf("a client query went through a paused pooler: %v", err)
+		case <-time.After(500 * time.Millisecond):
+		}
+		out = mustApply(t, tg, p, "pgbouncer.resume", nil)
+		wantLine(t, out, "pgbouncer resumed app")
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("the waiting client failed after RESUME: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("the waiting client did not go on within 15s of RESUME")
+		}
+	})
+
+	t.Run("pause gives up on an open transaction and resumes", func(t *testing.T) {
+		ctx := testCtx(t, time.Minute)
+		holder, err := clientConn(ctx, sb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeConn(holder)
+		tx, err := holder.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(context.Background())
+		var one int
+		if err := tx.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		out, err := apply(t, tg, p, "pgbouncer.pause", map[string]string{"max_wait": "500ms"})
+		wantErr(t, err, "pause pgbouncer (PAUSE app)", "did not finish within 500ms", "RESUME app issued", "clients resumed on the old primary")
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("pause took %s to give up, want about 500ms", took)
+		}
+		wantLine(t, out, "RESUME app issued")
+		if paused(t, sb) {
+			t.Error("SHOW DATABASES says app is still paused")
+		}
+		// New clients get through, while the old transaction is still open.
+		var port int
+		if err := clientQuery(sb, 10*time.Second, "SELECT inet_server_port()", &port); err != nil {
+			t.Fatalf("a new client query through pgbouncer after the failed pause: %v", err)
+		}
+		if pg1, _ := sb.Node("pg1"); port != pg1.Port {
+			t.Errorf("the client reached port %d, want pg1's %d", port, pg1.Port)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Errorf("the open transaction could not commit after the failed pause: %v", err)
+		}
+	})
+}
+
+func TestPgBouncerNoPooler(t *testing.T) {
+	t.Parallel()
+	var p printed
+	tg := p.target(inventory())
+	for _, tc := range []struct {
+		kind string
+		raw  map[string]string
+	}{
+		{"pgbouncer.pause", nil},
+		{"pgbouncer.resume", nil},
+		{"pgbouncer.repoint", map[string]string{"to": "pg1"}},
+	} {
+		err := build(t, tc.kind, tc.raw).Apply(context.Background(), tg)
+		wantErr(t, err, "the inventory has no pooler")
+	}
+	c := inventory()
+	c.Pooler = &cluster.Pooler{Kind: "pgpool"}
+	err := build(t, "pgbouncer.resume", nil).Apply(context.Background(), p.target(c))
+	wantErr(t, err, `the inventory's pooler is "pgpool", not pgbouncer`)
+}
+
+func TestRepointConfig(t *testing.T) {
+	t.Parallel()
+	to := hostPort{Host: "10.0.0.2", Port: "5433"}
+	tests := []struct {
+		name              string
+		text, db          string
+		want, old, newOne string
+		wantErr           string
+	}{
+		{
+			name: "changes host and port only",
+			text: "[databases]\napp = host=10.0.0.1 port=5432 dbname=app pool_size=20\nother = host=10.0.0.1 dbname=other\n\n[pgbouncer]\nlisten_port = 6432\n",
+			db:   "app",
+			want: "[databases]\napp = host=10.0.0.2 port=5433 dbname=app pool_size=20\nother = host=10.0.0.1 dbname=other\n\n[pgbouncer]\nlisten_port = 6432\n",
+			old:  "app = host=10.0.0.1 port=5432 dbname=app pool_size=20", newOne: "app = host=10.0.0.2 port=5433 dbname=app pool_size=20",
+		},
+		{
+			name: "adds a missing port, keeps quoting, comments and CRLF",
+			text: "; comment\r\n[databases]\r\n; app = host=old\r\napp=dbname=app host = 'db one'   user=x\r\n",
+			db:   "app",
+			want: "; comment\r\n[databases]\r\n; app = host=old\r\napp=dbname=app host = 10.0.0.2   user=x port=5433\r\n",
+			old:  "app=dbname=app host = 'db one'   user=x", newOne: "app=dbname=app host = 10.0.0.2   user=x port=5433",
+		},
+		{
+			name: "the entry last in the file without a newline",
+			text: "[pgbouncer]\napp = not a database\n[Databases]\n\"app\" = port=1 host=h",
+			db:   "app",
+			want: "[pgbouncer]\napp = not a database\n[Databases]\n\"app\" = port=5433 host=10.0.0.2",
+			old:  "\"app\" = port=1 host=h", newOne: "\"app\" = port=5433 host=10.0.0.2",
+		},
+		{name: "no such entry", text: "[databases]\nother = host=h\n", db: "app", wantErr: "[databases] has no entry app"},
+		{name: "twice", text: "[databases]\napp = host=a\napp = host=b\n", db: "app", wantErr: "more than one entry app"},
+		{name: "unterminated quote", text: "[databases]\napp = host='a\n", db: "app", wantErr: "unterminated quoted value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, old, nw, err := repointConfig(tt.text, tt.db, to)
+			if tt.wantErr != "" {
+				wantErr(t, err, tt.wantErr)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want || old != tt.old || nw != tt.newOne {
+				t.Errorf("repointConfig =\n%q\nold %q\nnew %q\nwant\n%q\nold %q\nnew %q", got, old, nw, tt.want, tt.old, tt.newOne)
+			}
+		})
+	}
+}
+
+// poolerEntry reads the app line of the sandbox's pgbouncer.ini.
+func poolerEntry(t *testing.T, sb *sandbox.Sandbox) string {
+	t.Helper()
+	b, err := os.ReadFile(sb.PoolerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "app = ") {
+			return l
+		}
+	}
+	t.Fatalf("%s has no app entry", sb.PoolerConfig())
+	return ""
+}
