@@ -97,7 +97,11 @@ func (h *humanView) Observe(e runbook.Event) {
 		if e.DryRun {
 			label = "would run"
 		}
-		h.line(label, fmt.Sprintf("%s: %s", e.Effect.Node, e.Effect.Command))
+		first, rest, _ := strings.Cut(e.Effect.Command, "\n")
+		h.line(label, fmt.Sprintf("%s: %s", e.Effect.Node, first))
+		if rest != "" {
+			h.more(rest)
+		}
 	case runbook.EventOutput:
 		fmt.Fprintf(h.w, "%s%-9s | %s\n", pad, "", e.Output)
 	case runbook.EventNote:

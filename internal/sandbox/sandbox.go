@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -162,23 +163,19 @@ func runAsUser(explicit string) (string, error) {
 	return "", errors.New("running as root, and neither user postgres nor nobody exists to run the servers; pass --run-as USER")
 }
 
-// FreePortBase finds a base port such that base..base+n are free on 127.0.0.1.
+// FreePortBase finds a base port such that base..base+n are free on
+// 127.0.0.1. It looks below the kernel's ephemeral range (which starts at
+// 32768 by default), where the outgoing connections of other processes
+// cannot take a port between this check and the servers' bind.
 func FreePortBase(n int) (int, error) {
-	for try := 0; try < 50; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if base+n > 65000 {
-			continue
-		}
+	const low, high = 20000, 32000
+	for try := 0; try < 100; try++ {
+		base := low + rand.IntN(high-low-n-1)
 		if portsFree(base, n) == nil {
 			return base, nil
 		}
 	}
-	return 0, errors.New("no free block of ports on 127.0.0.1")
+	return 0, errors.New("no free block of ports on 127.0.0.1 between 20000 and 32000")
 }
 
 func portsFree(base, n int) error {
