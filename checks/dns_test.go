@@ -162,11 +162,7 @@ func TestDNSResolvesRun(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := mustBuild(t, "dns.resolves", tc.raw)
-			start := time.Now()
-			r := c.Run(testCtx(t, tc.timeout), nil)
-			if tc.timeout > 0 && time.Since(start) > tc.timeout+2*time.Second {
-				t.Errorf("run took %s, past its %s ctx", time.Since(start), tc.timeout)
-			}
+			r := runTimed(t, c, nil, tc.timeout)
 			assertResult(t, r, tc.status, tc.want, nil)
 			if tc.status == Pass {
 				if got, _ := r.Values["addresses"].([]string); len(got) == 0 {
@@ -213,15 +209,9 @@ func TestDNSResolvesNew(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c, err := build(t, "dns.resolves", tc.raw)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Errorf("new error = %v, want one about %q", err, tc.wantErr)
-				}
+			c := buildExpecting(t, "dns.resolves", tc.raw, tc.wantErr)
+			if c == nil {
 				return
-			}
-			if err != nil {
-				t.Fatalf("new: %v", err)
 			}
 			if got := c.(*DNSResolves).Server; got != tc.wantServer {
 				t.Errorf("server = %q, want %q", got, tc.wantServer)

@@ -90,11 +90,7 @@ func TestHTTPOKRun(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := mustBuild(t, "http.ok", tc.raw)
-			start := time.Now()
-			r := c.Run(testCtx(t, tc.timeout), nil)
-			if tc.timeout > 0 && time.Since(start) > tc.timeout+2*time.Second {
-				t.Errorf("run took %s, past its %s ctx", time.Since(start), tc.timeout)
-			}
+			r := runTimed(t, c, nil, tc.timeout)
 			assertResult(t, r, tc.status, tc.want, tc.avoid)
 		})
 	}
@@ -184,19 +180,7 @@ func TestHTTPOKNew(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c, err := build(t, "http.ok", tc.raw)
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("new: %v", err)
-				}
-				if c == nil {
-					t.Fatal("new returned no check")
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("new error = %v, want one about %q", err, tc.wantErr)
-			}
+			buildExpecting(t, "http.ok", tc.raw, tc.wantErr)
 		})
 	}
 }

@@ -34,9 +34,9 @@ type Maintenance struct{}
 
 var _ Check = (*Maintenance)(nil)
 
-// pgBManagerTimeout bounds one request to a cluster manager's API, so that one
+// managerTimeout bounds one request to a cluster manager's API, so that one
 // member that does not answer leaves time to ask the next.
-const pgBManagerTimeout = 5 * time.Second
+const managerTimeout = 5 * time.Second
 
 // Describe implements Check.
 func (c *Maintenance) Describe(t *cluster.Target) string {
@@ -44,7 +44,7 @@ func (c *Maintenance) Describe(t *cluster.Target) string {
 		return "the cluster manager, if the inventory names one, is paused"
 	}
 	m := t.Cluster.Manager
-	return fmt.Sprintf("%s is paused (asked at %s)", m.Kind, strings.Join(pgBRedactURLs(m.URLs), ", "))
+	return fmt.Sprintf("%s is paused (asked at %s)", m.Kind, strings.Join(redactURLs(m.URLs), ", "))
 }
 
 // Run implements Check.
@@ -60,16 +60,16 @@ func (c *Maintenance) Run(ctx context.Context, t *cluster.Target) Result {
 	return Errored(fmt.Errorf("cluster manager %q is not supported (only patroni is)", m.Kind))
 }
 
-// pgBRedactURLs renders urls for messages, without passwords.
-func pgBRedactURLs(urls []string) []string {
+// redactURLs renders urls for messages, without passwords.
+func redactURLs(urls []string) []string {
 	out := make([]string, len(urls))
 	for i, s := range urls {
-		out[i] = pgBRedactURL(s)
+		out[i] = redactURL(s)
 	}
 	return out
 }
 
-func pgBRedactURL(s string) string {
+func redactURL(s string) string {
 	if u, err := url.Parse(s); err == nil {
 		return u.Redacted()
 	}
@@ -95,7 +95,7 @@ func patroniPaused(ctx context.Context, urls []string) Result {
 	}
 	var problems []string
 	for _, base := range urls {
-		where := pgBRedactURL(strings.TrimRight(base, "/") + "/config")
+		where := redactURL(strings.TrimRight(base, "/") + "/config")
 		paused, err := patroniConfigPause(ctx, client, base)
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("GET %s: %v", where, err))
@@ -128,7 +128,7 @@ func patroniConfigPause(ctx context.Context, client *http.Client, base string) (
 	if err != nil {
 		return false, err
 	}
-	rctx, cancel := context.WithTimeout(ctx, pgBManagerTimeout)
+	rctx, cancel := context.WithTimeout(ctx, managerTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u.String(), nil)
 	if err != nil {

@@ -10,9 +10,9 @@ import (
 	"github.com/switchover/switchover/internal/cluster"
 )
 
-// pgBPatroni serves a Patroni REST API whose /config answers body with
+// patroniServer serves a Patroni REST API whose /config answers body with
 // status, and counts the requests.
-func pgBPatroni(t *testing.T, status int, body string) *httptest.Server {
+func patroniServer(t *testing.T, status int, body string) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/config" || r.Method != http.MethodGet {
@@ -27,13 +27,13 @@ func pgBPatroni(t *testing.T, status int, body string) *httptest.Server {
 	return srv
 }
 
-func TestPgBMaintenanceRun(t *testing.T) {
+func TestMaintenanceRun(t *testing.T) {
 	t.Parallel()
-	paused := pgBPatroni(t, http.StatusOK, `{"ttl": 30, "loop_wait": 10, "pause": true, "postgresql": {"use_pg_rewind": true}}`)
-	running := pgBPatroni(t, http.StatusOK, `{"ttl": 30, "loop_wait": 10, "postgresql": {"use_pg_rewind": true}}`)
-	unpaused := pgBPatroni(t, http.StatusOK, `{"ttl": 30, "pause": false}`)
-	failing := pgBPatroni(t, http.StatusServiceUnavailable, `{"error": "no DCS"}`)
-	garbage := pgBPatroni(t, http.StatusOK, `<html>not patroni</html>`)
+	paused := patroniServer(t, http.StatusOK, `{"ttl": 30, "loop_wait": 10, "pause": true, "postgresql": {"use_pg_rewind": true}}`)
+	running := patroniServer(t, http.StatusOK, `{"ttl": 30, "loop_wait": 10, "postgresql": {"use_pg_rewind": true}}`)
+	unpaused := patroniServer(t, http.StatusOK, `{"ttl": 30, "pause": false}`)
+	failing := patroniServer(t, http.StatusServiceUnavailable, `{"error": "no DCS"}`)
+	garbage := patroniServer(t, http.StatusOK, `<html>not patroni</html>`)
 	down := "http://" + closedPort(t)
 
 	tests := []struct {
@@ -72,7 +72,7 @@ func TestPgBMaintenanceRun(t *testing.T) {
 	}
 }
 
-func TestPgBMaintenanceDescribeHidesPasswords(t *testing.T) {
+func TestMaintenanceDescribeHidesPasswords(t *testing.T) {
 	t.Parallel()
 	c := mustBuild(t, "cluster.maintenance", map[string]any{})
 	tg := &cluster.Target{Cluster: &cluster.Cluster{Manager: &cluster.Manager{Kind: "patroni",

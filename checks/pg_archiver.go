@@ -67,16 +67,16 @@ type archiverStats struct {
 
 // Run implements Check.
 func (c *ArchiverHealthy) Run(ctx context.Context, t *cluster.Target) Result {
-	conn, err := pgBConnect(ctx, t, c.Node)
+	conn, err := connectNode(ctx, t, c.Node)
 	if err != nil {
 		return Errored(err)
 	}
-	defer pgBClose(conn)
+	defer closeConn(conn)
 	var mode string
 	var version int
 	if err := conn.QueryRow(ctx, `SELECT current_setting('archive_mode'), current_setting('server_version_num')::int`).
 		Scan(&mode, &version); err != nil {
-		return Errored(fmt.Errorf("read archive_mode on %s: %s", c.Node, pgBQueryProblem(ctx, err)))
+		return Errored(fmt.Errorf("read archive_mode on %s: %s", c.Node, queryProblem(ctx, err)))
 	}
 	if mode == "off" {
 		r := Passed(fmt.Sprintf("archive_mode is off on %s: WAL archiving is off, nothing waits to be archived", c.Node))
@@ -89,7 +89,7 @@ func (c *ArchiverHealthy) Run(ctx context.Context, t *cluster.Target) Result {
 			failed_count, coalesce(last_failed_wal, ''), last_failed_time, clock_timestamp()
 		FROM pg_stat_archiver`).Scan(&st.Archived, &st.LastArchived, &st.ArchivedAt,
 		&st.Failed, &st.LastFailed, &st.FailedAt, &now); err != nil {
-		return Errored(fmt.Errorf("read pg_stat_archiver on %s: %s", c.Node, pgBQueryProblem(ctx, err)))
+		return Errored(fmt.Errorf("read pg_stat_archiver on %s: %s", c.Node, queryProblem(ctx, err)))
 	}
 	// pg_ls_archive_statusdir() (PostgreSQL 12) needs pg_monitor, not
 	// superuser; before it, only a superuser may list the directory.
@@ -99,7 +99,7 @@ func (c *ArchiverHealthy) Run(ctx context.Context, t *cluster.Target) Result {
 	}
 	if err := conn.QueryRow(ctx, countReady).Scan(&st.Ready); err != nil {
 		return Errored(fmt.Errorf("count .ready files in pg_wal/archive_status on %s (needs pg_monitor or superuser): %s",
-			c.Node, pgBQueryProblem(ctx, err)))
+			c.Node, queryProblem(ctx, err)))
 	}
 	return c.judge(mode, st, now)
 }
@@ -118,11 +118,11 @@ func (c *ArchiverHealthy) judge(mode string, st archiverStats, now time.Time) Re
 	}
 	seen := fmt.Sprintf("archive_mode=%s on %s: %d archived", mode, c.Node, st.Archived)
 	if st.ArchivedAt != nil {
-		seen += fmt.Sprintf(", last %s %s", st.LastArchived, pgBWhen(*st.ArchivedAt, now))
+		seen += fmt.Sprintf(", last %s %s", st.LastArchived, happenedAt(*st.ArchivedAt, now))
 	}
 	seen += fmt.Sprintf("; %d failed", st.Failed)
 	if st.FailedAt != nil {
-		seen += fmt.Sprintf(", last %s %s", st.LastFailed, pgBWhen(*st.FailedAt, now))
+		seen += fmt.Sprintf(", last %s %s", st.LastFailed, happenedAt(*st.FailedAt, now))
 	}
 	seen += fmt.Sprintf("; %s waiting (max %d)", plural(int(st.Ready), ".ready file"), c.MaxReady)
 
@@ -130,10 +130,10 @@ func (c *ArchiverHealthy) judge(mode string, st archiverStats, now time.Time) Re
 	if st.FailedAt != nil && (st.ArchivedAt == nil || st.FailedAt.After(*st.ArchivedAt)) {
 		since := "no success since the statistics were reset"
 		if st.ArchivedAt != nil {
-			since = "after the last success " + pgBWhen(*st.ArchivedAt, now)
+			since = "after the last success " + happenedAt(*st.ArchivedAt, now)
 		}
 		problems = append(problems, fmt.Sprintf("the last archive attempt failed: failed_count %d, last_failed_wal %s %s, %s",
-			st.Failed, st.LastFailed, pgBWhen(*st.FailedAt, now), since))
+			st.Failed, st.LastFailed, happenedAt(*st.FailedAt, now), since))
 	}
 	if st.Ready > c.MaxReady {
 		waiting := fmt.Sprintf("%d WAL segments wait", st.Ready)
@@ -155,8 +155,8 @@ func (c *ArchiverHealthy) judge(mode string, st archiverStats, now time.Time) Re
 	return r
 }
 
-// pgBWhen says when something happened, for messages: at 2024-05-01T10:00:00Z (3s ago).
-func pgBWhen(at, now time.Time) string {
+// happenedAt says when something happened, for messages: at 2024-05-01T10:00:00Z (3s ago).
+func happenedAt(at, now time.Time) string {
 	ago := now.Sub(at)
 	if ago < 0 {
 		ago = 0

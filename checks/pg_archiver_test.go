@@ -8,47 +8,47 @@ import (
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 )
 
-func TestPgBArchiverOffOnShared(t *testing.T) {
+func TestArchiverOffOnShared(t *testing.T) {
 	t.Parallel()
 	sb := sandboxtest.Shared(t)
 	c := mustBuild(t, "pg.archiver_healthy", map[string]any{"node": "pg1"})
-	r := pgBRun(t, c, pgBTarget(sb))
+	r := runCheck(t, c, sandboxTarget(sb))
 	assertResult(t, r, Pass, []string{"archive_mode is off on pg1", "archiving is off"}, nil)
 }
 
-// TestPgBArchiverHealthy turns archiving on in a sandbox of its own, first
+// TestArchiverHealthy turns archiving on in a sandbox of its own, first
 // with a command that succeeds, then with one that fails.
-func TestPgBArchiverHealthy(t *testing.T) {
+func TestArchiverHealthy(t *testing.T) {
 	sb := sandboxtest.New(t, 1)
-	tg := pgBTarget(sb)
-	pgBSQL(t, sb, "pg1", "ALTER SYSTEM SET archive_mode = on", "ALTER SYSTEM SET archive_command = 'true'")
-	pgBRestart(t, sb, "pg1")
+	tg := sandboxTarget(sb)
+	runSQL(t, sb, "pg1", "ALTER SYSTEM SET archive_mode = on", "ALTER SYSTEM SET archive_command = 'true'")
+	restartNode(t, sb, "pg1")
 	// A failing archive_command makes the shutdown at the end retry; put
 	// back one that succeeds.
-	t.Cleanup(func() { pgBSQL(t, sb, "pg1", "ALTER SYSTEM SET archive_command = 'true'", "SELECT pg_reload_conf()") })
-	conn := pgBConn(t, sb, "pg1")
-	pgBExec(t, conn, "CREATE TABLE pgb_wal (id int)")
+	t.Cleanup(func() { runSQL(t, sb, "pg1", "ALTER SYSTEM SET archive_command = 'true'", "SELECT pg_reload_conf()") })
+	conn := openSession(t, sb, "pg1")
+	execAll(t, conn, "CREATE TABLE wal_switch (id int)")
 	// switchWAL writes a little and switches to a new segment, which leaves
 	// the old one to the archiver.
-	switchWAL := func() { pgBExec(t, conn, "INSERT INTO pgb_wal VALUES (1)", "SELECT pg_switch_wal()") }
+	switchWAL := func() { execAll(t, conn, "INSERT INTO wal_switch VALUES (1)", "SELECT pg_switch_wal()") }
 
 	c := mustBuild(t, "pg.archiver_healthy", map[string]any{"node": "pg1"})
 	switchWAL()
 	var r Result
-	pgBWait(t, "a segment archived", pgBWaitLimit, func() (bool, string) {
-		r = pgBRun(t, c, tg)
+	waitFor(t, "a segment archived", settleLimit, func() (bool, string) {
+		r = runCheck(t, c, tg)
 		n, _ := r.Values["archived_count"].(int64)
 		return r.Status == Pass && n > 0, r.Observed
 	})
 	assertResult(t, r, Pass, []string{"archive_mode=on on pg1", "0 failed", "(max 10)"}, nil)
 
-	pgBSetting(t, sb, "pg1", "archive_command", "false", "false")
-	deadline := time.Now().Add(pgBWaitLimit)
+	alterSystem(t, sb, "pg1", "archive_command", "false", "false")
+	deadline := time.Now().Add(settleLimit)
 	for {
 		// Each try leaves a new segment: the archiver may have taken the
 		// previous one with the old command before it read the new one.
 		switchWAL()
-		r = pgBRunUntil(t, c, tg, Fail, 2*time.Second)
+		r = runUntil(t, c, tg, Fail, 2*time.Second)
 		if r.Status == Fail || time.Now().After(deadline) {
 			break
 		}
@@ -61,32 +61,32 @@ func TestPgBArchiverHealthy(t *testing.T) {
 
 	// The failed segment waits as a .ready file.
 	strict := mustBuild(t, "pg.archiver_healthy", map[string]any{"node": "pg1", "max_ready": "0"})
-	r = pgBRun(t, strict, tg)
+	r = runCheck(t, strict, tg)
 	assertResult(t, r, Fail, []string{"to be archived (.ready files in pg_wal/archive_status), more than max_ready 0"}, nil)
 	if n, _ := r.Values["ready_count"].(int64); n < 1 {
 		t.Errorf("values ready_count = %v, want at least 1", r.Values["ready_count"])
 	}
 }
 
-func TestPgBArchiverJudge(t *testing.T) {
+func TestArchiverJudge(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
 	at := func(ago time.Duration) *time.Time { x := now.Add(-ago); return &x }
 	c := &ArchiverHealthy{Node: "pg1", MaxReady: 10}
 	tests := []struct {
 		name   string
-		st     pgBArchiverStatsForTest
+		st     archiverStatsForTest
 		status Status
 		want   []string
 	}{
-		{"never failed", pgBArchiverStatsForTest{archived: at(time.Minute), ready: 2}, Pass,
+		{"never failed", archiverStatsForTest{archived: at(time.Minute), ready: 2}, Pass,
 			[]string{"last 000000010000000000000002 at 2024-05-01T09:59:00Z (1m0s ago)", "2 .ready files waiting (max 10)"}},
-		{"failed before the last success", pgBArchiverStatsForTest{archived: at(time.Minute), failed: at(time.Hour)}, Pass, nil},
-		{"failed after the last success", pgBArchiverStatsForTest{archived: at(time.Hour), failed: at(time.Minute)}, Fail,
+		{"failed before the last success", archiverStatsForTest{archived: at(time.Minute), failed: at(time.Hour)}, Pass, nil},
+		{"failed after the last success", archiverStatsForTest{archived: at(time.Hour), failed: at(time.Minute)}, Fail,
 			[]string{"failed_count 3, last_failed_wal 000000010000000000000003 at 2024-05-01T09:59:00Z (1m0s ago), after the last success at 2024-05-01T09:00:00Z"}},
-		{"failed and never archived", pgBArchiverStatsForTest{failed: at(time.Second)}, Fail,
+		{"failed and never archived", archiverStatsForTest{failed: at(time.Second)}, Fail,
 			[]string{"no success since the statistics were reset"}},
-		{"too many ready", pgBArchiverStatsForTest{archived: at(time.Second), ready: 11}, Fail,
+		{"too many ready", archiverStatsForTest{archived: at(time.Second), ready: 11}, Fail,
 			[]string{"11 WAL segments wait to be archived", "more than max_ready 10"}},
 	}
 	for _, tc := range tests {
@@ -108,13 +108,13 @@ func TestPgBArchiverJudge(t *testing.T) {
 	}
 }
 
-// pgBArchiverStatsForTest shapes the archiver statistics of a judge test.
-type pgBArchiverStatsForTest struct {
+// archiverStatsForTest shapes the archiver statistics of a judge test.
+type archiverStatsForTest struct {
 	archived, failed *time.Time
 	ready            int64
 }
 
-func TestPgBArchiverNew(t *testing.T) {
+func TestArchiverNew(t *testing.T) {
 	t.Parallel()
 	if _, err := build(t, "pg.archiver_healthy", map[string]any{"node": "pg1", "max_ready": "-1"}); err == nil {
 		t.Error("a negative max_ready was accepted")

@@ -85,7 +85,7 @@ func ShutdownLSNFact(node string) string { return node + ".shutdown_lsn" }
 
 // Run implements Check.
 func (c *PGCaughtUp) Run(ctx context.Context, t *cluster.Target) Result {
-	return pgAWanted(c.run(ctx, t), c, t)
+	return withWanted(c.run(ctx, t), c, t)
 }
 
 // run evaluates the check once; Run fills in what it wanted when it
@@ -100,17 +100,12 @@ func (c *PGCaughtUp) run(ctx context.Context, t *cluster.Target) Result {
 // runCurrent reads with's position first and the standby's after, so a
 // standby that catches up in between passes.
 func (c *PGCaughtUp) runCurrent(ctx context.Context, t *cluster.Target) Result {
-	if _, err := pgANode(t, c.Node); err != nil {
+	if _, err := inventoryNode(t, c.Node); err != nil {
 		return Errored(err)
 	}
-	wconn, err := pgAConnect(ctx, t, c.With)
+	wst, err := inspectNode(ctx, t, c.With)
 	if err != nil {
 		return Errored(err)
-	}
-	defer pgAClose(wconn)
-	wst, err := pg.Inspect(ctx, wconn)
-	if err != nil {
-		return Errored(fmt.Errorf("inspect %s: %w", c.With, err))
 	}
 	goal, what := wst.CurrentLSN, "current WAL position"
 	if wst.Role == pg.RoleStandby {
@@ -130,7 +125,7 @@ func (c *PGCaughtUp) runCurrent(ctx context.Context, t *cluster.Target) Result {
 			c.Node, nst.ReplayLSN, c.With, goal, nst.ReceiveLSN)
 	} else {
 		r.Observed = fmt.Sprintf("%s replayed %s, %s at %s: %d bytes behind (received up to %s%s)",
-			c.Node, nst.ReplayLSN, c.With, goal, behind, nst.ReceiveLSN, pgAPausedNote(nst))
+			c.Node, nst.ReplayLSN, c.With, goal, behind, nst.ReceiveLSN, pausedNote(nst))
 	}
 	r.Values = map[string]any{
 		"replay_lsn":    nst.ReplayLSN.String(),
@@ -147,7 +142,7 @@ func (c *PGCaughtUp) runCurrent(ctx context.Context, t *cluster.Target) Result {
 // record starts there, so only a replay position beyond it means the
 // record itself was replayed.
 func (c *PGCaughtUp) runShutdownCheckpoint(ctx context.Context, t *cluster.Target) Result {
-	if _, err := pgANode(t, c.Node); err != nil {
+	if _, err := inventoryNode(t, c.Node); err != nil {
 		return Errored(err)
 	}
 	ckpt, source, res, ok := c.shutdownLSN(ctx, t)
@@ -167,10 +162,10 @@ func (c *PGCaughtUp) runShutdownCheckpoint(ctx context.Context, t *cluster.Targe
 	} else {
 		behind := int64(ckpt) - int64(nst.ReplayLSN)
 		r.Observed = fmt.Sprintf("%s replayed %s, shutdown checkpoint of %s at %s: %d bytes behind (from %s; received up to %s%s)",
-			c.Node, nst.ReplayLSN, c.With, ckpt, behind, source, nst.ReceiveLSN, pgAPausedNote(nst))
+			c.Node, nst.ReplayLSN, c.With, ckpt, behind, source, nst.ReceiveLSN, pausedNote(nst))
 		if behind == 0 {
 			r.Observed = fmt.Sprintf("%s replayed %s, shutdown checkpoint of %s at %s: the checkpoint record itself is not replayed yet (from %s; received up to %s%s)",
-				c.Node, nst.ReplayLSN, c.With, ckpt, source, nst.ReceiveLSN, pgAPausedNote(nst))
+				c.Node, nst.ReplayLSN, c.With, ckpt, source, nst.ReceiveLSN, pausedNote(nst))
 		}
 	}
 	r.Values = map[string]any{
@@ -186,17 +181,12 @@ func (c *PGCaughtUp) runShutdownCheckpoint(ctx context.Context, t *cluster.Targe
 // inspectStandby connects to the standby and inspects it. ok is false when
 // the check ends here, with res saying why.
 func (c *PGCaughtUp) inspectStandby(ctx context.Context, t *cluster.Target, wanted string) (st pg.State, res Result, ok bool) {
-	conn, err := pgAConnect(ctx, t, c.Node)
+	st, err := inspectNode(ctx, t, c.Node)
 	if err != nil {
 		return st, Errored(err), false
 	}
-	defer pgAClose(conn)
-	st, err = pg.Inspect(ctx, conn)
-	if err != nil {
-		return st, Errored(fmt.Errorf("inspect %s: %w", c.Node, err)), false
-	}
 	if st.Role != pg.RoleStandby {
-		return st, pgANotAStandby(c.Node, st, wanted), false
+		return st, notAStandby(c.Node, st, wanted), false
 	}
 	return st, Result{}, true
 }
@@ -215,7 +205,7 @@ func (c *PGCaughtUp) shutdownLSN(ctx context.Context, t *cluster.Target) (lsn pg
 			return lsn, "fact " + key, Result{}, true
 		}
 	}
-	n, err := pgANode(t, c.With)
+	n, err := inventoryNode(t, c.With)
 	if err != nil {
 		return 0, "", Errored(err), false
 	}
@@ -230,7 +220,7 @@ func (c *PGCaughtUp) shutdownLSN(ctx context.Context, t *cluster.Target) (lsn pg
 	if n.BinDir != "" {
 		bin = filepath.Join(n.BinDir, bin)
 	}
-	cmd := fmt.Sprintf("LC_ALL=C %s -D %s", pgAShellQuote(bin), pgAShellQuote(n.DataDir))
+	cmd := fmt.Sprintf("LC_ALL=C %s -D %s", shellQuote(bin), shellQuote(n.DataDir))
 	out, err := ex.Run(ctx, cmd)
 	if err != nil {
 		return 0, "", Errored(fmt.Errorf("%s on %s: %w", cmd, ex.Where(), err)), false
@@ -258,15 +248,15 @@ func (c *PGCaughtUp) shutdownLSN(ctx context.Context, t *cluster.Target) (lsn pg
 	return lsn, "pg_controldata", Result{}, true
 }
 
-// pgAPausedNote adds to a message that replay is paused, when it is.
-func pgAPausedNote(st pg.State) string {
+// pausedNote adds to a message that replay is paused, when it is.
+func pausedNote(st pg.State) string {
 	if st.ReplayPause {
 		return "; replay is paused"
 	}
 	return ""
 }
 
-// pgAShellQuote quotes s as one word for a POSIX shell.
-func pgAShellQuote(s string) string {
+// shellQuote quotes s as one word for a POSIX shell.
+func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -12,25 +12,25 @@ import (
 
 func TestPGCaughtUpOnSharedSandbox(t *testing.T) {
 	t.Parallel()
-	tg := pgATarget(sandboxtest.Shared(t))
+	tg := sandboxTarget(sandboxtest.Shared(t))
 	for _, node := range []string{"pg2", "pg3"} {
 		t.Run(node+" current", func(t *testing.T) {
 			t.Parallel()
 			c := mustBuild(t, "pg.caught_up", map[string]any{"node": node, "with": "pg1"})
-			r := pgARunUntil(t, c, tg, Pass, 5*time.Second)
+			r := runUntil(t, c, tg, Pass, 5*time.Second)
 			assertResult(t, r, Pass, []string{node + " replayed", "caught up", "received up to", "pg1's current WAL position"}, nil)
-			pgAHasValue(t, r, "bytes_behind", 0)
+			hasValue(t, r, "bytes_behind", 0)
 		})
 	}
 	t.Run("standby with standby", func(t *testing.T) {
 		t.Parallel()
 		c := mustBuild(t, "pg.caught_up", map[string]any{"node": "pg2", "with": "pg3"})
-		r := pgARunUntil(t, c, tg, Pass, 5*time.Second)
+		r := runUntil(t, c, tg, Pass, 5*time.Second)
 		assertResult(t, r, Pass, []string{"pg3's replay position (it is a standby)"}, nil)
 	})
 	t.Run("a primary has no replay", func(t *testing.T) {
 		t.Parallel()
-		r := pgARun(t, mustBuild(t, "pg.caught_up", map[string]any{"node": "pg1", "with": "pg2"}), tg)
+		r := runCheck(t, mustBuild(t, "pg.caught_up", map[string]any{"node": "pg1", "with": "pg2"}), tg)
 		assertResult(t, r, Fail, []string{"pg1 is a primary"}, nil)
 	})
 	t.Run("shutdown checkpoint of a running primary", func(t *testing.T) {
@@ -38,12 +38,12 @@ func TestPGCaughtUpOnSharedSandbox(t *testing.T) {
 		// pg_controldata only reads pg1's control file: the check stays
 		// read-only, and says pg1 was not shut down.
 		c := mustBuild(t, "pg.caught_up", map[string]any{"node": "pg2", "with": "pg1", "target": "shutdown_checkpoint"})
-		r := pgARun(t, c, tg)
+		r := runCheck(t, c, tg)
 		assertResult(t, r, Fail, []string{"pg1 is not shut down cleanly", `"in production"`}, nil)
 	})
 	t.Run("unknown node", func(t *testing.T) {
 		t.Parallel()
-		r := pgARun(t, mustBuild(t, "pg.caught_up", map[string]any{"node": "pg4", "with": "pg1"}), tg)
+		r := runCheck(t, mustBuild(t, "pg.caught_up", map[string]any{"node": "pg4", "with": "pg1"}), tg)
 		assertResult(t, r, Error, []string{`"pg4" is not in the inventory`}, nil)
 	})
 }
@@ -63,12 +63,12 @@ var bytesBehind = regexp.MustCompile(`: (\d+) bytes behind`)
 // byte bound is below that.
 func TestPGReplayPaused(t *testing.T) {
 	t.Parallel()
-	sb := pgANew(t)
-	tg := pgATarget(sb)
-	pgAPauseReplay(t, sb, "pg2")
-	pgAWriteSome(t, sb, "pg1")
+	sb := newSandbox(t)
+	tg := sandboxTarget(sb)
+	pauseReplay(t, sb, "pg2")
+	writeSome(t, sb, "pg1")
 
-	r := pgARun(t, mustBuild(t, "pg.caught_up", map[string]any{"node": "pg2", "with": "pg1"}), tg)
+	r := runCheck(t, mustBuild(t, "pg.caught_up", map[string]any{"node": "pg2", "with": "pg1"}), tg)
 	assertResult(t, r, Fail, []string{"pg2 replayed", "bytes behind", "replay is paused"}, nil)
 	m := bytesBehind.FindStringSubmatch(r.Observed)
 	if m == nil || m[1] == "0" {
@@ -76,17 +76,17 @@ func TestPGReplayPaused(t *testing.T) {
 	}
 
 	// pg3 was not paused: it catches up.
-	r = pgARunUntil(t, mustBuild(t, "pg.caught_up", map[string]any{"node": "pg3", "with": "pg1"}), tg, Pass, 5*time.Second)
+	r = runUntil(t, mustBuild(t, "pg.caught_up", map[string]any{"node": "pg3", "with": "pg1"}), tg, Pass, 5*time.Second)
 	assertResult(t, r, Pass, []string{"caught up"}, nil)
 
-	r = pgARun(t, mustBuild(t, "pg.replication", map[string]any{"node": "pg2", "upstream": "pg1", "max_lag_bytes": "1"}), tg)
+	r = runCheck(t, mustBuild(t, "pg.replication", map[string]any{"node": "pg2", "upstream": "pg1", "max_lag_bytes": "1"}), tg)
 	assertResult(t, r, Fail, []string{"pg2 streams from pg1", "bytes behind, over 1 byte", "replay at most 1 byte and 30s"}, nil)
 	if lag, _ := r.Values["lag_bytes"].(int64); lag <= 0 {
 		t.Errorf("lag_bytes = %v, want > 0", r.Values["lag_bytes"])
 	}
 
 	// Under the default bound of 16MB the same lag passes.
-	r = pgARun(t, mustBuild(t, "pg.replication", map[string]any{"node": "pg2", "upstream": "pg1"}), tg)
+	r = runCheck(t, mustBuild(t, "pg.replication", map[string]any{"node": "pg2", "upstream": "pg1"}), tg)
 	assertResult(t, r, Pass, []string{"bytes behind"}, nil)
 }
 
@@ -95,47 +95,47 @@ func TestPGReplayPaused(t *testing.T) {
 // before the stop, has not.
 func TestPGCaughtUpShutdownCheckpoint(t *testing.T) {
 	t.Parallel()
-	sb := pgANew(t)
-	tg := pgATarget(sb)
-	pgAPauseReplay(t, sb, "pg3")
-	pgAWriteSome(t, sb, "pg1")
-	pgAStop(t, sb, "pg1")
+	sb := newSandbox(t)
+	tg := sandboxTarget(sb)
+	pauseReplay(t, sb, "pg3")
+	writeSome(t, sb, "pg1")
+	stopNode(t, sb, "pg1")
 
 	// Through pg_controldata, as no fact is known.
 	c2 := mustBuild(t, "pg.caught_up", map[string]any{"node": "pg2", "with": "pg1", "target": "shutdown_checkpoint"})
-	r := pgARunUntil(t, c2, tg, Pass, 5*time.Second)
+	r := runUntil(t, c2, tg, Pass, 5*time.Second)
 	assertResult(t, r, Pass, []string{"pg2 replayed", "past the shutdown checkpoint of pg1", "from pg_controldata", "received up to"}, nil)
-	pgAHasValue(t, r, "shutdown_lsn_from", "pg_controldata")
+	hasValue(t, r, "shutdown_lsn_from", "pg_controldata")
 	shutdownLSN, _ := r.Values["shutdown_lsn"].(string)
 	if _, err := pg.ParseLSN(shutdownLSN); err != nil {
 		t.Fatalf("shutdown_lsn %q: %v", shutdownLSN, err)
 	}
 
 	c3 := mustBuild(t, "pg.caught_up", map[string]any{"node": "pg3", "with": "pg1", "target": "shutdown_checkpoint"})
-	r = pgARun(t, c3, tg)
+	r = runCheck(t, c3, tg)
 	assertResult(t, r, Fail, []string{"pg3 replayed", "shutdown checkpoint of pg1 at " + shutdownLSN, "bytes behind", "replay is paused"}, nil)
 
 	// With the fact a stop step records, pg_controldata is not needed.
 	tg.Facts.Set(ShutdownLSNFact("pg1"), shutdownLSN)
-	r = pgARun(t, c2, tg)
+	r = runCheck(t, c2, tg)
 	assertResult(t, r, Pass, []string{"from fact pg1.shutdown_lsn"}, nil)
-	pgAHasValue(t, r, "shutdown_lsn", shutdownLSN)
-	r = pgARun(t, c3, tg)
+	hasValue(t, r, "shutdown_lsn", shutdownLSN)
+	r = runCheck(t, c3, tg)
 	assertResult(t, r, Fail, []string{"from fact pg1.shutdown_lsn", "bytes behind"}, nil)
 
 	// The fact wins over pg_controldata: one far ahead fails pg2.
 	tg.Facts.Set(ShutdownLSNFact("pg1"), "FF/0")
-	r = pgARun(t, c2, tg)
+	r = runCheck(t, c2, tg)
 	assertResult(t, r, Fail, []string{"shutdown checkpoint of pg1 at FF/0", "from fact"}, nil)
 
 	// A fact that is not an LSN cannot be evaluated.
 	tg.Facts.Set(ShutdownLSNFact("pg1"), "soon")
-	r = pgARun(t, c2, tg)
+	r = runCheck(t, c2, tg)
 	assertResult(t, r, Error, []string{"fact pg1.shutdown_lsn", "not an LSN"}, nil)
 
 	// pg.reachable names the stopped node.
-	r = pgARun(t, mustBuild(t, "pg.reachable", map[string]any{"node": "pg1"}), tg)
-	assertResult(t, r, Error, []string{"pg1", pgAAddr(pgASandboxNode(t, sb, "pg1")), "connection refused"}, nil)
+	r = runCheck(t, mustBuild(t, "pg.reachable", map[string]any{"node": "pg1"}), tg)
+	assertResult(t, r, Error, []string{"pg1", nodeAddr(sandboxNode(t, sb, "pg1")), "connection refused"}, nil)
 	if !strings.HasPrefix(r.Observed, "connect pg1") {
 		t.Errorf("observed %q: want it to start with the node", r.Observed)
 	}

@@ -57,16 +57,16 @@ type preparedXact struct {
 
 // Run implements Check.
 func (c *NoPreparedXacts) Run(ctx context.Context, t *cluster.Target) Result {
-	conn, err := pgBConnect(ctx, t, c.Node)
+	conn, err := connectNode(ctx, t, c.Node)
 	if err != nil {
 		return Errored(err)
 	}
-	defer pgBClose(conn)
+	defer closeConn(conn)
 	rows, err := conn.Query(ctx, `SELECT gid, coalesce(owner::text, ''), coalesce(database::text, ''),
 		extract(epoch FROM clock_timestamp() - prepared)::float8
 	FROM pg_prepared_xacts ORDER BY prepared, gid`)
 	if err != nil {
-		return Errored(fmt.Errorf("list prepared transactions on %s: %s", c.Node, pgBQueryProblem(ctx, err)))
+		return Errored(fmt.Errorf("list prepared transactions on %s: %s", c.Node, queryProblem(ctx, err)))
 	}
 	var xacts []preparedXact
 	for rows.Next() {
@@ -74,14 +74,14 @@ func (c *NoPreparedXacts) Run(ctx context.Context, t *cluster.Target) Result {
 		var age float64
 		if err := rows.Scan(&x.GID, &x.Owner, &x.Database, &age); err != nil {
 			rows.Close()
-			return Errored(fmt.Errorf("list prepared transactions on %s: %s", c.Node, pgBQueryProblem(ctx, err)))
+			return Errored(fmt.Errorf("list prepared transactions on %s: %s", c.Node, queryProblem(ctx, err)))
 		}
 		x.Age = time.Duration(age * float64(time.Second))
 		xacts = append(xacts, x)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return Errored(fmt.Errorf("list prepared transactions on %s: %s", c.Node, pgBQueryProblem(ctx, err)))
+		return Errored(fmt.Errorf("list prepared transactions on %s: %s", c.Node, queryProblem(ctx, err)))
 	}
 	gids := make([]string, len(xacts))
 	lines := make([]string, len(xacts))

@@ -67,51 +67,51 @@ func newPGReplication(v params.Values) (Check, error) {
 // Describe implements Check.
 func (c *PGReplication) Describe(*cluster.Target) string {
 	return fmt.Sprintf("%s is a standby streaming from %s, replay at most %s and %s behind",
-		c.Node, c.Upstream, pgABytes(c.MaxLagBytes), c.MaxLagSeconds)
+		c.Node, c.Upstream, byteSize(c.MaxLagBytes), c.MaxLagSeconds)
 }
 
 // Run implements Check.
 func (c *PGReplication) Run(ctx context.Context, t *cluster.Target) Result {
-	return pgAWanted(c.run(ctx, t), c, t)
+	return withWanted(c.run(ctx, t), c, t)
 }
 
 // run evaluates the check once; Run fills in what it wanted when it
 // ended in an error before saying so. It reads the standby before the
 // upstream, so the byte lag it reports is never smaller than the real one.
 func (c *PGReplication) run(ctx context.Context, t *cluster.Target) Result {
-	up, err := pgANode(t, c.Upstream)
+	up, err := inventoryNode(t, c.Upstream)
 	if err != nil {
 		return Errored(err)
 	}
-	upEndpoints, err := pgAEndpoints(up.Conninfo)
+	upEndpoints, err := conninfoEndpoints(up.Conninfo)
 	if err != nil {
 		return Errored(fmt.Errorf("upstream %s: %w", c.Upstream, err))
 	}
 	wanted := fmt.Sprintf("%s streaming from %s (%s), replay at most %s and %s behind",
-		c.Node, c.Upstream, strings.Join(upEndpoints, ", "), pgALimit(c.MaxLagBytes), c.MaxLagSeconds)
+		c.Node, c.Upstream, strings.Join(upEndpoints, ", "), byteLimit(c.MaxLagBytes), c.MaxLagSeconds)
 
-	sconn, err := pgAConnect(ctx, t, c.Node)
+	sconn, err := connectNode(ctx, t, c.Node)
 	if err != nil {
 		return Errored(err)
 	}
-	defer pgAClose(sconn)
+	defer closeConn(sconn)
 	st, err := pg.Inspect(ctx, sconn)
 	if err != nil {
 		return Errored(fmt.Errorf("inspect %s: %w", c.Node, err))
 	}
 	if st.Role != pg.RoleStandby {
-		return pgANotAStandby(c.Node, st, wanted)
+		return notAStandby(c.Node, st, wanted)
 	}
-	rcv, err := pgAReadReceiver(ctx, sconn)
+	rcv, err := readWALReceiver(ctx, sconn)
 	if err != nil {
 		return Errored(fmt.Errorf("%s: %w", c.Node, err))
 	}
 
-	uconn, err := pgAConnect(ctx, t, c.Upstream)
+	uconn, err := connectNode(ctx, t, c.Upstream)
 	if err != nil {
 		return Errored(err)
 	}
-	defer pgAClose(uconn)
+	defer closeConn(uconn)
 	ust, err := pg.Inspect(ctx, uconn)
 	if err != nil {
 		return Errored(fmt.Errorf("inspect %s: %w", c.Upstream, err))
@@ -121,7 +121,7 @@ func (c *PGReplication) run(ctx context.Context, t *cluster.Target) Result {
 		upLSN, upWhat = ust.ReplayLSN, "replay position (it is a standby)"
 	}
 	lagBytes := max(int64(upLSN)-int64(st.ReplayLSN), 0)
-	lagSecs, lagKnown, lagNote, err := pgAReplayLag(ctx, uconn, c.Node)
+	lagSecs, lagKnown, lagNote, err := replayLag(ctx, uconn, c.Node)
 	if err != nil {
 		return Errored(fmt.Errorf("%s: %w", c.Upstream, err))
 	}
@@ -131,7 +131,7 @@ func (c *PGReplication) run(ctx context.Context, t *cluster.Target) Result {
 	case !rcv.Streaming():
 		seen = append(seen, fmt.Sprintf("%s: %s", c.Node, rcv))
 		problems = append(problems, fmt.Sprintf("%s is not streaming", c.Node))
-	case !pgAStreamsFrom(ctx, rcv, upEndpoints):
+	case !matchesEndpoint(ctx, rcv.Sender(), upEndpoints):
 		seen = append(seen, fmt.Sprintf("%s streams from %s, not from %s (%s)", c.Node, rcv.Sender(), c.Upstream, strings.Join(upEndpoints, ", ")))
 		problems = append(problems, fmt.Sprintf("%s streams from another server", c.Node))
 	default:
@@ -139,7 +139,7 @@ func (c *PGReplication) run(ctx context.Context, t *cluster.Target) Result {
 	}
 	seen = append(seen, fmt.Sprintf("replayed %s, %s's %s %s: %d bytes behind", st.ReplayLSN, c.Upstream, upWhat, upLSN, lagBytes))
 	if lagBytes > c.MaxLagBytes {
-		problems = append(problems, fmt.Sprintf("%d bytes behind, over %s", lagBytes, pgALimit(c.MaxLagBytes)))
+		problems = append(problems, fmt.Sprintf("%d bytes behind, over %s", lagBytes, byteLimit(c.MaxLagBytes)))
 	}
 	if lagKnown {
 		seen = append(seen, fmt.Sprintf("replay lag %s (%s's pg_stat_replication)", roundDuration(lagSecs), c.Upstream))
@@ -174,24 +174,10 @@ func (c *PGReplication) run(ctx context.Context, t *cluster.Target) Result {
 	return r
 }
 
-// pgAStreamsFrom reports whether the receiver's sender is one of the
-// upstream's addresses.
-func pgAStreamsFrom(ctx context.Context, rcv pgAReceiver, upstream []string) bool {
-	if rcv.Sender() == "" {
-		return false
-	}
-	for _, ep := range upstream {
-		if pgASameEndpoint(ctx, rcv.Sender(), ep) {
-			return true
-		}
-	}
-	return false
-}
-
-// pgAReplayLag reads the replay lag the upstream reports for the standby
+// replayLag reads the replay lag the upstream reports for the standby
 // whose application_name is node. known is false, with a note saying why,
 // when there is no such row or the server reports no lag.
-func pgAReplayLag(ctx context.Context, q pg.Querier, node string) (lag time.Duration, known bool, note string, err error) {
+func replayLag(ctx context.Context, q pg.Querier, node string) (lag time.Duration, known bool, note string, err error) {
 	var secs *float64
 	err = q.QueryRow(ctx, `SELECT extract(epoch FROM replay_lag)::float8 FROM pg_stat_replication
 		WHERE application_name = $1 ORDER BY backend_start DESC LIMIT 1`, node).Scan(&secs)
@@ -205,4 +191,32 @@ func pgAReplayLag(ctx context.Context, q pg.Querier, node string) (lag time.Dura
 		return 0, false, "no replay_lag reported (no WAL replayed recently)", nil
 	}
 	return time.Duration(*secs * float64(time.Second)), true, "", nil
+}
+
+// byteSize renders a size the way runbooks write it: 16MB, 512kB, or a
+// plain byte count when it is not a whole number of a unit.
+func byteSize(n int64) string {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"kB", 1 << 10}}
+	for _, u := range units {
+		if n >= u.mult && n%u.mult == 0 {
+			return fmt.Sprintf("%d%s", n/u.mult, u.suffix)
+		}
+	}
+	if n == 1 {
+		return "1 byte"
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// byteLimit renders a byte bound for a wanted line: "16777216 bytes (16MB)",
+// or just "184 bytes" when it has no shorter form.
+func byteLimit(n int64) string {
+	short := byteSize(n)
+	if strings.HasSuffix(short, "byte") || strings.HasSuffix(short, "bytes") {
+		return short
+	}
+	return fmt.Sprintf("%d bytes (%s)", n, short)
 }

@@ -11,9 +11,9 @@ import (
 func TestPGReplicationOnSharedSandbox(t *testing.T) {
 	t.Parallel()
 	sb := sandboxtest.Shared(t)
-	tg := pgATarget(sb)
-	pg1 := pgAAddr(pgASandboxNode(t, sb, "pg1"))
-	pg3 := pgAAddr(pgASandboxNode(t, sb, "pg3"))
+	tg := sandboxTarget(sb)
+	pg1 := nodeAddr(sandboxNode(t, sb, "pg1"))
+	pg3 := nodeAddr(sandboxNode(t, sb, "pg3"))
 	tests := []struct {
 		name string
 		raw  map[string]any
@@ -36,13 +36,13 @@ func TestPGReplicationOnSharedSandbox(t *testing.T) {
 			t.Parallel()
 			// Lag on an idle sandbox is a few bytes at most, but a
 			// checkpoint may land between the two reads: poll briefly.
-			r := pgARunUntil(t, mustBuild(t, "pg.replication", tc.raw), tg, tc.want, 5*time.Second)
+			r := runUntil(t, mustBuild(t, "pg.replication", tc.raw), tg, tc.want, 5*time.Second)
 			assertResult(t, r, tc.want, tc.says, nil)
 			if tc.want == Pass {
-				pgAHasValue(t, r, "streaming", true)
-				pgAHasValue(t, r, "sender", pg1)
-				pgAHasValue(t, r, "lag_bytes", nil)
-				pgAHasValue(t, r, "lag_seconds", nil)
+				hasValue(t, r, "streaming", true)
+				hasValue(t, r, "sender", pg1)
+				hasValue(t, r, "lag_bytes", nil)
+				hasValue(t, r, "lag_seconds", nil)
 			}
 		})
 	}
@@ -53,23 +53,37 @@ func TestPGReplicationOnSharedSandbox(t *testing.T) {
 // must both say.
 func TestPGReplicationBrokenLink(t *testing.T) {
 	t.Parallel()
-	sb := pgANew(t)
-	tg := pgATarget(sb)
-	pgASQL(t, sb, "pg3",
+	sb := newSandbox(t)
+	tg := sandboxTarget(sb)
+	runSQL(t, sb, "pg3",
 		"ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=1 user=postgres application_name=pg3 sslmode=disable connect_timeout=2'",
 		"SELECT pg_reload_conf()")
-	pgAWait(t, "pg3 stops streaming", 10*time.Second, func() (bool, string) {
-		st, err := pgAState(t, sb, "pg3")
+	waitFor(t, "pg3 stops streaming", 10*time.Second, func() (bool, string) {
+		st, err := nodeState(t, sb, "pg3")
 		return err == nil && !st.Streaming, fmt.Sprintf("%+v, %v", st, err)
 	})
 
-	r := pgARun(t, mustBuild(t, "pg.replication", map[string]any{"node": "pg3", "upstream": "pg1"}), tg)
+	r := runCheck(t, mustBuild(t, "pg.replication", map[string]any{"node": "pg3", "upstream": "pg1"}), tg)
 	assertResult(t, r, Fail, []string{"pg3", "not streaming", "pg3 streaming from pg1"}, nil)
-	pgAHasValue(t, r, "streaming", false)
+	hasValue(t, r, "streaming", false)
 
-	r = pgARun(t, mustBuild(t, "pg.replication", map[string]any{"node": "pg2", "upstream": "pg1"}), tg)
+	r = runCheck(t, mustBuild(t, "pg.replication", map[string]any{"node": "pg2", "upstream": "pg1"}), tg)
 	assertResult(t, r, Pass, []string{"pg2 streams from pg1"}, nil)
 
-	r = pgARun(t, mustBuild(t, "quorum.reachable", map[string]any{}), tg)
+	r = runCheck(t, mustBuild(t, "quorum.reachable", map[string]any{}), tg)
 	assertResult(t, r, Fail, []string{"3 of 3 members reachable", "pg3 answers but its replication link is down", "pg2 answered (standby, streaming from"}, nil)
+}
+
+func TestByteSize(t *testing.T) {
+	t.Parallel()
+	for n, want := range map[int64]string{16 << 20: "16MB", 512 << 10: "512kB", 1: "1 byte", 184: "184 bytes", 0: "0 bytes", 1<<20 + 1: "1048577 bytes"} {
+		if got := byteSize(n); got != want {
+			t.Errorf("byteSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+	for n, want := range map[int64]string{16 << 20: "16777216 bytes (16MB)", 184: "184 bytes", 1: "1 byte"} {
+		if got := byteLimit(n); got != want {
+			t.Errorf("byteLimit(%d) = %q, want %q", n, got, want)
+		}
+	}
 }

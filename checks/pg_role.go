@@ -53,20 +53,15 @@ func (c *PGRole) Describe(*cluster.Target) string {
 
 // Run implements Check.
 func (c *PGRole) Run(ctx context.Context, t *cluster.Target) Result {
-	return pgAWanted(c.run(ctx, t), c, t)
+	return withWanted(c.run(ctx, t), c, t)
 }
 
 // run evaluates the check once; Run fills in what it wanted when it
 // ended in an error before saying so.
 func (c *PGRole) run(ctx context.Context, t *cluster.Target) Result {
-	conn, err := pgAConnect(ctx, t, c.Node)
+	st, err := inspectNode(ctx, t, c.Node)
 	if err != nil {
 		return Errored(err)
-	}
-	defer pgAClose(conn)
-	st, err := pg.Inspect(ctx, conn)
-	if err != nil {
-		return Errored(fmt.Errorf("inspect %s: %w", c.Node, err))
 	}
 	var observed string
 	values := map[string]any{"role": string(st.Role), "timeline": st.Timeline}

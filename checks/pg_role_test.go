@@ -9,7 +9,7 @@ import (
 
 func TestPGRoleOnSharedSandbox(t *testing.T) {
 	t.Parallel()
-	tg := pgATarget(sandboxtest.Shared(t))
+	tg := sandboxTarget(sandboxtest.Shared(t))
 	tests := []struct {
 		node, is string
 		want     Status
@@ -25,7 +25,7 @@ func TestPGRoleOnSharedSandbox(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.node+" "+tc.is, func(t *testing.T) {
 			t.Parallel()
-			r := pgARun(t, mustBuild(t, "pg.role", map[string]any{"node": tc.node, "is": tc.is}), tg)
+			r := runCheck(t, mustBuild(t, "pg.role", map[string]any{"node": tc.node, "is": tc.is}), tg)
 			assertResult(t, r, tc.want, tc.says, nil)
 		})
 	}

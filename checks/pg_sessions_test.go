@@ -12,17 +12,17 @@ import (
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 )
 
-// TestPgBNoBlockingSessions holds locks and transactions open on a standby
+// TestNoBlockingSessions holds locks and transactions open on a standby
 // of a sandbox of its own, the way a background script did on Chargify's new
 // primary, and expects the check to name the session.
-func TestPgBNoBlockingSessions(t *testing.T) {
+func TestNoBlockingSessions(t *testing.T) {
 	sb := sandboxtest.New(t, 1)
-	tg := pgBTarget(sb)
+	tg := sandboxTarget(sb)
 	check := mustBuild(t, "pg.no_blocking_sessions", map[string]any{"node": "pg2"})
-	pg2 := pgBNode(t, sb, "pg2")
+	pg2 := sandboxNode(t, sb, "pg2")
 
 	t.Run("a quiet standby passes", func(t *testing.T) {
-		r := pgBRunUntil(t, check, tg, Pass, pgBWaitLimit)
+		r := runUntil(t, check, tg, Pass, settleLimit)
 		assertResult(t, r, Pass, []string{"no session on pg2"}, nil)
 		if r.Values["count"] != 0 {
 			t.Errorf("values count = %v, want 0", r.Values["count"])
@@ -30,42 +30,42 @@ func TestPgBNoBlockingSessions(t *testing.T) {
 	})
 
 	// The table exists on the standby once the primary's WAL is replayed.
-	pgBSQL(t, sb, "pg1", "CREATE TABLE pgb_locked (id int)")
-	pgBWait(t, "pgb_locked replayed on pg2", pgBWaitLimit, func() (bool, string) {
-		got, err := pgBQueryString(sb, pg2, "SELECT coalesce(to_regclass('public.pgb_locked')::text, 'missing')")
-		return err == nil && got == "pgb_locked", fmt.Sprintf("%q, %v", got, err)
+	runSQL(t, sb, "pg1", "CREATE TABLE locked (id int)")
+	waitFor(t, "locked replayed on pg2", settleLimit, func() (bool, string) {
+		got, err := queryString(sb, pg2, "SELECT coalesce(to_regclass('public.locked')::text, 'missing')")
+		return err == nil && got == "locked", fmt.Sprintf("%q, %v", got, err)
 	})
 
 	t.Run("a lock on a table fails, naming the session and the table", func(t *testing.T) {
-		holder := pgBConn(t, sb, "pg2")
-		pid := pgBPid(t, holder)
-		pgBExec(t, holder, "BEGIN", "LOCK TABLE pgb_locked IN ACCESS SHARE MODE")
-		r := pgBRun(t, check, tg)
+		holder := openSession(t, sb, "pg2")
+		pid := backendPID(t, holder)
+		execAll(t, holder, "BEGIN", "LOCK TABLE locked IN ACCESS SHARE MODE")
+		r := runCheck(t, check, tg)
 		assertResult(t, r, Fail, []string{fmt.Sprintf("1 session on pg2 holds a lock or has a transaction open longer than 5s (pid %d)", pid),
-			fmt.Sprintf("pid %d  user postgres", pid), "relation pgb_locked AccessShareLock", "LOCK TABLE pgb_locked"}, nil)
+			fmt.Sprintf("pid %d  user postgres", pid), "relation locked AccessShareLock", "LOCK TABLE locked"}, nil)
 		if r.Values["count"] != 1 || !slices.Equal(r.Values["pids"].([]int), []int{pid}) {
 			t.Errorf("values = %v, want count 1 and pids [%d]", r.Values, pid)
 		}
 		if n := strings.Count(r.Detail, "\n") + 1; n != 1 {
 			t.Errorf("detail has %d lines, want one per session:\n%s", n, r.Detail)
 		}
-		pgBExec(t, holder, "ROLLBACK")
-		assertResult(t, pgBRunUntil(t, check, tg, Pass, pgBWaitLimit), Pass, nil, nil)
+		execAll(t, holder, "ROLLBACK")
+		assertResult(t, runUntil(t, check, tg, Pass, settleLimit), Pass, nil, nil)
 	})
 
 	t.Run("an advisory lock fails until its session closes", func(t *testing.T) {
-		holder := pgBConn(t, sb, "pg2")
-		pgBExec(t, holder, "SELECT pg_advisory_lock(7)")
-		pid := pgBPid(t, holder)
-		r := pgBRun(t, check, tg)
+		holder := openSession(t, sb, "pg2")
+		execAll(t, holder, "SELECT pg_advisory_lock(7)")
+		pid := backendPID(t, holder)
+		r := runCheck(t, check, tg)
 		assertResult(t, r, Fail, []string{fmt.Sprintf("pid %d", pid), "advisory"}, nil)
-		pgBClose(holder)
-		assertResult(t, pgBRunUntil(t, check, tg, Pass, pgBWaitLimit), Pass, nil, []string{"advisory"})
+		closeConn(holder)
+		assertResult(t, runUntil(t, check, tg, Pass, settleLimit), Pass, nil, []string{"advisory"})
 	})
 
 	t.Run("a lock held only for a moment does not fail", func(t *testing.T) {
-		holder := pgBConn(t, sb, "pg2")
-		pgBExec(t, holder, "SELECT pg_advisory_lock(8)")
+		holder := openSession(t, sb, "pg2")
+		execAll(t, holder, "SELECT pg_advisory_lock(8)")
 		released := make(chan struct{})
 		go func() {
 			defer close(released)
@@ -74,30 +74,30 @@ func TestPgBNoBlockingSessions(t *testing.T) {
 			defer cancel()
 			_, _ = holder.Exec(ctx, "SELECT pg_advisory_unlock(8)")
 		}()
-		r := pgBRun(t, check, tg)
+		r := runCheck(t, check, tg)
 		<-released
 		assertResult(t, r, Pass, nil, nil)
 	})
 
 	t.Run("a transaction open longer than max_xact_age fails", func(t *testing.T) {
-		holder := pgBConn(t, sb, "pg2")
-		pgBExec(t, holder, "BEGIN", "SELECT 1")
-		pid := pgBPid(t, holder)
+		holder := openSession(t, sb, "pg2")
+		execAll(t, holder, "BEGIN", "SELECT 1")
+		pid := backendPID(t, holder)
 		// The default 5s allows a transaction this young.
-		assertResult(t, pgBRun(t, check, tg), Pass, nil, []string{fmt.Sprintf("pid %d", pid)})
+		assertResult(t, runCheck(t, check, tg), Pass, nil, []string{fmt.Sprintf("pid %d", pid)})
 		strict := mustBuild(t, "pg.no_blocking_sessions", map[string]any{"node": "pg2", "max_xact_age": "200ms"})
 		time.Sleep(400 * time.Millisecond)
-		r := pgBRun(t, strict, tg)
+		r := runCheck(t, strict, tg)
 		assertResult(t, r, Fail, []string{fmt.Sprintf("pid %d", pid), "idle in transaction", "longer than 200ms", "no locks"}, nil)
-		pgBExec(t, holder, "ROLLBACK")
-		assertResult(t, pgBRunUntil(t, strict, tg, Pass, pgBWaitLimit), Pass, nil, nil)
+		execAll(t, holder, "ROLLBACK")
+		assertResult(t, runUntil(t, strict, tg, Pass, settleLimit), Pass, nil, nil)
 	})
 }
 
-// TestPgBErrors expects every pg check of this set to report a node missing
-// from the inventory, or one it cannot connect to, as an error that names
-// the node and never shows the password.
-func TestPgBErrors(t *testing.T) {
+// TestPGConnectErrors expects the pg checks to report a node missing from
+// the inventory, or one they cannot connect to, as an error that names the
+// node and never shows the password.
+func TestPGConnectErrors(t *testing.T) {
 	t.Parallel()
 	addr := closedPort(t)
 	host, port, _ := strings.Cut(addr, ":")
@@ -110,16 +110,16 @@ func TestPgBErrors(t *testing.T) {
 		raw  map[string]any
 		want []string
 	}{
-		{"pg.no_blocking_sessions", map[string]any{"node": "pg1"}, []string{"cannot connect to pg1", "connection refused"}},
+		{"pg.no_blocking_sessions", map[string]any{"node": "pg1"}, []string{"connect pg1 (" + addr + "): connection refused"}},
 		{"pg.no_blocking_sessions", map[string]any{"node": "pg9"}, []string{`node "pg9" is not in the inventory`}},
-		{"pg.no_prepared_xacts", map[string]any{"node": "pg2"}, []string{"cannot connect to pg2", "connection refused"}},
+		{"pg.no_prepared_xacts", map[string]any{"node": "pg2"}, []string{"connect pg2 (" + addr + "): connection refused"}},
 		{"pg.no_prepared_xacts", map[string]any{"node": "pg9"}, []string{`node "pg9" is not in the inventory`}},
-		{"pg.archiver_healthy", map[string]any{"node": "pg1"}, []string{"cannot connect to pg1"}},
+		{"pg.archiver_healthy", map[string]any{"node": "pg1"}, []string{"connect pg1"}},
 		{"pg.archiver_healthy", map[string]any{"node": "pg9"}, []string{`node "pg9" is not in the inventory`}},
-		{"pg.same_major_version", map[string]any{}, []string{"cannot connect to pg1", "cannot connect to pg2"}},
-		{"pg.same_major_version", map[string]any{"nodes": []string{"pg1", "pg9"}}, []string{"cannot connect to pg1", `node "pg9" is not in the inventory`}},
-		{"pg.settings_match", map[string]any{"settings": []string{"wal_level"}}, []string{"cannot connect to pg1", "cannot connect to pg2"}},
-		{"pg.sync_standbys", map[string]any{"primary": "pg1", "candidate": "pg2"}, []string{"cannot connect to pg1"}},
+		{"pg.same_major_version", map[string]any{}, []string{"connect pg1", "connect pg2"}},
+		{"pg.same_major_version", map[string]any{"nodes": []string{"pg1", "pg9"}}, []string{"connect pg1", `node "pg9" is not in the inventory`}},
+		{"pg.settings_match", map[string]any{"settings": []string{"wal_level"}}, []string{"connect pg1", "connect pg2"}},
+		{"pg.sync_standbys", map[string]any{"primary": "pg1", "candidate": "pg2"}, []string{"connect pg1"}},
 		{"pg.sync_standbys", map[string]any{"primary": "pg9", "candidate": "pg2"}, []string{`node "pg9" is not in the inventory`}},
 	}
 	for _, tc := range tests {
@@ -132,7 +132,7 @@ func TestPgBErrors(t *testing.T) {
 	}
 }
 
-func TestPgBNoBlockingSessionsNewAndDescribe(t *testing.T) {
+func TestNoBlockingSessionsNewAndDescribe(t *testing.T) {
 	t.Parallel()
 	c := mustBuild(t, "pg.no_blocking_sessions", map[string]any{"node": "pg2"})
 	if got, want := c.Describe(nil), "no session on pg2 holds a lock or keeps a transaction open longer than 5s"; got != want {
@@ -143,10 +143,10 @@ func TestPgBNoBlockingSessionsNewAndDescribe(t *testing.T) {
 	}
 }
 
-// TestPgBHonoursDeadline points every pg check of this set at a server
-// that accepts connections and never answers: each must give up with an
-// error when its context ends, not wait for the connect timeout.
-func TestPgBHonoursDeadline(t *testing.T) {
+// TestPGHonoursDeadline points the pg checks at a server that accepts
+// connections and never answers: each must give up with an error when its
+// context ends, not wait for the connect timeout.
+func TestPGHonoursDeadline(t *testing.T) {
 	t.Parallel()
 	addr := silentServer(t)
 	host, port, _ := strings.Cut(addr, ":")
@@ -171,7 +171,7 @@ func TestPgBHonoursDeadline(t *testing.T) {
 			if took := time.Since(start); took > 2*time.Second {
 				t.Errorf("took %s with a 300ms deadline", took)
 			}
-			assertResult(t, r, Error, []string{"cannot connect to pg", "no connection before the time limit"}, nil)
+			assertResult(t, r, Error, []string{"connect pg", "no connection before the time limit"}, nil)
 		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
+	"github.com/switchover/switchover/internal/pg"
 )
 
 func init() {
@@ -39,7 +40,7 @@ type SettingsMatch struct {
 var _ Check = (*SettingsMatch)(nil)
 
 func newSettingsMatch(v params.Values) (Check, error) {
-	c := &SettingsMatch{Nodes: pgBDedupe(v.Strings("nodes")), Settings: pgBDedupe(v.Strings("settings"))}
+	c := &SettingsMatch{Nodes: dedupe(v.Strings("nodes")), Settings: dedupe(v.Strings("settings"))}
 	if len(c.Settings) == 0 {
 		return nil, errors.New("settings: name at least one setting")
 	}
@@ -49,14 +50,14 @@ func newSettingsMatch(v params.Values) (Check, error) {
 // Describe implements Check.
 func (c *SettingsMatch) Describe(*cluster.Target) string {
 	if len(c.Settings) == 1 {
-		return fmt.Sprintf("%s has the same value on %s", c.Settings[0], pgBDescribeNodes(c.Nodes))
+		return fmt.Sprintf("%s has the same value on %s", c.Settings[0], describeNodes(c.Nodes))
 	}
-	return fmt.Sprintf("%s have the same values on %s", strings.Join(c.Settings, ", "), pgBDescribeNodes(c.Nodes))
+	return fmt.Sprintf("%s have the same values on %s", strings.Join(c.Settings, ", "), describeNodes(c.Nodes))
 }
 
-// pgBSettingText renders a setting's value for messages, quoted when it would
+// settingText renders a setting's value for messages, quoted when it would
 // otherwise be unreadable (empty, or with spaces or separators).
-func pgBSettingText(v string) string {
+func settingText(v string) string {
 	if v == "" || strings.ContainsAny(v, " \t,;=\"'") {
 		return fmt.Sprintf("%q", v)
 	}
@@ -65,21 +66,21 @@ func pgBSettingText(v string) string {
 
 // Run implements Check.
 func (c *SettingsMatch) Run(ctx context.Context, t *cluster.Target) Result {
-	names, err := pgBNodeNames(t, c.Nodes)
+	names, err := nodeNames(t, c.Nodes)
 	if err != nil {
 		return Errored(err)
 	}
 	// current_setting(name, true) is NULL for an unknown name, so one
 	// unknown name does not hide the others.
-	answers := pgBAskNodes(ctx, t, names, func(ctx context.Context, conn *pgx.Conn) ([]*string, error) {
-		rows, err := conn.Query(ctx, `SELECT current_setting(s.name, true)
+	answers := askNodes(ctx, t, names, func(ctx context.Context, q pg.Querier) ([]*string, error) {
+		rows, err := q.Query(ctx, `SELECT current_setting(s.name, true)
 			FROM unnest($1::text[]) WITH ORDINALITY AS s(name, i) ORDER BY s.i`, c.Settings)
 		if err != nil {
-			return nil, fmt.Errorf("read settings: %s", pgBQueryProblem(ctx, err))
+			return nil, fmt.Errorf("read settings: %s", queryProblem(ctx, err))
 		}
 		vals, err := pgx.CollectRows(rows, pgx.RowTo[*string])
 		if err != nil {
-			return nil, fmt.Errorf("read settings: %s", pgBQueryProblem(ctx, err))
+			return nil, fmt.Errorf("read settings: %s", queryProblem(ctx, err))
 		}
 		if len(vals) != len(c.Settings) {
 			return nil, fmt.Errorf("read settings: %d values for %d settings", len(vals), len(c.Settings))
@@ -115,19 +116,19 @@ func (c *SettingsMatch) Run(ctx context.Context, t *cluster.Target) Result {
 	}
 	var same, differ, detail []string
 	for _, s := range c.Settings {
-		groups := pgBGroupByValue(names, values[s])
+		groups := groupByValue(names, values[s])
 		if len(groups) == 1 {
-			same = append(same, fmt.Sprintf("%s=%s", s, pgBSettingText(groups[0].value)))
+			same = append(same, fmt.Sprintf("%s=%s", s, settingText(groups[0].value)))
 			continue
 		}
 		parts := make([]string, len(groups))
 		for i, g := range groups {
-			parts[i] = fmt.Sprintf("%s on %s", pgBSettingText(g.value), strings.Join(g.nodes, ", "))
+			parts[i] = fmt.Sprintf("%s on %s", settingText(g.value), strings.Join(g.nodes, ", "))
 		}
 		differ = append(differ, fmt.Sprintf("%s: %s", s, strings.Join(parts, "; ")))
 		perNode := make([]string, len(names))
 		for i, n := range names {
-			perNode[i] = fmt.Sprintf("%s=%s", n, pgBSettingText(values[s][n]))
+			perNode[i] = fmt.Sprintf("%s=%s", n, settingText(values[s][n]))
 		}
 		detail = append(detail, fmt.Sprintf("%s: %s", s, strings.Join(perNode, ", ")))
 	}
@@ -145,25 +146,25 @@ func (c *SettingsMatch) Run(ctx context.Context, t *cluster.Target) Result {
 	return r
 }
 
-// pgBValueGroup is the nodes that share one value of a setting.
-type pgBValueGroup struct {
+// valueGroup is the nodes that share one value of a setting.
+type valueGroup struct {
 	value string
 	nodes []string
 }
 
-// pgBGroupByValue groups nodes by their value, the most common value first
+// groupByValue groups nodes by their value, the most common value first
 // (ties in the order of first appearance), so the odd node comes last.
-func pgBGroupByValue(nodes []string, byNode map[string]string) []pgBValueGroup {
-	var groups []pgBValueGroup
+func groupByValue(nodes []string, byNode map[string]string) []valueGroup {
+	var groups []valueGroup
 	for _, n := range nodes {
 		v := byNode[n]
-		i := slices.IndexFunc(groups, func(g pgBValueGroup) bool { return g.value == v })
+		i := slices.IndexFunc(groups, func(g valueGroup) bool { return g.value == v })
 		if i < 0 {
-			groups = append(groups, pgBValueGroup{value: v})
+			groups = append(groups, valueGroup{value: v})
 			i = len(groups) - 1
 		}
 		groups[i].nodes = append(groups[i].nodes, n)
 	}
-	slices.SortStableFunc(groups, func(a, b pgBValueGroup) int { return len(b.nodes) - len(a.nodes) })
+	slices.SortStableFunc(groups, func(a, b valueGroup) int { return len(b.nodes) - len(a.nodes) })
 	return groups
 }

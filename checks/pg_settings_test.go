@@ -6,10 +6,10 @@ import (
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 )
 
-func TestPgBSettingsMatchOnShared(t *testing.T) {
+func TestSettingsMatchOnShared(t *testing.T) {
 	t.Parallel()
 	sb := sandboxtest.Shared(t)
-	tg := pgBTarget(sb)
+	tg := sandboxTarget(sb)
 	tests := []struct {
 		name   string
 		raw    map[string]any
@@ -30,21 +30,21 @@ func TestPgBSettingsMatchOnShared(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := mustBuild(t, "pg.settings_match", tc.raw)
-			assertResult(t, pgBRun(t, c, tg), tc.status, tc.want, nil)
+			assertResult(t, runCheck(t, c, tg), tc.status, tc.want, nil)
 		})
 	}
 }
 
-// TestPgBSettingsMatchDrift changes work_mem on the standby of a sandbox of
+// TestSettingsMatchDrift changes work_mem on the standby of a sandbox of
 // its own and expects the check to name the node and both values.
-func TestPgBSettingsMatchDrift(t *testing.T) {
+func TestSettingsMatchDrift(t *testing.T) {
 	sb := sandboxtest.New(t, 1)
-	tg := pgBTarget(sb)
+	tg := sandboxTarget(sb)
 	c := mustBuild(t, "pg.settings_match", map[string]any{"settings": []string{"wal_level", "work_mem"}})
-	assertResult(t, pgBRun(t, c, tg), Pass, []string{"work_mem=4MB"}, nil)
+	assertResult(t, runCheck(t, c, tg), Pass, []string{"work_mem=4MB"}, nil)
 
-	pgBSetting(t, sb, "pg2", "work_mem", "8MB", "8MB")
-	r := pgBRun(t, c, tg)
+	alterSystem(t, sb, "pg2", "work_mem", "8MB", "8MB")
+	r := runCheck(t, c, tg)
 	assertResult(t, r, Fail, []string{"1 of 2 settings differ", "work_mem: 4MB on pg1; 8MB on pg2", "pg1=4MB, pg2=8MB",
 		"the same value on pg1, pg2 for wal_level, work_mem"}, []string{"wal_level:"})
 	settings, _ := r.Values["settings"].(map[string]map[string]string)
@@ -53,7 +53,7 @@ func TestPgBSettingsMatchDrift(t *testing.T) {
 	}
 }
 
-func TestPgBSettingsMatchNew(t *testing.T) {
+func TestSettingsMatchNew(t *testing.T) {
 	t.Parallel()
 	if _, err := build(t, "pg.settings_match", map[string]any{"settings": []string{" ", ""}}); err == nil {
 		t.Error("a list of blank setting names was accepted")
@@ -64,9 +64,9 @@ func TestPgBSettingsMatchNew(t *testing.T) {
 	}
 }
 
-func TestPgBGroupByValue(t *testing.T) {
+func TestGroupByValue(t *testing.T) {
 	t.Parallel()
-	got := pgBGroupByValue([]string{"pg1", "pg2", "pg3"}, map[string]string{"pg1": "8MB", "pg2": "4MB", "pg3": "4MB"})
+	got := groupByValue([]string{"pg1", "pg2", "pg3"}, map[string]string{"pg1": "8MB", "pg2": "4MB", "pg3": "4MB"})
 	if len(got) != 2 || got[0].value != "4MB" || len(got[0].nodes) != 2 || got[1].value != "8MB" || got[1].nodes[0] != "pg1" {
 		t.Errorf("groups = %+v, want 4MB on pg2, pg3 first, then 8MB on pg1", got)
 	}

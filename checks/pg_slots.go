@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/switchover/switchover/internal/cluster"
@@ -44,15 +43,11 @@ func newPGSlots(v params.Values) (Check, error) {
 	if c.Node == "" {
 		return nil, errors.New("node is empty")
 	}
-	for _, s := range v.Strings("slots") {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			return nil, errors.New("slots holds an empty name")
-		}
-		if !slices.Contains(c.Slots, s) {
-			c.Slots = append(c.Slots, s)
-		}
+	slots, err := nameList(v, "slots")
+	if err != nil {
+		return nil, err
 	}
+	c.Slots = slots
 	if len(c.Slots) == 0 {
 		return nil, errors.New("slots is empty: name at least one slot")
 	}
@@ -70,17 +65,17 @@ func (c *PGSlots) Describe(*cluster.Target) string {
 
 // Run implements Check.
 func (c *PGSlots) Run(ctx context.Context, t *cluster.Target) Result {
-	return pgAWanted(c.run(ctx, t), c, t)
+	return withWanted(c.run(ctx, t), c, t)
 }
 
 // run evaluates the check once; Run fills in what it wanted when it
 // ended in an error before saying so.
 func (c *PGSlots) run(ctx context.Context, t *cluster.Target) Result {
-	conn, err := pgAConnect(ctx, t, c.Node)
+	conn, err := connectNode(ctx, t, c.Node)
 	if err != nil {
 		return Errored(err)
 	}
-	defer pgAClose(conn)
+	defer closeConn(conn)
 	type slot struct {
 		kind   string
 		active bool
@@ -141,13 +136,13 @@ func (c *PGSlots) run(ctx context.Context, t *cluster.Target) Result {
 		r.Status = Fail
 		r.Observed = fmt.Sprintf("%s on %s (%s)", strings.Join(problems, "; "), c.Node, strings.Join(seen, ", "))
 	}
-	r.Values = map[string]any{"missing": pgANonNil(missing), "inactive": pgANonNil(inactive), "ok": pgANonNil(ok)}
+	r.Values = map[string]any{"missing": nonNil(missing), "inactive": nonNil(inactive), "ok": nonNil(ok)}
 	return r
 }
 
-// pgANonNil returns s, or an empty list for nil, so journals show [] and
+// nonNil returns s, or an empty list for nil, so journals show [] and
 // not null.
-func pgANonNil(s []string) []string {
+func nonNil(s []string) []string {
 	if s == nil {
 		return []string{}
 	}

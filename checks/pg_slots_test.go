@@ -8,7 +8,7 @@ import (
 
 func TestPGSlotsOnSharedSandbox(t *testing.T) {
 	t.Parallel()
-	tg := pgATarget(sandboxtest.Shared(t))
+	tg := sandboxTarget(sandboxtest.Shared(t))
 	// The sandbox makes a slot for every node, pg1's own included: that one
 	// exists but no standby uses it.
 	tests := []struct {
@@ -34,7 +34,7 @@ func TestPGSlotsOnSharedSandbox(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := pgARun(t, mustBuild(t, "pg.slots", tc.raw), tg)
+			r := runCheck(t, mustBuild(t, "pg.slots", tc.raw), tg)
 			assertResult(t, r, tc.want, tc.says, tc.avoid)
 		})
 	}

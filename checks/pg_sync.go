@@ -236,16 +236,16 @@ func parseSyncStandbyNames(s string) (syncConfig, error) {
 	return cfg, nil
 }
 
-// pgBWalSender is a row of pg_stat_replication.
-type pgBWalSender struct {
+// walSender is a row of pg_stat_replication.
+type walSender struct {
 	App       string
 	State     string
 	SyncState string
 }
 
-// pgBConninfoValue returns the value of key in a connection string as
+// conninfoValue returns the value of key in a connection string as
 // pg_stat_wal_receiver shows it (key=value pairs, values unquoted), or "".
-func pgBConninfoValue(conninfo, key string) string {
+func conninfoValue(conninfo, key string) string {
 	for _, f := range strings.Fields(conninfo) {
 		if k, v, ok := strings.Cut(f, "="); ok && k == key {
 			return strings.Trim(v, "'")
@@ -256,16 +256,16 @@ func pgBConninfoValue(conninfo, key string) string {
 
 // Run implements Check.
 func (c *SyncStandbys) Run(ctx context.Context, t *cluster.Target) Result {
-	conn, err := pgBConnect(ctx, t, c.Primary)
+	conn, err := connectNode(ctx, t, c.Primary)
 	if err != nil {
 		return Errored(err)
 	}
-	defer pgBClose(conn)
+	defer closeConn(conn)
 	var raw string
 	var recovery bool
 	if err := conn.QueryRow(ctx, `SELECT current_setting('synchronous_standby_names'), pg_is_in_recovery()`).
 		Scan(&raw, &recovery); err != nil {
-		return Errored(fmt.Errorf("read synchronous_standby_names on %s: %s", c.Primary, pgBQueryProblem(ctx, err)))
+		return Errored(fmt.Errorf("read synchronous_standby_names on %s: %s", c.Primary, queryProblem(ctx, err)))
 	}
 	if recovery {
 		return Errored(fmt.Errorf("%s is in recovery, not a primary: its synchronous_standby_names has no effect", c.Primary))
@@ -285,20 +285,20 @@ func (c *SyncStandbys) Run(ctx context.Context, t *cluster.Target) Result {
 	rows, err := conn.Query(ctx, `SELECT coalesce(application_name, ''), coalesce(state, ''), coalesce(sync_state, '')
 		FROM pg_stat_replication ORDER BY application_name, pid`)
 	if err != nil {
-		return Errored(fmt.Errorf("read pg_stat_replication on %s: %s", c.Primary, pgBQueryProblem(ctx, err)))
+		return Errored(fmt.Errorf("read pg_stat_replication on %s: %s", c.Primary, queryProblem(ctx, err)))
 	}
-	var senders []pgBWalSender
+	var senders []walSender
 	for rows.Next() {
-		var w pgBWalSender
+		var w walSender
 		if err := rows.Scan(&w.App, &w.State, &w.SyncState); err != nil {
 			rows.Close()
-			return Errored(fmt.Errorf("read pg_stat_replication on %s: %s", c.Primary, pgBQueryProblem(ctx, err)))
+			return Errored(fmt.Errorf("read pg_stat_replication on %s: %s", c.Primary, queryProblem(ctx, err)))
 		}
 		senders = append(senders, w)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return Errored(fmt.Errorf("read pg_stat_replication on %s: %s", c.Primary, pgBQueryProblem(ctx, err)))
+		return Errored(fmt.Errorf("read pg_stat_replication on %s: %s", c.Primary, queryProblem(ctx, err)))
 	}
 
 	candidateApps, err := c.candidateApps(ctx, t)
@@ -315,22 +315,22 @@ func (c *SyncStandbys) Run(ctx context.Context, t *cluster.Target) Result {
 // the fallback, cluster_name or "walreceiver"), which need not be the same.
 func (c *SyncStandbys) candidateApps(ctx context.Context, t *cluster.Target) ([]string, error) {
 	apps := []string{c.Candidate}
-	conn, err := pgBConnect(ctx, t, c.Candidate)
+	conn, err := connectNode(ctx, t, c.Candidate)
 	if err != nil {
 		return nil, err
 	}
-	defer pgBClose(conn)
+	defer closeConn(conn)
 	var conninfo *string
 	err = conn.QueryRow(ctx, `SELECT (SELECT conninfo FROM pg_stat_wal_receiver LIMIT 1)`).Scan(&conninfo)
 	if err != nil {
-		return nil, fmt.Errorf("read pg_stat_wal_receiver on %s: %s", c.Candidate, pgBQueryProblem(ctx, err))
+		return nil, fmt.Errorf("read pg_stat_wal_receiver on %s: %s", c.Candidate, queryProblem(ctx, err))
 	}
 	if conninfo == nil {
 		return apps, nil // not streaming, or not allowed to see it: the node name is all we know
 	}
-	app := pgBConninfoValue(*conninfo, "application_name")
+	app := conninfoValue(*conninfo, "application_name")
 	if app == "" {
-		app = pgBConninfoValue(*conninfo, "fallback_application_name")
+		app = conninfoValue(*conninfo, "fallback_application_name")
 	}
 	if app != "" && !slices.ContainsFunc(apps, func(a string) bool { return strings.EqualFold(a, app) }) {
 		apps = append(apps, app)
@@ -340,7 +340,7 @@ func (c *SyncStandbys) candidateApps(ctx context.Context, t *cluster.Target) ([]
 
 // judge counts the listed standbys that will still stream once the
 // candidate is the primary.
-func (c *SyncStandbys) judge(raw string, cfg syncConfig, senders []pgBWalSender, candidateApps []string, values map[string]any) Result {
+func (c *SyncStandbys) judge(raw string, cfg syncConfig, senders []walSender, candidateApps []string, values map[string]any) Result {
 	isCandidate := func(app string) bool {
 		return slices.ContainsFunc(candidateApps, func(a string) bool { return strings.EqualFold(a, app) })
 	}

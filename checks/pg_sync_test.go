@@ -79,26 +79,26 @@ func TestSyncConfigMatches(t *testing.T) {
 	}
 }
 
-func TestPgBConninfoValue(t *testing.T) {
+func TestConninfoValue(t *testing.T) {
 	t.Parallel()
 	ci := "user=postgres password=******** dbname=replication host=127.0.0.1 port=5432 application_name=pg2 fallback_application_name=walreceiver sslmode=disable"
-	if got := pgBConninfoValue(ci, "application_name"); got != "pg2" {
+	if got := conninfoValue(ci, "application_name"); got != "pg2" {
 		t.Errorf("application_name = %q", got)
 	}
-	if got := pgBConninfoValue(ci, "fallback_application_name"); got != "walreceiver" {
+	if got := conninfoValue(ci, "fallback_application_name"); got != "walreceiver" {
 		t.Errorf("fallback_application_name = %q", got)
 	}
-	if got := pgBConninfoValue(ci, "options"); got != "" {
+	if got := conninfoValue(ci, "options"); got != "" {
 		t.Errorf("options = %q, want empty", got)
 	}
 }
 
-// TestPgBSyncStandbys sets synchronous_standby_names on the primary of a
+// TestSyncStandbys sets synchronous_standby_names on the primary of a
 // sandbox of its own (pg1, standbys pg2 and pg3 streaming) and asks whether
 // pg2 could take over without leaving commits waiting.
-func TestPgBSyncStandbys(t *testing.T) {
+func TestSyncStandbys(t *testing.T) {
 	sb := sandboxtest.New(t, 2)
-	tg := pgBTarget(sb)
+	tg := sandboxTarget(sb)
 	c := mustBuild(t, "pg.sync_standbys", map[string]any{"primary": "pg1", "candidate": "pg2"})
 	tests := []struct {
 		setting string
@@ -117,8 +117,8 @@ func TestPgBSyncStandbys(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.setting, func(t *testing.T) {
-			pgBSetting(t, sb, "pg1", "synchronous_standby_names", tc.setting, tc.setting)
-			r := pgBRun(t, c, tg)
+			alterSystem(t, sb, "pg1", "synchronous_standby_names", tc.setting, tc.setting)
+			r := runCheck(t, c, tg)
 			assertResult(t, r, tc.status, tc.want, nil)
 			if tc.setting != "" {
 				if apps, _ := r.Values["candidate_application_names"].([]string); !slices.Contains(apps, "pg2") {
@@ -130,14 +130,14 @@ func TestPgBSyncStandbys(t *testing.T) {
 	// The candidate, not the node name, decides: the same setting with pg3
 	// as candidate leaves pg2.
 	other := mustBuild(t, "pg.sync_standbys", map[string]any{"primary": "pg1", "candidate": "pg3"})
-	pgBSetting(t, sb, "pg1", "synchronous_standby_names", "FIRST 1 (pg2)", "FIRST 1 (pg2)")
-	assertResult(t, pgBRun(t, other, tg), Pass, []string{"without the candidate pg3, 1 listed standby(s) stream: pg2"}, nil)
+	alterSystem(t, sb, "pg1", "synchronous_standby_names", "FIRST 1 (pg2)", "FIRST 1 (pg2)")
+	assertResult(t, runCheck(t, other, tg), Pass, []string{"without the candidate pg3, 1 listed standby(s) stream: pg2"}, nil)
 	// A standby is no primary to ask.
 	wrong := mustBuild(t, "pg.sync_standbys", map[string]any{"primary": "pg2", "candidate": "pg3"})
-	assertResult(t, pgBRun(t, wrong, tg), Error, []string{"pg2 is in recovery, not a primary"}, nil)
+	assertResult(t, runCheck(t, wrong, tg), Error, []string{"pg2 is in recovery, not a primary"}, nil)
 }
 
-func TestPgBSyncStandbysNew(t *testing.T) {
+func TestSyncStandbysNew(t *testing.T) {
 	t.Parallel()
 	if _, err := build(t, "pg.sync_standbys", map[string]any{"primary": "pg1", "candidate": "pg1"}); err == nil {
 		t.Error("the same node as primary and candidate was accepted")

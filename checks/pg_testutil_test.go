@@ -8,49 +8,58 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/switchover/switchover/internal/cluster"
-	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/internal/transport"
 )
 
-// pgASandboxes bounds how many sandboxes of their own these tests keep up
-// at once, besides the shared one: the machines that run them have few cores.
-var pgASandboxes = make(chan struct{}, 2)
+// Helpers for the tests of the PostgreSQL checks. Read-only tests use the
+// shared sandbox. Tests that change a sandbox own one: newSandbox for those
+// that run in parallel, sandboxtest.New for those that do not.
 
-// pgANew brings up a sandbox with two standbys for a test that changes it,
-// waiting for a free slot first.
-func pgANew(t *testing.T) *sandbox.Sandbox {
+// settleLimit bounds every wait for the cluster to settle.
+const settleLimit = 10 * time.Second
+
+// ownSandboxes bounds how many sandboxes of their own parallel tests keep
+// up at once, besides the shared one: the machines that run them have few
+// cores.
+var ownSandboxes = make(chan struct{}, 2)
+
+// newSandbox brings up a sandbox with two standbys for a test that changes
+// it, waiting for a free slot first.
+func newSandbox(t *testing.T) *sandbox.Sandbox {
 	t.Helper()
-	pgASandboxes <- struct{}{}
+	ownSandboxes <- struct{}{}
 	// Cleanups run last in, first out: the sandbox is down before its slot
 	// is given back.
-	t.Cleanup(func() { <-pgASandboxes })
+	t.Cleanup(func() { <-ownSandboxes })
 	return sandboxtest.New(t, 2)
 }
 
-// pgATarget is what a runbook would give a check for the sandbox.
-func pgATarget(sb *sandbox.Sandbox) *cluster.Target {
+// sandboxTarget is what a runbook would give a check for the sandbox.
+func sandboxTarget(sb *sandbox.Sandbox) *cluster.Target {
 	return &cluster.Target{Cluster: sb.Cluster(), Facts: &cluster.Facts{}}
 }
 
-// pgARun runs a check once with a bounded context.
-func pgARun(t *testing.T, c Check, tg *cluster.Target) Result {
+// runCheck runs a check once with a bounded context.
+func runCheck(t *testing.T, c Check, tg *cluster.Target) Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return c.Run(ctx, tg)
 }
 
-// pgARunUntil runs a check until it reaches status or limit passes, the way
-// a runbook's within: does, and returns the last result.
-func pgARunUntil(t *testing.T, c Check, tg *cluster.Target, status Status, limit time.Duration) Result {
+// runUntil runs a check until it reaches status or limit passes, the way a
+// runbook's within: does, and returns the last result.
+func runUntil(t *testing.T, c Check, tg *cluster.Target, status Status, limit time.Duration) Result {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
-		r := pgARun(t, c, tg)
+		r := runCheck(t, c, tg)
 		if r.Status == status || time.Now().After(deadline) {
 			return r
 		}
@@ -58,49 +67,9 @@ func pgARunUntil(t *testing.T, c Check, tg *cluster.Target, status Status, limit
 	}
 }
 
-// pgASandboxNode returns a sandbox node, failing the test when there is none.
-func pgASandboxNode(t *testing.T, sb *sandbox.Sandbox, name string) sandbox.Node {
-	t.Helper()
-	n, ok := sb.Node(name)
-	if !ok {
-		t.Fatalf("sandbox has no node %s", name)
-	}
-	return n
-}
-
-// pgASQL runs statements on a sandbox node as the superuser.
-func pgASQL(t *testing.T, sb *sandbox.Sandbox, node string, stmts ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pg.Connect(ctx, sb.Conninfo(pgASandboxNode(t, sb, node), "postgres"), 10*time.Second)
-	if err != nil {
-		t.Fatalf("connect %s: %v", node, err)
-	}
-	defer conn.Close(context.Background())
-	for _, s := range stmts {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			t.Fatalf("%s on %s: %v", s, node, err)
-		}
-	}
-}
-
-// pgAState inspects a sandbox node.
-func pgAState(t *testing.T, sb *sandbox.Sandbox, node string) (pg.State, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pg.Connect(ctx, sb.Conninfo(pgASandboxNode(t, sb, node), "postgres"), 5*time.Second)
-	if err != nil {
-		return pg.State{}, err
-	}
-	defer conn.Close(context.Background())
-	return pg.Inspect(ctx, conn)
-}
-
-// pgAWait polls cond until it holds, failing the test after limit with
+// waitFor polls cond until it holds, failing the test after limit with
 // what cond last said.
-func pgAWait(t *testing.T, what string, limit time.Duration, cond func() (bool, string)) {
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
@@ -115,62 +84,183 @@ func pgAWait(t *testing.T, what string, limit time.Duration, cond func() (bool, 
 	}
 }
 
-// pgAStop stops a sandbox node cleanly with pg_ctl, as its OS user.
-func pgAStop(t *testing.T, sb *sandbox.Sandbox, node string) {
+// sandboxNode returns a sandbox node, failing the test when there is none.
+func sandboxNode(t *testing.T, sb *sandbox.Sandbox, name string) sandbox.Node {
 	t.Helper()
-	n := pgASandboxNode(t, sb, node)
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	n, ok := sb.Node(name)
+	if !ok {
+		t.Fatalf("sandbox has no node %s", name)
+	}
+	return n
+}
+
+// nodeAddr is a node's address as its connection string gives it.
+func nodeAddr(n sandbox.Node) string { return fmt.Sprintf("127.0.0.1:%d", n.Port) }
+
+// superuserConn connects to a sandbox node as the superuser, each
+// statement bounded by limit.
+func superuserConn(ctx context.Context, sb *sandbox.Sandbox, n sandbox.Node, limit time.Duration) (*pgx.Conn, error) {
+	return pg.Connect(ctx, sb.Conninfo(n, "postgres"), limit)
+}
+
+// openSession opens a superuser session on a sandbox node, closed when the
+// test ends. Tests use it to hold locks and transactions open.
+func openSession(t *testing.T, sb *sandbox.Sandbox, node string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cmd := fmt.Sprintf("%s stop -D %s -m fast -w -t 30", pgAShellQuote(filepath.Join(sb.BinDir, "pg_ctl")), pgAShellQuote(n.DataDir))
-	out, err := transport.Local{User: sb.RunAs}.Run(ctx, cmd)
-	if err != nil || out.ExitCode != 0 {
-		t.Fatalf("stop %s: %v, exit %d: %s", node, err, out.ExitCode, out.Combined())
+	conn, err := superuserConn(ctx, sb, sandboxNode(t, sb, node), 30*time.Second)
+	if err != nil {
+		t.Fatalf("connect %s: %v", node, err)
+	}
+	t.Cleanup(func() { closeConn(conn) })
+	return conn
+}
+
+// execAll runs statements on an open session.
+func execAll(t *testing.T, conn *pgx.Conn, stmts ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
 	}
 }
 
-// pgAPauseReplay pauses replay on a standby and waits until the server
-// says it is paused or pausing.
-func pgAPauseReplay(t *testing.T, sb *sandbox.Sandbox, node string) {
+// runSQL runs statements on a sandbox node in a session of their own.
+func runSQL(t *testing.T, sb *sandbox.Sandbox, node string, stmts ...string) {
 	t.Helper()
-	pgASQL(t, sb, node, "SELECT pg_wal_replay_pause()")
-	pgAWait(t, node+" replay paused", 5*time.Second, func() (bool, string) {
-		st, err := pgAState(t, sb, node)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := superuserConn(ctx, sb, sandboxNode(t, sb, node), 10*time.Second)
+	if err != nil {
+		t.Fatalf("connect %s: %v", node, err)
+	}
+	defer closeConn(conn)
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			t.Fatalf("%s on %s: %v", s, node, err)
+		}
+	}
+}
+
+// queryString runs a query returning one text value on a sandbox node,
+// in a fresh session (so it sees a reloaded configuration).
+func queryString(sb *sandbox.Sandbox, node sandbox.Node, query string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := superuserConn(ctx, sb, node, 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer closeConn(conn)
+	var s string
+	err = conn.QueryRow(ctx, query).Scan(&s)
+	return s, err
+}
+
+// nodeState inspects a sandbox node.
+func nodeState(t *testing.T, sb *sandbox.Sandbox, node string) (pg.State, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := superuserConn(ctx, sb, sandboxNode(t, sb, node), 5*time.Second)
+	if err != nil {
+		return pg.State{}, err
+	}
+	defer closeConn(conn)
+	return pg.Inspect(ctx, conn)
+}
+
+// backendPID returns the backend pid of a session.
+func backendPID(t *testing.T, conn *pgx.Conn) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var pid int
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatalf("pg_backend_pid: %v", err)
+	}
+	return pid
+}
+
+// alterSystem sets a parameter on a node with ALTER SYSTEM, reloads the
+// configuration and waits until a new session sees want.
+func alterSystem(t *testing.T, sb *sandbox.Sandbox, node, name, value, want string) {
+	t.Helper()
+	runSQL(t, sb, node, fmt.Sprintf("ALTER SYSTEM SET %s = '%s'", name, strings.ReplaceAll(value, "'", "''")),
+		"SELECT pg_reload_conf()")
+	n := sandboxNode(t, sb, node)
+	waitFor(t, fmt.Sprintf("%s on %s becomes %q", name, node, want), settleLimit, func() (bool, string) {
+		got, err := queryString(sb, n, fmt.Sprintf("SELECT current_setting('%s')", name))
+		return err == nil && got == want, fmt.Sprintf("%q, %v", got, err)
+	})
+}
+
+// pgCtl runs pg_ctl with args on a sandbox node's data directory, as the
+// servers' OS user, failing the test when it does not exit 0.
+func pgCtl(t *testing.T, sb *sandbox.Sandbox, n sandbox.Node, args string, limit time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := fmt.Sprintf("%s %s -D %s", shellQuote(filepath.Join(sb.BinDir, "pg_ctl")), args, shellQuote(n.DataDir))
+	out, err := transport.Local{User: sb.RunAs}.Run(ctx, cmd)
+	if err != nil || out.ExitCode != 0 {
+		t.Fatalf("pg_ctl %s on %s: exit %d, %v: %s", args, n.Name, out.ExitCode, err, out.Combined())
+	}
+}
+
+// stopNode stops a sandbox node cleanly.
+func stopNode(t *testing.T, sb *sandbox.Sandbox, node string) {
+	t.Helper()
+	pgCtl(t, sb, sandboxNode(t, sb, node), "stop -m fast -w -t 30", 40*time.Second)
+}
+
+// restartNode restarts a node of a sandbox the test owns and waits until it
+// accepts connections.
+func restartNode(t *testing.T, sb *sandbox.Sandbox, node string) {
+	t.Helper()
+	n := sandboxNode(t, sb, node)
+	pgCtl(t, sb, n, "restart -w -t 50 -m fast -l "+shellQuote(filepath.Join(sb.Dir, n.Name+".log")), time.Minute)
+	waitFor(t, node+" accepts connections after the restart", settleLimit, func() (bool, string) {
+		_, err := queryString(sb, n, "SELECT 'up'")
+		return err == nil, fmt.Sprint(err)
+	})
+}
+
+// waitStreaming waits until a standby streams again.
+func waitStreaming(t *testing.T, sb *sandbox.Sandbox, node string) {
+	t.Helper()
+	n := sandboxNode(t, sb, node)
+	waitFor(t, node+" streams", settleLimit, func() (bool, string) {
+		got, err := queryString(sb, n, "SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), 'no receiver')")
+		return err == nil && got == "streaming", fmt.Sprintf("%q, %v", got, err)
+	})
+}
+
+// pauseReplay pauses replay on a standby and waits until the server says
+// it is paused or pausing.
+func pauseReplay(t *testing.T, sb *sandbox.Sandbox, node string) {
+	t.Helper()
+	runSQL(t, sb, node, "SELECT pg_wal_replay_pause()")
+	waitFor(t, node+" replay paused", 5*time.Second, func() (bool, string) {
+		st, err := nodeState(t, sb, node)
 		return err == nil && st.ReplayPause, fmt.Sprintf("%+v, %v", st, err)
 	})
 }
 
-// pgAWriteSome writes on a node (the primary), so WAL moves on.
-func pgAWriteSome(t *testing.T, sb *sandbox.Sandbox, node string) {
+// writeSome writes on a node (the primary), so WAL moves on.
+func writeSome(t *testing.T, sb *sandbox.Sandbox, node string) {
 	t.Helper()
-	pgASQL(t, sb, node,
-		"CREATE TABLE IF NOT EXISTS pga_canary (id serial PRIMARY KEY, note text)",
-		"INSERT INTO pga_canary (note) SELECT 'row ' || g FROM generate_series(1, 100) g")
+	runSQL(t, sb, node,
+		"CREATE TABLE IF NOT EXISTS canary (id serial PRIMARY KEY, note text)",
+		"INSERT INTO canary (note) SELECT 'row ' || g FROM generate_series(1, 100) g")
 }
 
-// pgANewValues decodes raw parameters of kind into Values with defaults,
-// without building the check, so tests can call New on combinations.
-func pgANewValues(t *testing.T, kind string, raw map[string]string) params.Values {
-	t.Helper()
-	def, ok := Lookup(kind)
-	if !ok {
-		t.Fatalf("kind %q is not registered", kind)
-	}
-	rm := map[string]params.Raw{}
-	for k, v := range raw {
-		rm[k] = params.Raw{Scalar: v}
-	}
-	vals, probs := params.Decode(def.Params, rm)
-	if len(probs) > 0 {
-		t.Fatalf("decode %s %v: %v", kind, raw, probs)
-	}
-	return vals
-}
-
-// pgAAddr is a node's address as its connection string gives it.
-func pgAAddr(n sandbox.Node) string { return fmt.Sprintf("127.0.0.1:%d", n.Port) }
-
-// pgAHasValue fails the test when a result lacks a value or holds another.
-func pgAHasValue(t *testing.T, r Result, key string, want any) {
+// hasValue fails the test when a result lacks a value or holds another.
+func hasValue(t *testing.T, r Result, key string, want any) {
 	t.Helper()
 	got, ok := r.Values[key]
 	if !ok {
@@ -181,6 +271,3 @@ func pgAHasValue(t *testing.T, r Result, key string, want any) {
 		t.Errorf("values[%q] = %v, want %v", key, got, want)
 	}
 }
-
-// pgAText is everything a result says, for assertions.
-func pgAText(r Result) string { return strings.Join([]string{r.Observed, r.Wanted, r.Detail}, "\n") }

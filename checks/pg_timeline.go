@@ -8,7 +8,6 @@ import (
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
-	"github.com/switchover/switchover/internal/pg"
 )
 
 func init() {
@@ -74,21 +73,22 @@ func (c *PGTimeline) Describe(*cluster.Target) string {
 
 // Run implements Check.
 func (c *PGTimeline) Run(ctx context.Context, t *cluster.Target) Result {
-	return pgAWanted(c.run(ctx, t), c, t)
+	return withWanted(c.run(ctx, t), c, t)
 }
 
 // run evaluates the check once; Run fills in what it wanted when it
 // ended in an error before saying so.
 func (c *PGTimeline) run(ctx context.Context, t *cluster.Target) Result {
 	if c.SameAs != "" {
-		if _, err := pgANode(t, c.SameAs); err != nil {
+		if _, err := inventoryNode(t, c.SameAs); err != nil {
 			return Errored(err)
 		}
 	}
-	tl, err := pgATimelineOf(ctx, t, c.Node)
+	st, err := inspectNode(ctx, t, c.Node)
 	if err != nil {
 		return Errored(err)
 	}
+	tl := st.Timeline
 	values := map[string]any{"timeline": tl}
 	if c.SameAs == "" {
 		r := Failed(fmt.Sprintf("%s is on timeline %d", c.Node, tl), fmt.Sprintf("%s on timeline %d", c.Node, c.Is))
@@ -98,10 +98,11 @@ func (c *PGTimeline) run(ctx context.Context, t *cluster.Target) Result {
 		r.Values = values
 		return r
 	}
-	other, err := pgATimelineOf(ctx, t, c.SameAs)
+	ost, err := inspectNode(ctx, t, c.SameAs)
 	if err != nil {
 		return Errored(err)
 	}
+	other := ost.Timeline
 	values["same_as_timeline"] = other
 	r := Failed(fmt.Sprintf("%s is on timeline %d, %s on timeline %d", c.Node, tl, c.SameAs, other),
 		fmt.Sprintf("%s on the same timeline as %s (%d)", c.Node, c.SameAs, other))
@@ -110,18 +111,4 @@ func (c *PGTimeline) run(ctx context.Context, t *cluster.Target) Result {
 	}
 	r.Values = values
 	return r
-}
-
-// pgATimelineOf connects to a node and returns its timeline.
-func pgATimelineOf(ctx context.Context, t *cluster.Target, node string) (int, error) {
-	conn, err := pgAConnect(ctx, t, node)
-	if err != nil {
-		return 0, err
-	}
-	defer pgAClose(conn)
-	st, err := pg.Inspect(ctx, conn)
-	if err != nil {
-		return 0, fmt.Errorf("inspect %s: %w", node, err)
-	}
-	return st.Timeline, nil
 }

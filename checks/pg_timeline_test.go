@@ -8,7 +8,7 @@ import (
 
 func TestPGTimelineOnSharedSandbox(t *testing.T) {
 	t.Parallel()
-	tg := pgATarget(sandboxtest.Shared(t))
+	tg := sandboxTarget(sandboxtest.Shared(t))
 	tests := []struct {
 		name string
 		raw  map[string]any
@@ -27,10 +27,10 @@ func TestPGTimelineOnSharedSandbox(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := pgARun(t, mustBuild(t, "pg.timeline", tc.raw), tg)
+			r := runCheck(t, mustBuild(t, "pg.timeline", tc.raw), tg)
 			assertResult(t, r, tc.want, tc.says, nil)
 			if tc.want != Error {
-				pgAHasValue(t, r, "timeline", 1)
+				hasValue(t, r, "timeline", 1)
 			}
 		})
 	}

@@ -5,10 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
-	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
@@ -47,32 +43,23 @@ func (c *Topology) Describe(*cluster.Target) string {
 
 // Run implements Check.
 func (c *Topology) Run(ctx context.Context, t *cluster.Target) Result {
-	names := c.Nodes
-	if len(names) == 0 {
-		names = t.Cluster.NodeNames()
+	primary, err := inventoryNode(t, c.Primary)
+	if err != nil {
+		return Errored(err)
 	}
-	primary, ok := t.Cluster.Nodes[c.Primary]
-	if !ok {
-		return Errored(fmt.Errorf("node %q is not in the inventory", c.Primary))
+	names, err := nodeNames(t, c.Nodes)
+	if err != nil {
+		return Errored(err)
 	}
-	states := make([]pg.State, len(names))
-	errs := make([]error, len(names))
-	var wg sync.WaitGroup
-	for i, name := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			states[i], errs[i] = inspectNode(ctx, t, name)
-		}()
-	}
-	wg.Wait()
-	primaryAddr := hostPort(primary.Conninfo)
+	// A connection string that cannot be read leaves the upstreams unchecked.
+	primaryAddrs, _ := conninfoEndpoints(primary.Conninfo)
+	answers := askNodes(ctx, t, names, pg.Inspect)
 	var primaries, problems, seen []string
-	for i, name := range names {
-		st, err := states[i], errs[i]
+	for _, a := range answers {
+		name, st := a.Node, a.Val
 		switch {
-		case err != nil:
-			problems = append(problems, fmt.Sprintf("%s does not answer: %v", name, err))
+		case a.Err != nil:
+			problems = append(problems, fmt.Sprintf("%s does not answer: %v", name, a.Err))
 			seen = append(seen, name+": unreachable")
 		case st.Role == pg.RolePrimary:
 			primaries = append(primaries, name)
@@ -91,8 +78,9 @@ func (c *Topology) Run(ctx context.Context, t *cluster.Target) Result {
 				problems = append(problems, fmt.Sprintf("%s is a standby, not the primary", name))
 			case !st.Streaming:
 				problems = append(problems, fmt.Sprintf("%s does not stream", name))
-			case primaryAddr != "" && !sameAddr(st.Upstream, primaryAddr):
-				problems = append(problems, fmt.Sprintf("%s streams from %s, not from %s (%s)", name, st.Upstream, c.Primary, primaryAddr))
+			case len(primaryAddrs) > 0 && !matchesEndpoint(ctx, st.Upstream, primaryAddrs):
+				problems = append(problems, fmt.Sprintf("%s streams from %s, not from %s (%s)",
+					name, st.Upstream, c.Primary, strings.Join(primaryAddrs, ", ")))
 			}
 		}
 	}
@@ -109,45 +97,4 @@ func (c *Topology) Run(ctx context.Context, t *cluster.Target) Result {
 	r.Wanted = fmt.Sprintf("%s the only primary, every other node streaming from it", c.Primary)
 	r.Detail = strings.Join(problems, "\n")
 	return r
-}
-
-// inspectNode connects to a node of the inventory and inspects it.
-func inspectNode(ctx context.Context, t *cluster.Target, name string) (pg.State, error) {
-	n, ok := t.Cluster.Nodes[name]
-	if !ok {
-		return pg.State{}, fmt.Errorf("node %q is not in the inventory", name)
-	}
-	conn, err := pg.Connect(ctx, n.Conninfo, timeLeft(ctx))
-	if err != nil {
-		return pg.State{}, err
-	}
-	defer conn.Close(context.Background())
-	return pg.Inspect(ctx, conn)
-}
-
-// timeLeft is the statement timeout for a check's queries: what is left of
-// its deadline, or 5s.
-func timeLeft(ctx context.Context) time.Duration {
-	if d, ok := ctx.Deadline(); ok {
-		if left := time.Until(d); left > 0 {
-			return left
-		}
-		return time.Millisecond
-	}
-	return 5 * time.Second
-}
-
-// hostPort returns host:port of a connection string ("" when it has none).
-func hostPort(conninfo string) string {
-	cfg, err := pgconn.ParseConfig(conninfo)
-	if err != nil {
-		return ""
-	}
-	return fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)
-}
-
-// sameAddr compares host:port pairs, taking localhost for 127.0.0.1.
-func sameAddr(a, b string) bool {
-	norm := func(s string) string { return strings.Replace(s, "localhost:", "127.0.0.1:", 1) }
-	return norm(a) == norm(b)
 }

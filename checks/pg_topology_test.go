@@ -9,26 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchover/switchover/internal/cluster"
-	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/internal/transport"
 )
 
-func topoTarget(sb *sandbox.Sandbox) *cluster.Target {
-	return &cluster.Target{Cluster: sb.Cluster(), Facts: &cluster.Facts{}}
-}
-
-func topoRun(t *testing.T, c Check, tg *cluster.Target) Result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return c.Run(ctx, tg)
-}
-
 func TestTopologyAndRoutesOnAHealthySandbox(t *testing.T) {
 	sb := sandboxtest.Shared(t)
-	tg := topoTarget(sb)
+	tg := sandboxTarget(sb)
 	tests := []struct {
 		name   string
 		check  Check
@@ -44,7 +31,7 @@ func TestTopologyAndRoutesOnAHealthySandbox(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := topoRun(t, tt.check, tg)
+			r := runCheck(t, tt.check, tg)
 			text := r.Observed + "\n" + r.Detail
 			if r.Status != tt.want || !strings.Contains(text, tt.saying) {
 				t.Fatalf("%s = %s: %s; want %s saying %q", tt.check.Describe(tg), r.Status, text, tt.want, tt.saying)
@@ -73,7 +60,7 @@ func TestTopologyNamesTwoPrimaries(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctl("start")
-	r := topoRun(t, &Topology{Primary: "pg1"}, topoTarget(sb))
+	r := runCheck(t, &Topology{Primary: "pg1"}, sandboxTarget(sb))
 	if r.Status != Fail || !strings.Contains(r.Observed, "2 primaries: pg1 and pg3") || !strings.Contains(r.Detail, "pg3 is a primary too") {
 		t.Fatalf("topology with pg3 promoted by hand = %s: %s\n%s; want a failure naming pg1 and pg3", r.Status, r.Observed, r.Detail)
 	}

@@ -6,10 +6,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
+	"github.com/switchover/switchover/internal/pg"
 )
 
 func init() {
@@ -36,48 +35,24 @@ type SameMajorVersion struct {
 var _ Check = (*SameMajorVersion)(nil)
 
 func newSameMajorVersion(v params.Values) (Check, error) {
-	return &SameMajorVersion{Nodes: pgBDedupe(v.Strings("nodes"))}, nil
+	return &SameMajorVersion{Nodes: dedupe(v.Strings("nodes"))}, nil
 }
 
 // Describe implements Check.
 func (c *SameMajorVersion) Describe(*cluster.Target) string {
-	return fmt.Sprintf("%s run the same PostgreSQL major version", pgBDescribeNodes(c.Nodes))
-}
-
-// pgBDescribeNodes names a list of nodes for Describe, or every node.
-func pgBDescribeNodes(nodes []string) string {
-	if len(nodes) == 0 {
-		return "all nodes"
-	}
-	return strings.Join(nodes, ", ")
-}
-
-// pgBVersion renders server_version_num: 150008 is 15.8, 90624 is 9.6.24.
-func pgBVersion(num int) string {
-	if num >= 100000 {
-		return fmt.Sprintf("%d.%d", num/10000, num%10000)
-	}
-	return fmt.Sprintf("%d.%d.%d", num/10000, num/100%100, num%100)
-}
-
-// pgBMajor renders the major version of server_version_num: 15, or 9.6.
-func pgBMajor(num int) string {
-	if num >= 100000 {
-		return fmt.Sprint(num / 10000)
-	}
-	return fmt.Sprintf("%d.%d", num/10000, num/100%100)
+	return fmt.Sprintf("%s run the same PostgreSQL major version", describeNodes(c.Nodes))
 }
 
 // Run implements Check.
 func (c *SameMajorVersion) Run(ctx context.Context, t *cluster.Target) Result {
-	names, err := pgBNodeNames(t, c.Nodes)
+	names, err := nodeNames(t, c.Nodes)
 	if err != nil {
 		return Errored(err)
 	}
-	answers := pgBAskNodes(ctx, t, names, func(ctx context.Context, conn *pgx.Conn) (int, error) {
+	answers := askNodes(ctx, t, names, func(ctx context.Context, q pg.Querier) (int, error) {
 		var num int
-		if err := conn.QueryRow(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&num); err != nil {
-			return 0, fmt.Errorf("read server_version_num: %s", pgBQueryProblem(ctx, err))
+		if err := q.QueryRow(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&num); err != nil {
+			return 0, fmt.Errorf("read server_version_num: %s", queryProblem(ctx, err))
 		}
 		return num, nil
 	})
@@ -90,8 +65,8 @@ func (c *SameMajorVersion) Run(ctx context.Context, t *cluster.Target) Result {
 			continue
 		}
 		versions[a.Node] = a.Val
-		seen = append(seen, fmt.Sprintf("%s=%s", a.Node, pgBVersion(a.Val)))
-		if m := pgBMajor(a.Val); !slices.Contains(majors, m) {
+		seen = append(seen, fmt.Sprintf("%s=%s", a.Node, serverVersion(a.Val)))
+		if m := majorVersion(a.Val); !slices.Contains(majors, m) {
 			majors = append(majors, m)
 		}
 	}

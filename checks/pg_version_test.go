@@ -7,11 +7,11 @@ import (
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 )
 
-func TestPgBSameMajorVersionOnShared(t *testing.T) {
+func TestSameMajorVersionOnShared(t *testing.T) {
 	t.Parallel()
 	sb := sandboxtest.Shared(t)
-	tg := pgBTarget(sb)
-	major, err := pgBQueryString(sb, pgBNode(t, sb, "pg1"), "SELECT (current_setting('server_version_num')::int / 10000)::text")
+	tg := sandboxTarget(sb)
+	major, err := queryString(sb, sandboxNode(t, sb, "pg1"), "SELECT (current_setting('server_version_num')::int / 10000)::text")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,7 +19,7 @@ func TestPgBSameMajorVersionOnShared(t *testing.T) {
 		t.Run(fmt.Sprint(raw), func(t *testing.T) {
 			t.Parallel()
 			c := mustBuild(t, "pg.same_major_version", raw)
-			r := pgBRun(t, c, tg)
+			r := runCheck(t, c, tg)
 			want := []string{"pg1=" + major + ".", "pg3=" + major + ".", "major " + major + " on every node"}
 			var avoid []string
 			if len(raw) == 0 {
@@ -35,16 +35,7 @@ func TestPgBSameMajorVersionOnShared(t *testing.T) {
 	}
 }
 
-func TestPgBVersionText(t *testing.T) {
-	t.Parallel()
-	for num, want := range map[int][2]string{150008: {"15.8", "15"}, 100023: {"10.23", "10"}, 90624: {"9.6.24", "9.6"}, 170000: {"17.0", "17"}} {
-		if got := [2]string{pgBVersion(num), pgBMajor(num)}; got != want {
-			t.Errorf("version text of %d = %v, want %v", num, got, want)
-		}
-	}
-}
-
-func TestPgBSameMajorVersionDescribe(t *testing.T) {
+func TestSameMajorVersionDescribe(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		raw  map[string]any

@@ -77,9 +77,8 @@ func (c *PoolerRoutesTo) Run(ctx context.Context, t *cluster.Target) Result {
 	if p == nil {
 		return Errored(fmt.Errorf("the inventory has no pooler"))
 	}
-	node, ok := t.Cluster.Nodes[c.Node]
-	if !ok {
-		return Errored(fmt.Errorf("node %q is not in the inventory", c.Node))
+	if _, err := inventoryNode(t, c.Node); err != nil {
+		return Errored(err)
 	}
 	ci, err := ClientConninfo(p)
 	if err != nil {
@@ -92,15 +91,15 @@ func (c *PoolerRoutesTo) Run(ctx context.Context, t *cluster.Target) Result {
 	if err != nil {
 		return Failed(fmt.Sprintf("a client cannot connect through the pooler: %v", err), "a connection to "+p.Database)
 	}
-	defer via.Close(context.Background())
+	defer closeConn(via)
 	if err := via.QueryRow(ctx, ask).Scan(&viaStart, &recovery, &readOnly); err != nil {
 		return Failed(fmt.Sprintf("a query through the pooler failed: %v", err), "an answer from "+c.Node)
 	}
-	direct, err := pg.Connect(ctx, node.Conninfo, timeLeft(ctx))
+	direct, err := connectNode(ctx, t, c.Node)
 	if err != nil {
-		return Errored(fmt.Errorf("%s: %w", c.Node, err))
+		return Errored(err)
 	}
-	defer direct.Close(context.Background())
+	defer closeConn(direct)
 	var ro string
 	if err := direct.QueryRow(ctx, ask).Scan(&directStart, &directRecovery, &ro); err != nil {
 		return Errored(fmt.Errorf("%s: %w", c.Node, err))

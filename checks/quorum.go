@@ -59,15 +59,11 @@ func newQuorumReachable(v params.Values) (Check, error) {
 	if c.Require != quorumMajority && c.Require != quorumAll {
 		return nil, fmt.Errorf("require %q: want majority or all", c.Require)
 	}
-	for _, n := range v.Strings("nodes") {
-		n = strings.TrimSpace(n)
-		if n == "" {
-			return nil, errors.New("nodes holds an empty name")
-		}
-		if !slices.Contains(c.Nodes, n) {
-			c.Nodes = append(c.Nodes, n)
-		}
+	nodes, err := nameList(v, "nodes")
+	if err != nil {
+		return nil, err
 	}
+	c.Nodes = nodes
 	for _, w := range v.Strings("witnesses") {
 		w = strings.TrimSpace(w)
 		if err := checkHostPort(w); err != nil {
@@ -108,7 +104,7 @@ type quorumMember struct {
 	reachable bool
 	reason    string // why it is unreachable
 	role      pg.Role
-	link      pgAReceiver // a standby's replication link
+	link      walReceiver // a standby's replication link
 	linkErr   error
 }
 
@@ -143,7 +139,7 @@ func (m quorumMember) linkDown() bool {
 
 // Run implements Check.
 func (c *QuorumReachable) Run(ctx context.Context, t *cluster.Target) Result {
-	return pgAWanted(c.run(ctx, t), c, t)
+	return withWanted(c.run(ctx, t), c, t)
 }
 
 // run evaluates the check once; Run fills in what it wanted when it
@@ -154,7 +150,7 @@ func (c *QuorumReachable) run(ctx context.Context, t *cluster.Target) Result {
 		nodes = t.Cluster.NodeNames()
 	}
 	for _, n := range nodes {
-		if _, err := pgANode(t, n); err != nil {
+		if _, err := inventoryNode(t, n); err != nil {
 			return Errored(err)
 		}
 	}
@@ -252,8 +248,8 @@ func (c *QuorumReachable) run(ctx context.Context, t *cluster.Target) Result {
 // quorumAskNode connects to a node, asks its role and, for a standby, the
 // state of its WAL receiver.
 func quorumAskNode(ctx context.Context, t *cluster.Target, m *quorumMember) {
-	conn, err := pgAConnect(ctx, t, m.name)
-	var cerr *pgAConnectError
+	conn, err := connectNode(ctx, t, m.name)
+	var cerr *connectError
 	switch {
 	case errors.As(err, &cerr) && cerr.Address != "":
 		m.reason = fmt.Sprintf("%s: %s", cerr.Address, cerr.Reason)
@@ -265,7 +261,7 @@ func quorumAskNode(ctx context.Context, t *cluster.Target, m *quorumMember) {
 		m.reason = err.Error()
 		return
 	}
-	defer pgAClose(conn)
+	defer closeConn(conn)
 	st, err := pg.Inspect(ctx, conn)
 	if err != nil {
 		m.reason = fmt.Sprintf("connected, but the server did not answer: %v", err)
@@ -273,7 +269,7 @@ func quorumAskNode(ctx context.Context, t *cluster.Target, m *quorumMember) {
 	}
 	m.reachable, m.role = true, st.Role
 	if st.Role == pg.RoleStandby {
-		m.link, m.linkErr = pgAReadReceiver(ctx, conn)
+		m.link, m.linkErr = readWALReceiver(ctx, conn)
 	}
 }
 

@@ -9,9 +9,9 @@ import (
 func TestQuorumOnSharedSandbox(t *testing.T) {
 	t.Parallel()
 	sb := sandboxtest.Shared(t)
-	tg := pgATarget(sb)
+	tg := sandboxTarget(sb)
 	closed := closedPort(t)
-	pg1 := pgAAddr(pgASandboxNode(t, sb, "pg1"))
+	pg1 := nodeAddr(sandboxNode(t, sb, "pg1"))
 	tests := []struct {
 		name string
 		raw  map[string]any
@@ -33,7 +33,7 @@ func TestQuorumOnSharedSandbox(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := pgARun(t, mustBuild(t, "quorum.reachable", tc.raw), tg)
+			r := runCheck(t, mustBuild(t, "quorum.reachable", tc.raw), tg)
 			assertResult(t, r, tc.want, tc.says, nil)
 		})
 	}
@@ -50,22 +50,22 @@ func TestQuorumRejectsABadWitness(t *testing.T) {
 // a majority remains, with two it does not.
 func TestQuorumStoppedNodes(t *testing.T) {
 	t.Parallel()
-	sb := pgANew(t)
-	tg := pgATarget(sb)
-	pgAStop(t, sb, "pg3")
+	sb := newSandbox(t)
+	tg := sandboxTarget(sb)
+	stopNode(t, sb, "pg3")
 
-	r := pgARun(t, mustBuild(t, "pg.reachable", map[string]any{"node": "pg3"}), tg)
-	assertResult(t, r, Error, []string{"connect pg3", pgAAddr(pgASandboxNode(t, sb, "pg3")), "connection refused"}, nil)
+	r := runCheck(t, mustBuild(t, "pg.reachable", map[string]any{"node": "pg3"}), tg)
+	assertResult(t, r, Error, []string{"connect pg3", nodeAddr(sandboxNode(t, sb, "pg3")), "connection refused"}, nil)
 
 	majority := mustBuild(t, "quorum.reachable", map[string]any{})
 	all := mustBuild(t, "quorum.reachable", map[string]any{"require": "all"})
-	r = pgARun(t, majority, tg)
+	r = runCheck(t, majority, tg)
 	assertResult(t, r, Pass, []string{"2 of 3 members reachable (majority needs 2)", "pg3 unreachable", "connection refused", "pg2 answered (standby, streaming"}, nil)
-	pgAHasValue(t, r, "reachable", 2)
-	r = pgARun(t, all, tg)
+	hasValue(t, r, "reachable", 2)
+	r = runCheck(t, all, tg)
 	assertResult(t, r, Fail, []string{"only 2 of 3 members reachable, all needs 3; unreachable: pg3"}, nil)
 
-	pgAStop(t, sb, "pg2")
-	r = pgARun(t, majority, tg)
+	stopNode(t, sb, "pg2")
+	r = runCheck(t, majority, tg)
 	assertResult(t, r, Fail, []string{"only 1 of 3 members reachable, majority needs 2; unreachable: pg2, pg3", "pg1 answered (primary)"}, nil)
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
 )
 
@@ -95,6 +96,60 @@ func assertResult(t *testing.T, r Result, status Status, want, avoid []string) {
 	if r.Observed == "" {
 		t.Errorf("result says nothing of what was observed")
 	}
+}
+
+// buildExpecting builds a check for a table test of New. With wantErr
+// set, New must fail with an error that says it, and buildExpecting returns
+// nil; without, New must succeed.
+func buildExpecting(t *testing.T, kind string, raw map[string]any, wantErr string) Check {
+	t.Helper()
+	c, err := build(t, kind, raw)
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("new error = %v, want one about %q", err, wantErr)
+		}
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("new: %v", err)
+	}
+	if c == nil {
+		t.Fatal("new returned no check")
+	}
+	return c
+}
+
+// runTimed runs a check with a context that ends after timeout (testTimeout
+// when 0), and fails the test when the check overstays it.
+func runTimed(t *testing.T, c Check, tg *cluster.Target, timeout time.Duration) Result {
+	t.Helper()
+	start := time.Now()
+	r := c.Run(testCtx(t, timeout), tg)
+	if took := time.Since(start); timeout > 0 && took > timeout+2*time.Second {
+		t.Errorf("run took %s, past its %s ctx", took, timeout)
+	}
+	return r
+}
+
+// serveTCP listens on 127.0.0.1 until the test ends, handing each
+// connection to handle in a goroutine of its own, and returns the address.
+func serveTCP(t *testing.T, handle func(conn net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go handle(conn)
+		}
+	}()
+	return l.Addr().String()
 }
 
 // closedPort returns a 127.0.0.1 address on which nothing listens.
@@ -199,75 +254,4 @@ func writePEM(t *testing.T, certs ...*testCert) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-// ourKinds are the kinds this set of files registers.
-var ourKinds = []string{"exec", "tcp.reachable", "http.ok", "dns.resolves", "tls.certificate"}
-
-func TestRegistrationDocs(t *testing.T) {
-	t.Parallel()
-	for _, kind := range ourKinds {
-		t.Run(kind, func(t *testing.T) {
-			t.Parallel()
-			def, ok := Lookup(kind)
-			if !ok {
-				t.Fatalf("%q is not registered", kind)
-			}
-			if def.Kind != kind {
-				t.Errorf("definition kind = %q, want %q", def.Kind, kind)
-			}
-			if strings.TrimSpace(def.Doc) == "" || strings.Contains(def.Doc, "\n") {
-				t.Errorf("doc %q: want one non-empty line", def.Doc)
-			}
-			if def.New == nil {
-				t.Fatal("no New")
-			}
-			if len(def.Params) == 0 {
-				t.Fatal("no parameters declared")
-			}
-			seen := map[string]bool{}
-			raw := map[string]params.Raw{}
-			for _, p := range def.Params {
-				if seen[p.Name] {
-					t.Errorf("parameter %q declared twice", p.Name)
-				}
-				seen[p.Name] = true
-				if strings.TrimSpace(p.Doc) == "" {
-					t.Errorf("parameter %q has no doc", p.Name)
-				}
-				if p.Type == params.Unknown {
-					t.Errorf("parameter %q has no type", p.Name)
-				}
-				if p.Required && p.Default != "" {
-					t.Errorf("parameter %q is required and has a default", p.Name)
-				}
-				if p.Required {
-					raw[p.Name] = params.Raw{Scalar: requiredSample[kind+"."+p.Name]}
-				}
-			}
-			// Decoding with only the required parameters applies every
-			// default (Decode panics on a bad one) and must build a check
-			// that describes itself.
-			vals, probs := params.Decode(def.Params, raw)
-			if len(probs) > 0 {
-				t.Fatalf("decode with required parameters: %v", probs)
-			}
-			c, err := def.New(vals)
-			if err != nil {
-				t.Fatalf("new with defaults: %v", err)
-			}
-			if d := c.Describe(nil); d == "" {
-				t.Error("describe is empty")
-			}
-		})
-	}
-}
-
-// requiredSample holds a valid value for each required parameter.
-var requiredSample = map[string]string{
-	"exec.command":            "true",
-	"tcp.reachable.address":   "127.0.0.1:5432",
-	"http.ok.url":             "http://127.0.0.1:8008/primary",
-	"dns.resolves.name":       "localhost",
-	"tls.certificate.address": "127.0.0.1:5432",
 }

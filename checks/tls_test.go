@@ -19,25 +19,13 @@ import (
 // connection is handshaken and closed.
 func serveTLS(t *testing.T, cert tls.Certificate) string {
 	t.Helper()
-	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				_ = conn.SetDeadline(time.Now().Add(testTimeout))
-				_ = conn.(*tls.Conn).Handshake()
-			}()
-		}
-	}()
-	return l.Addr().String()
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+	return serveTCP(t, func(conn net.Conn) {
+		tc := tls.Server(conn, cfg)
+		defer tc.Close()
+		_ = tc.SetDeadline(time.Now().Add(testTimeout))
+		_ = tc.Handshake()
+	})
 }
 
 // fakePostgres imitates the start of a PostgreSQL connection: it reads the
@@ -50,64 +38,39 @@ type fakePostgres struct {
 
 func startFakePostgres(t *testing.T, answer byte, cert tls.Certificate) *fakePostgres {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	f := &fakePostgres{addr: l.Addr().String(), requests: make(chan struct{}, 16)}
+	f := &fakePostgres{requests: make(chan struct{}, 16)}
 	want := make([]byte, 8)
 	binary.BigEndian.PutUint32(want[0:4], 8)
 	binary.BigEndian.PutUint32(want[4:8], 80877103)
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				_ = conn.SetDeadline(time.Now().Add(testTimeout))
-				got := make([]byte, 8)
-				if _, err := io.ReadFull(conn, got); err != nil || !bytes.Equal(got, want) {
-					return // a real server would drop a bad startup packet
-				}
-				f.requests <- struct{}{}
-				if _, err := conn.Write([]byte{answer}); err != nil || answer != 'S' {
-					return
-				}
-				_ = tls.Server(conn, &tls.Config{Certificates: []tls.Certificate{cert}}).Handshake()
-			}()
+	f.addr = serveTCP(t, func(conn net.Conn) {
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(testTimeout))
+		got := make([]byte, 8)
+		if _, err := io.ReadFull(conn, got); err != nil || !bytes.Equal(got, want) {
+			return // a real server would drop a bad startup packet
 		}
-	}()
+		f.requests <- struct{}{}
+		if _, err := conn.Write([]byte{answer}); err != nil || answer != 'S' {
+			return
+		}
+		_ = tls.Server(conn, &tls.Config{Certificates: []tls.Certificate{cert}}).Handshake()
+	})
 	return f
 }
 
 // silentServer accepts connections and never says a word.
 func silentServer(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	done := make(chan struct{})
-	t.Cleanup(func() { close(done); _ = l.Close() })
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				select {
-				case <-done:
-				case <-time.After(testTimeout):
-				}
-			}()
+	addr := serveTCP(t, func(conn net.Conn) {
+		defer conn.Close()
+		select {
+		case <-done:
+		case <-time.After(testTimeout):
 		}
-	}()
-	return l.Addr().String()
+	})
+	t.Cleanup(func() { close(done) })
+	return addr
 }
 
 func TestTLSCertificateRun(t *testing.T) {
@@ -212,11 +175,7 @@ func TestTLSCertificateRun(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := mustBuild(t, "tls.certificate", tc.raw)
-			start := time.Now()
-			r := c.Run(testCtx(t, tc.timeout), nil)
-			if tc.timeout > 0 && time.Since(start) > tc.timeout+2*time.Second {
-				t.Errorf("run took %s, past its %s ctx", time.Since(start), tc.timeout)
-			}
+			r := runTimed(t, c, nil, tc.timeout)
 			assertResult(t, r, tc.status, tc.want, tc.avoid)
 			if tc.pg != nil {
 				select {
@@ -285,15 +244,9 @@ func TestTLSCertificateNew(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c, err := build(t, "tls.certificate", tc.raw)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Errorf("new error = %v, want one about %q", err, tc.wantErr)
-				}
+			c := buildExpecting(t, "tls.certificate", tc.raw, tc.wantErr)
+			if c == nil {
 				return
-			}
-			if err != nil {
-				t.Fatalf("new: %v", err)
 			}
 			if got := *c.(*TLSCertificate); got != tc.want {
 				t.Errorf("new = %+v, want %+v", got, tc.want)

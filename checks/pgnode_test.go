@@ -1,0 +1,79 @@
+package checks
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestSameEndpoint(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t, 0)
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"127.0.0.1:5432", "127.0.0.1:5432", true},
+		{"localhost:5432", "127.0.0.1:5432", true},
+		{"[::1]:5432", "localhost:5432", true},
+		{"::1:5432", "[::1]:5432", true}, // pg.Inspect's form of an IPv6 upstream
+		{"127.0.0.1:5432", "127.0.0.1:5433", false},
+		{"10.0.0.5:5432", "10.0.0.6:5432", false},
+		{"DB1.example:5432", "db1.example:5432", true},
+		{"/var/run/postgresql:5432", "/var/run/postgresql:5432", true},
+		{"/var/run/postgresql:5432", "localhost:5432", false},
+		{"", "127.0.0.1:5432", false},
+		{"127.0.0.1", "127.0.0.1:5432", false},
+	}
+	for _, tc := range tests {
+		if got := sameEndpoint(ctx, tc.a, tc.b); got != tc.want {
+			t.Errorf("sameEndpoint(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+	if !matchesEndpoint(ctx, "localhost:5432", []string{"10.0.0.5:5432", "127.0.0.1:5432"}) {
+		t.Error("matchesEndpoint missed the second endpoint")
+	}
+	if matchesEndpoint(ctx, "", []string{"127.0.0.1:5432"}) {
+		t.Error("matchesEndpoint matched an empty address")
+	}
+}
+
+func TestConninfoEndpoints(t *testing.T) {
+	t.Parallel()
+	eps, err := conninfoEndpoints("host=db1,db2 port=5432,5433 user=x password=secret")
+	if err != nil || strings.Join(eps, " ") != "db1:5432 db2:5433" {
+		t.Errorf("conninfoEndpoints = %v, %v; want db1:5432 db2:5433", eps, err)
+	}
+	if _, err := conninfoEndpoints("host='unterminated password=secret"); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("conninfoEndpoints of a bad string: %v; want an error without the password", err)
+	}
+}
+
+func TestVersionText(t *testing.T) {
+	t.Parallel()
+	for num, want := range map[int][2]string{150008: {"15.8", "15"}, 100023: {"10.23", "10"}, 90624: {"9.6.24", "9.6"}, 170000: {"17.0", "17"}} {
+		if got := [2]string{serverVersion(num), majorVersion(num)}; got != want {
+			t.Errorf("version text of %d = %v, want %v", num, got, want)
+		}
+	}
+}
+
+func TestDedupeAndDescribeNodes(t *testing.T) {
+	t.Parallel()
+	got := dedupe([]string{" pg1", "pg2", "", "pg1 ", "pg3", "pg2"})
+	if strings.Join(got, ",") != "pg1,pg2,pg3" {
+		t.Errorf("dedupe = %q, want pg1, pg2, pg3", got)
+	}
+	if got := describeNodes(nil); got != "all nodes" {
+		t.Errorf("describeNodes(nil) = %q", got)
+	}
+	if got := describeNodes([]string{"pg1", "pg2"}); got != "pg1, pg2" {
+		t.Errorf("describeNodes = %q", got)
+	}
+}
+
+func TestOneLine(t *testing.T) {
+	t.Parallel()
+	if got, want := oneLine("first  line\n\tsecond line\n\n"), "first line; second line"; got != want {
+		t.Errorf("oneLine = %q, want %q", got, want)
+	}
+}
