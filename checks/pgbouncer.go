@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/pg"
@@ -41,46 +39,18 @@ func (c *PoolerRoutesTo) Describe(t *cluster.Target) string {
 	return fmt.Sprintf("through the pooler, %s reaches %s, writable", db, c.Node)
 }
 
-// ClientConninfo is how a client reaches the pooler's database: the admin
-// connection string with the client-facing database instead.
-func ClientConninfo(p *cluster.Pooler) (string, error) {
-	cfg, err := pgconn.ParseConfig(p.Admin)
-	if err != nil {
-		return "", fmt.Errorf("pooler admin connection string: %w", err)
-	}
-	s := fmt.Sprintf("host=%s port=%d user=%s dbname=%s", cfg.Host, cfg.Port, cfg.User, p.Database)
-	if cfg.Password != "" {
-		s += " password=" + quoteConninfo(cfg.Password)
-	}
-	if cfg.TLSConfig == nil {
-		s += " sslmode=disable"
-	}
-	return s, nil
-}
-
-func quoteConninfo(v string) string {
-	out := []rune{'\''}
-	for _, r := range v {
-		if r == '\'' || r == '\\' {
-			out = append(out, '\\')
-		}
-		out = append(out, r)
-	}
-	return string(append(out, '\''))
-}
-
 // Run implements Check. The server behind the pooler is identified by its
 // postmaster start time, asked through the pooler and of the node directly:
 // addresses and ports alone cannot tell nodes apart that all listen on 5432.
 func (c *PoolerRoutesTo) Run(ctx context.Context, t *cluster.Target) Result {
 	p := t.Cluster.Pooler
 	if p == nil {
-		return Errored(fmt.Errorf("the inventory has no pooler"))
+		return Passed("no pooler in the inventory: clients connect to the nodes directly")
 	}
 	if _, err := inventoryNode(t, c.Node); err != nil {
 		return Errored(err)
 	}
-	ci, err := ClientConninfo(p)
+	ci, err := p.ClientConninfo()
 	if err != nil {
 		return Errored(err)
 	}

@@ -103,6 +103,7 @@ type engine struct {
 	red     *secret.Redactor
 	approve map[string]bool
 	facts   *cluster.Facts
+	session *cluster.Session // what steps keep across steps; released when the run returns
 
 	mu   sync.Mutex
 	seq  int
@@ -168,6 +169,7 @@ func newEngine(p *Plan, o Options) (*engine, error) {
 		}
 	}
 	e.red.Add(os.Getenv("PGPASSWORD"))
+	e.session = &cluster.Session{}
 	e.facts = &cluster.Facts{OnSet: func(k, v string) {
 		_ = e.emit(Event{Type: EventFact, Step: e.curName(), Fact: &Fact{Key: k, Value: v}})
 	}}
@@ -273,7 +275,7 @@ func (e *engine) runInfo() *RunInfo {
 }
 
 func (e *engine) target() *cluster.Target {
-	return &cluster.Target{Cluster: e.p.Cluster, Facts: e.facts, Output: func(line string) {
+	return &cluster.Target{RunID: e.runID, Cluster: e.p.Cluster, Facts: e.facts, Session: e.session, Output: func(line string) {
 		_ = e.emit(Event{Type: EventOutput, Section: e.cur.Section, Step: e.cur.Name, Output: line})
 	}}
 }
@@ -299,6 +301,7 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer e.session.CloseAll()
 	e.runID = NewRunID(e.o.now())
 	res := &Result{RunID: e.runID}
 	var lock *clusterLock

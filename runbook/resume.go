@@ -51,6 +51,7 @@ func Resume(ctx context.Context, p *Plan, id string, o Options) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
+	defer e.session.CloseAll()
 	rec, err := ReadRun(e.o.JournalDir, id)
 	if err != nil {
 		return nil, err

@@ -50,9 +50,22 @@ func init() {
 }
 
 // pooler returns the inventory's pooler, which must be a PgBouncer.
+// errNoPooler: the inventory has no pooler, so clients connect to the
+// nodes directly and the pooler steps have nothing to do.
+var errNoPooler = errors.New("the inventory has no pooler")
+
+// skipNoPooler says so and succeeds when err is errNoPooler.
+func skipNoPooler(t *cluster.Target, err error, what string) bool {
+	if !errors.Is(err, errNoPooler) {
+		return false
+	}
+	t.Print("no pooler in the inventory: clients connect to the nodes directly; nothing to " + what)
+	return true
+}
+
 func pooler(t *cluster.Target) (*cluster.Pooler, error) {
 	if t == nil || t.Cluster == nil || t.Cluster.Pooler == nil {
-		return nil, errors.New("the inventory has no pooler")
+		return nil, errNoPooler
 	}
 	p := t.Cluster.Pooler
 	if p.Kind != "" && p.Kind != "pgbouncer" {
@@ -162,6 +175,9 @@ func (s *PgBouncerPause) Describe(t *cluster.Target) Effect {
 // Apply implements Step.
 func (s *PgBouncerPause) Apply(ctx context.Context, t *cluster.Target) error {
 	p, err := pooler(t)
+	if skipNoPooler(t, err, "pause") {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("pause pgbouncer: %w", err)
 	}
@@ -218,6 +234,9 @@ func (s *PgBouncerResume) Describe(t *cluster.Target) Effect {
 // Apply implements Step.
 func (s *PgBouncerResume) Apply(ctx context.Context, t *cluster.Target) error {
 	p, err := pooler(t)
+	if skipNoPooler(t, err, "resume") {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("resume pgbouncer: %w", err)
 	}
@@ -286,6 +305,9 @@ func (s *PgBouncerRepoint) Describe(t *cluster.Target) Effect {
 func (s *PgBouncerRepoint) Apply(ctx context.Context, t *cluster.Target) error {
 	fail := func(err error) error { return fmt.Errorf("repoint pgbouncer to %q: %w", s.To, err) }
 	p, err := pooler(t)
+	if skipNoPooler(t, err, "repoint") {
+		return nil
+	}
 	if err != nil {
 		return fail(err)
 	}

@@ -7,7 +7,10 @@ package cluster
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/switchover/switchover/internal/transport"
 )
@@ -59,6 +62,31 @@ type Pooler struct {
 	Database string // the client-facing database entry
 	Config   string // path of the pooler's configuration file
 	Host     Host
+}
+
+// ClientConninfo is how a client reaches the pooler's database: the admin
+// connection string with the client-facing database instead.
+func (p *Pooler) ClientConninfo() (string, error) {
+	cfg, err := pgconn.ParseConfig(p.Admin)
+	if err != nil {
+		return "", fmt.Errorf("pooler admin connection string: %w", err)
+	}
+	s := fmt.Sprintf("host=%s port=%d user=%s dbname=%s", cfg.Host, cfg.Port, quoteValue(cfg.User), quoteValue(p.Database))
+	if cfg.Password != "" {
+		s += " password=" + quoteValue(cfg.Password)
+	}
+	if cfg.TLSConfig == nil {
+		s += " sslmode=disable"
+	}
+	return s, nil
+}
+
+// quoteValue quotes a libpq connection string value.
+func quoteValue(v string) string {
+	if v != "" && !strings.ContainsAny(v, " '\\") {
+		return v
+	}
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
 
 // Manager is the cluster manager that could fail over on its own.
@@ -142,11 +170,63 @@ func (f *Facts) Get(key string) (string, bool) {
 	return v, ok
 }
 
+// Session holds what lives across the steps of one run in this process,
+// such as a canary writer started by one step and stopped by another. It
+// is not journaled: a resumed run starts with an empty session.
+type Session struct {
+	mu sync.Mutex
+	m  map[string]any
+}
+
+// Put keeps a value under key.
+func (s *Session) Put(key string, v any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]any{}
+	}
+	s.m[key] = v
+}
+
+// Take returns the value under key and forgets it.
+func (s *Session) Take(key string) (any, bool) {
+	if s == nil {
+		return nil, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[key]
+	delete(s.m, key)
+	return v, ok
+}
+
+// Closer is a session value that must be released when the run ends.
+type Closer interface{ Close() }
+
+// CloseAll releases what is left in the session: the engine calls it when
+// a run returns, so nothing a step started outlives the run.
+func (s *Session) CloseAll() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	vals := s.m
+	s.m = nil
+	s.mu.Unlock()
+	for _, v := range vals {
+		if c, ok := v.(Closer); ok {
+			c.Close()
+		}
+	}
+}
+
 // Target is what a check or a step acts on: the cluster, the facts of the
 // run, and a place to report output as it comes.
 type Target struct {
+	RunID   string
 	Cluster *Cluster
 	Facts   *Facts
+	Session *Session
 	// Output receives a line of action output as it is produced; may be nil.
 	Output func(line string)
 }

@@ -1,0 +1,253 @@
+// Package canary measures what a switchover costs clients. A writer commits
+// a heartbeat row every few milliseconds through the client-facing endpoint
+// (the pooler, or a multi-host connection string that finds the primary),
+// remembers every acknowledged id and every error with its time, and at the
+// end reports the longest gap between two acknowledged commits (the
+// write-unavailability window), the client errors, and the acknowledged
+// commits missing on the primary afterwards: those are lost.
+package canary
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchover/switchover/internal/pg"
+)
+
+// DefaultTable is where heartbeats go; the writer creates and drops it.
+const DefaultTable = "switchover_canary"
+
+// Options set up a writer.
+type Options struct {
+	Conninfo string        // the client-facing endpoint
+	Interval time.Duration // between commits; default 5ms
+	Table    string        // default DefaultTable
+	RunID    string        // tags the rows, so a leftover table from another run cannot confuse the count
+}
+
+var tableName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// ack is one acknowledged commit.
+type ack struct {
+	id int64
+	at time.Time
+}
+
+// ClientError is one failed attempt to connect or commit.
+type ClientError struct {
+	At  time.Time
+	Err string
+}
+
+// Writer commits heartbeats until it is stopped.
+type Writer struct {
+	o       Options
+	started time.Time
+	stop    chan struct{}
+	done    chan struct{}
+	mu      sync.Mutex
+	acks    []ack
+	errs    []ClientError
+	once    sync.Once
+}
+
+// Report is what a writer saw.
+type Report struct {
+	Acked      int
+	Errors     int
+	ErrorKinds []string // distinct error messages, at most five
+	Window     time.Duration
+	WindowFrom time.Time // the last acknowledged commit before the longest gap
+	WindowTo   time.Time // the first one after it
+	Lost       []int64   // acknowledged ids missing on the primary afterwards
+	Ran        time.Duration
+}
+
+// Start creates the heartbeat table through the endpoint and starts
+// writing. The table is an ordinary, logged one: it must replicate like the
+// application's own data, or a lost commit could not be told from a table
+// that never reached the standby.
+func Start(ctx context.Context, o Options) (*Writer, error) {
+	if o.Interval <= 0 {
+		o.Interval = 5 * time.Millisecond
+	}
+	if o.Table == "" {
+		o.Table = DefaultTable
+	}
+	if !tableName.MatchString(o.Table) {
+		return nil, fmt.Errorf("canary table %q: want a plain lower-case name", o.Table)
+	}
+	conn, err := pg.ConnectPooled(ctx, o.Conninfo)
+	if err != nil {
+		return nil, fmt.Errorf("canary: connect to the endpoint: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
+		id bigint NOT NULL, run_id text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp(),
+		PRIMARY KEY (run_id, id))`, o.Table)); err != nil {
+		return nil, fmt.Errorf("canary: create table %s: %w", o.Table, err)
+	}
+	w := &Writer{o: o, started: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+	go w.loop()
+	return w, nil
+}
+
+// statementLimit bounds one heartbeat: a commit that takes longer counts
+// as an error, and the gap shows it.
+const statementLimit = 10 * time.Second
+
+func (w *Writer) loop() {
+	defer close(w.done)
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+	}()
+	insert := fmt.Sprintf("INSERT INTO %s (id, run_id) VALUES ($1, $2)", w.o.Table)
+	var id int64
+	for {
+		select {
+		case <-w.stop:
+			return
+		default:
+		}
+		if conn == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			c, err := pg.ConnectPooled(ctx, w.o.Conninfo)
+			cancel()
+			if err != nil {
+				w.fail(err)
+				w.pause(time.Millisecond)
+				continue
+			}
+			conn = c
+		}
+		id++
+		ctx, cancel := context.WithTimeout(context.Background(), statementLimit)
+		_, err := conn.Exec(ctx, insert, id, w.o.RunID)
+		cancel()
+		if err != nil {
+			w.fail(err)
+			conn.Close(context.Background())
+			conn = nil
+			continue
+		}
+		w.mu.Lock()
+		w.acks = append(w.acks, ack{id: id, at: time.Now()})
+		w.mu.Unlock()
+		w.pause(w.o.Interval)
+	}
+}
+
+func (w *Writer) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.errs = append(w.errs, ClientError{At: time.Now(), Err: oneLine(err.Error())})
+}
+
+func (w *Writer) pause(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-w.stop:
+	}
+}
+
+// Close stops writing without verifying: for a run that ends before its
+// canary.stop step. It is safe to call more than once.
+func (w *Writer) Close() {
+	w.once.Do(func() { close(w.stop) })
+	<-w.done
+}
+
+// Stop stops writing, checks every acknowledged commit against the
+// endpoint (which by then reaches the new primary), drops the table and
+// reports.
+func (w *Writer) Stop(ctx context.Context) (Report, error) {
+	w.Close()
+	w.mu.Lock()
+	acks := append([]ack(nil), w.acks...)
+	errs := append([]ClientError(nil), w.errs...)
+	w.mu.Unlock()
+	r := Report{Acked: len(acks), Errors: len(errs), Ran: time.Since(w.started)}
+	for i := 1; i < len(acks); i++ {
+		if gap := acks[i].at.Sub(acks[i-1].at); gap > r.Window {
+			r.Window, r.WindowFrom, r.WindowTo = gap, acks[i-1].at, acks[i].at
+		}
+	}
+	seen := map[string]bool{}
+	for _, e := range errs {
+		if !seen[e.Err] && len(r.ErrorKinds) < 5 {
+			seen[e.Err] = true
+			r.ErrorKinds = append(r.ErrorKinds, e.Err)
+		}
+	}
+	lost, err := w.verify(ctx, acks)
+	if err != nil {
+		return r, fmt.Errorf("canary: could not check the %d acknowledged commits on the primary: %w", len(acks), err)
+	}
+	r.Lost = lost
+	return r, nil
+}
+
+// verify returns the acknowledged ids missing on the endpoint, then drops
+// the table.
+func (w *Writer) verify(ctx context.Context, acks []ack) ([]int64, error) {
+	var conn *pgx.Conn
+	var err error
+	// The endpoint may still be settling (a pooler reconnecting to the new
+	// primary): try for a few seconds.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		conn, err = pg.ConnectPooled(cctx, w.o.Conninfo)
+		cancel()
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, fmt.Sprintf("SELECT id FROM %s WHERE run_id = $1", w.o.Table), w.o.RunID)
+	if err != nil {
+		return nil, err
+	}
+	have := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		have[id] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var lost []int64
+	for _, a := range acks {
+		if !have[a.id] {
+			lost = append(lost, a.id)
+		}
+	}
+	sort.Slice(lost, func(i, j int) bool { return lost[i] < lost[j] })
+	if _, err := conn.Exec(ctx, fmt.Sprintf("DROP TABLE IF EXISTS %s", w.o.Table)); err != nil {
+		return lost, fmt.Errorf("drop table %s: %w", w.o.Table, err)
+	}
+	return lost, nil
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -1,0 +1,93 @@
+package canary_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/switchover/switchover/internal/canary"
+	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+)
+
+func TestMain(m *testing.M) { sandboxtest.Main(m) }
+
+func waitAcks(t *testing.T, d time.Duration) { t.Helper(); time.Sleep(d) }
+
+// Writes stopped for a known interval (the pooler paused) show as a write
+// gap of that length, within a few milliseconds, and nothing is lost.
+func TestCanaryMeasuresAPausedPooler(t *testing.T) {
+	sb := sandboxtest.Shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	w, err := canary.Start(ctx, canary.Options{Conninfo: sb.ClientConninfo(), RunID: "pause-test", Table: "canary_pause_test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAcks(t, 300*time.Millisecond)
+	admin, err := pg.ConnectAdmin(ctx, sb.AdminConninfo())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	paused := time.Now()
+	if _, err := admin.Exec(ctx, "PAUSE app"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if _, err := admin.Exec(ctx, "RESUME app"); err != nil {
+		t.Fatal(err)
+	}
+	held := time.Since(paused)
+	waitAcks(t, 300*time.Millisecond)
+	r, err := w.Stop(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("pooler held %s; canary: %d acked, %d errors, window %s", held, r.Acked, r.Errors, r.Window)
+	if r.Acked < 50 {
+		t.Fatalf("only %d commits acknowledged", r.Acked)
+	}
+	if diff := r.Window - held; diff < -10*time.Millisecond || diff > 15*time.Millisecond {
+		t.Fatalf("window %s, but the pooler was paused for %s: off by %s", r.Window, held, diff)
+	}
+	if r.Errors != 0 || len(r.Lost) != 0 {
+		t.Fatalf("%d errors, lost %v; want none: a paused pooler makes clients wait, not fail", r.Errors, r.Lost)
+	}
+	if !r.WindowFrom.Before(r.WindowTo) || r.WindowTo.Sub(r.WindowFrom) != r.Window {
+		t.Fatalf("window from %s to %s does not match %s", r.WindowFrom, r.WindowTo, r.Window)
+	}
+}
+
+// An acknowledged heartbeat missing afterwards is reported lost.
+func TestCanaryReportsALostCommit(t *testing.T) {
+	sb := sandboxtest.Shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	w, err := canary.Start(ctx, canary.Options{Conninfo: sb.ClientConninfo(), RunID: "lost-test", Table: "canary_lost_test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAcks(t, 200*time.Millisecond)
+	pg1, _ := sb.Node("pg1")
+	c, err := pg.Connect(ctx, sb.Conninfo(pg1, "app"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var gone int64
+	if err := c.QueryRow(ctx, "DELETE FROM canary_lost_test WHERE id = (SELECT min(id) FROM canary_lost_test) RETURNING id").Scan(&gone); err != nil {
+		t.Fatal(err)
+	}
+	r, err := w.Stop(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Lost) != 1 || r.Lost[0] != gone {
+		t.Fatalf("lost %v, want exactly [%d], the row deleted behind the canary's back", r.Lost, gone)
+	}
+	var exists bool
+	if err := c.QueryRow(ctx, "SELECT to_regclass('canary_lost_test') IS NOT NULL").Scan(&exists); err != nil || exists {
+		t.Fatalf("the canary's table is still there (%v, %v): it must be dropped", exists, err)
+	}
+}

@@ -1,0 +1,195 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/switchover/switchover/internal/canary"
+	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/params"
+)
+
+// sessionCanary is where canary.start leaves its writer for canary.stop.
+const sessionCanary = "canary"
+
+func init() {
+	Register(Definition{
+		Kind: "canary.start",
+		Doc:  "starts committing a heartbeat row every few milliseconds through the client-facing endpoint",
+		Params: []params.Spec{
+			{Name: "via", Type: params.String, Default: "auto", Enum: []string{"auto", "pooler", "direct"},
+				Doc: "pooler: through the inventory's pooler; direct: a multi-host connection string over every node with target_session_attrs=read-write; auto: the pooler when there is one"},
+			{Name: "conninfo", Type: params.String, Doc: "the endpoint to write through, instead of via"},
+			{Name: "database", Type: params.String, Doc: "database for direct writes; default the first node's dbname"},
+			{Name: "interval", Type: params.Duration, Default: "5ms", Doc: "time between heartbeats"},
+			{Name: "table", Type: params.String, Default: canary.DefaultTable, Doc: "heartbeat table, created and dropped by the canary"},
+		},
+		New: func(v params.Values) (Step, error) {
+			return &CanaryStart{Via: v.String("via"), Conninfo: v.String("conninfo"), Database: v.String("database"),
+				Interval: v.Duration("interval"), Table: v.String("table")}, nil
+		},
+	})
+	Register(Definition{
+		Kind: "canary.stop",
+		Doc:  "stops the canary, checks every acknowledged heartbeat on the primary, and fails when one is lost",
+		New:  func(params.Values) (Step, error) { return &CanaryStop{}, nil },
+	})
+}
+
+// CanaryStart starts a canary writer for the rest of the run.
+type CanaryStart struct {
+	Via      string
+	Conninfo string
+	Database string
+	Interval time.Duration
+	Table    string
+}
+
+var _ Step = (*CanaryStart)(nil)
+
+// endpoint is the connection string the canary writes through.
+func (c *CanaryStart) endpoint(t *cluster.Target) (string, string, error) {
+	if c.Conninfo != "" {
+		return c.Conninfo, "the given connection string", nil
+	}
+	if t == nil || t.Cluster == nil {
+		return "", "", errors.New("no inventory")
+	}
+	p := t.Cluster.Pooler
+	switch {
+	case c.Via == "pooler" && p == nil:
+		return "", "", errors.New("via pooler, but the inventory has no pooler")
+	case c.Via != "direct" && p != nil:
+		ci, err := p.ClientConninfo()
+		return ci, "the pooler", err
+	}
+	ci, err := MultiHostConninfo(t.Cluster, c.Database)
+	return ci, "every node, read-write one", err
+}
+
+// MultiHostConninfo is a connection string over every node of the
+// cluster that connects to whichever accepts writes: what a client without
+// a pooler uses to find the primary after a switchover.
+func MultiHostConninfo(c *cluster.Cluster, database string) (string, error) {
+	var hosts, ports []string
+	var first *pgconn.Config
+	for _, name := range c.NodeNames() {
+		cfg, err := pgconn.ParseConfig(c.Nodes[name].Conninfo)
+		if err != nil {
+			return "", fmt.Errorf("node %q: conninfo: %w", name, err)
+		}
+		if first == nil {
+			first = cfg
+		}
+		hosts = append(hosts, cfg.Host)
+		ports = append(ports, strconv.Itoa(int(cfg.Port)))
+	}
+	if first == nil {
+		return "", errors.New("the inventory has no nodes")
+	}
+	if database == "" {
+		database = first.Database
+	}
+	s := fmt.Sprintf("host=%s port=%s user=%s dbname=%s target_session_attrs=read-write connect_timeout=2",
+		strings.Join(hosts, ","), strings.Join(ports, ","), quoteConninfoValue(first.User), quoteConninfoValue(database))
+	if first.Password != "" {
+		s += " password=" + quoteConninfoValue(first.Password)
+	}
+	if first.TLSConfig == nil {
+		s += " sslmode=disable"
+	}
+	return s, nil
+}
+
+// Describe implements Step.
+func (c *CanaryStart) Describe(t *cluster.Target) Effect {
+	ci, how, err := c.endpoint(t)
+	if err != nil {
+		ci = "<" + err.Error() + ">"
+	}
+	return Effect{Node: "client endpoint (" + how + ")",
+		Command: fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (...); then every %s: INSERT INTO %s (id, run_id) VALUES (n, run) through %s",
+			c.Table, c.Interval, c.Table, ci),
+		Changes: fmt.Sprintf("creates table %s and writes a small row every %s until canary.stop, which drops it", c.Table, c.Interval)}
+}
+
+// Apply implements Step.
+func (c *CanaryStart) Apply(ctx context.Context, t *cluster.Target) error {
+	ci, how, err := c.endpoint(t)
+	if err != nil {
+		return fmt.Errorf("canary: %w", err)
+	}
+	if t.Session == nil {
+		return errors.New("canary: no run session to keep the writer in")
+	}
+	if old, ok := t.Session.Take(sessionCanary); ok {
+		old.(*canary.Writer).Close()
+	}
+	runID := t.RunID
+	if runID == "" {
+		runID = time.Now().UTC().Format("20060102T150405.000000000")
+	}
+	w, err := canary.Start(ctx, canary.Options{Conninfo: ci, Interval: c.Interval, Table: c.Table, RunID: runID})
+	if err != nil {
+		return err
+	}
+	t.Session.Put(sessionCanary, w)
+	t.Facts.Set("canary.endpoint", how)
+	t.Print(fmt.Sprintf("canary writing a heartbeat every %s into %s through %s", c.Interval, c.Table, how))
+	return nil
+}
+
+// CanaryStop stops the run's canary and reports what clients saw.
+type CanaryStop struct{}
+
+var _ Step = (*CanaryStop)(nil)
+
+// Describe implements Step.
+func (c *CanaryStop) Describe(*cluster.Target) Effect {
+	return Effect{Node: "client endpoint",
+		Command: "stop the heartbeats; SELECT id FROM <table> WHERE run_id = <run> on the primary; compare with every acknowledged id; DROP TABLE <table>",
+		Changes: "drops the canary's table; fails the step when an acknowledged heartbeat is missing"}
+}
+
+// Apply implements Step.
+func (c *CanaryStop) Apply(ctx context.Context, t *cluster.Target) error {
+	v, ok := t.Session.Take(sessionCanary)
+	if !ok {
+		t.Print("no canary runs in this process (it did not start, or the run was resumed): nothing to report")
+		return nil
+	}
+	r, err := v.(*canary.Writer).Stop(ctx)
+	set := func(k, v string) { t.Facts.Set("canary."+k, v) }
+	set("acked", strconv.Itoa(r.Acked))
+	set("errors", strconv.Itoa(r.Errors))
+	set("window_ms", strconv.FormatFloat(float64(r.Window.Microseconds())/1000, 'f', 1, 64))
+	if !r.WindowFrom.IsZero() {
+		set("window_from", r.WindowFrom.UTC().Format(time.RFC3339Nano))
+		set("window_to", r.WindowTo.UTC().Format(time.RFC3339Nano))
+	}
+	t.Print(fmt.Sprintf("canary: %d commits acknowledged in %s, %d client errors, longest write gap %s",
+		r.Acked, r.Ran.Round(time.Millisecond), r.Errors, r.Window.Round(100*time.Microsecond)))
+	for _, k := range r.ErrorKinds {
+		t.Print("  client error: " + k)
+	}
+	if err != nil {
+		return err
+	}
+	set("lost", strconv.Itoa(len(r.Lost)))
+	if len(r.Lost) > 0 {
+		ids := make([]string, 0, min(len(r.Lost), 20))
+		for _, id := range r.Lost[:min(len(r.Lost), 20)] {
+			ids = append(ids, strconv.FormatInt(id, 10))
+		}
+		set("lost_ids", strings.Join(ids, ","))
+		return fmt.Errorf("canary: %d acknowledged commits are missing on the primary (ids %s)", len(r.Lost), strings.Join(ids, ", "))
+	}
+	t.Print(fmt.Sprintf("canary: all %d acknowledged commits are on the primary; 0 lost", r.Acked))
+	return nil
+}
