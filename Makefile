@@ -3,7 +3,7 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN := bin/switchover
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test demo vet fmt clean
+.PHONY: build test demo bench vet fmt clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/switchover
@@ -29,6 +29,14 @@ demo: build
 	./$(BIN) sandbox status --dir $$sb; \
 	echo; echo "== switchover sandbox down"; \
 	./$(BIN) sandbox down --dir $$sb
+
+# The measures that matter (DESIGN.md), on real sandbox clusters: RUNS round
+# trips pg1 -> pg2 -> pg1 with the canary through PgBouncer, RUNS without a
+# pooler, and the preflight alone with 2 and with 8 standbys. The last line
+# printed is one JSON object with the figures. Not part of `make test`.
+RUNS ?= 5
+bench: build
+	$(GO) run ./cmd/switchover-bench -runs $(RUNS)
 
 vet:
 	$(GO) vet ./...

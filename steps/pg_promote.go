@@ -36,13 +36,18 @@ type PGPromote struct {
 
 var _ Step = (*PGPromote)(nil)
 
-func (p *PGPromote) sql() string {
-	return fmt.Sprintf("SELECT pg_promote(wait => true, wait_seconds => %d)", waitSeconds(p.Wait))
-}
+// sql signals the promotion. pg_promote(wait => true) would look for the
+// end of recovery every 100 ms; the step asks every 2 ms instead, with the
+// same deadline, which takes up to a tenth of a second off the time
+// clients cannot write.
+func (p *PGPromote) sql() string { return "SELECT pg_promote(wait => false)" }
+
+// pollSQL is asked until recovery has ended.
+const pollSQL = "SELECT pg_is_in_recovery()"
 
 // Describe implements Step.
 func (p *PGPromote) Describe(t *cluster.Target) Effect {
-	return Effect{Node: nodeWhere(t, p.Node), Command: p.sql(),
+	return Effect{Node: nodeWhere(t, p.Node), Command: fmt.Sprintf("%s; then %s every 2ms until false, at most %ds", p.sql(), pollSQL, waitSeconds(p.Wait)),
 		Changes: fmt.Sprintf("ends recovery on %s: it becomes a primary on a new timeline and accepts writes; other nodes must follow it", p.Node)}
 }
 
@@ -73,18 +78,29 @@ func (p *PGPromote) Apply(ctx context.Context, t *cluster.Target) error {
 		return fail(errors.New("it is not in recovery: it is a primary already; nothing done"))
 	}
 	start := time.Now()
-	var promoted bool
-	if err := conn.QueryRow(ctx, p.sql()).Scan(&promoted); err != nil {
+	var signalled bool
+	if err := conn.QueryRow(ctx, p.sql()).Scan(&signalled); err != nil {
 		return fail(fmt.Errorf("pg_promote: %w (the promotion may still complete: check the node's role)", err))
 	}
-	if !promoted {
-		return fail(fmt.Errorf("recovery did not end within %ds (pg_promote returned false); the promotion may still complete: check the node's role", waitSeconds(p.Wait)))
+	if !signalled {
+		return fail(errors.New("pg_promote could not signal the promotion; nothing done"))
 	}
-	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&recovery); err != nil {
-		return fail(fmt.Errorf("pg_promote returned true, but checking the result failed: %w", err))
-	}
-	if recovery {
-		return fail(errors.New("pg_promote returned true, but pg_is_in_recovery() is still true"))
+	deadline := start.Add(time.Duration(waitSeconds(p.Wait)) * time.Second)
+	for {
+		if err := conn.QueryRow(ctx, pollSQL).Scan(&recovery); err != nil {
+			return fail(fmt.Errorf("promotion signalled, but asking whether recovery ended failed: %w (check the node's role)", err))
+		}
+		if !recovery {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fail(fmt.Errorf("recovery did not end within %ds; the promotion may still complete: check the node's role", waitSeconds(p.Wait)))
+		}
+		select {
+		case <-ctx.Done():
+			return fail(fmt.Errorf("promotion signalled, but %w before recovery ended (check the node's role)", ctx.Err()))
+		case <-time.After(2 * time.Millisecond):
+		}
 	}
 	st, err := pg.Inspect(ctx, conn)
 	if err != nil {

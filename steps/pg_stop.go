@@ -60,14 +60,23 @@ type PGStop struct {
 
 var _ Step = (*PGStop)(nil)
 
-// stopCommand is the command line that stops the server.
+// stopCommand is the command line that stops the server. pg_ctl's own
+// wait (-w) looks for the end of the shutdown every 100 ms; this script
+// signals it (-W) and looks every 5 ms, then reads the control file in the
+// same call, so a stop costs the shutdown itself and one round trip.
 func (s *PGStop) stopCommand(n *cluster.Node) string {
 	if s.Command != "" {
 		return s.Command
 	}
-	return fmt.Sprintf("%s stop -D %s -m %s -w -t %d",
-		shq(binPath(n, "pg_ctl")), shq(dataDir(n)), s.Mode, waitSeconds(s.Wait))
+	pid := shq(path.Join(dataDir(n), "postmaster.pid"))
+	return fmt.Sprintf("if [ -e %[1]s ]; then %[2]s stop -D %[3]s -m %[4]s -W || exit $?; n=0; "+
+		"while [ -e %[1]s ]; do n=$((n+1)); if [ $n -gt %[5]d ]; then echo \"still running after %[6]ds\" >&2; exit 3; fi; sleep 0.005; done; "+
+		"else echo %[7]s; fi; %[8]s",
+		pid, shq(binPath(n, "pg_ctl")), shq(dataDir(n)), s.Mode, waitSeconds(s.Wait)*200, waitSeconds(s.Wait), notRunning, controlDataCommand(n))
 }
+
+// notRunning is what the stop script prints when no server ran.
+const notRunning = "switchover:not-running"
 
 // Describe implements Step.
 func (s *PGStop) Describe(t *cluster.Target) Effect {
@@ -124,48 +133,61 @@ func (s *PGStop) Apply(ctx context.Context, t *cluster.Target) error {
 	if err != nil {
 		return fail(err)
 	}
-	pidFile := path.Join(n.DataDir, "postmaster.pid")
-	probe, err := ex.Run(ctx, "test -e "+shq(pidFile))
-	if err != nil {
-		return fail(fmt.Errorf("look for %s: %w", pidFile, err))
+	if s.Command != "" {
+		return s.applyCommand(ctx, t, ex, n)
 	}
-	if probe.ExitCode != 0 {
-		// No postmaster.pid: nothing runs. That is done only if the last
-		// shutdown was clean; a crashed server is not "stopped" for us.
-		cd, err := controlData(ctx, ex, n)
-		if err != nil {
-			return fail(fmt.Errorf("found no postmaster.pid, and reading the control file failed: %w", err))
-		}
+	out, err := ex.Run(ctx, s.stopCommand(n))
+	if err != nil {
+		return fail(fmt.Errorf("pg_ctl stop: %w", err))
+	}
+	if out.ExitCode != 0 {
+		printOutput(t, out)
+		return fail(errorWithLast(fmt.Sprintf("pg_ctl stop exited %d", out.ExitCode), out))
+	}
+	wasRunning := !strings.HasPrefix(out.Stdout, notRunning)
+	cd := pg.ParseControlData(out.Stdout)
+	if cd[controlState] == "" {
+		return fail(fmt.Errorf("pg_controldata printed no %q", controlState))
+	}
+	if !wasRunning {
+		// Nothing ran. That is done only if the last shutdown was clean; a
+		// crashed server is not "stopped" for us.
 		if !cleanlyShutDown(cd) {
 			return fail(fmt.Errorf("no server runs, but it was not shut down cleanly (pg_controldata: %q): it crashed or was killed; nothing done", cd[controlState]))
 		}
 		t.Print(fmt.Sprintf("%s is already stopped cleanly (pg_controldata: %s); nothing to do", s.Node, cd[controlState]))
 		return s.record(t, cd)
 	}
-	out, err := ex.Run(ctx, s.stopCommand(n))
-	printOutput(t, out)
-	what := "pg_ctl stop"
-	if s.Command != "" {
-		what = "stop command"
-	}
-	switch {
-	case err != nil:
-		return fail(fmt.Errorf("%s: %w", what, err))
-	case out.ExitCode != 0:
-		return fail(errorWithLast(fmt.Sprintf("%s exited %d", what, out.ExitCode), out))
-	}
-	cd, err := controlData(ctx, ex, n)
-	if err != nil {
-		return fail(fmt.Errorf("%s succeeded, but checking the shutdown failed: %w", what, err))
-	}
 	if !cleanlyShutDown(cd) {
-		return fail(fmt.Errorf("%s succeeded, but pg_controldata says %q, not a clean shutdown", what, cd[controlState]))
+		return fail(fmt.Errorf("pg_ctl stop succeeded, but pg_controldata says %q, not a clean shutdown", cd[controlState]))
 	}
 	t.Print(fmt.Sprintf("%s shut down cleanly (pg_controldata: %s)", s.Node, cd[controlState]))
 	return s.record(t, cd)
 }
 
-// record keeps the shutdown checkpoint's LSN as a fact and prints it.
+// applyCommand stops the server with the runbook's own command (systemctl,
+// say), then checks the control file.
+func (s *PGStop) applyCommand(ctx context.Context, t *cluster.Target, ex transport.Executor, n *cluster.Node) error {
+	fail := func(err error) error { return fmt.Errorf("stop %q: %w", s.Node, err) }
+	out, err := ex.Run(ctx, s.Command)
+	printOutput(t, out)
+	switch {
+	case err != nil:
+		return fail(fmt.Errorf("stop command: %w", err))
+	case out.ExitCode != 0:
+		return fail(errorWithLast(fmt.Sprintf("stop command exited %d", out.ExitCode), out))
+	}
+	cd, err := controlData(ctx, ex, n)
+	if err != nil {
+		return fail(fmt.Errorf("stop command succeeded, but checking the shutdown failed: %w", err))
+	}
+	if !cleanlyShutDown(cd) {
+		return fail(fmt.Errorf("stop command succeeded, but pg_controldata says %q, not a clean shutdown", cd[controlState]))
+	}
+	t.Print(fmt.Sprintf("%s shut down cleanly (pg_controldata: %s)", s.Node, cd[controlState]))
+	return s.record(t, cd)
+}
+
 func (s *PGStop) record(t *cluster.Target, cd map[string]string) error {
 	lsn, err := pg.ParseLSN(cd[controlCheckpoint])
 	if err != nil {
