@@ -74,7 +74,7 @@ func connectNode(ctx context.Context, t *cluster.Target, name string) (*pgx.Conn
 		cerr.Reason = dialProblem(err)
 		return nil, cerr
 	}
-	conn, err := pg.Connect(ctx, n.Conninfo, timeLeft(ctx))
+	conn, err := pg.GetVia(pg.SessionCache(t.Session), ctx, n.Conninfo, timeLeft(ctx))
 	if err != nil {
 		cerr.Reason = connProblem(ctx, err)
 		return nil, cerr
@@ -104,11 +104,7 @@ func (e *connectError) where() string {
 
 // closeConn closes a check's connection without waiting long for a server
 // that has gone away.
-func closeConn(conn *pgx.Conn) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_ = conn.Close(ctx)
-}
+func closeConn(conn *pgx.Conn) { pg.Release(conn) }
 
 // connProblem says on one line why a connection was not made: the check's
 // time ran out, what the server said, or why no connection was made,

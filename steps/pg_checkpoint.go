@@ -47,7 +47,7 @@ func (c *PGCheckpoint) Apply(ctx context.Context, t *cluster.Target) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint %q: %w", c.Node, err)
 	}
-	conn, err := connectNode(ctx, n, remaining(ctx))
+	conn, err := connectNode(ctx, t, n, remaining(ctx))
 	if err != nil {
 		return fmt.Errorf("checkpoint %q: %w", c.Node, err)
 	}

@@ -165,7 +165,7 @@ func (f *PGFollow) Apply(ctx context.Context, t *cluster.Target) error {
 	}
 	want := addresses(ps)
 
-	conn, connErr := connectNode(ctx, n, remaining(ctx))
+	conn, connErr := connectNode(ctx, t, n, remaining(ctx))
 	if connErr == nil {
 		err := f.repoint(ctx, t, conn, up, conninfo)
 		closeConn(conn)
@@ -260,7 +260,7 @@ func (f *PGFollow) ensureSlot(ctx context.Context, t *cluster.Target, up *cluste
 	if f.Slot == "" {
 		return nil
 	}
-	conn, err := connectNode(ctx, up, remaining(ctx))
+	conn, err := connectNode(ctx, t, up, remaining(ctx))
 	if err != nil {
 		return err
 	}
@@ -300,7 +300,7 @@ func (f *PGFollow) waitStreaming(ctx context.Context, n *cluster.Node, want []ho
 	var st pg.State
 	err := poll(ctx, 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
 		if conn == nil {
-			c, err := connectNode(ctx, n, 5*time.Second)
+			c, err := connectNode(ctx, nil, n, 5*time.Second)
 			if err != nil {
 				return false, fmt.Sprintf("%s does not answer: %v", f.Node, err), nil
 			}

@@ -116,8 +116,12 @@ func remaining(ctx context.Context) time.Duration {
 }
 
 // connectNode opens a connection to node with its inventory conninfo.
-func connectNode(ctx context.Context, n *cluster.Node, statementTimeout time.Duration) (*pgx.Conn, error) {
-	conn, err := pg.Connect(ctx, n.Conninfo, statementTimeout)
+func connectNode(ctx context.Context, t *cluster.Target, n *cluster.Node, statementTimeout time.Duration) (*pgx.Conn, error) {
+	var cache *pg.Cache
+	if t != nil {
+		cache = pg.SessionCache(t.Session)
+	}
+	conn, err := pg.GetVia(cache, ctx, n.Conninfo, statementTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %q: %w", n.Name, err)
 	}
@@ -126,11 +130,7 @@ func connectNode(ctx context.Context, n *cluster.Node, statementTimeout time.Dur
 
 // closeConn closes a connection without waiting long on a peer that has
 // gone away.
-func closeConn(conn *pgx.Conn) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = conn.Close(ctx)
-}
+func closeConn(conn *pgx.Conn) { pg.Release(conn) }
 
 // run runs command through ex, prints nothing, and turns a non-zero exit
 // into an error that names what ran (what, e.g. "pg_ctl stop") and the last

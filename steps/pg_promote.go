@@ -65,7 +65,7 @@ func (p *PGPromote) Apply(ctx context.Context, t *cluster.Target) error {
 	if r := remaining(ctx); r > 0 {
 		timeout = min(timeout, r)
 	}
-	conn, err := connectNode(ctx, n, timeout)
+	conn, err := connectNode(ctx, t, n, timeout)
 	if err != nil {
 		return fail(err)
 	}

@@ -151,7 +151,7 @@ func (r *PGRewind) Apply(ctx context.Context, t *cluster.Target) error {
 
 // checkpointSource runs CHECKPOINT on the source of a rewind.
 func checkpointSource(ctx context.Context, src *cluster.Node) error {
-	conn, err := connectNode(ctx, src, remaining(ctx))
+	conn, err := connectNode(ctx, nil, src, remaining(ctx))
 	if err != nil {
 		return err
 	}

@@ -57,7 +57,7 @@ func (s *PGSQL) Apply(ctx context.Context, t *cluster.Target) error {
 	if err != nil {
 		return fmt.Errorf("sql on %q: %w", s.Node, err)
 	}
-	conn, err := connectNode(ctx, n, remaining(ctx))
+	conn, err := connectNode(ctx, nil, n, remaining(ctx))
 	if err != nil {
 		return fmt.Errorf("sql on %q: %w", s.Node, err)
 	}

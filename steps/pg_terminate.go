@@ -60,7 +60,7 @@ func (s *PGTerminateSessions) Apply(ctx context.Context, t *cluster.Target) erro
 	if err != nil {
 		return fail(err)
 	}
-	conn, err := connectNode(ctx, n, remaining(ctx))
+	conn, err := connectNode(ctx, t, n, remaining(ctx))
 	if err != nil {
 		return fail(err)
 	}

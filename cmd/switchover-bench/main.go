@@ -396,6 +396,7 @@ type switchover struct {
 	lost           int
 	acked          int
 	timing
+	slowEvents []string // the slowest step's events, when it took over a second
 }
 
 // switchover runs the playbook once, from -> to, and measures it.
@@ -410,6 +411,9 @@ func (b *bench) switchover(ctx context.Context, mode, inventory string, i int, f
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	s := &switchover{mode: mode, from: from, to: to, run: i, timing: analyse(evs)}
+	if name, d := s.slowest(); d > 1000 {
+		s.slowEvents = eventsOf(evs, name)
+	}
 	facts := map[string]string{}
 	for _, ev := range evs {
 		if ev.Fact != nil {
@@ -502,13 +506,54 @@ func analyse(evs []runbook.Event) timing {
 func msSince(from, to time.Time) float64 { return float64(to.Sub(from).Microseconds()) / 1000 }
 
 func header() {
-	fmt.Printf("%-6s  %3s  %-9s  %10s  %6s  %4s  %6s  %13s  %16s\n",
-		"mode", "run", "direction", "window_ms", "errors", "lost", "acked", "switchover_ms", "preconditions_ms")
+	fmt.Printf("%-6s  %3s  %-9s  %10s  %6s  %4s  %6s  %13s  %16s  %s\n",
+		"mode", "run", "direction", "window_ms", "errors", "lost", "acked", "switchover_ms", "preconditions_ms", "slowest step")
 }
 
 func (s *switchover) print() {
-	fmt.Printf("%-6s  %3d  %-9s  %10s  %6d  %4d  %6d  %13s  %16s\n",
-		s.mode, s.run, s.from+"->"+s.to, ms(s.windowMS), s.errors, s.lost, s.acked, ms(s.totalMS), ms(s.precondMS))
+	name, d := s.slowest()
+	fmt.Printf("%-6s  %3d  %-9s  %10s  %6d  %4d  %6d  %13s  %16s  %s %s\n",
+		s.mode, s.run, s.from+"->"+s.to, ms(s.windowMS), s.errors, s.lost, s.acked, ms(s.totalMS), ms(s.precondMS), name, ms(d))
+	for _, l := range s.slowEvents {
+		fmt.Println("        " + l)
+	}
+}
+
+// slowest is the step that took longest, and how long.
+func (s *switchover) slowest() (string, float64) {
+	name, d := "", 0.0
+	for _, n := range s.order {
+		if s.steps[n] > d {
+			name, d = n, s.steps[n]
+		}
+	}
+	return name, d
+}
+
+// eventsOf renders a step's events with their offsets, to explain an
+// outlier.
+func eventsOf(evs []runbook.Event, step string) []string {
+	var out []string
+	var from time.Time
+	for _, ev := range evs {
+		if ev.Step != step {
+			continue
+		}
+		if from.IsZero() {
+			from = ev.Time
+		}
+		line := fmt.Sprintf("%8s ms  %s %s", ms(msSince(from, ev.Time)), ev.Type, ev.State)
+		switch {
+		case ev.Output != "":
+			line += ": " + ev.Output
+		case ev.Check != nil:
+			line += fmt.Sprintf(": %s %s %s", ev.Check.Kind, ev.Check.Status, ev.Check.Observed)
+		case ev.Error != "":
+			line += ": " + ev.Error
+		}
+		out = append(out, line)
+	}
+	return out
 }
 
 // modeStats are one mode's figures over all its switchovers.

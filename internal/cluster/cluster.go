@@ -188,6 +188,25 @@ func (s *Session) Put(key string, v any) {
 	s.m[key] = v
 }
 
+// Load returns the value under key, made by create when there is none.
+// A nil session makes a value each time and keeps none.
+func (s *Session) Load(key string, create func() any) any {
+	if s == nil {
+		return create()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, ok := s.m[key]; ok {
+		return v
+	}
+	if s.m == nil {
+		s.m = map[string]any{}
+	}
+	v := create()
+	s.m[key] = v
+	return v
+}
+
 // Take returns the value under key and forgets it.
 func (s *Session) Take(key string) (any, bool) {
 	if s == nil {
