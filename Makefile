@@ -8,10 +8,14 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/switchover
 
-# The whole test suite: vet, then every package, bounded.
+# The whole test suite: vet, every package, then the loader's fuzz targets
+# for a bounded time (their seed corpus runs with every package above).
+FUZZTIME ?= 20s
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
+	$(GO) test ./runbook -run '^$$' -fuzz '^FuzzLoadRunbook$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./runbook -run '^$$' -fuzz '^FuzzLoadInventory$$' -fuzztime $(FUZZTIME)
 
 # The main job, end to end with the binary: bring up a sandbox cluster
 # (pg1 primary, pg2 and pg3 standbys, PgBouncer in front), switch the

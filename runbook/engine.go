@@ -335,7 +335,7 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 		return res, err
 	}
 	err = e.execute(ctx, &position{done: map[string]bool{}, caught: map[string]StepState{}}, res)
-	lock.release(res.Outcome != OutcomeSuspended && !errors.Is(err, errKilled) && !isSettleStop(err))
+	lock.release(res.Outcome != OutcomeSuspended && !errors.Is(err, errKilled) && !isSettleStop(err) && !errors.Is(err, errJournal))
 	return res, err
 }
 
@@ -459,13 +459,25 @@ func (e *engine) execute(ctx context.Context, pos *position, res *Result) (err e
 		failure.Err = fmt.Errorf("%w: %v, after %s had acted", ErrAction, failure.Err, strings.Join(e.changed, ", "))
 	}
 	res.Changed = e.changed
+	if e.journalFailed() {
+		return e.journalStop(failure, res)
+	}
 	if failure != nil {
 		failure.Completed = append([]string(nil), e.changed...)
 		if err := e.recover(ctx, failedStep, failure, pos, res); err != nil {
+			if e.journalFailed() {
+				return e.journalStop(failure, res)
+			}
 			return err
 		}
 	}
+	if e.journalFailed() {
+		return e.journalStop(failure, res)
+	}
 	if finErr := e.finally(ctx, pos, res); finErr != nil {
+		if e.journalFailed() {
+			return e.journalStop(failure, res)
+		}
 		if errors.Is(finErr, errKilled) || isSettleStop(finErr) {
 			return finErr
 		}
@@ -501,6 +513,43 @@ func (e *engine) execute(ctx context.Context, pos *position, res *Result) (err e
 		return failure
 	}
 	return nil
+}
+
+func (e *engine) journalFailed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.jerr != nil
+}
+
+// errJournal marks a run stopped because its journal could not be written.
+var errJournal = errors.New("journal unwritable")
+
+// journalStop ends a run whose journal can no longer be written: nothing
+// more may act without a record, not a rollback, not a finally step. The
+// error says what ran and what did not, and the run stays resumable.
+func (e *engine) journalStop(failure *StepError, res *Result) error {
+	e.mu.Lock()
+	jerr := e.jerr
+	e.mu.Unlock()
+	step := e.curName()
+	if failure != nil {
+		step = failure.Step
+	}
+	ran := "no action had run"
+	if len(e.changed) > 0 {
+		ran = "actions that ran: " + strings.Join(e.changed, ", ")
+	}
+	var notRun []string
+	for _, f := range e.p.Finally {
+		notRun = append(notRun, f.Name)
+	}
+	msg := fmt.Sprintf("the journal could not be written (%v), so the run stopped before acting again at step %q: no further step, rollback or finally step ran; %s", jerr, step, ran)
+	if len(notRun) > 0 {
+		msg += "; finally steps not run: " + strings.Join(notRun, ", ")
+	}
+	msg += fmt.Sprintf("; free the space and run `switchover resume %s`", e.runID)
+	res.Outcome, res.Changed = OutcomeSuspended, e.changed
+	return &StepError{Step: step, Phase: "journal", Completed: e.changed, Err: fmt.Errorf("%w: %w: %s", ErrAction, errJournal, msg)}
 }
 
 // summary is the one line that says what the run changed.

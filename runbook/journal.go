@@ -19,8 +19,21 @@ import (
 // synced to disk before the engine acts on it, readable only by its owner.
 type Journal struct {
 	mu   sync.Mutex
-	f    *os.File
+	f    journalFile
 	path string
+}
+
+// journalFile is what the journal writes to: an *os.File, or in tests a
+// file that fails the way a full disk does.
+type journalFile interface {
+	Write([]byte) (int, error)
+	Sync() error
+	Close() error
+}
+
+// openJournalFile opens a journal's file; tests replace it.
+var openJournalFile = func(path string, flag int) (journalFile, error) {
+	return os.OpenFile(path, flag, 0o600)
 }
 
 // DefaultJournalDir is where journals go when --journal-dir is not given:
@@ -54,7 +67,7 @@ func createJournal(dir, id string) (*Journal, error) {
 		return nil, fmt.Errorf("journal directory %s: %w", dir, err)
 	}
 	path := JournalPath(dir, id)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	f, err := openJournalFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND)
 	if err != nil {
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
@@ -64,7 +77,7 @@ func createJournal(dir, id string) (*Journal, error) {
 // openJournal reopens the journal of a run to append to it (resume).
 func openJournal(dir, id string) (*Journal, error) {
 	path := JournalPath(dir, id)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := openJournalFile(path, os.O_WRONLY|os.O_APPEND)
 	if err != nil {
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}

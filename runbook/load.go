@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/transport"
 )
 
@@ -731,7 +732,14 @@ func (r *reader) nodes(n *yaml.Node, inv *Inventory) {
 		node := &cluster.Node{Name: k.Value}
 		what := fmt.Sprintf("node %q", k.Value)
 		r.fields(v, what, map[string]func(k, v *yaml.Node){
-			"conninfo": func(_, v *yaml.Node) { node.Conninfo = r.str(v, what+": conninfo") },
+			"conninfo": func(_, v *yaml.Node) {
+				node.Conninfo = r.str(v, what+": conninfo")
+				if node.Conninfo != "" {
+					if err := pg.CheckConninfo(node.Conninfo); err != nil {
+						r.errf(v, "%s: conninfo: %v", what, err)
+					}
+				}
+			},
 			"host":     func(_, v *yaml.Node) { node.Host = r.host(v, what+": host") },
 			"data_dir": func(_, v *yaml.Node) { node.DataDir = r.str(v, what+": data_dir") },
 			"bin_dir":  func(_, v *yaml.Node) { node.BinDir = r.str(v, what+": bin_dir") },
