@@ -96,7 +96,7 @@ func dialProblem(err error) string {
 	case errors.Is(err, syscall.ENETUNREACH):
 		return "network unreachable"
 	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
-		return fmt.Sprintf("host %q not found", dnsErr.Name)
+		return fmt.Sprintf("host name %q did not resolve (not found)", dnsErr.Name)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

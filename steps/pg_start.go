@@ -3,11 +3,13 @@ package steps
 import (
 	"context"
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
+	"github.com/switchover/switchover/internal/transport"
 )
 
 func init() {
@@ -35,7 +37,10 @@ func init() {
 // PGStart is a step that starts a node's server, in the role its data
 // directory gives it: a rollback starts the old primary again, a rejoin
 // starts it as a standby. Starting a running server does nothing and
-// succeeds.
+// succeeds, unless it is shutting down (a smart stop that timed out leaves
+// it so, refusing connections for as long as one client stays): then the
+// shutdown is finished with a fast stop and the server started again, so
+// a rollback never leaves a half-stopped primary.
 type PGStart struct {
 	Node    string
 	Wait    time.Duration
@@ -57,6 +62,26 @@ func (s *PGStart) startCommand(n *cluster.Node) string {
 		return s.Command
 	}
 	return pgCtlStartCommand(n, s.Wait, s.logFile(n))
+}
+
+// escalateCommand finishes a shutdown that began but did not end.
+func (s *PGStart) escalateCommand(n *cluster.Node) string {
+	return fmt.Sprintf("%s stop -D %s -m fast -w -t %d", shq(binPath(n, "pg_ctl")), shq(dataDir(n)), waitSeconds(s.Wait))
+}
+
+// pmStatusStopping is the postmaster's status in postmaster.pid (line 8,
+// PostgreSQL 10 and later) once a shutdown, of any mode, has begun.
+const pmStatusStopping = "stopping"
+
+// postmasterStatus reads the postmaster's status from postmaster.pid:
+// "starting", "stopping", "ready" or "standby"; "" when the file has no
+// such line (an older server) or is gone.
+func postmasterStatus(ctx context.Context, ex transport.Executor, n *cluster.Node) (string, error) {
+	out, err := ex.Run(ctx, "sed -n 8p "+shq(path.Join(dataDir(n), "postmaster.pid"))+" 2>/dev/null; true")
+	if err != nil {
+		return "", fmt.Errorf("read postmaster.pid: %w", err)
+	}
+	return strings.TrimSpace(out.Stdout), nil
 }
 
 // Describe implements Step.
@@ -85,8 +110,27 @@ func (s *PGStart) Apply(ctx context.Context, t *cluster.Target) error {
 		return fail(err)
 	}
 	if running {
-		t.Print(fmt.Sprintf("%s is already running (pg_ctl status); nothing to do", s.Node))
-		return nil
+		status, err := postmasterStatus(ctx, ex, n)
+		if err != nil {
+			return fail(err)
+		}
+		if status != pmStatusStopping {
+			t.Print(fmt.Sprintf("%s is already running (pg_ctl status); nothing to do", s.Node))
+			return nil
+		}
+		// A shutdown began and did not finish (a smart stop that timed
+		// out waits for clients that may never leave): the server refuses
+		// new connections and cannot leave that state by itself. Finish
+		// the shutdown fast, then start it again.
+		t.Print(fmt.Sprintf("%s is running but shutting down (postmaster.pid says %q): it refuses connections; finishing the shutdown fast before starting it", s.Node, status))
+		out, err := ex.Run(ctx, s.escalateCommand(n))
+		printOutput(t, out)
+		switch {
+		case err != nil:
+			return fail(fmt.Errorf("pg_ctl stop -m fast: %w", err))
+		case out.ExitCode != 0:
+			return fail(errorWithLast(fmt.Sprintf("the server was shutting down; pg_ctl stop -m fast exited %d", out.ExitCode), out))
+		}
 	}
 	out, err := ex.Run(ctx, s.startCommand(n))
 	printOutput(t, out)

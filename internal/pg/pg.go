@@ -13,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/switchover/switchover/internal/secret"
 )
 
 // Querier is the part of a connection that checks and steps use, so their
@@ -96,17 +98,45 @@ func ConnectAdmin(ctx context.Context, conninfo string) (*pgx.Conn, error) {
 }
 
 // scrub keeps a connection error's message short and free of the
-// connection string (pgx quotes parts of it).
+// connection string (pgx quotes parts of it, and masks only the password
+// fields it recognises).
 func scrub(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		return err
 	}
-	msg := err.Error()
-	if i := strings.Index(msg, "password="); i >= 0 {
-		return errors.New("cannot parse the connection string (password hidden)")
+	var ce *pgconn.ParseConfigError
+	if errors.As(err, &ce) {
+		return errors.New(conninfoProblem(ce))
 	}
 	return err
+}
+
+// CheckConninfo reports whether conninfo is a connection string pgx can
+// read, without connecting. The error says what is wrong and never repeats
+// the string, which may hold a password.
+func CheckConninfo(conninfo string) error {
+	if _, err := pgconn.ParseConfig(conninfo); err != nil {
+		var ce *pgconn.ParseConfigError
+		if errors.As(err, &ce) {
+			return errors.New(conninfoProblem(ce))
+		}
+		return errors.New(secret.Redact(conninfo, err.Error()))
+	}
+	return nil
+}
+
+// conninfoProblem is pgx's reason a connection string cannot be read,
+// without the string it quotes: "cannot parse the connection string:
+// invalid port (strconv.ParseUint: parsing "x": invalid syntax)".
+func conninfoProblem(ce *pgconn.ParseConfigError) string {
+	msg := ce.Error()
+	if i := strings.Index(msg, "`: "); strings.HasPrefix(msg, "cannot parse `") && i > 0 {
+		msg = msg[i+len("`: "):]
+	} else {
+		msg = "unreadable"
+	}
+	return "cannot parse the connection string: " + secret.Redact(ce.ConnString, msg)
 }
 
 // LSN is a PostgreSQL write-ahead log position.

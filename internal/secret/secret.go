@@ -78,3 +78,11 @@ func LooksSecret(name string) bool {
 	}
 	return false
 }
+
+// Redact masks in s the password conninfo carries, and every password
+// field it recognises: for messages about a connection string.
+func Redact(conninfo, s string) string {
+	var r Redactor
+	r.AddConninfo(conninfo)
+	return r.Redact(s)
+}
