@@ -114,6 +114,7 @@ Every run is journaled; an interrupted run continues with 'switchover resume'.`,
 		newStepsCmd(io),
 		newPlaybooksCmd(io),
 		newSandboxCmd(io),
+		newStatusCmd(io),
 		newVersionCmd(io),
 	)
 	return root

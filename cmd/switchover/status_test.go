@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/internal/transport"
+)
+
+// status shows the cluster as it is: roles, upstreams, lag, the pooler's
+// target and pause, and a node that does not answer.
+func TestStatusOfASandbox(t *testing.T) {
+	sb := sandboxtest.New(t, 2)
+	code, out, errOut := executeT(t, "status", "-i", sb.Inventory())
+	if code != 0 {
+		t.Fatalf("status: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"pg1   primary", "pg2   standby  1         pg1 (127.0.0.1:", "primary:  pg1", "pooler:   pgbouncer sends database app to pg1", "manager:  no cluster manager"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	admin, err := pg.ConnectAdmin(ctx, sb.AdminConninfo())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "PAUSE app"); err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Exec(context.Background(), "RESUME app")
+	pg3, _ := sb.Node("pg3")
+	if o, err := (transport.Local{User: sb.RunAs}).Run(ctx, fmt.Sprintf("%s/pg_ctl stop -D %s -m fast -w", sb.BinDir, pg3.DataDir)); err != nil || o.ExitCode != 0 {
+		t.Fatalf("stop pg3: %v %s", err, o.Combined())
+	}
+
+	code, out, errOut = executeT(t, "status", "-i", sb.Inventory(), "--json")
+	if code != 0 {
+		t.Fatalf("status --json: exit %d\n%s%s", code, out, errOut)
+	}
+	var st struct {
+		Primaries []string `json:"primaries"`
+		Nodes     []struct {
+			Node, Role, Error, UpstreamNode string
+			LagBytes                        *int64 `json:"lag_bytes"`
+		} `json:"nodes"`
+		Pooler struct {
+			Paused     bool   `json:"paused"`
+			TargetNode string `json:"target_node"`
+		} `json:"pooler"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json is not JSON: %v\n%s", err, out)
+	}
+	if len(st.Primaries) != 1 || st.Primaries[0] != "pg1" || !st.Pooler.Paused || st.Pooler.TargetNode != "pg1" {
+		t.Fatalf("status --json = %s; want pg1 the primary and the pooler paused, pointing at pg1", out)
+	}
+	if n := st.Nodes[2]; n.Node != "pg3" || n.Error == "" || n.Role != "" {
+		t.Fatalf("pg3 = %+v, want it unreachable with the reason", n)
+	}
+	if n := st.Nodes[1]; n.LagBytes == nil || n.Role != "standby" {
+		t.Fatalf("pg2 = %+v, want a standby with its lag", n)
+	}
+	_, out, _ = executeT(t, "status", "-i", sb.Inventory())
+	if !strings.Contains(out, "pg3   unreachable") || !strings.Contains(out, "PAUSED: clients wait") {
+		t.Fatalf("status does not show pg3 unreachable and the pooler paused:\n%s", out)
+	}
+}
