@@ -115,6 +115,7 @@ Every run is journaled; an interrupted run continues with 'switchover resume'.`,
 		newPlaybooksCmd(io),
 		newSandboxCmd(io),
 		newStatusCmd(io),
+		newSchemaCmd(io),
 		newVersionCmd(io),
 	)
 	return root

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/switchover/switchover/playbooks"
+)
+
+func compileSchema(t *testing.T, which string) *jsonschema.Schema {
+	t.Helper()
+	code, out, errOut := executeT(t, "schema", which)
+	if code != 0 {
+		t.Fatalf("schema %s: exit %d: %s", which, code, errOut)
+	}
+	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(out))
+	if err != nil {
+		t.Fatalf("schema %s is not JSON: %v", which, err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource(which+".json", doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile(which + ".json")
+	if err != nil {
+		t.Fatalf("schema %s does not compile: %v", which, err)
+	}
+	return s
+}
+
+// yamlToJSON turns a YAML document into the values a JSON validator takes.
+func yamlToJSON(t *testing.T, src string) any {
+	t.Helper()
+	var v any
+	if err := yaml.Unmarshal([]byte(src), &v); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+// The schemas accept every shipped playbook and a sandbox inventory, and
+// reject the typos an editor should underline.
+func TestSchemas(t *testing.T) {
+	t.Parallel()
+	rb := compileSchema(t, "runbook")
+	for _, name := range playbooks.Names() {
+		src, _ := playbooks.Read(name)
+		if err := rb.Validate(yamlToJSON(t, string(src))); err != nil {
+			t.Errorf("playbook %s does not validate against the runbook schema: %v", name, err)
+		}
+	}
+	for name, src := range map[string]string{
+		"an unknown check":     "name: x\nsteps:\n  - name: a\n    requires:\n      - pg.rol: {node: pg1, is: primary}\n",
+		"an unknown parameter": "name: x\nsteps:\n  - name: a\n    action:\n      exec: {comand: true}\n",
+		"an unknown step key":  "name: x\nsteps:\n  - name: a\n    acton:\n      exec: {command: true}\n",
+		"a bad enum":           "name: x\nsteps:\n  - name: a\n    requires:\n      - pg.role: {node: pg1, is: leader}\n",
+	} {
+		if err := rb.Validate(yamlToJSON(t, src)); err == nil {
+			t.Errorf("the runbook schema accepts %s", name)
+		}
+	}
+	inv := compileSchema(t, "inventory")
+	good := `cluster: prod
+vars: {primary: pg1, candidate: pg2}
+nodes:
+  pg1: {conninfo: "host=db1", host: {transport: ssh, address: "admin@db1", user: postgres}, data_dir: /d, bin_dir: /b}
+  pg2: {conninfo: "host=db2", host: local}
+pooler: {kind: pgbouncer, admin: "host=pool", database: app, config: /etc/pgbouncer/pgbouncer.ini}
+`
+	if err := inv.Validate(yamlToJSON(t, good)); err != nil {
+		t.Errorf("a good inventory does not validate: %v", err)
+	}
+	if err := inv.Validate(yamlToJSON(t, "cluster: prod\nnodes:\n  pg1: {connifo: x}\n")); err == nil {
+		t.Error("the inventory schema accepts a misspelt conninfo")
+	}
+	if code, _, _ := executeT(t, "schema", "plan"); code != exitUsage {
+		t.Errorf("schema plan: exit %d, want %d", code, exitUsage)
+	}
+}
