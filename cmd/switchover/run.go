@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +18,8 @@ type runOpts struct {
 	approve   []string
 	logFormat string
 	takeOver  bool
+	notBefore string
+	notAfter  string
 	g         *globalOpts
 }
 
@@ -54,8 +57,47 @@ failed, 4 an action or postcondition failed, 5 declined or interrupted,
 	}
 	opts.addFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&opts.dryRun, "dry-run", false, "evaluate preconditions and describe every action; change nothing")
+	cmd.Flags().StringVar(&opts.notBefore, "not-before", "", "refuse to start before this `TIME` (RFC 3339, or \"2006-01-02 15:04\" local time)")
+	cmd.Flags().StringVar(&opts.notAfter, "not-after", "", "refuse to start after this `TIME` (RFC 3339, or \"2006-01-02 15:04\" local time)")
 	opts.addEngineFlags(cmd)
 	return cmd
+}
+
+// parseWindowTime reads a --not-before/--not-after time.
+func parseWindowTime(flag, v string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339, "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02T15:04"} {
+		if t, err := time.ParseInLocation(layout, v, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, usagef("%s %q: want a time such as 2026-11-22T02:00:00+01:00 or \"2026-11-22 02:00\" (local time)", flag, v)
+}
+
+// checkWindow refuses a run that starts outside its maintenance window.
+func checkWindow(opts *runOpts, now time.Time) error {
+	var from, to time.Time
+	var err error
+	if opts.notBefore != "" {
+		if from, err = parseWindowTime("--not-before", opts.notBefore); err != nil {
+			return err
+		}
+	}
+	if opts.notAfter != "" {
+		if to, err = parseWindowTime("--not-after", opts.notAfter); err != nil {
+			return err
+		}
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		return usagef("--not-before %s is not before --not-after %s", opts.notBefore, opts.notAfter)
+	}
+	const layout = "2006-01-02 15:04:05 MST"
+	switch {
+	case !from.IsZero() && now.Before(from):
+		return fmt.Errorf("%w: it is %s, before the window opens at %s (--not-before); nothing was done", runbook.ErrDeclined, now.Format(layout), from.Format(layout))
+	case !to.IsZero() && now.After(to):
+		return fmt.Errorf("%w: it is %s, after the window closed at %s (--not-after); nothing was done", runbook.ErrDeclined, now.Format(layout), to.Format(layout))
+	}
+	return nil
 }
 
 func newPlanCmd(io *streams, g *globalOpts) *cobra.Command {
@@ -110,6 +152,9 @@ func runRun(ctx context.Context, io *streams, opts *runOpts) error {
 		return err
 	}
 	recordAbsolutePaths(p)
+	if err := checkWindow(opts, time.Now()); err != nil {
+		return err
+	}
 	res, err := runbook.Run(ctx, p, o)
 	report(io, hv, res)
 	return err
