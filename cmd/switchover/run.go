@@ -20,6 +20,7 @@ type runOpts struct {
 	takeOver  bool
 	notBefore string
 	notAfter  string
+	candidate string
 	g         *globalOpts
 }
 
@@ -57,6 +58,7 @@ failed, 4 an action or postcondition failed, 5 declined or interrupted,
 	}
 	opts.addFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&opts.dryRun, "dry-run", false, "evaluate preconditions and describe every action; change nothing")
+	cmd.Flags().StringVar(&opts.candidate, "candidate", "", "the standby to promote (sets variable candidate), or auto: the most caught-up healthy standby")
 	cmd.Flags().StringVar(&opts.notBefore, "not-before", "", "refuse to start before this `TIME` (RFC 3339, or \"2006-01-02 15:04\" local time)")
 	cmd.Flags().StringVar(&opts.notAfter, "not-after", "", "refuse to start after this `TIME` (RFC 3339, or \"2006-01-02 15:04\" local time)")
 	opts.addEngineFlags(cmd)
@@ -117,6 +119,7 @@ run would stop at a precondition.`,
 	}
 	opts.addFlags(cmd.Flags())
 	cmd.Flags().StringVar(&opts.logFormat, "log-format", "human", "output: human, or json (one event per line)")
+	cmd.Flags().StringVar(&opts.candidate, "candidate", "", "the standby to promote (sets variable candidate), or auto: the most caught-up healthy standby")
 	return cmd
 }
 
@@ -145,6 +148,9 @@ func engineOptions(ctx context.Context, io *streams, opts *runOpts) (runbook.Opt
 func runRun(ctx context.Context, io *streams, opts *runOpts) error {
 	o, hv, err := engineOptions(ctx, io, opts)
 	if err != nil {
+		return err
+	}
+	if err := settleCandidate(ctx, io, opts); err != nil {
 		return err
 	}
 	p, err := loadPlan(opts.planInput)
