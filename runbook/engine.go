@@ -389,7 +389,7 @@ func (e *engine) missingApprovals(missing []string) error {
 		msg += ", or --yes for every destructive step"
 	}
 	if len(missing) > 1 {
-		msg = "steps" + strings.TrimPrefix(msg, "step")
+		msg = "steps" + strings.Replace(strings.TrimPrefix(msg, "step"), " needs approval", " need approval", 1)
 	}
 	_ = e.emit(Event{Type: EventApproval, Step: missing[0], Approval: &Approval{Granted: false, User: e.o.Identity.User, Host: e.o.Identity.Host, How: "none", Note: msg}})
 	return &StepError{Step: missing[0], Phase: "approval", Err: fmt.Errorf("%w: %s", ErrDeclined, msg)}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,6 +22,8 @@ type runOpts struct {
 	notBefore string
 	notAfter  string
 	candidate string
+	out       string // plan --out: save the reviewed plan here
+	planFile  string // run --plan: run exactly this reviewed plan
 	g         *globalOpts
 }
 
@@ -50,15 +53,18 @@ failed, 4 an action or postcondition failed, 5 declined or interrupted,
 		Example: `  switchover run monthly.yaml -i prod.yaml                 # at a terminal: asks before each destructive step
   switchover run monthly.yaml -i prod.yaml --dry-run       # rehearse: checks for real, changes nothing
   switchover run monthly.yaml -i prod.yaml --approve promote --log-format json   # scripted`,
-		Args: exactArgs(1, "a runbook FILE"),
+		Args: maxArgs(1, "a runbook FILE"),
 		RunE: func(c *cobra.Command, args []string) error {
-			opts.file = args[0]
+			if len(args) == 1 {
+				opts.file = args[0]
+			}
 			return runRun(c.Context(), io, opts)
 		},
 	}
 	opts.addFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&opts.dryRun, "dry-run", false, "evaluate preconditions and describe every action; change nothing")
 	cmd.Flags().StringVar(&opts.candidate, "candidate", "", "the standby to promote (sets variable candidate), or auto: the most caught-up healthy standby")
+	cmd.Flags().StringVar(&opts.planFile, "plan", "", "run exactly the reviewed plan saved by `plan --out` (`FILE`); refused if the runbook, inventory or topology changed")
 	cmd.Flags().StringVar(&opts.notBefore, "not-before", "", "refuse to start before this `TIME` (RFC 3339, or \"2006-01-02 15:04\" local time)")
 	cmd.Flags().StringVar(&opts.notAfter, "not-after", "", "refuse to start after this `TIME` (RFC 3339, or \"2006-01-02 15:04\" local time)")
 	opts.addEngineFlags(cmd)
@@ -120,6 +126,7 @@ run would stop at a precondition.`,
 	opts.addFlags(cmd.Flags())
 	cmd.Flags().StringVar(&opts.logFormat, "log-format", "human", "output: human, or json (one event per line)")
 	cmd.Flags().StringVar(&opts.candidate, "candidate", "", "the standby to promote (sets variable candidate), or auto: the most caught-up healthy standby")
+	cmd.Flags().StringVar(&opts.out, "out", "", "save the reviewed plan to `FILE` (JSON), for `run --plan`")
 	return cmd
 }
 
@@ -150,19 +157,43 @@ func runRun(ctx context.Context, io *streams, opts *runOpts) error {
 	if err != nil {
 		return err
 	}
-	if err := settleCandidate(ctx, io, opts); err != nil {
+	var reviewed *reviewedPlan
+	if opts.planFile != "" {
+		if opts.file != "" || opts.inventory != "" || opts.candidate != "" {
+			return usagef("run --plan takes no runbook, -i or --candidate: the plan names them")
+		}
+		if reviewed, opts.planInput, err = loadReviewedPlan(opts.planFile, opts.vars); err != nil {
+			return err
+		}
+	} else if opts.file == "" {
+		return usagef("run needs a runbook FILE, or --plan FILE")
+	} else if err := settleCandidate(ctx, io, opts); err != nil {
 		return err
 	}
+	given := append([]string(nil), opts.vars...)
 	p, err := loadPlan(opts.planInput)
 	if err != nil {
 		return err
 	}
 	recordAbsolutePaths(p)
+	if reviewed != nil {
+		if diffs := planDifferences(ctx, reviewed, p); len(diffs) > 0 {
+			return fmt.Errorf("%w: the cluster or the files changed since plan %s was reviewed (%s by %s); nothing was done:\n  %s\nmake and review a new plan",
+				runbook.ErrPrecondition, opts.planFile, reviewed.Created.Format("2006-01-02 15:04 MST"), reviewed.CreatedBy, strings.Join(diffs, "\n  "))
+		}
+		fmt.Fprintf(io.err, "running reviewed plan %s (%s by %s): runbook, inventory and topology unchanged\n", opts.planFile, reviewed.Created.Format("2006-01-02 15:04 MST"), reviewed.CreatedBy)
+	}
 	if err := checkWindow(opts, time.Now()); err != nil {
 		return err
 	}
 	res, err := runbook.Run(ctx, p, o)
 	report(io, hv, res)
+	if opts.out != "" && err == nil {
+		if serr := saveReviewedPlan(ctx, opts.out, p, given, res); serr != nil {
+			return serr
+		}
+		fmt.Fprintf(io.out, "plan saved: %s (run it with `switchover run --plan %s`)\n", opts.out, opts.out)
+	}
 	return err
 }
 
