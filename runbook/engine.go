@@ -1043,6 +1043,26 @@ func (e *engine) checkOnce(ctx context.Context, c *Cond, t *cluster.Target) chec
 
 var checkGrace = 250 * time.Millisecond
 
+// settleWithin bounds how long a resume waits for the postconditions of a
+// step cut off mid-action: long enough for what the action had set going
+// (a shutdown signalled, a promotion under way) to take effect, short
+// enough not to hold clients for a full within: when the action never ran.
+// A step whose action completed (caught verifying) gets its full within.
+var settleWithin = 3 * time.Second
+
+// capWithin returns copies of conds whose within is at most d.
+func capWithin(conds []*Cond, d time.Duration) []*Cond {
+	out := make([]*Cond, len(conds))
+	for i, c := range conds {
+		cc := *c
+		if cc.Within > d {
+			cc.Within = d
+		}
+		out[i] = &cc
+	}
+	return out
+}
+
 // settle decides what a step caught mid-action by an interruption
 // becomes: done if its postconditions hold, run again if it is idempotent
 // (or the operator says so), otherwise the operator's call.
@@ -1052,7 +1072,11 @@ func (e *engine) settle(ctx context.Context, s *Step, caught StepState) error {
 		if err := e.transition(s, StateVerifying, "settle", "", nil); err != nil {
 			return e.fail(s, "settle", err)
 		}
-		err := e.conds(ctx, s, s.Ensures, "ensures", true)
+		ensures := s.Ensures
+		if caught == StateRunning {
+			ensures = capWithin(ensures, settleWithin)
+		}
+		err := e.conds(ctx, s, ensures, "ensures", true)
 		if err == nil {
 			return e.transition(s, StateDone, "settle", "postconditions hold: counted as done", nil)
 		}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // fullDisk is a journal file that accepts n writes, then fails as a full
@@ -102,5 +103,28 @@ func TestAStaleClaimIsTakenOverOnlyExplicitly(t *testing.T) {
 	}
 	if l2.count("next") != 1 {
 		t.Fatal("the run that took over did not act")
+	}
+}
+
+// A step cut off mid-action whose postconditions never hold is settled
+// within a few seconds, not after its full within: the action may never
+// have run, and clients may be waiting.
+func TestSettlingDoesNotWaitOutTheFullWithin(t *testing.T) {
+	l := &callLog{}
+	build := func() *Plan {
+		p := settlePlan(l, "F", false)
+		c := p.Step("stop-primary").Ensures[0]
+		c.Within, c.Every = 30*time.Second, 50*time.Millisecond
+		return p
+	}
+	o := options(t, &recorder{})
+	id := killMidAction(t, build(), o, "stop-primary")
+	start := time.Now()
+	_, err := Resume(context.Background(), build(), id, options2(o, &recorder{}))
+	if took := time.Since(start); took > settleWithin+3*time.Second {
+		t.Fatalf("settling took %s: it waited out the postcondition's within: 30s", took)
+	}
+	if err == nil || !strings.Contains(err.Error(), "--settle") {
+		t.Fatalf("resume = %v, want it to ask for --settle", err)
 	}
 }
