@@ -142,7 +142,16 @@ func (s *PGStop) Apply(ctx context.Context, t *cluster.Target) error {
 	}
 	if out.ExitCode != 0 {
 		printOutput(t, out)
-		return fail(errorWithLast(fmt.Sprintf("pg_ctl stop exited %d", out.ExitCode), out))
+		err := errorWithLast(fmt.Sprintf("pg_ctl stop exited %d", out.ExitCode), out)
+		if out.ExitCode == 3 {
+			// The shutdown began and did not end: the server refuses new
+			// connections and, in smart mode, waits for every client to
+			// leave. It is left so (still serving the sessions it has); a
+			// pg.start, as the rollback runs it, finishes the shutdown fast
+			// and starts the server again.
+			err = fmt.Errorf("%w; the server is still shutting down (%s mode) and refuses new connections: pg.start finishes the shutdown fast and starts it again", err, s.Mode)
+		}
+		return fail(err)
 	}
 	wasRunning := !strings.HasPrefix(out.Stdout, notRunning)
 	cd := pg.ParseControlData(out.Stdout)

@@ -2,6 +2,7 @@ package steps
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/switchover/switchover/internal/pg"
@@ -80,4 +81,32 @@ func mustLSN(t *testing.T, s string) pg.LSN {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// TestPgStopTimesOutThenStartFinishesTheShutdown: a smart stop that a
+// client keeps from finishing fails at its deadline and leaves the server
+// shutting down (refusing new connections); pg.start then finishes the
+// shutdown fast and starts it again, as the rollback needs.
+func TestPgStopTimesOutThenStartFinishesTheShutdown(t *testing.T) {
+	t.Parallel()
+	sb := sandboxtest.New(t, 1)
+	tg, p := sandboxTarget(sb)
+	nodeConn(t, sb, "pg1", "postgres") // stays connected: a smart shutdown waits for it
+
+	_, err := apply(t, tg, p, "pg.stop", map[string]string{"node": "pg1", "mode": "smart", "wait": "1s"})
+	wantErr(t, err, `stop "pg1"`, "still running after 1s", "still shutting down (smart mode)")
+	if _, err := inspect(sb, "pg1"); err == nil || !strings.Contains(err.Error(), "shutting down") {
+		t.Fatalf("after the timed-out smart stop pg1 answers: %v; want it refusing connections, shutting down", err)
+	}
+
+	out := mustApply(t, tg, p, "pg.start", map[string]string{"node": "pg1"})
+	wantLine(t, out, "pg1 is running but shutting down", "finishing the shutdown fast")
+	wantLine(t, out, "pg1 started")
+	st, err := inspect(sb, "pg1")
+	if err != nil || st.Role != pg.RolePrimary {
+		t.Fatalf("after start pg1 is %+v, %v; want a primary", st, err)
+	}
+	if cd := readControlData(t, sb, "pg1"); cd["Database cluster state"] != "in production" {
+		t.Errorf("pg_controldata says %q, want in production", cd["Database cluster state"])
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/runbook"
 )
 
@@ -22,10 +23,49 @@ type humanView struct {
 	dry       bool
 	ponr      string
 	finalLine string
+	// At a terminal: waits show on one line rewritten in place, colour
+	// marks verdicts (unless NO_COLOR is set), lines fit the width.
+	tty      bool
+	color    bool
+	width    int
+	spinning bool
+	spin     int
+	lastSpin time.Time
+	lastOut  map[string]string // the last line each step's action printed
+}
+
+// terminal makes the view draw for a person at a terminal width wide.
+func (h *humanView) terminal(width int, color bool) {
+	h.tty, h.color, h.width = true, color, max(width, 40)
+}
+
+// fit cuts a line to the terminal's width.
+func (h *humanView) fit(s string) string {
+	if !h.tty || len([]rune(s)) <= h.width {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:h.width-1]) + "…"
+}
+
+// paint colours s with an ANSI code when colour is on.
+func (h *humanView) paint(code, s string) string {
+	if !h.color {
+		return s
+	}
+	return "\033[" + code + "m" + s + "\033[0m"
+}
+
+// unspin clears a wait line being rewritten, before anything else prints.
+func (h *humanView) unspin() {
+	if h.spinning {
+		fmt.Fprint(h.w, "\r\033[K")
+		h.spinning = false
+	}
 }
 
 func newHumanView(w io.Writer) *humanView {
-	return &humanView{w: w, index: map[string]int{}, started: map[string]time.Time{}, lastWait: map[string]time.Time{}}
+	return &humanView{w: w, index: map[string]int{}, started: map[string]time.Time{}, lastWait: map[string]time.Time{}, lastOut: map[string]string{}}
 }
 
 // waitEvery throttles "still waiting" lines on a scrolling output.
@@ -34,13 +74,39 @@ const waitEvery = 5 * time.Second
 const pad = "      "
 
 func (h *humanView) line(label, text string) {
-	fmt.Fprintf(h.w, "%s%-9s %s\n", pad, label, text)
+	h.unspin()
+	fmt.Fprintln(h.w, h.fit(fmt.Sprintf("%s%-9s %s", pad, label, text)))
 }
 
 func (h *humanView) more(text string) {
+	h.unspin()
 	for _, l := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
-		fmt.Fprintf(h.w, "%s%-9s %s\n", pad, "", l)
+		fmt.Fprintln(h.w, h.fit(fmt.Sprintf("%s%-9s %s", pad, "", l)))
 	}
+}
+
+var spinner = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
+
+// wait shows a check still waiting: at a terminal one line rewritten in
+// place with a spinner, elsewhere a line every few seconds.
+func (h *humanView) wait(e runbook.Event) {
+	text := fmt.Sprintf("%s: %s (%s of %s)", e.Check.Describe, e.Check.Observed, ms(e.Check.ElapsedMS), ms(e.Check.WithinMS))
+	if h.tty {
+		if e.Time.Sub(h.lastSpin) < 80*time.Millisecond && h.spinning {
+			return
+		}
+		h.lastSpin = e.Time
+		h.spin = (h.spin + 1) % len(spinner)
+		fmt.Fprint(h.w, "\r\033[K"+h.fit(fmt.Sprintf("%s%-9s %s", pad, spinner[h.spin]+" waiting", text)))
+		h.spinning = true
+		return
+	}
+	key := e.Step + "/" + e.Check.Describe
+	if last, ok := h.lastWait[key]; ok && e.Time.Sub(last) < waitEvery {
+		return
+	}
+	h.lastWait[key] = e.Time
+	h.line("waiting", text)
 }
 
 // Observe implements runbook.Observer.
@@ -73,13 +139,7 @@ func (h *humanView) Observe(e runbook.Event) {
 	case runbook.EventCheck:
 		h.check(e)
 	case runbook.EventWaiting:
-		key := e.Step + "/" + e.Check.Describe
-		if last, ok := h.lastWait[key]; ok && e.Time.Sub(last) < waitEvery {
-			return
-		}
-		h.lastWait[key] = e.Time
-		h.line("waiting", fmt.Sprintf("%s: %s (%s of %s)", e.Check.Describe, e.Check.Observed,
-			ms(e.Check.ElapsedMS), ms(e.Check.WithinMS)))
+		h.wait(e)
 	case runbook.EventApproval:
 		a := e.Approval
 		switch {
@@ -103,7 +163,9 @@ func (h *humanView) Observe(e runbook.Event) {
 			h.more(rest)
 		}
 	case runbook.EventOutput:
-		fmt.Fprintf(h.w, "%s%-9s | %s\n", pad, "", e.Output)
+		h.lastOut[e.Step] = e.Output
+		h.unspin()
+		fmt.Fprintln(h.w, h.fit(fmt.Sprintf("%s%-9s | %s", pad, "", e.Output)))
 	case runbook.EventNote:
 		h.line("note", e.Message)
 	case runbook.EventFact:
@@ -127,12 +189,15 @@ func (h *humanView) step(e runbook.Event) {
 		}
 	case runbook.StateDone:
 		text := ms(e.Time.Sub(h.started[e.Step]).Milliseconds())
-		if e.Message != "" {
+		switch {
+		case e.Message != "":
 			text += ": " + e.Message
+		case h.lastOut[e.Step] != "":
+			text += ": " + h.lastOut[e.Step] // what changed, in the action's own words
 		}
-		h.line("done", text)
+		h.line(h.paint("32", "done"), text)
 	case runbook.StateFailed:
-		h.line("FAILED", fmt.Sprintf("%s: %s", e.Phase, e.Error))
+		h.line(h.paint("1;31", "FAILED"), fmt.Sprintf("%s: %s", e.Phase, e.Error))
 		if e.Phase == "requires" {
 			h.more("this step changed nothing")
 		}
@@ -164,11 +229,11 @@ func (h *humanView) check(e runbook.Event) {
 		h.line(e.Phase, fmt.Sprintf("-     %s (not evaluated: %s)", c.Describe, c.NotEvaluated))
 		return
 	}
-	verdict := strings.ToUpper(c.Status)
+	verdict := h.paint("1;31", fmt.Sprintf("%-5s", strings.ToUpper(c.Status)))
 	if c.Status == "pass" {
-		verdict = "pass"
+		verdict = h.paint("32", "pass ")
 	}
-	h.line(e.Phase, fmt.Sprintf("%-5s %s", verdict, c.Describe))
+	h.line(e.Phase, fmt.Sprintf("%s %s", verdict, c.Describe))
 	if c.Status != "pass" {
 		if c.Observed != "" {
 			h.more("saw:  " + c.Observed)
@@ -205,4 +270,59 @@ func ms(v int64) string {
 		return fmt.Sprintf("%.1fs", d.Seconds())
 	}
 	return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+}
+
+// planOverview prints what a run will do before it starts, for a person at
+// a terminal: every step with the node it acts on, the checks that gate it,
+// the destructive steps marked, the point of no return, the recovery
+// sections.
+func planOverview(w io.Writer, p *runbook.Plan, fit func(string) string) {
+	t := &cluster.Target{Cluster: p.Cluster, Facts: &cluster.Facts{}}
+	destructive := 0
+	for _, s := range p.Steps {
+		if s.Destructive {
+			destructive++
+		}
+	}
+	fmt.Fprintf(w, "plan: %s on cluster %s: %d steps, %d destructive (marked !)\n", p.Runbook.Name, p.LockName, len(p.Steps), destructive)
+	for i, s := range p.Steps {
+		mark := " "
+		if s.Destructive {
+			mark = "!"
+		}
+		what := "checks only"
+		if s.Action != nil {
+			what = fmt.Sprintf("%s on %s", s.ActionKind, s.Action.Describe(t).Node)
+		}
+		line := fmt.Sprintf("%s %2d  %-22s %s", mark, i+1, s.Name, what)
+		if len(s.Requires) > 0 {
+			kinds := make([]string, len(s.Requires))
+			for j, c := range s.Requires {
+				kinds[j] = c.Kind
+			}
+			line += "; gated by " + strings.Join(kinds, ", ")
+		}
+		fmt.Fprintln(w, fit(line))
+		if s.PointOfNoReturn {
+			fmt.Fprintln(w, fit("    ---- point of no return: after this step, no rollback ----"))
+		}
+	}
+	for _, sec := range p.Runbook.Rollback {
+		fmt.Fprintln(w, fit(fmt.Sprintf("  rollback %s: %s", sec.Name, stepNames(p.Rollback[sec.Name]))))
+	}
+	for _, sec := range p.Runbook.Repair {
+		fmt.Fprintln(w, fit(fmt.Sprintf("  repair %s: %s", sec.Name, stepNames(p.Repair[sec.Name]))))
+	}
+	if len(p.Finally) > 0 {
+		fmt.Fprintln(w, fit("  finally (always): "+stepNames(p.Finally)))
+	}
+	fmt.Fprintln(w)
+}
+
+func stepNames(list []*runbook.Step) string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = s.Name
+	}
+	return strings.Join(out, ", ")
 }

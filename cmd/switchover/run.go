@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -140,6 +141,9 @@ func engineOptions(ctx context.Context, io *streams, opts *runOpts) (runbook.Opt
 	switch opts.logFormat {
 	case "human":
 		hv = newHumanView(io.out)
+		if isTerminal(io.out) {
+			hv.terminal(terminalWidth(io.out), os.Getenv("NO_COLOR") == "")
+		}
 		o.Observer = hv
 	case "json":
 		o.Observer = newJSONView(io.out)
@@ -185,6 +189,9 @@ func runRun(ctx context.Context, io *streams, opts *runOpts) error {
 	}
 	if err := checkWindow(opts, time.Now()); err != nil {
 		return err
+	}
+	if hv != nil && hv.tty && !opts.dryRun {
+		planOverview(io.out, p, hv.fit)
 	}
 	res, err := runbook.Run(ctx, p, o)
 	report(io, hv, res)

@@ -12,6 +12,17 @@ import (
 
 func termIsTerminal(fd int) bool { return term.IsTerminal(fd) }
 
+// terminalWidth is the width of the terminal behind f, or 80.
+func terminalWidth(f any) int {
+	type fder interface{ Fd() uintptr }
+	if x, ok := f.(fder); ok {
+		if w, _, err := term.GetSize(int(x.Fd())); err == nil && w > 0 {
+			return w
+		}
+	}
+	return 80
+}
+
 type interruptKey struct{}
 
 // newSignalContext handles SIGINT and SIGTERM: the first asks the run to

@@ -1,0 +1,412 @@
+package playbooks_test
+
+// Faults injected into real sandboxes before and during a switchover: each
+// test says where the run must stop, what it must have done, what the
+// cluster must look like afterwards, and that there were never two primaries.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/sandbox"
+	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/runbook"
+)
+
+// hooked is an observer that records every event and calls hook with each
+// before the engine goes on: a fault injected there happens at an exact
+// point of the run.
+type hooked struct {
+	*events
+	hook func(runbook.Event)
+}
+
+func (h hooked) Observe(ev runbook.Event) {
+	h.events.Observe(ev)
+	if h.hook != nil {
+		h.hook(ev)
+	}
+}
+
+// runHooked runs a playbook scripted (--yes) with hook called on each event.
+func runHooked(t *testing.T, sb *sandbox.Sandbox, name string, hook func(runbook.Event), vars ...string) (*events, error) {
+	t.Helper()
+	ev := &events{}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	_, err := runbook.Run(ctx, plan(t, sb, name, vars...), runbook.Options{
+		Yes: true, Observer: hooked{ev, hook}, JournalDir: t.TempDir(),
+	})
+	return ev, err
+}
+
+// isStep reports whether ev is step's move to state in the main steps.
+func isStep(ev runbook.Event, step string, state runbook.StepState) bool {
+	return ev.Type == runbook.EventStep && ev.Section == runbook.SectionSteps && ev.Step == step && ev.State == state
+}
+
+// roleSampler asks every node whether it is in recovery every ~20ms until
+// stopped, and remembers every moment more than one was out of recovery. A
+// node that does not answer takes no writes: it counts as not a primary.
+type roleSampler struct {
+	stop    chan struct{}
+	done    chan struct{}
+	mu      sync.Mutex
+	samples int
+	split   []string
+}
+
+func sampleRoles(sb *sandbox.Sandbox) *roleSampler {
+	s := &roleSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for {
+			var primaries []string
+			for _, n := range sb.Nodes {
+				if primaryNow(sb, n) {
+					primaries = append(primaries, n.Name)
+				}
+			}
+			s.mu.Lock()
+			s.samples++
+			if len(primaries) > 1 {
+				s.split = append(s.split, time.Now().Format("15:04:05.000")+" "+strings.Join(primaries, "+"))
+			}
+			s.mu.Unlock()
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	return s
+}
+
+// primaryNow reports whether n answers and is out of recovery.
+func primaryNow(sb *sandbox.Sandbox, n sandbox.Node) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	c, err := pg.Connect(ctx, sb.Conninfo(n, "postgres"), 0)
+	if err != nil {
+		return false
+	}
+	defer c.Close(context.Background())
+	var recovery bool
+	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&recovery); err != nil {
+		return false
+	}
+	return !recovery
+}
+
+// check stops the sampler and fails the test if two primaries were seen.
+func (s *roleSampler) check(t *testing.T) {
+	t.Helper()
+	close(s.stop)
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.split) > 0 {
+		t.Errorf("two primaries at once, %d times in %d samples: %s", len(s.split), s.samples, strings.Join(s.split, "; "))
+	}
+	if s.samples < 5 {
+		t.Errorf("only %d role samples taken during the run", s.samples)
+	}
+	t.Logf("%d role samples, never two primaries", s.samples)
+}
+
+// pgCtlOn runs pg_ctl on a node's data directory as the servers' user.
+func pgCtlOn(sb *sandbox.Sandbox, n sandbox.Node, args string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := sbExec(sb).Run(ctx, fmt.Sprintf("%s %s -D %s", filepath.Join(sb.BinDir, "pg_ctl"), args, n.DataDir))
+	if err == nil && out.ExitCode != 0 {
+		err = fmt.Errorf("exit %d: %s", out.ExitCode, out.Combined())
+	}
+	if err != nil {
+		return fmt.Errorf("pg_ctl %s on %s: %w", args, n.Name, err)
+	}
+	return nil
+}
+
+// startNode starts a stopped node and waits until it accepts connections.
+func startNode(t *testing.T, sb *sandbox.Sandbox, name string) {
+	t.Helper()
+	n := node(t, sb, name)
+	if err := pgCtlOn(sb, n, "start -w -t 50 -l "+filepath.Join(n.DataDir, "faults-test.log")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// noActionBut fails the test when an action outside allowed ran.
+func noActionBut(t *testing.T, ev *events, allowed ...string) {
+	t.Helper()
+	for _, s := range ev.actionsRun() {
+		if !slices.Contains(allowed, s) {
+			t.Fatalf("action %q ran; only %v may have:\n%s", s, allowed, ev.text())
+		}
+	}
+}
+
+// wantRolledBack asserts the state a rollback must leave: pg1 the primary
+// on timeline 1 taking the writes made through PgBouncer.
+func wantRolledBack(t *testing.T, sb *sandbox.Sandbox, ev *events, topo string) {
+	t.Helper()
+	text := ev.text()
+	for _, want := range []string{"section.started", "restart-old-primary done", "resume-pooler-on-old-primary done"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("events lack %q:\n%s", want, text)
+		}
+	}
+	if got := writeThroughPooler(t, sb); got != node(t, sb, "pg1").Port {
+		t.Fatalf("after the rollback the pooler wrote to port %d, want pg1 (%d)", got, node(t, sb, "pg1").Port)
+	}
+	if got := topology(t, sb); !strings.HasPrefix(got, topo) {
+		t.Fatalf("after the rollback: %s, want %s…", got, topo)
+	}
+}
+
+// 1. The replication link from the candidate to the primary is cut: the run
+// stops at preflight, nothing acted, nothing changed.
+func TestFaultReplicationLinkCut(t *testing.T) {
+	sb := sandboxtest.New(t, 2)
+	cand := connect(t, sb, "pg2", "postgres")
+	ctx := context.Background()
+	for _, sql := range []string{"ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=1 connect_timeout=1'", "SELECT pg_reload_conf()"} {
+		if _, err := cand.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var streaming bool
+		if err := cand.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')").Scan(&streaming); err != nil {
+			t.Fatal(err)
+		}
+		if !streaming {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("pg2 still streams 20s after its primary_conninfo went to port 1")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	before, pooler := topology(t, sb), poolerTarget(t, sb)
+
+	ev, err := run(t, sb, streaming, false, "catch_up_within=2s")
+	if !errors.Is(err, runbook.ErrPrecondition) {
+		t.Fatalf("run with pg2 cut off from pg1: %v, want a precondition failure (exit 3)\n%s", err, ev.text())
+	}
+	if got := ev.actionsRun(); len(got) != 0 {
+		t.Fatalf("actions ran: %v, want none", got)
+	}
+	if !strings.Contains(ev.text(), "preflight failed") || !strings.Contains(ev.text(), "pg2") {
+		t.Fatalf("the failure is not preflight's about pg2:\n%s", ev.text())
+	}
+	if got := topology(t, sb); got != before {
+		t.Fatalf("topology changed: %s, was %s", got, before)
+	}
+	if got := poolerTarget(t, sb); got != pooler {
+		t.Fatalf("the pooler changed: %s, was %s", got, pooler)
+	}
+	if got := writeThroughPooler(t, sb); got != node(t, sb, "pg1").Port {
+		t.Fatalf("the pooler wrote to port %d, want pg1", got)
+	}
+}
+
+// 2. A session takes an advisory lock on the candidate after preflight:
+// the recheck before the destructive steps stops the run (pause-pooler's
+// precondition, or stop-primary's postcondition), the rollback leaves pg1
+// the primary, pg2 is never promoted.
+func TestFaultBlockingSessionAppearsAfterPreflight(t *testing.T) {
+	sb := sandboxtest.New(t, 2)
+	var holder *pgConn
+	var hookErr error
+	hook := func(ev runbook.Event) {
+		if holder != nil || !isStep(ev, "checkpoint", runbook.StateRunning) {
+			return
+		}
+		holder, hookErr = openLocked(sb, node(t, sb, "pg2"))
+	}
+	roles := sampleRoles(sb)
+	ev, err := runHooked(t, sb, streaming, hook)
+	roles.check(t)
+	if holder != nil {
+		defer holder.close()
+	}
+	if hookErr != nil || holder == nil {
+		t.Fatalf("the blocking session was not opened: %v", hookErr)
+	}
+	// Earlier steps had acted (the canary, the checkpoint): the engine
+	// reports a failure after changes as an action failure (exit 4).
+	if !errors.Is(err, runbook.ErrAction) {
+		t.Fatalf("run with a lock taken on pg2 mid-run: %v, want an action failure (exit 4)\n%s", err, ev.text())
+	}
+	text := ev.text()
+	if !strings.Contains(text, "pg.no_blocking_sessions fail") || !strings.Contains(text, "advisory") {
+		t.Fatalf("the failure does not name the blocking session:\n%s", text)
+	}
+	noActionBut(t, ev, "start-canary", "checkpoint", "pause-pooler", "stop-primary")
+	wantRolledBack(t, sb, ev, fmt.Sprintf("pg1=primary/1 pg2=standby<%d/1", node(t, sb, "pg1").Port))
+}
+
+// pgConn is a session the test holds open on a node.
+type pgConn struct{ close func() }
+
+// openLocked opens a session on n that holds an advisory lock.
+func openLocked(sb *sandbox.Sandbox, n sandbox.Node) (*pgConn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pg.Connect(ctx, sb.Conninfo(n, "app"), 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Exec(ctx, "SELECT pg_advisory_lock(4242)"); err != nil {
+		c.Close(context.Background())
+		return nil, err
+	}
+	return &pgConn{close: func() { c.Close(context.Background()) }}, nil
+}
+
+// 3. The old primary does not stop in time (a smart shutdown waits for a
+// client that stays): pg.stop fails with the server still shutting down;
+// the rollback finishes that shutdown fast and starts pg1 again as the
+// primary, serving writes through PgBouncer.
+func TestFaultOldPrimaryDoesNotStopInTime(t *testing.T) {
+	sb := sandboxtest.New(t, 2)
+	client := connect(t, sb, "pg1", "app") // stays connected: a smart shutdown waits for it
+	if err := client.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	roles := sampleRoles(sb)
+	ev, err := run(t, sb, streaming, false, "stop_mode=smart", "stop_timeout=2s")
+	roles.check(t)
+	if !errors.Is(err, runbook.ErrAction) {
+		t.Fatalf("run with a smart stop that cannot finish: %v, want an action failure (exit 4)\n%s", err, ev.text())
+	}
+	text := ev.text() + ev.output()
+	for _, want := range []string{"stop-primary failed", "still running after 2s", "is running but shutting down", "finishing the shutdown fast", "pg1 started"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("events lack %q:\n%s", want, text)
+		}
+	}
+	noActionBut(t, ev, "start-canary", "checkpoint", "pause-pooler", "stop-primary")
+	wantRolledBack(t, sb, ev, "pg1=primary/1 pg2=standby")
+}
+
+// 4. The candidate goes down between the old primary's stop and its
+// promotion: pg.promote fails; the candidate's control file shows it never
+// finished a promotion, so the rollback starts pg1 again as the primary.
+// Started again, pg2 comes back as a standby: no split brain.
+func TestFaultPromotionImpossible(t *testing.T) {
+	sb := sandboxtest.New(t, 2)
+	var hookErr error
+	stopped := false
+	hook := func(ev runbook.Event) {
+		if stopped || !isStep(ev, "stop-primary", runbook.StateDone) {
+			return
+		}
+		stopped = true
+		hookErr = pgCtlOn(sb, node(t, sb, "pg2"), "stop -m fast -w -t 30")
+	}
+	roles := sampleRoles(sb)
+	ev, err := runHooked(t, sb, streaming, hook)
+	roles.check(t)
+	if hookErr != nil || !stopped {
+		t.Fatalf("pg2 was not stopped after stop-primary: %v\n%s", hookErr, ev.text())
+	}
+	if !errors.Is(err, runbook.ErrAction) {
+		t.Fatalf("run with pg2 stopped before its promotion: %v, want an action failure (exit 4)\n%s", err, ev.text())
+	}
+	text := ev.text()
+	for _, want := range []string{"promote failed", "pg.not_primary pass", "shut down in recovery"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("events lack %q:\n%s", want, text)
+		}
+	}
+	noActionBut(t, ev, "start-canary", "checkpoint", "pause-pooler", "stop-primary", "promote")
+	wantRolledBack(t, sb, ev, "pg1=primary/1 pg2=down")
+
+	startNode(t, sb, "pg2")
+	pg1 := node(t, sb, "pg1")
+	want := fmt.Sprintf("pg1=primary/1 pg2=standby<%d/1 pg3=standby<%d/1", pg1.Port, pg1.Port)
+	waitTopology(t, sb, want)
+}
+
+// waitTopology waits until the topology is want (standbys reconnect to a
+// restarted primary after a while).
+func waitTopology(t *testing.T, sb *sandbox.Sandbox, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := topology(t, sb)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topology %s, want %s", got, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// output is every line the run's actions printed.
+func (e *events) output() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var b strings.Builder
+	for _, ev := range e.all {
+		if ev.Type == runbook.EventOutput {
+			fmt.Fprintf(&b, "%s: %s\n", ev.Step, ev.Output)
+		}
+	}
+	return b.String()
+}
+
+// 5. Two nodes claim to be the primary: the run refuses before any action
+// and names both.
+func TestFaultTwoPrimariesAtPreflight(t *testing.T) {
+	sb := sandboxtest.New(t, 2)
+	pg3 := node(t, sb, "pg3")
+	stopNode(t, sb, "pg3")
+	out, err := sbExec(sb).Run(context.Background(), "rm "+filepath.Join(pg3.DataDir, "standby.signal"))
+	if err != nil || out.ExitCode != 0 {
+		t.Fatalf("rm standby.signal: %v %s", err, out.Combined())
+	}
+	startNode(t, sb, "pg3")
+	if !primaryNow(sb, pg3) {
+		t.Fatalf("pg3 is not a primary: %s", topology(t, sb))
+	}
+	before, pooler := topology(t, sb), poolerTarget(t, sb)
+
+	ev, err := run(t, sb, streaming, false, "catch_up_within=2s")
+	if !errors.Is(err, runbook.ErrPrecondition) {
+		t.Fatalf("run with pg1 and pg3 both primaries: %v, want a precondition failure (exit 3)\n%s", err, ev.text())
+	}
+	if got := ev.actionsRun(); len(got) != 0 {
+		t.Fatalf("actions ran: %v, want none", got)
+	}
+	var topo string
+	for _, l := range strings.Split(ev.text(), "\n") {
+		if strings.Contains(l, "pg.topology fail") {
+			topo = l
+		}
+	}
+	if !strings.Contains(topo, "pg1") || !strings.Contains(topo, "pg3") {
+		t.Fatalf("pg.topology's failure does not name pg1 and pg3 (%q):\n%s", topo, ev.text())
+	}
+	if got := topology(t, sb); got != before {
+		t.Fatalf("topology changed: %s, was %s", got, before)
+	}
+	if got := poolerTarget(t, sb); got != pooler {
+		t.Fatalf("the pooler changed: %s, was %s", got, pooler)
+	}
+}
