@@ -50,6 +50,14 @@ type Question struct {
 	TypeToConfirm string
 	Detail        string   // what the engine found (settle)
 	Choices       []string // for AskSettle
+	// Also lists later steps approved together with this one (approve_with).
+	Also []Also
+}
+
+// Also is a later step approved ahead, with its exact effect.
+type Also struct {
+	Step   *Step
+	Effect steps.Effect
 }
 
 // Answer is the operator's answer.
@@ -797,7 +805,17 @@ func (e *engine) act(ctx context.Context, s *Step) error {
 // approveStep gets approval for a destructive step (under steps:) and the
 // operator's confirmation for a manual one.
 func (e *engine) approveStep(ctx context.Context, s *Step) error {
-	needs := (s.Destructive && s.Section == SectionSteps) || s.Manual
+	// Later destructive steps approved together with this one, at a
+	// terminal, so that no prompt waits while clients are held.
+	var together []*Step
+	if e.o.Operator != nil && !e.approved[s.Name] {
+		for _, name := range s.ApproveWith {
+			if later := e.p.Step(name); later != nil && !e.approved[name] && !e.approve[name] && !e.o.Yes {
+				together = append(together, later)
+			}
+		}
+	}
+	needs := (s.Destructive && s.Section == SectionSteps) || s.Manual || len(together) > 0
 	if !needs || e.approved[s.Name] {
 		return nil
 	}
@@ -817,6 +835,13 @@ func (e *engine) approveStep(ctx context.Context, s *Step) error {
 		}
 		if s.Action != nil {
 			q.Effect = e.redactEffect(s.Action.Describe(e.target()))
+		}
+		for _, later := range together {
+			also := Also{Step: later}
+			if later.Action != nil {
+				also.Effect = e.redactEffect(later.Action.Describe(e.target()))
+			}
+			q.Also = append(q.Also, also)
 		}
 		if q.Kind == AskApprove && !e.askedCluster {
 			q.TypeToConfirm = e.p.LockName
@@ -842,6 +867,15 @@ func (e *engine) approveStep(ctx context.Context, s *Step) error {
 		return e.declined(s, fmt.Sprintf("the operator declined step %q", s.Name))
 	}
 	e.approved[s.Name] = true
+	if a.How == "prompt" {
+		for _, later := range together {
+			la := &Approval{Granted: true, User: a.User, Host: a.Host, How: "prompt", Note: fmt.Sprintf("approved ahead, with step %q", s.Name)}
+			if err := e.emit(Event{Type: EventApproval, Section: later.Section, Step: later.Name, Approval: la}); err != nil {
+				return e.fail(s, "approval", err)
+			}
+			e.approved[later.Name] = true
+		}
+	}
 	return nil
 }
 

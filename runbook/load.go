@@ -66,6 +66,8 @@ type rawStep struct {
 	Destructive     rawFlag
 	Idempotent      rawFlag
 	PointOfNoReturn rawFlag
+	ApproveWith     []rawScalar
+	ApproveWithPos  Pos
 	Timeout         *rawScalar
 	OnFailure       *rawScalar
 	// Broken is set when the loader found problems in the step; the
@@ -561,8 +563,20 @@ func (r *reader) step(n *yaml.Node, what string) (s *rawStep) {
 		"destructive":        func(k, v *yaml.Node) { s.Destructive = r.flag(v, what+": destructive") },
 		"idempotent":         func(k, v *yaml.Node) { s.Idempotent = r.flag(v, what+": idempotent") },
 		"point_of_no_return": func(k, v *yaml.Node) { s.PointOfNoReturn = r.flag(v, what+": point_of_no_return") },
-		"timeout":            func(k, v *yaml.Node) { s.Timeout = r.scalarPtr(v, what+": timeout") },
-		"on_failure":         func(k, v *yaml.Node) { s.OnFailure = r.scalarPtr(v, what+": on_failure") },
+		"approve_with": func(k, v *yaml.Node) {
+			s.ApproveWithPos = r.pos(k)
+			if v.Kind != yaml.SequenceNode {
+				r.errf(v, "%s: approve_with: want a list of step names, got %s", what, kindName(v))
+				return
+			}
+			for _, e := range v.Content {
+				if sc, ok := r.scalar(e, what+": approve_with"); ok {
+					s.ApproveWith = append(s.ApproveWith, sc)
+				}
+			}
+		},
+		"timeout":    func(k, v *yaml.Node) { s.Timeout = r.scalarPtr(v, what+": timeout") },
+		"on_failure": func(k, v *yaml.Node) { s.OnFailure = r.scalarPtr(v, what+": on_failure") },
 	})
 	if !hasName {
 		r.errf(n, "%s: missing key \"name\"", what)

@@ -220,6 +220,7 @@ func keys[T any](m map[string]T) []string {
 // checkFlow checks what spans steps: the point of no return, on_failure
 // targets, and the keys that only make sense in the main list of steps.
 func (z *resolver) checkFlow(rb *Runbook, p *Plan) {
+	z.checkApproveWith(rb, p)
 	ponr := -1
 	for i, s := range p.Steps {
 		if !s.PointOfNoReturn {
@@ -507,4 +508,49 @@ func (z *resolver) args(specs []params.Spec, c *rawCall, what string) (params.Va
 		}
 	}
 	return vals, len(probs) == 0 && subbed
+}
+
+// checkApproveWith checks that approve_with names later destructive steps
+// of the main list.
+func (z *resolver) checkApproveWith(rb *Runbook, p *Plan) {
+	index := map[string]int{}
+	for i, s := range p.Steps {
+		index[s.Name] = i
+	}
+	check := func(raws []*rawStep, main bool) {
+		for i, rs := range raws {
+			if len(rs.ApproveWith) == 0 {
+				continue
+			}
+			if !main {
+				z.probs.add(rs.ApproveWithPos, "step %q: approve_with belongs on a step under steps:", rs.Name)
+				continue
+			}
+			for _, sc := range rs.ApproveWith {
+				name, subbed := z.sub(sc, fmt.Sprintf("step %q: approve_with", rs.Name))
+				if !subbed {
+					continue
+				}
+				j, ok := index[name]
+				switch {
+				case !ok:
+					z.probs.add(sc.Pos, "step %q: approve_with: no step %q under steps:%s", rs.Name, name, suggestVar(name, index))
+				case j <= i:
+					z.probs.add(sc.Pos, "step %q: approve_with: step %q does not come after it; approvals are asked ahead, not behind", rs.Name, name)
+				case !p.Steps[j].Destructive:
+					z.probs.add(sc.Pos, "step %q: approve_with: step %q is not destructive; there is nothing to approve", rs.Name, name)
+				default:
+					p.Steps[i].ApproveWith = append(p.Steps[i].ApproveWith, name)
+				}
+			}
+		}
+	}
+	check(rb.Steps, true)
+	check(rb.Finally, false)
+	for _, sec := range rb.Rollback {
+		check(sec.Steps, false)
+	}
+	for _, sec := range rb.Repair {
+		check(sec.Steps, false)
+	}
 }

@@ -119,9 +119,14 @@ type Step struct {
 	// PointOfNoReturn marks the step whose completion means the engine will
 	// never roll back again.
 	PointOfNoReturn bool
-	Timeout         time.Duration
-	OnFailure       string // rollback or repair section name; "" stops
-	Ensures         []*Cond
+	// ApproveWith names later destructive steps whose approval is asked
+	// together with this step's, at a terminal: so that no prompt waits on
+	// a person while clients are held (between a pooler's pause and
+	// resume, say).
+	ApproveWith []string
+	Timeout     time.Duration
+	OnFailure   string // rollback or repair section name; "" stops
+	Ensures     []*Cond
 }
 
 // Cond is one resolved check, used as a precondition or a postcondition.

@@ -40,9 +40,22 @@ func (p *promptOperator) Ask(ctx context.Context, q runbook.Question) (runbook.A
 	switch q.Kind {
 	case runbook.AskApprove:
 		for {
-			fmt.Fprintf(w, "\nstep %q is destructive\n  node:    %s\n  does:    %s\n", q.Step.Name, q.Effect.Node, q.Effect.Command)
+			what := "is destructive"
+			if !q.Step.Destructive {
+				what = "asks ahead for the approval of what follows it"
+			}
+			fmt.Fprintf(w, "\nstep %q %s\n  node:    %s\n  does:    %s\n", q.Step.Name, what, q.Effect.Node, q.Effect.Command)
 			if q.Effect.Changes != "" {
 				fmt.Fprintf(w, "  changes: %s\n", q.Effect.Changes)
+			}
+			if len(q.Also) > 0 {
+				fmt.Fprintf(w, "approving it also approves these later steps, which then run without asking (no prompt waits while clients are held):\n")
+				for _, a := range q.Also {
+					fmt.Fprintf(w, "  step %q on %s\n    does:    %s\n", a.Step.Name, a.Effect.Node, a.Effect.Command)
+					if a.Effect.Changes != "" {
+						fmt.Fprintf(w, "    changes: %s\n", a.Effect.Changes)
+					}
+				}
 			}
 			choice, err := p.selectOne("proceed with step "+q.Step.Name+"?", []string{"proceed", "show details", "abort"})
 			if err != nil {
