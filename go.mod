@@ -3,6 +3,7 @@ module github.com/switchover/switchover
 go 1.26.8
 
 require (
+	github.com/creack/pty v1.1.24
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/manifoldco/promptui v0.9.0

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/sandbox"
+	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+)
+
+// screen is what a program wrote to its terminal, escape sequences removed.
+type screen struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]|\r`)
+
+func (s *screen) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *screen) text() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return ansi.ReplaceAllString(s.buf.String(), "")
+}
+
+// waitFor waits until the screen shows want, failing after d.
+func (s *screen) waitFor(t *testing.T, want string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if strings.Contains(s.text(), want) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("the terminal never showed %q; it shows:\n%s", want, s.text())
+}
+
+// interactive starts the real binary in a real pseudo-terminal.
+func interactive(t *testing.T, args ...string) (*exec.Cmd, func(string), *screen, <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, binary(t), args...)
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 60, Cols: 160})
+	if err != nil {
+		t.Fatalf("start in a pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { tty.Close() })
+	scr := &screen{}
+	go func() { _, _ = bytes.NewBuffer(nil).ReadFrom(teeReader{tty, scr}) }()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+	keys := func(k string) {
+		t.Helper()
+		time.Sleep(150 * time.Millisecond) // let the prompt settle before typing
+		if _, err := tty.Write([]byte(k)); err != nil {
+			t.Fatalf("type %q: %v", k, err)
+		}
+	}
+	return cmd, keys, scr, done
+}
+
+type teeReader struct {
+	r interface{ Read([]byte) (int, error) }
+	w *screen
+}
+
+func (t teeReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		t.w.Write(p[:n])
+	}
+	return n, err
+}
+
+func exitOf(t *testing.T, done <-chan error, d time.Duration, scr *screen) int {
+	t.Helper()
+	select {
+	case err := <-done:
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(d):
+		t.Fatalf("the interactive run did not end within %s; the terminal shows:\n%s", d, scr.text())
+	}
+	return -1
+}
+
+func primaryOf(t *testing.T, sb *sandbox.Sandbox) string {
+	t.Helper()
+	for _, s := range sb.Status(context.Background()) {
+		if s.Err == nil && s.State.Role == pg.RolePrimary {
+			return s.Node.Name
+		}
+	}
+	return ""
+}
+
+// An interactive switchover of the sandbox at a real terminal: the plan
+// first, one prompt before the pause that shows what it and the stop and
+// the promotion will do, the cluster's name typed, the switch done. Then
+// a second run aborted at that prompt: exit 5, nothing changed.
+func TestInteractiveSwitchoverInAPseudoTerminal(t *testing.T) {
+	sb := sandboxtest.New(t, 2)
+	jd := t.TempDir()
+	_, keys, scr, done := interactive(t, "run", "postgres-streaming-switchover", "-i", sb.Inventory(), "--journal-dir", jd)
+
+	scr.waitFor(t, "plan: postgres-streaming-switchover on cluster sandbox: 11 steps, 2 destructive", 20*time.Second)
+	for _, want := range []string{"!  5  stop-primary", "!  6  promote", "---- point of no return", "finally (always): pooler-resumed, stop-canary"} {
+		scr.waitFor(t, want, time.Second)
+	}
+	scr.waitFor(t, "proceed with step pause-pooler?", 20*time.Second)
+	for _, want := range []string{"does:    PAUSE app", "approving it also approves", `step "stop-primary" on pg1`, `step "promote" on pg2`, "pg_promote(wait => false)"} {
+		scr.waitFor(t, want, time.Second)
+	}
+	if strings.Contains(scr.text(), "[5/11] stop-primary") {
+		t.Fatal("stop-primary started before the prompt was answered")
+	}
+	keys("\r")
+	scr.waitFor(t, "type the cluster name (sandbox) to confirm", 10*time.Second)
+	keys("sandbox\r")
+	if code := exitOf(t, done, time.Minute, scr); code != 0 {
+		t.Fatalf("interactive run: exit %d; the terminal shows:\n%s", code, scr.text())
+	}
+	text := scr.text()
+	for _, want := range []string{"approved  by", "(prompt)", "[6/11] promote", "pg2 is a primary now", "canary: all", "0 lost", "done in"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the terminal does not show %q:\n%s", want, text)
+		}
+	}
+	if strings.Count(text, "proceed with step") != 1 {
+		t.Errorf("%d prompts, want exactly one: no prompt may wait while clients are held", strings.Count(text, "proceed with step"))
+	}
+	if p := primaryOf(t, sb); p != "pg2" {
+		t.Fatalf("after the interactive switchover the primary is %q, want pg2", p)
+	}
+
+	// Abort at the prompt: exit 5, nothing changed, clients not held.
+	_, keys, scr, done = interactive(t, "run", "postgres-streaming-switchover", "-i", sb.Inventory(), "--journal-dir", jd,
+		"--var", "primary=pg2", "--var", "candidate=pg1")
+	scr.waitFor(t, "proceed with step pause-pooler?", 20*time.Second)
+	keys("\x1b[B")
+	keys("\x1b[B")
+	keys("\r")
+	if code := exitOf(t, done, time.Minute, scr); code != exitDeclined {
+		t.Fatalf("aborted run: exit %d, want %d; the terminal shows:\n%s", code, exitDeclined, scr.text())
+	}
+	if p := primaryOf(t, sb); p != "pg2" {
+		t.Fatalf("after the abort the primary is %q, want pg2 still", p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pg.ConnectPooled(ctx, sb.ClientConninfo())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var recovery bool
+	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&recovery); err != nil || recovery {
+		t.Fatalf("through the pooler after the abort: recovery=%v err=%v; want the primary answering", recovery, err)
+	}
+}
