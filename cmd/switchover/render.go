@@ -145,6 +145,8 @@ func (h *humanView) Observe(e runbook.Event) {
 		switch {
 		case a.Granted && e.Phase == "settle":
 			h.line("settled", fmt.Sprintf("%s by %s@%s (%s)", strings.TrimPrefix(a.Note, "settle: "), a.User, a.Host, a.How))
+		case a.Granted && strings.HasPrefix(a.Note, "approved ahead"):
+			h.line("approved", fmt.Sprintf("step %s too, ahead: by %s@%s (%s)", e.Step, a.User, a.Host, a.How))
 		case a.Granted:
 			h.line("approved", fmt.Sprintf("by %s@%s (%s)", a.User, a.Host, a.How))
 		case a.How == "none":
