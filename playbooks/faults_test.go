@@ -220,6 +220,7 @@ func TestFaultReplicationLinkCut(t *testing.T) {
 	if got := writeThroughPooler(t, sb); got != node(t, sb, "pg1").Port {
 		t.Fatalf("the pooler wrote to port %d, want pg1", got)
 	}
+	recordFault(t, "replication link candidate-primary cut", ev, err, sb)
 }
 
 // 2. A session takes an advisory lock on the candidate after preflight:
@@ -256,6 +257,7 @@ func TestFaultBlockingSessionAppearsAfterPreflight(t *testing.T) {
 	}
 	noActionBut(t, ev, "start-canary", "checkpoint", "pause-pooler", "stop-primary")
 	wantRolledBack(t, sb, ev, fmt.Sprintf("pg1=primary/1 pg2=standby<%d/1", node(t, sb, "pg1").Port))
+	recordFault(t, "blocking session on the candidate after preflight", ev, err, sb)
 }
 
 // pgConn is a session the test holds open on a node.
@@ -300,6 +302,7 @@ func TestFaultOldPrimaryDoesNotStopInTime(t *testing.T) {
 	}
 	noActionBut(t, ev, "start-canary", "checkpoint", "pause-pooler", "stop-primary")
 	wantRolledBack(t, sb, ev, "pg1=primary/1 pg2=standby")
+	recordFault(t, "old primary does not stop in time (smart, 2s)", ev, err, sb)
 }
 
 // 4. The candidate goes down between the old primary's stop and its
@@ -339,6 +342,7 @@ func TestFaultPromotionImpossible(t *testing.T) {
 	pg1 := node(t, sb, "pg1")
 	want := fmt.Sprintf("pg1=primary/1 pg2=standby<%d/1 pg3=standby<%d/1", pg1.Port, pg1.Port)
 	waitTopology(t, sb, want)
+	recordFault(t, "promotion fails (candidate stopped first)", ev, err, sb)
 }
 
 // waitTopology waits until the topology is want (standbys reconnect to a
@@ -409,4 +413,5 @@ func TestFaultTwoPrimariesAtPreflight(t *testing.T) {
 	if got := poolerTarget(t, sb); got != pooler {
 		t.Fatalf("the pooler changed: %s, was %s", got, pooler)
 	}
+	recordFault(t, "two primaries at preflight", ev, err, sb)
 }

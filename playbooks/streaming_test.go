@@ -21,7 +21,7 @@ import (
 	"github.com/switchover/switchover/runbook"
 )
 
-func TestMain(m *testing.M) { sandboxtest.Main(m) }
+func TestMain(m *testing.M) { sandboxtest.MainThen(m, printFaultTable) }
 
 const streaming = "postgres-streaming-switchover"
 

@@ -81,8 +81,15 @@ func Shared(t testing.TB) *sandbox.Sandbox {
 }
 
 // Main runs a package's tests and brings the shared sandbox down after.
-func Main(m *testing.M) {
+func Main(m *testing.M) { MainThen(m, nil) }
+
+// MainThen is Main that calls after (to print a summary, say) once the
+// tests have run.
+func MainThen(m *testing.M, after func()) {
 	code := m.Run()
+	if after != nil {
+		after()
+	}
 	mu.Lock()
 	if shared != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
