@@ -67,6 +67,23 @@ func needDataDir(n *cluster.Node) error {
 	return nil
 }
 
+// hostNode returns an inventory node that has a data directory, and the
+// executor of its host: what a step needs that runs pg_ctl and friends.
+func hostNode(t *cluster.Target, name string) (*cluster.Node, transport.Executor, error) {
+	n, err := inventoryNode(t, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := needDataDir(n); err != nil {
+		return nil, nil, err
+	}
+	ex, err := t.Executor(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return n, ex, nil
+}
+
 // dataDir returns n's data directory, or a placeholder for plans.
 func dataDir(n *cluster.Node) string {
 	if n == nil || n.DataDir == "" {

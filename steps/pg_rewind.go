@@ -105,18 +105,11 @@ func keepList(files []string) string {
 // Apply implements Step.
 func (r *PGRewind) Apply(ctx context.Context, t *cluster.Target) error {
 	fail := func(err error) error { return fmt.Errorf("rewind %q from %q: %w", r.Node, r.Source, err) }
-	n, err := inventoryNode(t, r.Node)
+	n, ex, err := hostNode(t, r.Node)
 	if err != nil {
 		return fail(err)
 	}
 	src, err := inventoryNode(t, r.Source)
-	if err != nil {
-		return fail(err)
-	}
-	if err := needDataDir(n); err != nil {
-		return fail(err)
-	}
-	ex, err := t.Executor(r.Node)
 	if err != nil {
 		return fail(err)
 	}

@@ -94,14 +94,7 @@ func (s *PGStart) Describe(t *cluster.Target) Effect {
 // Apply implements Step.
 func (s *PGStart) Apply(ctx context.Context, t *cluster.Target) error {
 	fail := func(err error) error { return fmt.Errorf("start %q: %w", s.Node, err) }
-	n, err := inventoryNode(t, s.Node)
-	if err != nil {
-		return fail(err)
-	}
-	if err := needDataDir(n); err != nil {
-		return fail(err)
-	}
-	ex, err := t.Executor(s.Node)
+	n, ex, err := hostNode(t, s.Node)
 	if err != nil {
 		return fail(err)
 	}

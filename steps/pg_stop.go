@@ -122,14 +122,7 @@ func cleanlyShutDown(cd map[string]string) bool {
 // Apply implements Step.
 func (s *PGStop) Apply(ctx context.Context, t *cluster.Target) error {
 	fail := func(err error) error { return fmt.Errorf("stop %q: %w", s.Node, err) }
-	n, err := inventoryNode(t, s.Node)
-	if err != nil {
-		return fail(err)
-	}
-	if err := needDataDir(n); err != nil {
-		return fail(err)
-	}
-	ex, err := t.Executor(s.Node)
+	n, ex, err := hostNode(t, s.Node)
 	if err != nil {
 		return fail(err)
 	}
