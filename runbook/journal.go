@@ -2,6 +2,7 @@ package runbook
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -74,9 +75,15 @@ func createJournal(dir, id string) (*Journal, error) {
 	return &Journal{f: f, path: path}, nil
 }
 
-// openJournal reopens the journal of a run to append to it (resume).
+// openJournal reopens the journal of a run to append to it (resume). A
+// last line cut short by a crash (a kill in the middle of a write) is cut
+// off first: it was never synced whole, so nothing acted on it, and
+// appending after it would glue the next event onto it.
 func openJournal(dir, id string) (*Journal, error) {
 	path := JournalPath(dir, id)
+	if err := dropPartialLine(path); err != nil {
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
 	f, err := openJournalFile(path, os.O_WRONLY|os.O_APPEND)
 	if err != nil {
 		return nil, fmt.Errorf("journal %s: %w", path, err)
@@ -218,4 +225,14 @@ func summarize(dir, id string, evs []Event) RunSummary {
 		}
 	}
 	return s
+}
+
+// dropPartialLine truncates a journal to its last complete line.
+func dropPartialLine(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) == 0 || b[len(b)-1] == '\n' {
+		return err
+	}
+	keep := bytes.LastIndexByte(b, '\n') + 1
+	return os.Truncate(path, int64(keep))
 }

@@ -128,3 +128,31 @@ func TestSettlingDoesNotWaitOutTheFullWithin(t *testing.T) {
 		t.Fatalf("resume = %v, want it to ask for --settle", err)
 	}
 }
+
+// A run killed in the middle of writing an event leaves half a line; the
+// resume cuts it off before appending, so every line of the journal is one
+// whole event again.
+func TestResumeAfterATornJournalLine(t *testing.T) {
+	l := &callLog{}
+	b := act(l, "block")
+	fake(b).apply = onFirstCall(untilCtxDone, nil) // blocks in the killed run only
+	b.Idempotent = true
+	build := func() *Plan { return newPlan(act(l, "first"), b, act(l, "last")) }
+	o := options(t, &recorder{})
+	id := killMidAction(t, build(), o, "block")
+	f, err := os.OpenFile(JournalPath(o.JournalDir, id), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`{"seq":99,"time":"2026-11-21T11:59:17Z","run_id":"` + id + `","event":"step","step":"blo`); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := Resume(context.Background(), build(), id, options2(o, &recorder{})); err != nil {
+		t.Fatalf("resume after a torn line: %v", err)
+	}
+	assertJournal(t, o.JournalDir, id)
+	if l.count("last") != 1 {
+		t.Fatal("the resumed run did not finish")
+	}
+}

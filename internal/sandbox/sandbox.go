@@ -237,9 +237,10 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 		s.Nodes = append(s.Nodes, Node{Name: name, Port: o.PortBase + i, DataDir: filepath.Join(dir, name)})
 	}
 	created := false
+	sb := s // the named result is nil on the error paths below
 	defer func() {
 		if err != nil && created {
-			_ = s.Down(context.Background())
+			_ = sb.Down(context.Background())
 		}
 	}()
 	if err := os.MkdirAll(dir, 0o755); err != nil {

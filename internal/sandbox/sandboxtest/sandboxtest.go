@@ -33,14 +33,25 @@ func available(t testing.TB) {
 }
 
 func up(standbys int) (*sandbox.Sandbox, error) {
-	dir, err := os.MkdirTemp("", "switchover-test-")
-	if err != nil {
-		return nil, err
+	// Two tries: packages run in parallel, and two sandboxes starting at
+	// once can race for the same free ports.
+	var err error
+	for try := 0; try < 2; try++ {
+		var dir string
+		dir, err = os.MkdirTemp("", "switchover-test-")
+		if err != nil {
+			return nil, err
+		}
+		os.Remove(dir) // Up creates it, with the right owner
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		var sb *sandbox.Sandbox
+		sb, err = sandbox.Up(ctx, sandbox.Options{Dir: dir, Standbys: standbys})
+		cancel()
+		if err == nil {
+			return sb, nil
+		}
 	}
-	os.Remove(dir) // Up creates it, with the right owner
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	return sandbox.Up(ctx, sandbox.Options{Dir: dir, Standbys: standbys})
+	return nil, err
 }
 
 // New brings up a sandbox with the given number of standbys for one test
