@@ -828,6 +828,18 @@ func (r *reader) manager(n *yaml.Node) *cluster.Manager {
 				m.URLs = append(m.URLs, r.str(e, "manager: urls"))
 			}
 		},
+		"username": func(_, v *yaml.Node) { m.Username = r.str(v, "manager: username") },
+		"password": func(_, v *yaml.Node) { m.Password = r.str(v, "manager: password") },
+		"ca_file":  func(_, v *yaml.Node) { m.CAFile = r.str(v, "manager: ca_file") },
+		"insecure": func(_, v *yaml.Node) {
+			switch s := strings.TrimSpace(r.str(v, "manager: insecure")); s {
+			case "true", "false":
+				m.Insecure = s == "true"
+			case "":
+			default:
+				r.errf(v, "manager: insecure: want true or false, got %q", s)
+			}
+		},
 	})
 	return m
 }

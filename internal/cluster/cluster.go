@@ -93,6 +93,12 @@ func quoteValue(v string) string {
 type Manager struct {
 	Kind string // "patroni"
 	URLs []string
+	// Username and Password are sent as HTTP basic auth when Username is set.
+	Username string
+	Password string
+	// CAFile verifies the API's TLS certificate; Insecure skips verification.
+	CAFile   string
+	Insecure bool
 }
 
 // NodeNames returns the node names, sorted.
