@@ -18,6 +18,8 @@ var samples = map[string]map[string]string{
 	"pg.reachable":            {"node": "pg1"},
 	"pg.role":                 {"node": "pg1", "is": "primary"},
 	"pg.not_primary":          {"node": "pg2"},
+	"patroni.leader":          {"node": "pg1"},
+	"patroni.candidate_ok":    {"node": "pg2"},
 	"pg.replication":          {"node": "pg2", "upstream": "pg1"},
 	"pg.caught_up":            {"node": "pg2", "with": "pg1"},
 	"pg.timeline":             {"node": "pg1", "is": "1"},

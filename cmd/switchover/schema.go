@@ -198,6 +198,8 @@ func inventorySchema() obj {
 			}},
 			"manager": obj{"type": "object", "additionalProperties": false, "properties": obj{
 				"kind": obj{"enum": []string{"patroni"}}, "urls": obj{"type": "array", "items": obj{"type": "string"}},
+				"username": obj{"type": "string"}, "password": obj{"type": "string"},
+				"ca_file": obj{"type": "string"}, "insecure": obj{"type": "boolean"},
 			}},
 		},
 	}
