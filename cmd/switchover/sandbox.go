@@ -20,6 +20,7 @@ type sandboxOpts struct {
 	standbys int
 	pgBin    string
 	runAs    string
+	manager  string
 	json     bool
 }
 
@@ -50,6 +51,7 @@ unchanged; 'down' stops exactly the sandbox's own processes, by PID, and removes
 	up.Flags().IntVar(&opts.standbys, "standbys", 2, "number of standbys")
 	up.Flags().StringVar(&opts.pgBin, "pg-bin", "", "PostgreSQL's bin directory (default: found by pg_config, the PATH or /usr/lib/postgresql)")
 	up.Flags().StringVar(&opts.runAs, "run-as", "", "OS user the servers run as (default: you; when root, postgres or nobody)")
+	up.Flags().StringVar(&opts.manager, "manager", sandbox.ManagerNone, "cluster manager: none (plain streaming) or patroni (one Patroni per node, single-node etcd on 127.0.0.1)")
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Show each node's role, timeline, upstream and lag",
@@ -69,7 +71,7 @@ unchanged; 'down' stops exactly the sandbox's own processes, by PID, and removes
 
 func runSandboxUp(ctx context.Context, io *streams, opts *sandboxOpts) error {
 	sb, err := sandbox.Up(ctx, sandbox.Options{
-		Dir: opts.dir, PortBase: opts.portBase, Standbys: opts.standbys, BinDir: opts.pgBin, RunAs: opts.runAs,
+		Dir: opts.dir, PortBase: opts.portBase, Standbys: opts.standbys, BinDir: opts.pgBin, RunAs: opts.runAs, Manager: opts.manager,
 		Log: func(format string, args ...any) { fmt.Fprintf(io.err, "sandbox: "+format+"\n", args...) },
 	})
 	if err != nil {
@@ -83,6 +85,11 @@ func runSandboxUp(ctx context.Context, io *streams, opts *sandboxOpts) error {
 			role = "primary"
 		}
 		fmt.Fprintf(io.out, "  %-9s  127.0.0.1:%d  %s  %s\n", n.Name, n.Port, role, n.DataDir)
+	}
+	if sb.Manager == sandbox.ManagerPatroni {
+		for _, n := range sb.Nodes {
+			fmt.Fprintf(io.out, "  patroni %s  %s  (config %s)\n", n.Name, sb.RESTURL(n), filepath.Join(sb.Dir, n.Name+".yml"))
+		}
 	}
 	fmt.Fprintf(io.out, "inventory: %s\n", sb.Inventory())
 	return nil

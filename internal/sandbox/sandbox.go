@@ -39,6 +39,7 @@ type Options struct {
 	Standbys int    // number of standbys; default 2
 	BinDir   string // PostgreSQL's bin directory; "" finds it
 	RunAs    string // OS user for the servers; "" is this user, or a non-root one when root
+	Manager  string // "" or ManagerNone: plain streaming; ManagerPatroni: Patroni with etcd
 	Log      func(format string, args ...any)
 }
 
@@ -55,7 +56,8 @@ type Sandbox struct {
 	PortBase  int    `json:"port_base"`
 	BinDir    string `json:"bin_dir"`
 	RunAs     string `json:"run_as"`
-	PgBouncer string `json:"pgbouncer"` // the pgbouncer binary
+	PgBouncer string `json:"pgbouncer"`         // the pgbouncer binary
+	Manager   string `json:"manager,omitempty"` // "" (none) or ManagerPatroni
 	Nodes     []Node `json:"nodes"`
 }
 
@@ -224,14 +226,18 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 		return nil, err
 	}
 	n := o.Standbys + 1
+	span, err := checkManager(o.Manager, n)
+	if err != nil {
+		return nil, err
+	}
 	if o.PortBase == 0 {
-		if o.PortBase, err = FreePortBase(n); err != nil {
+		if o.PortBase, err = FreePortBase(span); err != nil {
 			return nil, err
 		}
-	} else if err := portsFree(o.PortBase, n); err != nil {
+	} else if err := portsFree(o.PortBase, span); err != nil {
 		return nil, fmt.Errorf("%w; pick another --port-base", err)
 	}
-	s = &Sandbox{Dir: dir, PortBase: o.PortBase, BinDir: bin, RunAs: runAs, PgBouncer: bouncer}
+	s = &Sandbox{Dir: dir, PortBase: o.PortBase, BinDir: bin, RunAs: runAs, PgBouncer: bouncer, Manager: o.Manager}
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("pg%d", i)
 		s.Nodes = append(s.Nodes, Node{Name: name, Port: o.PortBase + i, DataDir: filepath.Join(dir, name)})
@@ -252,6 +258,12 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 	}
 	if err := s.save(); err != nil {
 		return nil, err
+	}
+	if s.Manager == ManagerPatroni {
+		if err := s.upPatroni(ctx, o.Log); err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
 	primary := s.Nodes[0]
 	o.Log("initdb %s (PostgreSQL in %s, servers run as %s)", primary.Name, bin, s.who())
@@ -546,6 +558,12 @@ func (s *Sandbox) writeInventory() error {
 	}
 	fmt.Fprintf(&b, "pooler:\n  kind: pgbouncer\n  admin: %q\n  database: app\n  config: %s\n  host: %s\n",
 		s.AdminConninfo(), s.PoolerConfig(), host)
+	if m := s.manager(); m != nil {
+		fmt.Fprintf(&b, "manager:\n  kind: %s\n  urls:\n", m.Kind)
+		for _, u := range m.URLs {
+			fmt.Fprintf(&b, "    - %s\n", u)
+		}
+	}
 	return os.WriteFile(s.Inventory(), []byte(b.String()), 0o644)
 }
 
@@ -630,6 +648,9 @@ func (s *Sandbox) PIDs() map[string]int {
 	if pid := s.pgbouncerPID(); pid > 0 {
 		out["pgbouncer"] = pid
 	}
+	for name, pid := range s.managerPIDs() {
+		out[name] = pid
+	}
 	return out
 }
 
@@ -637,6 +658,9 @@ func (s *Sandbox) PIDs() map[string]int {
 // PostgreSQL, a safe one for PgBouncer, SIGKILL for what does not stop
 // within 30s) and removes its directory.
 func (s *Sandbox) Down(ctx context.Context) error {
+	if err := s.stopManager(ctx); err != nil {
+		return err
+	}
 	pids := s.PIDs()
 	for name, pid := range pids {
 		sig := syscall.SIGINT // PostgreSQL: fast shutdown; PgBouncer: safe shutdown
@@ -693,5 +717,6 @@ func (s *Sandbox) Cluster() *cluster.Cluster {
 		c.Nodes[n.Name] = &cluster.Node{Name: n.Name, Conninfo: s.Conninfo(n, "postgres"), Host: host, DataDir: n.DataDir, BinDir: s.BinDir}
 	}
 	c.Pooler = &cluster.Pooler{Kind: "pgbouncer", Admin: s.AdminConninfo(), Database: "app", Config: s.PoolerConfig(), Host: host}
+	c.Manager = s.manager()
 	return c
 }
