@@ -669,23 +669,8 @@ func (s *Sandbox) Down(ctx context.Context) error {
 		}
 		_ = syscall.Kill(pid, sig)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for name, pid := range pids {
-		for alive(pid) {
-			if time.Now().After(deadline) {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-				time.Sleep(100 * time.Millisecond)
-				if alive(pid) {
-					return fmt.Errorf("%s (pid %d) did not stop", name, pid)
-				}
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
+	if err := waitGone(ctx, pids, 30*time.Second); err != nil {
+		return err
 	}
 	if s.Dir == "" || s.Dir == "/" {
 		return fmt.Errorf("refusing to remove %q", s.Dir)
