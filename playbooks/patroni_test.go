@@ -1,0 +1,167 @@
+package playbooks_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchover/switchover/internal/patroni"
+	"github.com/switchover/switchover/internal/sandbox"
+	"github.com/switchover/switchover/runbook"
+)
+
+const patroniSwitchover = "patroni-switchover"
+
+// patroniSandbox brings up a sandbox managed by Patroni and etcd, pg1 the
+// leader and two replicas, and brings it down when the test ends.
+func patroniSandbox(t *testing.T) *sandbox.Sandbox {
+	t.Helper()
+	if _, err := sandbox.FindBinDir(""); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI is set and PostgreSQL is missing: %v", err)
+		}
+		t.Skipf("no PostgreSQL here: %v", err)
+	}
+	if _, _, err := sandbox.FindPatroni(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI is set and Patroni or etcd is missing: %v", err)
+		}
+		t.Skipf("no Patroni here: %v", err)
+	}
+	// Not t.TempDir(): the servers may run as another user. Up creates
+	// the directory; Down removes it.
+	dir, err := os.MkdirTemp("", "switchover-patroni-playbook-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	sb, err := sandbox.Up(ctx, sandbox.Options{Dir: dir, Standbys: 2, Manager: sandbox.ManagerPatroni, Log: t.Logf})
+	if err != nil {
+		t.Fatalf("sandbox up --manager patroni: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := sb.Down(ctx); err != nil {
+			t.Errorf("sandbox down: %v", err)
+		}
+	})
+	return sb
+}
+
+func patroniClient(t *testing.T, sb *sandbox.Sandbox) *patroni.Client {
+	t.Helper()
+	c, err := patroni.New(sb.Cluster().Manager)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// patroniLeaders is what each member's /cluster names as the leader, e.g.
+// "pg2 pg2 pg2"; a view with other than one running leader shows as such.
+func patroniLeaders(t *testing.T, c *patroni.Client) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out []string
+	for _, v := range c.ClusterEach(ctx) {
+		if v.Err != nil {
+			out = append(out, "error("+v.Err.Error()+")")
+			continue
+		}
+		l := v.State.Leaders()
+		if len(l) != 1 || l[0].State != "running" {
+			out = append(out, fmt.Sprintf("bad(%s)", v.State))
+			continue
+		}
+		out = append(out, l[0].Name)
+	}
+	return strings.Join(out, " ")
+}
+
+// facts are the facts a run recorded.
+func (e *events) facts() map[string]string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := map[string]string{}
+	for _, ev := range e.all {
+		if ev.Fact != nil {
+			out[ev.Fact.Key] = ev.Fact.Value
+		}
+	}
+	return out
+}
+
+// A Patroni switchover pg1 -> pg2 through the playbook, with the canary:
+// one leader after, pg2, in Patroni's view and PostgreSQL's; pg1 streams
+// from pg2; no acknowledged heartbeat lost; writes through PgBouncer land on
+// pg2. Then a lock held on the candidate (pg1, for pg2 -> pg1) stops the run
+// at preflight with no action run and Patroni left unpaused.
+func TestPatroniSwitchover(t *testing.T) {
+	sb := patroniSandbox(t)
+	client := patroniClient(t, sb)
+	pg1, pg2 := node(t, sb, "pg1"), node(t, sb, "pg2")
+	if got := writeThroughPooler(t, sb); got != pg1.Port {
+		t.Fatalf("before: the pooler wrote to port %d, want pg1 (%d)", got, pg1.Port)
+	}
+
+	ev, err := run(t, sb, patroniSwitchover, false)
+	if err != nil {
+		t.Fatalf("patroni switchover pg1 -> pg2: %v\n%s", err, ev.text())
+	}
+	if got := patroniLeaders(t, client); got != "pg2 pg2 pg2" {
+		t.Errorf("after: patroni leaders per member = %q, want pg2 in every view", got)
+	}
+	topo := topology(t, sb)
+	want1 := fmt.Sprintf("pg1=standby<%d/", pg2.Port)
+	if !strings.Contains(topo, "pg2=primary/") || strings.Count(topo, "=primary/") != 1 || !strings.Contains(topo, want1) {
+		t.Errorf("after: topology %s, want pg2 the only primary and pg1 streaming from it (%s...)", topo, want1)
+	}
+	if f := ev.facts(); f["canary.lost"] != "0" {
+		t.Errorf("canary facts %v, want canary.lost 0", f)
+	}
+	if got := writeThroughPooler(t, sb); got != pg2.Port {
+		t.Errorf("after: the pooler wrote to port %d, want pg2 (%d)", got, pg2.Port)
+	}
+	t.Logf("after the switchover: %s; canary %v", topo, ev.facts())
+
+	// pg1 is now the candidate for pg2 -> pg1; a session there holds a lock.
+	holder := connect(t, sb, "pg1", "app")
+	if _, err := holder.Exec(context.Background(), "SELECT pg_advisory_lock(4242)"); err != nil {
+		t.Fatal(err)
+	}
+	before := topology(t, sb)
+	ev, err = run(t, sb, patroniSwitchover, false, "primary=pg2", "candidate=pg1")
+	if !errors.Is(err, runbook.ErrPrecondition) {
+		t.Fatalf("run with a lock on the candidate: %v, want a precondition failure (exit 3)\n%s", err, ev.text())
+	}
+	if got := ev.actionsRun(); len(got) != 0 {
+		t.Fatalf("actions ran: %v, want none\n%s", got, ev.text())
+	}
+	if !strings.Contains(ev.text(), "advisory") || !strings.Contains(ev.text(), "pg.no_blocking_sessions fail") {
+		t.Errorf("the output does not name the blocking session:\n%s", ev.text())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cfg, err := client.Config(ctx)
+	if err != nil {
+		t.Fatalf("GET /config: %v", err)
+	}
+	if cfg.Pause {
+		t.Errorf("GET %s shows \"pause\": true after the stopped run; want Patroni unpaused as it was found", cfg.URL)
+	}
+	if got := patroniLeaders(t, client); got != "pg2 pg2 pg2" {
+		t.Errorf("after the stopped run: patroni leaders per member = %q, want pg2 in every view", got)
+	}
+	if got := topology(t, sb); got != before {
+		t.Errorf("topology changed: %s, was %s", got, before)
+	}
+	holder.Close(context.Background())
+}
