@@ -188,6 +188,11 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 
+	pat, err := b.patroni(ctx)
+	if err != nil {
+		return err
+	}
+
 	if err := b.up(ctx, 8); err != nil {
 		return err
 	}
@@ -201,17 +206,28 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 	fmt.Println()
-	return report(o.runs, all, pre2, pre8)
+	return report(o.runs, all, pre2, pre8, pat)
 }
 
 // up brings up a sandbox with n standbys in the work directory.
 func (b *bench) up(ctx context.Context, standbys int) error {
+	return b.upManaged(ctx, standbys, "")
+}
+
+// upManaged brings up a sandbox with n standbys under a manager: "" for
+// plain streaming replication, sandbox.ManagerPatroni for Patroni and etcd.
+func (b *bench) upManaged(ctx context.Context, standbys int, manager string) error {
 	dir := filepath.Join(b.work, fmt.Sprintf("sandbox-%d", standbys))
-	fmt.Printf("\n== sandbox up: pg1 primary, %d standbys, PgBouncer in front (%s)\n", standbys, dir)
+	what := ""
+	if manager != "" {
+		dir = filepath.Join(b.work, fmt.Sprintf("sandbox-%s-%d", manager, standbys))
+		what = ", managed by " + manager
+	}
+	fmt.Printf("\n== sandbox up: pg1 primary, %d standbys, PgBouncer in front%s (%s)\n", standbys, what, dir)
 	uctx, cancel := context.WithTimeout(ctx, upTimeout)
 	defer cancel()
 	start := time.Now()
-	sb, err := sandbox.Up(uctx, sandbox.Options{Dir: dir, PortBase: b.o.portBase, Standbys: standbys,
+	sb, err := sandbox.Up(uctx, sandbox.Options{Dir: dir, PortBase: b.o.portBase, Standbys: standbys, Manager: manager,
 		Log: func(format string, args ...any) { fmt.Fprintf(os.Stderr, "  sandbox: "+format+"\n", args...) }})
 	if err != nil {
 		return fmt.Errorf("sandbox up (%d standbys): %w", standbys, err)
@@ -307,6 +323,11 @@ func (b *bench) directInventory() (string, error) {
 
 // plan resolves the playbook against an inventory with --var overrides.
 func (b *bench) plan(inventory string, vars ...string) (*runbook.Plan, error) {
+	return b.planOf(b.rb, inventory, vars...)
+}
+
+// planOf resolves a runbook against an inventory with --var overrides.
+func (b *bench) planOf(rb *runbook.Runbook, inventory string, vars ...string) (*runbook.Plan, error) {
 	src, err := os.ReadFile(inventory)
 	if err != nil {
 		return nil, err
@@ -319,7 +340,7 @@ func (b *bench) plan(inventory string, vars ...string) (*runbook.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return runbook.Resolve(b.rb, inv, decls)
+	return runbook.Resolve(rb, inv, decls)
 }
 
 // recorder keeps a run's events.
@@ -401,8 +422,15 @@ type switchover struct {
 
 // switchover runs the playbook once, from -> to, and measures it.
 func (b *bench) switchover(ctx context.Context, mode, inventory string, i int, from, to string) (*switchover, error) {
+	return b.switchoverOf(ctx, b.rb, mode, inventory, i, from, to)
+}
+
+// switchoverOf runs a runbook once, from -> to, and measures it by its
+// events and its canary's facts. Every mode but direct writes through the
+// pooler.
+func (b *bench) switchoverOf(ctx context.Context, rb *runbook.Runbook, mode, inventory string, i int, from, to string) (*switchover, error) {
 	what := fmt.Sprintf("%s switchover %s -> %s (round trip %d)", mode, from, to, i)
-	p, err := b.plan(inventory, "primary="+from, "candidate="+to)
+	p, err := b.planOf(rb, inventory, "primary="+from, "candidate="+to)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -421,7 +449,7 @@ func (b *bench) switchover(ctx context.Context, mode, inventory string, i int, f
 		}
 	}
 	s.endpoint = facts[runbook.FactCanaryEndpoint]
-	if strings.Contains(s.endpoint, "pooler") != (mode == modePooler) {
+	if strings.Contains(s.endpoint, "pooler") != (mode != modeDirect) {
 		return nil, fmt.Errorf("%s: the canary wrote through %q", what, s.endpoint)
 	}
 	var perr error
@@ -581,7 +609,7 @@ func statsOf(all []*switchover, mode string) modeStats {
 
 // report prints the summary, the pooler mode's per-step breakdown, the
 // preflight figures, and last the JSON line.
-func report(runs int, all []*switchover, pre2, pre8 []float64) error {
+func report(runs int, all []*switchover, pre2, pre8 []float64, pat *patroniResult) error {
 	pooler, direct := statsOf(all, modePooler), statsOf(all, modeDirect)
 	fmt.Printf("== summary: %d switchovers per mode (%s pg1 -> pg2 -> pg1)\n", 2*runs, plural(runs, "round trip"))
 	rows := [][]string{{"mode", "window_ms min", "median", "max", "client errors", "lost", "switchover_ms median", "preconditions_ms median"}}
@@ -607,6 +635,10 @@ func report(runs int, all []*switchover, pre2, pre8 []float64) error {
 		{"8", ms(median(pre8)).String(), ms(minOf(pre8)).String(), ms(maxOf(pre8)).String()},
 	}, 0)
 	fmt.Println()
+	if pat != nil {
+		pat.summary(runs)
+		fmt.Println()
+	}
 
 	out := result{
 		Runs:          runs,
@@ -615,6 +647,7 @@ func report(runs int, all []*switchover, pre2, pre8 []float64) error {
 		Preconditions: med{ms(median(pooler.precond))},
 		Switchover:    med{ms(median(pooler.total))},
 		Preflight:     preflightResult{Standbys2: med{ms(median(pre2))}, Standbys8: med{ms(median(pre8))}},
+		Patroni:       pat,
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
@@ -726,6 +759,7 @@ type result struct {
 	Preconditions med             `json:"preconditions_ms"`
 	Switchover    med             `json:"switchover_ms"`
 	Preflight     preflightResult `json:"preflight_ms"`
+	Patroni       *patroniResult  `json:"patroni"` // null when Patroni or etcd is not installed
 }
 
 func plural(n int, noun string) string {

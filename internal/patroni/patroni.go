@@ -348,6 +348,53 @@ func (c *Client) Switchover(ctx context.Context, leader, candidate string, sched
 	return strings.TrimSpace(string(answer)), err
 }
 
+// RestartRequest is the body Restart sends: no conditions (no role,
+// postgres_version or restart_pending filter), so Patroni restarts now.
+const RestartRequest = `{}`
+
+// Restart asks member's own Patroni to restart its PostgreSQL (POST
+// /restart on the api_url that /cluster gives for it; an inventory url with
+// the same host and port is preferred, keeping its scheme). Patroni 3
+// answers once PostgreSQL is up again or its start timed out, so timeout
+// bounds the request. It returns the url asked and Patroni's answer
+// verbatim; a refusal (503 "restart conditions are not satisfied", an
+// in-progress restart, ...) is an *HTTPError with its reason.
+func (c *Client) Restart(ctx context.Context, member string, timeout time.Duration) (string, string, error) {
+	st, err := c.Cluster(ctx)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %w", err, ErrNotSent)
+	}
+	m, ok := st.Member(member)
+	if !ok {
+		return "", "", fmt.Errorf("patroni: GET %s lists no member %q (%s): %w", st.URL, member, st, ErrNotSent)
+	}
+	base, err := c.memberBase(m.APIURL)
+	if err != nil {
+		return "", "", fmt.Errorf("patroni: member %q: %w: %w", member, err, ErrNotSent)
+	}
+	where := Redact(base + "/restart")
+	answer, err := c.do(ctx, http.MethodPost, base+"/restart", []byte(RestartRequest), timeout)
+	if err != nil && notConnected(err) {
+		err = fmt.Errorf("%w: %w", err, ErrNotSent)
+	}
+	return where, strings.TrimSpace(string(answer)), c.clean(err)
+}
+
+// memberBase turns a member's api_url (http://host:port/patroni) into the
+// base url its endpoints hang from.
+func (c *Client) memberBase(apiURL string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(apiURL))
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", fmt.Errorf("api_url %q is not an http or https url", apiURL)
+	}
+	for _, base := range c.urls {
+		if b, err := url.Parse(base); err == nil && b.Host == u.Host {
+			return base, nil
+		}
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
 // SwitchoverRequest renders the request Switchover sends, for plans.
 func SwitchoverRequest(leader, candidate string, scheduledAt *time.Time) string {
 	s := fmt.Sprintf(`{"leader": %q, "candidate": %q`, leader, candidate)

@@ -1,5 +1,5 @@
 // Package patronitest is a fake of Patroni's REST API for tests: /cluster,
-// /config (GET and PATCH) and /switchover, answering with the JSON shapes
+// /config (GET and PATCH), /switchover and /restart, answering with the JSON shapes
 // Patroni 3 uses, with basic auth when asked.
 package patronitest
 
@@ -24,6 +24,9 @@ type Member struct {
 	Tags     map[string]any
 }
 
+// IsLeader reports whether the member holds the leader lock.
+func (m Member) IsLeader() bool { return m.Role == "leader" || m.Role == "standby_leader" }
+
 // Fake is a Patroni cluster's API. Lock Mu to change it while it serves.
 type Fake struct {
 	Mu      sync.Mutex
@@ -38,11 +41,22 @@ type Fake struct {
 	// it in progress (no leader) before the candidate leads; -1: never.
 	SettleAfter int
 
+	// Self is the member whose api_url is the fake's own url: POST /restart
+	// restarts it. RestartStatus and RestartReason make it refuse instead.
+	Self          string
+	RestartStatus int
+	RestartReason string
+	// RestartPolls is how many GET /cluster after a restart show Self
+	// "starting" before it runs again; -1: never.
+	RestartPolls int
+
 	Requests    []string // "METHOD /path", in order
+	Restarts    []string // the body of each POST /restart
 	AuthSeen    []string // the basic auth user of each request, "" for none
 	Switchovers []map[string]string
 
 	pending map[string]string // the switchover in progress
+	restart int               // GET /cluster left before Self runs again; 0: none pending
 	polls   int
 	server  *httptest.Server
 }
@@ -133,6 +147,21 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		io.WriteString(w, fmt.Sprintf("Successfully switched over to %q", req["candidate"]))
+	case "POST /restart":
+		b, _ := io.ReadAll(r.Body)
+		f.Restarts = append(f.Restarts, string(b))
+		if f.RestartStatus != 0 {
+			w.WriteHeader(f.RestartStatus)
+			io.WriteString(w, f.RestartReason)
+			return
+		}
+		for i := range f.Members {
+			if f.Members[i].Name == f.Self {
+				f.Members[i].State = "starting"
+			}
+		}
+		f.restart = f.RestartPolls + 1
+		io.WriteString(w, "restarted successfully")
 	default:
 		http.NotFound(w, r)
 	}
@@ -140,6 +169,18 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 
 // advance moves a switchover in progress on by one poll.
 func (f *Fake) advance() {
+	if f.restart > 0 && f.RestartPolls >= 0 {
+		if f.restart--; f.restart == 0 {
+			for i := range f.Members {
+				if m := &f.Members[i]; m.Name == f.Self {
+					m.State = "running"
+					if !m.IsLeader() {
+						m.State = "streaming"
+					}
+				}
+			}
+		}
+	}
 	if f.pending == nil {
 		return
 	}
@@ -167,6 +208,9 @@ func (f *Fake) cluster() map[string]any {
 			"name": m.Name, "role": m.Role, "state": m.State,
 			"api_url": fmt.Sprintf("http://127.0.0.1:%d/patroni", 8000+m.Port-5432),
 			"host":    "127.0.0.1", "port": m.Port, "timeline": m.Timeline,
+		}
+		if m.Name == f.Self {
+			x["api_url"] = f.server.URL + "/patroni"
 		}
 		if m.Lag != nil {
 			x["lag"] = m.Lag

@@ -1,0 +1,302 @@
+package main
+
+// The Patroni comparison: on a Patroni sandbox (real Patroni and etcd),
+// RUNS round trips pg1 -> pg2 -> pg1 through the shipped
+// patroni-switchover playbook, and RUNS more through plain
+// `patronictl switchover --force`, the canary writing through PgBouncer
+// both ways. Plain patronictl knows nothing of the pooler, which keeps
+// sending clients to the old leader; the benchmark repoints PgBouncer to
+// the new leader right after patronictl returns, as an operator would by
+// hand, and that time counts in the window the canary sees.
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/switchover/switchover/internal/canary"
+	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/patroni"
+	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/sandbox"
+	"github.com/switchover/switchover/internal/transport"
+	"github.com/switchover/switchover/playbooks"
+	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/steps"
+)
+
+const patroniPlaybook = "patroni-switchover"
+
+// The Patroni modes.
+const (
+	modePatroniPlaybook = "patroni playbook" // our playbook, in-process
+	modePatronictl      = "patronictl"       // patronictl switchover --force, PgBouncer repointed by the benchmark
+)
+
+// Bounds of the patronictl mode.
+const (
+	patronictlTimeout = 2 * time.Minute  // patronictl itself
+	writableTimeout   = 30 * time.Second // the pooler taking writes again after the repoint
+	settleTimeout     = 90 * time.Second // the old leader back as a running replica
+)
+
+// patroniResult is the Patroni part of the last line; the rows stay out of
+// the JSON.
+type patroniResult struct {
+	Playbook   modeResult `json:"playbook"`
+	Patronictl modeResult `json:"patronictl"`
+	rows       []*switchover
+}
+
+// patroni runs the comparison, or says why it is skipped and returns nil.
+func (b *bench) patroni(ctx context.Context) (*patroniResult, error) {
+	if _, _, err := sandbox.FindPatroni(); err != nil {
+		fmt.Printf("\n== patroni: skipped: %v\n", err)
+		return nil, nil
+	}
+	ctl, err := exec.LookPath("patronictl")
+	if err != nil {
+		fmt.Printf("\n== patroni: skipped: patronictl not found on the PATH\n")
+		return nil, nil
+	}
+	src, ok := playbooks.Read(patroniPlaybook)
+	if !ok {
+		return nil, fmt.Errorf("no shipped playbook %s", patroniPlaybook)
+	}
+	rb, err := runbook.LoadRunbook("playbook:"+patroniPlaybook, src)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.upManaged(ctx, 2, sandbox.ManagerPatroni); err != nil {
+		return nil, err
+	}
+	fmt.Printf("   %s per way: %q in-process, and `%s -c DIR/pg1.yml switchover --leader A --candidate B --force`\n",
+		plural(b.o.runs, "round trip"), patroniPlaybook, ctl)
+	fmt.Println("   patronictl leaves PgBouncer on the old leader: the benchmark repoints it right after patronictl returns, as an operator would by hand")
+	fmt.Println()
+	patroniHeader()
+	res := &patroniResult{}
+	dirs := [][2]string{{"pg1", "pg2"}, {"pg2", "pg1"}}
+	for i := 1; i <= b.o.runs; i++ {
+		for _, d := range dirs {
+			if err := b.waitSettled(ctx, d[0]); err != nil {
+				return nil, err
+			}
+			s, err := b.switchoverOf(ctx, rb, modePatroniPlaybook, b.sb.Inventory(), i, d[0], d[1])
+			if err != nil {
+				return nil, err
+			}
+			printPatroni(s, "")
+			res.rows = append(res.rows, s)
+		}
+	}
+	for i := 1; i <= b.o.runs; i++ {
+		for _, d := range dirs {
+			if err := b.waitSettled(ctx, d[0]); err != nil {
+				return nil, err
+			}
+			s, note, err := b.patronictl(ctx, ctl, i, d[0], d[1])
+			if err != nil {
+				return nil, err
+			}
+			printPatroni(s, note)
+			res.rows = append(res.rows, s)
+		}
+	}
+	if err := b.waitSettled(ctx, "pg1"); err != nil {
+		return nil, err
+	}
+	if b.o.keep {
+		fmt.Printf("-keep: the Patroni sandbox %s is brought down all the same, for the next sandbox\n", b.sb.Dir)
+	}
+	if err := b.down(); err != nil {
+		return nil, err
+	}
+	pb, pc := statsOf(res.rows, modePatroniPlaybook), statsOf(res.rows, modePatronictl)
+	res.Playbook = modeResult{Window: spread{ms(minOf(pb.window)), ms(median(pb.window)), ms(maxOf(pb.window))}, ClientErrors: pb.errors, Lost: pb.lost}
+	res.Patronictl = modeResult{Window: spread{ms(minOf(pc.window)), ms(median(pc.window)), ms(maxOf(pc.window))}, ClientErrors: pc.errors, Lost: pc.lost}
+	return res, nil
+}
+
+// patronictl runs one plain `patronictl switchover --force` from -> to with
+// a canary of our own writing through PgBouncer, repoints PgBouncer to the
+// new leader once patronictl returns, and waits until the pooler takes
+// writes again before stopping the canary.
+func (b *bench) patronictl(ctx context.Context, ctl string, i int, from, to string) (*switchover, string, error) {
+	what := fmt.Sprintf("%s switchover %s -> %s (round trip %d)", modePatronictl, from, to, i)
+	sb := b.sb
+	w, err := canary.Start(ctx, canary.Options{Conninfo: sb.ClientConninfo(), RunID: fmt.Sprintf("bench-patronictl-%d-%s-%d", i, to, time.Now().UnixNano())})
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", what, err)
+	}
+	defer w.Close()
+	// A moment of steady commits before, so the window is measured from
+	// the last commit before the switchover.
+	if err := sleep(ctx, 300*time.Millisecond); err != nil {
+		return nil, "", err
+	}
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, patronictlTimeout)
+	cmd := fmt.Sprintf("%s -c %s switchover --leader %s --candidate %s --force",
+		shellQuote(ctl), shellQuote(sb.Dir+"/pg1.yml"), shellQuote(from), shellQuote(to))
+	out, err := transport.Local{User: sb.RunAs}.Run(cctx, cmd)
+	cancel()
+	ctlMS := msSince(start, time.Now())
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %s: %w: %s", what, cmd, err, out.Combined())
+	}
+	if out.ExitCode != 0 || !strings.Contains(out.Stdout, "Successfully switched over") {
+		return nil, "", fmt.Errorf("%s: %s: exit %d: %s", what, cmd, out.ExitCode, out.Combined())
+	}
+	// What an operator does next by hand: point the pooler at the new
+	// leader. The same logic as the playbook's pgbouncer.repoint step.
+	rstart := time.Now()
+	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+	err = (&steps.PgBouncerRepoint{To: to}).Apply(rctx, &cluster.Target{Cluster: sb.Cluster()})
+	rcancel()
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: the benchmark's repoint of PgBouncer: %w", what, err)
+	}
+	repointMS := msSince(rstart, time.Now())
+	if err := waitWritable(ctx, sb.ClientConninfo(), writableTimeout); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", what, err)
+	}
+	totalMS := msSince(start, time.Now())
+	// Let the canary commit again after the pooler takes writes, so the
+	// gap it measures is closed.
+	if err := sleep(ctx, 300*time.Millisecond); err != nil {
+		return nil, "", err
+	}
+	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+	r, err := w.Stop(sctx)
+	scancel()
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", what, err)
+	}
+	s := &switchover{mode: modePatronictl, from: from, to: to, run: i, endpoint: "pooler",
+		windowMS: float64(r.Window.Microseconds()) / 1000, errors: r.Errors, lost: len(r.Lost), acked: r.Acked,
+		timing: timing{totalMS: totalMS}}
+	note := fmt.Sprintf("patronictl %s ms, then repoint by the benchmark %s ms", ms(ctlMS), ms(repointMS))
+	if len(r.ErrorKinds) > 0 {
+		note += "; first error: " + r.ErrorKinds[0]
+	}
+	return s, note, nil
+}
+
+// waitWritable waits until a write transaction commits through conninfo:
+// the pooler reaches a primary again.
+func waitWritable(ctx context.Context, conninfo string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	var last error
+	for {
+		last = tryWrite(ctx, conninfo)
+		if last == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the pooler did not take writes within %s after the repoint: %w", limit, last)
+		}
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+func tryWrite(ctx context.Context, conninfo string) error {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	conn, err := pg.ConnectPooled(cctx, conninfo)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	// txid_current() assigns a transaction id: a standby refuses it.
+	_, err = conn.Exec(cctx, "SELECT txid_current()")
+	return err
+}
+
+// waitSettled waits until /cluster shows leader as the running leader and
+// every other member as a running or streaming replica.
+func (b *bench) waitSettled(ctx context.Context, leader string) error {
+	c, err := patroni.New(b.sb.Cluster().Manager)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(settleTimeout)
+	last := ""
+	for {
+		st, err := c.Cluster(ctx)
+		if err != nil {
+			last = err.Error()
+		} else {
+			last = st.String()
+			if settledOn(st, b.sb.Nodes, leader) {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("patroni: %s not the running leader with every other member a running replica within %s; /cluster: %s", leader, settleTimeout, last)
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+func settledOn(st *patroni.State, nodes []sandbox.Node, leader string) bool {
+	for _, n := range nodes {
+		m, ok := st.Member(n.Name)
+		if !ok {
+			return false
+		}
+		if n.Name == leader {
+			if m.Role != "leader" || m.State != "running" {
+				return false
+			}
+		} else if m.Role != "replica" || (m.State != "running" && m.State != "streaming") {
+			return false
+		}
+	}
+	return true
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+func patroniHeader() {
+	fmt.Printf("%-16s  %3s  %-9s  %10s  %6s  %4s  %6s  %13s  %s\n",
+		"mode", "run", "direction", "window_ms", "errors", "lost", "acked", "switchover_ms", "note")
+}
+
+func printPatroni(s *switchover, note string) {
+	if note == "" {
+		name, d := s.slowest()
+		note = fmt.Sprintf("slowest step %s %s ms", name, ms(d))
+	}
+	fmt.Printf("%-16s  %3d  %-9s  %10s  %6d  %4d  %6d  %13s  %s\n",
+		s.mode, s.run, s.from+"->"+s.to, ms(s.windowMS), s.errors, s.lost, s.acked, ms(s.totalMS), note)
+}
+
+// summary prints the two ways side by side.
+func (p *patroniResult) summary(runs int) {
+	fmt.Printf("== patroni: %d switchovers per way (%s pg1 -> pg2 -> pg1), canary through PgBouncer\n", 2*runs, plural(runs, "round trip"))
+	rows := [][]string{{"way", "window_ms min", "median", "max", "client errors", "lost", "switchover_ms median"}}
+	for _, m := range []string{modePatroniPlaybook, modePatronictl} {
+		s := statsOf(p.rows, m)
+		rows = append(rows, []string{m, ms(minOf(s.window)).String(), ms(median(s.window)).String(), ms(maxOf(s.window)).String(),
+			fmt.Sprint(s.errors), fmt.Sprint(s.lost), ms(median(s.total)).String()})
+	}
+	table(rows, 1)
+	fmt.Println("   patroni playbook: the whole run (preflight to verify); patronictl: from its start until the pooler takes writes,")
+	fmt.Println("   including the PgBouncer repoint the benchmark does after it (plain patronictl leaves the pooler on the old leader)")
+}
