@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -155,15 +156,21 @@ func serveTCP(t *testing.T, handle func(conn net.Conn)) string {
 // closedPort returns a 127.0.0.1 address on which nothing listens.
 func closedPort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// A port freed by closing a listener is in the kernel's ephemeral
+	// range, where another process's socket can take it before the test
+	// dials it. Privileged ports nobody listens on stay closed.
+	for _, p := range []int{1, 7, 9, 13, 19, 37} {
+		addr := fmt.Sprintf("127.0.0.1:%d", p)
+		c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
+		if err != nil && strings.Contains(err.Error(), "refused") {
+			return addr
+		}
+		if c != nil {
+			c.Close()
+		}
 	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
+	t.Fatal("no closed privileged port on 127.0.0.1 to test against")
+	return ""
 }
 
 // testCert is a certificate with its key, as tests issue them.

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -390,15 +390,22 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago,
+// below the kernel's ephemeral range, where other processes' outgoing
+// sockets cannot take it before sshd binds it.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		skipOrFailOutsideCI(t, "cannot listen on 127.0.0.1: %v", err)
+	for try := 0; try < 100; try++ {
+		p := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	skipOrFailOutsideCI(t, "no free port on 127.0.0.1 between 20000 and 32000")
+	return 0
 }
 
 func TestSSHRun(t *testing.T) {
@@ -579,7 +586,7 @@ func TestSSHRunSessionEnds(t *testing.T) {
 func TestSSHRunConnectionFailed(t *testing.T) {
 	t.Parallel()
 	server := startSSHD(t)
-	closed := strconv.Itoa(freePort(t))
+	closed := "1" // nobody listens on 127.0.0.1:1
 	tests := []struct {
 		name    string
 		address string
