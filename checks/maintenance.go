@@ -2,19 +2,14 @@ package checks
 
 import (
 	"context"
-	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
+	"github.com/switchover/switchover/internal/patroni"
 )
 
 func init() {
@@ -44,7 +39,7 @@ func (c *Maintenance) Describe(t *cluster.Target) string {
 		return "the cluster manager, if the inventory names one, is paused"
 	}
 	m := t.Cluster.Manager
-	return fmt.Sprintf("%s is paused (asked at %s)", m.Kind, strings.Join(redactURLs(m.URLs), ", "))
+	return fmt.Sprintf("%s is paused (asked at %s)", m.Kind, strings.Join(patroniURLs(m.URLs), ", "))
 }
 
 // Run implements Check.
@@ -55,104 +50,42 @@ func (c *Maintenance) Run(ctx context.Context, t *cluster.Target) Result {
 	m := t.Cluster.Manager
 	switch m.Kind {
 	case "patroni":
-		return patroniPaused(ctx, m.URLs)
+		return patroniPaused(ctx, m)
 	}
 	return Errored(fmt.Errorf("cluster manager %q is not supported (only patroni is)", m.Kind))
 }
 
-// redactURLs renders urls for messages, without passwords.
-func redactURLs(urls []string) []string {
+// patroniURLs renders urls for messages, without passwords.
+func patroniURLs(urls []string) []string {
 	out := make([]string, len(urls))
-	for i, s := range urls {
-		out[i] = redactURL(s)
+	for i, u := range urls {
+		out[i] = patroni.Redact(u)
 	}
 	return out
 }
 
-func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil {
-		return u.Redacted()
-	}
-	return "(a malformed url)"
-}
-
-// patroniPaused asks the members' REST APIs for the dynamic configuration,
-// in order, until one answers, and judges its "pause" flag.
-func patroniPaused(ctx context.Context, urls []string) Result {
-	if len(urls) == 0 {
+func patroniPaused(ctx context.Context, m *cluster.Manager) Result {
+	if len(m.URLs) == 0 {
 		return Errored(errors.New("patroni: the inventory gives no REST API url to ask whether it is paused"))
 	}
-	tr := &http.Transport{
-		Proxy:             nil, // never the environment's proxy
-		DialContext:       (&net.Dialer{}).DialContext,
-		TLSClientConfig:   &tls.Config{},
-		DisableKeepAlives: true,
+	pc, err := patroni.New(m)
+	if err != nil {
+		return Errored(err)
 	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{
-		Transport:     tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	cfg, err := pc.Config(ctx)
+	if err != nil {
+		return Result{Status: Error,
+			Observed: fmt.Sprintf("no patroni REST API answered, so whether it is paused is unknown: %v", err),
+			Wanted:   "an answer to GET /config from one of the inventory's patroni urls"}
 	}
-	var problems []string
-	for _, base := range urls {
-		where := redactURL(strings.TrimRight(base, "/") + "/config")
-		paused, err := patroniConfigPause(ctx, client, base)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("GET %s: %v", where, err))
-			if ctx.Err() != nil {
-				break
-			}
-			continue
-		}
-		values := map[string]any{"manager": "patroni", "url": where, "pause": paused}
-		if paused {
-			r := Passed(fmt.Sprintf("patroni is paused (GET %s says \"pause\": true)", where))
-			r.Values = values
-			r.Detail = strings.Join(problems, "\n")
-			return r
-		}
-		r := Failed(fmt.Sprintf("patroni is not paused (GET %s has no \"pause\": true): Patroni would fail over on its own during the switchover; pause it (patronictl pause) or add a patroni.pause step", where),
-			"patroni paused (maintenance mode)")
+	values := map[string]any{"manager": "patroni", "url": cfg.URL, "pause": cfg.Pause}
+	if cfg.Pause {
+		r := Passed(fmt.Sprintf("patroni is paused (GET %s says \"pause\": true)", cfg.URL))
 		r.Values = values
-		r.Detail = strings.Join(problems, "\n")
 		return r
 	}
-	return Result{Status: Error,
-		Observed: fmt.Sprintf("no patroni REST API answered, so whether it is paused is unknown: %s", strings.Join(problems, "; ")),
-		Detail:   strings.Join(problems, "\n")}
-}
-
-// patroniConfigPause GETs base/config and reads its "pause" flag.
-func patroniConfigPause(ctx context.Context, client *http.Client, base string) (bool, error) {
-	u, err := parseHTTPURL(strings.TrimRight(strings.TrimSpace(base), "/") + "/config")
-	if err != nil {
-		return false, err
-	}
-	rctx, cancel := context.WithTimeout(ctx, managerTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return false, err
-	}
-	req.Header.Set("User-Agent", "switchover")
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return false, errors.New(httpProblem(err))
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxHTTPBody))
-	if err != nil {
-		return false, fmt.Errorf("reading the answer broke off: %s", httpProblem(err))
-	}
-	if resp.StatusCode != http.StatusOK {
-		return false, fmt.Errorf("answered %d: %s", resp.StatusCode, excerpt(body, 120))
-	}
-	var cfg struct {
-		Pause *bool `json:"pause"`
-	}
-	if err := json.Unmarshal(body, &cfg); err != nil {
-		return false, fmt.Errorf("answered 200 but not with a json object: %s", excerpt(body, 120))
-	}
-	return cfg.Pause != nil && *cfg.Pause, nil
+	r := Failed(fmt.Sprintf("patroni is not paused (GET %s has no \"pause\": true): Patroni would fail over on its own during the switchover; pause it (patronictl pause) or add a patroni.pause step", cfg.URL),
+		"patroni paused (maintenance mode)")
+	r.Values = values
+	return r
 }

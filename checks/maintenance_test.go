@@ -51,13 +51,13 @@ func TestMaintenanceRun(t *testing.T) {
 			[]string{"Patroni would fail over on its own during the switchover; pause it (patronictl pause) or add a patroni.pause step", "patroni paused"}},
 		{"pause false", &cluster.Manager{Kind: "patroni", URLs: []string{unpaused.URL}}, Fail, []string{"patroni is not paused"}},
 		{"down", &cluster.Manager{Kind: "patroni", URLs: []string{down}}, Error,
-			[]string{"no patroni REST API answered", "GET " + down + "/config: connection refused"}},
+			[]string{"no patroni REST API answered", "GET " + down + "/config", "connection refused"}},
 		{"first down, second paused", &cluster.Manager{Kind: "patroni", URLs: []string{down, failing.URL, paused.URL}}, Pass,
-			[]string{"patroni is paused (GET " + paused.URL + "/config", "connection refused", "answered 503"}},
+			[]string{"patroni is paused (GET " + paused.URL + "/config"}},
 		{"first down, second not paused", &cluster.Manager{Kind: "patroni", URLs: []string{down, running.URL}}, Fail,
 			[]string{"patronictl pause"}},
 		{"none answers usefully", &cluster.Manager{Kind: "patroni", URLs: []string{failing.URL, garbage.URL}}, Error,
-			[]string{"answered 503", "not with a json object"}},
+			[]string{"503", "not with its json"}},
 		{"no urls", &cluster.Manager{Kind: "patroni"}, Error, []string{"no REST API url"}},
 		{"unknown kind", &cluster.Manager{Kind: "pacemaker", URLs: []string{paused.URL}}, Error, []string{`cluster manager "pacemaker" is not supported`}},
 	}
@@ -87,5 +87,5 @@ func TestMaintenanceDescribeHidesPasswords(t *testing.T) {
 	// A url with a password that does not answer is reported without it.
 	down := "http://admin:s3cret@" + closedPort(t)
 	tg.Cluster.Manager.URLs = []string{down}
-	assertResult(t, c.Run(testCtx(t, 0), tg), Error, []string{"admin:xxxxx@"}, []string{"s3cret"})
+	assertResult(t, c.Run(testCtx(t, 0), tg), Error, []string{"admin:********@"}, []string{"s3cret"})
 }
