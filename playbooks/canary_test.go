@@ -3,7 +3,6 @@ package playbooks_test
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -32,26 +31,11 @@ finally:
     action:
       canary.stop: {}
 `
-	rb, err := runbook.LoadRunbook("canary-lost.yaml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(sb.Inventory())
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, err := runbook.LoadInventory(sb.Inventory(), b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := runbook.Resolve(rb, inv, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := planFrom(t, sb, "canary-lost.yaml", []byte(src))
 	ev := &events{}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, err = runbook.Run(ctx, p, runbook.Options{Yes: true, Observer: ev, JournalDir: t.TempDir()})
+	_, err := runbook.Run(ctx, p, runbook.Options{Yes: true, Observer: ev, JournalDir: t.TempDir()})
 	if !errors.Is(err, runbook.ErrAction) || !strings.Contains(err.Error(), "acknowledged commits are missing") {
 		t.Fatalf("run = %v, want a failure for a lost commit\n%s", err, ev.text())
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -81,26 +80,11 @@ finally:
 func TestPatroniPauseResumeAfterAFailure(t *testing.T) {
 	sb := patroniSandbox(t)
 	client := patroniClient(t, sb)
-	rb, err := runbook.LoadRunbook("inline:pause-resume", []byte(pauseResumeRunbook))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(sb.Inventory())
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, err := runbook.LoadInventory(sb.Inventory(), b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := runbook.Resolve(rb, inv, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := planFrom(t, sb, "inline:pause-resume", []byte(pauseResumeRunbook))
 	ev := &events{}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, err = runbook.Run(ctx, p, runbook.Options{Yes: true, Observer: ev, JournalDir: t.TempDir()})
+	_, err := runbook.Run(ctx, p, runbook.Options{Yes: true, Observer: ev, JournalDir: t.TempDir()})
 	if !errors.Is(err, runbook.ErrAction) {
 		t.Fatalf("run = %v, want an action failure\n%s", err, ev.text())
 	}

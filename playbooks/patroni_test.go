@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchover/switchover/internal/patroni"
 	"github.com/switchover/switchover/internal/sandbox"
+	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/runbook"
 )
 
@@ -20,39 +20,7 @@ const patroniSwitchover = "patroni-switchover"
 // leader and two replicas, and brings it down when the test ends.
 func patroniSandbox(t *testing.T) *sandbox.Sandbox {
 	t.Helper()
-	if _, err := sandbox.FindBinDir(""); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and PostgreSQL is missing: %v", err)
-		}
-		t.Skipf("no PostgreSQL here: %v", err)
-	}
-	if _, _, err := sandbox.FindPatroni(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and Patroni or etcd is missing: %v", err)
-		}
-		t.Skipf("no Patroni here: %v", err)
-	}
-	// Not t.TempDir(): the servers may run as another user. Up creates
-	// the directory; Down removes it.
-	dir, err := os.MkdirTemp("", "switchover-patroni-playbook-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Remove(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	sb, err := sandbox.Up(ctx, sandbox.Options{Dir: dir, Standbys: 2, Manager: sandbox.ManagerPatroni, Log: t.Logf})
-	if err != nil {
-		t.Fatalf("sandbox up --manager patroni: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := sb.Down(ctx); err != nil {
-			t.Errorf("sandbox down: %v", err)
-		}
-	})
-	return sb
+	return sandboxtest.NewPatroni(t, 2)
 }
 
 func patroniClient(t *testing.T, sb *sandbox.Sandbox) *patroni.Client {

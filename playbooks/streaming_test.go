@@ -79,7 +79,13 @@ func plan(t *testing.T, sb *sandbox.Sandbox, name string, vars ...string) *runbo
 	if !ok {
 		t.Fatalf("no playbook %s", name)
 	}
-	rb, err := runbook.LoadRunbook("playbook:"+name, src)
+	return planFrom(t, sb, "playbook:"+name, src, vars...)
+}
+
+// planFrom resolves a runbook's source against the sandbox's inventory.
+func planFrom(t *testing.T, sb *sandbox.Sandbox, label string, src []byte, vars ...string) *runbook.Plan {
+	t.Helper()
+	rb, err := runbook.LoadRunbook(label, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +103,7 @@ func plan(t *testing.T, sb *sandbox.Sandbox, name string, vars ...string) *runbo
 	}
 	p, err := runbook.Resolve(rb, inv, decls)
 	if err != nil {
-		t.Fatalf("resolve %s: %v", name, err)
+		t.Fatalf("resolve %s: %v", label, err)
 	}
 	return p
 }

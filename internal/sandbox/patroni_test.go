@@ -14,6 +14,7 @@ import (
 	"github.com/switchover/switchover/internal/patroni"
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/sandbox"
+	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/steps"
 )
 
@@ -44,33 +45,10 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() (bool, 
 }
 
 func TestPatroniSandbox(t *testing.T) {
-	if _, err := sandbox.FindBinDir(""); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and PostgreSQL is missing: %v", err)
-		}
-		t.Skipf("no PostgreSQL here: %v", err)
-	}
-	if _, _, err := sandbox.FindPatroni(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and Patroni or etcd is missing: %v", err)
-		}
-		t.Skipf("no Patroni here: %v", err)
-	}
-	// Not t.TempDir(): its parent is private to us, and the servers may
-	// run as another user. Up creates the directory; Down removes it.
-	dir, err := os.MkdirTemp("", "switchover-patroni-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Remove(dir)
+	sb := sandboxtest.NewPatroni(t, 2)
+	dir := sb.Dir
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	upCtx, upCancel := context.WithTimeout(ctx, 90*time.Second)
-	sb, err := sandbox.Up(upCtx, sandbox.Options{Dir: dir, Standbys: 2, Manager: sandbox.ManagerPatroni, Log: t.Logf})
-	upCancel()
-	if err != nil {
-		t.Fatalf("sandbox up --manager patroni: %v", err)
-	}
 	pids := sb.PIDs()
 	downed := false
 	t.Cleanup(func() {

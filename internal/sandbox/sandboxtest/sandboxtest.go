@@ -73,6 +73,41 @@ func New(t testing.TB, standbys int) *sandbox.Sandbox {
 	return sb
 }
 
+// NewPatroni brings up a sandbox managed by Patroni and a single-node
+// etcd, pg1 the leader, for one test, and brings it down when the test
+// ends. Without Patroni or etcd the test skips, unless CI is set.
+func NewPatroni(t testing.TB, standbys int) *sandbox.Sandbox {
+	t.Helper()
+	available(t)
+	if _, _, err := sandbox.FindPatroni(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI is set and Patroni or etcd is missing: %v", err)
+		}
+		t.Skipf("no Patroni here: %v", err)
+	}
+	// Not t.TempDir(): its parent is private to us, and the servers may
+	// run as another user. Up creates the directory; Down removes it.
+	dir, err := os.MkdirTemp("", "switchover-patroni-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	sb, err := sandbox.Up(ctx, sandbox.Options{Dir: dir, Standbys: standbys, Manager: sandbox.ManagerPatroni, Log: t.Logf})
+	if err != nil {
+		t.Fatalf("sandbox up --manager patroni: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := sb.Down(ctx); err != nil {
+			t.Errorf("sandbox down: %v", err)
+		}
+	})
+	return sb
+}
+
 // Shared returns a sandbox (pg1 primary, pg2 and pg3 streaming) shared by
 // the package's tests. Tests using it must leave it as they found it. The
 // package's TestMain must call Main, which brings it down.
