@@ -147,17 +147,34 @@ func (s *PatroniPause) Apply(ctx context.Context, t *cluster.Target) error {
 }
 
 // PatroniSwitchover is a step that asks Patroni to move the leader lock to
-// the candidate, then follows /cluster until the candidate is the running
-// leader or its deadline passes. Patroni's own answer is not the verdict:
-// it may say it failed while the switchover carries on, so the step judges
-// by what the cluster shows once it has settled.
+// the candidate and follows the switchover to its end: /cluster must show
+// the candidate as the one running leader and PostgreSQL on the candidate
+// must say it is out of recovery and takes writes, before its deadline.
+// Patroni's own answer is not the verdict: it may say it failed while the
+// switchover carries on, and it answers only when its own one-second poll
+// of the DCS sees the new leader, so the step follows the cluster while the
+// request is still open and ends as soon as the candidate takes writes,
+// which is when clients held in the pooler may go on.
 type PatroniSwitchover struct {
 	Leader, Candidate string
 	Within            time.Duration
 	ScheduledAt       *time.Time
+
+	// writable asks PostgreSQL on the candidate whether it takes writes;
+	// nil asks the inventory's node. Tests set it.
+	writable func(ctx context.Context, t *cluster.Target) (ok bool, seen string, err error)
 }
 
 var _ Step = (*PatroniSwitchover)(nil)
+
+// switchoverPoll is how often patroni.switchover asks PostgreSQL on the
+// candidate whether it takes writes; /cluster is read every pollInterval,
+// and at once when the candidate takes writes.
+const switchoverPoll = 10 * time.Millisecond
+
+// writableSQL is what the candidate is asked: a primary out of recovery
+// whose sessions are not read-only.
+const writableSQL = "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')"
 
 // Describe implements Step.
 func (s *PatroniSwitchover) Describe(t *cluster.Target) Effect {
@@ -167,10 +184,16 @@ func (s *PatroniSwitchover) Describe(t *cluster.Target) Effect {
 		when = "at " + s.ScheduledAt.Format(time.RFC3339)
 	}
 	return Effect{Node: all,
-		Command: fmt.Sprintf("POST %s/switchover %s (to the first url that answers); then GET /cluster every %s until %s is the leader and running, for up to %s",
-			first, patroni.SwitchoverRequest(s.Leader, s.Candidate, s.ScheduledAt), pollInterval, s.Candidate, s.Within),
+		Command: fmt.Sprintf("POST %s/switchover %s (to the first url that answers); meanwhile %s on %s every %s and GET /cluster every %s, until /cluster shows %s as the one running leader and it takes writes, for up to %s",
+			first, patroni.SwitchoverRequest(s.Leader, s.Candidate, s.ScheduledAt), writableSQL, s.Candidate, switchoverPoll, pollInterval, s.Candidate, s.Within),
 		Changes: fmt.Sprintf("Patroni stops %s as the leader %s and promotes %s; %s comes back as a replica; writes fail until %s leads",
 			s.Leader, when, s.Candidate, s.Leader, s.Candidate)}
+}
+
+// postAnswer is what Patroni answered to POST /switchover.
+type postAnswer struct {
+	text string
+	err  error
 }
 
 // Apply implements Step.
@@ -182,55 +205,168 @@ func (s *PatroniSwitchover) Apply(ctx context.Context, t *cluster.Target) error 
 	if err != nil {
 		return fail(err)
 	}
-	start := time.Now()
-	answer, err := c.Switchover(ctx, s.Leader, s.Candidate, s.ScheduledAt)
-	var he *patroni.HTTPError
-	switch {
-	case errors.As(err, &he) && he.Status >= 400 && he.Status < 500:
-		// Refused before acting: 412 for a precondition, 400 for a bad request.
-		return fail(fmt.Errorf("patroni refused (%d): %s; nothing changed", he.Status, strings.TrimSpace(he.Body)))
-	case errors.Is(err, patroni.ErrNotSent):
-		return fail(fmt.Errorf("%w; nothing changed", err))
-	case err != nil:
-		// 503 or no answer: Patroni may be switching over all the same.
-		answer = err.Error()
-		t.Print("patroni: " + answer + "; following /cluster to see what happens")
-	default:
-		t.Print("patroni: " + answer)
+	writable := s.writable
+	if writable == nil {
+		n, err := inventoryNode(t, s.Candidate)
+		if err != nil {
+			return fail(fmt.Errorf("%w; nothing changed", err))
+		}
+		writable = func(ctx context.Context, t *cluster.Target) (bool, string, error) { return takesWrites(ctx, t, n) }
 	}
+	start := time.Now()
 	deadline := start.Add(s.Within)
 	if s.ScheduledAt != nil && s.ScheduledAt.After(start) {
 		deadline = s.ScheduledAt.Add(s.Within)
 	}
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	// The request goes on while the cluster is followed. An operator's
+	// interrupt does not cut it off: that would undo nothing Patroni has
+	// started, and Patroni logs a broken pipe with a traceback for it.
+	postCtx, postCancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	posted := make(chan postAnswer, 1)
+	go func() {
+		text, err := c.Switchover(postCtx, s.Leader, s.Candidate, s.ScheduledAt)
+		posted <- postAnswer{text, err}
+	}()
+	defer func() {
+		if posted == nil || t == nil || t.Session == nil {
+			postCancel()
+			return
+		}
+		// Still open: the run closes it, after giving Patroni time to answer.
+		t.Session.Put(fmt.Sprintf("patroni.switchover.post.%p", posted), &openPost{done: posted, cancel: postCancel})
+	}()
+	answer := "" // Patroni's answer, once it came
 	var last *patroni.State
 	var lastErr error
+	pgSeen := "not asked yet"
+	var lastGet time.Time
+	tick := time.NewTicker(switchoverPoll)
+	defer tick.Stop()
+	// The first look waits a poll interval: a refusal comes at once, and
+	// then the cluster need not be read at all.
+	first := time.NewTimer(pollInterval)
+	defer first.Stop()
+	waiting := true
 	for {
-		pctx, cancel := context.WithDeadline(ctx, deadline)
-		st, err := c.Cluster(pctx)
-		cancel()
-		if err == nil {
-			last, lastErr = st, nil
-			leaders := st.Leaders()
-			if len(leaders) == 1 && leaders[0].Name == s.Candidate && leaders[0].State == "running" {
-				t.Print(fmt.Sprintf("patroni: %s leads (running, timeline %d) after %s: %s",
-					s.Candidate, leaders[0].Timeline, time.Since(start).Round(time.Millisecond), st))
-				return nil
+		select {
+		case a := <-posted:
+			posted = nil
+			var he *patroni.HTTPError
+			switch {
+			case errors.As(a.err, &he) && he.Status >= 400 && he.Status < 500:
+				// Refused before acting: 412 for a precondition, 400 for a bad request.
+				return fail(fmt.Errorf("patroni refused (%d): %s; nothing changed", he.Status, strings.TrimSpace(he.Body)))
+			case errors.Is(a.err, patroni.ErrNotSent):
+				return fail(fmt.Errorf("%w; nothing changed", a.err))
+			case a.err != nil && dctx.Err() != nil:
+				// Cut off by the deadline: the loop below says what the cluster shows.
+			case a.err != nil:
+				// 503 or no answer: Patroni may be switching over all the same.
+				answer = a.err.Error()
+				t.Print(fmt.Sprintf("patroni: %s (after %s); following /cluster to see what happens", answer, since(start)))
+			default:
+				answer = a.text
+				t.Print(fmt.Sprintf("patroni: %s (answered after %s)", answer, since(start)))
 			}
-		} else if time.Now().Before(deadline) {
-			lastErr = err // not merely cut off by the deadline
+			continue
+		case <-first.C:
+			waiting = false
+		case <-tick.C:
+			if waiting {
+				continue
+			}
+		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
-			return fail(fmt.Errorf("cut off (%w) before the cluster settled, the switchover may still be going on; %s", ctx.Err(), seen(last, lastErr)))
+			return fail(fmt.Errorf("cut off (%w) before the cluster settled, the switchover may still be going on; %s; PostgreSQL on %s: %s", ctx.Err(), seen(last, lastErr), s.Candidate, pgSeen))
 		}
 		if !time.Now().Before(deadline) {
-			return fail(fmt.Errorf("%s is not the running leader within %s (patroni answered: %s); %s",
-				s.Candidate, s.Within, answer, seen(last, lastErr)))
+			said := answer
+			if said == "" {
+				said = "no answer"
+			}
+			return fail(fmt.Errorf("%s is not the running leader taking writes within %s (patroni answered: %s); %s; PostgreSQL on %s: %s",
+				s.Candidate, s.Within, said, seen(last, lastErr), s.Candidate, pgSeen))
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(min(pollInterval, time.Until(deadline))):
+		ok, pgs, err := writable(dctx, t)
+		if err != nil {
+			pgSeen = err.Error()
+		} else {
+			pgSeen = pgs
 		}
+		if !ok && time.Since(lastGet) < pollInterval {
+			continue
+		}
+		lastGet = time.Now()
+		st, err := c.Cluster(dctx)
+		if err != nil {
+			if time.Now().Before(deadline) {
+				lastErr = err // not merely cut off by the deadline
+			}
+			continue
+		}
+		last, lastErr = st, nil
+		leaders := st.Leaders()
+		if !ok || len(leaders) != 1 || leaders[0].Name != s.Candidate || leaders[0].State != "running" {
+			continue
+		}
+		before := ""
+		if posted != nil {
+			// Patroni answers only when its own poll of the DCS, once a
+			// second, sees the new leader; the step does not wait for it.
+			before = ", before Patroni answered the request"
+		}
+		t.Print(fmt.Sprintf("patroni: %s leads (running, timeline %d) and takes writes after %s%s; %s",
+			s.Candidate, leaders[0].Timeline, since(start), before, st))
+		return nil
 	}
+}
+
+// openPost is a POST /switchover still waiting for Patroni's answer when
+// the step ended; the run closes it when it ends.
+type openPost struct {
+	done   <-chan postAnswer
+	cancel context.CancelFunc
+}
+
+// postGrace is how long the end of a run waits for Patroni to answer an
+// open POST /switchover: Patroni answers within a second of seeing the new
+// leader, so the switchover that settled is answered by then.
+const postGrace = 3 * time.Second
+
+// Close implements cluster.Closer.
+func (p *openPost) Close() {
+	select {
+	case <-p.done:
+	case <-time.After(postGrace):
+	}
+	p.cancel()
+}
+
+// takesWrites asks PostgreSQL on n whether it is out of recovery with
+// read-write sessions, and says what it saw.
+func takesWrites(ctx context.Context, t *cluster.Target, n *cluster.Node) (bool, string, error) {
+	qctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	conn, err := connectNode(qctx, t, n, time.Second)
+	if err != nil {
+		return false, "", err
+	}
+	defer closeConn(conn)
+	var recovery bool
+	var readOnly string
+	if err := conn.QueryRow(qctx, writableSQL).Scan(&recovery, &readOnly); err != nil {
+		return false, "", fmt.Errorf("%s: %w", n.Name, err)
+	}
+	switch {
+	case recovery:
+		return false, "in recovery (a standby)", nil
+	case readOnly != "off":
+		return false, "out of recovery, but transaction_read_only is " + readOnly, nil
+	}
+	return true, "out of recovery, read-write", nil
 }
 
 // seen says what /cluster showed last.

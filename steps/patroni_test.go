@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,7 +54,7 @@ func TestPatroniSwitchoverSettles(t *testing.T) {
 	f := patronitest.New(t)
 	f.SettleAfter = 3
 	tg, out := patroniTarget(f.URL())
-	s := &PatroniSwitchover{Leader: "pg1", Candidate: "pg2", Within: 10 * time.Second}
+	s := &PatroniSwitchover{Leader: "pg1", Candidate: "pg2", Within: 10 * time.Second, writable: alwaysWritable}
 	if d := s.Describe(tg); !strings.Contains(d.Command, `POST `+f.URL()+`/switchover {"leader": "pg1", "candidate": "pg2"}`) {
 		t.Errorf("describe = %+v", d)
 	}
@@ -63,8 +64,60 @@ func TestPatroniSwitchoverSettles(t *testing.T) {
 	if n := f.Count("GET /cluster"); n < 4 {
 		t.Errorf("GET /cluster %d times, want at least 4", n)
 	}
-	if last := (*out)[len(*out)-1]; !strings.Contains(last, "pg2 leads (running, timeline 4)") {
+	if last := (*out)[len(*out)-1]; !strings.Contains(last, "pg2 leads (running, timeline 4) and takes writes after") {
 		t.Errorf("output = %q", *out)
+	}
+}
+
+// alwaysWritable stands for a candidate whose PostgreSQL takes writes.
+func alwaysWritable(context.Context, *cluster.Target) (bool, string, error) {
+	return true, "out of recovery, read-write", nil
+}
+
+// The step ends once the cluster has settled, without waiting for
+// Patroni's answer, which comes only with Patroni's own poll of the DCS.
+func TestPatroniSwitchoverDoesNotWaitForTheAnswer(t *testing.T) {
+	t.Parallel()
+	f := patronitest.New(t)
+	f.SettleAfter, f.AnswerAfter = 2, 5*time.Second
+	tg, out := patroniTarget(f.URL())
+	start := time.Now()
+	s := &PatroniSwitchover{Leader: "pg1", Candidate: "pg2", Within: 10 * time.Second, writable: alwaysWritable}
+	if err := s.Apply(context.Background(), tg); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("took %s: it waited for the answer", took)
+	}
+	if got := strings.Join(*out, "\n"); !strings.Contains(got, "pg2 leads") || !strings.Contains(got, "before Patroni answered the request") {
+		t.Errorf("output = %q", *out)
+	}
+}
+
+// Patroni shows the candidate as the running leader, but PostgreSQL on it
+// is still in recovery: that is not success, and the error says both.
+func TestPatroniSwitchoverWaitsForWrites(t *testing.T) {
+	t.Parallel()
+	f := patronitest.New(t)
+	f.SettleAfter = 0
+	tg, _ := patroniTarget(f.URL())
+	var asked atomic.Int32
+	inRecovery := func(context.Context, *cluster.Target) (bool, string, error) {
+		asked.Add(1)
+		return false, "in recovery (a standby)", nil
+	}
+	s := &PatroniSwitchover{Leader: "pg1", Candidate: "pg2", Within: 600 * time.Millisecond, writable: inRecovery}
+	err := s.Apply(context.Background(), tg)
+	if err == nil {
+		t.Fatal("want an error: the candidate never took writes")
+	}
+	for _, want := range []string{"pg2 is not the running leader taking writes within 600ms", "pg2 leader running", "PostgreSQL on pg2: in recovery (a standby)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v\nwant it to contain %q", err, want)
+		}
+	}
+	if n := asked.Load(); n < 10 {
+		t.Errorf("PostgreSQL asked %d times in 600ms, want it asked often", n)
 	}
 }
 
@@ -73,7 +126,7 @@ func TestPatroniSwitchoverRefused(t *testing.T) {
 	f := patronitest.New(t)
 	f.RefuseStatus, f.RefuseReason = 412, "Member pg2 is not healthy"
 	tg, _ := patroniTarget(f.URL())
-	err := (&PatroniSwitchover{Leader: "pg1", Candidate: "pg2", Within: 5 * time.Second}).Apply(context.Background(), tg)
+	err := (&PatroniSwitchover{Leader: "pg1", Candidate: "pg2", Within: 5 * time.Second, writable: alwaysWritable}).Apply(context.Background(), tg)
 	want := `patroni switchover "pg1" to "pg2": patroni refused (412): Member pg2 is not healthy; nothing changed`
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v\nwant %s", err, want)
@@ -89,14 +142,14 @@ func TestPatroniSwitchoverDoesNotSettle(t *testing.T) {
 	f.SettleAfter = -1
 	tg, _ := patroniTarget(f.URL())
 	start := time.Now()
-	err := (&PatroniSwitchover{Leader: "pg1", Candidate: "pg2", Within: 700 * time.Millisecond}).Apply(context.Background(), tg)
+	err := (&PatroniSwitchover{Leader: "pg1", Candidate: "pg2", Within: 700 * time.Millisecond, writable: alwaysWritable}).Apply(context.Background(), tg)
 	if took := time.Since(start); took < 700*time.Millisecond {
 		t.Errorf("gave up after %s, before the deadline", took)
 	}
 	if err == nil {
 		t.Fatal("want an error")
 	}
-	for _, want := range []string{"pg2 is not the running leader within 700ms", "/cluster shows: pg1 replica stopping tl 3 lag unknown; pg2 replica streaming tl 3 lag 0"} {
+	for _, want := range []string{"pg2 is not the running leader taking writes within 700ms", "/cluster shows: pg1 replica stopping tl 3 lag unknown; pg2 replica streaming tl 3 lag 0"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v\nwant it to contain %q", err, want)
 		}

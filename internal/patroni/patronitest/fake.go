@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Member is one member as the fake lists it in /cluster.
@@ -40,6 +41,10 @@ type Fake struct {
 	// SettleAfter is how many GET /cluster after a switchover request show
 	// it in progress (no leader) before the candidate leads; -1: never.
 	SettleAfter int
+	// AnswerAfter is how long POST /switchover takes to answer after it
+	// started the switchover (Patroni answers once its own poll of the DCS
+	// sees the new leader); the fake serves other requests meanwhile.
+	AnswerAfter time.Duration
 
 	// Self is the member whose api_url is the fake's own url: POST /restart
 	// restarts it. RestartStatus and RestartReason make it refuse instead.
@@ -59,6 +64,11 @@ type Fake struct {
 	restart int               // GET /cluster left before Self runs again; 0: none pending
 	polls   int
 	server  *httptest.Server
+	// members are the APIs ServeEachMember started, by member name.
+	members map[string]*httptest.Server
+	// RestartedMembers names the member each POST /restart went to, in
+	// order, when ServeEachMember gave every member an API of its own.
+	RestartedMembers []string
 }
 
 // New starts a fake with a leader pg1 and replicas pg2 and pg3, not paused,
@@ -146,6 +156,14 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 				f.Members[i].Role, f.Members[i].State = "replica", "stopping"
 			}
 		}
+		if d := f.AnswerAfter; d > 0 {
+			f.Mu.Unlock()
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+			}
+			f.Mu.Lock()
+		}
 		io.WriteString(w, fmt.Sprintf("Successfully switched over to %q", req["candidate"]))
 	case "POST /restart":
 		b, _ := io.ReadAll(r.Body)
@@ -211,6 +229,9 @@ func (f *Fake) cluster() map[string]any {
 		}
 		if m.Name == f.Self {
 			x["api_url"] = f.server.URL + "/patroni"
+		}
+		if s, ok := f.members[m.Name]; ok {
+			x["api_url"] = s.URL + "/patroni"
 		}
 		if m.Lag != nil {
 			x["lag"] = m.Lag
