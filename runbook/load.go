@@ -760,6 +760,7 @@ func (r *reader) nodes(n *yaml.Node, inv *Inventory) {
 		})
 		inv.Cluster.Nodes[k.Value] = node
 		inv.order = append(inv.order, k.Value)
+		inv.Cluster.Order = append(inv.Cluster.Order, k.Value)
 	}
 }
 

@@ -31,6 +31,10 @@ func init() {
 	})
 }
 
+// errNotRestarted marks a restart that was never asked of Patroni, or that
+// Patroni refused outright: nothing changed.
+var errNotRestarted = errors.New("nothing changed")
+
 // restartPollInterval is how often patroni.restart reads /cluster.
 const restartPollInterval = 200 * time.Millisecond
 
@@ -81,9 +85,9 @@ func (s *PatroniRestart) Apply(ctx context.Context, t *cluster.Target) error {
 	}
 	switch {
 	case errors.Is(err, patroni.ErrNotSent):
-		return fail(fmt.Errorf("%w; nothing changed", err))
+		return fail(fmt.Errorf("%w; %w", err, errNotRestarted))
 	case errors.As(err, &he) && he.Status >= 400 && he.Status < 500:
-		return fail(fmt.Errorf("patroni refused (%d): %s; nothing changed", he.Status, strings.TrimSpace(he.Body)))
+		return fail(fmt.Errorf("patroni refused (%d): %s; %w", he.Status, strings.TrimSpace(he.Body), errNotRestarted))
 	case errors.As(err, &he):
 		// 503: the conditions did not match, a restart is already under way,
 		// or PostgreSQL did not start in time. /cluster tells which.

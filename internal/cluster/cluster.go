@@ -21,6 +21,9 @@ type Cluster struct {
 	Nodes   map[string]*Node
 	Pooler  *Pooler  // nil when clients connect directly
 	Manager *Manager // nil when no cluster manager runs
+	// Order is the node names as the inventory lists them, so that steps
+	// acting on one node after another go in the order the operator wrote.
+	Order []string
 }
 
 // Node is one PostgreSQL server of the cluster.
@@ -112,6 +115,25 @@ func (c *Cluster) NodeNames() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// NodeOrder returns the node names in the inventory's order, or sorted by
+// name when Order does not list every node exactly once.
+func (c *Cluster) NodeOrder() []string {
+	if c == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, n := range c.Order {
+		if _, ok := c.Nodes[n]; !ok || seen[n] {
+			return c.NodeNames()
+		}
+		seen[n] = true
+	}
+	if len(seen) != len(c.Nodes) {
+		return c.NodeNames()
+	}
+	return append([]string(nil), c.Order...)
 }
 
 // Executor returns how to run commands on the host of node; the empty name

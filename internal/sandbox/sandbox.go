@@ -700,6 +700,7 @@ func (s *Sandbox) Cluster() *cluster.Cluster {
 	c := &cluster.Cluster{Name: "sandbox", Nodes: map[string]*cluster.Node{}}
 	for _, n := range s.Nodes {
 		c.Nodes[n.Name] = &cluster.Node{Name: n.Name, Conninfo: s.Conninfo(n, "postgres"), Host: host, DataDir: n.DataDir, BinDir: s.BinDir}
+		c.Order = append(c.Order, n.Name)
 	}
 	c.Pooler = &cluster.Pooler{Kind: "pgbouncer", Admin: s.AdminConninfo(), Database: "app", Config: s.PoolerConfig(), Host: host}
 	c.Manager = s.manager()
