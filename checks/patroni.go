@@ -3,17 +3,19 @@ package checks
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/patroni"
+	"github.com/switchover/switchover/internal/pg"
 )
 
 func init() {
 	Register(Definition{
 		Kind: "patroni.leader",
-		Doc:  "every Patroni member that answers shows exactly one leader (the leader lock is held) and it is the node",
+		Doc:  "every Patroni member that answers shows exactly one leader (the leader lock is held) and it is the node; PostgreSQL agrees: the node is out of recovery and no other member is",
 		Params: []params.Spec{
 			{Name: "node", Type: params.Node, Required: true, Doc: "the expected leader (its Patroni member name)"},
 		},
@@ -64,7 +66,7 @@ var _ Check = (*PatroniLeader)(nil)
 
 // Describe implements Check.
 func (c *PatroniLeader) Describe(t *cluster.Target) string {
-	return fmt.Sprintf("GET /cluster at each of %s shows exactly one leader, %s", patroniAPIs(t), c.Node)
+	return fmt.Sprintf("GET /cluster at each of %s shows exactly one leader, %s, and PostgreSQL on the members agrees (%s out of recovery, no other member)", patroniAPIs(t), c.Node, c.Node)
 }
 
 // Run implements Check.
@@ -77,12 +79,14 @@ func (c *PatroniLeader) Run(ctx context.Context, t *cluster.Target) Result {
 	var problems, views []string
 	answered := 0
 	var bad *Result
+	var last *patroni.State
 	for _, v := range client.ClusterEach(ctx) {
 		if v.Err != nil {
 			problems = append(problems, v.Err.Error())
 			continue
 		}
 		answered++
+		last = v.State
 		views = append(views, fmt.Sprintf("%s: %s", v.State.URL, v.State))
 		leaders := v.State.Leaders()
 		if bad != nil {
@@ -108,10 +112,61 @@ func (c *PatroniLeader) Run(ctx context.Context, t *cluster.Target) Result {
 	if answered == 0 {
 		return Result{Status: Error, Observed: "no patroni REST API answered, so who leads is unknown: " + strings.Join(problems, "; "), Detail: detail}
 	}
-	r := Passed(fmt.Sprintf("%s holds the leader lock in the view of %d of %d members' APIs", c.Node, answered, answered+len(problems)))
+	seen, disagree := pgAgrees(ctx, t, last, c.Node)
+	detail += "\n" + strings.Join(seen, "\n")
+	if disagree != "" {
+		r := Failed(disagree, wanted+", and PostgreSQL agreeing")
+		r.Detail = detail
+		return r
+	}
+	r := Passed(fmt.Sprintf("%s holds the leader lock in the view of %d of %d members' APIs, and PostgreSQL agrees", c.Node, answered, answered+len(problems)))
 	r.Detail = detail
 	r.Values = map[string]any{"leader": c.Node, "answered": answered, "unreachable": len(problems)}
 	return r
+}
+
+// pgAgrees holds Patroni's view against what PostgreSQL itself says: the
+// leader must be out of recovery, and no other member may be. Patroni's
+// view comes from the DCS and its own last loop; a server promoted or
+// started behind its back shows only in PostgreSQL, and two servers taking
+// writes is the worst a switchover can leave. Members the inventory does not
+// list cannot be asked; a replica that does not answer is noted, not
+// failed (quorum.reachable is the check for that).
+func pgAgrees(ctx context.Context, t *cluster.Target, st *patroni.State, leader string) (seen []string, disagree string) {
+	var names []string
+	for _, m := range st.Members {
+		if t != nil && t.Cluster != nil && t.Cluster.Nodes[m.Name] != nil {
+			names = append(names, m.Name)
+		} else {
+			seen = append(seen, fmt.Sprintf("PostgreSQL on %s not asked: the inventory has no node %s", m.Name, m.Name))
+		}
+	}
+	var primaries []string
+	for _, a := range askNodes(ctx, t, names, pg.Inspect) {
+		switch {
+		case a.Err != nil && a.Node == leader:
+			return append(seen, a.Err.Error()), fmt.Sprintf("patroni shows %s as the leader, but PostgreSQL on it does not answer: %v", leader, a.Err)
+		case a.Err != nil:
+			seen = append(seen, fmt.Sprintf("PostgreSQL on %s does not answer: %v", a.Node, a.Err))
+		case a.Val.Role == pg.RolePrimary:
+			primaries = append(primaries, a.Node)
+			seen = append(seen, fmt.Sprintf("PostgreSQL on %s: primary, timeline %d", a.Node, a.Val.Timeline))
+		default:
+			seen = append(seen, fmt.Sprintf("PostgreSQL on %s: in recovery, timeline %d", a.Node, a.Val.Timeline))
+			if a.Node == leader {
+				disagree = fmt.Sprintf("patroni shows %s as the leader, but PostgreSQL on %s is in recovery (a standby)", leader, leader)
+			}
+		}
+	}
+	others := slices.DeleteFunc(slices.Clone(primaries), func(n string) bool { return n == leader })
+	switch {
+	case disagree != "" && len(others) > 0:
+		return seen, fmt.Sprintf("%s, while PostgreSQL on %s is out of recovery", disagree, strings.Join(others, ", "))
+	case len(others) > 0:
+		return seen, fmt.Sprintf("patroni shows %s as the leader, but PostgreSQL on %s is out of recovery too: more than one server takes writes",
+			leader, strings.Join(others, ", "))
+	}
+	return seen, disagree
 }
 
 // PatroniCandidate passes when Patroni would promote Node: a replica that

@@ -4,9 +4,11 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/patroni/patronitest"
+	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 )
 
 func patroniTarget(urls ...string) *cluster.Target {
@@ -99,5 +101,63 @@ func TestPatroniChecksRegistered(t *testing.T) {
 		if _, ok := Lookup(kind); !ok {
 			t.Errorf("%s is not registered", kind)
 		}
+	}
+}
+
+// Patroni's view held against PostgreSQL's on a real cluster (pg1 the
+// primary, pg2 and pg3 streaming from it): Patroni naming pg1 agrees;
+// naming pg2 does not, since PostgreSQL on pg2 is in recovery.
+func TestPatroniLeaderAgainstPostgreSQL(t *testing.T) {
+	t.Parallel()
+	sb := sandboxtest.Shared(t)
+	for _, tc := range []struct {
+		leader  string
+		want    Status
+		observe string
+	}{
+		{leader: "pg1", want: Pass, observe: "and PostgreSQL agrees"},
+		{leader: "pg2", want: Fail, observe: "patroni shows pg2 as the leader, but PostgreSQL on pg2 is in recovery (a standby)"},
+	} {
+		t.Run(tc.leader, func(t *testing.T) {
+			f := patronitest.New(t)
+			for i := range f.Members {
+				if f.Members[i].Name == tc.leader {
+					f.Members[i].Role = "leader"
+				} else {
+					f.Members[i].Role = "replica"
+				}
+			}
+			tg := sandboxTarget(sb)
+			tg.Cluster.Manager = &cluster.Manager{Kind: "patroni", URLs: []string{f.URL()}}
+			r := runCheck(t, &PatroniLeader{Node: tc.leader}, tg)
+			if r.Status != tc.want || !strings.Contains(r.Observed, tc.observe) {
+				t.Errorf("got %s %q, want %s %q\n%s", r.Status, r.Observed, tc.want, tc.observe, r.Detail)
+			}
+			if !strings.Contains(r.Detail, "PostgreSQL on pg3: in recovery") {
+				t.Errorf("detail does not say what PostgreSQL on pg3 said:\n%s", r.Detail)
+			}
+		})
+	}
+}
+
+// A standby promoted behind Patroni's back: Patroni still shows pg1 as the
+// leader, but PostgreSQL on pg3 takes writes too. The check fails and names
+// pg3.
+func TestPatroniLeaderSecondPrimary(t *testing.T) {
+	t.Parallel()
+	sb := newSandbox(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn := openSession(t, sb, "pg3")
+	if _, err := conn.Exec(ctx, "SELECT pg_promote(wait => true)"); err != nil {
+		t.Fatalf("promote pg3: %v", err)
+	}
+	f := patronitest.New(t)
+	tg := sandboxTarget(sb)
+	tg.Cluster.Manager = &cluster.Manager{Kind: "patroni", URLs: []string{f.URL()}}
+	r := runCheck(t, &PatroniLeader{Node: "pg1"}, tg)
+	want := "patroni shows pg1 as the leader, but PostgreSQL on pg3 is out of recovery too: more than one server takes writes"
+	if r.Status != Fail || r.Observed != want {
+		t.Errorf("got %s %q, want Fail %q\n%s", r.Status, r.Observed, want, r.Detail)
 	}
 }
