@@ -24,14 +24,18 @@ func postmasterStart(t *testing.T, sb *sandbox.Sandbox, name string) time.Time {
 	return at
 }
 
-// The monthly patch pg1 leader, candidate pg2: pg2 and then pg1 restarted
-// through Patroni with a switchover between; pg2 leads after, pg1 streams
-// from it, both servers started anew, no acknowledged heartbeat lost.
+// The monthly patch, pg1 leader, candidate pg2: the replicas pg2 and pg3
+// restarted through Patroni one at a time, a switchover, then pg1 restarted
+// as pg2's replica; pg2 leads after, pg1 streams from it, all three servers
+// started anew during the run, no acknowledged heartbeat lost.
 func TestPatroniRollingRestart(t *testing.T) {
 	sb := patroniSandbox(t)
 	client := patroniClient(t, sb)
 	pg2 := node(t, sb, "pg2")
-	before1, before2 := postmasterStart(t, sb, "pg1"), postmasterStart(t, sb, "pg2")
+	for _, n := range []string{"pg1", "pg2", "pg3"} {
+		postmasterStart(t, sb, n) // every server answers before the run
+	}
+	runStart := time.Now()
 
 	ev, err := run(t, sb, "patroni-rolling-restart", false, "patch_command=echo patched")
 	if err != nil {
@@ -44,19 +48,37 @@ func TestPatroniRollingRestart(t *testing.T) {
 	if want1 := fmt.Sprintf("pg1=standby<%d/", pg2.Port); !strings.Contains(topo, "pg2=primary/") || !strings.Contains(topo, want1) {
 		t.Errorf("after: topology %s, want pg2 primary and pg1 streaming from it (%s...)", topo, want1)
 	}
-	if after := postmasterStart(t, sb, "pg1"); !after.After(before1) {
-		t.Errorf("pg1 postmaster started %s, before the run %s: not restarted", after, before1)
-	}
-	if after := postmasterStart(t, sb, "pg2"); !after.After(before2) {
-		t.Errorf("pg2 postmaster started %s, before the run %s: not restarted", after, before2)
+	for _, n := range []string{"pg1", "pg2", "pg3"} {
+		if at := postmasterStart(t, sb, n); !at.After(runStart) {
+			t.Errorf("%s postmaster started %s, before the run started %s: not restarted", n, at, runStart)
+		}
 	}
 	if f := ev.facts(); f["canary.lost"] != "0" {
 		t.Errorf("canary facts %v, want canary.lost 0", f)
 	}
-	if !strings.Contains(ev.text(), "patched") {
-		t.Errorf("the patch command's output is not in the run's output:\n%s", ev.text())
+	out := ev.output()
+	if n := strings.Count(out, ": patched\n"); n != 3 {
+		t.Errorf("the patch command ran %d times, want 3 (pg2, pg3, pg1):\n%s", n, out)
 	}
-	t.Logf("after the rolling restart: %s; canary %v", topo, ev.facts())
+	// One replica at a time: pg2 streams again before pg3's restart is asked.
+	at := 0
+	for _, w := range []string{"restart-replicas: pg2 (1 of 2): starting", "restart-replicas: patroni: POST ",
+		"restart-replicas: pg2 streams from pg1 again", "restart-replicas: pg3 (2 of 2): starting",
+		"restart-replicas: patroni: POST ", "restart-replicas: pg3 streams from pg1 again"} {
+		i := strings.Index(out[at:], w)
+		if i < 0 {
+			t.Errorf("the run's output lacks %q after position %d, so the replicas were not restarted one at a time:\n%s", w, at, out)
+			break
+		}
+		at += i + len(w)
+	}
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "restart-replicas: ") {
+			lines = append(lines, l)
+		}
+	}
+	t.Logf("after the rolling restart: %s; canary %v\n  %s", topo, ev.facts(), strings.Join(lines, "\n  "))
 }
 
 const pauseResumeRunbook = `name: patroni-pause-resume
