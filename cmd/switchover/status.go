@@ -17,6 +17,7 @@ import (
 	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
+	"github.com/switchover/switchover/internal/patroni"
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/runbook"
 )
@@ -58,7 +59,21 @@ type nodeStatus struct {
 	Blocking     int    `json:"blocking_sessions"`
 	Version      int    `json:"server_version_num,omitempty"`
 	Error        string `json:"error,omitempty"`
-	state        pg.State
+	// Patroni is the member as Patroni's /cluster shows it, when Patroni
+	// manages the cluster; Disagrees says where it and PostgreSQL differ.
+	Patroni   *patroniMember `json:"patroni,omitempty"`
+	Disagrees string         `json:"disagrees,omitempty"`
+	state     pg.State
+}
+
+// patroniMember is one member in Patroni's view; the JSON names are stable.
+type patroniMember struct {
+	Role          string `json:"role"`
+	State         string `json:"state"`
+	Timeline      int64  `json:"timeline,omitempty"`
+	LagBytes      *int64 `json:"lag_bytes,omitempty"`
+	NoFailover    bool   `json:"nofailover,omitempty"`
+	NoLoadBalance bool   `json:"noloadbalance,omitempty"`
 }
 
 type poolerStatus struct {
@@ -77,6 +92,12 @@ type clusterStatus struct {
 	Pooler      *poolerStatus `json:"pooler,omitempty"`
 	Maintenance string        `json:"maintenance"`
 	Paused      *bool         `json:"maintenance_paused,omitempty"`
+	// PatroniLeader is who holds Patroni's leader lock ("" for none);
+	// PatroniError says why /cluster could not be read.
+	PatroniLeader string   `json:"patroni_leader,omitempty"`
+	PatroniError  string   `json:"patroni_error,omitempty"`
+	PatroniOthers []string `json:"patroni_members_not_in_inventory,omitempty"`
+	patroni       bool
 }
 
 func runStatus(ctx context.Context, io *streams, opts *statusOpts) error {
@@ -136,6 +157,16 @@ func inspectCluster(ctx context.Context, inv *runbook.Inventory) *clusterStatus 
 			st.Pooler = inspectPooler(ctx, c.Pooler, addrs)
 		}()
 	}
+	var view *patroni.State
+	var viewErr error
+	if c.Manager != nil && c.Manager.Kind == "patroni" {
+		st.patroni = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			view, viewErr = readPatroni(ctx, c.Manager)
+		}()
+	}
 	wg.Wait()
 	var primaryLSN pg.LSN
 	for _, ns := range st.Nodes {
@@ -153,7 +184,15 @@ func inspectCluster(ctx context.Context, inv *runbook.Inventory) *clusterStatus 
 			}
 		}
 	}
+	if st.patroni {
+		patroniView(st, view, viewErr)
+	}
 	st.Maintenance = maint.Observed
+	if st.patroni && maint.Status == checks.Fail {
+		// The check speaks for runbooks that stop and promote servers
+		// themselves; a Patroni cluster is also switched over by Patroni.
+		st.Maintenance = "patroni is not paused: it fails over on its own. patroni-switchover has Patroni switch over itself; a runbook that stops or promotes servers directly must pause it first"
+	}
 	if maint.Status == checks.Pass || maint.Status == checks.Fail {
 		p := maint.Status == checks.Pass && c.Manager != nil
 		if c.Manager != nil {
@@ -161,6 +200,56 @@ func inspectCluster(ctx context.Context, inv *runbook.Inventory) *clusterStatus 
 		}
 	}
 	return st
+}
+
+// readPatroni reads /cluster from the first member API that answers.
+func readPatroni(ctx context.Context, m *cluster.Manager) (*patroni.State, error) {
+	c, err := patroni.New(m)
+	if err != nil {
+		return nil, err
+	}
+	return c.Cluster(ctx)
+}
+
+// patroniView puts Patroni's view beside PostgreSQL's for each node and
+// says where they disagree: a leader PostgreSQL calls a standby, or a
+// replica it calls a primary.
+func patroniView(st *clusterStatus, view *patroni.State, err error) {
+	if err != nil {
+		st.PatroniError = oneLine(err.Error())
+		return
+	}
+	known := map[string]bool{}
+	for _, ns := range st.Nodes {
+		known[ns.Node] = true
+		m, ok := view.Member(ns.Node)
+		if !ok {
+			ns.Disagrees = "patroni lists no member " + ns.Node
+			continue
+		}
+		pm := &patroniMember{Role: m.Role, State: m.State, Timeline: m.Timeline,
+			NoFailover: bool(m.Tags.NoFailover), NoLoadBalance: bool(m.Tags.NoLoadBalance)}
+		if m.Lag.Known {
+			lag := m.Lag.Bytes
+			pm.LagBytes = &lag
+		}
+		ns.Patroni = pm
+		switch {
+		case ns.Error != "":
+		case m.IsLeader() && ns.state.Role == pg.RoleStandby && m.Role != "standby_leader":
+			ns.Disagrees = "patroni shows it leading, PostgreSQL is in recovery"
+		case !m.IsLeader() && ns.state.Role == pg.RolePrimary:
+			ns.Disagrees = "patroni shows a replica, PostgreSQL is out of recovery"
+		}
+	}
+	for _, m := range view.Members {
+		if !known[m.Name] {
+			st.PatroniOthers = append(st.PatroniOthers, m.Name)
+		}
+	}
+	if l := view.Leaders(); len(l) == 1 {
+		st.PatroniLeader = l[0].Name
+	}
 }
 
 func inspectOne(ctx context.Context, n *cluster.Node, ns *nodeStatus) {
@@ -234,10 +323,14 @@ func inspectPooler(ctx context.Context, p *cluster.Pooler, addrs map[string]stri
 func renderStatus(io *streams, st *clusterStatus) {
 	fmt.Fprintf(io.out, "cluster %s\n\n", st.Cluster)
 	tw := tabwriter.NewWriter(io.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tROLE\tTIMELINE\tUPSTREAM\tLAG\tBLOCKING")
+	header := "NODE\tROLE\tTIMELINE\tUPSTREAM\tLAG\tBLOCKING"
+	if st.patroni {
+		header += "\tPATRONI"
+	}
+	fmt.Fprintln(tw, header)
 	for _, ns := range st.Nodes {
 		if ns.Error != "" {
-			fmt.Fprintf(tw, "%s\tunreachable\t\t\t\t%s\n", ns.Node, ns.Error)
+			fmt.Fprintf(tw, "%s\tunreachable\t\t\t\t%s%s\n", ns.Node, ns.Error, patroniCell(st, ns, "; "))
 			continue
 		}
 		up, lag := "-", "-"
@@ -254,7 +347,7 @@ func renderStatus(io *streams, st *clusterStatus) {
 				lag = fmt.Sprintf("%d bytes", *ns.LagBytes)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\n", ns.Node, ns.Role, ns.Timeline, up, lag, ns.Blocking)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d%s\n", ns.Node, ns.Role, ns.Timeline, up, lag, ns.Blocking, patroniCell(st, ns, "\t"))
 	}
 	tw.Flush()
 	fmt.Fprintln(io.out)
@@ -285,7 +378,54 @@ func renderStatus(io *streams, st *clusterStatus) {
 	} else {
 		fmt.Fprintln(io.out, "pooler:   none in the inventory")
 	}
+	if st.patroni {
+		switch {
+		case st.PatroniError != "":
+			fmt.Fprintf(io.out, "patroni:  /cluster could not be read: %s\n", st.PatroniError)
+		case st.PatroniLeader == "":
+			fmt.Fprintln(io.out, "patroni:  no member holds the leader lock")
+		default:
+			fmt.Fprintf(io.out, "patroni:  %s holds the leader lock\n", st.PatroniLeader)
+		}
+		if len(st.PatroniOthers) > 0 {
+			fmt.Fprintf(io.out, "patroni:  members not in the inventory: %s\n", strings.Join(st.PatroniOthers, ", "))
+		}
+		for _, ns := range st.Nodes {
+			if ns.Disagrees != "" {
+				fmt.Fprintf(io.out, "DISAGREE: %s: %s\n", ns.Node, ns.Disagrees)
+			}
+		}
+	}
 	fmt.Fprintf(io.out, "manager:  %s\n", st.Maintenance)
+}
+
+// patroniCell is a node's PATRONI column: its role and state in /cluster,
+// its lag there, and the tags a switchover cares about.
+func patroniCell(st *clusterStatus, ns *nodeStatus, sep string) string {
+	if !st.patroni {
+		return ""
+	}
+	m := ns.Patroni
+	if m == nil {
+		if st.PatroniError != "" {
+			return sep + "?"
+		}
+		return sep + "not a member"
+	}
+	cell := m.Role + " " + m.State
+	if m.LagBytes != nil && !strings.Contains(m.Role, "leader") {
+		cell += fmt.Sprintf(", lag %d", *m.LagBytes)
+	}
+	if m.NoFailover {
+		cell += ", nofailover"
+	}
+	if m.NoLoadBalance {
+		cell += ", noloadbalance"
+	}
+	if ns.Disagrees != "" {
+		cell += " (DISAGREES)"
+	}
+	return sep + cell
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/internal/patroni/patronitest"
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/internal/transport"
@@ -73,5 +76,64 @@ func TestStatusOfASandbox(t *testing.T) {
 	_, out, _ = executeT(t, "status", "-i", sb.Inventory())
 	if !strings.Contains(out, "pg3   unreachable") || !strings.Contains(out, "PAUSED: clients wait") {
 		t.Fatalf("status does not show pg3 unreachable and the pooler paused:\n%s", out)
+	}
+}
+
+// status of a Patroni cluster puts Patroni's view beside PostgreSQL's and
+// says where they disagree: here Patroni (a fake API) names pg2 the leader
+// while PostgreSQL on pg1 is the primary, and lists a member the inventory
+// does not have.
+func TestStatusShowsPatroniBesidePostgreSQL(t *testing.T) {
+	sb := sandboxtest.Shared(t)
+	f := patronitest.New(t)
+	f.Members[0].Role, f.Members[0].State = "replica", "streaming"
+	f.Members[1].Role, f.Members[1].State = "leader", "running"
+	f.Members[2].Tags = map[string]any{"nofailover": true}
+	f.Members = append(f.Members, patronitest.Member{Name: "pg9", Role: "replica", State: "running"})
+	src, err := os.ReadFile(sb.Inventory())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := filepath.Join(t.TempDir(), "inventory.yaml")
+	body := strings.TrimRight(string(src), "\n") + "\nmanager:\n  kind: patroni\n  urls: [\"" + f.URL() + "\"]\n"
+	if err := os.WriteFile(inv, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := executeT(t, "status", "-i", inv)
+	if code != 0 {
+		t.Fatalf("status: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"PATRONI", "replica streaming (DISAGREES)", "leader running (DISAGREES)", "nofailover",
+		"patroni:  pg2 holds the leader lock",
+		"patroni:  members not in the inventory: pg9",
+		"DISAGREE: pg1: patroni shows a replica, PostgreSQL is out of recovery",
+		"DISAGREE: pg2: patroni shows it leading, PostgreSQL is in recovery",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, errOut = executeT(t, "status", "-i", inv, "--json")
+	if code != 0 {
+		t.Fatalf("status --json: exit %d\n%s%s", code, out, errOut)
+	}
+	var st struct {
+		Leader string `json:"patroni_leader"`
+		Nodes  []struct {
+			Node      string `json:"node"`
+			Disagrees string `json:"disagrees"`
+			Patroni   *struct {
+				Role       string `json:"role"`
+				NoFailover bool   `json:"nofailover"`
+			} `json:"patroni"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json is not JSON: %v\n%s", err, out)
+	}
+	if st.Leader != "pg2" || st.Nodes[0].Disagrees == "" || st.Nodes[0].Patroni == nil || st.Nodes[0].Patroni.Role != "replica" ||
+		st.Nodes[2].Patroni == nil || !st.Nodes[2].Patroni.NoFailover || st.Nodes[2].Disagrees != "" {
+		t.Errorf("status --json = %s", out)
 	}
 }
