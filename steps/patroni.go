@@ -224,11 +224,19 @@ func (s *PatroniSwitchover) Apply(ctx context.Context, t *cluster.Target) error 
 	// interrupt does not cut it off: that would undo nothing Patroni has
 	// started, and Patroni logs a broken pipe with a traceback for it.
 	postCtx, postCancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
-	posted := make(chan postAnswer, 1)
-	go func() {
-		text, err := c.Switchover(postCtx, s.Leader, s.Candidate, s.ScheduledAt)
-		posted <- postAnswer{text, err}
-	}()
+	var posted chan postAnswer
+	// A resumed run may find the switchover done or under way: then it is
+	// followed and nothing is sent, since Patroni refuses a request whose
+	// leader no longer holds the lock (and a second request would be news).
+	if st, err := c.Cluster(dctx); err == nil && underWay(st, s.Candidate) != "" {
+		t.Print(fmt.Sprintf("patroni: %s (%s); following it, nothing sent", underWay(st, s.Candidate), st))
+	} else {
+		posted = make(chan postAnswer, 1)
+		go func() {
+			text, err := c.Switchover(postCtx, s.Leader, s.Candidate, s.ScheduledAt)
+			posted <- postAnswer{text, err}
+		}()
+	}
 	defer func() {
 		if posted == nil || t == nil || t.Session == nil {
 			postCancel()
@@ -256,8 +264,16 @@ func (s *PatroniSwitchover) Apply(ctx context.Context, t *cluster.Target) error 
 			var he *patroni.HTTPError
 			switch {
 			case errors.As(a.err, &he) && he.Status >= 400 && he.Status < 500:
-				// Refused before acting: 412 for a precondition, 400 for a bad request.
-				return fail(fmt.Errorf("patroni refused (%d): %s; nothing changed", he.Status, strings.TrimSpace(he.Body)))
+				// Refused before acting: 412 for a precondition, 400 for a
+				// bad request. Unless the lock moved meanwhile (a switchover
+				// from elsewhere, or one this run started before a kill).
+				refused := fmt.Sprintf("patroni refused (%d): %s", he.Status, strings.TrimSpace(he.Body))
+				if st, err := c.Cluster(dctx); err == nil && underWay(st, s.Candidate) != "" {
+					answer = refused
+					t.Print(fmt.Sprintf("patroni: %s, but %s (%s); following it", refused, underWay(st, s.Candidate), st))
+					continue
+				}
+				return fail(errors.New(refused + "; nothing changed"))
 			case errors.Is(a.err, patroni.ErrNotSent):
 				return fail(fmt.Errorf("%w; nothing changed", a.err))
 			case a.err != nil && dctx.Err() != nil:
@@ -322,6 +338,19 @@ func (s *PatroniSwitchover) Apply(ctx context.Context, t *cluster.Target) error 
 			s.Candidate, leaders[0].Timeline, since(start), before, st))
 		return nil
 	}
+}
+
+// underWay says why /cluster shows a switchover to candidate done or under
+// way, or "" when it does not: candidate holds the leader lock, or no
+// member does (the old leader has let it go).
+func underWay(st *patroni.State, candidate string) string {
+	switch l := st.Leaders(); {
+	case len(l) == 0:
+		return "no member holds the leader lock: a switchover or failover is under way"
+	case len(l) == 1 && l[0].Name == candidate:
+		return candidate + " holds the leader lock already"
+	}
+	return ""
 }
 
 // openPost is a POST /switchover still waiting for Patroni's answer when

@@ -131,8 +131,52 @@ func TestPatroniSwitchoverRefused(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v\nwant %s", err, want)
 	}
-	if n := f.Count("GET /cluster"); n != 0 {
-		t.Errorf("GET /cluster %d times after a refusal", n)
+	if n := f.Count("GET /cluster"); n != 2 {
+		t.Errorf("GET /cluster %d times, want 2: one look before the request, one after the refusal", n)
+	}
+}
+
+// A resumed run whose switchover Patroni finished meanwhile: the step sees
+// the candidate leading, sends nothing, and succeeds once it takes writes;
+// with no leader lock held (the switchover under way), it follows too.
+func TestPatroniSwitchoverResumed(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, seen string
+		change     func(f *patronitest.Fake)
+	}{
+		{"done", "pg2 holds the leader lock already", func(f *patronitest.Fake) {
+			f.Members[0].Role, f.Members[1].Role, f.Members[1].State = "replica", "leader", "running"
+		}},
+		{"under way", "no member holds the leader lock", func(f *patronitest.Fake) {
+			f.Members[0].Role = "replica"
+			// The fake settles only a switchover it was sent; settle by hand.
+			go func() {
+				time.Sleep(300 * time.Millisecond)
+				f.Mu.Lock()
+				f.Members[1].Role, f.Members[1].State = "leader", "running"
+				f.Mu.Unlock()
+			}()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := patronitest.New(t)
+			f.Mu.Lock()
+			tc.change(f)
+			f.Mu.Unlock()
+			tg, out := patroniTarget(f.URL())
+			s := &PatroniSwitchover{Leader: "pg1", Candidate: "pg2", Within: 5 * time.Second, writable: alwaysWritable}
+			if err := s.Apply(context.Background(), tg); err != nil {
+				t.Fatal(err)
+			}
+			if n := f.Count("POST /switchover"); n != 0 {
+				t.Errorf("POST /switchover sent %d times, want none", n)
+			}
+			if got := strings.Join(*out, "\n"); !strings.Contains(got, tc.seen) || !strings.Contains(got, "following it, nothing sent") || !strings.Contains(got, "pg2 leads") {
+				t.Errorf("output = %q", *out)
+			}
+		})
 	}
 }
 
