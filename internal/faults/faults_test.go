@@ -83,26 +83,27 @@ const playbook = "postgres-streaming-switchover"
 type fault struct {
 	name  string
 	step  string
-	state string // "done": between steps; "running": inside the action
+	state string        // "done": between steps; "running": inside the action
+	after time.Duration // how long after the event the kill lands (0: at once)
 }
 
 // faults: after each main step's "done" (the next step has not acted yet)
 // and inside each destructive action ("running" is journaled before the
 // action starts, so the kill cuts it off).
 var faults = []fault{
-	{"SIGKILL after preflight", "preflight", "done"},
-	{"SIGKILL after start-canary", "start-canary", "done"},
-	{"SIGKILL after checkpoint", "checkpoint", "done"},
-	{"SIGKILL after pause-pooler", "pause-pooler", "done"},
-	{"SIGKILL inside stop-primary", "stop-primary", "running"},
-	{"SIGKILL after stop-primary", "stop-primary", "done"},
-	{"SIGKILL inside promote", "promote", "running"},
-	{"SIGKILL after promote", "promote", "done"},
-	{"SIGKILL after repoint-pooler", "repoint-pooler", "done"},
-	{"SIGKILL after resume-pooler", "resume-pooler", "done"},
-	{"SIGKILL after rejoin-old-primary", "rejoin-old-primary", "done"},
-	{"SIGKILL after other-standbys-follow", "other-standbys-follow", "done"},
-	{"SIGKILL after verify", "verify", "done"},
+	{"SIGKILL after preflight", "preflight", "done", 0},
+	{"SIGKILL after start-canary", "start-canary", "done", 0},
+	{"SIGKILL after checkpoint", "checkpoint", "done", 0},
+	{"SIGKILL after pause-pooler", "pause-pooler", "done", 0},
+	{"SIGKILL inside stop-primary", "stop-primary", "running", 0},
+	{"SIGKILL after stop-primary", "stop-primary", "done", 0},
+	{"SIGKILL inside promote", "promote", "running", 0},
+	{"SIGKILL after promote", "promote", "done", 0},
+	{"SIGKILL after repoint-pooler", "repoint-pooler", "done", 0},
+	{"SIGKILL after resume-pooler", "resume-pooler", "done", 0},
+	{"SIGKILL after rejoin-old-primary", "rejoin-old-primary", "done", 0},
+	{"SIGKILL after other-standbys-follow", "other-standbys-follow", "done", 0},
+	{"SIGKILL after verify", "verify", "done", 0},
 }
 
 // rerunSafe names the steps that a resume may settle with --settle rerun
@@ -128,7 +129,7 @@ func TestKillAndResume(t *testing.T) {
 	sb := sandboxtest.New(t, 2)
 	binary(t)
 	for i, f := range faults {
-		ok := t.Run(f.name, func(t *testing.T) { runCase(t, sb, i, f) })
+		ok := t.Run(f.name, func(t *testing.T) { runCase(t, sb, playbook, i, f) })
 		if !ok {
 			// Go on: every case checks the topology first and says so when
 			// an earlier one left the cluster broken.
@@ -137,7 +138,7 @@ func TestKillAndResume(t *testing.T) {
 	}
 }
 
-func runCase(t *testing.T, sb *sandbox.Sandbox, i int, f fault) {
+func runCase(t *testing.T, sb *sandbox.Sandbox, playbook string, i int, f fault) {
 	r := row{fault: f.name, killedAt: "-", outcome: "-", exit: "-", lost: "-", roles: "-", window: "-", verdict: "FAIL"}
 	defer func() {
 		if !t.Failed() {
@@ -177,7 +178,7 @@ func runCase(t *testing.T, sb *sandbox.Sandbox, i int, f fault) {
 	jd := "--journal-dir=" + jdir
 	p := start(t, work, "run", playbook, "-i", sb.Inventory(), "--yes", jd,
 		"--var", "primary="+primary, "--var", "candidate="+candidate)
-	killWhen(t, p, jdir, f.step+" "+f.state, mainStep(f.step, f.state))
+	killWhen(t, p, jdir, f.step+" "+f.state, f.after, mainStep(f.step, f.state))
 	evs := readJournal(t, jdir)
 	if len(evs) > 0 {
 		r.killedAt = evs[len(evs)-1].String()

@@ -268,8 +268,10 @@ func readJournal(t *testing.T, journalDir string) []journalEvent {
 // transition to the journal before acting on it, so the kill lands before
 // the next step acts, or, when the engine is faster than the watcher, as
 // early in it as can be: the journal's last event says where). The wait is
-// bounded: it fails if the journal does not grow for pollTimeout.
-func killWhen(t *testing.T, p *proc, journalDir, what string, match func(journalEvent) bool) {
+// bounded: it fails if the journal does not grow for pollTimeout. With
+// after, the kill lands that long after the matching event, inside what it
+// started.
+func killWhen(t *testing.T, p *proc, journalDir, what string, after time.Duration, match func(journalEvent) bool) {
 	t.Helper()
 	var f *os.File
 	defer func() {
@@ -303,6 +305,7 @@ func killWhen(t *testing.T, p *proc, journalDir, what string, match func(journal
 					pending = append([]byte(nil), pending[i+1:]...)
 					for _, e := range evs {
 						if match(e) {
+							time.Sleep(after)
 							if !p.kill() {
 								t.Fatalf("waiting for %s: switchover exited by itself before the kill: %s", what, p.wait())
 							}
