@@ -250,6 +250,21 @@ func protectWithPassword(t *testing.T, sb *sandbox.Sandbox) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The standbys know the password once they have replayed the ALTER
+	// USER: under load that can come after the reload of their pg_hba.conf.
+	for _, n := range sb.Nodes[1:] {
+		for {
+			c, err := pg.Connect(ctx, sb.Conninfo(n, "postgres")+" password="+rightPassword, 5*time.Second)
+			if err == nil {
+				c.Close(context.Background())
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the password is still refused: %v", n.Name, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	// PgBouncer (trust for its clients) logs into PostgreSQL with the
 	// password of its auth_file.
 	userlist := filepath.Join(filepath.Dir(sb.PoolerConfig()), "userlist.txt")
