@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -33,13 +35,14 @@ var (
 	buildErr  error
 )
 
+// TestMain runs the tests, brings the shared sandbox down and removes the
+// binary built for them.
 func TestMain(m *testing.M) {
-	flag.Parse()
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
+	sandboxtest.MainThen(m, func() {
+		if binDir != "" {
+			os.RemoveAll(binDir)
+		}
+	})
 }
 
 // binary builds cmd/switchover once per test process and returns its path.

@@ -18,6 +18,7 @@ import (
 var (
 	mu     sync.Mutex
 	shared *sandbox.Sandbox
+	inMain bool // MainThen runs: it brings the shared sandbox down
 	tmp    []string
 )
 
@@ -116,6 +117,10 @@ func Shared(t testing.TB) *sandbox.Sandbox {
 	available(t)
 	mu.Lock()
 	defer mu.Unlock()
+	if !inMain {
+		// Nothing would bring it down: its servers would outlive the tests.
+		t.Fatal("sandboxtest.Shared needs the package's TestMain to call sandboxtest.Main")
+	}
 	if shared == nil {
 		sb, err := up(2)
 		if err != nil {
@@ -132,6 +137,9 @@ func Main(m *testing.M) { MainThen(m, nil) }
 // MainThen is Main that calls after (to print a summary, say) once the
 // tests have run.
 func MainThen(m *testing.M, after func()) {
+	mu.Lock()
+	inMain = true
+	mu.Unlock()
 	code := m.Run()
 	if after != nil {
 		after()
