@@ -182,8 +182,8 @@ var _ Check = (*PatroniCandidate)(nil)
 
 // Describe implements Check.
 func (c *PatroniCandidate) Describe(t *cluster.Target) string {
-	return fmt.Sprintf("GET /cluster and /config at %s: %s is a running replica, not nofailover, lag at most %d bytes and maximum_lag_on_failover",
-		patroniAPIs(t), c.Node, c.MaxLag)
+	return fmt.Sprintf("GET /cluster and /config at %s: %s is a running replica, not nofailover, lag at most %s and maximum_lag_on_failover",
+		patroniAPIs(t), c.Node, params.FormatBytes(c.MaxLag))
 }
 
 // Run implements Check.

@@ -67,7 +67,7 @@ func newPGReplication(v params.Values) (Check, error) {
 // Describe implements Check.
 func (c *PGReplication) Describe(*cluster.Target) string {
 	return fmt.Sprintf("%s is a standby streaming from %s, replay at most %s and %s behind",
-		c.Node, c.Upstream, byteSize(c.MaxLagBytes), c.MaxLagSeconds)
+		c.Node, c.Upstream, params.FormatBytes(c.MaxLagBytes), c.MaxLagSeconds)
 }
 
 // Run implements Check.
@@ -193,28 +193,10 @@ func replayLag(ctx context.Context, q pg.Querier, node string) (lag time.Duratio
 	return time.Duration(*secs * float64(time.Second)), true, "", nil
 }
 
-// byteSize renders a size the way runbooks write it: 16MB, 512kB, or a
-// plain byte count when it is not a whole number of a unit.
-func byteSize(n int64) string {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"kB", 1 << 10}}
-	for _, u := range units {
-		if n >= u.mult && n%u.mult == 0 {
-			return fmt.Sprintf("%d%s", n/u.mult, u.suffix)
-		}
-	}
-	if n == 1 {
-		return "1 byte"
-	}
-	return fmt.Sprintf("%d bytes", n)
-}
-
 // byteLimit renders a byte bound for a wanted line: "16777216 bytes (16MB)",
 // or just "184 bytes" when it has no shorter form.
 func byteLimit(n int64) string {
-	short := byteSize(n)
+	short := params.FormatBytes(n)
 	if strings.HasSuffix(short, "byte") || strings.HasSuffix(short, "bytes") {
 		return short
 	}

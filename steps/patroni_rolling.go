@@ -103,7 +103,7 @@ func (s *PatroniRestartReplicas) Describe(t *cluster.Target) Effect {
 			fmt.Fprintf(&b, "on %s: /bin/sh -c %s; then ", nodeWhere(t, m), shq(s.PatchCommand))
 		}
 		fmt.Fprintf(&b, "POST <%s's api_url>/restart %s; then until %s streams from %s again (pg_is_in_recovery() true, pg_stat_wal_receiver streaming from %s) and GET /cluster shows its lag at most %s, every %s, for up to %s from the request",
-			m, patroni.RestartRequest, m, s.Leader, s.Leader, byteCount(s.MaxLag), restartPollInterval, s.Within)
+			m, patroni.RestartRequest, m, s.Leader, s.Leader, params.FormatBytes(s.MaxLag), restartPollInterval, s.Within)
 	}
 	if len(reps) == 0 {
 		b.WriteString(" none: the inventory has no node but the leader")
@@ -231,7 +231,7 @@ func (s *PatroniRestartReplicas) restartOne(ctx context.Context, t *cluster.Targ
 		case pm.State != "streaming" && pm.State != "running":
 			return false, "patroni shows " + pm.String(), nil
 		case !pm.Lag.Known || pm.Lag.Bytes > s.MaxLag:
-			return false, fmt.Sprintf("patroni shows %s, want lag at most %s", pm, byteCount(s.MaxLag)), nil
+			return false, fmt.Sprintf("patroni shows %s, want lag at most %s", pm, params.FormatBytes(s.MaxLag)), nil
 		}
 		ss, err := s.readStandby(ctx, t, m)
 		if err != nil {
@@ -337,17 +337,4 @@ func listOr(names []string, none string) string {
 		return none
 	}
 	return strings.Join(names, ", ")
-}
-
-// byteCount renders a byte count for plans: 16MB, or 1000 bytes.
-func byteCount(n int64) string {
-	for _, u := range []struct {
-		suffix string
-		size   int64
-	}{{"GB", 1 << 30}, {"MB", 1 << 20}, {"kB", 1 << 10}} {
-		if n >= u.size && n%u.size == 0 {
-			return strconv.FormatInt(n/u.size, 10) + u.suffix
-		}
-	}
-	return strconv.FormatInt(n, 10) + " bytes"
 }

@@ -272,6 +272,25 @@ func ParseBytes(v string) (int64, error) {
 	return n * mult, nil
 }
 
+// FormatBytes renders a size the way runbooks write it, the inverse of
+// ParseBytes: 16MB, 512kB, or a plain byte count when it is not a whole
+// number of a unit.
+func FormatBytes(n int64) string {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"kB", 1 << 10}}
+	for _, u := range units {
+		if n >= u.mult && n%u.mult == 0 {
+			return fmt.Sprintf("%d%s", n/u.mult, u.suffix)
+		}
+	}
+	if n == 1 {
+		return "1 byte"
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
 // Suggest returns the candidate closest to s by edit distance, when it is
 // close enough to be a likely typo, or "". Short names are held to a tight
 // bound, since any short name is a few edits from any other: "wait" is not

@@ -277,3 +277,17 @@ func TestTypeString(t *testing.T) {
 		}
 	}
 }
+
+// FormatBytes writes what ParseBytes reads back to the same number.
+func TestFormatBytes(t *testing.T) {
+	t.Parallel()
+	for n, want := range map[int64]string{16 << 20: "16MB", 512 << 10: "512kB", 3 << 40: "3TB", 1: "1 byte", 184: "184 bytes", 0: "0 bytes", 1<<20 + 1: "1048577 bytes"} {
+		got := FormatBytes(n)
+		if got != want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", n, got, want)
+		}
+		if back, err := ParseBytes(strings.TrimSuffix(strings.TrimSuffix(got, " bytes"), " byte")); err != nil || back != n {
+			t.Errorf("ParseBytes(FormatBytes(%d) = %q) = %d, %v", n, got, back, err)
+		}
+	}
+}
