@@ -133,3 +133,52 @@ func TestPatroniSwitchover(t *testing.T) {
 	}
 	holder.Close(context.Background())
 }
+
+const scheduledRunbook = `name: patroni-scheduled-switchover
+description: A switchover Patroni performs at a given time.
+vars:
+  at: ~
+steps:
+  - name: switchover
+    destructive: true
+    action:
+      patroni.switchover: {leader: pg1, candidate: pg2, scheduled_at: "${at}", within: 30s}
+`
+
+// A switchover scheduled a few seconds ahead (scheduled_at): Patroni
+// accepts it at once (202), pg1 still leads shortly before the time, and
+// the step follows it to pg2 leading and taking writes, not before the
+// time.
+func TestPatroniScheduledSwitchover(t *testing.T) {
+	sb := patroniSandbox(t)
+	client := patroniClient(t, sb)
+	at := time.Now().Add(5 * time.Second).Truncate(time.Second).UTC()
+	p := planFrom(t, sb, "inline:scheduled", []byte(scheduledRunbook), "at="+at.Format(time.RFC3339))
+	// What Patroni shows a little before the time.
+	early := make(chan string, 1)
+	go func() {
+		time.Sleep(time.Until(at.Add(-1500 * time.Millisecond)))
+		early <- patroniLeaders(t, client)
+	}()
+	ev := &events{}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := runbook.Run(ctx, p, runbook.Options{Yes: true, Observer: ev, JournalDir: t.TempDir()})
+	ended := time.Now()
+	if err != nil {
+		t.Fatalf("scheduled switchover: %v\n%s", err, ev.text())
+	}
+	if got := <-early; got != "pg1 pg1 pg1" {
+		t.Errorf("1.5s before the scheduled time, patroni leaders per member = %q, want pg1 still", got)
+	}
+	if ended.Before(at) {
+		t.Errorf("the step ended at %s, before the scheduled time %s", ended.Format(time.RFC3339Nano), at.Format(time.RFC3339))
+	}
+	t.Logf("scheduled for %s, ended %s:\n%s", at.Format(time.RFC3339), ended.Format(time.RFC3339Nano), ev.text())
+	if !strings.Contains(ev.text(), "scheduled") || !strings.Contains(ev.text(), "pg2 leads") {
+		t.Errorf("the output does not show Patroni's acceptance and pg2 leading:\n%s", ev.text())
+	}
+	if got := patroniLeaders(t, client); got != "pg2 pg2 pg2" {
+		t.Errorf("after: patroni leaders per member = %q, want pg2 in every view", got)
+	}
+}

@@ -49,6 +49,9 @@ func (e *events) text() string {
 		if ev.Effect != nil {
 			fmt.Fprintf(&b, " {%s: %s}", ev.Effect.Node, ev.Effect.Command)
 		}
+		if ev.Output != "" {
+			fmt.Fprintf(&b, " | %s", ev.Output)
+		}
 		if ev.Error != "" {
 			fmt.Fprintf(&b, " error=%s", ev.Error)
 		}
