@@ -25,7 +25,7 @@ func init() {
 	})
 	Register(Definition{
 		Kind: "patroni.candidate_ok",
-		Doc:  "the node is a running Patroni replica, not tagged nofailover, with lag under max_lag and Patroni's maximum_lag_on_failover",
+		Doc:  "the node is a running Patroni replica, not tagged nofailover, with lag under max_lag and Patroni's maximum_lag_on_failover; in synchronous_mode, a synchronous standby",
 		Params: []params.Spec{
 			{Name: "node", Type: params.Node, Required: true, Doc: "the switchover candidate (its Patroni member name)"},
 			{Name: "max_lag", Type: params.Bytes, Default: "16MB", Doc: "the most lag, in bytes, the candidate may have"},
@@ -215,6 +215,8 @@ func (c *PatroniCandidate) Run(ctx context.Context, t *cluster.Target) Result {
 		why = fmt.Sprintf("%s is %s, not running or streaming", c.Node, m.State)
 	case bool(m.Tags.NoFailover):
 		why = fmt.Sprintf("%s is tagged nofailover: Patroni will not promote it", c.Node)
+	case cfg.SynchronousMode && m.Role != "sync_standby" && m.Role != "quorum_standby":
+		why = fmt.Sprintf("Patroni runs in synchronous_mode and %s is a %s, not a synchronous standby: Patroni switches over only to one", c.Node, m.Role)
 	case !m.Lag.Known:
 		why = fmt.Sprintf("%s's lag is unknown", c.Node)
 	case m.Lag.Bytes > c.MaxLag:
@@ -224,7 +226,7 @@ func (c *PatroniCandidate) Run(ctx context.Context, t *cluster.Target) Result {
 	}
 	values := map[string]any{"candidate": c.Node, "role": m.Role, "state": m.State, "lag": m.Lag.String(),
 		"timeline": m.Timeline, "nofailover": bool(m.Tags.NoFailover), "noloadbalance": bool(m.Tags.NoLoadBalance),
-		"maximum_lag_on_failover": cfg.MaximumLagOnFailover}
+		"maximum_lag_on_failover": cfg.MaximumLagOnFailover, "synchronous_mode": cfg.SynchronousMode}
 	var r Result
 	if why != "" {
 		r = Failed(fmt.Sprintf("%s (GET %s: %s)", why, st.URL, m), wanted)

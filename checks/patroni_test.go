@@ -2,11 +2,14 @@ package checks
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/patroni"
 	"github.com/switchover/switchover/internal/patroni/patronitest"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 )
@@ -70,6 +73,8 @@ func TestPatroniCandidateOK(t *testing.T) {
 		{name: "lag unknown", node: "pg2", change: func(f *patronitest.Fake) { f.Members[1].Lag = "unknown" }, want: Fail, observe: "lag is unknown"},
 		{name: "over max_lag", node: "pg3", maxLag: 1024, want: Fail, observe: "lags 2048 bytes, more than max_lag 1024"},
 		{name: "over maximum_lag_on_failover", node: "pg3", change: func(f *patronitest.Fake) { f.Config["maximum_lag_on_failover"] = 1000 }, want: Fail, observe: "more than Patroni's maximum_lag_on_failover 1000"},
+		{name: "synchronous_mode, async candidate", node: "pg2", change: func(f *patronitest.Fake) { f.Config["synchronous_mode"] = true }, want: Fail, observe: "synchronous_mode and pg2 is a replica, not a synchronous standby"},
+		{name: "synchronous_mode, sync candidate", node: "pg3", change: func(f *patronitest.Fake) { f.Config["synchronous_mode"] = true }, want: Pass, observe: "pg3 is a sync_standby"},
 		{name: "unreachable", node: "pg2", down: true, want: Error, observe: "no REST API answered"},
 	}
 	for _, tc := range tests {
@@ -159,5 +164,64 @@ func TestPatroniLeaderSecondPrimary(t *testing.T) {
 	want := "patroni shows pg1 as the leader, but PostgreSQL on pg3 is out of recovery too: more than one server takes writes"
 	if r.Status != Fail || r.Observed != want {
 		t.Errorf("got %s %q, want Fail %q\n%s", r.Status, r.Observed, want, r.Detail)
+	}
+}
+
+// On a real Patroni cluster in synchronous_mode: the replica Patroni made
+// the synchronous standby passes, the other fails, and Patroni itself
+// refuses a switchover to the one that fails, for the same reason.
+func TestPatroniCandidateInSynchronousMode(t *testing.T) {
+	sb := sandboxtest.NewPatroni(t, 2)
+	client, err := patroni.New(sb.Cluster().Manager)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	base := sb.Cluster().Manager.URLs[0]
+	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, base+"/config", strings.NewReader(`{"synchronous_mode": true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("PATCH /config: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PATCH /config: %s", resp.Status)
+	}
+	// Patroni names a synchronous standby on its next loop.
+	var sync, async string
+	for deadline := time.Now().Add(30 * time.Second); sync == "" || async == ""; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no sync_standby and replica within 30s")
+		}
+		st, err := client.Cluster(ctx)
+		if err != nil {
+			continue
+		}
+		sync, async = "", ""
+		for _, m := range st.Members {
+			switch {
+			case m.Role == "sync_standby" && m.State != "stopped":
+				sync = m.Name
+			case m.Role == "replica":
+				async = m.Name
+			}
+		}
+	}
+	tg := &cluster.Target{Cluster: sb.Cluster(), Facts: &cluster.Facts{}}
+	if r := runCheck(t, &PatroniCandidate{Node: sync, MaxLag: 16 << 20}, tg); r.Status != Pass {
+		t.Errorf("candidate %s (sync_standby): %s %q, want pass", sync, r.Status, r.Observed)
+	}
+	r := runCheck(t, &PatroniCandidate{Node: async, MaxLag: 16 << 20}, tg)
+	if r.Status != Fail || !strings.Contains(r.Observed, "not a synchronous standby") {
+		t.Errorf("candidate %s (replica): %s %q, want a failure naming synchronous_mode", async, r.Status, r.Observed)
+	}
+	_, err = client.Switchover(ctx, "pg1", async, nil)
+	var he *patroni.HTTPError
+	if !errors.As(err, &he) || he.Status != http.StatusPreconditionFailed || !strings.Contains(he.Body, "sync_standby") {
+		t.Errorf("POST /switchover to %s: %v, want Patroni's 412 naming sync_standby", async, err)
 	}
 }

@@ -248,6 +248,9 @@ type Config struct {
 	// MaximumLagOnFailover is the lag in bytes above which Patroni will not
 	// promote a replica; DefaultMaximumLagOnFailover when not set.
 	MaximumLagOnFailover int64
+	// SynchronousMode is Patroni's synchronous_mode: then it switches over
+	// only to a member it lists as a synchronous standby.
+	SynchronousMode bool
 }
 
 // HTTPError is an answer other than success, with Patroni's reason verbatim.
@@ -318,6 +321,12 @@ func (c *Client) Config(ctx context.Context) (*Config, error) {
 		}
 		if n, ok := raw["maximum_lag_on_failover"].(float64); ok {
 			cfg.MaximumLagOnFailover = int64(n)
+		}
+		switch v := raw["synchronous_mode"].(type) {
+		case bool:
+			cfg.SynchronousMode = v
+		case string: // Patroni also takes "on", "quorum" and the like
+			cfg.SynchronousMode = v != "" && v != "off" && v != "false"
 		}
 		return nil
 	})
