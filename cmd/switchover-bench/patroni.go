@@ -274,8 +274,20 @@ func sleep(ctx context.Context, d time.Duration) error {
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func patroniHeader() {
-	fmt.Printf("%-16s  %3s  %-9s  %10s  %6s  %4s  %6s  %13s  %s\n",
-		"mode", "run", "direction", "window_ms", "errors", "lost", "acked", "switchover_ms", "note")
+	fmt.Printf("%-16s  %3s  %-9s  %10s  %6s  %4s  %6s  %13s  %12s  %s\n",
+		"mode", "run", "direction", "window_ms", "errors", "lost", "acked", "switchover_ms", "to_writes_ms", "note")
+}
+
+// toWritesMS is the time from the switchover request to the pooler taking
+// writes on the new leader, the same span both ways: for the playbook its
+// switchover, repoint-pooler and resume-pooler steps (each up to its
+// postconditions holding); for patronictl, from its start until a write
+// through the pooler commits.
+func (s *switchover) toWritesMS() float64 {
+	if s.mode == modePatronictl {
+		return s.totalMS
+	}
+	return s.steps["switchover"] + s.steps["repoint-pooler"] + s.steps["resume-pooler"]
 }
 
 func printPatroni(s *switchover, note string) {
@@ -283,20 +295,28 @@ func printPatroni(s *switchover, note string) {
 		name, d := s.slowest()
 		note = fmt.Sprintf("slowest step %s %s ms", name, ms(d))
 	}
-	fmt.Printf("%-16s  %3d  %-9s  %10s  %6d  %4d  %6d  %13s  %s\n",
-		s.mode, s.run, s.from+"->"+s.to, ms(s.windowMS), s.errors, s.lost, s.acked, ms(s.totalMS), note)
+	fmt.Printf("%-16s  %3d  %-9s  %10s  %6d  %4d  %6d  %13s  %12s  %s\n",
+		s.mode, s.run, s.from+"->"+s.to, ms(s.windowMS), s.errors, s.lost, s.acked, ms(s.totalMS), ms(s.toWritesMS()), note)
 }
 
 // summary prints the two ways side by side.
 func (p *patroniResult) summary(runs int) {
 	fmt.Printf("== patroni: %d switchovers per way (%s pg1 -> pg2 -> pg1), canary through PgBouncer\n", 2*runs, plural(runs, "round trip"))
-	rows := [][]string{{"way", "window_ms min", "median", "max", "client errors", "lost", "switchover_ms median"}}
+	rows := [][]string{{"way", "window_ms min", "median", "max", "client errors", "lost", "switchover_ms median", "to_writes_ms median"}}
 	for _, m := range []string{modePatroniPlaybook, modePatronictl} {
 		s := statsOf(p.rows, m)
+		var toWrites []float64
+		for _, r := range p.rows {
+			if r.mode == m {
+				toWrites = append(toWrites, r.toWritesMS())
+			}
+		}
 		rows = append(rows, []string{m, ms(minOf(s.window)).String(), ms(median(s.window)).String(), ms(maxOf(s.window)).String(),
-			fmt.Sprint(s.errors), fmt.Sprint(s.lost), ms(median(s.total)).String()})
+			fmt.Sprint(s.errors), fmt.Sprint(s.lost), ms(median(s.total)).String(), ms(median(toWrites)).String()})
 	}
 	table(rows, 1)
-	fmt.Println("   patroni playbook: the whole run (preflight to verify); patronictl: from its start until the pooler takes writes,")
-	fmt.Println("   including the PgBouncer repoint the benchmark does after it (plain patronictl leaves the pooler on the old leader)")
+	fmt.Println("   switchover_ms: the playbook's whole run (preflight to verify, the old leader back as a replica);")
+	fmt.Println("   patronictl: from its start until the pooler takes writes, including the PgBouncer repoint the benchmark")
+	fmt.Println("   does after it (plain patronictl leaves the pooler on the old leader).")
+	fmt.Println("   to_writes_ms: from the switchover request until the pooler takes writes on the new leader, both ways")
 }
