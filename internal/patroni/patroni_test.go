@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -154,5 +156,40 @@ func TestPatroniNewRejects(t *testing.T) {
 		if _, err := patroni.New(m); err == nil {
 			t.Errorf("%s: want an error", name)
 		}
+	}
+}
+
+// An HTTPS API: trusted through the inventory's ca_file, refused without it
+// (naming the certificate problem), and let through by insecure.
+func TestPatroniTLS(t *testing.T) {
+	t.Parallel()
+	f, certPEM := patronitest.NewTLS(t)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(f.URL(), "https://") {
+		t.Fatalf("fake url %s is not https", f.URL())
+	}
+	for name, tc := range map[string]struct {
+		m       cluster.Manager
+		wantErr string
+	}{
+		"ca_file":  {m: cluster.Manager{URLs: []string{f.URL()}, CAFile: ca}},
+		"insecure": {m: cluster.Manager{URLs: []string{f.URL()}, Insecure: true}},
+		"neither":  {m: cluster.Manager{URLs: []string{f.URL()}}, wantErr: "certificate"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := client(t, tc.m)
+			st, err := c.Cluster(context.Background())
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("GET /cluster: %v", err)
+			case tc.wantErr == "" && len(st.Leaders()) != 1:
+				t.Errorf("cluster = %s", st)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("err = %v, want it to name the %s", err, tc.wantErr)
+			}
+		})
 	}
 }

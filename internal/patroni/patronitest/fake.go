@@ -5,6 +5,7 @@ package patronitest
 
 import (
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -89,6 +90,17 @@ func New(t testing.TB) *Fake {
 	f.server = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.server.Close)
 	return f
+}
+
+// NewTLS is New serving HTTPS with a certificate of its own, for 127.0.0.1;
+// CertPEM is that certificate, for a client's CA file.
+func NewTLS(t testing.TB) (f *Fake, certPEM []byte) {
+	f = New(t)
+	f.server.Close()
+	f.server = httptest.NewTLSServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.server.Close)
+	cert := f.server.Certificate()
+	return f, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
 }
 
 // URL is the API's base url.
