@@ -299,12 +299,8 @@ func (s *PatroniSwitchover) Apply(ctx context.Context, t *cluster.Target) error 
 			return fail(fmt.Errorf("cut off (%w) before the cluster settled, the switchover may still be going on; %s; PostgreSQL on %s: %s", ctx.Err(), seen(last, lastErr), s.Candidate, pgSeen))
 		}
 		if !time.Now().Before(deadline) {
-			said := answer
-			if said == "" {
-				said = "no answer"
-			}
 			return fail(fmt.Errorf("%s is not the running leader taking writes within %s (patroni answered: %s); %s; PostgreSQL on %s: %s",
-				s.Candidate, s.Within, said, seen(last, lastErr), s.Candidate, pgSeen))
+				s.Candidate, s.Within, orNone(answer), seen(last, lastErr), s.Candidate, pgSeen))
 		}
 		ok, pgs, err := writable(dctx, t)
 		if err != nil {
@@ -325,6 +321,13 @@ func (s *PatroniSwitchover) Apply(ctx context.Context, t *cluster.Target) error 
 		}
 		last, lastErr = st, nil
 		leaders := st.Leaders()
+		if len(leaders) == 1 && leaders[0].Name != s.Candidate && leaders[0].Name != s.Leader && leaders[0].State == "running" {
+			// Patroni may take another member when the candidate does not
+			// qualify at the moment it acts ("Switched over to X instead
+			// of Y"); waiting on would only hold clients to the deadline.
+			return fail(fmt.Errorf("patroni made %s the leader instead of %s (patroni answered: %s); %s",
+				leaders[0].Name, s.Candidate, orNone(answer), seen(last, nil)))
+		}
 		if !ok || len(leaders) != 1 || leaders[0].Name != s.Candidate || leaders[0].State != "running" {
 			continue
 		}
@@ -338,6 +341,14 @@ func (s *PatroniSwitchover) Apply(ctx context.Context, t *cluster.Target) error 
 			s.Candidate, leaders[0].Timeline, since(start), before, st))
 		return nil
 	}
+}
+
+// orNone is Patroni's answer for a message, or says there was none yet.
+func orNone(answer string) string {
+	if answer == "" {
+		return "no answer yet"
+	}
+	return answer
 }
 
 // underWay says why /cluster shows a switchover to candidate done or under

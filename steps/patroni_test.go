@@ -199,3 +199,20 @@ func TestPatroniSwitchoverDoesNotSettle(t *testing.T) {
 		}
 	}
 }
+
+// Patroni takes another member than the candidate: the step says so at
+// once instead of waiting out its deadline with clients held.
+func TestPatroniSwitchoverToAnotherMember(t *testing.T) {
+	t.Parallel()
+	f := patronitest.New(t)
+	f.SettleAfter, f.Instead = 1, "pg3"
+	tg, _ := patroniTarget(f.URL())
+	start := time.Now()
+	err := (&PatroniSwitchover{Leader: "pg1", Candidate: "pg2", Within: 20 * time.Second, writable: alwaysWritable}).Apply(context.Background(), tg)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %s: it waited for the deadline", took)
+	}
+	if err == nil || !strings.Contains(err.Error(), "patroni made pg3 the leader instead of pg2") || !strings.Contains(err.Error(), "pg3 leader running") {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/canary"
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/patroni"
@@ -217,27 +218,39 @@ func tryWrite(ctx context.Context, conninfo string) error {
 	return err
 }
 
-// waitSettled waits until /cluster shows leader as the running leader and
-// every other member as a running or streaming replica.
+// waitSettled waits until the cluster has settled on leader, in Patroni's
+// view and PostgreSQL's: /cluster shows it the running leader and every
+// other member a running replica on its timeline with its lag known, and
+// every other server streams from it (pg.topology). Patroni's "running"
+// alone is not enough: a replica left on an old timeline runs, and Patroni
+// may promote it instead of the candidate in the next switchover.
 func (b *bench) waitSettled(ctx context.Context, leader string) error {
 	c, err := patroni.New(b.sb.Cluster().Manager)
 	if err != nil {
 		return err
 	}
+	topo := &checks.Topology{Primary: leader}
+	tg := &cluster.Target{Cluster: b.sb.Cluster(), Facts: &cluster.Facts{}}
 	deadline := time.Now().Add(settleTimeout)
 	last := ""
 	for {
 		st, err := c.Cluster(ctx)
-		if err != nil {
+		switch {
+		case err != nil:
 			last = err.Error()
-		} else {
-			last = st.String()
-			if settledOn(st, b.sb.Nodes, leader) {
+		case !settledOn(st, b.sb.Nodes, leader):
+			last = "/cluster: " + st.String()
+		default:
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			r := topo.Run(cctx, tg)
+			cancel()
+			if r.Status == checks.Pass {
 				return nil
 			}
+			last = "PostgreSQL: " + r.Observed
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("patroni: %s not the running leader with every other member a running replica within %s; /cluster: %s", leader, settleTimeout, last)
+			return fmt.Errorf("the cluster did not settle on %s within %s: %s", leader, settleTimeout, last)
 		}
 		if err := sleep(ctx, 200*time.Millisecond); err != nil {
 			return err
@@ -246,16 +259,17 @@ func (b *bench) waitSettled(ctx context.Context, leader string) error {
 }
 
 func settledOn(st *patroni.State, nodes []sandbox.Node, leader string) bool {
+	l, ok := st.Member(leader)
+	if !ok || l.Role != "leader" || l.State != "running" {
+		return false
+	}
 	for _, n := range nodes {
 		m, ok := st.Member(n.Name)
 		if !ok {
 			return false
 		}
-		if n.Name == leader {
-			if m.Role != "leader" || m.State != "running" {
-				return false
-			}
-		} else if m.Role != "replica" || (m.State != "running" && m.State != "streaming") {
+		if n.Name != leader && (m.Role != "replica" || (m.State != "running" && m.State != "streaming") ||
+			m.Timeline != l.Timeline || !m.Lag.Known) {
 			return false
 		}
 	}

@@ -46,6 +46,9 @@ type Fake struct {
 	// started the switchover (Patroni answers once its own poll of the DCS
 	// sees the new leader); the fake serves other requests meanwhile.
 	AnswerAfter time.Duration
+	// Instead, when set, is the member a switchover ends with as the
+	// leader, whatever the candidate ("Switched over to X instead of Y").
+	Instead string
 
 	// Self is the member whose api_url is the fake's own url: POST /restart
 	// restarts it. RestartStatus and RestartReason make it refuse instead.
@@ -218,11 +221,15 @@ func (f *Fake) advance() {
 	if f.SettleAfter < 0 || f.polls <= f.SettleAfter {
 		return
 	}
+	winner := f.pending["candidate"]
+	if f.Instead != "" {
+		winner = f.Instead
+	}
 	for i := range f.Members {
 		m := &f.Members[i]
 		m.Timeline++
 		switch m.Name {
-		case f.pending["candidate"]:
+		case winner:
 			m.Role, m.State, m.Lag = "leader", "running", nil
 		case f.pending["leader"]:
 			m.Role, m.State, m.Lag = "replica", "streaming", 0
