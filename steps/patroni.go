@@ -184,8 +184,8 @@ func (s *PatroniSwitchover) Describe(t *cluster.Target) Effect {
 		when = "at " + s.ScheduledAt.Format(time.RFC3339)
 	}
 	return Effect{Node: all,
-		Command: fmt.Sprintf("POST %s/switchover %s (to the first url that answers); meanwhile %s on %s every %s and GET /cluster every %s, until /cluster shows %s as the one running leader and it takes writes, for up to %s",
-			first, patroni.SwitchoverRequest(s.Leader, s.Candidate, s.ScheduledAt), writableSQL, s.Candidate, switchoverPoll, pollInterval, s.Candidate, s.Within),
+		Command: fmt.Sprintf("POST <%s's api_url>/switchover %s (the leader's own API, as GET %s/cluster names it; else the first url that answers); meanwhile %s on %s every %s and GET /cluster every %s, until /cluster shows %s as the one running leader and it takes writes, for up to %s",
+			s.Leader, patroni.SwitchoverRequest(s.Leader, s.Candidate, s.ScheduledAt), first, writableSQL, s.Candidate, switchoverPoll, pollInterval, s.Candidate, s.Within),
 		Changes: fmt.Sprintf("Patroni stops %s as the leader %s and promotes %s; %s comes back as a replica; writes fail until %s leads",
 			s.Leader, when, s.Candidate, s.Leader, s.Candidate)}
 }

@@ -55,7 +55,7 @@ func TestPatroniSwitchoverSettles(t *testing.T) {
 	f.SettleAfter = 3
 	tg, out := patroniTarget(f.URL())
 	s := &PatroniSwitchover{Leader: "pg1", Candidate: "pg2", Within: 10 * time.Second, writable: alwaysWritable}
-	if d := s.Describe(tg); !strings.Contains(d.Command, `POST `+f.URL()+`/switchover {"leader": "pg1", "candidate": "pg2"}`) {
+	if d := s.Describe(tg); !strings.Contains(d.Command, `POST <pg1's api_url>/switchover {"leader": "pg1", "candidate": "pg2"} (the leader's own API, as GET `+f.URL()+`/cluster names it`) {
 		t.Errorf("describe = %+v", d)
 	}
 	if err := s.Apply(context.Background(), tg); err != nil {
@@ -131,8 +131,8 @@ func TestPatroniSwitchoverRefused(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v\nwant %s", err, want)
 	}
-	if n := f.Count("GET /cluster"); n != 2 {
-		t.Errorf("GET /cluster %d times, want 2: one look before the request, one after the refusal", n)
+	if n := f.Count("GET /cluster"); n != 3 {
+		t.Errorf("GET /cluster %d times, want 3: one look before the request, one for the leader's API, one after the refusal", n)
 	}
 }
 

@@ -342,7 +342,13 @@ func (c *Client) Pause(ctx context.Context, pause bool) (string, error) {
 }
 
 // Switchover asks Patroni to hand the leader lock from leader to candidate,
-// at scheduledAt when given (POST /switchover). It returns Patroni's answer
+// at scheduledAt when given (POST /switchover). The request goes to the
+// leader's own API (its api_url in /cluster; an inventory url with the same
+// host and port is used as given), as patronictl does: the member that
+// takes it wakes its own loop at once, and the leader's is the loop that
+// acts first, so the switchover starts up to a loop_wait sooner than when
+// another member takes it. When the leader's API cannot be reached, the
+// first inventory url that can takes it. It returns Patroni's answer
 // verbatim; a refusal (412, 503, ...) is an *HTTPError with its reason.
 func (c *Client) Switchover(ctx context.Context, leader, candidate string, scheduledAt *time.Time) (string, error) {
 	req := map[string]string{"leader": leader, "candidate": candidate}
@@ -352,6 +358,16 @@ func (c *Client) Switchover(ctx context.Context, leader, candidate string, sched
 	body, err := json.Marshal(req)
 	if err != nil {
 		return "", err
+	}
+	if st, err := c.Cluster(ctx); err == nil {
+		if m, ok := st.Member(leader); ok && m.APIURL != "" {
+			if base, err := c.memberBase(m.APIURL); err == nil {
+				answer, err := c.do(ctx, http.MethodPost, base+"/switchover", body, SwitchoverTimeout)
+				if err == nil || !notConnected(err) {
+					return strings.TrimSpace(string(answer)), c.clean(err)
+				}
+			}
+		}
 	}
 	_, answer, err := c.write(ctx, http.MethodPost, "/switchover", body, SwitchoverTimeout)
 	return strings.TrimSpace(string(answer)), err

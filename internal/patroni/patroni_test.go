@@ -193,3 +193,20 @@ func TestPatroniTLS(t *testing.T) {
 		})
 	}
 }
+
+// A switchover request goes to the leader's own API, as /cluster names it,
+// not to the first inventory url.
+func TestPatroniSwitchoverGoesToTheLeader(t *testing.T) {
+	t.Parallel()
+	f := patronitest.New(t)
+	f.ServeEachMember(t)
+	c := client(t, cluster.Manager{URLs: []string{f.URL()}})
+	if _, err := c.Switchover(context.Background(), "pg1", "pg2", nil); err != nil {
+		t.Fatal(err)
+	}
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	if got := strings.Join(f.MemberRequests, ", "); got != "pg1 POST /switchover" {
+		t.Errorf("members' APIs took %q, want the leader's (pg1) the switchover", got)
+	}
+}

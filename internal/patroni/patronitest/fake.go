@@ -73,6 +73,9 @@ type Fake struct {
 	// RestartedMembers names the member each POST /restart went to, in
 	// order, when ServeEachMember gave every member an API of its own.
 	RestartedMembers []string
+	// MemberRequests are "MEMBER METHOD /path" for each request a member's
+	// own API (ServeEachMember) took, in order.
+	MemberRequests []string
 }
 
 // New starts a fake with a leader pg1 and replicas pg2 and pg3, not paused,

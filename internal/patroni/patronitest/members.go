@@ -19,12 +19,13 @@ func (f *Fake) ServeEachMember(t testing.TB) {
 	for _, m := range f.Members {
 		name := m.Name
 		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			f.Mu.Lock()
+			f.MemberRequests = append(f.MemberRequests, name+" "+r.Method+" "+r.URL.Path)
 			if r.Method == http.MethodPost && r.URL.Path == "/restart" {
-				f.Mu.Lock()
 				f.Self = name
 				f.RestartedMembers = append(f.RestartedMembers, name)
-				f.Mu.Unlock()
 			}
+			f.Mu.Unlock()
 			f.serve(w, r)
 		}))
 		t.Cleanup(s.Close)
