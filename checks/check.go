@@ -72,6 +72,9 @@ type Definition struct {
 	Kind   string        // the name runbooks use, e.g. "tcp.reachable"
 	Doc    string        // one line: what condition holds when it passes
 	Params []params.Spec // its parameters
+	// Manager is the cluster manager the kind asks ("patroni"): a runbook
+	// using it needs an inventory whose manager is of that kind.
+	Manager string
 	// New builds a check from decoded parameters. It returns an error for
 	// combinations of parameters that the schema alone cannot reject.
 	New func(v params.Values) (Check, error)

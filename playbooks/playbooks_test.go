@@ -19,6 +19,7 @@ nodes:
   pg1: {host: local, data_dir: /srv/pg1, bin_dir: /usr/lib/postgresql/17/bin, conninfo: "port=5432"}
   pg2: {host: local, data_dir: /srv/pg2, bin_dir: /usr/lib/postgresql/17/bin, conninfo: "port=5433"}
   pg3: {host: local, data_dir: /srv/pg3, bin_dir: /usr/lib/postgresql/17/bin, conninfo: "port=5434"}
+manager: {kind: patroni, urls: ["http://127.0.0.1:8008"]}
 `
 
 // needsInventory reports whether a runbook names nodes or leaves variables

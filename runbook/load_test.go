@@ -445,6 +445,7 @@ var invalidSetup = map[string]struct {
 	vars      []string
 }{
 	"node_not_in_inventory.yaml": {inventory: "local.yaml"},
+	"manager_missing.yaml":       {inventory: "local.yaml"},
 	"unknown_override.yaml":      {vars: []string{"dri=/x", "dir=/y"}},
 }
 

@@ -361,6 +361,7 @@ func (z *resolver) step(rs *rawStep, sec Section, d Defaults) *Step {
 		z.unknownKind(a, what+": action", "action", steps.Names(), checks.Names())
 		return s
 	}
+	z.needManager(def.Manager, a.Pos, what+": action "+a.Kind)
 	var args []*rawArg
 	for _, arg := range a.Args {
 		if contains(engineArgs, arg.Name) && !hasParam(def.Params, arg.Name) {
@@ -424,6 +425,7 @@ func (z *resolver) cond(c *rawCall, what string, d Defaults) *Cond {
 		z.unknownKind(c, what, "check", checks.Names(), steps.Names())
 		return nil
 	}
+	z.needManager(def.Manager, c.Pos, what+": "+c.Kind)
 	vals, ok := z.args(def.Params, c, what+": "+c.Kind)
 	if !ok {
 		return nil
@@ -438,6 +440,20 @@ func (z *resolver) cond(c *rawCall, what string, d Defaults) *Cond {
 		cond.Args["within"] = cond.Within.String()
 	}
 	return cond
+}
+
+// needManager reports a kind that talks to a cluster manager the
+// inventory does not have: it could only fail when it runs.
+func (z *resolver) needManager(kind string, at Pos, what string) {
+	if kind == "" || z.inv == nil {
+		return
+	}
+	switch m := z.inv.Cluster.Manager; {
+	case m == nil:
+		z.probs.add(at, "%s: needs a %s cluster, but inventory %s has no manager section (manager: {kind: %s, urls: [...]})", what, kind, z.inv.File, kind)
+	case m.Kind != kind:
+		z.probs.add(at, "%s: needs a %s cluster, but inventory %s's manager is %s", what, kind, z.inv.File, m.Kind)
+	}
 }
 
 // args substitutes variables in a call's parameters and decodes them

@@ -14,8 +14,9 @@ import (
 
 func init() {
 	Register(Definition{
-		Kind: "patroni.restart",
-		Doc:  "asks the node's own Patroni to restart its PostgreSQL (POST /restart on the member's api_url) and follows /cluster until it runs again (a replica: running or streaming, lag known)",
+		Kind:    "patroni.restart",
+		Manager: "patroni",
+		Doc:     "asks the node's own Patroni to restart its PostgreSQL (POST /restart on the member's api_url) and follows /cluster until it runs again (a replica: running or streaming, lag known)",
 		Params: []params.Spec{
 			{Name: "node", Type: params.Node, Required: true, Doc: "the member to restart (the node's name is its Patroni member name)"},
 			{Name: "within", Type: params.Duration, Default: "120s", Doc: "how long the member has to run again, counted from the request"},

@@ -16,8 +16,9 @@ import (
 
 func init() {
 	Register(Definition{
-		Kind: "patroni.restart_replicas",
-		Doc:  "restarts every replica of the inventory through Patroni, one at a time in the inventory's order, each after an optional patch command on its host, and waits until it streams from the leader again before the next",
+		Kind:    "patroni.restart_replicas",
+		Manager: "patroni",
+		Doc:     "restarts every replica of the inventory through Patroni, one at a time in the inventory's order, each after an optional patch command on its host, and waits until it streams from the leader again before the next",
 		Params: []params.Spec{
 			{Name: "leader", Type: params.Node, Required: true, Doc: "the current leader, left alone; every other node of the inventory is restarted"},
 			{Name: "patch_command", Type: params.String, Doc: "run with /bin/sh -c on each replica's host just before its restart (the package upgrade); none when empty"},

@@ -42,7 +42,10 @@ type Definition struct {
 	Params []params.Spec
 	// Destructive kinds always need approval, whatever the runbook says.
 	Destructive bool
-	New         func(v params.Values) (Step, error)
+	// Manager is the cluster manager the kind talks to ("patroni"): a
+	// runbook using it needs an inventory whose manager is of that kind.
+	Manager string
+	New     func(v params.Values) (Step, error)
 }
 
 var kinds = registry.New("steps", func(d Definition) string { return d.Kind })
