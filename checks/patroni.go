@@ -38,17 +38,9 @@ func init() {
 	})
 }
 
-// patroniClient returns a client for the inventory's manager.
-func patroniClient(t *cluster.Target) (*patroni.Client, error) {
-	if t == nil || t.Cluster == nil || t.Cluster.Manager == nil {
-		return nil, fmt.Errorf("the inventory has no manager (kind: patroni, urls: ...)")
-	}
-	return patroni.New(t.Cluster.Manager)
-}
-
 // patroniAPIs names the APIs a check asks, for Describe.
 func patroniAPIs(t *cluster.Target) string {
-	c, err := patroniClient(t)
+	c, err := patroni.ForTarget(t)
 	if err != nil {
 		return "patroni's REST API"
 	}
@@ -73,7 +65,7 @@ func (c *PatroniLeader) Describe(t *cluster.Target) string {
 
 // Run implements Check.
 func (c *PatroniLeader) Run(ctx context.Context, t *cluster.Target) Result {
-	client, err := patroniClient(t)
+	client, err := patroni.ForTarget(t)
 	if err != nil {
 		return Errored(err)
 	}
@@ -190,7 +182,7 @@ func (c *PatroniCandidate) Describe(t *cluster.Target) string {
 
 // Run implements Check.
 func (c *PatroniCandidate) Run(ctx context.Context, t *cluster.Target) Result {
-	client, err := patroniClient(t)
+	client, err := patroni.ForTarget(t)
 	if err != nil {
 		return Errored(err)
 	}

@@ -308,7 +308,7 @@ func sameEndpoint(ctx context.Context, a, b string) bool {
 	if strings.HasPrefix(ha, "/") || strings.HasPrefix(hb, "/") {
 		return false
 	}
-	if isLoopback(ha) && isLoopback(hb) {
+	if pg.IsLoopback(ha) && pg.IsLoopback(hb) {
 		return true
 	}
 	addrsA, errA := net.DefaultResolver.LookupHost(ctx, ha)
@@ -338,15 +338,6 @@ func splitEndpoint(s string) (host, port string, ok bool) {
 		return "", "", false
 	}
 	return s[:i], s[i+1:], true
-}
-
-// isLoopback reports whether host is this machine's loopback interface.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // walReceiver is a standby's WAL receiver as pg_stat_wal_receiver shows it.

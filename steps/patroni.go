@@ -60,17 +60,9 @@ func init() {
 // pollInterval is how often patroni.switchover reads /cluster.
 const pollInterval = 100 * time.Millisecond
 
-// patroniClient returns a client for the inventory's manager.
-func patroniClient(t *cluster.Target) (*patroni.Client, error) {
-	if t == nil || t.Cluster == nil || t.Cluster.Manager == nil {
-		return nil, errors.New("the inventory has no manager (kind: patroni, urls: ...)")
-	}
-	return patroni.New(t.Cluster.Manager)
-}
-
 // patroniWhere names the APIs for plans; the first that answers is used.
 func patroniWhere(t *cluster.Target) (first, all string) {
-	c, err := patroniClient(t)
+	c, err := patroni.ForTarget(t)
 	if err != nil {
 		return "<patroni url>", fmt.Sprintf("patroni (%v)", err)
 	}
@@ -111,7 +103,7 @@ func (s *PatroniPause) Describe(t *cluster.Target) Effect {
 // Apply implements Step.
 func (s *PatroniPause) Apply(ctx context.Context, t *cluster.Target) error {
 	fail := func(err error) error { return fmt.Errorf("patroni %s: %w", s.verb(), err) }
-	c, err := patroniClient(t)
+	c, err := patroni.ForTarget(t)
 	if err != nil {
 		return fail(err)
 	}
@@ -204,7 +196,7 @@ func (s *PatroniSwitchover) Apply(ctx context.Context, t *cluster.Target) error 
 	fail := func(err error) error {
 		return fmt.Errorf("patroni switchover %q to %q: %w", s.Leader, s.Candidate, err)
 	}
-	c, err := patroniClient(t)
+	c, err := patroni.ForTarget(t)
 	if err != nil {
 		return fail(err)
 	}

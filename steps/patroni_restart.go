@@ -64,7 +64,7 @@ func (s *PatroniRestart) Describe(t *cluster.Target) Effect {
 // Apply implements Step.
 func (s *PatroniRestart) Apply(ctx context.Context, t *cluster.Target) error {
 	fail := func(err error) error { return fmt.Errorf("patroni restart %q: %w", s.Node, err) }
-	c, err := patroniClient(t)
+	c, err := patroni.ForTarget(t)
 	if err != nil {
 		return fail(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/patroni"
+	"github.com/switchover/switchover/internal/pg"
 )
 
 func init() {
@@ -117,7 +118,7 @@ func (s *PatroniRestartReplicas) Describe(t *cluster.Target) Effect {
 // Apply implements Step.
 func (s *PatroniRestartReplicas) Apply(ctx context.Context, t *cluster.Target) error {
 	fail := func(err error) error { return fmt.Errorf("restart replicas of %q: %w", s.Leader, err) }
-	c, err := patroniClient(t)
+	c, err := patroni.ForTarget(t)
 	if err != nil {
 		return fail(err)
 	}
@@ -316,20 +317,11 @@ func (s *PatroniRestartReplicas) fromLeader(t *cluster.Target, leader patroni.Me
 		}
 	}
 	for _, w := range want {
-		if w.Port == p && (strings.EqualFold(w.Host, h) || (loopback(w.Host) && loopback(h))) {
+		if w.Port == p && (strings.EqualFold(w.Host, h) || (pg.IsLoopback(w.Host) && pg.IsLoopback(h))) {
 			return true
 		}
 	}
 	return false
-}
-
-// loopback reports whether host names this machine's loopback interface.
-func loopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // listOr joins names with commas, or returns none when there are none.

@@ -104,6 +104,15 @@ func New(m *cluster.Manager) (*Client, error) {
 	return c, nil
 }
 
+// ForTarget returns a client for the inventory's manager of the cluster a
+// check or step acts on.
+func ForTarget(t *cluster.Target) (*Client, error) {
+	if t == nil || t.Cluster == nil || t.Cluster.Manager == nil {
+		return nil, errors.New("the inventory has no manager (kind: patroni, urls: ...)")
+	}
+	return New(t.Cluster.Manager)
+}
+
 // URLs returns the members' API urls, without passwords, for messages.
 func (c *Client) URLs() []string {
 	out := make([]string, len(c.urls))

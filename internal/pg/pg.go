@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -234,4 +235,14 @@ func Inspect(ctx context.Context, q Querier) (State, error) {
 		st.SlotName = *slot
 	}
 	return st, nil
+}
+
+// IsLoopback reports whether host names this machine's loopback interface,
+// so that 127.0.0.1, ::1 and localhost count as one place.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
