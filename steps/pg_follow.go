@@ -134,7 +134,7 @@ func (f *PGFollow) Describe(t *cluster.Target) Effect {
 	}
 	fmt.Fprintf(&b, "if %s runs as a standby: %s\n", f.Node, strings.Join(f.alterSQL(conninfo), "; "))
 	fmt.Fprintf(&b, "if %s is stopped: %s && %s\n", f.Node, f.rejoinScript(n, conninfo), pgCtlStartCommand(n, followStartWait, defaultStartLog(n)))
-	fmt.Fprintf(&b, "then wait until pg_stat_wal_receiver on %s shows it streaming from %s", f.Node, f.Upstream)
+	fmt.Fprintf(&b, "then wait until pg_stat_wal_receiver on %s shows it streaming from %s, on %s's timeline", f.Node, f.Upstream, f.Upstream)
 	slot := "without a slot"
 	if f.Slot != "" {
 		slot = "through slot " + f.Slot
@@ -177,7 +177,11 @@ func (f *PGFollow) Apply(ctx context.Context, t *cluster.Target) error {
 			return fail(err)
 		}
 	}
-	st, err := f.waitStreaming(ctx, n, want)
+	upTimeline, err := timelineOf(ctx, t, up)
+	if err != nil {
+		return fail(fmt.Errorf("read the timeline of %s: %w", f.Upstream, err))
+	}
+	st, err := f.waitStreaming(ctx, n, want, upTimeline)
 	if err != nil {
 		return fail(fmt.Errorf("%s is configured to stream from %s and runs, but %w", f.Node, f.Upstream, err))
 	}
@@ -286,7 +290,7 @@ func (f *PGFollow) ensureSlot(ctx context.Context, t *cluster.Target, up *cluste
 // waitStreaming polls the node every 100ms, until ctx ends, until its WAL
 // receiver streams from one of the upstream's addresses (through the slot,
 // when there is one).
-func (f *PGFollow) waitStreaming(ctx context.Context, n *cluster.Node, want []hostPort) (pg.State, error) {
+func (f *PGFollow) waitStreaming(ctx context.Context, n *cluster.Node, want []hostPort, upTimeline int) (pg.State, error) {
 	var conn *pgx.Conn
 	defer func() {
 		if conn != nil {
@@ -324,6 +328,12 @@ func (f *PGFollow) waitStreaming(ctx context.Context, n *cluster.Node, want []ho
 				}
 			}
 		}
+		if ok && s.Timeline < upTimeline {
+			// Streaming the old timeline up to the switch point is the
+			// way to the new one, not yet following the upstream.
+			return false, fmt.Sprintf("%s streams from %s but still receives timeline %d; %s is on timeline %d",
+				f.Node, s.Upstream, s.Timeline, f.Upstream, upTimeline), nil
+		}
 		if ok {
 			st = s
 			return true, "", nil
@@ -335,4 +345,19 @@ func (f *PGFollow) waitStreaming(ctx context.Context, n *cluster.Node, want []ho
 		return false, fmt.Sprintf("%s does not stream from %s yet: %s", f.Node, strings.Join(wanted, " or "), seen), nil
 	})
 	return st, err
+}
+
+// timelineOf is the timeline the upstream is on: its own when it is a
+// primary, the one it receives when it is a standby itself.
+func timelineOf(ctx context.Context, t *cluster.Target, n *cluster.Node) (int, error) {
+	conn, err := connectNode(ctx, t, n, remaining(ctx))
+	if err != nil {
+		return 0, err
+	}
+	defer closeConn(conn)
+	st, err := pg.Inspect(ctx, conn)
+	if err != nil {
+		return 0, err
+	}
+	return st.Timeline, nil
 }
