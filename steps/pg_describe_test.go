@@ -65,7 +65,7 @@ func TestPgDescribe(t *testing.T) {
 				`printf '%s\n' 'primary_conninfo = '\''host=10.0.0.2 port=5433 user=repl password=pw sslmode=require application_name=pg1'\''' 'primary_slot_name = '\''pg1'\''' >> /var/lib/postgresql/15/main/postgresql.auto.conf.switchover && ` +
 				"chmod 600 /var/lib/postgresql/15/main/postgresql.auto.conf.switchover && mv -f /var/lib/postgresql/15/main/postgresql.auto.conf.switchover /var/lib/postgresql/15/main/postgresql.auto.conf && " +
 				"/usr/lib/postgresql/15/bin/pg_ctl start -D /var/lib/postgresql/15/main -w -t 60 -l /var/lib/postgresql/15/main/switchover-start.log\n" +
-				"then wait until pg_stat_wal_receiver on pg1 shows it streaming from pg2",
+				"then wait until pg_stat_wal_receiver on pg1 shows it streaming from pg2, on pg2's timeline",
 			changes: []string{"pg1 becomes a standby streaming from pg2 through slot pg1", "primary_conninfo 'host=10.0.0.2", "never demoted"}},
 		{name: "follow with a given conninfo and no slot", kind: "pg.follow", raw: map[string]string{"node": "pg2", "upstream": "pg1", "slot": "", "conninfo": "host=pg1.example port=5432 user=o'brien"},
 			node: on2,
@@ -75,7 +75,7 @@ func TestPgDescribe(t *testing.T) {
 				`printf '%s\n' 'primary_conninfo = '\''host=pg1.example port=5432 user=o'\'''\''brien'\''' 'primary_slot_name = '\'''\''' >> '/srv/pg data/postgresql.auto.conf.switchover' && ` +
 				`chmod 600 '/srv/pg data/postgresql.auto.conf.switchover' && mv -f '/srv/pg data/postgresql.auto.conf.switchover' '/srv/pg data/postgresql.auto.conf' && ` +
 				"/usr/lib/postgresql/15/bin/pg_ctl start -D '/srv/pg data' -w -t 60 -l '/srv/pg data/switchover-start.log'\n" +
-				"then wait until pg_stat_wal_receiver on pg2 shows it streaming from pg1",
+				"then wait until pg_stat_wal_receiver on pg2 shows it streaming from pg1, on pg1's timeline",
 			changes: []string{"without a slot"}},
 		{name: "rewind, keeping nothing", kind: "pg.rewind", raw: map[string]string{"node": "pg1", "source": "pg2", "keep_config": "[]"},
 			node: on1,
