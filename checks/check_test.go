@@ -25,6 +25,7 @@ var samples = map[string]map[string]string{
 	"pg.timeline":             {"node": "pg1", "is": "1"},
 	"pg.slots":                {"node": "pg1", "slots": "pg2"},
 	"pg.topology":             {"primary": "pg1"},
+	"pg.restarted":            {"except": "pg1"},
 	"pg.no_blocking_sessions": {"node": "pg2"},
 	"pg.no_prepared_xacts":    {"node": "pg1"},
 	"pg.same_major_version":   {},

@@ -19,7 +19,7 @@ func init() {
 	Register(Definition{
 		Kind:    "patroni.restart_replicas",
 		Manager: "patroni",
-		Doc:     "restarts every replica of the inventory through Patroni, one at a time in the inventory's order, each after an optional patch command on its host, and waits until it streams from the leader again before the next",
+		Doc:     "restarts every replica of the inventory through Patroni, one at a time in the inventory's order, each after an optional patch command on its host, and waits until it streams from the leader again before the next; records fact <node>.restarted_at (the restarted server's pg_postmaster_start_time()), so that a resumed run neither patches nor restarts that replica again",
 		Params: []params.Spec{
 			{Name: "leader", Type: params.Node, Required: true, Doc: "the current leader, left alone; every other node of the inventory is restarted"},
 			{Name: "patch_command", Type: params.String, Doc: "run with /bin/sh -c on each replica's host just before its restart (the package upgrade); none when empty"},
@@ -61,9 +61,10 @@ var _ Step = (*PatroniRestartReplicas)(nil)
 // standbyState is what PostgreSQL itself says of a replica, to cross-check
 // Patroni's view.
 type standbyState struct {
-	Recovery bool   // pg_is_in_recovery()
-	Receiver string // pg_stat_wal_receiver.status; "" when none runs
-	Sender   string // sender_host:sender_port; "" when not known
+	Recovery bool      // pg_is_in_recovery()
+	Receiver string    // pg_stat_wal_receiver.status; "" when none runs
+	Sender   string    // sender_host:sender_port; "" when not known
+	Started  time.Time // pg_postmaster_start_time()
 }
 
 func (s standbyState) String() string {
@@ -109,6 +110,8 @@ func (s *PatroniRestartReplicas) Describe(t *cluster.Target) Effect {
 	}
 	if len(reps) == 0 {
 		b.WriteString(" none: the inventory has no node but the leader")
+	} else {
+		b.WriteString("\na resumed run skips the patch and restart of a replica this run restarted already (fact <node>.restarted_at, and pg_postmaster_start_time() not earlier), and only waits until it streams")
 	}
 	return Effect{Node: listOr(reps, "no replica") + " via " + all, Command: b.String(),
 		Changes: fmt.Sprintf("Patroni stops and starts PostgreSQL on %s, one at a time, in that order: each one's sessions are cut, and it serves no queries while it is down; %s is not restarted",
@@ -140,8 +143,16 @@ func (s *PatroniRestartReplicas) Apply(ctx context.Context, t *cluster.Target) e
 	t.Print(fmt.Sprintf("GET %s: %s leads; restarting %s one at a time", st.URL, s.Leader, strings.Join(reps, ", ")))
 	begin := time.Now()
 	for i, m := range reps {
-		t.Print(fmt.Sprintf("%s (%d of %d): starting, %s into the step", m, i+1, len(reps), since(begin)))
-		requested, err := s.restartOne(ctx, t, c, m)
+		var requested bool
+		var err error
+		if started, ok := s.restartedBefore(ctx, t, m); ok {
+			t.Print(fmt.Sprintf("%s (%d of %d): restarted by this run before it was interrupted (its PostgreSQL started at %s, fact %s): not patched or restarted again",
+				m, i+1, len(reps), started.UTC().Format(time.RFC3339Nano), cluster.RestartedFact(m)))
+			requested, err = true, s.waitStreaming(ctx, t, c, m, time.Now(), false)
+		} else {
+			t.Print(fmt.Sprintf("%s (%d of %d): starting, %s into the step", m, i+1, len(reps), since(begin)))
+			requested, err = s.restartOne(ctx, t, c, m)
+		}
 		if err == nil {
 			continue
 		}
@@ -211,13 +222,50 @@ func (s *PatroniRestartReplicas) restartOne(ctx context.Context, t *cluster.Targ
 		}
 	}
 	start := time.Now()
-	deadline := start.Add(s.Within)
 	if err := (&PatroniRestart{Node: m, Within: s.Within}).Apply(ctx, t); err != nil {
 		return !errors.Is(err, errNotRestarted), err
 	}
+	return true, s.waitStreaming(ctx, t, c, m, start, true)
+}
+
+// restartedBefore reports whether a run interrupted earlier (whose facts a
+// resume restored) restarted the replica, and its server has not been
+// started before that since: then its patch and restart are done.
+func (s *PatroniRestartReplicas) restartedBefore(ctx context.Context, t *cluster.Target, m string) (time.Time, bool) {
+	if t == nil || t.Facts == nil {
+		return time.Time{}, false
+	}
+	v, ok := t.Facts.Get(cluster.RestartedFact(m))
+	if !ok {
+		return time.Time{}, false
+	}
+	at, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		t.Print(fmt.Sprintf("%s: fact %s is %q, not a time: restarting it again", m, cluster.RestartedFact(m), v))
+		return time.Time{}, false
+	}
+	ss, err := s.readStandby(ctx, t, m)
+	switch {
+	case err != nil:
+		t.Print(fmt.Sprintf("%s: restarted by this run before, but its start time cannot be read (%v): restarting it again", m, err))
+		return time.Time{}, false
+	case ss.Started.Before(at):
+		t.Print(fmt.Sprintf("%s: restarted by this run at %s, but its PostgreSQL says it started at %s: restarting it again",
+			m, v, ss.Started.UTC().Format(time.RFC3339Nano)))
+		return time.Time{}, false
+	}
+	return ss.Started, true
+}
+
+// waitStreaming waits until the replica streams from the leader, within
+// the step's bound from start (the restart request when asked), and
+// records that this run restarted it.
+func (s *PatroniRestartReplicas) waitStreaming(ctx context.Context, t *cluster.Target, c *patroni.Client, m string, start time.Time, asked bool) error {
+	deadline := start.Add(s.Within)
 	wctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	var seen, last string
+	var started time.Time
 	probe := func(ctx context.Context) (bool, string, error) {
 		st, err := c.Cluster(ctx)
 		if err != nil {
@@ -244,9 +292,10 @@ func (s *PatroniRestartReplicas) restartOne(ctx context.Context, t *cluster.Targ
 			return false, fmt.Sprintf("patroni shows %s, but PostgreSQL on %s: %s (want streaming from %s)", pm, m, ss, s.Leader), nil
 		}
 		seen = fmt.Sprintf("lag %s bytes in patroni, WAL receiver streaming from %s", pm.Lag, ss.Sender)
+		started = ss.Started
 		return true, "", nil
 	}
-	err = poll(wctx, restartPollInterval, func(ctx context.Context) (bool, string, error) {
+	err := poll(wctx, restartPollInterval, func(ctx context.Context) (bool, string, error) {
 		done, why, err := probe(ctx)
 		if why != "" {
 			last = why
@@ -256,14 +305,25 @@ func (s *PatroniRestartReplicas) restartOne(ctx context.Context, t *cluster.Targ
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
-		return true, fmt.Errorf("cut off before %s streamed again: %w", m, err)
+		return fmt.Errorf("cut off before %s streamed again: %w", m, err)
 	case wctx.Err() != nil:
-		return true, fmt.Errorf("%s does not stream from %s within %s of its restart request; last seen: %s", m, s.Leader, s.Within, last)
+		from := "of its restart request"
+		if !asked {
+			from = "of the resume"
+		}
+		return fmt.Errorf("%s does not stream from %s within %s %s; last seen: %s", m, s.Leader, s.Within, from, last)
 	default:
-		return true, err
+		return err
 	}
-	t.Print(fmt.Sprintf("%s streams from %s again, %s after its restart request (%s)", m, s.Leader, since(start), seen))
-	return true, nil
+	if asked {
+		t.Print(fmt.Sprintf("%s streams from %s again, %s after its restart request (%s)", m, s.Leader, since(start), seen))
+	} else {
+		t.Print(fmt.Sprintf("%s streams from %s (%s)", m, s.Leader, seen))
+	}
+	if asked && t.Facts != nil && !started.IsZero() {
+		t.Facts.Set(cluster.RestartedFact(m), started.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 // readStandby asks PostgreSQL on node whether it is in recovery and what
@@ -285,8 +345,8 @@ func (s *PatroniRestartReplicas) readStandby(ctx context.Context, t *cluster.Tar
 	var st standbyState
 	var status, host *string
 	var port *int
-	err = conn.QueryRow(ctx, `SELECT pg_is_in_recovery(), r.status, r.sender_host, r.sender_port
-		FROM (SELECT 1) one LEFT JOIN pg_stat_wal_receiver r ON true`).Scan(&st.Recovery, &status, &host, &port)
+	err = conn.QueryRow(ctx, `SELECT pg_is_in_recovery(), r.status, r.sender_host, r.sender_port, pg_postmaster_start_time()
+		FROM (SELECT 1) one LEFT JOIN pg_stat_wal_receiver r ON true`).Scan(&st.Recovery, &status, &host, &port, &st.Started)
 	if err != nil {
 		return st, fmt.Errorf("read pg_stat_wal_receiver on %s: %w", node, err)
 	}

@@ -25,6 +25,9 @@ func rollingTarget(url string, order ...string) (*cluster.Target, *printed) {
 	return p.target(c), p
 }
 
+// startedAt is when the fake's servers say they started.
+var startedAt = time.Date(2026, 11, 3, 2, 15, 0, 123456000, time.UTC)
+
 func TestPatroniRestartReplicas(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -35,6 +38,10 @@ func TestPatroniRestartReplicas(t *testing.T) {
 		maxLag   int64
 		within   time.Duration
 		notReady string // a member PostgreSQL never shows streaming
+		// facts restored by a resume, and when each server started
+		// (default: startedAt)
+		facts   map[string]string
+		started map[string]time.Time
 		// want
 		restarted []string
 		wantErr   []string
@@ -60,6 +67,16 @@ func TestPatroniRestartReplicas(t *testing.T) {
 			restarted: []string{"pg2", "pg3"},
 			wantErr: []string{"pg3: pg3 does not stream from pg1 within 1s of its restart request",
 				"WAL receiver starting", "pg3 was asked to restart", "restarted before it: pg2; not restarted: none"}},
+		{name: "resumed after the first replica's restart", order: []string{"pg1", "pg2", "pg3"}, leader: "pg1", patch: "echo patched",
+			facts:     map[string]string{"pg2.restarted_at": startedAt.Format(time.RFC3339Nano)},
+			restarted: []string{"pg3"},
+			wantOut: []string{"pg2 (1 of 2): restarted by this run before it was interrupted (its PostgreSQL started at 2026-11-03T02:15:00.123456Z, fact pg2.restarted_at): not patched or restarted again",
+				"pg2 streams from pg1 (", "pg3 (2 of 2): starting", "patched", "POST ", "pg3 streams from pg1 again"}},
+		{name: "resumed, but the server started before the recorded restart", order: []string{"pg1", "pg2", "pg3"}, leader: "pg1",
+			facts:     map[string]string{"pg2.restarted_at": startedAt.Format(time.RFC3339Nano)},
+			started:   map[string]time.Time{"pg2": startedAt.Add(-time.Hour)},
+			restarted: []string{"pg2", "pg3"},
+			wantOut:   []string{"pg2: restarted by this run at 2026-11-03T02:15:00.123456Z, but its PostgreSQL says it started at 2026-11-03T01:15:00.123456Z: restarting it again", "pg2 (1 of 2): starting", "pg2 streams from pg1 again"}},
 		{name: "lag over max_lag", order: []string{"pg1", "pg2", "pg3"}, leader: "pg1", within: time.Second, maxLag: 1024,
 			restarted: []string{"pg2", "pg3"},
 			wantErr:   []string{"pg3 does not stream from pg1 within 1s", "lag 2048, want lag at most 1kB", "restarted before it: pg2"}},
@@ -71,6 +88,9 @@ func TestPatroniRestartReplicas(t *testing.T) {
 			f.RestartPolls = 2
 			f.ServeEachMember(t)
 			tg, p := rollingTarget(f.URL(), tt.order...)
+			for k, v := range tt.facts {
+				tg.Facts.Restore(k, v)
+			}
 			s := &PatroniRestartReplicas{Leader: tt.leader, PatchCommand: tt.patch, Within: 10 * time.Second, MaxLag: 16 << 20}
 			if tt.within > 0 {
 				s.Within = tt.within
@@ -82,10 +102,14 @@ func TestPatroniRestartReplicas(t *testing.T) {
 			s.standby = func(_ context.Context, _ *cluster.Target, node string) (standbyState, error) {
 				mu.Lock()
 				defer mu.Unlock()
-				if node == tt.notReady {
-					return standbyState{Recovery: true, Receiver: "starting"}, nil
+				started, ok := tt.started[node]
+				if !ok {
+					started = startedAt
 				}
-				return standbyState{Recovery: true, Receiver: "streaming", Sender: "127.0.0.1:5432"}, nil
+				if node == tt.notReady {
+					return standbyState{Recovery: true, Receiver: "starting", Started: started}, nil
+				}
+				return standbyState{Recovery: true, Receiver: "streaming", Sender: "127.0.0.1:5432", Started: started}, nil
 			}
 			err := s.Apply(context.Background(), tg)
 			out := p.all()
@@ -103,6 +127,31 @@ func TestPatroniRestartReplicas(t *testing.T) {
 			f.Mu.Unlock()
 			if !slices.Equal(got, tt.restarted) {
 				t.Errorf("POST /restart went to %q, want %q", got, tt.restarted)
+			}
+			patched := 0
+			for _, l := range out {
+				if l == "patched" {
+					patched++
+				}
+			}
+			if want := len(tt.restarted); tt.patch == "echo patched" && patched != want {
+				t.Errorf("the patch command ran %d times, want %d", patched, want)
+			}
+			// Every replica seen streaming again is recorded, with its
+			// server's start time, for a resume.
+			if err == nil {
+				for _, m := range tt.order {
+					v, ok := tg.Facts.Get(m + ".restarted_at")
+					if m == tt.leader {
+						if ok {
+							t.Errorf("fact %s.restarted_at = %q for the leader, which is not restarted", m, v)
+						}
+						continue
+					}
+					if want := startedAt.Format(time.RFC3339Nano); v != want && tt.started[m].IsZero() {
+						t.Errorf("fact %s.restarted_at = %q (%t), want %q", m, v, ok, want)
+					}
+				}
 			}
 			i := 0
 			for _, l := range out {

@@ -166,6 +166,10 @@ type Facts struct {
 	OnSet func(key, value string)
 }
 
+// RestartedFact is the fact that records when a node's PostgreSQL, restarted
+// by this run, started (its pg_postmaster_start_time(), RFC 3339).
+func RestartedFact(node string) string { return node + ".restarted_at" }
+
 // Set records a fact.
 func (f *Facts) Set(key, value string) {
 	f.mu.Lock()

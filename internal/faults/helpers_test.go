@@ -193,6 +193,10 @@ type journalEvent struct {
 	State   string `json:"state"`
 	Outcome string `json:"outcome"`
 	Error   string `json:"error"`
+	Fact    *struct {
+		Key   string `json:"key"`
+		Value string `json:"value"`
+	} `json:"fact"`
 }
 
 func (e journalEvent) String() string {

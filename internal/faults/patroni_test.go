@@ -2,11 +2,14 @@ package faults
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 )
@@ -62,4 +65,82 @@ func TestKillAndResumePatroni(t *testing.T) {
 			t.Logf("case %q failed", f.name)
 		}
 	}
+	t.Run("patroni: SIGKILL in the rolling restart after the first replica's restart", func(t *testing.T) {
+		killRollingRestart(t, sb)
+	})
+}
+
+// postmasterStart is when a node's PostgreSQL last started.
+func postmasterStart(t *testing.T, sb *sandbox.Sandbox, n sandbox.Node) time.Time {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), pollTimeout)
+	defer cancel()
+	conn, err := pg.Connect(ctx, sb.Conninfo(n, "postgres"), pollTimeout)
+	if err != nil {
+		t.Fatalf("%s: %v", n.Name, err)
+	}
+	defer conn.Close(context.Background())
+	var at time.Time
+	if err := conn.QueryRow(ctx, "SELECT pg_postmaster_start_time()").Scan(&at); err != nil {
+		t.Fatalf("%s: pg_postmaster_start_time(): %v", n.Name, err)
+	}
+	return at
+}
+
+// killRollingRestart kills the monthly-patch playbook once the first
+// replica has been patched, restarted and seen streaming again, while the
+// step goes on to the next. The resume must neither patch nor restart that
+// replica again, and must patch and restart every other member.
+func killRollingRestart(t *testing.T, sb *sandbox.Sandbox) {
+	before, err := waitHealthy(t, sb)
+	if err != nil {
+		t.Fatalf("before the case: %v", err)
+	}
+	primary, first := before.primary, ""
+	for _, n := range sb.Nodes {
+		if n.Name != primary && first == "" {
+			first = n.Name
+		}
+	}
+	t.Logf("before: %s; the first replica restarted is %s", before.roles, first)
+	work, jdir := t.TempDir(), t.TempDir()
+	jd := "--journal-dir=" + jdir
+	p := start(t, work, "run", "patroni-rolling-restart", "-i", sb.Inventory(), "--yes", jd,
+		"--var", "primary="+primary, "--var", "candidate="+first, "--var", "patch_command=echo patched $(hostname)")
+	killWhen(t, p, jdir, "fact "+first+".restarted_at", 0, func(e journalEvent) bool {
+		return e.Event == "fact" && e.Fact != nil && e.Fact.Key == first+".restarted_at"
+	})
+	killed := time.Now()
+	fn, _ := sb.Node(first)
+	firstStarted := postmasterStart(t, sb, fn)
+
+	res := runBinary(t, work, "resume", "--yes", jd)
+	t.Logf("resume: %s", res)
+	if res.code != 0 {
+		t.Fatalf("resume: exit %d, want 0", res.code)
+	}
+	out := res.output()
+	if !strings.Contains(out, first+" (1 of 2): restarted by this run before it was interrupted") {
+		t.Errorf("the resume does not say it skips %s, restarted before the kill", first)
+	}
+	if n := strings.Count(out, "| patched "); n != 2 {
+		t.Errorf("the resume ran the patch command %d times, want 2 (the other replica and the old leader)", n)
+	}
+	for _, n := range sb.Nodes {
+		at := postmasterStart(t, sb, n)
+		switch {
+		case n.Name == first && !at.Equal(firstStarted):
+			t.Errorf("%s restarted again by the resume: postmaster started %s, it was %s at the kill", n.Name, at, firstStarted)
+		case n.Name != first && at.Before(killed.Add(-time.Second)):
+			t.Errorf("%s postmaster started %s, before the kill at %s: the resume did not restart it", n.Name, at, killed)
+		}
+	}
+	after, err := waitHealthy(t, sb)
+	if err != nil {
+		t.Fatalf("after the resume: %v", err)
+	}
+	if after.primary != first {
+		t.Errorf("after the resume %s leads, want %s", after.primary, first)
+	}
+	t.Logf("after: %s", after.roles)
 }
