@@ -16,7 +16,7 @@ func init() {
 	Register(Definition{
 		Kind:    "patroni.restart",
 		Manager: "patroni",
-		Doc:     "asks the node's own Patroni to restart its PostgreSQL (POST /restart on the member's api_url) and follows /cluster until it runs again (a replica: running or streaming, lag known)",
+		Doc:     "asks the node's own Patroni to restart its PostgreSQL (POST /restart on the member's api_url) and follows /cluster until it runs again (a replica: running or streaming, lag known) with a pg_postmaster_start_time() later than before the request, recorded as fact <node>.restarted_at",
 		Params: []params.Spec{
 			{Name: "node", Type: params.Node, Required: true, Doc: "the member to restart (the node's name is its Patroni member name)"},
 			{Name: "within", Type: params.Duration, Default: "120s", Doc: "how long the member has to run again, counted from the request"},
@@ -48,6 +48,10 @@ const restartPollInterval = 200 * time.Millisecond
 type PatroniRestart struct {
 	Node   string
 	Within time.Duration
+
+	// startTime reads when the node's PostgreSQL started; nil reads
+	// pg_postmaster_start_time() from the node. Tests replace it.
+	startTime func(ctx context.Context, t *cluster.Target, node string) (time.Time, error)
 }
 
 var _ Step = (*PatroniRestart)(nil)
@@ -58,7 +62,7 @@ func (s *PatroniRestart) Describe(t *cluster.Target) Effect {
 	return Effect{Node: s.Node + " via " + all,
 		Command: fmt.Sprintf("GET %s/cluster for %s's api_url, then POST <that scheme://host:port>/restart %s (an inventory url with the same host:port is used as given); then GET /cluster every %s until %s is running again (a replica: running or streaming with its lag known), for up to %s",
 			first, s.Node, patroni.RestartRequest, restartPollInterval, s.Node, s.Within),
-		Changes: fmt.Sprintf("Patroni stops and starts PostgreSQL on %s: its sessions are cut, and while it is down it serves no queries (a leader: no writes)", s.Node)}
+		Changes: fmt.Sprintf("Patroni stops and starts PostgreSQL on %s: its sessions are cut, and while it is down it serves no queries (a leader: no writes); pg_postmaster_start_time() must be later than before, and is recorded as fact %s", s.Node, cluster.RestartedFact(s.Node))}
 }
 
 // Apply implements Step.
@@ -70,6 +74,11 @@ func (s *PatroniRestart) Apply(ctx context.Context, t *cluster.Target) error {
 	}
 	start := time.Now()
 	deadline := start.Add(s.Within)
+	// When the server running now started: the restart is proven by a
+	// later one. A node that does not answer now is not compared.
+	bctx, cancel := context.WithTimeout(ctx, min(5*time.Second, s.Within/4))
+	before, beforeErr := s.started(bctx, t)
+	cancel()
 	where, answer, err := c.Restart(ctx, s.Node, s.Within)
 	var he *patroni.HTTPError
 	// Patroni refuses while another of its tasks runs on the member (the
@@ -115,7 +124,7 @@ func (s *PatroniRestart) Apply(ctx context.Context, t *cluster.Target) error {
 					return fail(fmt.Errorf("%s; %s runs, but nothing shows it restarted; %s", answer, s.Node, seen(last, nil)))
 				}
 				t.Print(fmt.Sprintf("patroni: %s runs again after %s: %s", s.Node, time.Since(start).Round(time.Millisecond), m))
-				return nil
+				return s.record(ctx, t, deadline, before, beforeErr)
 			}
 		} else if time.Now().Before(deadline) {
 			lastErr = err
@@ -140,4 +149,74 @@ func runsAgain(m patroni.Member) bool {
 		return m.State == "running"
 	}
 	return (m.State == "running" || m.State == "streaming") && m.Lag.Known
+}
+
+// started reads when the node's PostgreSQL started.
+func (s *PatroniRestart) started(ctx context.Context, t *cluster.Target) (time.Time, error) {
+	if s.startTime != nil {
+		return s.startTime(ctx, t, s.Node)
+	}
+	return postmasterStart(ctx, t, s.Node)
+}
+
+// record proves the restart by the server's start time, later than the one
+// before the request (when that was known), and records it as fact
+// <node>.restarted_at: a resumed run tells by it that this run restarted
+// the node. The server may take a moment to take connections after
+// Patroni reports it running; it has until the step's deadline.
+func (s *PatroniRestart) record(ctx context.Context, t *cluster.Target, deadline time.Time, before time.Time, beforeErr error) error {
+	var after time.Time
+	var last string
+	for {
+		rctx, cancel := context.WithDeadline(ctx, deadline)
+		at, err := s.started(rctx, t)
+		cancel()
+		switch {
+		case err != nil:
+			last = fmt.Sprintf("its start time cannot be read: %v", err)
+		case beforeErr == nil && !at.After(before):
+			last = fmt.Sprintf("its PostgreSQL still runs the server started at %s, before the request", at.UTC().Format(time.RFC3339Nano))
+		default:
+			after = at
+		}
+		if !after.IsZero() {
+			break
+		}
+		if ctx.Err() != nil || !time.Now().Before(deadline) {
+			return fmt.Errorf("patroni restart %q: patroni shows %s running again, but %s", s.Node, s.Node, last)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(min(restartPollInterval, time.Until(deadline))):
+		}
+	}
+	v := after.UTC().Format(time.RFC3339Nano)
+	was := "not known before the request"
+	if beforeErr == nil {
+		was = "was " + before.UTC().Format(time.RFC3339Nano)
+	}
+	if t.Facts != nil {
+		t.Facts.Set(cluster.RestartedFact(s.Node), v)
+	}
+	t.Print(fmt.Sprintf("%s: PostgreSQL started at %s (%s); fact %s", s.Node, v, was, cluster.RestartedFact(s.Node)))
+	return nil
+}
+
+// postmasterStart reads pg_postmaster_start_time() on a node, through a
+// fresh connection: a cached one from before a restart is dead.
+func postmasterStart(ctx context.Context, t *cluster.Target, node string) (time.Time, error) {
+	n, err := inventoryNode(t, node)
+	if err != nil {
+		return time.Time{}, err
+	}
+	conn, err := connectNode(ctx, nil, n, 5*time.Second)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer closeConn(conn)
+	var at time.Time
+	if err := conn.QueryRow(ctx, "SELECT pg_postmaster_start_time()").Scan(&at); err != nil {
+		return time.Time{}, fmt.Errorf("%s: pg_postmaster_start_time(): %w", node, err)
+	}
+	return at, nil
 }

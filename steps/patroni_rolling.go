@@ -222,7 +222,11 @@ func (s *PatroniRestartReplicas) restartOne(ctx context.Context, t *cluster.Targ
 		}
 	}
 	start := time.Now()
-	if err := (&PatroniRestart{Node: m, Within: s.Within}).Apply(ctx, t); err != nil {
+	restart := &PatroniRestart{Node: m, Within: s.Within, startTime: func(ctx context.Context, t *cluster.Target, node string) (time.Time, error) {
+		ss, err := s.readStandby(ctx, t, node)
+		return ss.Started, err
+	}}
+	if err := restart.Apply(ctx, t); err != nil {
 		return !errors.Is(err, errNotRestarted), err
 	}
 	return true, s.waitStreaming(ctx, t, c, m, start, true)
@@ -258,14 +262,12 @@ func (s *PatroniRestartReplicas) restartedBefore(ctx context.Context, t *cluster
 }
 
 // waitStreaming waits until the replica streams from the leader, within
-// the step's bound from start (the restart request when asked), and
-// records that this run restarted it.
+// the step's bound from start (the restart request when asked).
 func (s *PatroniRestartReplicas) waitStreaming(ctx context.Context, t *cluster.Target, c *patroni.Client, m string, start time.Time, asked bool) error {
 	deadline := start.Add(s.Within)
 	wctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	var seen, last string
-	var started time.Time
 	probe := func(ctx context.Context) (bool, string, error) {
 		st, err := c.Cluster(ctx)
 		if err != nil {
@@ -292,7 +294,6 @@ func (s *PatroniRestartReplicas) waitStreaming(ctx context.Context, t *cluster.T
 			return false, fmt.Sprintf("patroni shows %s, but PostgreSQL on %s: %s (want streaming from %s)", pm, m, ss, s.Leader), nil
 		}
 		seen = fmt.Sprintf("lag %s bytes in patroni, WAL receiver streaming from %s", pm.Lag, ss.Sender)
-		started = ss.Started
 		return true, "", nil
 	}
 	err := poll(wctx, restartPollInterval, func(ctx context.Context) (bool, string, error) {
@@ -319,9 +320,6 @@ func (s *PatroniRestartReplicas) waitStreaming(ctx context.Context, t *cluster.T
 		t.Print(fmt.Sprintf("%s streams from %s again, %s after its restart request (%s)", m, s.Leader, since(start), seen))
 	} else {
 		t.Print(fmt.Sprintf("%s streams from %s (%s)", m, s.Leader, seen))
-	}
-	if asked && t.Facts != nil && !started.IsZero() {
-		t.Facts.Set(cluster.RestartedFact(m), started.UTC().Format(time.RFC3339Nano))
 	}
 	return nil
 }

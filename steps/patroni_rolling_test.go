@@ -28,6 +28,9 @@ func rollingTarget(url string, order ...string) (*cluster.Target, *printed) {
 // startedAt is when the fake's servers say they started.
 var startedAt = time.Date(2026, 11, 3, 2, 15, 0, 123456000, time.UTC)
 
+// restartedAt is when a server the fake restarted says it started.
+var restartedAt = startedAt.Add(time.Minute)
+
 func TestPatroniRestartReplicas(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -102,10 +105,18 @@ func TestPatroniRestartReplicas(t *testing.T) {
 			s.standby = func(_ context.Context, _ *cluster.Target, node string) (standbyState, error) {
 				mu.Lock()
 				defer mu.Unlock()
+				// A server restarted through the fake started at
+				// restartedAt; one not restarted when the test says, or
+				// at startedAt.
 				started, ok := tt.started[node]
 				if !ok {
 					started = startedAt
 				}
+				f.Mu.Lock()
+				if slices.Contains(f.RestartedMembers, node) {
+					started = restartedAt
+				}
+				f.Mu.Unlock()
 				if node == tt.notReady {
 					return standbyState{Recovery: true, Receiver: "starting", Started: started}, nil
 				}
@@ -137,20 +148,16 @@ func TestPatroniRestartReplicas(t *testing.T) {
 			if want := len(tt.restarted); tt.patch == "echo patched" && patched != want {
 				t.Errorf("the patch command ran %d times, want %d", patched, want)
 			}
-			// Every replica seen streaming again is recorded, with its
-			// server's start time, for a resume.
-			if err == nil {
-				for _, m := range tt.order {
-					v, ok := tg.Facts.Get(m + ".restarted_at")
-					if m == tt.leader {
-						if ok {
-							t.Errorf("fact %s.restarted_at = %q for the leader, which is not restarted", m, v)
-						}
-						continue
-					}
-					if want := startedAt.Format(time.RFC3339Nano); v != want && tt.started[m].IsZero() {
-						t.Errorf("fact %s.restarted_at = %q (%t), want %q", m, v, ok, want)
-					}
+			// Every replica restarted is recorded, with its new server's
+			// start time, for a resume; a fact restored is kept.
+			for _, m := range tt.order {
+				v, ok := tg.Facts.Get(m + ".restarted_at")
+				want, wantOK := tt.facts[m+".restarted_at"]
+				if slices.Contains(tt.restarted, m) {
+					want, wantOK = restartedAt.Format(time.RFC3339Nano), true
+				}
+				if v != want || ok != wantOK {
+					t.Errorf("fact %s.restarted_at = %q (%t), want %q (%t)", m, v, ok, want, wantOK)
 				}
 			}
 			i := 0

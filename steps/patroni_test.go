@@ -15,6 +15,7 @@ func patroniTarget(urls ...string) (*cluster.Target, *[]string) {
 	var out []string
 	return &cluster.Target{
 		Cluster: &cluster.Cluster{Manager: &cluster.Manager{Kind: "patroni", URLs: urls}},
+		Facts:   &cluster.Facts{},
 		Output:  func(l string) { out = append(out, l) },
 	}, &out
 }

@@ -65,33 +65,71 @@ func TestKillAndResumePatroni(t *testing.T) {
 			t.Logf("case %q failed", f.name)
 		}
 	}
-	t.Run("patroni: SIGKILL in the rolling restart after the first replica's restart", func(t *testing.T) {
-		killRollingRestart(t, sb)
-	})
+	for _, k := range rollingKills {
+		t.Run(k.name, func(t *testing.T) { killRollingRestart(t, sb, k) })
+	}
 }
 
-// postmasterStart is when a node's PostgreSQL last started.
+// postmasterStart is when a node's PostgreSQL last started. A node caught
+// restarting (the kill may land just after a restart request went out) has
+// pollTimeout to answer.
 func postmasterStart(t *testing.T, sb *sandbox.Sandbox, n sandbox.Node) time.Time {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), pollTimeout)
-	defer cancel()
-	conn, err := pg.Connect(ctx, sb.Conninfo(n, "postgres"), pollTimeout)
-	if err != nil {
-		t.Fatalf("%s: %v", n.Name, err)
+	read := func() (time.Time, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		conn, err := pg.Connect(ctx, sb.Conninfo(n, "postgres"), 3*time.Second)
+		if err != nil {
+			return time.Time{}, err
+		}
+		defer conn.Close(context.Background())
+		var at time.Time
+		err = conn.QueryRow(ctx, "SELECT pg_postmaster_start_time()").Scan(&at)
+		return at, err
 	}
-	defer conn.Close(context.Background())
-	var at time.Time
-	if err := conn.QueryRow(ctx, "SELECT pg_postmaster_start_time()").Scan(&at); err != nil {
-		t.Fatalf("%s: pg_postmaster_start_time(): %v", n.Name, err)
+	for deadline := time.Now().Add(pollTimeout); ; time.Sleep(50 * time.Millisecond) {
+		at, err := read()
+		if err == nil {
+			return at
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: pg_postmaster_start_time(): %v", n.Name, err)
+		}
 	}
-	return at
 }
 
-// killRollingRestart kills the monthly-patch playbook once the first
-// replica has been patched, restarted and seen streaming again, while the
-// step goes on to the next. The resume must neither patch nor restart that
-// replica again, and must patch and restart every other member.
-func killRollingRestart(t *testing.T, sb *sandbox.Sandbox) {
+// rollingKill is where a rolling restart is killed, and what its resume
+// must do.
+type rollingKill struct {
+	name string
+	// at matches the journal event to kill at; first is the first replica
+	// the run restarts, primary the leader at the start.
+	at func(e journalEvent, first, primary string) bool
+	// restarted names who the resume must restart: "others" every node but
+	// the first replica, "primary" only the old leader.
+	restarted string
+	patched   int    // how many times the resume runs the patch command
+	says      string // a line the resume must print, %s the first replica
+}
+
+// rollingKills cut the monthly-patch playbook off inside its restarts. A
+// replica's restart being journaled, the resume must restart exactly the
+// members this run has not restarted yet: none twice, none left out.
+var rollingKills = []rollingKill{
+	{name: "patroni: SIGKILL in the rolling restart after the first replica's restart",
+		at: func(e journalEvent, first, _ string) bool {
+			return e.Event == "fact" && e.Fact != nil && e.Fact.Key == first+".restarted_at"
+		},
+		restarted: "others", patched: 2, says: "%s (1 of 2): restarted by this run before it was interrupted"},
+	{name: "patroni: SIGKILL as the old leader's restart starts",
+		at:        func(e journalEvent, _, _ string) bool { return mainStep("restart-old-leader", "running")(e) },
+		restarted: "primary", patched: 0, says: "step \"restart-old-leader\": its postconditions do not hold; it is idempotent, so it runs again"},
+}
+
+// killRollingRestart kills the monthly-patch playbook where k says, then
+// resumes it: every member ends restarted exactly once by the run, and the
+// cluster ends healthy with the first replica leading.
+func killRollingRestart(t *testing.T, sb *sandbox.Sandbox, k rollingKill) {
 	before, err := waitHealthy(t, sb)
 	if err != nil {
 		t.Fatalf("before the case: %v", err)
@@ -107,12 +145,11 @@ func killRollingRestart(t *testing.T, sb *sandbox.Sandbox) {
 	jd := "--journal-dir=" + jdir
 	p := start(t, work, "run", "patroni-rolling-restart", "-i", sb.Inventory(), "--yes", jd,
 		"--var", "primary="+primary, "--var", "candidate="+first, "--var", "patch_command=echo patched $(hostname)")
-	killWhen(t, p, jdir, "fact "+first+".restarted_at", 0, func(e journalEvent) bool {
-		return e.Event == "fact" && e.Fact != nil && e.Fact.Key == first+".restarted_at"
-	})
-	killed := time.Now()
-	fn, _ := sb.Node(first)
-	firstStarted := postmasterStart(t, sb, fn)
+	killWhen(t, p, jdir, k.name, 0, func(e journalEvent) bool { return k.at(e, first, primary) })
+	atKill := map[string]time.Time{}
+	for _, n := range sb.Nodes {
+		atKill[n.Name] = postmasterStart(t, sb, n)
+	}
 
 	res := runBinary(t, work, "resume", "--yes", jd)
 	t.Logf("resume: %s", res)
@@ -120,19 +157,23 @@ func killRollingRestart(t *testing.T, sb *sandbox.Sandbox) {
 		t.Fatalf("resume: exit %d, want 0", res.code)
 	}
 	out := res.output()
-	if !strings.Contains(out, first+" (1 of 2): restarted by this run before it was interrupted") {
-		t.Errorf("the resume does not say it skips %s, restarted before the kill", first)
+	if w := strings.ReplaceAll(k.says, "%s", first); !strings.Contains(out, w) {
+		t.Errorf("the resume does not say %q", w)
 	}
-	if n := strings.Count(out, "| patched "); n != 2 {
-		t.Errorf("the resume ran the patch command %d times, want 2 (the other replica and the old leader)", n)
+	if n := strings.Count(out, "| patched "); n != k.patched {
+		t.Errorf("the resume ran the patch command %d times, want %d", n, k.patched)
 	}
 	for _, n := range sb.Nodes {
 		at := postmasterStart(t, sb, n)
+		want := n.Name != first
+		if k.restarted == "primary" {
+			want = n.Name == primary
+		}
 		switch {
-		case n.Name == first && !at.Equal(firstStarted):
-			t.Errorf("%s restarted again by the resume: postmaster started %s, it was %s at the kill", n.Name, at, firstStarted)
-		case n.Name != first && at.Before(killed.Add(-time.Second)):
-			t.Errorf("%s postmaster started %s, before the kill at %s: the resume did not restart it", n.Name, at, killed)
+		case want && at.Equal(atKill[n.Name]):
+			t.Errorf("%s still runs the server started %s, as at the kill: the resume did not restart it", n.Name, at)
+		case !want && !at.Equal(atKill[n.Name]):
+			t.Errorf("%s restarted by the resume (server started %s, was %s at the kill): restarted twice by the run", n.Name, at, atKill[n.Name])
 		}
 	}
 	after, err := waitHealthy(t, sb)
