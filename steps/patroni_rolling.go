@@ -145,10 +145,11 @@ func (s *PatroniRestartReplicas) Apply(ctx context.Context, t *cluster.Target) e
 	for i, m := range reps {
 		var requested bool
 		var err error
-		if started, ok := s.restartedBefore(ctx, t, m); ok {
+		started, skipped := s.restartedBefore(ctx, t, m)
+		if skipped {
 			t.Print(fmt.Sprintf("%s (%d of %d): restarted by this run before it was interrupted (its PostgreSQL started at %s, fact %s): not patched or restarted again",
 				m, i+1, len(reps), started.UTC().Format(time.RFC3339Nano), cluster.RestartedFact(m)))
-			requested, err = true, s.waitStreaming(ctx, t, c, m, time.Now(), false)
+			err = s.waitStreaming(ctx, t, c, m, time.Now(), false)
 		} else {
 			t.Print(fmt.Sprintf("%s (%d of %d): starting, %s into the step", m, i+1, len(reps), since(begin)))
 			requested, err = s.restartOne(ctx, t, c, m)
@@ -157,7 +158,10 @@ func (s *PatroniRestartReplicas) Apply(ctx context.Context, t *cluster.Target) e
 			continue
 		}
 		what := fmt.Sprintf("%s was asked to restart and may still be restarting, or down", m)
-		if !requested {
+		switch {
+		case skipped:
+			what = fmt.Sprintf("%s was restarted before the interruption and does not stream from %s", m, s.Leader)
+		case !requested:
 			what = fmt.Sprintf("%s was not restarted (its patch command did not succeed; what it changed stays)", m)
 			if s.PatchCommand == "" {
 				what = fmt.Sprintf("%s was not restarted", m)
