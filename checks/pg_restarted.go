@@ -90,28 +90,25 @@ func (c *PGRestarted) run(ctx context.Context, t *cluster.Target) Result {
 	})
 	var done, problems []string
 	values := map[string]any{}
+	var facts *cluster.Facts
+	if t != nil {
+		facts = t.Facts
+	}
 	for _, a := range answers {
-		key := cluster.RestartedFact(a.Node)
-		var v string
-		var found bool
-		if t != nil && t.Facts != nil {
-			v, found = t.Facts.Get(key)
-		}
-		if !found {
-			problems = append(problems, fmt.Sprintf("%s: not restarted by this run (no fact %s)", a.Node, key))
+		recorded, found, err := facts.Restarted(a.Node)
+		switch {
+		case err != nil:
+			return Errored(err)
+		case !found:
+			problems = append(problems, fmt.Sprintf("%s: not restarted by this run (no fact %s)", a.Node, cluster.RestartedFact(a.Node)))
 			continue
-		}
-		recorded, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			return Errored(fmt.Errorf("fact %s is %q, not an RFC 3339 time", key, v))
-		}
-		if a.Err != nil {
+		case a.Err != nil:
 			return Errored(a.Err)
 		}
-		started := a.Val.UTC().Format(time.RFC3339Nano)
+		started := cluster.StartTime(a.Val)
 		values[a.Node] = started
 		if a.Val.Before(recorded) {
-			problems = append(problems, fmt.Sprintf("%s: restarted by this run at %s, but its PostgreSQL says it started at %s", a.Node, v, started))
+			problems = append(problems, fmt.Sprintf("%s: restarted by this run at %s, but its PostgreSQL says it started at %s", a.Node, cluster.StartTime(recorded), started))
 			continue
 		}
 		done = append(done, fmt.Sprintf("%s started %s", a.Node, started))

@@ -175,7 +175,7 @@ func (s *PatroniRestart) record(ctx context.Context, t *cluster.Target, deadline
 		case err != nil:
 			last = fmt.Sprintf("its start time cannot be read: %v", err)
 		case beforeErr == nil && !at.After(before):
-			last = fmt.Sprintf("its PostgreSQL still runs the server started at %s, before the request", at.UTC().Format(time.RFC3339Nano))
+			last = fmt.Sprintf("its PostgreSQL still runs the server started at %s, before the request", cluster.StartTime(at))
 		default:
 			after = at
 		}
@@ -190,15 +190,14 @@ func (s *PatroniRestart) record(ctx context.Context, t *cluster.Target, deadline
 		case <-time.After(min(restartPollInterval, time.Until(deadline))):
 		}
 	}
-	v := after.UTC().Format(time.RFC3339Nano)
 	was := "not known before the request"
 	if beforeErr == nil {
-		was = "was " + before.UTC().Format(time.RFC3339Nano)
+		was = "was " + cluster.StartTime(before)
 	}
 	if t.Facts != nil {
-		t.Facts.Set(cluster.RestartedFact(s.Node), v)
+		t.Facts.SetRestarted(s.Node, after)
 	}
-	t.Print(fmt.Sprintf("%s: PostgreSQL started at %s (%s); fact %s", s.Node, v, was, cluster.RestartedFact(s.Node)))
+	t.Print(fmt.Sprintf("%s: PostgreSQL started at %s (%s); fact %s", s.Node, cluster.StartTime(after), was, cluster.RestartedFact(s.Node)))
 	return nil
 }
 

@@ -148,7 +148,7 @@ func (s *PatroniRestartReplicas) Apply(ctx context.Context, t *cluster.Target) e
 		started, skipped := s.restartedBefore(ctx, t, m)
 		if skipped {
 			t.Print(fmt.Sprintf("%s (%d of %d): restarted by this run before it was interrupted (its PostgreSQL started at %s, fact %s): not patched or restarted again",
-				m, i+1, len(reps), started.UTC().Format(time.RFC3339Nano), cluster.RestartedFact(m)))
+				m, i+1, len(reps), cluster.StartTime(started), cluster.RestartedFact(m)))
 			err = s.waitStreaming(ctx, t, c, m, time.Now(), false)
 		} else {
 			t.Print(fmt.Sprintf("%s (%d of %d): starting, %s into the step", m, i+1, len(reps), since(begin)))
@@ -240,16 +240,15 @@ func (s *PatroniRestartReplicas) restartOne(ctx context.Context, t *cluster.Targ
 // resume restored) restarted the replica, and its server has not been
 // started before that since: then its patch and restart are done.
 func (s *PatroniRestartReplicas) restartedBefore(ctx context.Context, t *cluster.Target, m string) (time.Time, bool) {
-	if t == nil || t.Facts == nil {
+	if t == nil {
 		return time.Time{}, false
 	}
-	v, ok := t.Facts.Get(cluster.RestartedFact(m))
-	if !ok {
-		return time.Time{}, false
-	}
-	at, err := time.Parse(time.RFC3339Nano, v)
+	at, ok, err := t.Facts.Restarted(m)
 	if err != nil {
-		t.Print(fmt.Sprintf("%s: fact %s is %q, not a time: restarting it again", m, cluster.RestartedFact(m), v))
+		t.Print(fmt.Sprintf("%s: %v: restarting it again", m, err))
+		return time.Time{}, false
+	}
+	if !ok {
 		return time.Time{}, false
 	}
 	ss, err := s.readStandby(ctx, t, m)
@@ -259,7 +258,7 @@ func (s *PatroniRestartReplicas) restartedBefore(ctx context.Context, t *cluster
 		return time.Time{}, false
 	case ss.Started.Before(at):
 		t.Print(fmt.Sprintf("%s: restarted by this run at %s, but its PostgreSQL says it started at %s: restarting it again",
-			m, v, ss.Started.UTC().Format(time.RFC3339Nano)))
+			m, cluster.StartTime(at), cluster.StartTime(ss.Started)))
 		return time.Time{}, false
 	}
 	return ss.Started, true

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -169,6 +170,31 @@ type Facts struct {
 // RestartedFact is the fact that records when a node's PostgreSQL, restarted
 // by this run, started (its pg_postmaster_start_time(), RFC 3339).
 func RestartedFact(node string) string { return node + ".restarted_at" }
+
+// StartTime is how a server's start time is written in facts and output.
+func StartTime(at time.Time) string { return at.UTC().Format(time.RFC3339Nano) }
+
+// SetRestarted records that this run restarted node's PostgreSQL, which
+// then started at at.
+func (f *Facts) SetRestarted(node string, at time.Time) { f.Set(RestartedFact(node), StartTime(at)) }
+
+// Restarted returns when node's PostgreSQL started after this run restarted
+// it, and whether the run recorded a restart; an error when the fact is
+// there but not a time.
+func (f *Facts) Restarted(node string) (time.Time, bool, error) {
+	if f == nil {
+		return time.Time{}, false, nil
+	}
+	v, ok := f.Get(RestartedFact(node))
+	if !ok {
+		return time.Time{}, false, nil
+	}
+	at, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, true, fmt.Errorf("fact %s is %q, not an RFC 3339 time", RestartedFact(node), v)
+	}
+	return at, true, nil
+}
 
 // Set records a fact.
 func (f *Facts) Set(key, value string) {
