@@ -36,11 +36,14 @@ demo: build
 
 # The measures that matter (DESIGN.md), on real sandbox clusters: RUNS round
 # trips pg1 -> pg2 -> pg1 with the canary through PgBouncer, RUNS without a
-# pooler, and the preflight alone with 2 and with 8 standbys. The last line
-# printed is one JSON object with the figures. Not part of `make test`.
+# pooler, the patroni-switchover playbook beside plain patronictl when
+# Patroni is installed, and the preflight alone with 2 and with 8 standbys.
+# The last line printed is one JSON object with the figures. The harness
+# is internal/bench; its tests run with `make test`, the benchmark itself
+# does not.
 RUNS ?= 5
 bench: build
-	$(GO) run ./cmd/switchover-bench -runs $(RUNS)
+	$(GO) run ./internal/bench/run -runs $(RUNS)
 
 vet:
 	$(GO) vet ./...

@@ -1,99 +1,84 @@
-package main
+package bench
 
 // The Patroni comparison: on a Patroni sandbox (real Patroni and etcd),
-// RUNS round trips pg1 -> pg2 -> pg1 through the shipped
-// patroni-switchover playbook, and RUNS more through plain
+// Runs round trips pg1 -> pg2 -> pg1 through the shipped
+// patroni-switchover playbook, with the engine, and Runs more through plain
 // `patronictl switchover --force`, the canary writing through PgBouncer
 // both ways. Plain patronictl knows nothing of the pooler, which keeps
 // sending clients to the old leader; the benchmark repoints PgBouncer to
 // the new leader right after patronictl returns, as an operator would by
-// hand, and that time counts in the window the canary sees.
+// hand (byhand.go), and that time counts in the window the canary sees.
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"os/exec"
-	"strings"
 	"time"
 
 	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/canary"
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/patroni"
-	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/sandbox"
-	"github.com/switchover/switchover/internal/transport"
-	"github.com/switchover/switchover/playbooks"
-	"github.com/switchover/switchover/runbook"
-	"github.com/switchover/switchover/steps"
 )
 
 const patroniPlaybook = "patroni-switchover"
 
 // The Patroni modes.
 const (
-	modePatroniPlaybook = "patroni playbook" // our playbook, in-process
-	modePatronictl      = "patronictl"       // patronictl switchover --force, PgBouncer repointed by the benchmark
+	modePatroniPlaybook = "patroni playbook" // our playbook, with the engine
+	modePatronictl      = "patronictl"       // patronictl switchover --force, PgBouncer repointed by hand
 )
 
 // Bounds of the patronictl mode.
 const (
 	patronictlTimeout = 2 * time.Minute  // patronictl itself
+	repointTimeout    = 30 * time.Second // the hand repoint of PgBouncer
 	writableTimeout   = 30 * time.Second // the pooler taking writes again after the repoint
 	settleTimeout     = 90 * time.Second // the old leader back as a running replica
+	canaryStopTimeout = 30 * time.Second // the canary's last commits and their check
 )
-
-// patroniResult is the Patroni part of the last line; the rows stay out of
-// the JSON.
-type patroniResult struct {
-	Playbook   modeResult `json:"playbook"`
-	Patronictl modeResult `json:"patronictl"`
-	rows       []*switchover
-}
 
 // patroni runs the comparison, or says why it is skipped and returns nil.
 func (b *bench) patroni(ctx context.Context) (*patroniResult, error) {
 	if _, _, err := sandbox.FindPatroni(); err != nil {
-		fmt.Printf("\n== patroni: skipped: %v\n", err)
+		fmt.Fprintf(b.out, "\n== patroni: skipped: %v\n", err)
 		return nil, nil
 	}
 	ctl, err := exec.LookPath("patronictl")
 	if err != nil {
-		fmt.Printf("\n== patroni: skipped: patronictl not found on the PATH\n")
+		fmt.Fprintf(b.out, "\n== patroni: skipped: patronictl not found on the PATH\n")
 		return nil, nil
 	}
-	src, ok := playbooks.Read(patroniPlaybook)
-	if !ok {
-		return nil, fmt.Errorf("no shipped playbook %s", patroniPlaybook)
-	}
-	rb, err := runbook.LoadRunbook("playbook:"+patroniPlaybook, src)
+	rb, err := loadPlaybook(patroniPlaybook)
 	if err != nil {
 		return nil, err
 	}
-	if err := b.upManaged(ctx, 2, sandbox.ManagerPatroni); err != nil {
+	if err := b.up(ctx, 2, sandbox.ManagerPatroni); err != nil {
 		return nil, err
 	}
-	fmt.Printf("   %s per way: %q in-process, and `%s -c DIR/pg1.yml switchover --leader A --candidate B --force`\n",
-		plural(b.o.runs, "round trip"), patroniPlaybook, ctl)
-	fmt.Println("   patronictl leaves PgBouncer on the old leader: the benchmark repoints it right after patronictl returns, as an operator would by hand")
-	fmt.Println()
-	patroniHeader()
+	fmt.Fprintf(b.out, "   %s per way: %q in-process, and `%s -c DIR/pg1.yml switchover --leader A --candidate B --force`\n",
+		plural(b.o.Runs, "round trip"), patroniPlaybook, ctl)
+	fmt.Fprintln(b.out, "   patronictl leaves PgBouncer on the old leader: the benchmark repoints it right after patronictl returns, as an operator would by hand")
+	fmt.Fprintln(b.out)
+	patroniHeader(b.out)
 	res := &patroniResult{}
 	dirs := [][2]string{{"pg1", "pg2"}, {"pg2", "pg1"}}
-	for i := 1; i <= b.o.runs; i++ {
+	for i := 1; i <= b.o.Runs; i++ {
 		for _, d := range dirs {
 			if err := b.waitSettled(ctx, d[0]); err != nil {
 				return nil, err
 			}
-			s, err := b.switchoverOf(ctx, rb, modePatroniPlaybook, b.sb.Inventory(), i, d[0], d[1])
+			s, err := b.switchover(ctx, rb, modePatroniPlaybook, b.sb.Inventory(), i, d[0], d[1])
 			if err != nil {
 				return nil, err
 			}
-			printPatroni(s, "")
+			printPatroni(b.out, s, "")
 			res.rows = append(res.rows, s)
 		}
 	}
-	for i := 1; i <= b.o.runs; i++ {
+	for i := 1; i <= b.o.Runs; i++ {
 		for _, d := range dirs {
 			if err := b.waitSettled(ctx, d[0]); err != nil {
 				return nil, err
@@ -102,29 +87,28 @@ func (b *bench) patroni(ctx context.Context) (*patroniResult, error) {
 			if err != nil {
 				return nil, err
 			}
-			printPatroni(s, note)
+			printPatroni(b.out, s, note)
 			res.rows = append(res.rows, s)
 		}
 	}
 	if err := b.waitSettled(ctx, "pg1"); err != nil {
 		return nil, err
 	}
-	if b.o.keep {
-		fmt.Printf("-keep: the Patroni sandbox %s is brought down all the same, for the next sandbox\n", b.sb.Dir)
+	if b.o.Keep {
+		fmt.Fprintf(b.out, "-keep: the Patroni sandbox %s is brought down all the same, for the next sandbox\n", b.sb.Dir)
 	}
 	if err := b.down(); err != nil {
 		return nil, err
 	}
-	pb, pc := statsOf(res.rows, modePatroniPlaybook), statsOf(res.rows, modePatronictl)
-	res.Playbook = modeResult{Window: spread{ms(minOf(pb.window)), ms(median(pb.window)), ms(maxOf(pb.window))}, ClientErrors: pb.errors, Lost: pb.lost}
-	res.Patronictl = modeResult{Window: spread{ms(minOf(pc.window)), ms(median(pc.window)), ms(maxOf(pc.window))}, ClientErrors: pc.errors, Lost: pc.lost}
+	res.Playbook = statsOf(res.rows, modePatroniPlaybook).result()
+	res.Patronictl = statsOf(res.rows, modePatronictl).result()
 	return res, nil
 }
 
 // patronictl runs one plain `patronictl switchover --force` from -> to with
 // a canary of our own writing through PgBouncer, repoints PgBouncer to the
-// new leader once patronictl returns, and waits until the pooler takes
-// writes again before stopping the canary.
+// new leader by hand once patronictl returns, and waits until the pooler
+// takes writes again before stopping the canary.
 func (b *bench) patronictl(ctx context.Context, ctl string, i int, from, to string) (*switchover, string, error) {
 	what := fmt.Sprintf("%s switchover %s -> %s (round trip %d)", modePatronictl, from, to, i)
 	sb := b.sb
@@ -140,22 +124,15 @@ func (b *bench) patronictl(ctx context.Context, ctl string, i int, from, to stri
 	}
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, patronictlTimeout)
-	cmd := fmt.Sprintf("%s -c %s switchover --leader %s --candidate %s --force",
-		shellQuote(ctl), shellQuote(sb.Dir+"/pg1.yml"), shellQuote(from), shellQuote(to))
-	out, err := transport.Local{User: sb.RunAs}.Run(cctx, cmd)
+	err = patronictlSwitchover(cctx, sb, ctl, from, to)
 	cancel()
 	ctlMS := msSince(start, time.Now())
 	if err != nil {
-		return nil, "", fmt.Errorf("%s: %s: %w: %s", what, cmd, err, out.Combined())
+		return nil, "", fmt.Errorf("%s: %w", what, err)
 	}
-	if out.ExitCode != 0 || !strings.Contains(out.Stdout, "Successfully switched over") {
-		return nil, "", fmt.Errorf("%s: %s: exit %d: %s", what, cmd, out.ExitCode, out.Combined())
-	}
-	// What an operator does next by hand: point the pooler at the new
-	// leader. The same logic as the playbook's pgbouncer.repoint step.
 	rstart := time.Now()
-	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
-	err = (&steps.PgBouncerRepoint{To: to}).Apply(rctx, &cluster.Target{Cluster: sb.Cluster()})
+	rctx, rcancel := context.WithTimeout(ctx, repointTimeout)
+	err = repointPoolerByHand(rctx, sb, to)
 	rcancel()
 	if err != nil {
 		return nil, "", fmt.Errorf("%s: the benchmark's repoint of PgBouncer: %w", what, err)
@@ -170,7 +147,7 @@ func (b *bench) patronictl(ctx context.Context, ctl string, i int, from, to stri
 	if err := sleep(ctx, 300*time.Millisecond); err != nil {
 		return nil, "", err
 	}
-	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+	sctx, scancel := context.WithTimeout(ctx, canaryStopTimeout)
 	r, err := w.Stop(sctx)
 	scancel()
 	if err != nil {
@@ -184,38 +161,6 @@ func (b *bench) patronictl(ctx context.Context, ctl string, i int, from, to stri
 		note += "; first error: " + r.ErrorKinds[0]
 	}
 	return s, note, nil
-}
-
-// waitWritable waits until a write transaction commits through conninfo:
-// the pooler reaches a primary again.
-func waitWritable(ctx context.Context, conninfo string, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	var last error
-	for {
-		last = tryWrite(ctx, conninfo)
-		if last == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the pooler did not take writes within %s after the repoint: %w", limit, last)
-		}
-		if err := sleep(ctx, 20*time.Millisecond); err != nil {
-			return err
-		}
-	}
-}
-
-func tryWrite(ctx context.Context, conninfo string) error {
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	conn, err := pg.ConnectPooled(cctx, conninfo)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	// txid_current() assigns a transaction id: a standby refuses it.
-	_, err = conn.Exec(cctx, "SELECT txid_current()")
-	return err
 }
 
 // waitSettled waits until the cluster has settled on leader, in Patroni's
@@ -258,6 +203,9 @@ func (b *bench) waitSettled(ctx context.Context, leader string) error {
 	}
 }
 
+// settledOn reports whether Patroni shows leader the running leader and
+// every other node a running replica on the leader's timeline with its lag
+// known.
 func settledOn(st *patroni.State, nodes []sandbox.Node, leader string) bool {
 	l, ok := st.Member(leader)
 	if !ok || l.Role != "leader" || l.State != "running" {
@@ -285,10 +233,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
-func patroniHeader() {
-	fmt.Printf("%-16s  %3s  %-9s  %10s  %6s  %4s  %6s  %13s  %12s  %s\n",
+func patroniHeader(w io.Writer) {
+	fmt.Fprintf(w, "%-16s  %3s  %-9s  %10s  %6s  %4s  %6s  %13s  %12s  %s\n",
 		"mode", "run", "direction", "window_ms", "errors", "lost", "acked", "switchover_ms", "to_writes_ms", "note")
 }
 
@@ -304,18 +250,18 @@ func (s *switchover) toWritesMS() float64 {
 	return s.steps["switchover"] + s.steps["repoint-pooler"] + s.steps["resume-pooler"]
 }
 
-func printPatroni(s *switchover, note string) {
+func printPatroni(w io.Writer, s *switchover, note string) {
 	if note == "" {
 		name, d := s.slowest()
 		note = fmt.Sprintf("slowest step %s %s ms", name, ms(d))
 	}
-	fmt.Printf("%-16s  %3d  %-9s  %10s  %6d  %4d  %6d  %13s  %12s  %s\n",
+	fmt.Fprintf(w, "%-16s  %3d  %-9s  %10s  %6d  %4d  %6d  %13s  %12s  %s\n",
 		s.mode, s.run, s.from+"->"+s.to, ms(s.windowMS), s.errors, s.lost, s.acked, ms(s.totalMS), ms(s.toWritesMS()), note)
 }
 
 // summary prints the two ways side by side.
-func (p *patroniResult) summary(runs int) {
-	fmt.Printf("== patroni: %d switchovers per way (%s pg1 -> pg2 -> pg1), canary through PgBouncer\n", 2*runs, plural(runs, "round trip"))
+func (p *patroniResult) summary(w io.Writer, runs int) {
+	fmt.Fprintf(w, "== patroni: %d switchovers per way (%s pg1 -> pg2 -> pg1), canary through PgBouncer\n", 2*runs, plural(runs, "round trip"))
 	rows := [][]string{{"way", "window_ms min", "median", "max", "client errors", "lost", "switchover_ms median", "to_writes_ms median"}}
 	for _, m := range []string{modePatroniPlaybook, modePatronictl} {
 		s := statsOf(p.rows, m)
@@ -328,9 +274,9 @@ func (p *patroniResult) summary(runs int) {
 		rows = append(rows, []string{m, ms(minOf(s.window)).String(), ms(median(s.window)).String(), ms(maxOf(s.window)).String(),
 			fmt.Sprint(s.errors), fmt.Sprint(s.lost), ms(median(s.total)).String(), ms(median(toWrites)).String()})
 	}
-	table(rows, 1)
-	fmt.Println("   switchover_ms: the playbook's whole run (preflight to verify, the old leader back as a replica);")
-	fmt.Println("   patronictl: from its start until the pooler takes writes, including the PgBouncer repoint the benchmark")
-	fmt.Println("   does after it (plain patronictl leaves the pooler on the old leader).")
-	fmt.Println("   to_writes_ms: from the switchover request until the pooler takes writes on the new leader, both ways")
+	table(w, rows, 1)
+	fmt.Fprintln(w, "   switchover_ms: the playbook's whole run (preflight to verify, the old leader back as a replica);")
+	fmt.Fprintln(w, "   patronictl: from its start until the pooler takes writes, including the PgBouncer repoint the benchmark")
+	fmt.Fprintln(w, "   does after it (plain patronictl leaves the pooler on the old leader).")
+	fmt.Fprintln(w, "   to_writes_ms: from the switchover request until the pooler takes writes on the new leader, both ways")
 }

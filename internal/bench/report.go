@@ -1,0 +1,139 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/switchover/switchover/runbook"
+)
+
+func header(w io.Writer) {
+	fmt.Fprintf(w, "%-6s  %3s  %-9s  %10s  %6s  %4s  %6s  %13s  %16s  %s\n",
+		"mode", "run", "direction", "window_ms", "errors", "lost", "acked", "switchover_ms", "preconditions_ms", "slowest step")
+}
+
+func (s *switchover) print(w io.Writer) {
+	name, d := s.slowest()
+	fmt.Fprintf(w, "%-6s  %3d  %-9s  %10s  %6d  %4d  %6d  %13s  %16s  %s %s\n",
+		s.mode, s.run, s.from+"->"+s.to, ms(s.windowMS), s.errors, s.lost, s.acked, ms(s.totalMS), ms(s.precondMS), name, ms(d))
+	for _, l := range s.slowEvents {
+		fmt.Fprintln(w, "        "+l)
+	}
+}
+
+// report prints the summary, the pooler mode's per-step breakdown, the
+// preflight figures, and last the JSON line.
+func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat *patroniResult) error {
+	pooler, direct := statsOf(all, modePooler), statsOf(all, modeDirect)
+	fmt.Fprintf(w, "== summary: %d switchovers per mode (%s pg1 -> pg2 -> pg1)\n", 2*runs, plural(runs, "round trip"))
+	rows := [][]string{{"mode", "window_ms min", "median", "max", "client errors", "lost", "switchover_ms median", "preconditions_ms median"}}
+	for _, m := range []struct {
+		name string
+		s    modeStats
+	}{{modePooler, pooler}, {modeDirect, direct}} {
+		rows = append(rows, []string{m.name, ms(minOf(m.s.window)).String(), ms(median(m.s.window)).String(), ms(maxOf(m.s.window)).String(),
+			strconv.Itoa(m.s.errors), strconv.Itoa(m.s.lost), ms(median(m.s.total)).String(), ms(median(m.s.precond)).String()})
+	}
+	table(w, rows, 1)
+	fmt.Fprintln(w, "   window: the longest time the canary could not commit through the client endpoint;")
+	fmt.Fprintln(w, "   pooler: through PgBouncer; direct: a multi-host read-write connection string, no pooler;")
+	fmt.Fprintln(w, "   the JSON line's switchover_ms and preconditions_ms are the pooler mode's medians")
+
+	fmt.Fprintf(w, "\n== where the time goes: median per step, pooler mode (%d switchovers)\n", 2*runs)
+	breakdown(w, all, modePooler, median(pooler.total))
+
+	fmt.Fprintf(w, "\n== preflight alone (the playbook's first step, %s each)\n", plural(runs, "run"))
+	table(w, [][]string{
+		{"standbys", "median ms", "min", "max"},
+		{"2", ms(median(pre2)).String(), ms(minOf(pre2)).String(), ms(maxOf(pre2)).String()},
+		{"8", ms(median(pre8)).String(), ms(minOf(pre8)).String(), ms(maxOf(pre8)).String()},
+	}, 0)
+	fmt.Fprintln(w)
+	if pat != nil {
+		pat.summary(w, runs)
+		fmt.Fprintln(w)
+	}
+	line, err := json.Marshal(resultOf(runs, all, pre2, pre8, pat))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, string(line))
+	return nil
+}
+
+// breakdown prints the median time of each step of one mode, in run order.
+func breakdown(w io.Writer, all []*switchover, mode string, total float64) {
+	var order []string
+	seen := map[string]bool{}
+	section := map[string]runbook.Section{}
+	steps, precond := map[string][]float64{}, map[string][]float64{}
+	for _, s := range all {
+		if s.mode != mode {
+			continue
+		}
+		for _, name := range s.order {
+			if !seen[name] {
+				seen[name] = true
+				order = append(order, name)
+				section[name] = s.section[name]
+			}
+			if d, ok := s.steps[name]; ok {
+				steps[name] = append(steps[name], d)
+			}
+			if d, ok := s.precond[name]; ok {
+				precond[name] = append(precond[name], d)
+			}
+		}
+	}
+	rows := [][]string{{"step", "section", "median ms", "in preconditions", "share"}}
+	for _, name := range order {
+		d := median(steps[name])
+		pre := "-"
+		if len(precond[name]) > 0 {
+			pre = ms(median(precond[name])).String()
+		}
+		share := "-"
+		if total > 0 {
+			share = fmt.Sprintf("%.0f%%", 100*d/total)
+		}
+		rows = append(rows, []string{name, string(section[name]), ms(d).String(), pre, share})
+	}
+	rows = append(rows, []string{"whole switchover", "", ms(total).String(), "", ""})
+	table(w, rows, 2)
+}
+
+// table prints rows in aligned columns, indented: the first left columns
+// flush left (names), the others flush right (figures).
+func table(w io.Writer, rows [][]string, left int) {
+	var width []int
+	for _, r := range rows {
+		for i, c := range r {
+			if i == len(width) {
+				width = append(width, 0)
+			}
+			width[i] = max(width[i], len(c))
+		}
+	}
+	for _, r := range rows {
+		var b strings.Builder
+		b.WriteString("  ")
+		for i, c := range r {
+			if i < left {
+				fmt.Fprintf(&b, "  %-*s", width[i], c)
+			} else {
+				fmt.Fprintf(&b, "  %*s", width[i], c)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

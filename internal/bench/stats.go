@@ -1,0 +1,143 @@
+package bench
+
+import (
+	"sort"
+	"strconv"
+)
+
+// ms is a duration in milliseconds with one decimal, as a JSON number.
+type ms float64
+
+func (m ms) String() string { return strconv.FormatFloat(float64(m), 'f', 1, 64) }
+
+// MarshalJSON writes the figure as printed: one decimal.
+func (m ms) MarshalJSON() ([]byte, error) { return []byte(m.String()), nil }
+
+// spread is the least, the median and the greatest of a set of figures.
+type spread struct {
+	Min    ms `json:"min"`
+	Median ms `json:"median"`
+	Max    ms `json:"max"`
+}
+
+func spreadOf(xs []float64) spread { return spread{ms(minOf(xs)), ms(median(xs)), ms(maxOf(xs))} }
+
+type med struct {
+	Median ms `json:"median"`
+}
+
+// modeResult is one mode's figures in the last line.
+type modeResult struct {
+	Window       spread `json:"window_ms"`
+	ClientErrors int    `json:"client_errors"`
+	Lost         int    `json:"lost"`
+}
+
+type preflightResult struct {
+	Standbys2 med `json:"standbys_2"`
+	Standbys8 med `json:"standbys_8"`
+}
+
+// result is the last line: the figures a script or a later README reads.
+type result struct {
+	Runs          int             `json:"runs"`
+	Pooler        modeResult      `json:"pooler"`
+	Direct        modeResult      `json:"direct"`
+	Preconditions med             `json:"preconditions_ms"`
+	Switchover    med             `json:"switchover_ms"`
+	Preflight     preflightResult `json:"preflight_ms"`
+	Patroni       *patroniResult  `json:"patroni"` // null when Patroni or etcd is not installed
+}
+
+// patroniResult is the Patroni part of the last line; the rows stay out of
+// the JSON.
+type patroniResult struct {
+	Playbook   modeResult `json:"playbook"`
+	Patronictl modeResult `json:"patronictl"`
+	rows       []*switchover
+}
+
+// modeStats are one mode's figures over all its switchovers.
+type modeStats struct {
+	window       []float64
+	errors, lost int
+	total        []float64
+	precond      []float64
+}
+
+// statsOf gathers the figures of every switchover of one mode: the
+// windows, switchover and precondition times one per switchover, the
+// client errors and lost commits summed.
+func statsOf(all []*switchover, mode string) modeStats {
+	var m modeStats
+	for _, s := range all {
+		if s.mode != mode {
+			continue
+		}
+		m.window = append(m.window, s.windowMS)
+		m.errors += s.errors
+		m.lost += s.lost
+		m.total = append(m.total, s.totalMS)
+		m.precond = append(m.precond, s.precondMS)
+	}
+	return m
+}
+
+// result is the mode's part of the last line.
+func (m modeStats) result() modeResult {
+	return modeResult{Window: spreadOf(m.window), ClientErrors: m.errors, Lost: m.lost}
+}
+
+// resultOf builds the last line from every switchover and the preflight
+// times: switchover_ms and preconditions_ms are the pooler mode's medians.
+func resultOf(runs int, all []*switchover, pre2, pre8 []float64, pat *patroniResult) result {
+	pooler, direct := statsOf(all, modePooler), statsOf(all, modeDirect)
+	return result{
+		Runs:          runs,
+		Pooler:        pooler.result(),
+		Direct:        direct.result(),
+		Preconditions: med{ms(median(pooler.precond))},
+		Switchover:    med{ms(median(pooler.total))},
+		Preflight:     preflightResult{Standbys2: med{ms(median(pre2))}, Standbys8: med{ms(median(pre8))}},
+		Patroni:       pat,
+	}
+}
+
+// median is the middle figure, or the mean of the two middle ones; 0 for
+// none. xs is left as it was.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// minOf is the least figure; 0 for none.
+func minOf(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	m := xs[0]
+	for _, x := range xs[1:] {
+		m = min(m, x)
+	}
+	return m
+}
+
+// maxOf is the greatest figure; 0 for none.
+func maxOf(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	m := xs[0]
+	for _, x := range xs[1:] {
+		m = max(m, x)
+	}
+	return m
+}
