@@ -129,6 +129,9 @@ type engine struct {
 	approved     map[string]bool // steps approved in this run (or before a resume)
 }
 
+// newEngine checks the options against the plan (every --approve names a
+// step that asks for approval, --settle is rerun or done) and sets up the
+// redactor with every secret the plan and environment hold.
 func newEngine(p *Plan, o Options) (*engine, error) {
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
@@ -277,10 +280,18 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 		return res, err
 	}
 	err = e.execute(ctx, &position{done: map[string]bool{}, caught: map[string]StepState{}}, res)
-	lock.release(res.Outcome != OutcomeSuspended && !errors.Is(err, errKilled) && !isSettleStop(err) && !errors.Is(err, errJournal))
+	lock.release(releasesClaim(res, err))
 	return res, err
 }
 
+// releasesClaim reports whether a run that ended with res and err gives
+// up its claim on the cluster: an unfinished, resumable run keeps it.
+func releasesClaim(res *Result, err error) bool {
+	return res.Outcome != OutcomeSuspended && !errors.Is(err, errKilled) && !isSettleStop(err) && !errors.Is(err, errJournal)
+}
+
+// notStarted is the error of a run that stopped before any step: invalid
+// (exit 2) unless another run holds the cluster.
 func notStarted(err error) error {
 	var le *LockedError
 	if errors.As(err, &le) || errors.Is(err, ErrInvalid) {

@@ -1,6 +1,7 @@
 // The step lifecycle: checking, awaiting approval, running, verifying,
-// done or failed, each transition journaled before it is acted on, and the
-// action run under its timeout and a recover().
+// done or failed, each transition journaled before it is acted on; the
+// action run under its timeout and a recover(), and the verdicts of a
+// step's checks reported and turned into its failure.
 
 package runbook
 

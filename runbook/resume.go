@@ -100,7 +100,7 @@ func Resume(ctx context.Context, p *Plan, id string, o Options) (*Result, error)
 		return res, err
 	}
 	err = e.execute(ctx, pos, res)
-	lock.release(res.Outcome != OutcomeSuspended && !errors.Is(err, errKilled) && !isSettleStop(err) && !errors.Is(err, errJournal))
+	lock.release(releasesClaim(res, err))
 	return res, err
 }
 
