@@ -1,3 +1,6 @@
+// Resuming a run from its journal: replay where it stood, then settle a
+// step the interruption caught mid-action before the run goes on.
+
 package runbook
 
 import (
@@ -6,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 )
 
 // RunRecord is what a journal says about a run, enough to rebuild its plan.
@@ -96,7 +100,7 @@ func Resume(ctx context.Context, p *Plan, id string, o Options) (*Result, error)
 		return res, err
 	}
 	err = e.execute(ctx, pos, res)
-	lock.release(res.Outcome != OutcomeSuspended && !errors.Is(err, errKilled) && !isSettleStop(err) && !errors.Is(err, errJournal))
+	lock.release(releasesClaim(res, err))
 	return res, err
 }
 
@@ -110,7 +114,7 @@ func (e *engine) replay(evs []Event) *position {
 		e.seq = max(e.seq, ev.Seq) // the resumed run's events number on
 		switch ev.Type {
 		case EventStep:
-			if ev.State == StateVerifying && ev.Phase == "settle" {
+			if ev.State == StateVerifying && phase(ev.Phase) == phaseSettle {
 				// Settling re-checks a step cut off earlier; it says
 				// nothing new about whether its action finished.
 				continue
@@ -121,7 +125,7 @@ func (e *engine) replay(evs []Event) *position {
 				e.changed = append(e.changed, ev.Step)
 			}
 		case EventApproval:
-			if ev.Approval != nil && ev.Approval.Granted && ev.Phase != "settle" {
+			if ev.Approval != nil && ev.Approval.Granted && phase(ev.Phase) != phaseSettle {
 				e.approved[ev.Step] = true
 				if ev.Approval.Note == "cluster name typed" {
 					e.askedCluster = true
@@ -181,11 +185,112 @@ func (e *journaledError) Unwrap() error { return e.sentinel }
 
 // journaledFailure rebuilds a journaled failure without wrapping it twice:
 // a recorded text that starts with a sentinel's text keeps that sentinel.
-func journaledFailure(phase, msg string) error {
+func journaledFailure(ph, msg string) error {
 	for _, s := range []error{ErrPrecondition, ErrAction, ErrDeclined} {
 		if strings.HasPrefix(msg, s.Error()+": ") {
 			return &journaledError{msg: msg, sentinel: s}
 		}
 	}
-	return fmt.Errorf("%w: %s", sentinelFor(phase), msg)
+	return fmt.Errorf("%w: %s", phase(ph).sentinel(), msg)
+}
+
+// settleWithin bounds how long a resume waits for the postconditions of a
+// step cut off mid-action: long enough for what the action had set going
+// (a shutdown signalled, a promotion under way) to take effect, short
+// enough not to hold clients for a full within: when the action never ran.
+// A step whose action completed (caught verifying) gets its full within.
+const settleWithin = 3 * time.Second
+
+// capWithin returns copies of conds whose within is at most d.
+func capWithin(conds []*Cond, d time.Duration) []*Cond {
+	out := make([]*Cond, len(conds))
+	for i, c := range conds {
+		cc := *c
+		if cc.Within > d {
+			cc.Within = d
+		}
+		out[i] = &cc
+	}
+	return out
+}
+
+// settle decides what a step caught mid-action by an interruption
+// becomes: done if its postconditions hold, run again if it is idempotent
+// (or the operator says so), otherwise the operator's call.
+func (e *engine) settle(ctx context.Context, s *Step, caught StepState) error {
+	e.note(s, fmt.Sprintf("step %q was cut off while %s; checking its postconditions", s.Name, caught))
+	if len(s.Ensures) > 0 {
+		if err := e.transition(s, StateVerifying, phaseSettle, "", nil); err != nil {
+			return e.fail(s, phaseSettle, err)
+		}
+		ensures := s.Ensures
+		if caught == StateRunning {
+			ensures = capWithin(ensures, settleWithin)
+		}
+		err := e.conds(ctx, s, ensures, phaseEnsures, true)
+		if err == nil {
+			return e.transition(s, StateDone, phaseSettle, "postconditions hold: counted as done", nil)
+		}
+		if errors.Is(err, errInterrupted) || errors.Is(err, errKilled) {
+			return err
+		}
+		if caught == StateVerifying {
+			return e.fail(s, phaseEnsures, err)
+		}
+	}
+	if s.Action == nil {
+		return e.act(ctx, s)
+	}
+	why := "its postconditions do not hold"
+	if len(s.Ensures) == 0 {
+		why = "it has no postconditions to tell whether it finished"
+	}
+	choice := ""
+	switch {
+	case s.Idempotent:
+		choice = SettleRerun
+		e.note(s, fmt.Sprintf("step %q: %s; it is idempotent, so it runs again", s.Name, why))
+	case e.o.Settle != "":
+		choice = e.o.Settle
+	case e.o.Operator != nil:
+		ans, err := e.o.Operator.Ask(ctx, Question{Kind: AskSettle, Step: s, Cluster: e.p.LockName,
+			Effect: e.redactEffect(s.Action.Describe(e.target())), Detail: fmt.Sprintf("step %q was cut off while its action ran, and %s", s.Name, why),
+			Choices: []string{SettleRerun, SettleDone, SettleAbort}})
+		if err != nil {
+			return &settleStop{msg: fmt.Sprintf("step %q: no answer to settle it: %v", s.Name, err)}
+		}
+		choice = ans.Choice
+	default:
+		return &settleStop{msg: fmt.Sprintf("step %q was cut off while its action ran, and %s; "+
+			"a person must decide: resume at a terminal, or pass --settle rerun (run it again) or --settle done (it finished; checked by hand)", s.Name, why)}
+	}
+	a := &Approval{Granted: true, User: e.o.Identity.User, Host: e.o.Identity.Host, How: "prompt", Note: "settle: " + choice}
+	if e.o.Settle != "" && !s.Idempotent {
+		a.How = "--settle"
+	}
+	if s.Idempotent {
+		a.How = "idempotent"
+	}
+	if err := e.emit(Event{Type: EventApproval, Section: s.Section, Step: s.Name, Phase: phaseSettle.String(), Approval: a}); err != nil {
+		return e.fail(s, phaseSettle, err)
+	}
+	switch choice {
+	case SettleRerun:
+		return e.act(ctx, s)
+	case SettleDone:
+		return e.transition(s, StateDone, phaseSettle, "marked done by "+a.User+" ("+a.How+")", nil)
+	}
+	return e.fail(s, phaseSettle, fmt.Errorf("%w: the operator aborted at step %q", ErrAction, s.Name))
+}
+
+// settleStop is returned when a resumed step needs a person's decision
+// that no one can give: the run stays unfinished.
+type settleStop struct{ msg string }
+
+func (s *settleStop) Error() string   { return s.msg }
+func (s *settleStop) Is(t error) bool { return t == ErrAction }
+
+func isSettleStop(err error) bool {
+	var s *settleStop
+	return errors.As(err, &s)
 }

@@ -1,0 +1,192 @@
+// The step lifecycle: checking, awaiting approval, running, verifying,
+// done or failed, each transition journaled before it is acted on; the
+// action run under its timeout and a recover(), and the verdicts of a
+// step's checks reported and turned into its failure.
+
+package runbook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/switchover/switchover/checks"
+	"github.com/switchover/switchover/internal/cluster"
+)
+
+// runStep takes one step through its lifecycle. caught is the state a
+// resumed run found it in (running or verifying), or "".
+func (e *engine) runStep(ctx context.Context, s *Step, caught StepState) error {
+	e.cur = s
+	if caught == StateRunning || caught == StateVerifying {
+		return e.settle(ctx, s, caught)
+	}
+	if err := e.transition(s, StateChecking, phaseUnknown, "", nil); err != nil {
+		return err
+	}
+	if err := e.conds(ctx, s, s.Requires, phaseRequires, true); err != nil {
+		return e.fail(s, phaseRequires, err)
+	}
+	if err := e.approveStep(ctx, s); err != nil {
+		return err
+	}
+	return e.act(ctx, s)
+}
+
+// fail journals a step's failure in phase ph and returns it as a
+// *StepError wrapping the sentinel of its outcome, its text masked.
+func (e *engine) fail(s *Step, ph phase, err error) error {
+	if errors.Is(err, errInterrupted) || errors.Is(err, errKilled) {
+		return err
+	}
+	if jerr := e.transition(s, StateFailed, ph, "", err); jerr != nil {
+		err = fmt.Errorf("%v (and the journal could not record it: %v)", err, jerr)
+	}
+	if !errors.Is(err, ErrPrecondition) && !errors.Is(err, ErrAction) && !errors.Is(err, ErrDeclined) {
+		err = fmt.Errorf("%w: %v", ph.sentinel(), err)
+	}
+	return &StepError{Step: s.Name, Phase: ph.String(), Err: &maskedError{err: err, text: e.red.Redact(err.Error())}}
+}
+
+// act runs the action and the postconditions of a step whose
+// preconditions and approval are settled.
+func (e *engine) act(ctx context.Context, s *Step) error {
+	if s.Action != nil {
+		t := e.target()
+		eff := s.Action.Describe(t)
+		if err := e.emit(Event{Type: EventEffect, Section: s.Section, Step: s.Name, Effect: &eff}); err != nil {
+			return e.fail(s, phaseAction, err)
+		}
+		if err := e.transition(s, StateRunning, phaseUnknown, "", nil); err != nil {
+			return e.fail(s, phaseAction, err)
+		}
+		e.changed = append(e.changed, s.Name)
+		start := time.Now()
+		if !s.Manual {
+			if err := e.apply(ctx, s, t); err != nil {
+				if ctx.Err() != nil {
+					return errKilled
+				}
+				return e.fail(s, phaseAction, fmt.Errorf("%s after %s: %w", s.ActionKind, time.Since(start).Round(time.Millisecond), err))
+			}
+		}
+	}
+	if len(s.Ensures) > 0 {
+		if err := e.transition(s, StateVerifying, phaseUnknown, "", nil); err != nil {
+			return e.fail(s, phaseEnsures, err)
+		}
+		if err := e.conds(ctx, s, s.Ensures, phaseEnsures, true); err != nil {
+			return e.fail(s, phaseEnsures, err)
+		}
+	}
+	if err := e.transition(s, StateDone, phaseUnknown, "", nil); err != nil {
+		return e.fail(s, phaseEnsures, err)
+	}
+	return nil
+}
+
+// apply runs an action under its timeout and a recover(). An action that
+// ignores its context is abandoned a few seconds after its deadline and
+// reported as possibly still running.
+func (e *engine) apply(ctx context.Context, s *Step, t *cluster.Target) (err error) {
+	actx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("the action panicked: %v", r)
+			}
+		}()
+		done <- s.Action.Apply(actx, t)
+	}()
+	select {
+	case err := <-done:
+		if err != nil && actx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+			return fmt.Errorf("timed out after %s: %w", s.Timeout, err)
+		}
+		return err
+	case <-actx.Done():
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("timed out after %s: %w", s.Timeout, err)
+	case <-time.After(abandonGrace):
+		return fmt.Errorf("did not stop within %s of its %s timeout; it may still be running", abandonGrace, s.Timeout)
+	}
+}
+
+// abandonGrace is how long an action may overrun its deadline before the
+// engine stops waiting for it.
+const abandonGrace = 3 * time.Second
+
+// conds evaluates a list of checks (see evaluator) and reports each in the
+// order written; the first that failed for good fails the step. poll
+// honours within:.
+func (e *engine) conds(ctx context.Context, s *Step, list []*Cond, ph phase, poll bool) error {
+	if len(list) == 0 {
+		return nil
+	}
+	t := e.target()
+	ev := &evaluator{target: t, poll: poll, interrupt: e.o.Interrupt, onWait: func(a attempt) {
+		_ = e.emit(Event{Type: EventWaiting, Section: s.Section, Step: s.Name, Phase: ph.String(), Check: &CheckEvent{
+			Kind: a.cond.Kind, Describe: a.cond.Check.Describe(t), Status: a.result.Status.String(), Observed: a.result.Observed,
+			Wanted: a.result.Wanted, Attempt: a.n, WithinMS: a.cond.Within.Milliseconds(),
+			ElapsedMS: a.elapsed.Milliseconds(),
+		}})
+	}}
+	verdicts := ev.run(ctx, list)
+	if ctx.Err() != nil {
+		return errKilled
+	}
+	var firstFail error
+	interrupted := false
+	for i, c := range list {
+		v := verdicts[i]
+		r := v.result
+		interrupted = interrupted || v.interrupted
+		ce := &CheckEvent{
+			Kind: c.Kind, Describe: c.Check.Describe(t), Status: r.Status.String(), Observed: r.Observed,
+			Wanted: r.Wanted, Detail: r.Detail, Values: r.Values, ElapsedMS: v.elapsed.Milliseconds(),
+			WithinMS: c.Within.Milliseconds(),
+		}
+		if v.cut && r.Status != checks.Pass {
+			ce.Status, ce.NotEvaluated = checks.Unknown.String(), "not waited for: another check of this step failed"
+			if r.Observed != "" {
+				ce.Observed = "last seen: " + r.Observed
+			}
+		}
+		if err := e.emit(Event{Type: EventCheck, Section: s.Section, Step: s.Name, Phase: ph.String(), Check: ce}); err != nil && firstFail == nil {
+			firstFail = err
+		}
+		if r.Status != checks.Pass && !v.cut && firstFail == nil {
+			firstFail = checkFailure(c, r, ph)
+		}
+	}
+	if interrupted && e.interrupted() && firstFail != nil {
+		return errInterrupted
+	}
+	return firstFail
+}
+
+// checkFailure is the error of a check that failed for good in phase ph.
+func checkFailure(c *Cond, r checks.Result, ph phase) error {
+	msg := fmt.Sprintf("%s %s: %s", ph, c.Kind, r.Status)
+	if r.Observed != "" {
+		msg += ": " + r.Observed
+	}
+	if r.Wanted != "" {
+		msg += "; wanted " + r.Wanted
+	}
+	if c.Within > 0 {
+		msg += fmt.Sprintf(" (within %s)", c.Within)
+	}
+	return fmt.Errorf("%w: %s", ph.sentinel(), msg)
+}
