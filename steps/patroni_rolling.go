@@ -13,6 +13,7 @@ import (
 	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/patroni"
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/transport"
 )
 
 func init() {
@@ -103,7 +104,7 @@ func (s *PatroniRestartReplicas) Describe(t *cluster.Target) Effect {
 	for i, m := range reps {
 		fmt.Fprintf(&b, "\n  %d. %s: ", i+1, m)
 		if s.PatchCommand != "" {
-			fmt.Fprintf(&b, "on %s: /bin/sh -c %s; then ", nodeWhere(t, m), shq(s.PatchCommand))
+			fmt.Fprintf(&b, "on %s: /bin/sh -c %s; then ", nodeWhere(t, m), transport.ShellQuote(s.PatchCommand))
 		}
 		fmt.Fprintf(&b, "POST <%s's api_url>/restart %s; then until %s streams from %s again (pg_is_in_recovery() true, pg_stat_wal_receiver streaming from %s) and GET /cluster shows its lag at most %s, every %s, for up to %s from the request",
 			m, patroni.RestartRequest, m, s.Leader, s.Leader, params.FormatBytes(s.MaxLag), restartPollInterval, s.Within)
