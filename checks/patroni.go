@@ -21,7 +21,7 @@ func init() {
 			{Name: "node", Type: params.Node, Required: true, Doc: "the expected leader (its Patroni member name)"},
 		},
 		New: func(v params.Values) (Check, error) {
-			return &PatroniLeader{Node: strings.TrimSpace(v.String("node"))}, nil
+			return &PatroniLeader{Node: v.Node("node")}, nil
 		},
 	})
 	Register(Definition{
@@ -33,7 +33,7 @@ func init() {
 			{Name: "max_lag", Type: params.Bytes, Default: "16MB", Doc: "the most lag, in bytes, the candidate may have"},
 		},
 		New: func(v params.Values) (Check, error) {
-			return &PatroniCandidate{Node: strings.TrimSpace(v.String("node")), MaxLag: v.Int("max_lag")}, nil
+			return &PatroniCandidate{Node: v.Node("node"), MaxLag: v.Int("max_lag")}, nil
 		},
 	})
 }

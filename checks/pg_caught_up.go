@@ -52,8 +52,8 @@ var _ Check = (*PGCaughtUp)(nil)
 
 func newPGCaughtUp(v params.Values) (Check, error) {
 	c := &PGCaughtUp{
-		Node:   strings.TrimSpace(v.String("node")),
-		With:   strings.TrimSpace(v.String("with")),
+		Node:   v.Node("node"),
+		With:   v.Node("with"),
 		Target: v.String("target"),
 	}
 	if c.Target == "" {

@@ -42,7 +42,7 @@ type PGNotPrimary struct {
 var _ Check = (*PGNotPrimary)(nil)
 
 func newPGNotPrimary(v params.Values) (Check, error) {
-	c := &PGNotPrimary{Node: strings.TrimSpace(v.String("node"))}
+	c := &PGNotPrimary{Node: v.Node("node")}
 	if c.Node == "" {
 		return nil, errors.New("node is empty")
 	}

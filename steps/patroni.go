@@ -37,8 +37,8 @@ func init() {
 		},
 		Destructive: true,
 		New: func(v params.Values) (Step, error) {
-			s := &PatroniSwitchover{Leader: strings.TrimSpace(v.String("leader")),
-				Candidate: strings.TrimSpace(v.String("candidate")), Within: v.Duration("within")}
+			s := &PatroniSwitchover{Leader: v.Node("leader"),
+				Candidate: v.Node("candidate"), Within: v.Duration("within")}
 			if s.Within <= 0 {
 				return nil, errors.New(`parameter "within" must be more than 0`)
 			}

@@ -23,7 +23,7 @@ func init() {
 		},
 		Destructive: true,
 		New: func(v params.Values) (Step, error) {
-			s := &PatroniRestart{Node: strings.TrimSpace(v.String("node")), Within: v.Duration("within")}
+			s := &PatroniRestart{Node: v.Node("node"), Within: v.Duration("within")}
 			if s.Within <= 0 {
 				return nil, errors.New(`parameter "within" must be more than 0`)
 			}

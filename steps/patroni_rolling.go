@@ -29,7 +29,7 @@ func init() {
 		},
 		Destructive: true,
 		New: func(v params.Values) (Step, error) {
-			s := &PatroniRestartReplicas{Leader: strings.TrimSpace(v.String("leader")),
+			s := &PatroniRestartReplicas{Leader: v.Node("leader"),
 				PatchCommand: strings.TrimSpace(v.String("patch_command")),
 				Within:       v.Duration("within"), MaxLag: v.Int("max_lag")}
 			if s.Within <= 0 {

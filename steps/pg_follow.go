@@ -31,9 +31,9 @@ func init() {
 		},
 		New: func(v params.Values) (Step, error) {
 			f := &PGFollow{
-				Node:     strings.TrimSpace(v.String("node")),
-				Upstream: strings.TrimSpace(v.String("upstream")),
-				Slot:     strings.TrimSpace(v.String("node")),
+				Node:     v.Node("node"),
+				Upstream: v.Node("upstream"),
+				Slot:     v.Node("node"),
 				Conninfo: strings.TrimSpace(v.String("conninfo")),
 			}
 			if v.Has("slot") {

@@ -26,7 +26,7 @@ func init() {
 					strings.Join(defaultKeepConfig, ", ") + "; [] keeps none"},
 		},
 		New: func(v params.Values) (Step, error) {
-			r := &PGRewind{Node: strings.TrimSpace(v.String("node")), Source: strings.TrimSpace(v.String("source")), Keep: defaultKeepConfig}
+			r := &PGRewind{Node: v.Node("node"), Source: v.Node("source"), Keep: defaultKeepConfig}
 			if r.Node == r.Source {
 				return nil, fmt.Errorf("node %q cannot be rewound from itself", r.Node)
 			}

@@ -25,7 +25,7 @@ func init() {
 		},
 		New: func(v params.Values) (Step, error) {
 			return &PGStart{
-				Node:    strings.TrimSpace(v.String("node")),
+				Node:    v.Node("node"),
 				Wait:    v.Duration("wait"),
 				Log:     strings.TrimSpace(v.String("log")),
 				Command: strings.TrimSpace(v.String("command")),

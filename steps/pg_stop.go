@@ -36,7 +36,7 @@ func init() {
 		},
 		New: func(v params.Values) (Step, error) {
 			return &PGStop{
-				Node:    strings.TrimSpace(v.String("node")),
+				Node:    v.Node("node"),
 				Mode:    v.String("mode"),
 				Wait:    v.Duration("wait"),
 				Command: strings.TrimSpace(v.String("command")),

@@ -44,7 +44,7 @@ func init() {
 			{Name: "to", Type: params.Node, Required: true, Doc: "the node clients are to reach, usually the new primary; its conninfo gives host and port"},
 		},
 		New: func(v params.Values) (Step, error) {
-			return &PgBouncerRepoint{To: strings.TrimSpace(v.String("to"))}, nil
+			return &PgBouncerRepoint{To: v.Node("to")}, nil
 		},
 	})
 }
