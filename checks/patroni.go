@@ -203,13 +203,13 @@ func (c *PatroniCandidate) Run(ctx context.Context, t *cluster.Target) Result {
 	}
 	var why string
 	switch {
-	case m.Role != "replica" && m.Role != "sync_standby" && m.Role != "quorum_standby":
+	case !m.Role.IsReplica():
 		why = fmt.Sprintf("%s is %s, not a replica", c.Node, m.Role)
-	case m.State != "running" && m.State != "streaming":
+	case !m.State.IsUp():
 		why = fmt.Sprintf("%s is %s, not running or streaming", c.Node, m.State)
 	case bool(m.Tags.NoFailover):
 		why = fmt.Sprintf("%s is tagged nofailover: Patroni will not promote it", c.Node)
-	case cfg.SynchronousMode && m.Role != "sync_standby" && m.Role != "quorum_standby":
+	case cfg.SynchronousMode && !m.Role.IsSynchronous():
 		why = fmt.Sprintf("Patroni runs in synchronous_mode and %s is a %s, not a synchronous standby: Patroni switches over only to one", c.Node, m.Role)
 	case !m.Lag.Known:
 		why = fmt.Sprintf("%s's lag is unknown", c.Node)

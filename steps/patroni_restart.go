@@ -142,13 +142,10 @@ func (s *PatroniRestart) Apply(ctx context.Context, t *cluster.Target) error {
 	}
 }
 
-// runsAgain reports whether a member is back in service: a leader running,
-// a replica running or streaming with a lag Patroni can tell.
+// runsAgain reports whether a member is back in service: a settled leader,
+// or a settled replica with a lag Patroni can tell.
 func runsAgain(m patroni.Member) bool {
-	if m.IsLeader() {
-		return m.State == "running"
-	}
-	return (m.State == "running" || m.State == "streaming") && m.Lag.Known
+	return m.SettledLeader() || m.SettledReplica() && m.Lag.Known
 }
 
 // started reads when the node's PostgreSQL started.

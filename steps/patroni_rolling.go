@@ -191,7 +191,7 @@ func (s *PatroniRestartReplicas) agrees(st *patroni.State, reps []string) error 
 		switch {
 		case !ok:
 			problems = append(problems, fmt.Sprintf("inventory node %s is not a Patroni member", m))
-		case !isReplicaRole(pm.Role):
+		case !pm.Role.IsReplica():
 			problems = append(problems, fmt.Sprintf("%s is a %s, not a replica", m, pm.Role))
 		}
 	}
@@ -211,11 +211,6 @@ func (s *PatroniRestartReplicas) agrees(st *patroni.State, reps []string) error 
 		return fmt.Errorf("GET %s: %s; members: %s", st.URL, strings.Join(problems, "; "), st)
 	}
 	return nil
-}
-
-// isReplicaRole reports whether a Patroni role is one of a replica's.
-func isReplicaRole(role string) bool {
-	return role == "replica" || role == "sync_standby" || role == "quorum_standby"
 }
 
 // restartOne patches and restarts one replica and waits until it streams
@@ -284,7 +279,7 @@ func (s *PatroniRestartReplicas) waitStreaming(ctx context.Context, t *cluster.T
 		switch {
 		case !ok:
 			return false, fmt.Sprintf("GET %s lists no member %s", st.URL, m), nil
-		case pm.State != "streaming" && pm.State != "running":
+		case !pm.SettledReplica():
 			return false, "patroni shows " + pm.String(), nil
 		case !pm.Lag.Known || pm.Lag.Bytes > s.MaxLag:
 			return false, fmt.Sprintf("patroni shows %s, want lag at most %s", pm, params.FormatBytes(s.MaxLag)), nil

@@ -277,10 +277,10 @@ func settled(st *patroni.State, nodes []Node) bool {
 		if !ok {
 			return false
 		}
-		if i == 0 && !(m.Role == "leader" && m.State == "running") {
+		if i == 0 && !m.SettledLeader() {
 			return false
 		}
-		if i > 0 && !(m.Role == "replica" && (m.State == "running" || m.State == "streaming")) {
+		if i > 0 && !m.SettledReplica() {
 			return false
 		}
 	}
