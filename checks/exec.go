@@ -37,7 +37,7 @@ type Exec struct {
 var _ Check = (*Exec)(nil)
 
 func newExec(v params.Values) (Check, error) {
-	c := &Exec{Command: v.String("command"), Node: v.String("node")}
+	c := &Exec{Command: v.String("command"), Node: v.Node("node")}
 	if strings.TrimSpace(c.Command) == "" {
 		return nil, errors.New("command is empty")
 	}

@@ -21,7 +21,7 @@ func init() {
 			{Name: "node", Type: params.Node, Required: true, Doc: "the expected leader (its Patroni member name)"},
 		},
 		New: func(v params.Values) (Check, error) {
-			return &PatroniLeader{Node: strings.TrimSpace(v.String("node"))}, nil
+			return &PatroniLeader{Node: v.Node("node")}, nil
 		},
 	})
 	Register(Definition{
@@ -33,7 +33,7 @@ func init() {
 			{Name: "max_lag", Type: params.Bytes, Default: "16MB", Doc: "the most lag, in bytes, the candidate may have"},
 		},
 		New: func(v params.Values) (Check, error) {
-			return &PatroniCandidate{Node: strings.TrimSpace(v.String("node")), MaxLag: v.Int("max_lag")}, nil
+			return &PatroniCandidate{Node: v.Node("node"), MaxLag: v.Int("max_lag")}, nil
 		},
 	})
 }
@@ -203,13 +203,13 @@ func (c *PatroniCandidate) Run(ctx context.Context, t *cluster.Target) Result {
 	}
 	var why string
 	switch {
-	case m.Role != "replica" && m.Role != "sync_standby" && m.Role != "quorum_standby":
+	case !m.Role.IsReplica():
 		why = fmt.Sprintf("%s is %s, not a replica", c.Node, m.Role)
-	case m.State != "running" && m.State != "streaming":
+	case !m.State.IsUp():
 		why = fmt.Sprintf("%s is %s, not running or streaming", c.Node, m.State)
 	case bool(m.Tags.NoFailover):
 		why = fmt.Sprintf("%s is tagged nofailover: Patroni will not promote it", c.Node)
-	case cfg.SynchronousMode && m.Role != "sync_standby" && m.Role != "quorum_standby":
+	case cfg.SynchronousMode && !m.Role.IsSynchronous():
 		why = fmt.Sprintf("Patroni runs in synchronous_mode and %s is a %s, not a synchronous standby: Patroni switches over only to one", c.Node, m.Role)
 	case !m.Lag.Known:
 		why = fmt.Sprintf("%s's lag is unknown", c.Node)

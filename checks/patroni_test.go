@@ -30,8 +30,8 @@ func TestPatroniLeader(t *testing.T) {
 	}{
 		{name: "leader", node: "pg1", want: Pass, observe: "pg1 holds the leader lock"},
 		{name: "another leader", node: "pg2", want: Fail, observe: "shows pg1 as the leader, not pg2"},
-		{name: "no leader lock", node: "pg1", change: func(f *patronitest.Fake) { f.Members[0].Role = "replica" }, want: Fail, observe: "shows no leader"},
-		{name: "two leaders", node: "pg1", change: func(f *patronitest.Fake) { f.Members[1].Role = "leader" }, want: Fail, observe: "shows 2 leaders"},
+		{name: "no leader lock", node: "pg1", change: func(f *patronitest.Fake) { f.Members[0].Role = patroni.RoleReplica }, want: Fail, observe: "shows no leader"},
+		{name: "two leaders", node: "pg1", change: func(f *patronitest.Fake) { f.Members[1].Role = patroni.RoleLeader }, want: Fail, observe: "shows 2 leaders"},
 		{name: "unreachable", node: "pg1", down: true, want: Error, observe: "no patroni REST API answered"},
 	}
 	for _, tc := range tests {
@@ -69,7 +69,7 @@ func TestPatroniCandidateOK(t *testing.T) {
 		{name: "the leader", node: "pg1", want: Fail, observe: "pg1 is leader, not a replica"},
 		{name: "not a member", node: "pg9", want: Fail, observe: "lists no member pg9"},
 		{name: "nofailover", node: "pg2", change: func(f *patronitest.Fake) { f.Members[1].Tags = map[string]any{"nofailover": true} }, want: Fail, observe: "tagged nofailover"},
-		{name: "stopped", node: "pg2", change: func(f *patronitest.Fake) { f.Members[1].State = "stopped" }, want: Fail, observe: "stopped, not running or streaming"},
+		{name: "stopped", node: "pg2", change: func(f *patronitest.Fake) { f.Members[1].State = patroni.StateStopped }, want: Fail, observe: "stopped, not running or streaming"},
 		{name: "lag unknown", node: "pg2", change: func(f *patronitest.Fake) { f.Members[1].Lag = "unknown" }, want: Fail, observe: "lag is unknown"},
 		{name: "over max_lag", node: "pg3", maxLag: 1024, want: Fail, observe: "lags 2048 bytes, more than max_lag 1024"},
 		{name: "over maximum_lag_on_failover", node: "pg3", change: func(f *patronitest.Fake) { f.Config["maximum_lag_on_failover"] = 1000 }, want: Fail, observe: "more than Patroni's maximum_lag_on_failover 1000"},
@@ -127,9 +127,9 @@ func TestPatroniLeaderAgainstPostgreSQL(t *testing.T) {
 			f := patronitest.New(t)
 			for i := range f.Members {
 				if f.Members[i].Name == tc.leader {
-					f.Members[i].Role = "leader"
+					f.Members[i].Role = patroni.RoleLeader
 				} else {
-					f.Members[i].Role = "replica"
+					f.Members[i].Role = patroni.RoleReplica
 				}
 			}
 			tg := sandboxTarget(sb)
@@ -204,9 +204,9 @@ func TestPatroniCandidateInSynchronousMode(t *testing.T) {
 		sync, async = "", ""
 		for _, m := range st.Members {
 			switch {
-			case m.Role == "sync_standby" && m.State != "stopped":
+			case m.Role == patroni.RoleSyncStandby && m.State != patroni.StateStopped:
 				sync = m.Name
-			case m.Role == "replica":
+			case m.Role == patroni.RoleReplica:
 				async = m.Name
 			}
 		}

@@ -38,7 +38,7 @@ type ArchiverHealthy struct {
 var _ Check = (*ArchiverHealthy)(nil)
 
 func newArchiverHealthy(v params.Values) (Check, error) {
-	c := &ArchiverHealthy{Node: v.String("node"), MaxReady: v.Int("max_ready")}
+	c := &ArchiverHealthy{Node: v.Node("node"), MaxReady: v.Int("max_ready")}
 	if c.Node == "" {
 		return nil, errors.New("node is empty")
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/transport"
 )
 
 func init() {
@@ -51,8 +52,8 @@ var _ Check = (*PGCaughtUp)(nil)
 
 func newPGCaughtUp(v params.Values) (Check, error) {
 	c := &PGCaughtUp{
-		Node:   strings.TrimSpace(v.String("node")),
-		With:   strings.TrimSpace(v.String("with")),
+		Node:   v.Node("node"),
+		With:   v.Node("with"),
 		Target: v.String("target"),
 	}
 	if c.Target == "" {
@@ -220,7 +221,7 @@ func (c *PGCaughtUp) shutdownLSN(ctx context.Context, t *cluster.Target) (lsn pg
 	if n.BinDir != "" {
 		bin = filepath.Join(n.BinDir, bin)
 	}
-	cmd := fmt.Sprintf("LC_ALL=C %s -D %s", shellQuote(bin), shellQuote(n.DataDir))
+	cmd := fmt.Sprintf("LC_ALL=C %s -D %s", transport.ShellQuote(bin), transport.ShellQuote(n.DataDir))
 	out, err := ex.Run(ctx, cmd)
 	if err != nil {
 		return 0, "", Errored(fmt.Errorf("%s on %s: %w", cmd, ex.Where(), err)), false
@@ -254,9 +255,4 @@ func pausedNote(st pg.State) string {
 		return "; replay is paused"
 	}
 	return ""
-}
-
-// shellQuote quotes s as one word for a POSIX shell.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/transport"
 )
 
 func init() {
@@ -41,7 +42,7 @@ type PGNotPrimary struct {
 var _ Check = (*PGNotPrimary)(nil)
 
 func newPGNotPrimary(v params.Values) (Check, error) {
-	c := &PGNotPrimary{Node: strings.TrimSpace(v.String("node"))}
+	c := &PGNotPrimary{Node: v.Node("node")}
 	if c.Node == "" {
 		return nil, errors.New("node is empty")
 	}
@@ -106,9 +107,9 @@ func (c *PGNotPrimary) fromControlFile(ctx context.Context, t *cluster.Target, c
 	if n.BinDir != "" {
 		bin = filepath.Join(n.BinDir, bin)
 	}
-	dir := shellQuote(n.DataDir)
+	dir := transport.ShellQuote(n.DataDir)
 	cmd := fmt.Sprintf("LC_ALL=C %s -D %s && for f in standby.signal recovery.signal recovery.conf; do if [ -e %s/$f ]; then echo %s $f; fi; done",
-		shellQuote(bin), dir, dir, signalMark)
+		transport.ShellQuote(bin), dir, dir, signalMark)
 	out, err := ex.Run(ctx, cmd)
 	if err != nil {
 		return Errored(fmt.Errorf("%v; pg_controldata on %s: %w", connErr, ex.Where(), err))

@@ -31,9 +31,9 @@ func TestPGNotPrimary(t *testing.T) {
 
 	// The same, without its standby.signal: started, it would be a primary.
 	signal := filepath.Join(sandboxNode(t, sb, "pg2").DataDir, "standby.signal")
-	sh(t, sb, "mv "+shellQuote(signal)+" "+shellQuote(signal+".away"))
+	sh(t, sb, "mv "+transport.ShellQuote(signal)+" "+transport.ShellQuote(signal+".away"))
 	assertResult(t, runCheck(t, check("pg2"), tg), Fail, []string{`"shut down in recovery"`, "no standby.signal"}, nil)
-	sh(t, sb, "mv "+shellQuote(signal+".away")+" "+shellQuote(signal))
+	sh(t, sb, "mv "+transport.ShellQuote(signal+".away")+" "+transport.ShellQuote(signal))
 
 	// The old primary, stopped.
 	stopNode(t, sb, "pg1")

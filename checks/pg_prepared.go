@@ -35,7 +35,7 @@ type NoPreparedXacts struct {
 var _ Check = (*NoPreparedXacts)(nil)
 
 func newNoPreparedXacts(v params.Values) (Check, error) {
-	c := &NoPreparedXacts{Node: v.String("node")}
+	c := &NoPreparedXacts{Node: v.Node("node")}
 	if c.Node == "" {
 		return nil, errors.New("node is empty")
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
@@ -35,7 +34,7 @@ type PGReachable struct {
 var _ Check = (*PGReachable)(nil)
 
 func newPGReachable(v params.Values) (Check, error) {
-	c := &PGReachable{Node: strings.TrimSpace(v.String("node"))}
+	c := &PGReachable{Node: v.Node("node")}
 	if c.Node == "" {
 		return nil, errors.New("node is empty")
 	}

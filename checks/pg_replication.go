@@ -48,8 +48,8 @@ var _ Check = (*PGReplication)(nil)
 
 func newPGReplication(v params.Values) (Check, error) {
 	c := &PGReplication{
-		Node:          strings.TrimSpace(v.String("node")),
-		Upstream:      strings.TrimSpace(v.String("upstream")),
+		Node:          v.Node("node"),
+		Upstream:      v.Node("upstream"),
 		MaxLagBytes:   v.Int("max_lag_bytes"),
 		MaxLagSeconds: v.Duration("max_lag_seconds"),
 	}

@@ -34,7 +34,7 @@ func init() {
 			{Name: "except", Type: params.Nodes, Doc: "nodes left out (e.g. the leader, which a rolling restart does last)"},
 		},
 		New: func(v params.Values) (Check, error) {
-			return &PGRestarted{Nodes: dedupe(v.Strings("nodes")), Except: dedupe(v.Strings("except"))}, nil
+			return &PGRestarted{Nodes: dedupe(v.Nodes("nodes")), Except: dedupe(v.Nodes("except"))}, nil
 		},
 	})
 }

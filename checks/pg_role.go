@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
@@ -36,7 +35,7 @@ type PGRole struct {
 var _ Check = (*PGRole)(nil)
 
 func newPGRole(v params.Values) (Check, error) {
-	c := &PGRole{Node: strings.TrimSpace(v.String("node")), Is: pg.Role(v.String("is"))}
+	c := &PGRole{Node: v.Node("node"), Is: pg.Role(v.String("is"))}
 	if c.Node == "" {
 		return nil, errors.New("node is empty")
 	}

@@ -46,7 +46,7 @@ var _ Check = (*NoBlockingSessions)(nil)
 const secondLook = 250 * time.Millisecond
 
 func newNoBlockingSessions(v params.Values) (Check, error) {
-	c := &NoBlockingSessions{Node: v.String("node"), MaxXactAge: v.Duration("max_xact_age")}
+	c := &NoBlockingSessions{Node: v.Node("node"), MaxXactAge: v.Duration("max_xact_age")}
 	if c.Node == "" {
 		return nil, errors.New("node is empty")
 	}

@@ -40,7 +40,7 @@ type SettingsMatch struct {
 var _ Check = (*SettingsMatch)(nil)
 
 func newSettingsMatch(v params.Values) (Check, error) {
-	c := &SettingsMatch{Nodes: dedupe(v.Strings("nodes")), Settings: dedupe(v.Strings("settings"))}
+	c := &SettingsMatch{Nodes: dedupe(v.Nodes("nodes")), Settings: dedupe(v.Strings("settings"))}
 	if len(c.Settings) == 0 {
 		return nil, errors.New("settings: name at least one setting")
 	}

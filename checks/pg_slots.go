@@ -39,7 +39,7 @@ type PGSlots struct {
 var _ Check = (*PGSlots)(nil)
 
 func newPGSlots(v params.Values) (Check, error) {
-	c := &PGSlots{Node: strings.TrimSpace(v.String("node")), Active: v.Bool("active")}
+	c := &PGSlots{Node: v.Node("node"), Active: v.Bool("active")}
 	if c.Node == "" {
 		return nil, errors.New("node is empty")
 	}

@@ -40,7 +40,7 @@ type SyncStandbys struct {
 var _ Check = (*SyncStandbys)(nil)
 
 func newSyncStandbys(v params.Values) (Check, error) {
-	c := &SyncStandbys{Primary: v.String("primary"), Candidate: v.String("candidate")}
+	c := &SyncStandbys{Primary: v.Node("primary"), Candidate: v.Node("candidate")}
 	switch {
 	case c.Primary == "":
 		return nil, errors.New("primary is empty")

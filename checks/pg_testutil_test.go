@@ -205,7 +205,7 @@ func pgCtl(t *testing.T, sb *sandbox.Sandbox, n sandbox.Node, args string, limit
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	cmd := fmt.Sprintf("%s %s -D %s", shellQuote(filepath.Join(sb.BinDir, "pg_ctl")), args, shellQuote(n.DataDir))
+	cmd := fmt.Sprintf("%s %s -D %s", transport.ShellQuote(filepath.Join(sb.BinDir, "pg_ctl")), args, transport.ShellQuote(n.DataDir))
 	out, err := transport.Local{User: sb.RunAs}.Run(ctx, cmd)
 	if err != nil || out.ExitCode != 0 {
 		t.Fatalf("pg_ctl %s on %s: exit %d, %v: %s", args, n.Name, out.ExitCode, err, out.Combined())
@@ -223,7 +223,7 @@ func stopNode(t *testing.T, sb *sandbox.Sandbox, node string) {
 func restartNode(t *testing.T, sb *sandbox.Sandbox, node string) {
 	t.Helper()
 	n := sandboxNode(t, sb, node)
-	pgCtl(t, sb, n, "restart -w -t 50 -m fast -l "+shellQuote(filepath.Join(sb.Dir, n.Name+".log")), time.Minute)
+	pgCtl(t, sb, n, "restart -w -t 50 -m fast -l "+transport.ShellQuote(filepath.Join(sb.Dir, n.Name+".log")), time.Minute)
 	waitFor(t, node+" accepts connections after the restart", settleLimit, func() (bool, string) {
 		_, err := queryString(sb, n, "SELECT 'up'")
 		return err == nil, fmt.Sprint(err)

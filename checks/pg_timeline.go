@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
@@ -40,7 +39,7 @@ type PGTimeline struct {
 var _ Check = (*PGTimeline)(nil)
 
 func newPGTimeline(v params.Values) (Check, error) {
-	c := &PGTimeline{Node: strings.TrimSpace(v.String("node")), SameAs: strings.TrimSpace(v.String("same_as"))}
+	c := &PGTimeline{Node: v.Node("node"), SameAs: v.Node("same_as")}
 	hasIs := v.Has("is")
 	if c.Node == "" {
 		return nil, errors.New("node is empty")

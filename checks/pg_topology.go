@@ -31,7 +31,7 @@ func init() {
 			{Name: "nodes", Type: params.Nodes, Doc: "the nodes to look at; empty means every node of the inventory"},
 		},
 		New: func(v params.Values) (Check, error) {
-			return &Topology{Primary: v.String("primary"), Nodes: v.Strings("nodes")}, nil
+			return &Topology{Primary: v.Node("primary"), Nodes: v.Nodes("nodes")}, nil
 		},
 	})
 }

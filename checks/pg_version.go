@@ -35,7 +35,7 @@ type SameMajorVersion struct {
 var _ Check = (*SameMajorVersion)(nil)
 
 func newSameMajorVersion(v params.Values) (Check, error) {
-	return &SameMajorVersion{Nodes: dedupe(v.Strings("nodes"))}, nil
+	return &SameMajorVersion{Nodes: dedupe(v.Nodes("nodes"))}, nil
 }
 
 // Describe implements Check.

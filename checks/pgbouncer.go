@@ -26,7 +26,7 @@ func init() {
 		Params: []params.Spec{
 			{Name: "node", Type: params.Node, Required: true, Doc: "the node clients must reach"},
 		},
-		New: func(v params.Values) (Check, error) { return &PoolerRoutesTo{Node: v.String("node")}, nil },
+		New: func(v params.Values) (Check, error) { return &PoolerRoutesTo{Node: v.Node("node")}, nil },
 	})
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/oneline"
 	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/pg"
 )
@@ -126,7 +127,7 @@ func connProblem(ctx context.Context, err error) string {
 			err = inner
 		}
 	}
-	return oneLine(err.Error())
+	return oneline.Of(err.Error())
 }
 
 // queryProblem says on one line why a query got no answer.
@@ -140,19 +141,7 @@ func queryProblem(ctx context.Context, err error) string {
 	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
 		return "no answer before the time limit"
 	}
-	return strings.Join(strings.Fields(err.Error()), " ")
-}
-
-// oneLine puts a message that may span lines on one: its lines joined with
-// "; ", runs of blanks made one space.
-func oneLine(s string) string {
-	var lines []string
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.Join(strings.Fields(l), " "); l != "" {
-			lines = append(lines, l)
-		}
-	}
-	return strings.Join(lines, "; ")
+	return oneline.Of(err.Error())
 }
 
 // inspectNode connects to a node of the inventory and asks it what it is.

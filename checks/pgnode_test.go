@@ -70,10 +70,3 @@ func TestDedupeAndDescribeNodes(t *testing.T) {
 		t.Errorf("describeNodes = %q", got)
 	}
 }
-
-func TestOneLine(t *testing.T) {
-	t.Parallel()
-	if got, want := oneLine("first  line\n\tsecond line\n\n"), "first line; second line"; got != want {
-		t.Errorf("oneLine = %q, want %q", got, want)
-	}
-}

@@ -45,7 +45,7 @@ func patroniLeaders(t *testing.T, c *patroni.Client) string {
 			continue
 		}
 		l := v.State.Leaders()
-		if len(l) != 1 || l[0].State != "running" {
+		if len(l) != 1 || !l[0].SettledLeader() {
 			out = append(out, fmt.Sprintf("bad(%s)", v.State))
 			continue
 		}

@@ -24,7 +24,7 @@ func init() {
 			{Name: "node", Type: params.Node, Doc: "inventory node whose host runs the command; empty for this machine"},
 		},
 		New: func(v params.Values) (Step, error) {
-			e := &Exec{Command: v.String("command"), Node: strings.TrimSpace(v.String("node"))}
+			e := &Exec{Command: v.String("command"), Node: v.Node("node")}
 			if strings.TrimSpace(e.Command) == "" {
 				return nil, errors.New(`parameter "command" is empty`)
 			}

@@ -37,8 +37,8 @@ func init() {
 		},
 		Destructive: true,
 		New: func(v params.Values) (Step, error) {
-			s := &PatroniSwitchover{Leader: strings.TrimSpace(v.String("leader")),
-				Candidate: strings.TrimSpace(v.String("candidate")), Within: v.Duration("within")}
+			s := &PatroniSwitchover{Leader: v.Node("leader"),
+				Candidate: v.Node("candidate"), Within: v.Duration("within")}
 			if s.Within <= 0 {
 				return nil, errors.New(`parameter "within" must be more than 0`)
 			}
@@ -316,14 +316,14 @@ func (s *PatroniSwitchover) Apply(ctx context.Context, t *cluster.Target) error 
 		}
 		last, lastErr = st, nil
 		leaders := st.Leaders()
-		if len(leaders) == 1 && leaders[0].Name != s.Candidate && leaders[0].Name != s.Leader && leaders[0].State == "running" {
+		if len(leaders) == 1 && leaders[0].Name != s.Candidate && leaders[0].Name != s.Leader && leaders[0].SettledLeader() {
 			// Patroni may take another member when the candidate does not
 			// qualify at the moment it acts ("Switched over to X instead
 			// of Y"); waiting on would only hold clients to the deadline.
 			return fail(fmt.Errorf("patroni made %s the leader instead of %s (patroni answered: %s); %s",
 				leaders[0].Name, s.Candidate, orNone(answer), seen(last, nil)))
 		}
-		if !ok || len(leaders) != 1 || leaders[0].Name != s.Candidate || leaders[0].State != "running" {
+		if !ok || len(leaders) != 1 || leaders[0].Name != s.Candidate || !leaders[0].SettledLeader() {
 			continue
 		}
 		before := ""

@@ -23,7 +23,7 @@ func init() {
 		},
 		Destructive: true,
 		New: func(v params.Values) (Step, error) {
-			s := &PatroniRestart{Node: strings.TrimSpace(v.String("node")), Within: v.Duration("within")}
+			s := &PatroniRestart{Node: v.Node("node"), Within: v.Duration("within")}
 			if s.Within <= 0 {
 				return nil, errors.New(`parameter "within" must be more than 0`)
 			}
@@ -142,13 +142,10 @@ func (s *PatroniRestart) Apply(ctx context.Context, t *cluster.Target) error {
 	}
 }
 
-// runsAgain reports whether a member is back in service: a leader running,
-// a replica running or streaming with a lag Patroni can tell.
+// runsAgain reports whether a member is back in service: a settled leader,
+// or a settled replica with a lag Patroni can tell.
 func runsAgain(m patroni.Member) bool {
-	if m.IsLeader() {
-		return m.State == "running"
-	}
-	return (m.State == "running" || m.State == "streaming") && m.Lag.Known
+	return m.SettledLeader() || m.SettledReplica() && m.Lag.Known
 }
 
 // started reads when the node's PostgreSQL started.

@@ -13,6 +13,7 @@ import (
 	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/patroni"
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/transport"
 )
 
 func init() {
@@ -28,7 +29,7 @@ func init() {
 		},
 		Destructive: true,
 		New: func(v params.Values) (Step, error) {
-			s := &PatroniRestartReplicas{Leader: strings.TrimSpace(v.String("leader")),
+			s := &PatroniRestartReplicas{Leader: v.Node("leader"),
 				PatchCommand: strings.TrimSpace(v.String("patch_command")),
 				Within:       v.Duration("within"), MaxLag: v.Int("max_lag")}
 			if s.Within <= 0 {
@@ -103,7 +104,7 @@ func (s *PatroniRestartReplicas) Describe(t *cluster.Target) Effect {
 	for i, m := range reps {
 		fmt.Fprintf(&b, "\n  %d. %s: ", i+1, m)
 		if s.PatchCommand != "" {
-			fmt.Fprintf(&b, "on %s: /bin/sh -c %s; then ", nodeWhere(t, m), shq(s.PatchCommand))
+			fmt.Fprintf(&b, "on %s: /bin/sh -c %s; then ", nodeWhere(t, m), transport.ShellQuote(s.PatchCommand))
 		}
 		fmt.Fprintf(&b, "POST <%s's api_url>/restart %s; then until %s streams from %s again (pg_is_in_recovery() true, pg_stat_wal_receiver streaming from %s) and GET /cluster shows its lag at most %s, every %s, for up to %s from the request",
 			m, patroni.RestartRequest, m, s.Leader, s.Leader, params.FormatBytes(s.MaxLag), restartPollInterval, s.Within)
@@ -190,7 +191,7 @@ func (s *PatroniRestartReplicas) agrees(st *patroni.State, reps []string) error 
 		switch {
 		case !ok:
 			problems = append(problems, fmt.Sprintf("inventory node %s is not a Patroni member", m))
-		case !isReplicaRole(pm.Role):
+		case !pm.Role.IsReplica():
 			problems = append(problems, fmt.Sprintf("%s is a %s, not a replica", m, pm.Role))
 		}
 	}
@@ -210,11 +211,6 @@ func (s *PatroniRestartReplicas) agrees(st *patroni.State, reps []string) error 
 		return fmt.Errorf("GET %s: %s; members: %s", st.URL, strings.Join(problems, "; "), st)
 	}
 	return nil
-}
-
-// isReplicaRole reports whether a Patroni role is one of a replica's.
-func isReplicaRole(role string) bool {
-	return role == "replica" || role == "sync_standby" || role == "quorum_standby"
 }
 
 // restartOne patches and restarts one replica and waits until it streams
@@ -283,7 +279,7 @@ func (s *PatroniRestartReplicas) waitStreaming(ctx context.Context, t *cluster.T
 		switch {
 		case !ok:
 			return false, fmt.Sprintf("GET %s lists no member %s", st.URL, m), nil
-		case pm.State != "streaming" && pm.State != "running":
+		case !pm.SettledReplica():
 			return false, "patroni shows " + pm.String(), nil
 		case !pm.Lag.Known || pm.Lag.Bytes > s.MaxLag:
 			return false, fmt.Sprintf("patroni shows %s, want lag at most %s", pm, params.FormatBytes(s.MaxLag)), nil

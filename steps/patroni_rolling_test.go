@@ -219,7 +219,7 @@ func TestStandbyFromLeader(t *testing.T) {
 		{"10.0.0.2:5432", false},
 		{"", false},
 	}
-	leader := patroni.Member{Name: "pg1", Role: "leader", Host: "127.0.0.1", Port: 5432}
+	leader := patroni.Member{Name: "pg1", Role: patroni.RoleLeader, Host: "127.0.0.1", Port: 5432}
 	for _, tt := range tests {
 		if got := s.fromLeader(tg, leader, tt.sender); got != tt.want {
 			t.Errorf("fromLeader(%q) = %v, want %v", tt.sender, got, tt.want)

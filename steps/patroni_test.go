@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/patroni"
 	"github.com/switchover/switchover/internal/patroni/patronitest"
 )
 
@@ -147,15 +148,15 @@ func TestPatroniSwitchoverResumed(t *testing.T) {
 		change     func(f *patronitest.Fake)
 	}{
 		{"done", "pg2 holds the leader lock already", func(f *patronitest.Fake) {
-			f.Members[0].Role, f.Members[1].Role, f.Members[1].State = "replica", "leader", "running"
+			f.Members[0].Role, f.Members[1].Role, f.Members[1].State = patroni.RoleReplica, patroni.RoleLeader, patroni.StateRunning
 		}},
 		{"under way", "no member holds the leader lock", func(f *patronitest.Fake) {
-			f.Members[0].Role = "replica"
+			f.Members[0].Role = patroni.RoleReplica
 			// The fake settles only a switchover it was sent; settle by hand.
 			go func() {
 				time.Sleep(300 * time.Millisecond)
 				f.Mu.Lock()
-				f.Members[1].Role, f.Members[1].State = "leader", "running"
+				f.Members[1].Role, f.Members[1].State = patroni.RoleLeader, patroni.StateRunning
 				f.Mu.Unlock()
 			}()
 		}},

@@ -3,7 +3,6 @@ package steps
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
@@ -18,7 +17,7 @@ func init() {
 			{Name: "node", Type: params.Node, Required: true, Doc: nodeSpecDoc},
 		},
 		New: func(v params.Values) (Step, error) {
-			return &PGCheckpoint{Node: strings.TrimSpace(v.String("node"))}, nil
+			return &PGCheckpoint{Node: v.Node("node")}, nil
 		},
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/transport"
 )
 
 func init() {
@@ -30,9 +31,9 @@ func init() {
 		},
 		New: func(v params.Values) (Step, error) {
 			f := &PGFollow{
-				Node:     strings.TrimSpace(v.String("node")),
-				Upstream: strings.TrimSpace(v.String("upstream")),
-				Slot:     strings.TrimSpace(v.String("node")),
+				Node:     v.Node("node"),
+				Upstream: v.Node("upstream"),
+				Slot:     v.Node("node"),
 				Conninfo: strings.TrimSpace(v.String("conninfo")),
 			}
 			if v.Has("slot") {
@@ -112,9 +113,9 @@ func (f *PGFollow) rejoinScript(n *cluster.Node, conninfo string) string {
 	auto := path.Join(dd, "postgresql.auto.conf")
 	tmp := auto + ".switchover"
 	return fmt.Sprintf("touch %s && { [ ! -e %s ] || grep -v -E '^[[:space:]]*(primary_conninfo|primary_slot_name)[[:space:]]*=' %s || [ $? -eq 1 ]; } > %s && printf '%%s\\n' %s %s >> %s && chmod 600 %s && mv -f %s %s",
-		shq(path.Join(dd, "standby.signal")), shq(auto), shq(auto), shq(tmp),
-		shq("primary_conninfo = "+sqlQuote(conninfo)), shq("primary_slot_name = "+sqlQuote(f.Slot)),
-		shq(tmp), shq(tmp), shq(tmp), shq(auto))
+		transport.ShellQuote(path.Join(dd, "standby.signal")), transport.ShellQuote(auto), transport.ShellQuote(auto), transport.ShellQuote(tmp),
+		transport.ShellQuote("primary_conninfo = "+sqlQuote(conninfo)), transport.ShellQuote("primary_slot_name = "+sqlQuote(f.Slot)),
+		transport.ShellQuote(tmp), transport.ShellQuote(tmp), transport.ShellQuote(tmp), transport.ShellQuote(auto))
 }
 
 func (f *PGFollow) slotSQL() string {

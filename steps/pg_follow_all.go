@@ -20,7 +20,7 @@ func init() {
 			{Name: "except", Type: params.Nodes, Doc: "nodes to leave alone, e.g. the old primary that rejoins on its own"},
 		},
 		New: func(v params.Values) (Step, error) {
-			return &PGFollowAll{Upstream: v.String("upstream"), Except: v.Strings("except")}, nil
+			return &PGFollowAll{Upstream: v.Node("upstream"), Except: v.Nodes("except")}, nil
 		},
 	})
 }

@@ -101,15 +101,6 @@ func binPath(n *cluster.Node, program string) string {
 	return path.Join(n.BinDir, program)
 }
 
-// shq quotes s for a POSIX shell; words made only of safe characters are
-// left as they are, so plans stay readable.
-func shq(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=@%+,-") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
 // sqlQuote renders s as an SQL string literal (standard_conforming_strings
 // on, the default since PostgreSQL 9.1). postgresql.auto.conf uses the same
 // form for its values.
@@ -165,7 +156,7 @@ func run(ctx context.Context, ex transport.Executor, what, command string) (tran
 
 // pgCtlStatusCommand is the command line that asks whether n's server runs.
 func pgCtlStatusCommand(n *cluster.Node) string {
-	return fmt.Sprintf("%s status -D %s", shq(binPath(n, "pg_ctl")), shq(dataDir(n)))
+	return fmt.Sprintf("%s status -D %s", transport.ShellQuote(binPath(n, "pg_ctl")), transport.ShellQuote(dataDir(n)))
 }
 
 // serverRunning asks pg_ctl status whether n's postmaster runs: exit 0 is
@@ -189,7 +180,7 @@ func serverRunning(ctx context.Context, ex transport.Executor, n *cluster.Node) 
 // until it accepts connections.
 func pgCtlStartCommand(n *cluster.Node, wait time.Duration, logFile string) string {
 	return fmt.Sprintf("%s start -D %s -w -t %d -l %s",
-		shq(binPath(n, "pg_ctl")), shq(dataDir(n)), waitSeconds(wait), shq(logFile))
+		transport.ShellQuote(binPath(n, "pg_ctl")), transport.ShellQuote(dataDir(n)), waitSeconds(wait), transport.ShellQuote(logFile))
 }
 
 // defaultStartLog is where pg_ctl start sends the server's output when the
@@ -201,7 +192,7 @@ func defaultStartLog(n *cluster.Node) string { return path.Join(dataDir(n), "swi
 func printLogTail(ctx context.Context, t *cluster.Target, ex transport.Executor, logFile string) {
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	out, err := ex.Run(tctx, "tail -n 10 "+shq(logFile))
+	out, err := ex.Run(tctx, "tail -n 10 "+transport.ShellQuote(logFile))
 	if err != nil || out.ExitCode != 0 {
 		return
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
@@ -21,7 +20,7 @@ func init() {
 			{Name: "wait", Type: params.Duration, Default: "60s", Doc: "how long pg_promote waits for recovery to end (wait_seconds, whole seconds)"},
 		},
 		New: func(v params.Values) (Step, error) {
-			return &PGPromote{Node: strings.TrimSpace(v.String("node")), Wait: v.Duration("wait")}, nil
+			return &PGPromote{Node: v.Node("node"), Wait: v.Duration("wait")}, nil
 		},
 	})
 }

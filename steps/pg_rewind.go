@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
+	"github.com/switchover/switchover/internal/transport"
 )
 
 func init() {
@@ -25,7 +26,7 @@ func init() {
 					strings.Join(defaultKeepConfig, ", ") + "; [] keeps none"},
 		},
 		New: func(v params.Values) (Step, error) {
-			r := &PGRewind{Node: strings.TrimSpace(v.String("node")), Source: strings.TrimSpace(v.String("source")), Keep: defaultKeepConfig}
+			r := &PGRewind{Node: v.Node("node"), Source: v.Node("source"), Keep: defaultKeepConfig}
 			if r.Node == r.Source {
 				return nil, fmt.Errorf("node %q cannot be rewound from itself", r.Node)
 			}
@@ -71,15 +72,15 @@ func (r *PGRewind) command(t *cluster.Target) string {
 	if s := lookupNode(t, r.Source); s != nil {
 		source = s.Conninfo
 	}
-	rewind := fmt.Sprintf("LC_ALL=C %s -D %s --source-server=%s", shq(binPath(n, "pg_rewind")), shq(dataDir(n)), shq(source))
+	rewind := fmt.Sprintf("LC_ALL=C %s -D %s --source-server=%s", transport.ShellQuote(binPath(n, "pg_rewind")), transport.ShellQuote(dataDir(n)), transport.ShellQuote(source))
 	if len(r.Keep) == 0 {
 		return rewind
 	}
 	files := make([]string, len(r.Keep))
 	for i, f := range r.Keep {
-		files[i] = shq(f)
+		files[i] = transport.ShellQuote(f)
 	}
-	dd := shq(dataDir(n))
+	dd := transport.ShellQuote(dataDir(n))
 	// The copies go outside the data directory: pg_rewind removes there
 	// what the source does not have.
 	return fmt.Sprintf(`keep=$(mktemp -d) || exit 1; for f in %s; do if [ -f %s/"$f" ]; then cp -p %s/"$f" "$keep"/ || { rm -rf "$keep"; exit 1; }; fi; done; `+

@@ -23,7 +23,7 @@ func init() {
 			{Name: "sql", Type: params.String, Required: true, Doc: "the SQL, run as given through the node's conninfo; several statements run in one implicit transaction"},
 		},
 		New: func(v params.Values) (Step, error) {
-			s := &PGSQL{Node: strings.TrimSpace(v.String("node")), SQL: v.String("sql")}
+			s := &PGSQL{Node: v.Node("node"), SQL: v.String("sql")}
 			if strings.TrimSpace(s.SQL) == "" {
 				return nil, errors.New(`parameter "sql" is empty`)
 			}

@@ -25,7 +25,7 @@ func init() {
 		},
 		New: func(v params.Values) (Step, error) {
 			return &PGStart{
-				Node:    strings.TrimSpace(v.String("node")),
+				Node:    v.Node("node"),
 				Wait:    v.Duration("wait"),
 				Log:     strings.TrimSpace(v.String("log")),
 				Command: strings.TrimSpace(v.String("command")),
@@ -66,7 +66,7 @@ func (s *PGStart) startCommand(n *cluster.Node) string {
 
 // escalateCommand finishes a shutdown that began but did not end.
 func (s *PGStart) escalateCommand(n *cluster.Node) string {
-	return fmt.Sprintf("%s stop -D %s -m fast -w -t %d", shq(binPath(n, "pg_ctl")), shq(dataDir(n)), waitSeconds(s.Wait))
+	return fmt.Sprintf("%s stop -D %s -m fast -w -t %d", transport.ShellQuote(binPath(n, "pg_ctl")), transport.ShellQuote(dataDir(n)), waitSeconds(s.Wait))
 }
 
 // pmStatusStopping is the postmaster's status in postmaster.pid (line 8,
@@ -77,7 +77,7 @@ const pmStatusStopping = "stopping"
 // "starting", "stopping", "ready" or "standby"; "" when the file has no
 // such line (an older server) or is gone.
 func postmasterStatus(ctx context.Context, ex transport.Executor, n *cluster.Node) (string, error) {
-	out, err := ex.Run(ctx, "sed -n 8p "+shq(path.Join(dataDir(n), "postmaster.pid"))+" 2>/dev/null; true")
+	out, err := ex.Run(ctx, "sed -n 8p "+transport.ShellQuote(path.Join(dataDir(n), "postmaster.pid"))+" 2>/dev/null; true")
 	if err != nil {
 		return "", fmt.Errorf("read postmaster.pid: %w", err)
 	}

@@ -36,7 +36,7 @@ func init() {
 		},
 		New: func(v params.Values) (Step, error) {
 			return &PGStop{
-				Node:    strings.TrimSpace(v.String("node")),
+				Node:    v.Node("node"),
 				Mode:    v.String("mode"),
 				Wait:    v.Duration("wait"),
 				Command: strings.TrimSpace(v.String("command")),
@@ -68,11 +68,11 @@ func (s *PGStop) stopCommand(n *cluster.Node) string {
 	if s.Command != "" {
 		return s.Command
 	}
-	pid := shq(path.Join(dataDir(n), "postmaster.pid"))
+	pid := transport.ShellQuote(path.Join(dataDir(n), "postmaster.pid"))
 	return fmt.Sprintf("if [ -e %[1]s ]; then %[2]s stop -D %[3]s -m %[4]s -W || exit $?; n=0; "+
 		"while [ -e %[1]s ]; do n=$((n+1)); if [ $n -gt %[5]d ]; then echo \"still running after %[6]ds\" >&2; exit 3; fi; sleep 0.005; done; "+
 		"else echo %[7]s; fi; %[8]s",
-		pid, shq(binPath(n, "pg_ctl")), shq(dataDir(n)), s.Mode, waitSeconds(s.Wait)*200, waitSeconds(s.Wait), notRunning, controlDataCommand(n))
+		pid, transport.ShellQuote(binPath(n, "pg_ctl")), transport.ShellQuote(dataDir(n)), s.Mode, waitSeconds(s.Wait)*200, waitSeconds(s.Wait), notRunning, controlDataCommand(n))
 }
 
 // notRunning is what the stop script prints when no server ran.
@@ -96,7 +96,7 @@ func (s *PGStop) Describe(t *cluster.Target) Effect {
 // controlDataCommand is the command line that reads n's control file, in
 // English whatever the host's locale.
 func controlDataCommand(n *cluster.Node) string {
-	return fmt.Sprintf("LC_ALL=C %s -D %s", shq(binPath(n, "pg_controldata")), shq(dataDir(n)))
+	return fmt.Sprintf("LC_ALL=C %s -D %s", transport.ShellQuote(binPath(n, "pg_controldata")), transport.ShellQuote(dataDir(n)))
 }
 
 // controlData runs pg_controldata on n's host and parses what it printed.

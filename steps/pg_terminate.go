@@ -3,7 +3,6 @@ package steps
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
@@ -22,7 +21,7 @@ func init() {
 				Doc: "a session whose transaction has been open longer than this is terminated, as is one that holds a lock (advisory locks included)"},
 		},
 		New: func(v params.Values) (Step, error) {
-			return &PGTerminateSessions{Node: strings.TrimSpace(v.String("node")), MaxXactAge: v.Duration("max_xact_age")}, nil
+			return &PGTerminateSessions{Node: v.Node("node"), MaxXactAge: v.Duration("max_xact_age")}, nil
 		},
 	})
 }

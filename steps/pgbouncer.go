@@ -44,7 +44,7 @@ func init() {
 			{Name: "to", Type: params.Node, Required: true, Doc: "the node clients are to reach, usually the new primary; its conninfo gives host and port"},
 		},
 		New: func(v params.Values) (Step, error) {
-			return &PgBouncerRepoint{To: strings.TrimSpace(v.String("to"))}, nil
+			return &PgBouncerRepoint{To: v.Node("to")}, nil
 		},
 	})
 }
@@ -322,7 +322,7 @@ func (s *PgBouncerRepoint) Apply(ctx context.Context, t *cluster.Target) error {
 	if err != nil {
 		return fail(err)
 	}
-	out, err := run(ctx, ex, "read "+p.Config, fmt.Sprintf("wc -c < %s && cat %s", shq(p.Config), shq(p.Config)))
+	out, err := run(ctx, ex, "read "+p.Config, fmt.Sprintf("wc -c < %s && cat %s", transport.ShellQuote(p.Config), transport.ShellQuote(p.Config)))
 	if err != nil {
 		return fail(err)
 	}
@@ -366,7 +366,7 @@ func (s *PgBouncerRepoint) Apply(ctx context.Context, t *cluster.Target) error {
 // it (a copy first, so it keeps the mode), then mv over the original.
 func writeFileCommand(path, text string) string {
 	return fmt.Sprintf(`tmp=%s$$; if cp -p %s "$tmp" && printf '%%s' %s > "$tmp" && mv -f "$tmp" %s; then exit 0; fi; rm -f "$tmp"; exit 1`,
-		shq(path+".switchover."), shq(path), shq(text), shq(path))
+		transport.ShellQuote(path+".switchover."), transport.ShellQuote(path), transport.ShellQuote(text), transport.ShellQuote(path))
 }
 
 // routedTo asks PgBouncer where its database entry points.

@@ -227,7 +227,7 @@ func patroniView(st *clusterStatus, view *patroni.State, err error) {
 			ns.Disagrees = "patroni lists no member " + ns.Node
 			continue
 		}
-		pm := &patroniMember{Role: m.Role, State: m.State, Timeline: m.Timeline,
+		pm := &patroniMember{Role: string(m.Role), State: string(m.State), Timeline: m.Timeline,
 			NoFailover: bool(m.Tags.NoFailover), NoLoadBalance: bool(m.Tags.NoLoadBalance)}
 		if m.Lag.Known {
 			lag := m.Lag.Bytes

@@ -12,12 +12,12 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/switchover/switchover/internal/oneline"
 	"github.com/switchover/switchover/internal/pg"
 )
 
@@ -150,7 +150,7 @@ func (w *Writer) loop() {
 func (w *Writer) fail(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.errs = append(w.errs, ClientError{At: time.Now(), Err: oneLine(err.Error())})
+	w.errs = append(w.errs, ClientError{At: time.Now(), Err: oneline.Of(err.Error())})
 }
 
 func (w *Writer) pause(d time.Duration) {
@@ -249,5 +249,3 @@ func (w *Writer) verify(ctx context.Context, acks []ack) ([]int64, error) {
 	}
 	return lost, nil
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -104,6 +104,26 @@ func (v Values) Bool(name string) bool { b, _ := v.m[name].(bool); return b }
 // Strings returns a Strings parameter.
 func (v Values) Strings(name string) []string { s, _ := v.m[name].([]string); return s }
 
+// Node returns a Node parameter: a node's name, without the blanks a
+// runbook or a caller may have put around it, so that every check and step
+// names the same node for the same text. "" means none (this machine, for
+// the kinds that allow it).
+func (v Values) Node(name string) string { return strings.TrimSpace(v.String(name)) }
+
+// Nodes returns a Nodes parameter: each name as Node gives it, in order.
+// Empty names and repeats are kept for the caller to reject or skip.
+func (v Values) Nodes(name string) []string {
+	list := v.Strings(name)
+	if list == nil {
+		return nil
+	}
+	out := make([]string, len(list))
+	for i, n := range list {
+		out[i] = strings.TrimSpace(n)
+	}
+	return out
+}
+
 // Map returns a copy of the decoded values, for journals and plans.
 func (v Values) Map() map[string]any {
 	out := make(map[string]any, len(v.m))

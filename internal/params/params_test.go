@@ -291,3 +291,23 @@ func TestFormatBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestNodeAccessorsTrim(t *testing.T) {
+	t.Parallel()
+	v := NewValues(map[string]any{
+		"node":  " pg1\t",
+		"nodes": []string{"pg1", "  pg2 ", ""},
+	})
+	if got := v.Node("node"); got != "pg1" {
+		t.Errorf("Node = %q, want pg1", got)
+	}
+	if got := v.Node("missing"); got != "" {
+		t.Errorf("Node of a missing parameter = %q, want \"\"", got)
+	}
+	if got, want := v.Nodes("nodes"), []string{"pg1", "pg2", ""}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Nodes = %q, want %q", got, want)
+	}
+	if got := v.Nodes("missing"); got != nil {
+		t.Errorf("Nodes of a missing parameter = %q, want nil", got)
+	}
+}

@@ -132,19 +132,19 @@ func Redact(s string) string {
 
 // Member is one member of the cluster as /cluster lists it.
 type Member struct {
-	Name     string `json:"name"`
-	Role     string `json:"role"`  // leader, replica, sync_standby, standby_leader, ...
-	State    string `json:"state"` // running, streaming, starting, stopped, ...
-	Host     string `json:"host"`
-	Port     int    `json:"port"`
-	APIURL   string `json:"api_url"`
-	Timeline int64  `json:"timeline"`
-	Lag      Lag    `json:"lag"`
-	Tags     Tags   `json:"tags"`
+	Name     string      `json:"name"`
+	Role     Role        `json:"role"`
+	State    MemberState `json:"state"`
+	Host     string      `json:"host"`
+	Port     int         `json:"port"`
+	APIURL   string      `json:"api_url"`
+	Timeline int64       `json:"timeline"`
+	Lag      Lag         `json:"lag"`
+	Tags     Tags        `json:"tags"`
 }
 
 // IsLeader reports whether the member holds the leader lock.
-func (m Member) IsLeader() bool { return m.Role == "leader" || m.Role == "standby_leader" }
+func (m Member) IsLeader() bool { return m.Role.IsLeader() }
 
 // String renders the member for messages: `pg2 replica streaming tl 3 lag 0`.
 func (m Member) String() string {

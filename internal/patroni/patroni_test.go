@@ -49,7 +49,7 @@ func TestPatroniClusterAndConfig(t *testing.T) {
 	if !bool(pg2.Tags.NoFailover) || !bool(pg2.Tags.NoLoadBalance) || !pg2.Lag.Known || pg2.Port != 5433 {
 		t.Errorf("pg2 = %+v", pg2)
 	}
-	if pg3, _ := st.Member("pg3"); pg3.Lag.Known || pg3.Role != "sync_standby" {
+	if pg3, _ := st.Member("pg3"); pg3.Lag.Known || pg3.Role != patroni.RoleSyncStandby {
 		t.Errorf("pg3 = %+v", pg3)
 	}
 	cfg, err := c.Config(context.Background())

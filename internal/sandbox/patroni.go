@@ -16,6 +16,7 @@ import (
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/patroni"
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/transport"
 )
 
 // Managers a sandbox can run under.
@@ -159,7 +160,7 @@ func (s *Sandbox) upPatroni(ctx context.Context, log func(string, ...any)) error
 	log("etcd on 127.0.0.1:%d (peer %d), run as %s", client, peer, s.who())
 	etcd := fmt.Sprintf("%s --name sb --data-dir %s --listen-client-urls http://127.0.0.1:%[3]d --advertise-client-urls http://127.0.0.1:%[3]d"+
 		" --listen-peer-urls http://127.0.0.1:%[4]d --initial-advertise-peer-urls http://127.0.0.1:%[4]d --initial-cluster sb=http://127.0.0.1:%[4]d",
-		q(etcdBin), q(s.etcdDir()), client, peer)
+		transport.ShellQuote(etcdBin), transport.ShellQuote(s.etcdDir()), client, peer)
 	if err := s.detach(ctx, "etcd", etcd); err != nil {
 		return err
 	}
@@ -175,7 +176,7 @@ func (s *Sandbox) upPatroni(ctx context.Context, log func(string, ...any)) error
 			return err
 		}
 		log("patroni %s: postgres on 127.0.0.1:%d, REST API on %s", n.Name, n.Port, s.RESTURL(n))
-		if err := s.detach(ctx, "patroni-"+n.Name, q(patroniBin)+" "+q(p)); err != nil {
+		if err := s.detach(ctx, "patroni-"+n.Name, transport.ShellQuote(patroniBin)+" "+transport.ShellQuote(p)); err != nil {
 			return err
 		}
 		if i == 0 {
@@ -206,7 +207,7 @@ func (s *Sandbox) upPatroni(ctx context.Context, log func(string, ...any)) error
 // PID in DIR/name.pid.
 func (s *Sandbox) detach(ctx context.Context, name, command string) error {
 	logf := filepath.Join(s.Dir, name+".log")
-	out, err := s.sh(ctx, "start "+name, fmt.Sprintf("cd %s || exit 1; setsid %s </dev/null >>%s 2>&1 & echo $!", q(s.Dir), command, q(logf)))
+	out, err := s.sh(ctx, "start "+name, fmt.Sprintf("cd %s || exit 1; setsid %s </dev/null >>%s 2>&1 & echo $!", transport.ShellQuote(s.Dir), command, transport.ShellQuote(logf)))
 	if err != nil {
 		return err
 	}
@@ -276,10 +277,10 @@ func settled(st *patroni.State, nodes []Node) bool {
 		if !ok {
 			return false
 		}
-		if i == 0 && !(m.Role == "leader" && m.State == "running") {
+		if i == 0 && !m.SettledLeader() {
 			return false
 		}
-		if i > 0 && !(m.Role == "replica" && (m.State == "running" || m.State == "streaming")) {
+		if i > 0 && !m.SettledReplica() {
 			return false
 		}
 	}

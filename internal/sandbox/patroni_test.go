@@ -78,12 +78,12 @@ func TestPatroniSandbox(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GET /cluster: %v", err)
 	}
-	if l := st.Leaders(); len(l) != 1 || l[0].Name != "pg1" || l[0].State != "running" {
+	if l := st.Leaders(); len(l) != 1 || l[0].Name != "pg1" || !l[0].SettledLeader() {
 		t.Errorf("/cluster: want pg1 the running leader, got %s", st)
 	}
 	for _, name := range []string{"pg2", "pg3"} {
 		m, ok := st.Member(name)
-		if !ok || m.Role != "replica" || (m.State != "running" && m.State != "streaming") {
+		if !ok || !m.SettledReplica() {
 			t.Errorf("/cluster: want %s a running replica, got %s", name, st)
 		}
 	}
@@ -130,7 +130,7 @@ func TestPatroniSandbox(t *testing.T) {
 		}
 		m, ok := st.Member("pg1")
 		l := st.Leaders()
-		return ok && m.Role == "replica" && (m.State == "running" || m.State == "streaming") &&
+		return ok && m.SettledReplica() &&
 			len(l) == 1 && l[0].Name == "pg2", st.String()
 	})
 

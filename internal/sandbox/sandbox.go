@@ -361,10 +361,7 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// q quotes a string for a POSIX shell.
-func q(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
-func (s *Sandbox) bin(name string) string { return q(filepath.Join(s.BinDir, name)) }
+func (s *Sandbox) bin(name string) string { return transport.ShellQuote(filepath.Join(s.BinDir, name)) }
 
 // settings every node gets; the port is set per node after the clone.
 const settings = `
@@ -387,7 +384,7 @@ log_min_messages = warning
 
 func (s *Sandbox) initPrimary(ctx context.Context, n Node) error {
 	if _, err := s.sh(ctx, "initdb "+n.Name, fmt.Sprintf("%s -D %s -U postgres --auth=trust --encoding=UTF8 --no-sync >/dev/null",
-		s.bin("initdb"), q(n.DataDir))); err != nil {
+		s.bin("initdb"), transport.ShellQuote(n.DataDir))); err != nil {
 		return err
 	}
 	hba := "# switchover sandbox: trust on loopback only\n" +
@@ -413,7 +410,7 @@ func (s *Sandbox) appendConf(n Node, text string) error {
 
 func (s *Sandbox) start(ctx context.Context, n Node) error {
 	_, err := s.sh(ctx, "start "+n.Name, fmt.Sprintf("%s start -D %s -w -t 60 -l %s >/dev/null",
-		s.bin("pg_ctl"), q(n.DataDir), q(filepath.Join(s.Dir, n.Name+".log"))))
+		s.bin("pg_ctl"), transport.ShellQuote(n.DataDir), transport.ShellQuote(filepath.Join(s.Dir, n.Name+".log"))))
 	return err
 }
 
@@ -441,7 +438,7 @@ func (s *Sandbox) PrimaryConninfo(upstream Node, standby string) string {
 
 func (s *Sandbox) cloneStandby(ctx context.Context, primary, n Node) error {
 	if _, err := s.sh(ctx, "pg_basebackup "+n.Name, fmt.Sprintf("%s -h 127.0.0.1 -p %d -U postgres -D %s -X stream -c fast --no-sync",
-		s.bin("pg_basebackup"), primary.Port, q(n.DataDir))); err != nil {
+		s.bin("pg_basebackup"), primary.Port, transport.ShellQuote(n.DataDir))); err != nil {
 		return err
 	}
 	conf := fmt.Sprintf("primary_conninfo = '%s'\nprimary_slot_name = '%s'\n", s.PrimaryConninfo(primary, n.Name), n.Name)
@@ -499,7 +496,7 @@ pidfile = %s
 			return err
 		}
 	}
-	if _, err := s.sh(ctx, "start pgbouncer", fmt.Sprintf("%s -d -q %s", q(s.PgBouncer), q(s.PoolerConfig()))); err != nil {
+	if _, err := s.sh(ctx, "start pgbouncer", fmt.Sprintf("%s -d -q %s", transport.ShellQuote(s.PgBouncer), transport.ShellQuote(s.PoolerConfig()))); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(10 * time.Second)

@@ -95,7 +95,7 @@ func (s SSH) Run(ctx context.Context, command string) (Output, error) {
 	nonce := make([]byte, 8)
 	_, _ = rand.Read(nonce) // never fails on Linux
 	stderr := newMarkedStream("\x1eswitchover:" + hex.EncodeToString(nonce) + ":")
-	remote := "/bin/sh -c " + shellQuote(wrapperScript(stderr.prefix, asUser)) + " /bin/sh " + shellQuote(command)
+	remote := "/bin/sh -c " + ShellQuote(wrapperScript(stderr.prefix, asUser)) + " /bin/sh " + ShellQuote(command)
 
 	cmd := exec.Command("ssh", s.args(user, host, port, remote)...)
 	var stdout capped
@@ -296,13 +296,6 @@ func withoutPassword(address string) string {
 	return scheme + user + ":xxxxx" + rest[at:]
 }
 
-// shellQuote quotes s as one word for a POSIX shell: in single quotes, each
-// single quote inside written as quote, backslash, quote, quote: it closes
-// the quoted part, adds an escaped quote and opens a new quoted part.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
 // wrapperScript is what the remote login shell runs, with the command as $1.
 // It marks on stderr, each on a line of its own that starts with prefix,
 // that it started ("start"), why it could not become asUser ("sudo MSG"), and
@@ -325,11 +318,11 @@ kill "$w"
 ` + mark + `"exit $s" >&4
 exit "$s"
 `
-	runInner := `/bin/sh -c ` + shellQuote(inner) + ` /bin/sh "$1"`
+	runInner := `/bin/sh -c ` + ShellQuote(inner) + ` /bin/sh "$1"`
 	if asUser == "" {
 		return mark + "start >&2\nexec " + runInner + "\n"
 	}
-	u := shellQuote(asUser)
+	u := ShellQuote(asUser)
 	return mark + "start >&2\n" +
 		`if [ "$(id -un)" = ` + u + ` ]; then exec ` + runInner + "; fi\n" +
 		`if ! command -v sudo >/dev/null 2>&1; then ` + mark + `'sudo sudo is not installed on the host' >&2; exit 1; fi` + "\n" +

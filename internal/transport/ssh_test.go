@@ -118,16 +118,20 @@ func TestShellQuote(t *testing.T) {
 		in, want string
 	}{
 		{in: "", want: "''"},
-		{in: "plain", want: "'plain'"},
+		{in: "plain", want: "plain"},
+		{in: "/usr/lib/postgresql/15/bin/pg_ctl", want: "/usr/lib/postgresql/15/bin/pg_ctl"},
+		{in: "--source-server=host=db1,port=5432@x%y+z:1", want: "--source-server=host=db1,port=5432@x%y+z:1"},
+		{in: "PGDATA=/srv/pg", want: "'PGDATA=/srv/pg'"},
+		{in: "two words", want: "'two words'"},
 		{in: "it's", want: `'it'\''s'`},
 		{in: "'", want: `''\'''`},
 		{in: `$HOME "x" \n ; && * ~`, want: `'$HOME "x" \n ; && * ~'`},
 		{in: "two\nlines", want: "'two\nlines'"},
 	}
 	for _, tt := range tests {
-		got := shellQuote(tt.in)
+		got := ShellQuote(tt.in)
 		if got != tt.want {
-			t.Errorf("shellQuote(%q) = %q, want %q", tt.in, got, tt.want)
+			t.Errorf("ShellQuote(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 		// A shell reads the quoted word back as the original string.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -135,6 +139,21 @@ func TestShellQuote(t *testing.T) {
 		cancel()
 		if err != nil || out.Stdout != tt.in {
 			t.Errorf("sh read %s back as %q (err %v), want %q", got, out.Stdout, err, tt.in)
+		}
+	}
+}
+
+// TestShellQuoteCommandPosition: a quoted NAME=VALUE put first on a command
+// line is a command name, as the word it stands for, not an assignment that
+// a shell would run as a successful no-op.
+func TestShellQuoteCommandPosition(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{"PGDATA=/srv/pg", "x=1", "_a9="} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		out, err := Local{}.Run(ctx, ShellQuote(in)+" 2>/dev/null")
+		cancel()
+		if err != nil || out.ExitCode != 127 {
+			t.Errorf("sh ran %s as exit %d (err %v), want 127: not found as a command", ShellQuote(in), out.ExitCode, err)
 		}
 	}
 }
@@ -630,7 +649,7 @@ func TestSSHRunAsUser(t *testing.T) {
 	writeFile(t, filepath.Join(bin, "sudo"), `#!/bin/sh
 # A stand-in for sudo -n -u USER -- COMMAND...
 [ "$1" = -n ] && [ "$2" = -u ] && [ "$4" = -- ] || { echo "fake sudo: unexpected arguments: $*" >&2; exit 2; }
-echo "$3" >> `+shellQuote(sudoLog)+`
+echo "$3" >> `+ShellQuote(sudoLog)+`
 case $3 in
 nopass) echo "sudo: a password is required" >&2; exit 1;;
 esac

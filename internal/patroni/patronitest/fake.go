@@ -13,13 +13,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchover/switchover/internal/patroni"
 )
 
 // Member is one member as the fake lists it in /cluster.
 type Member struct {
 	Name     string
-	Role     string
-	State    string
+	Role     patroni.Role
+	State    patroni.MemberState
 	Port     int
 	Timeline int64
 	Lag      any // a number, "unknown", or nil for none (the leader)
@@ -27,7 +29,7 @@ type Member struct {
 }
 
 // IsLeader reports whether the member holds the leader lock.
-func (m Member) IsLeader() bool { return m.Role == "leader" || m.Role == "standby_leader" }
+func (m Member) IsLeader() bool { return m.Role.IsLeader() }
 
 // Fake is a Patroni cluster's API. Lock Mu to change it while it serves.
 type Fake struct {
@@ -83,9 +85,9 @@ type Fake struct {
 func New(t testing.TB) *Fake {
 	f := &Fake{
 		Members: []Member{
-			{Name: "pg1", Role: "leader", State: "running", Port: 5432, Timeline: 3},
-			{Name: "pg2", Role: "replica", State: "streaming", Port: 5433, Timeline: 3, Lag: 0},
-			{Name: "pg3", Role: "sync_standby", State: "streaming", Port: 5434, Timeline: 3, Lag: 2048},
+			{Name: "pg1", Role: patroni.RoleLeader, State: patroni.StateRunning, Port: 5432, Timeline: 3},
+			{Name: "pg2", Role: patroni.RoleReplica, State: patroni.StateStreaming, Port: 5433, Timeline: 3, Lag: 0},
+			{Name: "pg3", Role: patroni.RoleSyncStandby, State: patroni.StateStreaming, Port: 5434, Timeline: 3, Lag: 2048},
 		},
 		Config: map[string]any{
 			"ttl": 30, "loop_wait": 10, "retry_timeout": 10,
@@ -171,7 +173,7 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		f.pending, f.polls = req, 0
 		for i := range f.Members {
 			if f.Members[i].Name == req["leader"] {
-				f.Members[i].Role, f.Members[i].State = "replica", "stopping"
+				f.Members[i].Role, f.Members[i].State = patroni.RoleReplica, patroni.StateStopping
 			}
 		}
 		if d := f.AnswerAfter; d > 0 {
@@ -193,7 +195,7 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		for i := range f.Members {
 			if f.Members[i].Name == f.Self {
-				f.Members[i].State = "starting"
+				f.Members[i].State = patroni.StateStarting
 			}
 		}
 		f.restart = f.RestartPolls + 1
@@ -209,9 +211,9 @@ func (f *Fake) advance() {
 		if f.restart--; f.restart == 0 {
 			for i := range f.Members {
 				if m := &f.Members[i]; m.Name == f.Self {
-					m.State = "running"
+					m.State = patroni.StateRunning
 					if !m.IsLeader() {
-						m.State = "streaming"
+						m.State = patroni.StateStreaming
 					}
 				}
 			}
@@ -233,9 +235,9 @@ func (f *Fake) advance() {
 		m.Timeline++
 		switch m.Name {
 		case winner:
-			m.Role, m.State, m.Lag = "leader", "running", nil
+			m.Role, m.State, m.Lag = patroni.RoleLeader, patroni.StateRunning, nil
 		case f.pending["leader"]:
-			m.Role, m.State, m.Lag = "replica", "streaming", 0
+			m.Role, m.State, m.Lag = patroni.RoleReplica, patroni.StateStreaming, 0
 		}
 	}
 	f.pending = nil

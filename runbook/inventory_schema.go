@@ -1,0 +1,172 @@
+package runbook
+
+// The inventory schema: the cluster's name, its nodes, and the optional
+// pooler and manager.
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/transport"
+)
+
+// LoadInventory parses an inventory: the cluster's name, its nodes, and the
+// optional pooler and manager.
+func LoadInventory(file string, src []byte) (*Inventory, error) {
+	r := &reader{file: file, reported: map[*yaml.Node]bool{}}
+	sum := sha256.Sum256(src)
+	inv := &Inventory{File: file, Digest: hex.EncodeToString(sum[:]), Cluster: &cluster.Cluster{Nodes: map[string]*cluster.Node{}}}
+	root := r.parse(src, "an inventory (cluster:, nodes:, ...)")
+	if root == nil {
+		return nil, r.probs.err()
+	}
+	var hasName, hasNodes bool
+	suggested := r.fields(root, "inventory", map[string]func(k, v *yaml.Node){
+		"cluster": func(k, v *yaml.Node) {
+			hasName = true
+			inv.Cluster.Name = r.name(v, "cluster")
+		},
+		"vars": func(k, v *yaml.Node) { inv.Vars = r.vars(v, "vars") },
+		"nodes": func(k, v *yaml.Node) {
+			hasNodes = true
+			r.nodes(v, inv)
+		},
+		"pooler":  func(k, v *yaml.Node) { inv.Cluster.Pooler = r.pooler(v) },
+		"manager": func(k, v *yaml.Node) { inv.Cluster.Manager = r.manager(v) },
+	})
+	if !hasName && !suggested["cluster"] {
+		r.probs.add(r.pos(root), "inventory: missing key \"cluster\" (the cluster's name)")
+	}
+	if !hasNodes && !suggested["nodes"] {
+		r.probs.add(r.pos(root), "inventory: missing key \"nodes\"")
+	}
+	return inv, r.probs.err()
+}
+
+func (r *reader) nodes(n *yaml.Node, inv *Inventory) {
+	if n.Kind != yaml.MappingNode {
+		r.errf(n, "nodes: want a mapping of node names to nodes, got %s", kindName(n))
+		return
+	}
+	if len(n.Content) == 0 {
+		r.errf(n, "nodes: the mapping is empty")
+	}
+	nodeLine := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || !namePattern.MatchString(k.Value) {
+			r.errf(k, "nodes: %s is not a node name (%s)", kindName(k), nameRule)
+			continue
+		}
+		if _, dup := inv.Cluster.Nodes[k.Value]; dup {
+			r.errf(k, "nodes: %q is given twice (first at line %d)", k.Value, nodeLine[k.Value])
+			continue
+		}
+		nodeLine[k.Value] = k.Line
+		node := &cluster.Node{Name: k.Value}
+		what := fmt.Sprintf("node %q", k.Value)
+		r.fields(v, what, map[string]func(k, v *yaml.Node){
+			"conninfo": func(_, v *yaml.Node) {
+				node.Conninfo = r.str(v, what+": conninfo")
+				if node.Conninfo != "" {
+					if err := pg.CheckConninfo(node.Conninfo); err != nil {
+						r.errf(v, "%s: conninfo: %v", what, err)
+					}
+				}
+			},
+			"host":     func(_, v *yaml.Node) { node.Host = r.host(v, what+": host") },
+			"data_dir": func(_, v *yaml.Node) { node.DataDir = r.str(v, what+": data_dir") },
+			"bin_dir":  func(_, v *yaml.Node) { node.BinDir = r.str(v, what+": bin_dir") },
+		})
+		inv.Cluster.Nodes[k.Value] = node
+		inv.order = append(inv.order, k.Value)
+		inv.Cluster.Order = append(inv.Cluster.Order, k.Value)
+	}
+}
+
+// host reads `local`, or a mapping {transport: local|ssh, address: ...}.
+func (r *reader) host(n *yaml.Node, what string) cluster.Host {
+	var h cluster.Host
+	if n.Kind == yaml.ScalarNode {
+		h.Transport = n.Value
+	} else {
+		r.fields(n, what, map[string]func(k, v *yaml.Node){
+			"transport":  func(_, v *yaml.Node) { h.Transport = r.str(v, what+": transport") },
+			"address":    func(_, v *yaml.Node) { h.Address = r.str(v, what+": address") },
+			"user":       func(_, v *yaml.Node) { h.User = r.str(v, what+": user") },
+			"ssh_config": func(_, v *yaml.Node) { h.SSHConfig = r.str(v, what+": ssh_config") },
+		})
+	}
+	switch h.Transport {
+	case "local":
+		if h.Address != "" {
+			r.errf(n, "%s: address is for transport ssh; a local host has none", what)
+		}
+	case "ssh":
+		if h.Address == "" {
+			r.errf(n, "%s: transport ssh needs an address, e.g. {transport: ssh, address: \"postgres@db1\"}", what)
+		} else if _, _, _, err := transport.ParseSSHAddress(h.Address); err != nil {
+			r.errf(n, "%s: address: %v", what, err)
+		}
+	default:
+		r.errf(n, "%s: unknown transport %q (expected \"local\" or \"ssh\")", what, h.Transport)
+	}
+	return h
+}
+
+func (r *reader) pooler(n *yaml.Node) *cluster.Pooler {
+	p := &cluster.Pooler{Host: cluster.Host{Transport: "local"}}
+	r.fields(n, "pooler", map[string]func(k, v *yaml.Node){
+		"kind": func(_, v *yaml.Node) {
+			p.Kind = r.str(v, "pooler: kind")
+			if p.Kind != "pgbouncer" && p.Kind != "" {
+				r.errf(v, "pooler: unknown kind %q (expected \"pgbouncer\")", p.Kind)
+			}
+		},
+		"admin":    func(_, v *yaml.Node) { p.Admin = r.str(v, "pooler: admin") },
+		"database": func(_, v *yaml.Node) { p.Database = r.str(v, "pooler: database") },
+		"config":   func(_, v *yaml.Node) { p.Config = r.str(v, "pooler: config") },
+		"host":     func(_, v *yaml.Node) { p.Host = r.host(v, "pooler: host") },
+	})
+	return p
+}
+
+func (r *reader) manager(n *yaml.Node) *cluster.Manager {
+	m := &cluster.Manager{}
+	r.fields(n, "manager", map[string]func(k, v *yaml.Node){
+		"kind": func(_, v *yaml.Node) {
+			m.Kind = r.str(v, "manager: kind")
+			if m.Kind != "patroni" {
+				r.errf(v, "manager: unknown kind %q (expected \"patroni\")", m.Kind)
+			}
+		},
+		"urls": func(_, v *yaml.Node) {
+			if v.Kind != yaml.SequenceNode {
+				r.errf(v, "manager: urls: want a list, got %s", kindName(v))
+				return
+			}
+			for _, e := range v.Content {
+				m.URLs = append(m.URLs, r.str(e, "manager: urls"))
+			}
+		},
+		"username": func(_, v *yaml.Node) { m.Username = r.str(v, "manager: username") },
+		"password": func(_, v *yaml.Node) { m.Password = r.str(v, "manager: password") },
+		"ca_file":  func(_, v *yaml.Node) { m.CAFile = r.str(v, "manager: ca_file") },
+		"insecure": func(_, v *yaml.Node) {
+			switch s := strings.TrimSpace(r.str(v, "manager: insecure")); s {
+			case "true", "false":
+				m.Insecure = s == "true"
+			case "":
+			default:
+				r.errf(v, "manager: insecure: want true or false, got %q", s)
+			}
+		},
+	})
+	return m
+}

@@ -1,0 +1,58 @@
+package runbook
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestLoadInventory(t *testing.T) {
+	t.Parallel()
+	inv := loadInventory(t, "local.yaml")
+	if inv.Cluster.Name != "demo" {
+		t.Errorf("cluster = %q, want demo", inv.Cluster.Name)
+	}
+	if got, want := inv.NodeOrder(), []string{"pg1", "pg2", "pg3"}; !slices.Equal(got, want) {
+		t.Errorf("nodes = %q, want %q", got, want)
+	}
+	pg2 := inv.Cluster.Nodes["pg2"]
+	if pg2.Host.Transport != "local" || pg2.DataDir != "/var/lib/postgresql/pg2" || pg2.BinDir != "/usr/lib/postgresql/17/bin" || pg2.Conninfo != "host=/tmp port=5433 dbname=postgres" {
+		t.Errorf("pg2 = %+v", pg2)
+	}
+	if p := inv.Cluster.Pooler; p == nil || p.Kind != "pgbouncer" || p.Database != "app" || p.Host.Transport != "local" {
+		t.Errorf("pooler = %+v", p)
+	}
+	if len(inv.Vars) != 2 || inv.Vars[0].Name != "primary" || inv.Vars[0].Value != "pg1" {
+		t.Errorf("vars = %+v", inv.Vars)
+	}
+	if ex, err := inv.Cluster.Executor("pg3"); err != nil || ex == nil {
+		t.Errorf("executor pg3 = %v, %v", ex, err)
+	}
+
+	min := loadInventory(t, "minimal.yaml")
+	if min.Cluster.Name != "tiny" || len(min.Cluster.Nodes) != 1 || min.Cluster.Pooler != nil || min.Cluster.Manager != nil {
+		t.Errorf("minimal = %+v", min.Cluster)
+	}
+}
+
+func TestInvalidInventories(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join("testdata", "invalid-inventory")
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := map[string]bool{}
+	for _, f := range files {
+		inputs[filepath.Base(f)] = true
+	}
+	checkGoldens(t, dir, inputs)
+	for _, path := range files {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			t.Parallel()
+			_, err := LoadInventory(path, readFile(t, path))
+			golden(t, strings.TrimSuffix(path, ".yaml")+".golden", validationText(t, err))
+		})
+	}
+}
