@@ -24,7 +24,7 @@ func askPooler(ctx context.Context, p *cluster.Pooler) *Pooler {
 	}
 	for _, d := range dbs {
 		r := PoolerRoute{Name: d.Name, Database: d.Database, Paused: d.Paused}
-		if d.Host != "" || d.Port != "" {
+		if d.Host != "" {
 			r.Target = d.Host + ":" + d.Port
 		}
 		out.Databases = append(out.Databases, r)
