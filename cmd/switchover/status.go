@@ -276,5 +276,3 @@ func patroniCell(st *clusterStatus, ns *topology.Node, sep string) string {
 	}
 	return sep + cell
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
