@@ -55,7 +55,7 @@ func (c *Topology) Run(ctx context.Context, t *cluster.Target) Result {
 	}
 	// A connection string that cannot be read leaves the upstreams unchecked.
 	primaryAddrs, _ := conninfoEndpoints(primary.Conninfo)
-	top := topology.Inspect(ctx, t.Cluster, topology.Options{Nodes: names, NodesOnly: true,
+	top := topology.Inspect(ctx, t.Cluster, topology.Options{Nodes: names, NodesOnly: true, StateOnly: true,
 		Connect: func(ctx context.Context, name string, _ *cluster.Node) (*pgx.Conn, error) {
 			return connectNode(ctx, t, name)
 		}})

@@ -159,6 +159,10 @@ type Options struct {
 	Connect func(ctx context.Context, name string, n *cluster.Node) (*pgx.Conn, error)
 	// NodesOnly leaves out the pooler and the cluster manager.
 	NodesOnly bool
+	// StateOnly reads of each node only its state (role, timeline,
+	// upstream, positions, version), for a check that polls and needs no
+	// more: one query a node instead of every fact.
+	StateOnly bool
 }
 
 // DefaultStatementTimeout bounds each statement Inspect sends by default.
@@ -184,7 +188,7 @@ func Inspect(ctx context.Context, c *cluster.Cluster, o Options) *Topology {
 	for _, name := range names {
 		n := &Node{Name: name}
 		t.Nodes = append(t.Nodes, n)
-		wg.Go(func() { askNode(ctx, c.Nodes[name], n, connect) })
+		wg.Go(func() { askNode(ctx, c.Nodes[name], n, connect, o.StateOnly) })
 	}
 	var view *PatroniView
 	if !o.NodesOnly && c.Pooler != nil {
@@ -216,7 +220,7 @@ func (t *Topology) Node(name string) *Node {
 // first fact is the node's state: when it cannot be read, the node counts
 // as unreachable.
 func askNode(ctx context.Context, cn *cluster.Node, n *Node,
-	connect func(context.Context, string, *cluster.Node) (*pgx.Conn, error)) {
+	connect func(context.Context, string, *cluster.Node) (*pgx.Conn, error), stateOnly bool) {
 	if cn == nil {
 		n.Error = "not in the inventory"
 		return
@@ -232,6 +236,9 @@ func askNode(ctx context.Context, cn *cluster.Node, n *Node,
 	}
 	defer pg.Release(conn)
 	for i, f := range nodeFacts {
+		if i > 0 && stateOnly {
+			break
+		}
 		if f.on != "" && f.on != n.Role {
 			continue
 		}

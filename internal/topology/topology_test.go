@@ -167,6 +167,10 @@ func TestInspectASandbox(t *testing.T) {
 	if top.Pooler != nil {
 		t.Errorf("NodesOnly asked the pooler: %+v", top.Pooler)
 	}
+	top = topology.Inspect(ctx, c, topology.Options{Nodes: []string{"pg3"}, StateOnly: true})
+	if n := top.Nodes[0]; len(top.Nodes) != 1 || n.Role != topology.RoleStandby || n.Blocking != 0 || n.SystemID != "" {
+		t.Errorf("StateOnly of pg3 = %+v; want its role and no other fact", *n)
+	}
 
 	pgCtl(t, ctx, sb, "pg3", "stop")
 	top = topology.Inspect(ctx, c, topology.Options{})
