@@ -6,9 +6,11 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
-	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/topology"
 )
 
 // Topology checks the shape of the whole cluster: exactly one primary, the
@@ -53,34 +55,37 @@ func (c *Topology) Run(ctx context.Context, t *cluster.Target) Result {
 	}
 	// A connection string that cannot be read leaves the upstreams unchecked.
 	primaryAddrs, _ := conninfoEndpoints(primary.Conninfo)
-	answers := askNodes(ctx, t, names, pg.Inspect)
+	top := topology.Inspect(ctx, t.Cluster, topology.Options{Nodes: names, NodesOnly: true, StateOnly: true,
+		Connect: func(ctx context.Context, name string, _ *cluster.Node) (*pgx.Conn, error) {
+			return connectNode(ctx, t, name)
+		}})
 	var primaries, problems, seen []string
-	for _, a := range answers {
-		name, st := a.Node, a.Val
+	for _, n := range top.Nodes {
+		name := n.Name
 		switch {
-		case a.Err != nil:
-			problems = append(problems, fmt.Sprintf("%s does not answer: %v", name, a.Err))
+		case !n.Reachable():
+			problems = append(problems, fmt.Sprintf("%s does not answer: %s", name, n.Error))
 			seen = append(seen, name+": unreachable")
-		case st.Role == pg.RolePrimary:
+		case n.Role == topology.RolePrimary:
 			primaries = append(primaries, name)
-			seen = append(seen, fmt.Sprintf("%s: primary (timeline %d)", name, st.Timeline))
+			seen = append(seen, fmt.Sprintf("%s: primary (timeline %d)", name, n.Timeline))
 			if name != c.Primary {
 				problems = append(problems, fmt.Sprintf("%s is a primary too", name))
 			}
 		default:
-			up := st.Upstream
-			if !st.Streaming {
+			up := n.Upstream
+			if !n.Streaming {
 				up = "not streaming"
 			}
-			seen = append(seen, fmt.Sprintf("%s: standby from %s (timeline %d)", name, up, st.Timeline))
+			seen = append(seen, fmt.Sprintf("%s: standby from %s (timeline %d)", name, up, n.Timeline))
 			switch {
 			case name == c.Primary:
 				problems = append(problems, fmt.Sprintf("%s is a standby, not the primary", name))
-			case !st.Streaming:
+			case !n.Streaming:
 				problems = append(problems, fmt.Sprintf("%s does not stream", name))
-			case len(primaryAddrs) > 0 && !matchesEndpoint(ctx, st.Upstream, primaryAddrs):
+			case len(primaryAddrs) > 0 && n.UpstreamNode != c.Primary && !matchesEndpoint(ctx, n.Upstream, primaryAddrs):
 				problems = append(problems, fmt.Sprintf("%s streams from %s, not from %s (%s)",
-					name, st.Upstream, c.Primary, strings.Join(primaryAddrs, ", ")))
+					name, n.Upstream, c.Primary, strings.Join(primaryAddrs, ", ")))
 			}
 		}
 	}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -80,5 +83,41 @@ func TestCandidateAuto(t *testing.T) {
 	}
 	if code, _, _ := executeT(t, "plan", "postgres-streaming-switchover", "-i", sb.Inventory(), "--candidate", "pg7"); code != exitUsage {
 		t.Fatalf("--candidate pg7: exit %d, want %d", code, exitUsage)
+	}
+}
+
+// At a terminal, a runbook whose candidate neither the inventory nor --var
+// gives asks the operator to pick one of the standbys, each shown with how
+// healthy it is, and plans with the one picked.
+func TestCandidatePickedAtATerminal(t *testing.T) {
+	sb := sandboxtest.Shared(t)
+	src, err := os.ReadFile(sb.Inventory())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := filepath.Join(t.TempDir(), "inventory.yaml")
+	body := strings.Replace(string(src), "  candidate: pg2\n", "", 1)
+	if body == string(src) {
+		t.Fatalf("the sandbox's inventory sets no candidate to leave out:\n%s", src)
+	}
+	if err := os.WriteFile(inv, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, keys, scr, done := interactive(t, "plan", "postgres-streaming-switchover", "-i", inv, "--journal-dir", t.TempDir())
+	scr.waitFor(t, "which standby becomes the primary?", 30*time.Second)
+	for _, want := range []string{"pg2", "pg3", "streams from pg1"} {
+		scr.waitFor(t, want, time.Second)
+	}
+	keys("\x1b[B")
+	keys("\r")
+	if code := exitOf(t, done, time.Minute, scr); code != 0 {
+		t.Fatalf("plan with the candidate picked: exit %d; the terminal shows:\n%s", code, scr.text())
+	}
+	m := regexp.MustCompile(`candidate: (pg[23]) \(chosen at the prompt\)`).FindStringSubmatch(scr.text())
+	if m == nil {
+		t.Fatalf("the terminal does not say which candidate was picked:\n%s", scr.text())
+	}
+	if want := regexp.MustCompile(`would run ` + m[1] + ` \([^)]*\): SELECT pg_promote`); !want.MatchString(scr.text()) {
+		t.Fatalf("the plan does not promote %s (want %s):\n%s", m[1], want, scr.text())
 	}
 }

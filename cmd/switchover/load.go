@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -57,55 +58,91 @@ func readRunbook(name string) (label string, src []byte, err error) {
 	return "", nil, usagef("runbook %s: %v", name, err)
 }
 
-// loadPlan reads, validates and resolves. Problems in the runbook and the
-// inventory are reported together.
-func loadPlan(in planInput) (*runbook.Plan, error) {
+// loaded is a run's input, each file read once: the runbook, the
+// inventory and the --var flags, with the problems found in any of them,
+// reported together when the plan is resolved.
+type loaded struct {
+	in       planInput
+	rb       *runbook.Runbook   // nil when it did not load
+	inv      *runbook.Inventory // nil when not given or it did not load
+	vars     []runbook.VarDecl
+	problems []runbook.Problem
+}
+
+// loadInput reads the runbook, the inventory and the --var flags. An
+// error is one that stops before validation (a file that cannot be
+// read); problems of the files' contents are kept in loaded.
+func loadInput(in planInput) (*loaded, error) {
+	l := &loaded{in: in}
 	label, src, err := readRunbook(in.file)
 	if err != nil {
 		return nil, err
 	}
-	var all []runbook.Problem
-	collect := func(err error) error {
-		var v *runbook.ValidationError
-		if errors.As(err, &v) {
-			all = append(all, v.Problems...)
-			return nil
-		}
-		return err
-	}
-	rb, err := runbook.LoadRunbook(label, src)
-	if err := collect(err); err != nil {
+	l.rb, err = runbook.LoadRunbook(label, src)
+	if err := l.collect(err); err != nil {
 		return nil, err
 	}
-	var inv *runbook.Inventory
 	if in.inventory != "" {
 		b, err := os.ReadFile(in.inventory)
 		if err != nil {
 			return nil, usagef("inventory %s: %v", in.inventory, err)
 		}
-		inv, err = runbook.LoadInventory(in.inventory, b)
-		if err := collect(err); err != nil {
+		l.inv, err = runbook.LoadInventory(in.inventory, b)
+		if err := l.collect(err); err != nil {
 			return nil, err
 		}
 	}
-	vars, err := runbook.ParseVarFlags(in.vars)
-	if err := collect(err); err != nil {
+	l.vars, err = runbook.ParseVarFlags(in.vars)
+	if err := l.collect(err); err != nil {
 		return nil, err
 	}
-	if len(all) == 0 {
-		return runbook.Resolve(rb, inv, vars)
+	return l, nil
+}
+
+// collect keeps a validation error's problems and returns any other error.
+func (l *loaded) collect(err error) error {
+	var v *runbook.ValidationError
+	if errors.As(err, &v) {
+		l.problems = append(l.problems, v.Problems...)
+		return nil
+	}
+	return err
+}
+
+// plan validates and resolves, with the candidate (nil for none) as the
+// variable candidate. Problems in the runbook and the inventory are
+// reported together.
+func (l *loaded) plan(c *candidate) (*runbook.Plan, error) {
+	vars := l.vars
+	if c != nil {
+		vars = append(slices.Clip(vars), runbook.VarDecl{Name: "candidate", Value: c.Node, HasValue: true, Pos: runbook.Pos{File: "--candidate"}})
+	}
+	if len(l.problems) == 0 {
+		return runbook.Resolve(l.rb, l.inv, vars)
 	}
 	// The file's shape has problems; resolve what did load anyway, so that
 	// one validation lists every problem: an unknown key and an undefined
 	// variable alike.
-	if rb != nil && (in.inventory == "" || inv != nil) {
-		if _, err := runbook.Resolve(rb, inv, vars); err != nil {
-			if err := collect(err); err != nil {
+	all := slices.Clip(l.problems)
+	if l.rb != nil && (l.in.inventory == "" || l.inv != nil) {
+		if _, err := runbook.Resolve(l.rb, l.inv, vars); err != nil {
+			var v *runbook.ValidationError
+			if !errors.As(err, &v) {
 				return nil, err
 			}
+			all = append(all, v.Problems...)
 		}
 	}
 	return nil, runbook.NewValidationError(all)
+}
+
+// loadPlan reads, validates and resolves.
+func loadPlan(in planInput) (*runbook.Plan, error) {
+	l, err := loadInput(in)
+	if err != nil {
+		return nil, err
+	}
+	return l.plan(nil)
 }
 
 // recordAbsolutePaths makes the runbook and inventory paths a run records

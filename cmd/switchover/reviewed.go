@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/secret"
+	"github.com/switchover/switchover/internal/topology"
 	"github.com/switchover/switchover/runbook"
 )
 
@@ -42,6 +43,7 @@ type topologyNode struct {
 	Major    int    `json:"major_version,omitempty"`
 }
 
+// snapshot is the cluster's topology as a reviewed plan keeps it.
 func snapshot(ctx context.Context, inv *runbook.Inventory) []topologyNode {
 	if inv == nil {
 		return nil
@@ -49,9 +51,9 @@ func snapshot(ctx context.Context, inv *runbook.Inventory) []topologyNode {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var out []topologyNode
-	for _, ns := range inspectCluster(ctx, inv).Nodes {
-		tn := topologyNode{Node: ns.Node, Role: ns.Role, Timeline: ns.Timeline, Upstream: ns.UpstreamNode, Major: ns.Version / 10000}
-		if ns.Error != "" {
+	for _, n := range topology.Inspect(ctx, inv.Cluster, topology.Options{NodesOnly: true}).Nodes {
+		tn := topologyNode{Node: n.Name, Role: string(n.Role), Timeline: n.Timeline, Upstream: n.UpstreamNode, Major: n.Major}
+		if !n.Reachable() {
 			tn.Role = "unreachable"
 		}
 		out = append(out, tn)

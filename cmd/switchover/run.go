@@ -171,11 +171,22 @@ func runRun(ctx context.Context, io *streams, opts *runOpts) error {
 		}
 	} else if opts.file == "" {
 		return usagef("run needs a runbook FILE, or --plan FILE")
-	} else if err := settleCandidate(ctx, io, opts); err != nil {
+	}
+	l, err := loadInput(opts.planInput)
+	if err != nil {
 		return err
 	}
+	var cand *candidate
+	if reviewed == nil {
+		if cand, err = settleCandidate(ctx, io, opts, l); err != nil {
+			return err
+		}
+	}
 	given := append([]string(nil), opts.vars...)
-	p, err := loadPlan(opts.planInput)
+	if cand != nil {
+		given = append(given, "candidate="+cand.Node)
+	}
+	p, err := l.plan(cand)
 	if err != nil {
 		return err
 	}

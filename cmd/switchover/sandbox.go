@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/sandbox"
+	"github.com/switchover/switchover/internal/topology"
 )
 
 type sandboxOpts struct {
@@ -128,7 +128,7 @@ func runSandboxStatus(ctx context.Context, io *streams, opts *sandboxOpts) error
 			continue
 		}
 		up, lag := "-", "-"
-		if s.State.Role == pg.RoleStandby {
+		if s.State.Role == topology.RoleStandby {
 			up = s.State.Upstream
 			if !s.State.Streaming {
 				up = "not streaming"

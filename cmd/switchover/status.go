@@ -7,18 +7,15 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/cobra"
 
 	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
-	"github.com/switchover/switchover/internal/patroni"
-	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/topology"
 	"github.com/switchover/switchover/runbook"
 )
 
@@ -47,57 +44,19 @@ nothing.`,
 	return cmd
 }
 
-// nodeStatus is one node in `switchover status`; the JSON names are stable.
-type nodeStatus struct {
-	Node         string `json:"node"`
-	Role         string `json:"role,omitempty"`
-	Timeline     int    `json:"timeline,omitempty"`
-	Upstream     string `json:"upstream,omitempty"`      // host:port it streams from
-	UpstreamNode string `json:"upstream_node,omitempty"` // that address's node in the inventory
-	Streaming    bool   `json:"streaming,omitempty"`
-	LagBytes     *int64 `json:"lag_bytes,omitempty"` // replay behind the primary's current LSN
-	Blocking     int    `json:"blocking_sessions"`
-	Version      int    `json:"server_version_num,omitempty"`
-	Error        string `json:"error,omitempty"`
-	// Patroni is the member as Patroni's /cluster shows it, when Patroni
-	// manages the cluster; Disagrees says where it and PostgreSQL differ.
-	Patroni   *patroniMember `json:"patroni,omitempty"`
-	Disagrees string         `json:"disagrees,omitempty"`
-	state     pg.State
-}
-
-// patroniMember is one member in Patroni's view; the JSON names are stable.
-type patroniMember struct {
-	Role          string `json:"role"`
-	State         string `json:"state"`
-	Timeline      int64  `json:"timeline,omitempty"`
-	LagBytes      *int64 `json:"lag_bytes,omitempty"`
-	NoFailover    bool   `json:"nofailover,omitempty"`
-	NoLoadBalance bool   `json:"noloadbalance,omitempty"`
-}
-
-type poolerStatus struct {
-	Kind     string `json:"kind"`
-	Database string `json:"database"`
-	Target   string `json:"target,omitempty"`      // host:port its entry points at
-	Node     string `json:"target_node,omitempty"` // that address's node
-	Paused   bool   `json:"paused"`
-	Error    string `json:"error,omitempty"`
-}
-
+// clusterStatus is what `switchover status --json` prints: the topology,
+// with the maintenance check's verdict and, for Patroni, the fields status
+// printed before the topology carried Patroni's view. The JSON names are
+// stable.
 type clusterStatus struct {
-	Cluster     string        `json:"cluster"`
-	Nodes       []*nodeStatus `json:"nodes"`
-	Primaries   []string      `json:"primaries"`
-	Pooler      *poolerStatus `json:"pooler,omitempty"`
-	Maintenance string        `json:"maintenance"`
-	Paused      *bool         `json:"maintenance_paused,omitempty"`
+	*topology.Topology
+	Maintenance string `json:"maintenance"`
+	Paused      *bool  `json:"maintenance_paused,omitempty"`
 	// PatroniLeader is who holds Patroni's leader lock ("" for none);
 	// PatroniError says why /cluster could not be read.
 	PatroniLeader string   `json:"patroni_leader,omitempty"`
 	PatroniError  string   `json:"patroni_error,omitempty"`
 	PatroniOthers []string `json:"patroni_members_not_in_inventory,omitempty"`
-	patroni       bool
 }
 
 func runStatus(ctx context.Context, io *streams, opts *statusOpts) error {
@@ -114,7 +73,7 @@ func runStatus(ctx context.Context, io *streams, opts *statusOpts) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
 	defer cancel()
-	st := inspectCluster(ctx, inv)
+	st := inspectCluster(ctx, inv.Cluster)
 	if opts.json {
 		enc := json.NewEncoder(io.out)
 		enc.SetIndent("", "  ")
@@ -124,71 +83,22 @@ func runStatus(ctx context.Context, io *streams, opts *statusOpts) error {
 	return nil
 }
 
-// inspectCluster asks every node, the pooler and the manager concurrently.
-func inspectCluster(ctx context.Context, inv *runbook.Inventory) *clusterStatus {
-	c := inv.Cluster
-	st := &clusterStatus{Cluster: c.Name}
-	addrs := map[string]string{} // host:port -> node
-	for _, name := range inv.NodeOrder() {
-		n := c.Nodes[name]
-		st.Nodes = append(st.Nodes, &nodeStatus{Node: name})
-		if cfg, err := pgconn.ParseConfig(n.Conninfo); err == nil {
-			addrs[fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)] = name
-		}
-	}
-	var wg sync.WaitGroup
-	for _, ns := range st.Nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			inspectOne(ctx, c.Nodes[ns.Node], ns)
-		}()
-	}
+// inspectCluster reads the topology and, at the same time, runs the
+// maintenance check.
+func inspectCluster(ctx context.Context, c *cluster.Cluster) *clusterStatus {
 	var maint checks.Result
-	wg.Add(1)
+	done := make(chan struct{})
 	go func() {
-		defer wg.Done()
+		defer close(done)
 		maint = maintenance(ctx, c)
 	}()
-	if c.Pooler != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			st.Pooler = inspectPooler(ctx, c.Pooler, addrs)
-		}()
-	}
-	var view *patroni.State
-	var viewErr error
-	if c.Manager != nil && c.Manager.Kind == "patroni" {
-		st.patroni = true
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			view, viewErr = readPatroni(ctx, c.Manager)
-		}()
-	}
-	wg.Wait()
-	var primaryLSN pg.LSN
-	for _, ns := range st.Nodes {
-		if ns.Error == "" && ns.state.Role == pg.RolePrimary {
-			st.Primaries = append(st.Primaries, ns.Node)
-			primaryLSN = max(primaryLSN, ns.state.CurrentLSN)
-		}
-	}
-	for _, ns := range st.Nodes {
-		if ns.Error == "" && ns.state.Role == pg.RoleStandby {
-			ns.UpstreamNode = addrs[strings.Replace(ns.Upstream, "localhost:", "127.0.0.1:", 1)]
-			if primaryLSN > 0 {
-				lag := int64(primaryLSN) - int64(ns.state.ReplayLSN)
-				ns.LagBytes = &lag
-			}
-		}
-	}
-	if st.patroni {
-		patroniView(st, view, viewErr)
+	st := &clusterStatus{Topology: topology.Inspect(ctx, c, topology.Options{})}
+	<-done
+	if v := st.Patroni; v != nil {
+		st.PatroniLeader, st.PatroniError, st.PatroniOthers = v.Leader, v.Error, v.Others
 	}
 	st.Maintenance = maint.Observed
-	if st.patroni && maint.Status == checks.Fail {
+	if st.Patroni != nil && maint.Status == checks.Fail {
 		// The check speaks for runbooks that stop and promote servers
 		// themselves; a Patroni cluster is also switched over by Patroni.
 		st.Maintenance = "patroni is not paused: it fails over on its own. patroni-switchover has Patroni switch over itself; a runbook that stops or promotes servers directly must pause it first"
@@ -200,75 +110,6 @@ func inspectCluster(ctx context.Context, inv *runbook.Inventory) *clusterStatus 
 		}
 	}
 	return st
-}
-
-// readPatroni reads /cluster from the first member API that answers.
-func readPatroni(ctx context.Context, m *cluster.Manager) (*patroni.State, error) {
-	c, err := patroni.New(m)
-	if err != nil {
-		return nil, err
-	}
-	return c.Cluster(ctx)
-}
-
-// patroniView puts Patroni's view beside PostgreSQL's for each node and
-// says where they disagree: a leader PostgreSQL calls a standby, or a
-// replica it calls a primary.
-func patroniView(st *clusterStatus, view *patroni.State, err error) {
-	if err != nil {
-		st.PatroniError = oneLine(err.Error())
-		return
-	}
-	known := map[string]bool{}
-	for _, ns := range st.Nodes {
-		known[ns.Node] = true
-		m, ok := view.Member(ns.Node)
-		if !ok {
-			ns.Disagrees = "patroni lists no member " + ns.Node
-			continue
-		}
-		pm := &patroniMember{Role: string(m.Role), State: string(m.State), Timeline: m.Timeline,
-			NoFailover: bool(m.Tags.NoFailover), NoLoadBalance: bool(m.Tags.NoLoadBalance)}
-		if m.Lag.Known {
-			lag := m.Lag.Bytes
-			pm.LagBytes = &lag
-		}
-		ns.Patroni = pm
-		switch {
-		case ns.Error != "":
-		case m.IsLeader() && ns.state.Role == pg.RoleStandby && m.Role != "standby_leader":
-			ns.Disagrees = "patroni shows it leading, PostgreSQL is in recovery"
-		case !m.IsLeader() && ns.state.Role == pg.RolePrimary:
-			ns.Disagrees = "patroni shows a replica, PostgreSQL is out of recovery"
-		}
-	}
-	for _, m := range view.Members {
-		if !known[m.Name] {
-			st.PatroniOthers = append(st.PatroniOthers, m.Name)
-		}
-	}
-	if l := view.Leaders(); len(l) == 1 {
-		st.PatroniLeader = l[0].Name
-	}
-}
-
-func inspectOne(ctx context.Context, n *cluster.Node, ns *nodeStatus) {
-	conn, err := pg.Connect(ctx, n.Conninfo, 5*time.Second)
-	if err != nil {
-		ns.Error = oneLine(err.Error())
-		return
-	}
-	defer pg.Release(conn)
-	s, err := pg.Inspect(ctx, conn)
-	if err != nil {
-		ns.Error = oneLine(err.Error())
-		return
-	}
-	ns.state = s
-	ns.Role, ns.Timeline, ns.Upstream, ns.Streaming, ns.Version = string(s.Role), s.Timeline, s.Upstream, s.Streaming, s.Version
-	if sessions, err := pg.BlockingSessions(ctx, conn, 5*time.Second); err == nil {
-		ns.Blocking = len(sessions)
-	}
 }
 
 func maintenance(ctx context.Context, c *cluster.Cluster) checks.Result {
@@ -283,58 +124,21 @@ func maintenance(ctx context.Context, c *cluster.Cluster) checks.Result {
 	return chk.Run(ctx, &cluster.Target{Cluster: c, Facts: &cluster.Facts{}})
 }
 
-func inspectPooler(ctx context.Context, p *cluster.Pooler, addrs map[string]string) *poolerStatus {
-	ps := &poolerStatus{Kind: p.Kind, Database: p.Database}
-	conn, err := pg.ConnectAdmin(ctx, p.Admin)
-	if err != nil {
-		ps.Error = oneLine(err.Error())
-		return ps
-	}
-	defer conn.Close(context.Background())
-	rows, err := conn.Query(ctx, "SHOW DATABASES")
-	if err != nil {
-		ps.Error = oneLine(err.Error())
-		return ps
-	}
-	defer rows.Close()
-	fields := rows.FieldDescriptions()
-	for rows.Next() {
-		vals, err := rows.Values()
-		if err != nil {
-			ps.Error = oneLine(err.Error())
-			return ps
-		}
-		row := map[string]string{}
-		for i, f := range fields {
-			if vals[i] != nil {
-				row[f.Name] = fmt.Sprint(vals[i])
-			}
-		}
-		if row["name"] != p.Database {
-			continue
-		}
-		ps.Target = row["host"] + ":" + row["port"]
-		ps.Node = addrs[strings.Replace(ps.Target, "localhost:", "127.0.0.1:", 1)]
-		ps.Paused = row["paused"] == "1"
-	}
-	return ps
-}
-
 func renderStatus(io *streams, st *clusterStatus) {
 	fmt.Fprintf(io.out, "cluster %s\n\n", st.Cluster)
 	tw := tabwriter.NewWriter(io.out, 0, 0, 2, ' ', 0)
 	header := "NODE\tROLE\tTIMELINE\tUPSTREAM\tLAG\tBLOCKING"
-	if st.patroni {
+	if st.Patroni != nil {
 		header += "\tPATRONI"
 	}
 	fmt.Fprintln(tw, header)
 	for _, ns := range st.Nodes {
 		if ns.Error != "" {
-			fmt.Fprintf(tw, "%s\tunreachable\t\t\t\t%s%s\n", ns.Node, ns.Error, patroniCell(st, ns, "; "))
+			fmt.Fprintf(tw, "%s\tunreachable\t\t\t\t%s%s\n", ns.Name, ns.Error, patroniCell(st, ns, "; "))
 			continue
 		}
 		up, lag := "-", "-"
-		if ns.Role == string(pg.RoleStandby) {
+		if ns.Role == topology.RoleStandby {
 			switch {
 			case !ns.Streaming:
 				up = "not streaming"
@@ -347,7 +151,7 @@ func renderStatus(io *streams, st *clusterStatus) {
 				lag = fmt.Sprintf("%d bytes", *ns.LagBytes)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d%s\n", ns.Node, ns.Role, ns.Timeline, up, lag, ns.Blocking, patroniCell(st, ns, "\t"))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d%s\n", ns.Name, ns.Role, ns.Timeline, up, lag, ns.Blocking, patroniCell(st, ns, "\t"))
 	}
 	tw.Flush()
 	fmt.Fprintln(io.out)
@@ -378,7 +182,8 @@ func renderStatus(io *streams, st *clusterStatus) {
 	} else {
 		fmt.Fprintln(io.out, "pooler:   none in the inventory")
 	}
-	if st.patroni {
+	renderReplication(io, st.Topology)
+	if st.Patroni != nil {
 		switch {
 		case st.PatroniError != "":
 			fmt.Fprintf(io.out, "patroni:  /cluster could not be read: %s\n", st.PatroniError)
@@ -392,17 +197,61 @@ func renderStatus(io *streams, st *clusterStatus) {
 		}
 		for _, ns := range st.Nodes {
 			if ns.Disagrees != "" {
-				fmt.Fprintf(io.out, "DISAGREE: %s: %s\n", ns.Node, ns.Disagrees)
+				fmt.Fprintf(io.out, "DISAGREE: %s: %s\n", ns.Name, ns.Disagrees)
 			}
 		}
 	}
 	fmt.Fprintf(io.out, "manager:  %s\n", st.Maintenance)
 }
 
+// renderReplication shows what each primary promised its standbys and
+// consumers: synchronous_standby_names with how each standby counts, and
+// its replication slots with how far behind each is.
+func renderReplication(io *streams, t *topology.Topology) {
+	for _, name := range t.Primaries {
+		p := t.Node(name)
+		if p.SynchronousStandbyNames != "" {
+			var counted []string
+			for _, s := range p.Senders {
+				who := s.App
+				if s.Node != "" && s.Node != s.App {
+					who = s.Node + " as " + s.App
+				}
+				counted = append(counted, fmt.Sprintf("%s %s", who, s.SyncState))
+			}
+			fmt.Fprintf(io.out, "sync:     %s: synchronous_standby_names = '%s'; %s\n", name, p.SynchronousStandbyNames, orNone(counted, "no standby connected"))
+		}
+		if len(p.Slots) > 0 {
+			var slots []string
+			for _, s := range p.Slots {
+				d := s.Name + " (" + s.Type
+				if s.Plugin != "" {
+					d += " " + s.Plugin
+				}
+				if !s.Active {
+					d += ", inactive"
+				}
+				if s.BehindBytes != nil {
+					d += fmt.Sprintf(", %d bytes behind", *s.BehindBytes)
+				}
+				slots = append(slots, d+")")
+			}
+			fmt.Fprintf(io.out, "slots:    %s: %s\n", name, strings.Join(slots, ", "))
+		}
+	}
+}
+
+func orNone(items []string, none string) string {
+	if len(items) == 0 {
+		return none
+	}
+	return strings.Join(items, ", ")
+}
+
 // patroniCell is a node's PATRONI column: its role and state in /cluster,
 // its lag there, and the tags a switchover cares about.
-func patroniCell(st *clusterStatus, ns *nodeStatus, sep string) string {
-	if !st.patroni {
+func patroniCell(st *clusterStatus, ns *topology.Node, sep string) string {
+	if st.Patroni == nil {
 		return ""
 	}
 	m := ns.Patroni
@@ -412,8 +261,8 @@ func patroniCell(st *clusterStatus, ns *nodeStatus, sep string) string {
 		}
 		return sep + "not a member"
 	}
-	cell := m.Role + " " + m.State
-	if m.LagBytes != nil && !strings.Contains(m.Role, "leader") {
+	cell := string(m.Role) + " " + string(m.State)
+	if m.LagBytes != nil && !m.Role.IsLeader() {
 		cell += fmt.Sprintf(", lag %d", *m.LagBytes)
 	}
 	if m.NoFailover {
@@ -427,5 +276,3 @@ func patroniCell(st *clusterStatus, ns *nodeStatus, sep string) string {
 	}
 	return sep + cell
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -208,7 +208,7 @@ func (b *bench) waitSettled(ctx context.Context, leader string) error {
 // known.
 func settledOn(st *patroni.State, nodes []sandbox.Node, leader string) bool {
 	l, ok := st.Member(leader)
-	if !ok || l.Role != "leader" || l.State != "running" {
+	if !ok || !l.SettledLeader() {
 		return false
 	}
 	for _, n := range nodes {
@@ -216,8 +216,7 @@ func settledOn(st *patroni.State, nodes []sandbox.Node, leader string) bool {
 		if !ok {
 			return false
 		}
-		if n.Name != leader && (m.Role != "replica" || (m.State != "running" && m.State != "streaming") ||
-			m.Timeline != l.Timeline || !m.Lag.Known) {
+		if n.Name != leader && (!m.SettledReplica() || m.Timeline != l.Timeline || !m.Lag.Known) {
 			return false
 		}
 	}

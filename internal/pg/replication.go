@@ -1,0 +1,168 @@
+package pg
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// SystemIdentifier reads the node's database system identifier from
+// pg_control_system(): the same on a primary and every standby cloned from
+// it, different for a node of another cluster. It is text, as PostgreSQL
+// prints it, because it does not fit a JSON number safely.
+func SystemIdentifier(ctx context.Context, q Querier) (string, error) {
+	var id string
+	err := q.QueryRow(ctx, `SELECT system_identifier::text FROM pg_control_system()`).Scan(&id)
+	return id, err
+}
+
+// ReplayDelay is how long a standby's replay is behind: the age of the
+// last transaction it replayed while it has received WAL it has not yet
+// replayed, and 0 when it has replayed all it received. ok is false when
+// it cannot tell (nothing replayed since it started).
+func ReplayDelay(ctx context.Context, q Querier) (d time.Duration, ok bool, err error) {
+	var secs *float64
+	err = q.QueryRow(ctx, `SELECT CASE
+		WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
+		ELSE extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) END::float8`).Scan(&secs)
+	if err != nil || secs == nil {
+		return 0, false, err
+	}
+	return time.Duration(max(*secs, 0) * float64(time.Second)), true, nil
+}
+
+// SynchronousStandbyNames reads synchronous_standby_names as the server
+// has it: "" when synchronous replication is off.
+func SynchronousStandbyNames(ctx context.Context, q Querier) (string, error) {
+	var s string
+	err := q.QueryRow(ctx, `SELECT current_setting('synchronous_standby_names')`).Scan(&s)
+	return s, err
+}
+
+// WALSender is a row of a primary's (or cascading standby's)
+// pg_stat_replication: one standby streaming from it.
+type WALSender struct {
+	PID          int
+	App          string // application_name the standby connected with
+	State        string // streaming, catchup, ...
+	SyncState    string // async, potential, sync, quorum
+	SyncPriority int
+	SlotName     string // the slot it streams through, "" for none
+}
+
+// WALSenders reads pg_stat_replication, each sender with the slot it
+// streams through.
+func WALSenders(ctx context.Context, q Querier) ([]WALSender, error) {
+	rows, err := q.Query(ctx, `SELECT r.pid, coalesce(r.application_name, ''), coalesce(r.state, ''),
+		coalesce(r.sync_state, ''), coalesce(r.sync_priority, 0), coalesce(s.slot_name::text, '')
+		FROM pg_stat_replication r LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid
+		ORDER BY r.application_name, r.pid`)
+	if err != nil {
+		return nil, fmt.Errorf("read pg_stat_replication: %w", err)
+	}
+	defer rows.Close()
+	var out []WALSender
+	for rows.Next() {
+		var w WALSender
+		if err := rows.Scan(&w.PID, &w.App, &w.State, &w.SyncState, &w.SyncPriority, &w.SlotName); err != nil {
+			return nil, fmt.Errorf("read pg_stat_replication: %w", err)
+		}
+		out = append(out, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read pg_stat_replication: %w", err)
+	}
+	return out, nil
+}
+
+// Slot is a replication slot as pg_replication_slots shows it.
+type Slot struct {
+	Name   string
+	Type   string // physical or logical
+	Plugin string // logical: the output plugin
+	Active bool
+	// RestartLSN is the oldest WAL the slot keeps; ConfirmedFlushLSN
+	// (logical only) is how far its consumer has confirmed. 0 when unset.
+	RestartLSN        LSN
+	ConfirmedFlushLSN LSN
+}
+
+// Position is how far the slot's consumer has got: the confirmed flush
+// position of a logical slot, the restart position of a physical one.
+func (s Slot) Position() LSN {
+	if s.Type == "logical" && s.ConfirmedFlushLSN > 0 {
+		return s.ConfirmedFlushLSN
+	}
+	return s.RestartLSN
+}
+
+// Slots reads pg_replication_slots.
+func Slots(ctx context.Context, q Querier) ([]Slot, error) {
+	rows, err := q.Query(ctx, `SELECT slot_name::text, slot_type, coalesce(plugin::text, ''), active,
+		coalesce(restart_lsn::text, ''), coalesce(confirmed_flush_lsn::text, '')
+		FROM pg_replication_slots ORDER BY slot_name`)
+	if err != nil {
+		return nil, fmt.Errorf("read pg_replication_slots: %w", err)
+	}
+	defer rows.Close()
+	var out []Slot
+	for rows.Next() {
+		var s Slot
+		var restart, confirmed string
+		if err := rows.Scan(&s.Name, &s.Type, &s.Plugin, &s.Active, &restart, &confirmed); err != nil {
+			return nil, fmt.Errorf("read pg_replication_slots: %w", err)
+		}
+		if restart != "" {
+			s.RestartLSN, _ = ParseLSN(restart)
+		}
+		if confirmed != "" {
+			s.ConfirmedFlushLSN, _ = ParseLSN(confirmed)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read pg_replication_slots: %w", err)
+	}
+	return out, nil
+}
+
+// PoolerDatabase is one [databases] entry as PgBouncer's SHOW DATABASES
+// shows it.
+type PoolerDatabase struct {
+	Name     string
+	Host     string
+	Port     string
+	Database string // the server database it connects to
+	Paused   bool
+	Disabled bool
+}
+
+// ShowDatabases reads a PgBouncer admin console's SHOW DATABASES. The
+// columns are found by name, since PgBouncer versions add some.
+func ShowDatabases(ctx context.Context, q Querier) ([]PoolerDatabase, error) {
+	rows, err := q.Query(ctx, "SHOW DATABASES")
+	if err != nil {
+		return nil, fmt.Errorf("SHOW DATABASES: %w", err)
+	}
+	defer rows.Close()
+	fields := rows.FieldDescriptions()
+	var out []PoolerDatabase
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			return nil, fmt.Errorf("SHOW DATABASES: %w", err)
+		}
+		row := map[string]string{}
+		for i, f := range fields {
+			if vals[i] != nil {
+				row[f.Name] = fmt.Sprint(vals[i])
+			}
+		}
+		out = append(out, PoolerDatabase{Name: row["name"], Host: row["host"], Port: row["port"], Database: row["database"],
+			Paused: row["paused"] == "1", Disabled: row["disabled"] == "1"})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("SHOW DATABASES: %w", err)
+	}
+	return out, nil
+}

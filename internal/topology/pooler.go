@@ -1,0 +1,48 @@
+package topology
+
+import (
+	"context"
+
+	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/pg"
+)
+
+// askPooler reads the pooler's [databases] entries through its admin
+// console; which node each points at is matched in routes.
+func askPooler(ctx context.Context, p *cluster.Pooler) *Pooler {
+	out := &Pooler{Kind: p.Kind, Database: p.Database}
+	conn, err := pg.ConnectAdmin(ctx, p.Admin)
+	if err != nil {
+		out.Error = oneLine(err.Error())
+		return out
+	}
+	defer conn.Close(context.Background())
+	dbs, err := pg.ShowDatabases(ctx, conn)
+	if err != nil {
+		out.Error = oneLine(err.Error())
+		return out
+	}
+	for _, d := range dbs {
+		r := PoolerRoute{Name: d.Name, Database: d.Database, Paused: d.Paused}
+		if d.Host != "" {
+			r.Target = d.Host + ":" + d.Port
+		}
+		out.Databases = append(out.Databases, r)
+		if d.Name == p.Database {
+			out.Target, out.Paused = d.Host+":"+d.Port, d.Paused
+		}
+	}
+	return out
+}
+
+// routes names the node each of the pooler's entries points at.
+func routes(ctx context.Context, t *Topology, b *addressBook) {
+	p := t.Pooler
+	if p == nil || p.Error != "" {
+		return
+	}
+	p.Node = b.nodeAt(ctx, p.Target)
+	for i := range p.Databases {
+		p.Databases[i].Node = b.nodeAt(ctx, p.Databases[i].Target)
+	}
+}
