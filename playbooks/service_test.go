@@ -96,6 +96,15 @@ func wantPrimary(t *testing.T, sb *sandbox.Sandbox, primary sandbox.Node) {
 	}
 }
 
+// unsetenv removes an environment variable for the test, and puts it back
+// after. Set to "" it would not do: the servers the run starts inherit the
+// environment, and their libpq takes PGSERVICE="" as a service named "".
+func unsetenv(t *testing.T, key string) {
+	t.Helper()
+	t.Setenv(key, "") // refuses a parallel test, and restores the old value
+	os.Unsetenv(key)
+}
+
 // TestStreamingSwitchoverByService switches a sandbox whose inventory
 // names every node by a libpq service there and back (pg1 -> pg2 -> pg1),
 // with the canary: first with the services in the file PGSERVICEFILE
@@ -106,7 +115,7 @@ func wantPrimary(t *testing.T, sb *sandbox.Sandbox, primary sandbox.Node) {
 func TestStreamingSwitchoverByService(t *testing.T) {
 	sb := sandboxtest.New(t, 2)
 	pg1, pg2 := node(t, sb, "pg1"), node(t, sb, "pg2")
-	t.Setenv("PGSERVICE", "")
+	unsetenv(t, "PGSERVICE")
 	for _, how := range []string{"PGSERVICEFILE", "PGSYSCONFDIR"} {
 		t.Run(how, func(t *testing.T) {
 			dir := t.TempDir()
@@ -115,7 +124,7 @@ func TestStreamingSwitchoverByService(t *testing.T) {
 				t.Setenv("PGSERVICEFILE", services)
 				t.Setenv("PGSYSCONFDIR", filepath.Join(dir, "none"))
 			} else {
-				t.Setenv("PGSERVICEFILE", "")
+				unsetenv(t, "PGSERVICEFILE")
 				t.Setenv("PGSYSCONFDIR", dir)
 			}
 			for _, step := range []struct{ from, to sandbox.Node }{{pg1, pg2}, {pg2, pg1}} {
