@@ -27,7 +27,7 @@ func init() {
 			{Name: "slot", Type: params.String,
 				Doc: `physical replication slot on the upstream to stream through, created when missing; default the node's name; "" streams without a slot`},
 			{Name: "conninfo", Type: params.String,
-				Doc: "primary_conninfo to set; default the upstream's inventory conninfo without dbname and connect_timeout, with application_name=<node>"},
+				Doc: "primary_conninfo to set, written as given; default the upstream's inventory conninfo resolved to host, port, user and sslmode, with application_name=<node> and never a password (the node's OS user uses its own ~/.pgpass or passfile)"},
 		},
 		New: func(v params.Values) (Step, error) {
 			f := &PGFollow{
@@ -73,7 +73,7 @@ const followStartWait = 60 * time.Second
 
 // primaryConninfo is the primary_conninfo the node will use: the given
 // one, or the upstream's inventory conninfo resolved here to its server,
-// user and TLS settings, rendered without dbname or password (the node's
+// user and sslmode, rendered without dbname or password (the node's
 // OS user authenticates with its own ~/.pgpass or passfile), with
 // application_name=<node>.
 func (f *PGFollow) primaryConninfo(t *cluster.Target) (string, error) {

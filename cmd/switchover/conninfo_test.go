@@ -109,7 +109,7 @@ func scanCmdlines(secret string) *cmdlineScan {
 				s.once()
 				return
 			default:
-				time.Sleep(200 * time.Microsecond)
+				time.Sleep(time.Millisecond)
 			}
 		}
 	}()
