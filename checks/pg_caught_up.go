@@ -101,7 +101,7 @@ func (c *PGCaughtUp) run(ctx context.Context, t *cluster.Target) Result {
 // runCurrent reads with's position first and the standby's after, so a
 // standby that catches up in between passes.
 func (c *PGCaughtUp) runCurrent(ctx context.Context, t *cluster.Target) Result {
-	if _, err := inventoryNode(t, c.Node); err != nil {
+	if _, err := t.Node(c.Node); err != nil {
 		return Errored(err)
 	}
 	wst, err := inspectNode(ctx, t, c.With)
@@ -143,7 +143,7 @@ func (c *PGCaughtUp) runCurrent(ctx context.Context, t *cluster.Target) Result {
 // record starts there, so only a replay position beyond it means the
 // record itself was replayed.
 func (c *PGCaughtUp) runShutdownCheckpoint(ctx context.Context, t *cluster.Target) Result {
-	if _, err := inventoryNode(t, c.Node); err != nil {
+	if _, err := t.Node(c.Node); err != nil {
 		return Errored(err)
 	}
 	ckpt, source, res, ok := c.shutdownLSN(ctx, t)
@@ -206,7 +206,7 @@ func (c *PGCaughtUp) shutdownLSN(ctx context.Context, t *cluster.Target) (lsn pg
 			return lsn, "fact " + key, Result{}, true
 		}
 	}
-	n, err := inventoryNode(t, c.With)
+	n, err := t.Node(c.With)
 	if err != nil {
 		return 0, "", Errored(err), false
 	}

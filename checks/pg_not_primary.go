@@ -92,7 +92,7 @@ func (c *PGNotPrimary) run(ctx context.Context, t *cluster.Target) Result {
 // fromControlFile decides for a node that does not answer, from its
 // control file and its recovery signal files.
 func (c *PGNotPrimary) fromControlFile(ctx context.Context, t *cluster.Target, connErr error, wanted string) Result {
-	n, err := inventoryNode(t, c.Node)
+	n, err := t.Node(c.Node)
 	if err != nil {
 		return Errored(err)
 	}

@@ -79,7 +79,7 @@ func (c *PGReplication) Run(ctx context.Context, t *cluster.Target) Result {
 // ended in an error before saying so. It reads the standby before the
 // upstream, so the byte lag it reports is never smaller than the real one.
 func (c *PGReplication) run(ctx context.Context, t *cluster.Target) Result {
-	up, err := inventoryNode(t, c.Upstream)
+	up, err := t.Node(c.Upstream)
 	if err != nil {
 		return Errored(err)
 	}

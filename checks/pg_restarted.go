@@ -79,7 +79,7 @@ func (c *PGRestarted) run(ctx context.Context, t *cluster.Target) Result {
 		return Passed("no node to look at")
 	}
 	for _, n := range names {
-		if _, err := inventoryNode(t, n); err != nil {
+		if _, err := t.Node(n); err != nil {
 			return Errored(err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/switchover/switchover/internal/cluster"
+	conninfopkg "github.com/switchover/switchover/internal/conninfo"
 	"github.com/switchover/switchover/internal/params"
 )
 
@@ -243,17 +244,6 @@ type walSender struct {
 	SyncState string
 }
 
-// conninfoValue returns the value of key in a connection string as
-// pg_stat_wal_receiver shows it (key=value pairs, values unquoted), or "".
-func conninfoValue(conninfo, key string) string {
-	for _, f := range strings.Fields(conninfo) {
-		if k, v, ok := strings.Cut(f, "="); ok && k == key {
-			return strings.Trim(v, "'")
-		}
-	}
-	return ""
-}
-
 // Run implements Check.
 func (c *SyncStandbys) Run(ctx context.Context, t *cluster.Target) Result {
 	conn, err := connectNode(ctx, t, c.Primary)
@@ -328,10 +318,7 @@ func (c *SyncStandbys) candidateApps(ctx context.Context, t *cluster.Target) ([]
 	if conninfo == nil {
 		return apps, nil // not streaming, or not allowed to see it: the node name is all we know
 	}
-	app := conninfoValue(*conninfo, "application_name")
-	if app == "" {
-		app = conninfoValue(*conninfo, "fallback_application_name")
-	}
+	app := conninfopkg.ApplicationName(*conninfo)
 	if app != "" && !slices.ContainsFunc(apps, func(a string) bool { return strings.EqualFold(a, app) }) {
 		apps = append(apps, app)
 	}

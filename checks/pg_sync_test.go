@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	conninfopkg "github.com/switchover/switchover/internal/conninfo"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 )
 
@@ -79,17 +80,14 @@ func TestSyncConfigMatches(t *testing.T) {
 	}
 }
 
-func TestConninfoValue(t *testing.T) {
+func TestWalReceiverApplicationName(t *testing.T) {
 	t.Parallel()
-	ci := "user=postgres password=******** dbname=replication host=127.0.0.1 port=5432 application_name=pg2 fallback_application_name=walreceiver sslmode=disable"
-	if got := conninfoValue(ci, "application_name"); got != "pg2" {
-		t.Errorf("application_name = %q", got)
+	const base = "user=postgres password=******** dbname=replication host=127.0.0.1 port=5432 sslmode=disable"
+	if got := conninfopkg.ApplicationName(base + " application_name=pg2 fallback_application_name=walreceiver"); got != "pg2" {
+		t.Errorf("application_name = %q, want pg2", got)
 	}
-	if got := conninfoValue(ci, "fallback_application_name"); got != "walreceiver" {
-		t.Errorf("fallback_application_name = %q", got)
-	}
-	if got := conninfoValue(ci, "options"); got != "" {
-		t.Errorf("options = %q, want empty", got)
+	if got := conninfopkg.ApplicationName(base + " fallback_application_name=walreceiver"); got != "walreceiver" {
+		t.Errorf("without application_name = %q, want the fallback", got)
 	}
 }
 

@@ -79,7 +79,7 @@ func (c *PGTimeline) Run(ctx context.Context, t *cluster.Target) Result {
 // ended in an error before saying so.
 func (c *PGTimeline) run(ctx context.Context, t *cluster.Target) Result {
 	if c.SameAs != "" {
-		if _, err := inventoryNode(t, c.SameAs); err != nil {
+		if _, err := t.Node(c.SameAs); err != nil {
 			return Errored(err)
 		}
 	}

@@ -45,7 +45,7 @@ func (c *Topology) Describe(*cluster.Target) string {
 
 // Run implements Check.
 func (c *Topology) Run(ctx context.Context, t *cluster.Target) Result {
-	primary, err := inventoryNode(t, c.Primary)
+	primary, err := t.Node(c.Primary)
 	if err != nil {
 		return Errored(err)
 	}

@@ -47,7 +47,7 @@ func (c *PoolerRoutesTo) Run(ctx context.Context, t *cluster.Target) Result {
 	if p == nil {
 		return Passed("no pooler in the inventory: clients connect to the nodes directly")
 	}
-	if _, err := inventoryNode(t, c.Node); err != nil {
+	if _, err := t.Node(c.Node); err != nil {
 		return Errored(err)
 	}
 	ci, err := p.ClientConninfo()
@@ -57,7 +57,7 @@ func (c *PoolerRoutesTo) Run(ctx context.Context, t *cluster.Target) Result {
 	const ask = `SELECT pg_postmaster_start_time()::text, pg_is_in_recovery(), current_setting('transaction_read_only')`
 	var viaStart, directStart, readOnly string
 	var recovery, directRecovery bool
-	via, err := pg.ConnectPooled(ctx, ci)
+	via, err := pg.ConnectPooled(ctx, ci.Dial())
 	if err != nil {
 		return Failed(fmt.Sprintf("a client cannot connect through the pooler: %v", err), "a connection to "+p.Database)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/conninfo"
 	"github.com/switchover/switchover/internal/oneline"
 	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/pg"
@@ -43,24 +44,12 @@ func timeLeft(ctx context.Context) time.Duration {
 	return max(time.Until(d), time.Millisecond)
 }
 
-// inventoryNode finds a node of the inventory.
-func inventoryNode(t *cluster.Target, name string) (*cluster.Node, error) {
-	if t == nil || t.Cluster == nil {
-		return nil, fmt.Errorf("node %q: no inventory given", name)
-	}
-	n, ok := t.Cluster.Nodes[name]
-	if !ok || n == nil {
-		return nil, fmt.Errorf("node %q is not in the inventory", name)
-	}
-	return n, nil
-}
-
 // connectNode connects to a node of the inventory with the statement
 // timeout set to what is left of the check's time. A connection that fails
 // returns a *connectError, which names the node, its address and why, never
 // the connection string (which may hold a password).
 func connectNode(ctx context.Context, t *cluster.Target, name string) (*pgx.Conn, error) {
-	n, err := inventoryNode(t, name)
+	n, err := t.Node(name)
 	if err != nil {
 		return nil, err
 	}
@@ -248,23 +237,15 @@ func askNodes[T any](ctx context.Context, t *cluster.Target, names []string,
 	return out
 }
 
-// conninfoEndpoints returns the host:port pairs a connection string names,
-// the first one first (a libpq string may list several hosts). A Unix
-// socket directory stands as the host.
-func conninfoEndpoints(conninfo string) ([]string, error) {
-	cfg, err := pgconn.ParseConfig(conninfo)
+// conninfoEndpoints returns the host:port of the one server a connection
+// string resolves to (see conninfo.Resolve), as a list for matchesEndpoint.
+// Its error never quotes the string, which may hold a password.
+func conninfoEndpoints(s string) ([]string, error) {
+	r, err := conninfo.Resolve(s)
 	if err != nil {
-		// The parse error may quote the string: keep it out of messages.
-		return nil, errors.New("cannot parse the connection string")
+		return nil, err
 	}
-	out := []string{net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))}
-	for _, f := range cfg.Fallbacks {
-		ep := net.JoinHostPort(f.Host, strconv.Itoa(int(f.Port)))
-		if !strings.EqualFold(ep, out[len(out)-1]) {
-			out = append(out, ep)
-		}
-	}
-	return out, nil
+	return []string{r.Address()}, nil
 }
 
 // matchesEndpoint reports whether addr, a host:port, is the same server as

@@ -18,9 +18,12 @@ func TestMatchesEndpoint(t *testing.T) {
 
 func TestConninfoEndpoints(t *testing.T) {
 	t.Parallel()
-	eps, err := conninfoEndpoints("host=db1,db2 port=5432,5433 user=x password=secret")
-	if err != nil || strings.Join(eps, " ") != "db1:5432 db2:5433" {
-		t.Errorf("conninfoEndpoints = %v, %v; want db1:5432 db2:5433", eps, err)
+	eps, err := conninfoEndpoints("host=db1 port=5433 user=x password=secret")
+	if err != nil || strings.Join(eps, " ") != "db1:5433" {
+		t.Errorf("conninfoEndpoints = %v, %v; want db1:5433", eps, err)
+	}
+	if _, err := conninfoEndpoints("host=db1,db2 port=5432,5433 user=x password=secret"); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("conninfoEndpoints of two servers: %v; want an error without the password", err)
 	}
 	if _, err := conninfoEndpoints("host='unterminated password=secret"); err == nil || strings.Contains(err.Error(), "secret") {
 		t.Errorf("conninfoEndpoints of a bad string: %v; want an error without the password", err)

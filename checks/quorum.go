@@ -150,7 +150,7 @@ func (c *QuorumReachable) run(ctx context.Context, t *cluster.Target) Result {
 		nodes = t.Cluster.NodeNames()
 	}
 	for _, n := range nodes {
-		if _, err := inventoryNode(t, n); err != nil {
+		if _, err := t.Node(n); err != nil {
 			return Errored(err)
 		}
 	}

@@ -129,7 +129,14 @@ func (r *reader) pooler(n *yaml.Node) *cluster.Pooler {
 				r.errf(v, "pooler: unknown kind %q (expected \"pgbouncer\")", p.Kind)
 			}
 		},
-		"admin":    func(_, v *yaml.Node) { p.Admin = r.str(v, "pooler: admin") },
+		"admin": func(_, v *yaml.Node) {
+			p.Admin = r.str(v, "pooler: admin")
+			if p.Admin != "" {
+				if err := pg.CheckConninfo(p.Admin); err != nil {
+					r.errf(v, "pooler: admin: %v", err)
+				}
+			}
+		},
 		"database": func(_, v *yaml.Node) { p.Database = r.str(v, "pooler: database") },
 		"config":   func(_, v *yaml.Node) { p.Config = r.str(v, "pooler: config") },
 		"host":     func(_, v *yaml.Node) { p.Host = r.host(v, "pooler: host") },

@@ -8,10 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/switchover/switchover/internal/canary"
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/conninfo"
 	"github.com/switchover/switchover/internal/params"
 )
 
@@ -53,63 +52,68 @@ type CanaryStart struct {
 
 var _ Step = (*CanaryStart)(nil)
 
-// endpoint is the connection string the canary writes through.
-func (c *CanaryStart) endpoint(t *cluster.Target) (string, string, error) {
+// endpoint is the connection string the canary writes through, as this
+// process dials it (with the password resolved, if any) and as plans show
+// it (without), and how it was chosen.
+func (c *CanaryStart) endpoint(t *cluster.Target) (dial, shown, how string, err error) {
 	if c.Conninfo != "" {
-		return c.Conninfo, "the given connection string", nil
+		return c.Conninfo, c.Conninfo, "the given connection string", nil
 	}
 	if t == nil || t.Cluster == nil {
-		return "", "", errors.New("no inventory")
+		return "", "", "", errors.New("no inventory")
 	}
 	p := t.Cluster.Pooler
 	switch {
 	case c.Via == "pooler" && p == nil:
-		return "", "", errors.New("via pooler, but the inventory has no pooler")
+		return "", "", "", errors.New("via pooler, but the inventory has no pooler")
 	case c.Via != "direct" && p != nil:
 		ci, err := p.ClientConninfo()
-		return ci, "the pooler", err
+		return ci.Dial(), ci.String(), "the pooler", err
 	}
-	ci, err := MultiHostConninfo(t.Cluster, c.Database)
-	return ci, "every node, read-write one", err
+	ci, pw, err := MultiHostConninfo(t.Cluster, c.Database)
+	dial = ci
+	if pw != "" {
+		dial += " password=" + conninfo.Quote(pw)
+	}
+	return dial, ci, "every node, read-write one", err
 }
 
 // MultiHostConninfo is a connection string over every node of the
 // cluster that connects to whichever accepts writes: what a client without
-// a pooler uses to find the primary after a switchover.
-func MultiHostConninfo(c *cluster.Cluster, database string) (string, error) {
+// a pooler uses to find the primary after a switchover. It holds no
+// password; the first node's, when one resolves, is returned beside it for
+// this process to dial with.
+func MultiHostConninfo(c *cluster.Cluster, database string) (conninfoString, password string, err error) {
 	var hosts, ports []string
-	var first *pgconn.Config
+	var first *conninfo.Resolved
 	for _, name := range c.NodeNames() {
-		cfg, err := pgconn.ParseConfig(c.Nodes[name].Conninfo)
+		r, err := conninfo.Resolve(c.Nodes[name].Conninfo)
 		if err != nil {
-			return "", fmt.Errorf("node %q: conninfo: %w", name, err)
+			return "", "", fmt.Errorf("node %q: conninfo: %w", name, err)
 		}
 		if first == nil {
-			first = cfg
+			first = &r
 		}
-		hosts = append(hosts, cfg.Host)
-		ports = append(ports, strconv.Itoa(int(cfg.Port)))
+		hosts = append(hosts, r.Host)
+		ports = append(ports, r.PortString())
 	}
 	if first == nil {
-		return "", errors.New("the inventory has no nodes")
+		return "", "", errors.New("the inventory has no nodes")
 	}
 	if database == "" {
 		database = first.Database
 	}
 	s := fmt.Sprintf("host=%s port=%s user=%s dbname=%s target_session_attrs=read-write connect_timeout=2",
-		strings.Join(hosts, ","), strings.Join(ports, ","), quoteConninfoValue(first.User), quoteConninfoValue(database))
-	if first.Password != "" {
-		s += " password=" + quoteConninfoValue(first.Password)
+		strings.Join(hosts, ","), strings.Join(ports, ","), conninfo.Quote(first.User), conninfo.Quote(database))
+	if first.SSLMode != "" {
+		s += " sslmode=" + first.SSLMode
 	}
-	if first.TLSConfig == nil {
-		s += " sslmode=disable"
-	}
-	return s, nil
+	return s, first.Password(), nil
 }
 
 // Describe implements Step.
 func (c *CanaryStart) Describe(t *cluster.Target) Effect {
-	ci, how, err := c.endpoint(t)
+	_, ci, how, err := c.endpoint(t)
 	if err != nil {
 		ci = "<" + err.Error() + ">"
 	}
@@ -121,7 +125,7 @@ func (c *CanaryStart) Describe(t *cluster.Target) Effect {
 
 // Apply implements Step.
 func (c *CanaryStart) Apply(ctx context.Context, t *cluster.Target) error {
-	ci, how, err := c.endpoint(t)
+	ci, _, how, err := c.endpoint(t)
 	if err != nil {
 		return fmt.Errorf("canary: %w", err)
 	}

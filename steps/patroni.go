@@ -202,7 +202,7 @@ func (s *PatroniSwitchover) Apply(ctx context.Context, t *cluster.Target) error 
 	}
 	writable := s.writable
 	if writable == nil {
-		n, err := inventoryNode(t, s.Candidate)
+		n, err := t.Node(s.Candidate)
 		if err != nil {
 			return fail(fmt.Errorf("%w; nothing changed", err))
 		}

@@ -201,7 +201,7 @@ func (s *PatroniRestart) record(ctx context.Context, t *cluster.Target, deadline
 // postmasterStart reads pg_postmaster_start_time() on a node, through a
 // fresh connection: a cached one from before a restart is dead.
 func postmasterStart(ctx context.Context, t *cluster.Target, node string) (time.Time, error) {
-	n, err := inventoryNode(t, node)
+	n, err := t.Node(node)
 	if err != nil {
 		return time.Time{}, err
 	}

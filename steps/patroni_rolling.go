@@ -126,7 +126,7 @@ func (s *PatroniRestartReplicas) Apply(ctx context.Context, t *cluster.Target) e
 	if err != nil {
 		return fail(err)
 	}
-	if _, err := inventoryNode(t, s.Leader); err != nil {
+	if _, err := t.Node(s.Leader); err != nil {
 		return fail(fmt.Errorf("%w; nothing restarted", err))
 	}
 	reps := s.replicas(t)
@@ -329,7 +329,7 @@ func (s *PatroniRestartReplicas) readStandby(ctx context.Context, t *cluster.Tar
 	if s.standby != nil {
 		return s.standby(ctx, t, node)
 	}
-	n, err := inventoryNode(t, node)
+	n, err := t.Node(node)
 	if err != nil {
 		return standbyState{}, err
 	}
@@ -368,10 +368,8 @@ func (s *PatroniRestartReplicas) fromLeader(t *cluster.Target, leader patroni.Me
 	if leader.Host != "" && leader.Port != 0 {
 		want = append(want, hostPort{Host: leader.Host, Port: strconv.Itoa(leader.Port)})
 	}
-	if n := lookupNode(t, s.Leader); n != nil {
-		if ps, err := parseConninfo(n.Conninfo); err == nil {
-			want = append(want, addresses(ps)...)
-		}
+	if r, err := nodeConninfo(t, s.Leader); err == nil {
+		want = append(want, hostPort{Host: r.Host, Port: r.PortString()})
 	}
 	for _, w := range want {
 		if w.Port == p && (strings.EqualFold(w.Host, h) || (pg.IsLoopback(w.Host) && pg.IsLoopback(h))) {

@@ -42,7 +42,7 @@ func (c *PGCheckpoint) Describe(t *cluster.Target) Effect {
 
 // Apply implements Step.
 func (c *PGCheckpoint) Apply(ctx context.Context, t *cluster.Target) error {
-	n, err := inventoryNode(t, c.Node)
+	n, err := t.Node(c.Node)
 	if err != nil {
 		return fmt.Errorf("checkpoint %q: %w", c.Node, err)
 	}

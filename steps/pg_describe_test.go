@@ -58,11 +58,11 @@ func TestPgDescribe(t *testing.T) {
 		{name: "follow", kind: "pg.follow", raw: map[string]string{"node": "pg1", "upstream": "pg2"},
 			node: on1,
 			command: "on pg2, unless pg_replication_slots has it: SELECT pg_create_physical_replication_slot('pg1')\n" +
-				"if pg1 runs as a standby: ALTER SYSTEM SET primary_conninfo = 'host=10.0.0.2 port=5433 user=repl password=pw sslmode=require application_name=pg1'; " +
+				"if pg1 runs as a standby: ALTER SYSTEM SET primary_conninfo = 'host=10.0.0.2 port=5433 user=repl sslmode=require application_name=pg1'; " +
 				"ALTER SYSTEM SET primary_slot_name = 'pg1'; SELECT pg_reload_conf()\n" +
 				"if pg1 is stopped: touch /var/lib/postgresql/15/main/standby.signal && " +
 				"{ [ ! -e /var/lib/postgresql/15/main/postgresql.auto.conf ] || grep -v -E '^[[:space:]]*(primary_conninfo|primary_slot_name)[[:space:]]*=' /var/lib/postgresql/15/main/postgresql.auto.conf || [ $? -eq 1 ]; } > /var/lib/postgresql/15/main/postgresql.auto.conf.switchover && " +
-				`printf '%s\n' 'primary_conninfo = '\''host=10.0.0.2 port=5433 user=repl password=pw sslmode=require application_name=pg1'\''' 'primary_slot_name = '\''pg1'\''' >> /var/lib/postgresql/15/main/postgresql.auto.conf.switchover && ` +
+				`printf '%s\n' 'primary_conninfo = '\''host=10.0.0.2 port=5433 user=repl sslmode=require application_name=pg1'\''' 'primary_slot_name = '\''pg1'\''' >> /var/lib/postgresql/15/main/postgresql.auto.conf.switchover && ` +
 				"chmod 600 /var/lib/postgresql/15/main/postgresql.auto.conf.switchover && mv -f /var/lib/postgresql/15/main/postgresql.auto.conf.switchover /var/lib/postgresql/15/main/postgresql.auto.conf && " +
 				"/usr/lib/postgresql/15/bin/pg_ctl start -D /var/lib/postgresql/15/main -w -t 60 -l /var/lib/postgresql/15/main/switchover-start.log\n" +
 				"then wait until pg_stat_wal_receiver on pg1 shows it streaming from pg2, on pg2's timeline",
@@ -80,13 +80,13 @@ func TestPgDescribe(t *testing.T) {
 		{name: "rewind, keeping nothing", kind: "pg.rewind", raw: map[string]string{"node": "pg1", "source": "pg2", "keep_config": "[]"},
 			node: on1,
 			command: "on pg2: CHECKPOINT\non pg1: LC_ALL=C /usr/lib/postgresql/15/bin/pg_rewind -D /var/lib/postgresql/15/main " +
-				"--source-server='postgresql://repl:pw@10.0.0.2:5433/postgres?sslmode=require&application_name=x'",
+				"--source-server='host=10.0.0.2 port=5433 user=repl dbname=postgres sslmode=require'",
 			changes: []string{"checkpoint on pg2", "NOT kept"}, destructive: true},
 		{name: "rewind", kind: "pg.rewind", raw: map[string]string{"node": "pg2", "source": "pg1"},
 			node: on2,
 			command: "on pg1: CHECKPOINT\non pg2: keep=$(mktemp -d) || exit 1; for f in postgresql.conf postgresql.auto.conf pg_hba.conf pg_ident.conf; do " +
 				`if [ -f '/srv/pg data'/"$f" ]; then cp -p '/srv/pg data'/"$f" "$keep"/ || { rm -rf "$keep"; exit 1; }; fi; done; ` +
-				`LC_ALL=C /usr/lib/postgresql/15/bin/pg_rewind -D '/srv/pg data' --source-server='host=10.0.0.1 port=5432 user=repl password='\''s3cr et'\'' dbname=postgres connect_timeout=5'; ` +
+				`LC_ALL=C /usr/lib/postgresql/15/bin/pg_rewind -D '/srv/pg data' --source-server='host=10.0.0.1 port=5432 user=repl dbname=postgres sslmode=prefer'; ` +
 				`rc=$?; for f in "$keep"/*; do if [ -f "$f" ]; then cp -p "$f" '/srv/pg data'/ && echo "kept the node's own ${f##*/}" || rc=1; fi; done; rm -rf "$keep"; exit $rc`,
 			changes: []string{"postgresql.conf, postgresql.auto.conf, pg_hba.conf, pg_ident.conf are kept", "pg2 must be stopped"}, destructive: true},
 		{name: "terminate sessions", kind: "pg.terminate_sessions", raw: map[string]string{"node": "pg2", "max_xact_age": "3s"},

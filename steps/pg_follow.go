@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/conninfo"
 	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/transport"
@@ -27,7 +28,7 @@ func init() {
 			{Name: "slot", Type: params.String,
 				Doc: `physical replication slot on the upstream to stream through, created when missing; default the node's name; "" streams without a slot`},
 			{Name: "conninfo", Type: params.String,
-				Doc: "primary_conninfo to set; default the upstream's inventory conninfo without dbname and connect_timeout, with application_name=<node>"},
+				Doc: "primary_conninfo to set, written as given; default the upstream's inventory conninfo resolved to host, port, user and sslmode, with application_name=<node> and never a password (the node's OS user uses its own ~/.pgpass or passfile)"},
 		},
 		New: func(v params.Values) (Step, error) {
 			f := &PGFollow{
@@ -71,29 +72,39 @@ var _ Step = (*PGFollow)(nil)
 // followStartWait bounds pg_ctl start of a rejoining old primary.
 const followStartWait = 60 * time.Second
 
-// primaryConninfo is the primary_conninfo the node will use.
+// primaryConninfo is the primary_conninfo the node will use: the given
+// one, or the upstream's inventory conninfo resolved here to its server,
+// user and sslmode, rendered without dbname or password (the node's
+// OS user authenticates with its own ~/.pgpass or passfile), with
+// application_name=<node>.
 func (f *PGFollow) primaryConninfo(t *cluster.Target) (string, error) {
 	if f.Conninfo != "" {
 		return f.Conninfo, nil
 	}
-	up, err := inventoryNode(t, f.Upstream)
+	up, err := nodeConninfo(t, f.Upstream)
 	if err != nil {
 		return "", err
 	}
-	ps, err := parseConninfo(up.Conninfo)
-	if err != nil {
-		return "", fmt.Errorf("conninfo of %q: %w", f.Upstream, err)
-	}
-	var kept []conninfoParam
-	for _, p := range ps {
-		switch p.Key {
-		case "dbname", "connect_timeout", "application_name":
-			continue
+	up.Database, up.ApplicationName = "", f.Node
+	return up.String(), nil
+}
+
+// upstreamAddress is the host:port the node's WAL receiver is to show: the
+// server the given conninfo names, else the upstream's.
+func (f *PGFollow) upstreamAddress(t *cluster.Target) (string, error) {
+	s := f.Conninfo
+	if s == "" {
+		up, err := t.Node(f.Upstream)
+		if err != nil {
+			return "", err
 		}
-		kept = append(kept, conninfoParam{Key: p.Key, Value: p.Value})
+		s = up.Conninfo
 	}
-	kept = append(kept, conninfoParam{Key: "application_name", Value: f.Node})
-	return renderConninfo(kept), nil
+	r, err := conninfo.Resolve(s)
+	if err != nil {
+		return "", fmt.Errorf("primary_conninfo: %w", err)
+	}
+	return r.Address(), nil
 }
 
 func (f *PGFollow) alterSQL(conninfo string) []string {
@@ -124,7 +135,7 @@ func (f *PGFollow) slotSQL() string {
 
 // Describe implements Step.
 func (f *PGFollow) Describe(t *cluster.Target) Effect {
-	n := lookupNode(t, f.Node)
+	n, _ := t.Node(f.Node)
 	conninfo, err := f.primaryConninfo(t)
 	if err != nil {
 		conninfo = fmt.Sprintf("<conninfo of %s: %v>", f.Upstream, err)
@@ -148,11 +159,11 @@ func (f *PGFollow) Describe(t *cluster.Target) Effect {
 // Apply implements Step.
 func (f *PGFollow) Apply(ctx context.Context, t *cluster.Target) error {
 	fail := func(err error) error { return fmt.Errorf("follow %q to %q: %w", f.Node, f.Upstream, err) }
-	n, err := inventoryNode(t, f.Node)
+	n, err := t.Node(f.Node)
 	if err != nil {
 		return fail(err)
 	}
-	up, err := inventoryNode(t, f.Upstream)
+	up, err := t.Node(f.Upstream)
 	if err != nil {
 		return fail(err)
 	}
@@ -160,11 +171,10 @@ func (f *PGFollow) Apply(ctx context.Context, t *cluster.Target) error {
 	if err != nil {
 		return fail(err)
 	}
-	ps, err := parseConninfo(conninfo)
+	want, err := f.upstreamAddress(t)
 	if err != nil {
-		return fail(fmt.Errorf("primary_conninfo: %w", err))
+		return fail(err)
 	}
-	want := addresses(ps)
 
 	conn, connErr := connectNode(ctx, t, n, remaining(ctx))
 	if connErr == nil {
@@ -291,17 +301,14 @@ func (f *PGFollow) ensureSlot(ctx context.Context, t *cluster.Target, up *cluste
 // waitStreaming polls the node every 100ms, until ctx ends, until its WAL
 // receiver streams from one of the upstream's addresses (through the slot,
 // when there is one).
-func (f *PGFollow) waitStreaming(ctx context.Context, n *cluster.Node, want []hostPort, upTimeline int) (pg.State, error) {
+func (f *PGFollow) waitStreaming(ctx context.Context, n *cluster.Node, want string, upTimeline int) (pg.State, error) {
 	var conn *pgx.Conn
 	defer func() {
 		if conn != nil {
 			closeConn(conn)
 		}
 	}()
-	wanted := make([]string, len(want))
-	for i, w := range want {
-		wanted[i] = w.String()
-	}
+	wanted := []string{want}
 	var st pg.State
 	err := poll(ctx, 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
 		if conn == nil {

@@ -2,25 +2,23 @@ package steps
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"path"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/conninfo"
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/transport"
 )
 
 // This file holds what the PostgreSQL steps share: finding a node in the
-// inventory, naming it for plans, connecting to it, building its command
-// lines, and reading and writing libpq connection strings.
+// inventory and resolving its conninfo, naming it for plans, connecting to
+// it, and building its command lines.
 
 // nodeSpecDoc documents the node parameter of the PostgreSQL steps.
 const nodeSpecDoc = "inventory node the step acts on"
@@ -36,26 +34,18 @@ func nodeWhere(t *cluster.Target, node string) string {
 	return fmt.Sprintf("%s (%s)", node, ex.Where())
 }
 
-// lookupNode returns the inventory entry of node, or nil when there is no
-// inventory or no such node; Describe uses it, and shows placeholders.
-func lookupNode(t *cluster.Target, node string) *cluster.Node {
-	if t == nil || t.Cluster == nil {
-		return nil
+// nodeConninfo resolves the inventory conninfo of node to the one server
+// it names, which is what the steps write onto other servers.
+func nodeConninfo(t *cluster.Target, node string) (conninfo.Resolved, error) {
+	n, err := t.Node(node)
+	if err != nil {
+		return conninfo.Resolved{}, err
 	}
-	return t.Cluster.Nodes[node]
-}
-
-// inventoryNode returns the inventory entry of node, or an error that says
-// why there is none.
-func inventoryNode(t *cluster.Target, node string) (*cluster.Node, error) {
-	if t == nil || t.Cluster == nil {
-		return nil, fmt.Errorf("node %q: no inventory given", node)
+	r, err := conninfo.Resolve(n.Conninfo)
+	if err != nil {
+		return conninfo.Resolved{}, fmt.Errorf("conninfo of %q: %w", node, err)
 	}
-	n, ok := t.Cluster.Nodes[node]
-	if !ok || n == nil {
-		return nil, fmt.Errorf("node %q is not in the inventory", node)
-	}
-	return n, nil
+	return r, nil
 }
 
 // needDataDir fails when the inventory gives no data directory for n, which
@@ -70,7 +60,7 @@ func needDataDir(n *cluster.Node) error {
 // hostNode returns an inventory node that has a data directory, and the
 // executor of its host: what a step needs that runs pg_ctl and friends.
 func hostNode(t *cluster.Target, name string) (*cluster.Node, transport.Executor, error) {
-	n, err := inventoryNode(t, name)
+	n, err := t.Node(name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -226,186 +216,6 @@ func poll(ctx context.Context, interval time.Duration, probe func(ctx context.Co
 		case <-tick.C:
 		}
 	}
-}
-
-// conninfoParam is one keyword=value pair of a libpq connection string. In
-// a string of the keyword/value form, start and end delimit the value's
-// text (quotes included), so a rewrite can keep everything else as it was.
-type conninfoParam struct {
-	Key, Value string
-	start, end int
-}
-
-// parseConninfo reads a libpq connection string in the keyword/value form
-// or as a postgres:// URL.
-func parseConninfo(s string) ([]conninfoParam, error) {
-	trimmed := strings.TrimSpace(s)
-	if strings.HasPrefix(trimmed, "postgres://") || strings.HasPrefix(trimmed, "postgresql://") {
-		return parseConninfoURL(trimmed)
-	}
-	return parseConninfoKV(s)
-}
-
-// parseConninfoKV reads the keyword/value form, by libpq's rules: values are
-// bare words or single-quoted, and a backslash escapes the next character.
-// Its errors never quote the string, which may hold a password.
-func parseConninfoKV(s string) ([]conninfoParam, error) {
-	var out []conninfoParam
-	space := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' }
-	i := 0
-	for {
-		for i < len(s) && space(s[i]) {
-			i++
-		}
-		if i == len(s) {
-			return out, nil
-		}
-		k := i
-		for i < len(s) && s[i] != '=' && !space(s[i]) {
-			i++
-		}
-		key := s[k:i]
-		for i < len(s) && space(s[i]) {
-			i++
-		}
-		if i == len(s) || s[i] != '=' {
-			return nil, fmt.Errorf("connection string: missing \"=\" after %q", key)
-		}
-		i++
-		for i < len(s) && space(s[i]) {
-			i++
-		}
-		start := i
-		var val strings.Builder
-		if i < len(s) && s[i] == '\'' {
-			i++
-			closed := false
-			for i < len(s) {
-				c := s[i]
-				if c == '\\' && i+1 < len(s) {
-					val.WriteByte(s[i+1])
-					i += 2
-					continue
-				}
-				i++
-				if c == '\'' {
-					closed = true
-					break
-				}
-				val.WriteByte(c)
-			}
-			if !closed {
-				return nil, fmt.Errorf("connection string: unterminated quoted value of %q", key)
-			}
-		} else {
-			for i < len(s) && !space(s[i]) {
-				if s[i] == '\\' && i+1 < len(s) {
-					i++
-				}
-				val.WriteByte(s[i])
-				i++
-			}
-		}
-		out = append(out, conninfoParam{Key: key, Value: val.String(), start: start, end: i})
-	}
-}
-
-// parseConninfoURL reads a postgres:// URL into keyword/value pairs.
-func parseConninfoURL(s string) ([]conninfoParam, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, errors.New("connection string: not a valid postgres:// URL")
-	}
-	var out []conninfoParam
-	add := func(k, v string) {
-		if v != "" {
-			out = append(out, conninfoParam{Key: k, Value: v})
-		}
-	}
-	var hosts, ports []string
-	for _, hp := range strings.Split(u.Host, ",") {
-		h, p := hp, ""
-		if i := strings.LastIndex(hp, ":"); i >= 0 && !strings.HasSuffix(hp, "]") {
-			h, p = hp[:i], hp[i+1:]
-		}
-		hosts = append(hosts, strings.Trim(h, "[]"))
-		ports = append(ports, p)
-	}
-	add("host", strings.Trim(strings.Join(hosts, ","), ","))
-	add("port", strings.Trim(strings.Join(ports, ","), ","))
-	if u.User != nil {
-		add("user", u.User.Username())
-		pw, _ := u.User.Password()
-		add("password", pw)
-	}
-	add("dbname", strings.TrimPrefix(u.Path, "/"))
-	q := u.Query()
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys) // query parameters have no order of their own; keep plans stable
-	for _, k := range keys {
-		add(k, q.Get(k))
-	}
-	return out, nil
-}
-
-// conninfoValue returns the value of key, and whether it is there.
-func conninfoValue(ps []conninfoParam, key string) (string, bool) {
-	for i := len(ps) - 1; i >= 0; i-- { // libpq: the last one wins
-		if ps[i].Key == key {
-			return ps[i].Value, true
-		}
-	}
-	return "", false
-}
-
-// quoteConninfoValue renders a value for a keyword/value connection string.
-func quoteConninfoValue(v string) string {
-	if v != "" && !strings.ContainsAny(v, " \t\n\r\f\v'\\") {
-		return v
-	}
-	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
-	return "'" + r.Replace(v) + "'"
-}
-
-// renderConninfo writes pairs in the keyword/value form.
-func renderConninfo(ps []conninfoParam) string {
-	parts := make([]string, len(ps))
-	for i, p := range ps {
-		parts[i] = p.Key + "=" + quoteConninfoValue(p.Value)
-	}
-	return strings.Join(parts, " ")
-}
-
-// hostPort is a server address as pg_stat_wal_receiver and PgBouncer show
-// it.
-type hostPort struct{ Host, Port string }
-
-func (h hostPort) String() string { return h.Host + ":" + h.Port }
-
-// addresses returns the host:port pairs a connection string names (libpq
-// allows lists), with libpq's default port.
-func addresses(ps []conninfoParam) []hostPort {
-	h, _ := conninfoValue(ps, "host")
-	if h == "" {
-		h, _ = conninfoValue(ps, "hostaddr")
-	}
-	p, _ := conninfoValue(ps, "port")
-	hosts, ports := strings.Split(h, ","), strings.Split(p, ",")
-	out := make([]hostPort, len(hosts))
-	for i, host := range hosts {
-		port := ports[0]
-		if len(ports) == len(hosts) {
-			port = ports[i]
-		}
-		if port == "" {
-			port = "5432"
-		}
-		out[i] = hostPort{Host: strings.TrimSpace(host), Port: strings.TrimSpace(port)}
-	}
-	return out
 }
 
 // since says how long ago start was, for output: "12ms", or "under 1ms".

@@ -54,7 +54,7 @@ func (p *PGPromote) Describe(t *cluster.Target) Effect {
 // is either a resumed run the postconditions settle, or the wrong node.
 func (p *PGPromote) Apply(ctx context.Context, t *cluster.Target) error {
 	fail := func(err error) error { return fmt.Errorf("promote %q: %w", p.Node, err) }
-	n, err := inventoryNode(t, p.Node)
+	n, err := t.Node(p.Node)
 	if err != nil {
 		return fail(err)
 	}

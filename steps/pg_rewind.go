@@ -64,13 +64,16 @@ type PGRewind struct {
 
 var _ Step = (*PGRewind)(nil)
 
-// command is the pg_rewind command line; it carries the source's
-// conninfo, password included, as the engine masks it in plans.
+// command is the pg_rewind command line. Its source is the source's
+// inventory conninfo resolved to server, user, database and TLS settings,
+// never with a password: pg_rewind runs as the node's OS user, who
+// authenticates with its own ~/.pgpass (or a passfile).
 func (r *PGRewind) command(t *cluster.Target) string {
-	n := lookupNode(t, r.Node)
+	n, _ := t.Node(r.Node)
 	source := fmt.Sprintf("<conninfo of %s>", r.Source)
-	if s := lookupNode(t, r.Source); s != nil {
-		source = s.Conninfo
+	if s, err := nodeConninfo(t, r.Source); err == nil {
+		s.ApplicationName = ""
+		source = s.String()
 	}
 	rewind := fmt.Sprintf("LC_ALL=C %s -D %s --source-server=%s", transport.ShellQuote(binPath(n, "pg_rewind")), transport.ShellQuote(dataDir(n)), transport.ShellQuote(source))
 	if len(r.Keep) == 0 {
@@ -110,8 +113,11 @@ func (r *PGRewind) Apply(ctx context.Context, t *cluster.Target) error {
 	if err != nil {
 		return fail(err)
 	}
-	src, err := inventoryNode(t, r.Source)
+	src, err := t.Node(r.Source)
 	if err != nil {
+		return fail(err)
+	}
+	if _, err := nodeConninfo(t, r.Source); err != nil {
 		return fail(err)
 	}
 	running, err := serverRunning(ctx, ex, n)

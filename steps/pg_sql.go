@@ -53,7 +53,7 @@ func (s *PGSQL) Describe(t *cluster.Target) Effect {
 // The statement timeout is what is left of ctx, so a statement cut off here
 // is cancelled on the server too.
 func (s *PGSQL) Apply(ctx context.Context, t *cluster.Target) error {
-	n, err := inventoryNode(t, s.Node)
+	n, err := t.Node(s.Node)
 	if err != nil {
 		return fmt.Errorf("sql on %q: %w", s.Node, err)
 	}

@@ -86,7 +86,7 @@ func postmasterStatus(ctx context.Context, ex transport.Executor, n *cluster.Nod
 
 // Describe implements Step.
 func (s *PGStart) Describe(t *cluster.Target) Effect {
-	n := lookupNode(t, s.Node)
+	n, _ := t.Node(s.Node)
 	return Effect{Node: nodeWhere(t, s.Node), Command: s.startCommand(n),
 		Changes: fmt.Sprintf("starts PostgreSQL on %s, as a primary or a standby as its data directory says (nothing when it already runs; when it is still shutting down, %s first), and waits until it accepts connections", s.Node, s.escalateCommand(n))}
 }

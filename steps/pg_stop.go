@@ -80,7 +80,7 @@ const notRunning = "switchover:not-running"
 
 // Describe implements Step.
 func (s *PGStop) Describe(t *cluster.Target) Effect {
-	n := lookupNode(t, s.Node)
+	n, _ := t.Node(s.Node)
 	how := "fast: open transactions are rolled back and clients disconnected"
 	if s.Mode == "smart" {
 		how = "smart: it waits for every client to disconnect first"

@@ -55,7 +55,7 @@ func (s *PGTerminateSessions) Describe(t *cluster.Target) Effect {
 // then waits until every terminated session has gone.
 func (s *PGTerminateSessions) Apply(ctx context.Context, t *cluster.Target) error {
 	fail := func(err error) error { return fmt.Errorf("terminate sessions on %q: %w", s.Node, err) }
-	n, err := inventoryNode(t, s.Node)
+	n, err := t.Node(s.Node)
 	if err != nil {
 		return fail(err)
 	}

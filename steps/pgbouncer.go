@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/conninfo"
 	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/secret"
@@ -266,21 +267,18 @@ var _ Step = (*PgBouncerRepoint)(nil)
 // read and written back through shell commands.
 const maxPoolerConfig = 60000
 
-// address is where the node's conninfo says it listens.
+// hostPort is a server address as PgBouncer's SHOW DATABASES shows it.
+type hostPort struct{ Host, Port string }
+
+func (h hostPort) String() string { return h.Host + ":" + h.Port }
+
+// address is the server the node's conninfo resolves to.
 func (s *PgBouncerRepoint) address(t *cluster.Target) (hostPort, error) {
-	n, err := inventoryNode(t, s.To)
+	r, err := nodeConninfo(t, s.To)
 	if err != nil {
 		return hostPort{}, err
 	}
-	ps, err := parseConninfo(n.Conninfo)
-	if err != nil {
-		return hostPort{}, fmt.Errorf("conninfo of %q: %w", s.To, err)
-	}
-	addrs := addresses(ps)
-	if len(addrs) != 1 || addrs[0].Host == "" {
-		return hostPort{}, fmt.Errorf("conninfo of %q must name exactly one host", s.To)
-	}
-	return addrs[0], nil
+	return hostPort{Host: r.Host, Port: r.PortString()}, nil
 }
 
 // Describe implements Step.
@@ -297,7 +295,7 @@ func (s *PgBouncerRepoint) Describe(t *cluster.Target) Effect {
 	db := poolerDatabase(t)
 	return Effect{Node: poolerWhere(t),
 		Command: fmt.Sprintf("in %s, [databases] entry %s: set host=%s port=%s, keep the rest (temp file, then mv); then RELOAD; then SHOW DATABASES must show %s at %s:%s",
-			config, db, quoteConninfoValue(host), quoteConninfoValue(port), db, host, port),
+			config, db, conninfo.Quote(host), conninfo.Quote(port), db, host, port),
 		Changes: fmt.Sprintf("PgBouncer sends new server connections for %s to %s (%s:%s)", db, s.To, host, port)}
 }
 
@@ -435,7 +433,7 @@ func repointConfig(text, db string, to hostPort) (updated, oldEntry, newEntry st
 	eol := line[len(body):]
 	eq := strings.Index(body, "=") + 1
 	value := body[eq:]
-	ps, err := parseConninfoKV(value)
+	ps, err := entryFields(value)
 	if err != nil {
 		return "", "", "", fmt.Errorf("[databases] entry %s: %w", db, err)
 	}
@@ -451,9 +449,9 @@ func repointConfig(text, db string, to hostPort) (updated, oldEntry, newEntry st
 	var appended []string
 	for _, kv := range []struct{ key, val string }{{"host", to.Host}, {"port", to.Port}} {
 		if i, ok := last[kv.key]; ok {
-			edits = append(edits, edit{ps[i].start, ps[i].end, quoteConninfoValue(kv.val)})
+			edits = append(edits, edit{ps[i].start, ps[i].end, conninfo.Quote(kv.val)})
 		} else {
-			appended = append(appended, kv.key+"="+quoteConninfoValue(kv.val))
+			appended = append(appended, kv.key+"="+conninfo.Quote(kv.val))
 		}
 	}
 	// Splice from the end, so the earlier offsets stay right.
@@ -469,4 +467,78 @@ func repointConfig(text, db string, to hostPort) (updated, oldEntry, newEntry st
 	newBody := body[:eq] + value
 	lines[found] = newBody + eol
 	return strings.Join(lines, ""), strings.TrimSpace(body), strings.TrimSpace(newBody), nil
+}
+
+// entryField is one keyword=value pair of a PgBouncer [databases] entry;
+// start and end delimit the value's text (quotes included), so a rewrite
+// keeps every other byte of the entry as it was.
+type entryField struct {
+	Key, Value string
+	start, end int
+}
+
+// entryFields reads the value of a PgBouncer [databases] entry: keyword=value
+// pairs, values bare or single-quoted, a backslash escaping the next
+// character. This is PgBouncer's configuration, not a connection string the
+// tool resolves (it holds pool_size and the like); its errors never quote
+// the entry, which may hold a password.
+func entryFields(s string) ([]entryField, error) {
+	var out []entryField
+	space := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' }
+	i := 0
+	for {
+		for i < len(s) && space(s[i]) {
+			i++
+		}
+		if i == len(s) {
+			return out, nil
+		}
+		k := i
+		for i < len(s) && s[i] != '=' && !space(s[i]) {
+			i++
+		}
+		key := s[k:i]
+		for i < len(s) && space(s[i]) {
+			i++
+		}
+		if i == len(s) || s[i] != '=' {
+			return nil, fmt.Errorf("missing \"=\" after %q", key)
+		}
+		i++
+		for i < len(s) && space(s[i]) {
+			i++
+		}
+		start := i
+		var val strings.Builder
+		if i < len(s) && s[i] == '\'' {
+			i++
+			closed := false
+			for i < len(s) {
+				c := s[i]
+				if c == '\\' && i+1 < len(s) {
+					val.WriteByte(s[i+1])
+					i += 2
+					continue
+				}
+				i++
+				if c == '\'' {
+					closed = true
+					break
+				}
+				val.WriteByte(c)
+			}
+			if !closed {
+				return nil, fmt.Errorf("unterminated quoted value of %q", key)
+			}
+		} else {
+			for i < len(s) && !space(s[i]) {
+				if s[i] == '\\' && i+1 < len(s) {
+					i++
+				}
+				val.WriteByte(s[i])
+				i++
+			}
+		}
+		out = append(out, entryField{Key: key, Value: val.String(), start: start, end: i})
+	}
 }

@@ -7,12 +7,10 @@ package cluster
 import (
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
+	"github.com/switchover/switchover/internal/conninfo"
 	"github.com/switchover/switchover/internal/transport"
 )
 
@@ -69,28 +67,15 @@ type Pooler struct {
 }
 
 // ClientConninfo is how a client reaches the pooler's database: the admin
-// connection string with the client-facing database instead.
-func (p *Pooler) ClientConninfo() (string, error) {
-	cfg, err := pgconn.ParseConfig(p.Admin)
+// console's server, user and TLS settings, with the client-facing database
+// instead. Its String never holds a password; Dial does, for this process.
+func (p *Pooler) ClientConninfo() (conninfo.Resolved, error) {
+	r, err := conninfo.Resolve(p.Admin)
 	if err != nil {
-		return "", fmt.Errorf("pooler admin connection string: %w", err)
+		return conninfo.Resolved{}, fmt.Errorf("pooler admin connection string: %w", err)
 	}
-	s := fmt.Sprintf("host=%s port=%d user=%s dbname=%s", cfg.Host, cfg.Port, quoteValue(cfg.User), quoteValue(p.Database))
-	if cfg.Password != "" {
-		s += " password=" + quoteValue(cfg.Password)
-	}
-	if cfg.TLSConfig == nil {
-		s += " sslmode=disable"
-	}
-	return s, nil
-}
-
-// quoteValue quotes a libpq connection string value.
-func quoteValue(v string) string {
-	if v != "" && !strings.ContainsAny(v, " '\\") {
-		return v
-	}
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+	r.Database, r.ApplicationName = p.Database, ""
+	return r, nil
 }
 
 // Manager is the cluster manager that could fail over on its own.
@@ -313,6 +298,19 @@ func (t *Target) Print(line string) {
 	if t != nil && t.Output != nil {
 		t.Output(line)
 	}
+}
+
+// Node returns the inventory entry of the named node, or an error that
+// says why there is none: checks and steps find their nodes here.
+func (t *Target) Node(name string) (*Node, error) {
+	if t == nil || t.Cluster == nil {
+		return nil, fmt.Errorf("node %q: no inventory given", name)
+	}
+	n, ok := t.Cluster.Nodes[name]
+	if !ok || n == nil {
+		return nil, fmt.Errorf("node %q is not in the inventory", name)
+	}
+	return n, nil
 }
 
 // Executor returns the executor for node (see Cluster.Executor).

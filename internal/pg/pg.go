@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/switchover/switchover/internal/secret"
+	conninfopkg "github.com/switchover/switchover/internal/conninfo"
 )
 
 // Querier is the part of a connection that checks and steps use, so their
@@ -37,7 +37,7 @@ const DefaultConnectTimeout = 5 * time.Second
 // the session is named "switchover" in pg_stat_activity, and every
 // statement is bounded by statementTimeout (0 leaves the server's default).
 func Connect(ctx context.Context, conninfo string, statementTimeout time.Duration) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(conninfo)
+	cfg, err := pgx.ParseConfig(conninfopkg.Effective(conninfo))
 	if err != nil {
 		return nil, fmt.Errorf("connection string: %w", scrub(err))
 	}
@@ -63,7 +63,7 @@ func Connect(ctx context.Context, conninfo string, statementTimeout time.Duratio
 // statement_timeout startup parameter (PgBouncer refuses it); the caller's
 // context bounds each query instead.
 func ConnectPooled(ctx context.Context, conninfo string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(conninfo)
+	cfg, err := pgx.ParseConfig(conninfopkg.Effective(conninfo))
 	if err != nil {
 		return nil, fmt.Errorf("connection string: %w", scrub(err))
 	}
@@ -82,7 +82,7 @@ func ConnectPooled(ctx context.Context, conninfo string) (*pgx.Conn, error) {
 // ConnectAdmin opens a connection to a PgBouncer admin console, which
 // speaks only the simple query protocol.
 func ConnectAdmin(ctx context.Context, conninfo string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(conninfo)
+	cfg, err := pgx.ParseConfig(conninfopkg.Effective(conninfo))
 	if err != nil {
 		return nil, fmt.Errorf("connection string: %w", scrub(err))
 	}
@@ -108,36 +108,17 @@ func scrub(err error) error {
 	}
 	var ce *pgconn.ParseConfigError
 	if errors.As(err, &ce) {
-		return errors.New(conninfoProblem(ce))
+		return conninfopkg.Problem("", ce)
 	}
 	return err
 }
 
-// CheckConninfo reports whether conninfo is a connection string pgx can
-// read, without connecting. The error says what is wrong and never repeats
-// the string, which may hold a password.
+// CheckConninfo reports whether conninfo resolves, without connecting, to
+// exactly one server (see conninfo.Resolve). The error says what is wrong
+// and never repeats the string, which may hold a password.
 func CheckConninfo(conninfo string) error {
-	if _, err := pgconn.ParseConfig(conninfo); err != nil {
-		var ce *pgconn.ParseConfigError
-		if errors.As(err, &ce) {
-			return errors.New(conninfoProblem(ce))
-		}
-		return errors.New(secret.Redact(conninfo, err.Error()))
-	}
-	return nil
-}
-
-// conninfoProblem is pgx's reason a connection string cannot be read,
-// without the string it quotes: "cannot parse the connection string:
-// invalid port (strconv.ParseUint: parsing "x": invalid syntax)".
-func conninfoProblem(ce *pgconn.ParseConfigError) string {
-	msg := ce.Error()
-	if i := strings.Index(msg, "`: "); strings.HasPrefix(msg, "cannot parse `") && i > 0 {
-		msg = msg[i+len("`: "):]
-	} else {
-		msg = "unreadable"
-	}
-	return "cannot parse the connection string: " + secret.Redact(ce.ConnString, msg)
+	_, err := conninfopkg.Resolve(conninfo)
+	return err
 }
 
 // LSN is a PostgreSQL write-ahead log position.

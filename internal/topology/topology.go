@@ -11,16 +11,15 @@ package topology
 
 import (
 	"context"
-	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/conninfo"
+	"github.com/switchover/switchover/internal/oneline"
 	"github.com/switchover/switchover/internal/pg"
 )
 
@@ -265,15 +264,11 @@ func newAddressBook(c *cluster.Cluster) *addressBook {
 		if n == nil {
 			continue
 		}
-		cfg, err := pgconn.ParseConfig(n.Conninfo)
+		r, err := conninfo.Resolve(n.Conninfo)
 		if err != nil {
 			continue
 		}
-		eps := []string{net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))}
-		for _, f := range cfg.Fallbacks {
-			eps = append(eps, net.JoinHostPort(f.Host, strconv.Itoa(int(f.Port))))
-		}
-		b.endpoints[name] = eps
+		b.endpoints[name] = []string{r.Address()}
 	}
 	return b
 }
@@ -302,4 +297,4 @@ func (b *addressBook) nodeAt(ctx context.Context, addr string) string {
 }
 
 // oneLine puts a message on one line.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+func oneLine(s string) string { return oneline.Of(s) }
