@@ -384,4 +384,53 @@ func TestGatesRefuseBeforeThePause(t *testing.T) {
 			[]string{"to be archived, more than max_ready_age 2s", "archive_command hangs or cannot keep up"},
 			"archive_max_ready_age=2s")
 	})
+
+	// The same gates again just before PAUSE: a session left idle in
+	// transaction while the checkpoint runs is found by pause-pooler's
+	// preconditions, before PgBouncer is asked to pause. The canary and
+	// the checkpoint had acted, so the engine reports it as a failure
+	// after changes (exit 4) and rolls back, which leaves pg1 as it was.
+	t.Run("a session idle in transaction that appears after preflight", func(t *testing.T) {
+		var c *pgx.Conn
+		var hookErr error
+		hook := func(ev runbook.Event) {
+			if c != nil || hookErr != nil || !isStep(ev, "checkpoint", runbook.StateRunning) {
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, hookErr = pg.ConnectPooled(ctx, sb.ClientConninfo()+" application_name=late-job")
+			if hookErr == nil {
+				_, hookErr = c.Exec(ctx, "BEGIN")
+			}
+			if hookErr == nil {
+				_, hookErr = c.Exec(ctx, "SELECT 8 AS late")
+			}
+		}
+		paused := watchPause(sb)
+		writer := watchStalls(t, sb)
+		roles := sampleRoles(sb)
+		ev, err := runHooked(t, sb, streaming, hook)
+		roles.check(t)
+		paused.check(t)
+		writer.check(t, time.Second)
+		if c != nil {
+			defer c.Close(context.Background())
+		}
+		if hookErr != nil || c == nil {
+			t.Fatalf("the late session was not opened: %v", hookErr)
+		}
+		if !errors.Is(err, runbook.ErrAction) {
+			t.Fatalf("run with a session idle in transaction from the checkpoint on: %v, want exit 4 (after the canary and the checkpoint)\n%s", err, ev.text())
+		}
+		text := ev.text()
+		for _, want := range []string{"pg.no_long_transactions fail", `app "late-job"`, "SELECT 8 AS late"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("the output lacks %q:\n%s", want, text)
+			}
+		}
+		noActionBut(t, ev, "start-canary", "checkpoint")
+		wantRolledBack(t, sb, ev, fmt.Sprintf("pg1=primary/1 pg2=standby<%d/1", node(t, sb, "pg1").Port))
+		recordFault(t, "session idle in transaction on the primary after preflight", ev, err, sb)
+	})
 }
