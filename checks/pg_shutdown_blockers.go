@@ -154,7 +154,9 @@ func (c *NoShutdownBlockers) judge(backups, senders []string) Result {
 	lines := append(append([]string{}, backups...), senders...)
 	r := Failed(fmt.Sprintf("on %s: %s: %s", c.Node, strings.Join(what, "; "), strings.Join(lines, "; ")),
 		fmt.Sprintf("nothing on %s that a clean stop waits for or cuts off: let the base backup finish, stop the logical consumers (or wait for them to catch up), then run again", c.Node))
-	r.Detail = strings.Join(lines, "\n")
+	if len(lines) > 1 {
+		r.Detail = strings.Join(lines, "\n") // one line each; with one, the observed line says it all
+	}
 	r.Values = values
 	return r
 }

@@ -75,9 +75,9 @@ func (s openXact) String() string {
 }
 
 // shortQuery is a query on one line (runs of blanks and newlines made one
-// space), cut to at most n characters.
+// space, no trailing semicolon), cut to at most n characters.
 func shortQuery(q string, n int) string {
-	q = strings.Join(strings.Fields(q), " ")
+	q = strings.TrimRight(strings.Join(strings.Fields(q), " "), "; ")
 	if r := []rune(q); len(r) > n {
 		q = string(r[:n-3]) + "..."
 	}
@@ -188,7 +188,9 @@ func (c *NoLongTransactions) judge(firstLook int, sessions []openXact) Result {
 	r := Failed(fmt.Sprintf("%s on %s (pid %s): %s", strings.Join(what, " and "), c.Node, joinInts(pids), strings.Join(lines, "; ")),
 		fmt.Sprintf("no transaction on %s open longer than %s and no session idle in transaction: PgBouncer's PAUSE waits for every transaction to end, holding every client meanwhile, and a stop cuts them off; end them, or wait until they are done",
 			c.Node, c.MaxXactAge))
-	r.Detail = strings.Join(lines, "\n")
+	if len(lines) > 1 {
+		r.Detail = strings.Join(lines, "\n") // one line each; with one, the observed line says it all
+	}
 	r.Values = values
 	return r
 }
