@@ -42,6 +42,28 @@ func TestArchiverHealthy(t *testing.T) {
 	})
 	assertResult(t, r, Pass, []string{"archive_mode=on on pg1", "0 failed", "(max 10)"}, nil)
 
+	// A hung archive_command neither fails nor succeeds: only the age of the
+	// segment it holds shows it.
+	alterSystem(t, sb, "pg1", "archive_command", "sleep 3600", "sleep 3600")
+	t.Cleanup(func() {
+		runSQL(t, sb, "pg1", "ALTER SYSTEM SET archive_command = 'true'", "SELECT pg_reload_conf()")
+		sandboxtest.EndArchiveCommand(t, sb, "pg1")
+	})
+	switchWAL()
+	hung := mustBuild(t, "pg.archiver_healthy", map[string]any{"node": "pg1", "max_ready_age": "1s"})
+	r = runUntil(t, hung, tg, Fail, settleLimit)
+	assertResult(t, r, Fail, []string{"archiver on pg1: WAL segment ", "to be archived, more than max_ready_age 1s (the last success was ",
+		"archive_command hangs or cannot keep up, and a clean stop of pg1 would wait for it", "none older than 1s"},
+		[]string{"the last archive attempt failed"})
+	if _, ok := r.Values["oldest_ready_wal"]; !ok {
+		t.Errorf("values = %v, want oldest_ready_wal", r.Values)
+	}
+	// The default bound lets a segment wait a minute.
+	assertResult(t, runCheck(t, c, tg), Pass, []string{"the oldest ", "(max 1m0s)"}, nil)
+	alterSystem(t, sb, "pg1", "archive_command", "true", "true")
+	sandboxtest.EndArchiveCommand(t, sb, "pg1")
+	runUntil(t, hung, tg, Pass, settleLimit)
+
 	alterSystem(t, sb, "pg1", "archive_command", "false", "false")
 	deadline := time.Now().Add(settleLimit)
 	for {

@@ -1,0 +1,196 @@
+package checks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/params"
+	"github.com/switchover/switchover/internal/pg"
+)
+
+func init() {
+	Register(Definition{
+		Kind: "pg.no_long_transactions",
+		Doc:  "no client session on a node has a transaction open longer than max_xact_age or sits idle in transaction",
+		Params: []params.Spec{
+			{Name: "node", Type: params.Node, Required: true,
+				Doc: "inventory node to look at, usually the primary about to be stopped"},
+			{Name: "max_xact_age", Type: params.Duration, Default: "5s",
+				Doc: "a transaction open longer than this counts, whatever its state"},
+		},
+		New: newNoLongTransactions,
+	})
+}
+
+// NoLongTransactions passes when no client session on Node, through the
+// pooler or direct, has a transaction open longer than MaxXactAge or sits
+// idle in transaction. PgBouncer's PAUSE waits for every server connection
+// to finish its transaction: one long query or one forgotten BEGIN holds
+// every client for the whole pause budget and fails the run; found here,
+// the run is refused before a single client waits.
+//
+// Switchover's own sessions (application_name switchover) and idle server
+// connections of the pooler (no transaction) do not count.
+type NoLongTransactions struct {
+	Node       string
+	MaxXactAge time.Duration
+}
+
+var _ Check = (*NoLongTransactions)(nil)
+
+func newNoLongTransactions(v params.Values) (Check, error) {
+	c := &NoLongTransactions{Node: v.Node("node"), MaxXactAge: v.Duration("max_xact_age")}
+	if c.Node == "" {
+		return nil, errors.New("node is empty")
+	}
+	return c, nil
+}
+
+// Describe implements Check.
+func (c *NoLongTransactions) Describe(*cluster.Target) string {
+	return fmt.Sprintf("no session on %s has a transaction open longer than %s or sits idle in transaction", c.Node, c.MaxXactAge)
+}
+
+// openXact is a client session with a transaction that would hold up a
+// pause or a stop.
+type openXact struct {
+	PID         int
+	User        string
+	Application string
+	Client      string // address:port, or "local" for a Unix socket
+	State       string
+	XactStart   time.Time
+	XactAge     time.Duration
+	Query       string
+}
+
+// String renders the session on one line for the check's detail.
+func (s openXact) String() string {
+	return fmt.Sprintf("pid %d  user %s  app %q  client %s  %s  xact %s  query: %s",
+		s.PID, s.User, s.Application, s.Client, s.State, s.XactAge.Round(time.Millisecond), shortQuery(s.Query, 80))
+}
+
+// shortQuery is a query on one line (runs of blanks and newlines made one
+// space, no trailing semicolon), cut to at most n characters.
+func shortQuery(q string, n int) string {
+	q = strings.TrimRight(strings.Join(strings.Fields(q), " "), "; ")
+	if r := []rune(q); len(r) > n {
+		q = string(r[:n-3]) + "..."
+	}
+	return q
+}
+
+// openXacts lists the client sessions other than the caller's and
+// switchover's own whose transaction is older than maxAge or that are idle
+// in transaction.
+func openXacts(ctx context.Context, q pg.Querier, maxAge time.Duration) ([]openXact, error) {
+	rows, err := q.Query(ctx, `
+SELECT pid, coalesce(usename, ''), coalesce(application_name, ''),
+       CASE WHEN client_addr IS NULL THEN 'local' ELSE host(client_addr) || ':' || client_port END,
+       coalesce(state, ''), xact_start, extract(epoch FROM clock_timestamp() - xact_start)::float8, coalesce(query, '')
+FROM pg_stat_activity
+WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'
+  AND coalesce(application_name, '') <> 'switchover'
+  AND xact_start IS NOT NULL
+  AND (state LIKE 'idle in transaction%' OR clock_timestamp() - xact_start > make_interval(secs => $1))
+ORDER BY xact_start, pid`, maxAge.Seconds())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []openXact
+	for rows.Next() {
+		var s openXact
+		var age float64
+		if err := rows.Scan(&s.PID, &s.User, &s.Application, &s.Client, &s.State, &s.XactStart, &age, &s.Query); err != nil {
+			return nil, err
+		}
+		s.XactAge = time.Duration(age * float64(time.Second))
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// Run implements Check. What a first look finds is looked at again a moment
+// later: only a transaction still open then, the same one, counts. A busy
+// application's sessions are idle in transaction for microseconds between
+// statements; that is not what stalls a pause.
+func (c *NoLongTransactions) Run(ctx context.Context, t *cluster.Target) Result {
+	conn, err := connectNode(ctx, t, c.Node)
+	if err != nil {
+		return Errored(err)
+	}
+	defer closeConn(conn)
+	problem := func(err error) Result {
+		return Errored(fmt.Errorf("list transactions on %s: %s", c.Node, queryProblem(ctx, err)))
+	}
+	first, err := openXacts(ctx, conn, c.MaxXactAge)
+	if err != nil {
+		return problem(err)
+	}
+	var sessions []openXact
+	if len(first) > 0 {
+		select {
+		case <-ctx.Done():
+			return problem(ctx.Err())
+		case <-time.After(secondLook):
+		}
+		again, err := openXacts(ctx, conn, c.MaxXactAge)
+		if err != nil {
+			return problem(err)
+		}
+		seen := map[int]time.Time{}
+		for _, s := range first {
+			seen[s.PID] = s.XactStart
+		}
+		for _, s := range again {
+			if at, ok := seen[s.PID]; ok && at.Equal(s.XactStart) {
+				sessions = append(sessions, s)
+			}
+		}
+	}
+	return c.judge(len(first), sessions)
+}
+
+// judge turns the sessions still open at the second look into a verdict;
+// firstLook is how many the first look found.
+func (c *NoLongTransactions) judge(firstLook int, sessions []openXact) Result {
+	pids := make([]int, len(sessions))
+	lines := make([]string, len(sessions))
+	idle := 0
+	for i, s := range sessions {
+		pids[i], lines[i] = s.PID, s.String()
+		if strings.HasPrefix(s.State, "idle in transaction") {
+			idle++
+		}
+	}
+	values := map[string]any{"count": len(sessions), "idle_in_transaction": idle, "pids": pids}
+	if len(sessions) == 0 {
+		observed := fmt.Sprintf("no session on %s has a transaction open longer than %s or is idle in transaction", c.Node, c.MaxXactAge)
+		if firstLook > 0 {
+			observed += fmt.Sprintf(" (the %s a first look found ended within %s)", plural(firstLook, "transaction"), secondLook)
+		}
+		r := Passed(observed)
+		r.Values = values
+		return r
+	}
+	var what []string
+	if long := len(sessions) - idle; long > 0 {
+		what = append(what, fmt.Sprintf("%s open longer than %s", plural(long, "transaction"), c.MaxXactAge))
+	}
+	if idle > 0 {
+		what = append(what, fmt.Sprintf("%s idle in transaction", plural(idle, "session")))
+	}
+	r := Failed(fmt.Sprintf("%s on %s (pid %s): %s", strings.Join(what, " and "), c.Node, joinInts(pids), strings.Join(lines, "; ")),
+		fmt.Sprintf("no transaction on %s open longer than %s and no session idle in transaction: PgBouncer's PAUSE waits for every transaction to end, holding every client meanwhile, and a stop cuts them off; end them, or wait until they are done",
+			c.Node, c.MaxXactAge))
+	if len(lines) > 1 {
+		r.Detail = strings.Join(lines, "\n") // one line each; with one, the observed line says it all
+	}
+	r.Values = values
+	return r
+}

@@ -1,0 +1,144 @@
+package checks
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/params"
+	"github.com/switchover/switchover/internal/pg"
+)
+
+func init() {
+	Register(Definition{
+		Kind:   "pgbouncer.pool_mode",
+		Doc:    "the pooler's client-facing database pools by transaction or statement, so that PAUSE can complete while clients stay connected",
+		Params: []params.Spec{},
+		New:    func(params.Values) (Check, error) { return &PoolerPoolMode{}, nil },
+	})
+}
+
+// PoolerPoolMode passes when PgBouncer pools the client-facing database in
+// transaction or statement mode, as PgBouncer itself says (SHOW USERS,
+// SHOW DATABASES, SHOW CONFIG, in that order of precedence). In session
+// mode a server connection belongs to its client until the client
+// disconnects, so PAUSE completes only once every client has gone: clients
+// would be held for the whole pause budget and the run would fail.
+type PoolerPoolMode struct{}
+
+var _ Check = (*PoolerPoolMode)(nil)
+
+// Describe implements Check.
+func (c *PoolerPoolMode) Describe(t *cluster.Target) string {
+	db := "the client database"
+	if t != nil && t.Cluster != nil && t.Cluster.Pooler != nil {
+		db = "database " + t.Cluster.Pooler.Database
+	}
+	return fmt.Sprintf("PgBouncer pools %s in transaction or statement mode (SHOW USERS, SHOW DATABASES, SHOW CONFIG), not session", db)
+}
+
+// poolMode is where a pool mode came from and what it is.
+type poolMode struct {
+	Mode   string
+	Source string // e.g. "SHOW DATABASES: app pool_mode", "SHOW CONFIG: pool_mode (the default)"
+}
+
+// Run implements Check.
+func (c *PoolerPoolMode) Run(ctx context.Context, t *cluster.Target) Result {
+	p := t.Cluster.Pooler
+	if p == nil {
+		return Passed("no pooler in the inventory: nothing is paused, clients connect to the nodes directly")
+	}
+	conn, err := pg.ConnectAdmin(ctx, p.Admin)
+	if err != nil {
+		return Errored(fmt.Errorf("connect to the pgbouncer admin console: %s", connProblem(ctx, err)))
+	}
+	defer closeConn(conn)
+	user := ""
+	if cfg, err := pgconn.ParseConfig(p.Admin); err == nil {
+		user = cfg.User
+	}
+	var modes []poolMode
+	if user != "" {
+		// A user's own pool_mode wins; SHOW USERS has the column since PgBouncer 1.14.
+		m, err := adminColumn(ctx, conn, "SHOW USERS", "name", user, "pool_mode")
+		if err != nil {
+			return Errored(fmt.Errorf("pgbouncer SHOW USERS: %s", queryProblem(ctx, err)))
+		}
+		modes = append(modes, poolMode{m, fmt.Sprintf("SHOW USERS: %s pool_mode", user)})
+	}
+	m, err := adminColumn(ctx, conn, "SHOW DATABASES", "name", p.Database, "pool_mode")
+	if err != nil {
+		return Errored(fmt.Errorf("pgbouncer SHOW DATABASES: %s", queryProblem(ctx, err)))
+	}
+	modes = append(modes, poolMode{m, fmt.Sprintf("SHOW DATABASES: %s pool_mode", p.Database)})
+	m, err = adminColumn(ctx, conn, "SHOW CONFIG", "key", "pool_mode", "value")
+	if err != nil {
+		return Errored(fmt.Errorf("pgbouncer SHOW CONFIG: %s", queryProblem(ctx, err)))
+	}
+	modes = append(modes, poolMode{m, "SHOW CONFIG: pool_mode, the default"})
+	return judgePoolMode(p.Database, modes)
+}
+
+// judgePoolMode takes the first pool mode set, most specific first.
+func judgePoolMode(db string, modes []poolMode) Result {
+	var got poolMode
+	for _, m := range modes {
+		if m.Mode != "" {
+			got = m
+			break
+		}
+	}
+	values := map[string]any{"pool_mode": got.Mode, "source": got.Source}
+	wanted := fmt.Sprintf("database %s pooled by transaction or statement", db)
+	switch strings.ToLower(got.Mode) {
+	case "transaction", "statement":
+		r := Passed(fmt.Sprintf("PgBouncer pools %s in %s mode (%s): PAUSE waits only for running transactions", db, got.Mode, got.Source))
+		r.Values = values
+		return r
+	case "session":
+		r := Failed(fmt.Sprintf("PgBouncer pools %s in session mode (%s): PAUSE waits until every client of %s has disconnected, so clients would be held for the whole pause budget (pause_max_wait) and the run would fail",
+			db, got.Source, db),
+			wanted+": set pool_mode = transaction for it (if the application allows), or switch over with a runbook that does not pause the pooler")
+		r.Values = values
+		return r
+	case "":
+		return Errored(fmt.Errorf("pgbouncer shows no pool_mode for %s: not in SHOW DATABASES and none in SHOW CONFIG", db))
+	}
+	r := Failed(fmt.Sprintf("PgBouncer pools %s in mode %q (%s), which switchover does not know", db, got.Mode, got.Source), wanted)
+	r.Values = values
+	return r
+}
+
+// adminColumn returns column want of the row of an admin console SHOW
+// command whose column key is value; "" when there is no such row or
+// column, or the value is NULL. The admin console speaks only the simple
+// protocol, and its columns differ between versions: read by name.
+func adminColumn(ctx context.Context, conn *pgx.Conn, show, key, value, want string) (string, error) {
+	rows, err := conn.Query(ctx, show)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	iKey, iWant := -1, -1
+	for i, f := range rows.FieldDescriptions() {
+		switch f.Name {
+		case key:
+			iKey = i
+		case want:
+			iWant = i
+		}
+	}
+	got := ""
+	for rows.Next() {
+		raw := rows.RawValues()
+		if iKey >= 0 && iWant >= 0 && string(raw[iKey]) == value && raw[iWant] != nil {
+			got = string(raw[iWant])
+		}
+	}
+	return got, rows.Err()
+}
