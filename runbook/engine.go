@@ -77,8 +77,15 @@ type Options struct {
 	Operator   Operator // nil: no terminal, never ask
 	Observer   Observer
 	JournalDir string
-	TakeOver   bool   // take the claim of an unfinished run on the cluster
-	Settle     string // on resume without an operator: rerun or done
+	TakeOver   bool // take the claim of an unfinished run on the cluster
+	// Claim is the run's claim kept in the cluster itself; nil when the
+	// run has none to take (no PostgreSQL nodes), or in tests of the flow.
+	Claim ClusterClaim
+	// Guard starts the process that resumes the pooler if this one dies
+	// or overruns the budget while clients are held (see Guard); nil: the
+	// run keeps the budget itself, with no guard.
+	Guard  func(GuardSpec) (release func(), err error)
+	Settle string // on resume without an operator: rerun or done
 	// Interrupt, when closed, stops the run at the next safe point: waits
 	// end at once, a running action finishes, no new step starts.
 	Interrupt <-chan struct{}
@@ -127,6 +134,8 @@ type engine struct {
 	pastPONR     bool
 	askedCluster bool
 	approved     map[string]bool // steps approved in this run (or before a resume)
+	guardRelease func()          // tells the guard of the hold under way that clients go on
+	intr         <-chan struct{} // ends the current step's checks' waits on an interrupt (see window)
 }
 
 // newEngine checks the options against the plan (every --approve names a
@@ -145,7 +154,7 @@ func newEngine(p *Plan, o Options) (*engine, error) {
 	if o.JournalDir == "" {
 		o.JournalDir = DefaultJournalDir()
 	}
-	e := &engine{p: p, o: o, obs: o.Observer, approve: map[string]bool{}, approved: map[string]bool{}, red: &secret.Redactor{}}
+	e := &engine{p: p, o: o, obs: o.Observer, approve: map[string]bool{}, approved: map[string]bool{}, red: &secret.Redactor{}, intr: o.Interrupt}
 	var probs problems
 	for _, a := range o.Approve {
 		s := p.Step(a)
@@ -219,7 +228,7 @@ func (e *engine) runInfo() *RunInfo {
 // target is what checks and steps see of the run; their output is
 // emitted as the current step's.
 func (e *engine) target() *cluster.Target {
-	return &cluster.Target{RunID: e.runID, Cluster: e.p.Cluster, Facts: e.facts, Session: e.session, Output: func(line string) {
+	return &cluster.Target{RunID: e.runID, Cluster: e.p.Cluster, Facts: e.facts, Session: e.session, Hold: e, Output: func(line string) {
 		_ = e.emit(Event{Type: EventOutput, Section: e.cur.Section, Step: e.cur.Name, Output: line})
 	}}
 }
@@ -257,14 +266,26 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 			return nil, notStarted(err)
 		}
 	}
+	if o.DryRun {
+		err = e.checkClaim(ctx)
+	} else {
+		h := Holder{RunID: e.runID, User: e.o.Identity.User, Host: e.o.Identity.Host, PID: os.Getpid(), Since: e.o.now()}
+		err = e.takeClaim(ctx, h, "")
+	}
+	if err != nil {
+		lock.release(true)
+		return nil, notStarted(err)
+	}
 	e.j, err = createJournal(e.o.JournalDir, e.runID)
 	if err != nil {
 		lock.release(true)
+		e.releaseClaimIf(ctx, !o.DryRun)
 		return nil, notStarted(err)
 	}
 	defer e.j.close()
 	res.Journal = e.j.Path()
 	if err := e.emit(Event{Type: EventRunStarted, Run: e.runInfo()}); err != nil {
+		e.releaseClaimIf(ctx, !o.DryRun)
 		lock.release(true)
 		return res, notStarted(err)
 	}
@@ -276,11 +297,12 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 		var se *StepError
 		errors.As(err, &se)
 		_ = e.emit(Event{Type: EventRunFinished, Step: se.Step, Outcome: OutcomeDeclined, Error: se.Err.Error(), Message: "nothing was changed"})
+		e.releaseClaim(ctx)
 		lock.release(true)
 		return res, err
 	}
 	err = e.execute(ctx, &position{done: map[string]bool{}, caught: map[string]StepState{}}, res)
-	lock.release(releasesClaim(res, err))
+	e.finish(ctx, lock, res, err)
 	return res, err
 }
 
@@ -290,11 +312,27 @@ func releasesClaim(res *Result, err error) bool {
 	return res.Outcome != OutcomeSuspended && !errors.Is(err, errKilled) && !isSettleStop(err) && !errors.Is(err, errJournal)
 }
 
+// finish lets go of the run's lock and its claim kept in the cluster when
+// the run finished; a run cut off or suspended keeps both for resume.
+func (e *engine) finish(ctx context.Context, lock *clusterLock, res *Result, err error) {
+	finished := releasesClaim(res, err)
+	e.releaseClaimIf(ctx, finished)
+	lock.release(finished)
+}
+
+// releaseClaimIf releases the run's claim in the cluster when ok.
+func (e *engine) releaseClaimIf(ctx context.Context, ok bool) {
+	if ok {
+		e.releaseClaim(ctx)
+	}
+}
+
 // notStarted is the error of a run that stopped before any step: invalid
-// (exit 2) unless another run holds the cluster.
+// (exit 2) unless another run holds the cluster, or the cluster could not
+// be claimed (exit 3).
 func notStarted(err error) error {
 	var le *LockedError
-	if errors.As(err, &le) || errors.Is(err, ErrInvalid) {
+	if errors.As(err, &le) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrPrecondition) {
 		return err
 	}
 	return fmt.Errorf("%w: %v; nothing was done", ErrInvalid, err)

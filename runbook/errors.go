@@ -135,6 +135,9 @@ type LockedError struct {
 	// Stale is true when the holder is gone but its run never finished: it
 	// was killed or suspended, and must be resumed or taken over.
 	Stale bool
+	// SeenOn names the node whose copy of the cluster's own claim showed
+	// the holder; empty for this machine's lock.
+	SeenOn string
 }
 
 func (e *LockedError) Error() string {
@@ -143,6 +146,11 @@ func (e *LockedError) Error() string {
 		return fmt.Sprintf("cluster %q: run %s (%s@%s, pid %d, since %s) did not finish; "+
 			"resume it with `switchover resume %s`, or take the cluster over with --take-over",
 			e.Cluster, h.RunID, h.User, h.Host, h.PID, h.Since.Format("2006-01-02 15:04:05 MST"), h.RunID)
+	}
+	if e.SeenOn != "" {
+		return fmt.Sprintf("cluster %q is claimed by run %s (%s@%s, pid %d, since %s; the claim is kept in the cluster, seen on %s); "+
+			"wait for it, resume it with `switchover resume %s` where it ran, or, if that run is gone for good, take the cluster over with --take-over",
+			e.Cluster, h.RunID, h.User, h.Host, h.PID, h.Since.Format("2006-01-02 15:04:05 MST"), e.SeenOn, h.RunID)
 	}
 	return fmt.Sprintf("cluster %q is held by run %s (%s@%s, pid %d, since %s)",
 		e.Cluster, h.RunID, h.User, h.Host, h.PID, h.Since.Format("2006-01-02 15:04:05 MST"))

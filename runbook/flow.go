@@ -33,7 +33,15 @@ func (e *engine) execute(ctx context.Context, pos *position, res *Result) (err e
 				continue
 			}
 			if e.interrupted() {
-				return e.suspend(s, res)
+				if !e.holding() {
+					return e.suspend(s, res)
+				}
+				if !e.pastPONR && !s.PointOfNoReturn {
+					failure, failedStep = windowInterruptedBefore(s), s
+					break
+				}
+				// From the point of no return on, the run finishes
+				// forward until the clients go on, then stops.
 			}
 			err := e.runStep(ctx, s, pos.caught[s.Name])
 			if err == nil {

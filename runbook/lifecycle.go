@@ -19,6 +19,9 @@ import (
 // resumed run found it in (running or verifying), or "".
 func (e *engine) runStep(ctx context.Context, s *Step, caught StepState) error {
 	e.cur = s
+	ctx, intr, stop := e.window(ctx, s)
+	defer stop()
+	e.intr = intr
 	if caught == StateRunning || caught == StateVerifying {
 		return e.settle(ctx, s, caught)
 	}
@@ -26,7 +29,7 @@ func (e *engine) runStep(ctx context.Context, s *Step, caught StepState) error {
 		return err
 	}
 	if err := e.conds(ctx, s, s.Requires, phaseRequires, true); err != nil {
-		return e.fail(s, phaseRequires, err)
+		return e.fail(s, phaseRequires, windowCause(ctx, err))
 	}
 	if err := e.approveStep(ctx, s); err != nil {
 		return err
@@ -65,10 +68,10 @@ func (e *engine) act(ctx context.Context, s *Step) error {
 		start := time.Now()
 		if !s.Manual {
 			if err := e.apply(ctx, s, t); err != nil {
-				if ctx.Err() != nil {
+				if killed(ctx) {
 					return errKilled
 				}
-				return e.fail(s, phaseAction, fmt.Errorf("%s after %s: %w", s.ActionKind, time.Since(start).Round(time.Millisecond), err))
+				return e.fail(s, phaseAction, windowCause(ctx, fmt.Errorf("%s after %s: %w", s.ActionKind, time.Since(start).Round(time.Millisecond), err)))
 			}
 		}
 	}
@@ -77,7 +80,7 @@ func (e *engine) act(ctx context.Context, s *Step) error {
 			return e.fail(s, phaseEnsures, err)
 		}
 		if err := e.conds(ctx, s, s.Ensures, phaseEnsures, true); err != nil {
-			return e.fail(s, phaseEnsures, err)
+			return e.fail(s, phaseEnsures, windowCause(ctx, err))
 		}
 	}
 	if err := e.transition(s, StateDone, phaseUnknown, "", nil); err != nil {
@@ -135,7 +138,7 @@ func (e *engine) conds(ctx context.Context, s *Step, list []*Cond, ph phase, pol
 		return nil
 	}
 	t := e.target()
-	ev := &evaluator{target: t, poll: poll, interrupt: e.o.Interrupt, onWait: func(a attempt) {
+	ev := &evaluator{target: t, poll: poll, interrupt: e.intr, onWait: func(a attempt) {
 		_ = e.emit(Event{Type: EventWaiting, Section: s.Section, Step: s.Name, Phase: ph.String(), Check: &CheckEvent{
 			Kind: a.cond.Kind, Describe: a.cond.Check.Describe(t), Status: a.result.Status.String(), Observed: a.result.Observed,
 			Wanted: a.result.Wanted, Attempt: a.n, WithinMS: a.cond.Within.Milliseconds(),
@@ -143,9 +146,12 @@ func (e *engine) conds(ctx context.Context, s *Step, list []*Cond, ph phase, pol
 		}})
 	}}
 	verdicts := ev.run(ctx, list)
-	if ctx.Err() != nil {
+	if killed(ctx) {
 		return errKilled
 	}
+	// The window ended the waits (its budget, or an interrupt): a check
+	// cut short is a failure then, not a sibling's casualty.
+	windowEnded := ctx.Err() != nil
 	var firstFail error
 	interrupted := false
 	for i, c := range list {
@@ -157,7 +163,7 @@ func (e *engine) conds(ctx context.Context, s *Step, list []*Cond, ph phase, pol
 			Wanted: r.Wanted, Detail: r.Detail, Values: r.Values, ElapsedMS: v.elapsed.Milliseconds(),
 			WithinMS: c.Within.Milliseconds(),
 		}
-		if v.cut && r.Status != checks.Pass {
+		if v.cut && r.Status != checks.Pass && !windowEnded {
 			ce.Status, ce.NotEvaluated = checks.Unknown.String(), "not waited for: another check of this step failed"
 			if r.Observed != "" {
 				ce.Observed = "last seen: " + r.Observed
@@ -166,7 +172,7 @@ func (e *engine) conds(ctx context.Context, s *Step, list []*Cond, ph phase, pol
 		if err := e.emit(Event{Type: EventCheck, Section: s.Section, Step: s.Name, Phase: ph.String(), Check: ce}); err != nil && firstFail == nil {
 			firstFail = err
 		}
-		if r.Status != checks.Pass && !v.cut && firstFail == nil {
+		if r.Status != checks.Pass && (!v.cut || windowEnded) && firstFail == nil {
 			firstFail = checkFailure(c, r, ph)
 		}
 	}

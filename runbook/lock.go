@@ -1,6 +1,7 @@
 package runbook
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,15 +12,75 @@ import (
 	"regexp"
 	"syscall"
 	"time"
+
+	"github.com/switchover/switchover/internal/claim"
 )
 
-// Holder is who holds a cluster's lock.
-type Holder struct {
-	RunID string    `json:"run_id"`
-	User  string    `json:"user"`
-	Host  string    `json:"host"`
-	PID   int       `json:"pid"`
-	Since time.Time `json:"since"`
+// Holder is who holds a cluster's lock: the same record as the claim kept
+// in the cluster.
+type Holder = claim.Holder
+
+// ClusterClaim is a run's claim kept in the cluster itself (internal/claim),
+// which every operator's run sees whatever host, user or journal directory
+// it runs from; the lock in the journal directory is the first line, this
+// is the one that holds across machines.
+type ClusterClaim interface {
+	// Check returns a *claim.HeldError when another run than mine holds
+	// the cluster; it changes nothing.
+	Check(ctx context.Context, mine string) error
+	// Take claims the cluster for h (resuming: the run being resumed,
+	// whose claim is its own; takeOver: replace another run's claim).
+	Take(ctx context.Context, h Holder, resuming string, takeOver bool) error
+	// Release lets go of run id's claim.
+	Release(ctx context.Context, runID string) error
+}
+
+// claimTimeout bounds taking, checking or releasing the cluster's claim.
+const claimTimeout = 15 * time.Second
+
+// takeClaim claims the cluster for h, when the run has a claim to take; a
+// claim held by another run is a *LockedError.
+func (e *engine) takeClaim(ctx context.Context, h Holder, resuming string) error {
+	if e.o.Claim == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
+	defer cancel()
+	return e.claimError(e.o.Claim.Take(ctx, h, resuming, e.o.TakeOver))
+}
+
+// checkClaim is takeClaim for a dry run: it only looks.
+func (e *engine) checkClaim(ctx context.Context) error {
+	if e.o.Claim == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
+	defer cancel()
+	return e.claimError(e.o.Claim.Check(ctx, e.runID))
+}
+
+func (e *engine) claimError(err error) error {
+	var held *claim.HeldError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &held):
+		return &LockedError{Cluster: e.p.LockName, Holder: held.Holder, SeenOn: held.Node}
+	}
+	return fmt.Errorf("%w: %v; nothing was done", ErrPrecondition, err)
+}
+
+// releaseClaim lets go of the run's claim in the cluster, on a deadline of
+// its own (the run's context may be what ended).
+func (e *engine) releaseClaim(ctx context.Context) {
+	if e.o.Claim == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	defer cancel()
+	if err := e.o.Claim.Release(ctx, e.runID); err != nil {
+		_ = e.emit(Event{Type: EventNote, Message: fmt.Sprintf("the run's claim on the cluster could not be released: %v; the next run must be started with --take-over", err)})
+	}
 }
 
 // Identity is who runs switchover, as approvals and locks record it.
@@ -141,4 +202,13 @@ func lockHeld(dir, name string) (Holder, bool) {
 	}
 	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	return h, false
+}
+
+// ClaimInCluster is the claim kept in the PostgreSQL nodes of p's cluster,
+// or nil when the plan names none.
+func ClaimInCluster(p *Plan) ClusterClaim {
+	if p == nil || p.Cluster == nil || len(p.Cluster.Nodes) == 0 {
+		return nil
+	}
+	return &claim.Store{Cluster: p.Cluster}
 }

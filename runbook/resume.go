@@ -82,6 +82,10 @@ func Resume(ctx context.Context, p *Plan, id string, o Options) (*Result, error)
 	if err != nil {
 		return nil, notStarted(err)
 	}
+	if err := e.takeClaim(ctx, h, id); err != nil {
+		lock.release(false)
+		return nil, notStarted(err)
+	}
 	e.j, err = openJournal(e.o.JournalDir, id)
 	if err != nil {
 		lock.release(false)
@@ -99,8 +103,9 @@ func Resume(ctx context.Context, p *Plan, id string, o Options) (*Result, error)
 		lock.release(false)
 		return res, err
 	}
+	e.settleHold()
 	err = e.execute(ctx, pos, res)
-	lock.release(releasesClaim(res, err))
+	e.finish(ctx, lock, res, err)
 	return res, err
 }
 

@@ -25,12 +25,19 @@ func init() {
 		Params: []params.Spec{
 			{Name: "max_wait", Type: params.Duration, Default: "10s",
 				Doc: "how long PAUSE may wait for running transactions to finish; after that the pooler is resumed and the step fails"},
+			{Name: "max_hold", Type: params.Duration, Default: "30s",
+				Doc: "the most clients may be held, from the pause to the resume, whatever happens: every step in between spends it, and a guard that outlives the run resumes the pooler by then"},
 		},
 		New: func(v params.Values) (Step, error) {
-			if v.Duration("max_wait") <= 0 {
+			switch {
+			case v.Duration("max_wait") <= 0:
 				return nil, errors.New(`parameter "max_wait" must be more than 0`)
+			case v.Duration("max_hold") <= 0:
+				return nil, errors.New(`parameter "max_hold" must be more than 0`)
+			case v.Duration("max_wait") >= v.Duration("max_hold"):
+				return nil, fmt.Errorf(`parameter "max_wait" (%s) must be less than "max_hold" (%s): the pause itself spends the hold`, v.Duration("max_wait"), v.Duration("max_hold"))
 			}
-			return &PgBouncerPause{MaxWait: v.Duration("max_wait")}, nil
+			return &PgBouncerPause{MaxWait: v.Duration("max_wait"), MaxHold: v.Duration("max_hold")}, nil
 		},
 	})
 	Register(Definition{
@@ -162,6 +169,9 @@ func resumeAfterFailedPause(ctx context.Context, p *cluster.Pooler) error {
 // step fails with clients still on the old primary.
 type PgBouncerPause struct {
 	MaxWait time.Duration
+	// MaxHold caps how long clients are held, from the pause to the
+	// resume (see cluster.Target.BeginHold).
+	MaxHold time.Duration
 }
 
 var _ Step = (*PgBouncerPause)(nil)
@@ -169,8 +179,8 @@ var _ Step = (*PgBouncerPause)(nil)
 // Describe implements Step.
 func (s *PgBouncerPause) Describe(t *cluster.Target) Effect {
 	return Effect{Node: poolerWhere(t), Command: describeAdmin(t, "PAUSE"),
-		Changes: fmt.Sprintf("PgBouncer waits up to %s for running transactions on %s to finish, closes its server connections, and holds new queries until RESUME; clients wait instead of failing (if it does not complete in time, it is resumed and the step fails)",
-			s.MaxWait, poolerDatabase(t))}
+		Changes: fmt.Sprintf("PgBouncer waits up to %s for running transactions on %s to finish, closes its server connections, and holds new queries until RESUME; clients wait instead of failing (if it does not complete in time, it is resumed and the step fails); clients are held %s at most, whatever happens to this run",
+			s.MaxWait, poolerDatabase(t), s.MaxHold)}
 }
 
 // Apply implements Step.
@@ -189,15 +199,20 @@ func (s *PgBouncerPause) Apply(ctx context.Context, t *cluster.Target) error {
 		return fail(fmt.Errorf("connect to the admin console: %w; nothing paused", err))
 	}
 	defer closeConn(conn)
+	if err := t.BeginHold(s.MaxHold); err != nil {
+		return fail(fmt.Errorf("%w; nothing paused", err))
+	}
 	pctx, cancel := context.WithTimeout(ctx, s.MaxWait)
 	start := time.Now()
 	_, err = conn.Exec(pctx, cmd)
 	cutOff := pctx.Err() != nil
 	cancel()
 	if err == nil {
-		t.Print(fmt.Sprintf("pgbouncer paused %s in %s: clients wait until RESUME", poolerDatabase(t), since(start)))
+		t.Print(fmt.Sprintf("pgbouncer paused %s in %s: clients wait until RESUME, %s at most", poolerDatabase(t), since(start), s.MaxHold))
 		return nil
 	}
+	// Whatever happens below, the clients are not held by this pause.
+	defer t.EndHold()
 	var pe *pgconn.PgError
 	if !cutOff && errors.As(err, &pe) {
 		return fail(fmt.Errorf("%w; nothing paused", err)) // PgBouncer refused it
@@ -244,14 +259,23 @@ func (s *PgBouncerResume) Apply(ctx context.Context, t *cluster.Target) error {
 	err = adminExec(ctx, p, adminCommand("RESUME", p))
 	switch {
 	case notPaused(err):
+		t.EndHold()
 		t.Print(fmt.Sprintf("pgbouncer: %s was not paused; nothing to resume", poolerDatabase(t)))
 		return nil
 	case err != nil:
 		return fmt.Errorf("resume pgbouncer: %w; clients may still be waiting", err)
 	}
+	t.EndHold()
 	t.Print(fmt.Sprintf("pgbouncer resumed %s: waiting clients go on", poolerDatabase(t)))
 	return nil
 }
+
+// ReleasesClients implements ClientReleaser.
+func (s *PgBouncerResume) ReleasesClients() bool { return true }
+
+// ReleasesClients implements ClientReleaser: a repoint is what lets held
+// clients reach the new primary.
+func (s *PgBouncerRepoint) ReleasesClients() bool { return true }
 
 // PgBouncerRepoint is a step that sends PgBouncer's clients to another node:
 // it rewrites host= and port= of the database's entry in [databases],

@@ -35,6 +35,13 @@ type Manual interface {
 	Checklist() string
 }
 
+// ClientReleaser is implemented by steps that let clients held by a paused
+// pooler go on (a repoint to the new primary, a resume): the engine runs
+// them whatever the hold's budget says, since they end the hold.
+type ClientReleaser interface {
+	ReleasesClients() bool
+}
+
 // Definition registers a kind of step.
 type Definition struct {
 	Kind   string

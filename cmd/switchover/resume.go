@@ -108,6 +108,7 @@ func runResume(ctx context.Context, io *streams, opts *resumeOpts, id string) er
 	if err != nil {
 		return fmt.Errorf("%w (resuming run %s)", err, id)
 	}
+	o.Claim = runbook.ClaimInCluster(p)
 	res, err := runbook.Resume(ctx, p, id, o)
 	report(io, hv, res)
 	return err

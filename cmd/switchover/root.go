@@ -117,6 +117,7 @@ Every run is journaled; an interrupted run continues with 'switchover resume'.`,
 		newStatusCmd(io),
 		newSchemaCmd(io),
 		newVersionCmd(io),
+		newGuardCmd(io),
 	)
 	return root
 }

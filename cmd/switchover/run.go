@@ -153,6 +153,9 @@ func engineOptions(ctx context.Context, io *streams, opts *runOpts) (runbook.Opt
 	if io.interactive && !opts.dryRun {
 		o.Operator = newPromptOperator(io)
 	}
+	if !opts.dryRun {
+		o.Guard = startGuard
+	}
 	return o, hv, nil
 }
 
@@ -204,6 +207,7 @@ func runRun(ctx context.Context, io *streams, opts *runOpts) error {
 	if hv != nil && hv.tty && !opts.dryRun {
 		planOverview(io.out, p, hv.fit)
 	}
+	o.Claim = runbook.ClaimInCluster(p)
 	res, err := runbook.Run(ctx, p, o)
 	report(io, hv, res)
 	if opts.out != "" && err == nil {

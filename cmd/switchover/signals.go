@@ -25,15 +25,22 @@ func terminalWidth(f any) int {
 
 type interruptKey struct{}
 
-// newSignalContext handles SIGINT and SIGTERM: the first asks the run to
-// stop at the next safe point (a running action finishes, no new step
-// starts, the run can be resumed); the second cancels the context, cutting
-// off what runs now (resume settles the step that was cut off).
+// newSignalContext handles SIGINT, SIGTERM and SIGHUP: the first asks the
+// run to stop at the next safe point (a running action finishes, no new
+// step starts, the run can be resumed; while the pooler holds clients, the
+// window ends at once: before the point of no return the run rolls back,
+// after it the run finishes forward, and the clients go on); the second
+// cancels the context, cutting off what runs now (the run's guard resumes
+// held clients; resume settles the step that was cut off).
 func newSignalContext(parent context.Context, io *streams) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(parent)
 	first := make(chan struct{})
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	// A hang-up (the operator's ssh session dropped) is an interrupt like
+	// the others: it must not kill the run while the pooler holds clients.
+	// Writing to a terminal or pipe that went away must not kill it either.
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Ignore(syscall.SIGPIPE)
 	go func() {
 		n := 0
 		for {

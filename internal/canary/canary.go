@@ -55,6 +55,7 @@ type Writer struct {
 	mu      sync.Mutex
 	acks    []ack
 	errs    []ClientError
+	longest time.Duration // the longest one commit waited for its answer
 	once    sync.Once
 }
 
@@ -68,6 +69,9 @@ type Report struct {
 	WindowTo   time.Time // the first one after it
 	Lost       []int64   // acknowledged ids missing on the primary afterwards
 	Ran        time.Duration
+	// LongestWait is the longest any one commit waited for its answer
+	// (an acknowledgement or an error): how long a client was held.
+	LongestWait time.Duration
 }
 
 // Start creates the heartbeat table through the endpoint and starts
@@ -132,8 +136,10 @@ func (w *Writer) loop() {
 		}
 		id++
 		ctx, cancel := context.WithTimeout(context.Background(), statementLimit)
+		sent := time.Now()
 		_, err := conn.Exec(ctx, insert, id, w.o.RunID)
 		cancel()
+		w.waited(time.Since(sent))
 		if err != nil {
 			w.fail(err)
 			conn.Close(context.Background())
@@ -145,6 +151,13 @@ func (w *Writer) loop() {
 		w.mu.Unlock()
 		w.pause(w.o.Interval)
 	}
+}
+
+// waited records how long one commit waited for its answer.
+func (w *Writer) waited(d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.longest = max(w.longest, d)
 }
 
 func (w *Writer) fail(err error) {
@@ -177,8 +190,9 @@ func (w *Writer) Stop(ctx context.Context) (Report, error) {
 	w.mu.Lock()
 	acks := append([]ack(nil), w.acks...)
 	errs := append([]ClientError(nil), w.errs...)
+	longest := w.longest
 	w.mu.Unlock()
-	r := Report{Acked: len(acks), Errors: len(errs), Ran: time.Since(w.started)}
+	r := Report{Acked: len(acks), Errors: len(errs), Ran: time.Since(w.started), LongestWait: longest}
 	for i := 1; i < len(acks); i++ {
 		if gap := acks[i].at.Sub(acks[i-1].at); gap > r.Window {
 			r.Window, r.WindowFrom, r.WindowTo = gap, acks[i-1].at, acks[i].at

@@ -291,6 +291,9 @@ type Target struct {
 	Session *Session
 	// Output receives a line of action output as it is produced; may be nil.
 	Output func(line string)
+	// Hold is told when a step holds clients and when they go on; nil
+	// when the run keeps no guard.
+	Hold ClientHold
 }
 
 // Print sends a line of output to the run's observer, if any.

@@ -277,6 +277,13 @@ func readJournal(t *testing.T, journalDir string) []journalEvent {
 // started.
 func killWhen(t *testing.T, p *proc, journalDir, what string, after time.Duration, match func(journalEvent) bool) {
 	t.Helper()
+	signalWhen(t, p, journalDir, what, after, syscall.SIGKILL, match)
+}
+
+// signalWhen is killWhen with another signal: the process is sent sig and
+// left to go on (SIGKILL: killWhen's wait for it to die).
+func signalWhen(t *testing.T, p *proc, journalDir, what string, after time.Duration, sig syscall.Signal, match func(journalEvent) bool) {
+	t.Helper()
 	var f *os.File
 	defer func() {
 		if f != nil {
@@ -310,6 +317,13 @@ func killWhen(t *testing.T, p *proc, journalDir, what string, after time.Duratio
 					for _, e := range evs {
 						if match(e) {
 							time.Sleep(after)
+							if sig != syscall.SIGKILL {
+								if p.exited() {
+									t.Fatalf("waiting for %s: switchover exited by itself before the %s: %s", what, sig, p.wait())
+								}
+								_ = syscall.Kill(p.cmd.Process.Pid, sig)
+								return
+							}
 							if !p.kill() {
 								t.Fatalf("waiting for %s: switchover exited by itself before the kill: %s", what, p.wait())
 							}

@@ -1,0 +1,176 @@
+package claim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/sandbox"
+	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/internal/transport"
+)
+
+func TestMain(m *testing.M) { sandboxtest.Main(m) }
+
+func holder(id string) Holder {
+	return Holder{RunID: id, User: "dba", Host: "bastion-" + id, PID: 4242, Since: time.Now().UTC().Truncate(time.Second)}
+}
+
+// waitClaimOn polls node until its claim is want ("" for none).
+func waitClaimOn(t *testing.T, s *Store, node, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		nc := s.readNode(context.Background(), node)
+		got := ""
+		if nc.holder != nil {
+			got = nc.holder.RunID
+		}
+		if nc.err == nil && got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("claim on %s: got %q (err %v), want %q", node, got, nc.err, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestClaimIsHeldInTheCluster(t *testing.T) {
+	sb := sandboxtest.New(t, 2)
+	ctx := context.Background()
+	s := &Store{Cluster: sb.Cluster()}
+
+	if err := s.Check(ctx, "a"); err != nil {
+		t.Fatalf("check on a fresh cluster: %v", err)
+	}
+	if err := s.Take(ctx, holder("a"), "", false); err != nil {
+		t.Fatalf("take a: %v", err)
+	}
+	// The row replicates: every standby shows it, as a second operator's
+	// run asking any node would see it.
+	for _, n := range []string{"pg2", "pg3"} {
+		waitClaimOn(t, s, n, "a")
+	}
+
+	err := s.Take(ctx, holder("b"), "", false)
+	var he *HeldError
+	if !errors.As(err, &he) {
+		t.Fatalf("second run: got %v, want a HeldError", err)
+	}
+	if he.Holder.RunID != "a" || he.Holder.Host != "bastion-a" || he.Holder.PID != 4242 {
+		t.Errorf("holder named: %+v", he.Holder)
+	}
+	if err := s.Check(ctx, "b"); !errors.As(err, &he) {
+		t.Errorf("check by another run: got %v, want a HeldError", err)
+	}
+	if err := s.Check(ctx, "a"); err != nil {
+		t.Errorf("check by the holder: %v", err)
+	}
+	// The holder resuming keeps its claim; a new run id resuming it too.
+	if err := s.Take(ctx, holder("a"), "", false); err != nil {
+		t.Errorf("the holder again: %v", err)
+	}
+	if err := s.Take(ctx, holder("a2"), "a", false); err != nil {
+		t.Errorf("resume of a: %v", err)
+	}
+	// Take over, then release: the next run finds nothing.
+	if err := s.Take(ctx, holder("b"), "", true); err != nil {
+		t.Fatalf("take over: %v", err)
+	}
+	if err := s.Release(ctx, "a"); err != nil {
+		t.Fatalf("release by a run that no longer holds it: %v", err)
+	}
+	if err := s.Check(ctx, "c"); !errors.As(err, &he) || he.Holder.RunID != "b" {
+		t.Fatalf("a release by another run must leave b's claim: %v", err)
+	}
+	if err := s.Release(ctx, "b"); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	for _, n := range []string{"pg1", "pg2", "pg3"} {
+		waitClaimOn(t, s, n, "")
+	}
+	if err := s.Take(ctx, holder("c"), "", false); err != nil {
+		t.Fatalf("take after release: %v", err)
+	}
+}
+
+func TestClaimTwoRunsAtOnce(t *testing.T) {
+	sb := sandboxtest.New(t, 1)
+	ctx := context.Background()
+	s := &Store{Cluster: sb.Cluster()}
+	for round := 0; round < 5; round++ {
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for i := range errs {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				errs[i] = s.Take(ctx, holder(fmt.Sprintf("r%d-%d", round, i)), "", false)
+			}(i)
+		}
+		wg.Wait()
+		won := 0
+		for i, err := range errs {
+			var he *HeldError
+			switch {
+			case err == nil:
+				won++
+			case errors.As(err, &he):
+			default:
+				t.Errorf("round %d run %d: %v", round, i, err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("round %d: %d runs claimed the cluster at once, want exactly 1 (%v)", round, won, errs)
+		}
+		// Clear the round's winner.
+		conn, err := pg.Connect(ctx, sb.Cluster().Nodes["pg1"].Conninfo, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, "DELETE FROM "+Table); err != nil {
+			t.Fatal(err)
+		}
+		pg.Release(conn)
+	}
+}
+
+func TestClaimRefusesWithoutAPrimary(t *testing.T) {
+	sb := sandboxtest.New(t, 1)
+	ctx := context.Background()
+	s := &Store{Cluster: sb.Cluster()}
+	if err := s.Take(ctx, holder("a"), "", false); err != nil {
+		t.Fatal(err)
+	}
+	waitClaimOn(t, s, "pg2", "a")
+	stopNode(t, sb, "pg1")
+	// Mid-switchover, a resume of the holder keeps the claim the standby
+	// shows; another run is refused, naming the holder.
+	if err := s.Take(ctx, holder("a"), "a", false); err != nil {
+		t.Errorf("resume with no primary: %v", err)
+	}
+	var he *HeldError
+	if err := s.Take(ctx, holder("b"), "", false); !errors.As(err, &he) || he.Node != "pg2" {
+		t.Errorf("another run with the primary stopped: got %v, want the claim seen on pg2", err)
+	}
+}
+
+func stopNode(t *testing.T, sb *sandbox.Sandbox, name string) {
+	t.Helper()
+	n, ok := sb.Node(name)
+	if !ok {
+		t.Fatalf("no node %s", name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ex := transport.Local{User: sb.RunAs}
+	out, err := ex.Run(ctx, fmt.Sprintf("%s/pg_ctl stop -D %s -m fast -w", sb.BinDir, n.DataDir))
+	if err != nil || out.ExitCode != 0 {
+		t.Fatalf("stop %s: %v %s", name, err, out.Combined())
+	}
+}
