@@ -153,7 +153,7 @@ func engineOptions(ctx context.Context, io *streams, opts *runOpts) (runbook.Opt
 	if io.interactive && !opts.dryRun {
 		o.Operator = newPromptOperator(io)
 	}
-	if !opts.dryRun {
+	if !opts.dryRun && canGuard {
 		o.Guard = startGuard
 	}
 	return o, hv, nil
