@@ -246,6 +246,10 @@ func readIdentity(ctx context.Context, t *cluster.Target, name string) nodeIdent
 	case err != nil:
 		id.Err = fmt.Errorf("%s: %s on %s: %w", name, cmd, id.Where, err)
 		return id
+	case out.ExitCode != 0 && strings.Contains(out.Combined(), "Permission denied"):
+		id.Err = fmt.Errorf("%s: %s on %s may not read the control file (permission denied): the inventory's host user must be the data directory's owner",
+			name, cmd, id.Where)
+		return id
 	case out.ExitCode != 0:
 		id.Fail = fmt.Sprintf("%s: its data_dir %s on %s holds no control file we can read (%s exited %d: %s): it is not that node's data directory",
 			name, n.DataDir, id.Where, cmd, out.ExitCode, strings.ReplaceAll(tailLines(out.Combined(), 2, 200), "\n", " | "))

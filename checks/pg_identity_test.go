@@ -3,7 +3,9 @@ package checks
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +65,9 @@ func TestPGSameCluster(t *testing.T) {
 		{"a data_dir that is no data directory", func(c *cluster.Cluster) {
 			c.Nodes["pg2"].DataDir = filepath.Join(sb.Dir, "no-such-dir")
 		}, Fail, []string{"pg2", "no-such-dir", "holds no control file"}},
+		{"a host user who may not read the data_dir (switching user needs root)", func(c *cluster.Cluster) {
+			c.Nodes["pg2"].Host = cluster.Host{Transport: "local", User: "nobody"}
+		}, Error, []string{"pg2", "permission denied", "owner"}},
 		{"a node that does not answer is judged by its control file", func(c *cluster.Cluster) {
 			c.Nodes["pg3"].Conninfo = fmt.Sprintf("host=127.0.0.1 port=%s user=postgres dbname=postgres sslmode=disable connect_timeout=2", portOf(closed))
 		}, Pass, []string{"pg3: control file of " + pg3.DataDir, "does not answer"}},
@@ -81,6 +86,9 @@ func TestPGSameCluster(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
+			if strings.Contains(tt.name, "needs root") && os.Geteuid() != 0 {
+				t.Skip("switching to another OS user needs root")
+			}
 			c := sb.Cluster()
 			tt.edit(c)
 			tg := &cluster.Target{Cluster: c, Facts: &cluster.Facts{}}
