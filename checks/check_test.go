@@ -29,6 +29,7 @@ var samples = map[string]map[string]string{
 	"pg.no_blocking_sessions": {"node": "pg2"},
 	"pg.no_prepared_xacts":    {"node": "pg1"},
 	"pg.same_major_version":   {},
+	"pg.same_cluster":         {},
 	"pg.settings_match":       {"settings": "wal_level"},
 	"pg.archiver_healthy":     {"node": "pg1"},
 	"pg.no_long_transactions": {"node": "pg1"},

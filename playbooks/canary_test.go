@@ -25,7 +25,7 @@ steps:
       sleep: {for: 300ms}
   - name: lose-one
     action:
-      pg.sql: {node: pg1, sql: "DELETE FROM switchover_canary WHERE id = (SELECT min(id) FROM switchover_canary)"}
+      pg.sql: {node: pg1, sql: "DO $$DECLARE t text; BEGIN SELECT relname INTO STRICT t FROM pg_class WHERE relname LIKE 'switchover\\_canary\\_%' AND relkind = 'r'; EXECUTE format('DELETE FROM %I WHERE id = (SELECT min(id) FROM %I)', t, t); END$$"}
 finally:
   - name: stop
     action:

@@ -27,7 +27,7 @@ func init() {
 			{Name: "conninfo", Type: params.String, Doc: "the endpoint to write through, instead of via"},
 			{Name: "database", Type: params.String, Doc: "database for direct writes; default the first node's dbname"},
 			{Name: "interval", Type: params.Duration, Default: "5ms", Doc: "time between heartbeats"},
-			{Name: "table", Type: params.String, Default: canary.DefaultTable, Doc: "heartbeat table, created and dropped by the canary"},
+			{Name: "table", Type: params.String, Default: canary.DefaultTable, Doc: "prefix of the heartbeat table; the run id follows it, so every run creates, writes and drops a table of its own"},
 		},
 		New: func(v params.Values) (Step, error) {
 			return &CanaryStart{Via: v.String("via"), Conninfo: v.String("conninfo"), Database: v.String("database"),
@@ -111,16 +111,30 @@ func MultiHostConninfo(c *cluster.Cluster, database string) (conninfoString, pas
 	return s, first.Password(), nil
 }
 
+// runID is the run the canary's rows and table are named for.
+func runID(t *cluster.Target) string {
+	if t != nil && t.RunID != "" {
+		return t.RunID
+	}
+	return "<run id>"
+}
+
+// table is this run's heartbeat table.
+func (c *CanaryStart) table(t *cluster.Target) string {
+	return canary.TableFor(c.Table, runID(t))
+}
+
 // Describe implements Step.
 func (c *CanaryStart) Describe(t *cluster.Target) Effect {
 	_, ci, how, err := c.endpoint(t)
 	if err != nil {
 		ci = "<" + err.Error() + ">"
 	}
+	table := c.table(t)
 	return Effect{Node: "client endpoint (" + how + ")",
 		Command: fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (...); then every %s: INSERT INTO %s (id, run_id) VALUES (n, run) through %s",
-			c.Table, c.Interval, c.Table, ci),
-		Changes: fmt.Sprintf("creates table %s and writes a small row every %s until canary.stop, which drops it", c.Table, c.Interval)}
+			table, c.Interval, table, ci),
+		Changes: fmt.Sprintf("creates table %s, this run's own, and writes a small row every %s until canary.stop, which drops it", table, c.Interval)}
 }
 
 // Apply implements Step.
@@ -135,17 +149,19 @@ func (c *CanaryStart) Apply(ctx context.Context, t *cluster.Target) error {
 	if old, ok := t.Session.Take(sessionCanary); ok {
 		old.(*canary.Writer).Close()
 	}
-	runID := t.RunID
-	if runID == "" {
-		runID = time.Now().UTC().Format("20060102T150405.000000000")
+	id := t.RunID
+	if id == "" {
+		id = time.Now().UTC().Format("20060102T150405.000000000")
 	}
-	w, err := canary.Start(ctx, canary.Options{Conninfo: ci, Interval: c.Interval, Table: c.Table, RunID: runID})
+	table := canary.TableFor(c.Table, id)
+	w, err := canary.Start(ctx, canary.Options{Conninfo: ci, Interval: c.Interval, Table: table, RunID: id})
 	if err != nil {
 		return err
 	}
 	t.Session.Put(sessionCanary, w)
 	t.Facts.Set("canary.endpoint", how)
-	t.Print(fmt.Sprintf("canary writing a heartbeat every %s into %s through %s", c.Interval, c.Table, how))
+	t.Facts.Set("canary.table", table)
+	t.Print(fmt.Sprintf("canary writing a heartbeat every %s into %s (this run's own table) through %s", c.Interval, table, how))
 	return nil
 }
 
@@ -157,8 +173,8 @@ var _ Step = (*CanaryStop)(nil)
 // Describe implements Step.
 func (c *CanaryStop) Describe(*cluster.Target) Effect {
 	return Effect{Node: "client endpoint",
-		Command: "stop the heartbeats; SELECT id FROM <table> WHERE run_id = <run> on the primary; compare with every acknowledged id; DROP TABLE <table>",
-		Changes: "drops the canary's table; fails the step when an acknowledged heartbeat is missing"}
+		Command: "stop the heartbeats; SELECT id FROM <this run's table> WHERE run_id = <run> on the primary; compare with every acknowledged id; DROP TABLE <this run's table>",
+		Changes: "drops this run's canary table; fails the step when an acknowledged heartbeat is missing"}
 }
 
 // Apply implements Step.

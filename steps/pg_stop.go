@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,6 +52,13 @@ func init() {
 // fact <node>.shutdown_lsn: a standby that has replayed past it holds every
 // commit the stopped primary acknowledged. Stopping a server that is
 // already stopped cleanly does nothing and succeeds.
+//
+// The control file is proof only when it is the node's: before the stop,
+// the node's system identifier is learnt from its server (or, when it does
+// not answer, from the other nodes) and journaled as the fact
+// <node>.system_identifier; a data_dir whose control file has another
+// identifier belongs to another cluster, and the step refuses before it
+// stops anything there.
 type PGStop struct {
 	Node    string
 	Mode    string // "fast" or "smart"
@@ -64,19 +72,55 @@ var _ Step = (*PGStop)(nil)
 // wait (-w) looks for the end of the shutdown every 100 ms; this script
 // signals it (-W) and looks every 5 ms, then reads the control file in the
 // same call, so a stop costs the shutdown itself and one round trip.
-func (s *PGStop) stopCommand(n *cluster.Node) string {
+//
+// The script first reads the system identifier in the control file and
+// stops nothing unless it is sysID, the node's (exit 5, printing the one it
+// found after otherCluster).
+func (s *PGStop) stopCommand(n *cluster.Node, sysID string) string {
 	if s.Command != "" {
 		return s.Command
 	}
 	pid := transport.ShellQuote(path.Join(dataDir(n), "postmaster.pid"))
-	return fmt.Sprintf("if [ -e %[1]s ]; then %[2]s stop -D %[3]s -m %[4]s -W || exit $?; n=0; "+
+	return fmt.Sprintf("%[9]s; if [ -e %[1]s ]; then %[2]s stop -D %[3]s -m %[4]s -W || exit $?; n=0; "+
 		"while [ -e %[1]s ]; do n=$((n+1)); if [ $n -gt %[5]d ]; then echo \"still running after %[6]ds\" >&2; exit 3; fi; sleep 0.005; done; "+
 		"else echo %[7]s; fi; %[8]s",
-		pid, transport.ShellQuote(binPath(n, "pg_ctl")), transport.ShellQuote(dataDir(n)), s.Mode, waitSeconds(s.Wait)*200, waitSeconds(s.Wait), notRunning, controlDataCommand(n))
+		pid, transport.ShellQuote(binPath(n, "pg_ctl")), transport.ShellQuote(dataDir(n)), s.Mode, waitSeconds(s.Wait)*200, waitSeconds(s.Wait), notRunning, controlDataCommand(n),
+		sameClusterGuard(n, sysID))
 }
 
 // notRunning is what the stop script prints when no server ran.
 const notRunning = "switchover:not-running"
+
+// otherCluster is what the stop script prints, before the identifier it
+// found, when the control file is of another cluster; it then exits
+// otherClusterExit.
+const (
+	otherCluster     = "switchover:other-cluster"
+	otherClusterExit = 5
+)
+
+// sameClusterGuard is the shell that stops the script, having changed
+// nothing, when the control file in n's data_dir does not have the system
+// identifier sysID.
+func sameClusterGuard(n *cluster.Node, sysID string) string {
+	if sysID == "" {
+		sysID = "<system identifier of " + nodeName(n) + ">"
+	}
+	return fmt.Sprintf(`id=$(%s | sed -n 's/^%s: *//p'); if [ "$id" != %s ]; then echo %s "$id"; exit %d; fi`,
+		controlDataCommand(n), pg.ControlSystemIdentifier, transport.ShellQuote(sysID), otherCluster, otherClusterExit)
+}
+
+// nodeName names n for a placeholder.
+func nodeName(n *cluster.Node) string {
+	if n == nil {
+		return "the node"
+	}
+	return n.Name
+}
+
+// SystemIDFact is the fact that records a node's system identifier, learnt
+// before a step acted on its data directory.
+func SystemIDFact(node string) string { return node + ".system_identifier" }
 
 // Describe implements Step.
 func (s *PGStop) Describe(t *cluster.Target) Effect {
@@ -88,9 +132,13 @@ func (s *PGStop) Describe(t *cluster.Target) Effect {
 	if s.Command != "" {
 		how = "with the given command"
 	}
-	return Effect{Node: nodeWhere(t, s.Node), Command: s.stopCommand(n),
-		Changes: fmt.Sprintf("stops PostgreSQL on %s (%s); then %s must report a clean shutdown, and its latest checkpoint location is recorded as %s.shutdown_lsn",
-			s.Node, how, controlDataCommand(n), s.Node)}
+	sysID := ""
+	if t != nil && t.Facts != nil {
+		sysID, _ = t.Facts.Get(SystemIDFact(s.Node))
+	}
+	return Effect{Node: nodeWhere(t, s.Node), Command: s.stopCommand(n, sysID),
+		Changes: fmt.Sprintf("stops PostgreSQL on %s (%s) only if the control file in its data_dir has %s's system identifier (asked of the server first, fact %s); then %s must report a clean shutdown of that cluster, and its latest checkpoint location is recorded as %s.shutdown_lsn",
+			s.Node, how, s.Node, SystemIDFact(s.Node), controlDataCommand(n), s.Node)}
 }
 
 // controlDataCommand is the command line that reads n's control file, in
@@ -126,12 +174,19 @@ func (s *PGStop) Apply(ctx context.Context, t *cluster.Target) error {
 	if err != nil {
 		return fail(err)
 	}
-	if s.Command != "" {
-		return s.applyCommand(ctx, t, ex, n)
+	sysID, err := s.systemID(ctx, t)
+	if err != nil {
+		return fail(fmt.Errorf("%w; nothing stopped", err))
 	}
-	out, err := ex.Run(ctx, s.stopCommand(n))
+	if s.Command != "" {
+		return s.applyCommand(ctx, t, ex, n, sysID)
+	}
+	out, err := ex.Run(ctx, s.stopCommand(n, sysID))
 	if err != nil {
 		return fail(fmt.Errorf("pg_ctl stop: %w", err))
+	}
+	if found, ok := strings.CutPrefix(out.Stdout, otherCluster); ok && out.ExitCode == otherClusterExit {
+		return fail(s.otherClusterError(n, ex, sysID, strings.TrimSpace(found)))
 	}
 	if out.ExitCode != 0 {
 		printOutput(t, out)
@@ -151,6 +206,9 @@ func (s *PGStop) Apply(ctx context.Context, t *cluster.Target) error {
 	if cd[controlState] == "" {
 		return fail(fmt.Errorf("pg_controldata printed no %q", controlState))
 	}
+	if err := s.sameCluster(n, ex, sysID, cd); err != nil {
+		return fail(err)
+	}
 	if !wasRunning {
 		// Nothing ran. That is done only if the last shutdown was clean; a
 		// crashed server is not "stopped" for us.
@@ -169,8 +227,15 @@ func (s *PGStop) Apply(ctx context.Context, t *cluster.Target) error {
 
 // applyCommand stops the server with the runbook's own command (systemctl,
 // say), then checks the control file.
-func (s *PGStop) applyCommand(ctx context.Context, t *cluster.Target, ex transport.Executor, n *cluster.Node) error {
+func (s *PGStop) applyCommand(ctx context.Context, t *cluster.Target, ex transport.Executor, n *cluster.Node, sysID string) error {
 	fail := func(err error) error { return fmt.Errorf("stop %q: %w", s.Node, err) }
+	before, err := controlData(ctx, ex, n)
+	if err != nil {
+		return fail(fmt.Errorf("reading the control file before the stop: %w; nothing stopped", err))
+	}
+	if before[pg.ControlSystemIdentifier] != sysID {
+		return fail(s.otherClusterError(n, ex, sysID, before[pg.ControlSystemIdentifier]))
+	}
 	out, err := ex.Run(ctx, s.Command)
 	printOutput(t, out)
 	switch {
@@ -182,6 +247,9 @@ func (s *PGStop) applyCommand(ctx context.Context, t *cluster.Target, ex transpo
 	cd, err := controlData(ctx, ex, n)
 	if err != nil {
 		return fail(fmt.Errorf("stop command succeeded, but checking the shutdown failed: %w", err))
+	}
+	if err := s.sameCluster(n, ex, sysID, cd); err != nil {
+		return fail(err)
 	}
 	if !cleanlyShutDown(cd) {
 		return fail(fmt.Errorf("stop command succeeded, but pg_controldata says %q, not a clean shutdown", cd[controlState]))
@@ -201,4 +269,91 @@ func (s *PGStop) record(t *cluster.Target, cd map[string]string) error {
 	}
 	t.Print(fmt.Sprintf("shutdown checkpoint of %s at %s on timeline %s (fact %s)", s.Node, lsn, cd[controlTimeline], key))
 	return nil
+}
+
+// systemID returns the system identifier of node's cluster, and journals it
+// as a fact before the stop: the fact when an earlier attempt of this run
+// recorded it, else the server's answer, else (the server does not answer:
+// stopped already, or a resumed run) what every other node that answers
+// says, which must be one identifier.
+func (s *PGStop) systemID(ctx context.Context, t *cluster.Target) (string, error) {
+	key := SystemIDFact(s.Node)
+	if t.Facts != nil {
+		if v, ok := t.Facts.Get(key); ok && v != "" {
+			return v, nil
+		}
+	}
+	record := func(id, from string) string {
+		if t.Facts != nil {
+			t.Facts.Set(key, id)
+		}
+		t.Print(fmt.Sprintf("system identifier of %s's cluster: %s (%s; fact %s)", s.Node, id, from, key))
+		return id
+	}
+	id, err := askSystemID(ctx, t, s.Node)
+	if err == nil {
+		return record(id, "asked of "+s.Node), nil
+	}
+	why := err
+	byID := map[string][]string{}
+	for _, other := range t.Cluster.NodeOrder() {
+		if other == s.Node {
+			continue
+		}
+		if id, err := askSystemID(ctx, t, other); err == nil {
+			byID[id] = append(byID[id], other)
+		}
+	}
+	switch len(byID) {
+	case 0:
+		return "", fmt.Errorf("the system identifier of %s's cluster is unknown: %v, and no other node answers; without it the control file in its data_dir proves nothing", s.Node, why)
+	case 1:
+		for id, nodes := range byID {
+			return record(id, fmt.Sprintf("%s does not answer (%v); asked of %s", s.Node, why, strings.Join(nodes, ", "))), nil
+		}
+	}
+	var parts []string
+	for id, nodes := range byID {
+		parts = append(parts, fmt.Sprintf("%s say %s", strings.Join(nodes, ", "), id))
+	}
+	slices.Sort(parts)
+	return "", fmt.Errorf("%s does not answer (%v), and the other nodes are not of one cluster (%s)", s.Node, why, strings.Join(parts, "; "))
+}
+
+// askSystemID asks node's server for its system identifier, within a few
+// seconds of ctx's time.
+func askSystemID(ctx context.Context, t *cluster.Target, node string) (string, error) {
+	n, err := t.Node(node)
+	if err != nil {
+		return "", err
+	}
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := connectNode(actx, t, n, remaining(actx))
+	if err != nil {
+		return "", err
+	}
+	defer closeConn(conn)
+	return pg.SystemIdentifier(actx, conn)
+}
+
+// sameCluster refuses a control file that is not of node's cluster as proof
+// of anything about the node.
+func (s *PGStop) sameCluster(n *cluster.Node, ex transport.Executor, sysID string, cd map[string]string) error {
+	if got := cd[pg.ControlSystemIdentifier]; got != sysID {
+		return fmt.Errorf("the control file in data_dir %s (on %s) has system identifier %q, but %s's cluster has %s: it is another cluster's, and proves nothing about %s",
+			n.DataDir, ex.Where(), got, s.Node, sysID, s.Node)
+	}
+	return nil
+}
+
+// otherClusterError is the refusal when the control file in n's data_dir
+// is of another cluster than the node's server: nothing was stopped.
+func (s *PGStop) otherClusterError(n *cluster.Node, ex transport.Executor, sysID, found string) error {
+	if found == "" {
+		return fmt.Errorf("refused: no control file could be read in data_dir %s (on %s), and %s's cluster has system identifier %s; nothing stopped",
+			n.DataDir, ex.Where(), s.Node, sysID)
+	}
+	return fmt.Errorf("refused: the control file in data_dir %s (on %s) has system identifier %s, but %s's cluster has %s: that data_dir is another cluster's; nothing stopped",
+		n.DataDir, ex.Where(), found, s.Node, sysID)
 }

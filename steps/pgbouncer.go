@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/switchover/switchover/internal/cluster"
@@ -199,23 +200,41 @@ func (s *PgBouncerPause) Apply(ctx context.Context, t *cluster.Target) error {
 		return fail(fmt.Errorf("connect to the admin console: %w; nothing paused", err))
 	}
 	defer closeConn(conn)
+	// PgBouncer takes a second PAUSE of a paused database without a word:
+	// a pause already there is someone else's (another run, an operator),
+	// and this run must neither add to it nor, later, lift it.
+	if by, err := pausedAlready(ctx, conn, p); err != nil {
+		return fail(fmt.Errorf("%w; nothing paused", err))
+	} else if by != "" {
+		setPaused(t, pausedNo)
+		return fail(fmt.Errorf("%s is paused already (%s), by another run or an operator: this run paused nothing and will not resume it", poolerDatabase(t), by))
+	}
+	// Journaled before PAUSE is sent: a run killed while it waits has
+	// paused the pooler as far as anyone can tell, and its resume sends
+	// RESUME.
 	if err := t.BeginHold(s.MaxHold); err != nil {
+		setPaused(t, pausedNo)
 		return fail(fmt.Errorf("%w; nothing paused", err))
 	}
+	setPaused(t, pausedSent)
 	pctx, cancel := context.WithTimeout(ctx, s.MaxWait)
 	start := time.Now()
 	_, err = conn.Exec(pctx, cmd)
 	cutOff := pctx.Err() != nil
 	cancel()
 	if err == nil {
-		t.Print(fmt.Sprintf("pgbouncer paused %s in %s: clients wait until RESUME, %s at most", poolerDatabase(t), since(start), s.MaxHold))
+		setPaused(t, pausedYes)
+		t.Print(fmt.Sprintf("pgbouncer paused %s in %s: clients wait until RESUME, %s at most (fact %s)", poolerDatabase(t), since(start), s.MaxHold, PausedFact))
 		return nil
 	}
 	// Whatever happens below, the clients are not held by this pause.
 	defer t.EndHold()
 	var pe *pgconn.PgError
 	if !cutOff && errors.As(err, &pe) {
-		return fail(fmt.Errorf("%w; nothing paused", err)) // PgBouncer refused it
+		// PgBouncer refused it (already paused by someone else, say):
+		// this run paused nothing and must resume nothing.
+		setPaused(t, pausedNo)
+		return fail(fmt.Errorf("%w; nothing paused", err))
 	}
 	// PAUSE did not complete, but PgBouncer keeps pausing without us: the
 	// clients are stuck until someone resumes.
@@ -230,13 +249,115 @@ func (s *PgBouncerPause) Apply(ctx context.Context, t *cluster.Target) error {
 	if rerr := resumeAfterFailedPause(ctx, p); rerr != nil {
 		return fail(fmt.Errorf("%w; then %s failed too, so clients may be left waiting in pgbouncer: %v", cause, resume, rerr))
 	}
+	setPaused(t, pausedNo)
 	t.Print(fmt.Sprintf("%s did not complete (%v); %s issued", cmd, cause, resume))
 	return fail(fmt.Errorf("%w; %s issued: clients resumed on the old primary", cause, resume))
 }
 
+// PausedFact is the fact pgbouncer.pause journals about the pause it sent:
+// pausedSent just before PAUSE goes out, pausedYes once it completed,
+// pausedNo when PgBouncer refused it or the step resumed after it. Only a
+// run whose journal says it paused the pooler resumes it, so a run never
+// releases clients another run (or an operator) holds.
+const PausedFact = "pgbouncer.paused_by_run"
+
+// The values of PausedFact.
+const (
+	pausedSent = "sent"
+	pausedYes  = "yes"
+	pausedNo   = "no"
+)
+
+// setPaused journals whether this run holds the pooler paused.
+func setPaused(t *cluster.Target, v string) {
+	if t != nil && t.Facts != nil {
+		t.Facts.Set(PausedFact, v)
+	}
+}
+
+// pausedByRun reports whether this run's journal says it paused the pooler
+// (or sent PAUSE and could not tell), and says what it knows.
+func pausedByRun(t *cluster.Target) (bool, string) {
+	v := ""
+	if t != nil && t.Facts != nil {
+		v, _ = t.Facts.Get(PausedFact)
+	}
+	switch v {
+	case pausedYes:
+		return true, "this run paused it"
+	case pausedSent:
+		return true, "this run sent PAUSE and did not hear back"
+	case pausedNo:
+		return false, "this run's PAUSE was refused or it resumed the pooler itself since"
+	}
+	return false, "this run never paused it"
+}
+
+// pausedAlready says how the pooler is paused now ("SHOW STATE: paused",
+// "SHOW DATABASES: app paused"), or "" when it is not: the whole pooler,
+// or the database entry a PAUSE of this inventory acts on.
+func pausedAlready(ctx context.Context, conn *pgx.Conn, p *cluster.Pooler) (string, error) {
+	rows, err := conn.Query(ctx, "SHOW DATABASES")
+	if err != nil {
+		return "", fmt.Errorf("SHOW DATABASES: %w", err)
+	}
+	col := map[string]int{}
+	for i, f := range rows.FieldDescriptions() {
+		col[f.Name] = i
+	}
+	iName, ok1 := col["name"]
+	iPaused, ok2 := col["paused"]
+	if !ok1 || !ok2 {
+		rows.Close()
+		return "", errors.New("SHOW DATABASES has no name and paused columns")
+	}
+	var names []string
+	for rows.Next() {
+		raw := rows.RawValues()
+		if string(raw[iPaused]) == "1" && (p.Database == "" || string(raw[iName]) == p.Database) {
+			names = append(names, string(raw[iName]))
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("SHOW DATABASES: %w", err)
+	}
+	if len(names) > 0 {
+		return "SHOW DATABASES: " + strings.Join(names, ", ") + " paused", nil
+	}
+	// A PAUSE of the whole pooler shows in SHOW STATE (PgBouncer 1.19 and
+	// later); older ones do not know the command.
+	unknown := func(err error) bool {
+		var pe *pgconn.PgError
+		return errors.As(err, &pe) && strings.Contains(pe.Message, "invalid command")
+	}
+	state := map[string]string{}
+	rows, err = conn.Query(ctx, "SHOW STATE")
+	if err == nil {
+		for rows.Next() {
+			raw := rows.RawValues()
+			if len(raw) >= 2 {
+				state[string(raw[0])] = string(raw[1])
+			}
+		}
+		rows.Close()
+		err = rows.Err()
+	}
+	if err != nil && !unknown(err) {
+		return "", fmt.Errorf("SHOW STATE: %w", err)
+	}
+	if state["paused"] == "yes" || state["suspended"] == "yes" {
+		return "SHOW STATE: the whole pooler is paused", nil
+	}
+	return "", nil
+}
+
 // PgBouncerResume is a step that lets PgBouncer's waiting clients go on, to
-// whatever its database entry points at now. Resuming a database that is
-// not paused succeeds, so a finally section may always run it.
+// whatever its database entry points at now. It acts only when this run
+// paused the pooler (the fact pgbouncer.pause journaled): a run refused or
+// failed before its pause, or one whose pause was refused, sends nothing,
+// so a pause held by another run or an operator stays. Resuming a database
+// that is not paused succeeds, so a finally section may always run it.
 type PgBouncerResume struct{}
 
 var _ Step = (*PgBouncerResume)(nil)
@@ -244,7 +365,7 @@ var _ Step = (*PgBouncerResume)(nil)
 // Describe implements Step.
 func (s *PgBouncerResume) Describe(t *cluster.Target) Effect {
 	return Effect{Node: poolerWhere(t), Command: describeAdmin(t, "RESUME"),
-		Changes: fmt.Sprintf("PgBouncer lets the clients of %s go on, to the server its entry points at; nothing when it is not paused", poolerDatabase(t))}
+		Changes: fmt.Sprintf("PgBouncer lets the clients of %s go on, to the server its entry points at; sent only if this run paused it (fact %s), nothing when it is not paused", poolerDatabase(t), PausedFact)}
 }
 
 // Apply implements Step.
@@ -256,16 +377,22 @@ func (s *PgBouncerResume) Apply(ctx context.Context, t *cluster.Target) error {
 	if err != nil {
 		return fmt.Errorf("resume pgbouncer: %w", err)
 	}
+	if ours, why := pausedByRun(t); !ours {
+		t.Print(fmt.Sprintf("pgbouncer: RESUME %s not sent: %s (fact %s), and a pause it did not make is not its to lift", poolerDatabase(t), why, PausedFact))
+		return nil
+	}
 	err = adminExec(ctx, p, adminCommand("RESUME", p))
 	switch {
 	case notPaused(err):
 		t.EndHold()
+		setPaused(t, pausedNo)
 		t.Print(fmt.Sprintf("pgbouncer: %s was not paused; nothing to resume", poolerDatabase(t)))
 		return nil
 	case err != nil:
 		return fmt.Errorf("resume pgbouncer: %w; clients may still be waiting", err)
 	}
 	t.EndHold()
+	setPaused(t, pausedNo)
 	t.Print(fmt.Sprintf("pgbouncer resumed %s: waiting clients go on", poolerDatabase(t)))
 	return nil
 }

@@ -49,9 +49,50 @@ func TestPgBouncerPauseResume(t *testing.T) {
 		_ = build(t, "pgbouncer.resume", nil).Apply(context.Background(), tg)
 	})
 
-	t.Run("resume when not paused is fine", func(t *testing.T) {
+	t.Run("resume sends nothing when this run paused nothing", func(t *testing.T) {
 		out := mustApply(t, tg, p, "pgbouncer.resume", nil)
+		wantLine(t, out, "RESUME app not sent", "this run never paused it", PausedFact)
+	})
+
+	t.Run("resume when not paused is fine", func(t *testing.T) {
+		own, op := sandboxTarget(sb)
+		own.Facts.Set(PausedFact, pausedYes) // as if this run's pause had been lifted behind its back
+		out := mustApply(t, own, op, "pgbouncer.resume", nil)
 		wantLine(t, out, "app was not paused; nothing to resume")
+	})
+
+	t.Run("a pause made by someone else is left as it is", func(t *testing.T) {
+		ctx := testCtx(t, time.Minute)
+		admin, err := pgAdmin(ctx, sb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeConn(admin)
+		if _, err := admin.Exec(ctx, "PAUSE app"); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if _, err := admin.Exec(context.Background(), "RESUME app"); err != nil {
+				t.Errorf("RESUME app by hand: %v", err)
+			}
+		}()
+		own, op := sandboxTarget(sb)
+		// This run's PAUSE is refused: it paused nothing, so neither its
+		// rollback nor its finally section resumes anything.
+		_, err = apply(t, own, op, "pgbouncer.pause", map[string]string{"max_wait": "2s"})
+		wantErr(t, err, "pause pgbouncer (PAUSE app)", "app is paused already (SHOW DATABASES: app paused)", "this run paused nothing")
+		if v, _ := own.Facts.Get(PausedFact); v != pausedNo {
+			t.Errorf("fact %s = %q after a refused PAUSE, want %q", PausedFact, v, pausedNo)
+		}
+		out := mustApply(t, own, op, "pgbouncer.resume", nil)
+		wantLine(t, out, "RESUME app not sent", "refused")
+		// A run that never tried to pause: the same.
+		fresh, fp := sandboxTarget(sb)
+		out = mustApply(t, fresh, fp, "pgbouncer.resume", nil)
+		wantLine(t, out, "RESUME app not sent", "never paused it")
+		if !paused(t, sb) {
+			t.Fatal("app was resumed by a run that did not pause it")
+		}
 	})
 
 	t.Run("pause and resume", func(t *testing.T) {
@@ -59,6 +100,9 @@ func TestPgBouncerPauseResume(t *testing.T) {
 		wantLine(t, out, "pgbouncer paused app in")
 		if !paused(t, sb) {
 			t.Fatal("SHOW DATABASES says app is not paused after pgbouncer.pause")
+		}
+		if v, _ := tg.Facts.Get(PausedFact); v != pausedYes {
+			t.Errorf("fact %s = %q after PAUSE, want %q", PausedFact, v, pausedYes)
 		}
 		// A client now waits instead of failing, and goes on after RESUME.
 		done := make(chan error, 1)
@@ -73,6 +117,9 @@ func TestPgBouncerPauseResume(t *testing.T) {
 		}
 		out = mustApply(t, tg, p, "pgbouncer.resume", nil)
 		wantLine(t, out, "pgbouncer resumed app")
+		if v, _ := tg.Facts.Get(PausedFact); v != pausedNo {
+			t.Errorf("fact %s = %q after RESUME, want %q", PausedFact, v, pausedNo)
+		}
 		select {
 		case err := <-done:
 			if err != nil {

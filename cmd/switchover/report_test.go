@@ -180,6 +180,13 @@ var (
 // durations, ids, paths, ports, LSNs, digests, who ran it, what the
 // cluster said and printed) by placeholders, and unpads the tables, so
 // that what is left is the report's structure.
+// reCanaryTable is a run's canary table (its run id lower-cased);
+// reSystemID a system identifier recorded as a fact.
+var (
+	reCanaryTable = regexp.MustCompile(`switchover_canary_\d{8}t\d{6}z_[0-9a-f]+`)
+	reSystemID    = regexp.MustCompile(`(system_identifier = )\d+`)
+)
+
 func normalizeReport(md string, sb *sandbox.Sandbox, jdir, startedBy string) string {
 	repl := []string{sb.Dir, "SANDBOX", jdir, "JOURNAL", startedBy, "USER@HOST"}
 	if sb.BinDir != "" {
@@ -199,6 +206,8 @@ func normalizeReport(md string, sb *sandbox.Sandbox, jdir, startedBy string) str
 		s = regexp.MustCompile(fmt.Sprintf(`\b%d\b`, p)).ReplaceAllString(s, ports[p])
 	}
 	s = reRunID.ReplaceAllString(s, "RUN_ID")
+	s = reCanaryTable.ReplaceAllString(s, "switchover_canary_RUN_ID")
+	s = reSystemID.ReplaceAllString(s, "${1}SYSTEM_ID")
 	s = reStamp.ReplaceAllString(s, "TIME")
 	s = reRFC3339.ReplaceAllString(s, "TIME")
 	s = reCanaryFig.ReplaceAllString(s, "${1}N")

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,18 +22,44 @@ import (
 	"github.com/switchover/switchover/internal/pg"
 )
 
-// DefaultTable is where heartbeats go; the writer creates and drops it.
+// DefaultTable is the prefix of the table heartbeats go to; the run id
+// follows it (TableFor), and the writer creates and drops the table.
 const DefaultTable = "switchover_canary"
 
 // Options set up a writer.
 type Options struct {
 	Conninfo string        // the client-facing endpoint
 	Interval time.Duration // between commits; default 5ms
-	Table    string        // default DefaultTable
+	Table    string        // default TableFor(DefaultTable, RunID)
 	RunID    string        // tags the rows, so a leftover table from another run cannot confuse the count
 }
 
 var tableName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// TableFor is the heartbeat table of one run: prefix, then the run id made
+// a plain lower-case name (at most 63 bytes, PostgreSQL's limit). Every run
+// writes, counts and drops its own table, so two runs at once (two
+// operators, or a rehearsal beside a switchover) cannot count or drop each
+// other's heartbeats.
+func TableFor(prefix, runID string) string {
+	var b strings.Builder
+	b.WriteString(prefix)
+	if runID != "" {
+		b.WriteByte('_')
+	}
+	for _, r := range strings.ToLower(runID) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	name := b.String()
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return name
+}
 
 // ack is one acknowledged commit.
 type ack struct {
@@ -49,6 +76,7 @@ type ClientError struct {
 // Writer commits heartbeats until it is stopped.
 type Writer struct {
 	o       Options
+	first   int64 // the last id already in the table for this run; the writer goes on after it
 	started time.Time
 	stop    chan struct{}
 	done    chan struct{}
@@ -83,7 +111,7 @@ func Start(ctx context.Context, o Options) (*Writer, error) {
 		o.Interval = 5 * time.Millisecond
 	}
 	if o.Table == "" {
-		o.Table = DefaultTable
+		o.Table = TableFor(DefaultTable, o.RunID)
 	}
 	if !tableName.MatchString(o.Table) {
 		return nil, fmt.Errorf("canary table %q: want a plain lower-case name", o.Table)
@@ -98,7 +126,13 @@ func Start(ctx context.Context, o Options) (*Writer, error) {
 		PRIMARY KEY (run_id, id))`, o.Table)); err != nil {
 		return nil, fmt.Errorf("canary: create table %s: %w", o.Table, err)
 	}
-	w := &Writer{o: o, started: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+	// A resumed run finds the rows its interrupted writer left: go on
+	// after them rather than collide with their ids.
+	var last int64
+	if err := conn.QueryRow(ctx, fmt.Sprintf("SELECT coalesce(max(id), 0) FROM %s WHERE run_id = $1", o.Table), o.RunID).Scan(&last); err != nil {
+		return nil, fmt.Errorf("canary: read table %s: %w", o.Table, err)
+	}
+	w := &Writer{o: o, first: last, started: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
 	go w.loop()
 	return w, nil
 }
@@ -116,7 +150,7 @@ func (w *Writer) loop() {
 		}
 	}()
 	insert := fmt.Sprintf("INSERT INTO %s (id, run_id) VALUES ($1, $2)", w.o.Table)
-	var id int64
+	id := w.first
 	for {
 		select {
 		case <-w.stop:

@@ -6,16 +6,6 @@ import (
 	"time"
 )
 
-// SystemIdentifier reads the node's database system identifier from
-// pg_control_system(): the same on a primary and every standby cloned from
-// it, different for a node of another cluster. It is text, as PostgreSQL
-// prints it, because it does not fit a JSON number safely.
-func SystemIdentifier(ctx context.Context, q Querier) (string, error) {
-	var id string
-	err := q.QueryRow(ctx, `SELECT system_identifier::text FROM pg_control_system()`).Scan(&id)
-	return id, err
-}
-
 // ReplayDelay is how long a standby's replay is behind: the age of the
 // last transaction it replayed while it has received WAL it has not yet
 // replayed, and 0 when it has replayed all it received. ok is false when

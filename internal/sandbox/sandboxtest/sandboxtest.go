@@ -156,3 +156,23 @@ func MainThen(m *testing.M, after func()) {
 	mu.Unlock()
 	os.Exit(code)
 }
+
+// Independent starts a server of a cluster of its own beside sb (see
+// Sandbox.StartIndependent) for one test, and stops it when the test ends.
+func Independent(t testing.TB, sb *sandbox.Sandbox, name string) sandbox.Node {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n, err := sb.StartIndependent(ctx, name)
+	if err != nil {
+		t.Fatalf("start an independent cluster %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := sb.StopIndependent(ctx, n, 30*time.Second); err != nil {
+			t.Errorf("stop %s: %v", name, err)
+		}
+	})
+	return n
+}
