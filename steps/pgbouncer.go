@@ -209,13 +209,14 @@ func (s *PgBouncerPause) Apply(ctx context.Context, t *cluster.Target) error {
 		setPaused(t, pausedNo)
 		return fail(fmt.Errorf("%s is paused already (%s), by another run or an operator: this run paused nothing and will not resume it", poolerDatabase(t), by))
 	}
-	// Journaled before PAUSE is sent: a run killed while it waits has
-	// paused the pooler as far as anyone can tell, and its resume sends
-	// RESUME.
+	// The budget and the guard before anything is held.
 	if err := t.BeginHold(s.MaxHold); err != nil {
 		setPaused(t, pausedNo)
 		return fail(fmt.Errorf("%w; nothing paused", err))
 	}
+	// Journaled before PAUSE is sent: a run killed while it waits has
+	// paused the pooler as far as anyone can tell, and its resume sends
+	// RESUME.
 	setPaused(t, pausedSent)
 	pctx, cancel := context.WithTimeout(ctx, s.MaxWait)
 	start := time.Now()
