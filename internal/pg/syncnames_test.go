@@ -76,3 +76,90 @@ func TestSyncConfigMatches(t *testing.T) {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
 }
+
+func TestConninfoApplicationName(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ conninfo, want string }{
+		{"user=postgres password=******** dbname=replication host=127.0.0.1 port=5432 application_name=pg2 fallback_application_name=walreceiver sslmode=disable", "pg2"},
+		{"user=postgres dbname=replication host=127.0.0.1 port=5432 fallback_application_name=walreceiver sslmode=disable", "walreceiver"},
+		{"user=postgres host=127.0.0.1 port=5432 sslmode=disable application_name='node a'", "node a"},
+		{"host=127.0.0.1 port=notaport", ""},
+	}
+	for _, tc := range tests {
+		if got := ConninfoApplicationName(tc.conninfo); got != tc.want {
+			t.Errorf("ConninfoApplicationName(%q) = %q, want %q", tc.conninfo, got, tc.want)
+		}
+	}
+}
+
+func TestSyncConfigAfterSwitch(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		before     string
+		candidate  []string
+		oldPrimary string
+		want       string
+		reach      int // of standbys pg1, pg3
+	}{
+		{"off stays off", "", []string{"pg2"}, "pg1", "", 0},
+		{"first, the candidate replaced", "FIRST 1 (pg2)", []string{"pg2"}, "pg1", "FIRST 1 (pg1)", 1},
+		{"any, the candidate replaced", "ANY 1 (pg2, pg3)", []string{"pg2"}, "pg1", "ANY 1 (pg1, pg3)", 2},
+		{"priority kept: the old primary takes the candidate's rank", "FIRST 1 (pg3, pg2, pg4)", []string{"pg2"}, "pg1", "FIRST 1 (pg3, pg1, pg4)", 1},
+		{"plain list", "pg2, pg3", []string{"pg2"}, "pg1", "FIRST 1 (pg1, pg3)", 1},
+		{"the candidate under its receiver's name", "FIRST 1 (walreceiver)", []string{"pg2", "walreceiver"}, "pg1", "FIRST 1 (pg1)", 1},
+		{"case does not matter", "FIRST 1 (PG2)", []string{"pg2"}, "pg1", "FIRST 1 (pg1)", 1},
+		{"the old primary listed already: not twice", "FIRST 2 (pg1, pg2, pg3)", []string{"pg2"}, "pg1", "FIRST 2 (pg1, pg3)", 2},
+		{"the candidate not listed: unchanged", "ANY 1 (pg3)", []string{"pg2"}, "pg1", "ANY 1 (pg3)", 1},
+		{"star stays", "ANY 2 (*)", []string{"pg2"}, "pg1", "ANY 2 (*)", 2},
+		{"a name that needs quotes", `FIRST 1 ("node two")`, []string{"node two"}, "Old One", `FIRST 1 ("Old One")`, 0},
+		{"an external standby stays and cannot count", "ANY 2 (pg2, dr1)", []string{"pg2"}, "pg1", "ANY 2 (pg1, dr1)", 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			before, err := ParseSyncStandbyNames(tc.before)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after := before.AfterSwitch(tc.candidate, tc.oldPrimary)
+			if got := after.String(); got != tc.want {
+				t.Errorf("AfterSwitch(%q) = %q, want %q", tc.before, got, tc.want)
+			}
+			back, err := ParseSyncStandbyNames(after.String())
+			if err != nil || !back.Equal(after) {
+				t.Errorf("%q does not read back as itself: %+v, %v", after.String(), back, err)
+			}
+			if got := after.Reach([]string{"pg1", "pg3"}); got != tc.reach {
+				t.Errorf("Reach(pg1, pg3) = %d, want %d", got, tc.reach)
+			}
+		})
+	}
+}
+
+func TestSyncConfigEqual(t *testing.T) {
+	t.Parallel()
+	parse := func(s string) SyncConfig {
+		c, err := ParseSyncStandbyNames(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"", "  ", true},
+		{"pg1", "FIRST 1 (pg1)", true},
+		{"FIRST 1 (PG1)", `first 1 ("pg1")`, true},
+		{"FIRST 1 (pg1)", "ANY 1 (pg1)", false},
+		{"FIRST 1 (pg1, pg3)", "FIRST 1 (pg3, pg1)", false},
+		{"ANY 1 (pg1)", "ANY 2 (pg1)", false},
+		{"", "pg1", false},
+	} {
+		if got := parse(tc.a).Equal(parse(tc.b)); got != tc.want {
+			t.Errorf("Equal(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
