@@ -93,6 +93,7 @@ func consumerSlots(node string, slots []pg.ReplicationSlot, nodes []string) (Res
 		r.Observed = fmt.Sprintf("physical slots on %s of other consumers, to be created on the new primary after its promotion: %s (standbys' own: %s)",
 			node, strings.Join(other, "; "), describeList(own))
 	}
+	r.Wanted = fmt.Sprintf("the physical slots on %s that are not its standbys' own, recorded to be created on the new primary", node)
 	r.Values = map[string]any{"recreate": nonNil(names), "standby_slots": nonNil(own)}
 	return r, names
 }
