@@ -194,6 +194,7 @@ func (c *SyncAfter) judge(t *cluster.Target, before pg.SyncConfig, senders []pg.
 		}
 	}
 	r := Passed(msg)
+	r.Wanted = fmt.Sprintf("a synchronous_standby_names for %s that the standbys following it can satisfy", c.Candidate)
 	r.Values = values
 	return r
 }
