@@ -90,7 +90,7 @@ func wantNothingLost(t *testing.T, ev *events) {
 	if f["canary.lost"] != "0" || acked == 0 {
 		t.Fatalf("canary: %s acknowledged, %q lost; want commits acknowledged and none lost\n%s", f["canary.acked"], f["canary.lost"], ev.text())
 	}
-	t.Logf("canary: %d commits acknowledged, none lost", acked)
+	t.Logf("canary: %d commits acknowledged, none lost; write window %s ms", acked, f["canary.window_ms"])
 }
 
 // Synchronous replication survives the switch, both ways it is written:
