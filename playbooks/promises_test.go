@@ -157,6 +157,14 @@ func TestStreamingSwitchoverRefusesToLoseALogicalSlot(t *testing.T) {
 	waitReplayed(t, sb, "pg2")
 	before := topology(t, sb)
 
+	// A synchronous_standby_names for the new primary that names only the
+	// candidate itself is refused at preflight too, naming the setting.
+	ev, err := run(t, sb, streaming, true, "sync_standby_names_after=FIRST 1 (pg2)", "allow_logical_slot_loss=true")
+	if !errors.Is(err, runbook.ErrPrecondition) || !strings.Contains(ev.text(), "pg.sync_after fail") ||
+		!strings.Contains(ev.text(), `pg2 would get "FIRST 1 (pg2)"`) || !strings.Contains(ev.text(), "wait forever") {
+		t.Fatalf("plan with sync_standby_names_after naming only the candidate: %v, want exit 3 naming the setting\n%s", err, ev.text())
+	}
+
 	for _, dry := range []bool{true, false} {
 		ev, err := run(t, sb, streaming, dry)
 		if !errors.Is(err, runbook.ErrPrecondition) {
@@ -179,7 +187,7 @@ func TestStreamingSwitchoverRefusesToLoseALogicalSlot(t *testing.T) {
 		}
 	}
 
-	ev, err := run(t, sb, streaming, false, "allow_logical_slot_loss=true")
+	ev, err = run(t, sb, streaming, false, "allow_logical_slot_loss=true")
 	if err != nil {
 		t.Fatalf("switchover allowed to lose the slot: %v\n%s", err, ev.text())
 	}
