@@ -60,6 +60,9 @@ func (c *SlotsRecreated) Describe(t *cluster.Target) string {
 
 // Run implements Check.
 func (c *SlotsRecreated) Run(ctx context.Context, t *cluster.Target) Result {
+	if _, err := inventoryNode(t, c.Node); err != nil {
+		return Errored(err)
+	}
 	names, ok := recordedSlots(t)
 	if !ok {
 		return Errored(fmt.Errorf("no slots recorded: fact %s is set by pg.consumer_slots at preflight", cluster.SlotsToRecreateFact))

@@ -60,6 +60,9 @@ func (c *SyncKept) Run(ctx context.Context, t *cluster.Target) Result {
 }
 
 func (c *SyncKept) run(ctx context.Context, t *cluster.Target) Result {
+	if _, err := inventoryNode(t, c.Node); err != nil {
+		return Errored(err)
+	}
 	var afterRaw, wantRaw string
 	var okAfter, okWant bool
 	if t != nil && t.Facts != nil {
