@@ -121,6 +121,9 @@ func TestPGConnectErrors(t *testing.T) {
 		{"pg.settings_match", map[string]any{"settings": []string{"wal_level"}}, []string{"connect pg1", "connect pg2"}},
 		{"pg.sync_standbys", map[string]any{"primary": "pg1", "candidate": "pg2"}, []string{"connect pg1"}},
 		{"pg.sync_standbys", map[string]any{"primary": "pg9", "candidate": "pg2"}, []string{`node "pg9" is not in the inventory`}},
+		{"pg.sync_after", map[string]any{"primary": "pg1", "candidate": "pg2"}, []string{"connect pg1"}},
+		{"pg.logical_slots", map[string]any{"node": "pg1", "candidate": "pg2"}, []string{"connect pg1"}},
+		{"pg.consumer_slots", map[string]any{"node": "pg2"}, []string{"connect pg2"}},
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("%s %v", tc.kind, tc.raw), func(t *testing.T) {
@@ -162,6 +165,9 @@ func TestPGHonoursDeadline(t *testing.T) {
 		"pg.same_major_version":   {},
 		"pg.settings_match":       {"settings": []string{"wal_level"}},
 		"pg.sync_standbys":        {"primary": "pg1", "candidate": "pg2"},
+		"pg.sync_after":           {"primary": "pg1", "candidate": "pg2"},
+		"pg.logical_slots":        {"node": "pg1", "candidate": "pg2"},
+		"pg.consumer_slots":       {"node": "pg1"},
 	} {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/switchover/switchover/internal/cluster"
 	conninfopkg "github.com/switchover/switchover/internal/conninfo"
 	"github.com/switchover/switchover/internal/params"
+	"github.com/switchover/switchover/internal/pg"
 )
 
 func init() {
@@ -59,184 +59,6 @@ func (c *SyncStandbys) Describe(*cluster.Target) string {
 		c.Candidate, c.Primary, c.Primary)
 }
 
-// syncMethod is how synchronous_standby_names picks its standbys. The zero
-// value is unknown: synchronous replication is off.
-type syncMethod int
-
-// The methods of synchronous_standby_names.
-const (
-	syncOff   syncMethod = iota // empty setting
-	syncFirst                   // priority: the first n streaming standbys of the list
-	syncAny                     // quorum: any n of the list
-)
-
-// String names the method as the setting spells it.
-func (m syncMethod) String() string {
-	switch m {
-	case syncFirst:
-		return "FIRST"
-	case syncAny:
-		return "ANY"
-	}
-	return "off"
-}
-
-// syncConfig is synchronous_standby_names, parsed.
-type syncConfig struct {
-	Method syncMethod
-	Num    int      // synchronous standbys a commit waits for
-	Names  []string // standby names as written, unquoted; "*" matches any standby
-}
-
-// String renders the parsed setting in its long form.
-func (s syncConfig) String() string {
-	if s.Method == syncOff {
-		return "off"
-	}
-	return fmt.Sprintf("%s %d (%s)", s.Method, s.Num, strings.Join(s.Names, ", "))
-}
-
-// matches reports whether a standby with this application_name is one of
-// the listed names. PostgreSQL compares names without regard to case, quoted
-// or not.
-func (s syncConfig) matches(app string) bool {
-	for _, n := range s.Names {
-		if n == "*" || strings.EqualFold(n, app) {
-			return true
-		}
-	}
-	return false
-}
-
-// syncToken is a lexical token of synchronous_standby_names.
-type syncToken struct {
-	kind   byte // 'n' name, '#' number, or one of ( ) ,
-	text   string
-	quoted bool
-}
-
-// lexSyncNames splits synchronous_standby_names into tokens: names (bare,
-// or double-quoted with "" for a quote), numbers, parentheses and commas.
-func lexSyncNames(s string) ([]syncToken, error) {
-	var toks []syncToken
-	for i := 0; i < len(s); {
-		ch := s[i]
-		switch {
-		case ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r':
-			i++
-		case ch == '(' || ch == ')' || ch == ',':
-			toks = append(toks, syncToken{kind: ch, text: string(ch)})
-			i++
-		case ch == '"':
-			var b strings.Builder
-			j := i + 1
-			for {
-				if j >= len(s) {
-					return nil, fmt.Errorf("unterminated quoted name at offset %d", i)
-				}
-				if s[j] == '"' {
-					if j+1 < len(s) && s[j+1] == '"' {
-						b.WriteByte('"')
-						j += 2
-						continue
-					}
-					break
-				}
-				b.WriteByte(s[j])
-				j++
-			}
-			if b.Len() == 0 {
-				return nil, fmt.Errorf("empty quoted name at offset %d", i)
-			}
-			toks = append(toks, syncToken{kind: 'n', text: b.String(), quoted: true})
-			i = j + 1
-		case ch == '*':
-			toks = append(toks, syncToken{kind: 'n', text: "*"})
-			i++
-		default:
-			j := i
-			for j < len(s) && !strings.ContainsRune(" \t\n\r(),\"*", rune(s[j])) {
-				j++
-			}
-			word := s[i:j]
-			kind := byte('n')
-			if strings.Trim(word, "0123456789") == "" {
-				kind = '#'
-			}
-			toks = append(toks, syncToken{kind: kind, text: word})
-			i = j
-		}
-	}
-	return toks, nil
-}
-
-// parseSyncStandbyNames parses synchronous_standby_names as PostgreSQL
-// does: `FIRST n (a, b)`, `ANY n (a, b)`, `n (a, b)` (FIRST), or a plain
-// list `a, b` (FIRST 1); names may be double-quoted, and `*` matches any
-// standby. An empty setting parses to Method syncOff.
-func parseSyncStandbyNames(s string) (syncConfig, error) {
-	toks, err := lexSyncNames(s)
-	if err != nil {
-		return syncConfig{}, err
-	}
-	if len(toks) == 0 {
-		return syncConfig{Method: syncOff}, nil
-	}
-	cfg := syncConfig{Method: syncFirst, Num: 1}
-	pos := 0
-	isKeyword := func(t syncToken, kw string) bool { return t.kind == 'n' && !t.quoted && strings.EqualFold(t.text, kw) }
-	hasNumList := func(at int) bool { return at+1 < len(toks) && toks[at].kind == '#' && toks[at+1].kind == '(' }
-	parenthesized := false
-	switch {
-	case (isKeyword(toks[0], "FIRST") || isKeyword(toks[0], "ANY")) && hasNumList(1):
-		if isKeyword(toks[0], "ANY") {
-			cfg.Method = syncAny
-		}
-		pos, parenthesized = 1, true
-	case hasNumList(0):
-		parenthesized = true
-	case isKeyword(toks[0], "FIRST") || isKeyword(toks[0], "ANY"):
-		return syncConfig{}, fmt.Errorf("%s must be followed by a number and a parenthesized list of names", strings.ToUpper(toks[0].text))
-	}
-	if parenthesized {
-		n, err := strconv.Atoi(toks[pos].text)
-		if err != nil {
-			return syncConfig{}, fmt.Errorf("number of synchronous standbys %q: %w", toks[pos].text, err)
-		}
-		if n <= 0 {
-			return syncConfig{}, fmt.Errorf("number of synchronous standbys (%d) must be greater than zero", n)
-		}
-		cfg.Num = n
-		pos += 2 // the number and "("
-	}
-	for {
-		if pos >= len(toks) {
-			return syncConfig{}, errors.New("a standby name is missing at the end")
-		}
-		t := toks[pos]
-		if t.kind != 'n' && t.kind != '#' {
-			return syncConfig{}, fmt.Errorf("want a standby name, got %q", t.text)
-		}
-		cfg.Names = append(cfg.Names, t.text)
-		pos++
-		if pos < len(toks) && toks[pos].kind == ',' {
-			pos++
-			continue
-		}
-		break
-	}
-	if parenthesized {
-		if pos >= len(toks) || toks[pos].kind != ')' {
-			return syncConfig{}, errors.New(`the list of names lacks its closing ")"`)
-		}
-		pos++
-	}
-	if pos < len(toks) {
-		return syncConfig{}, fmt.Errorf("unexpected %q after the list of names", toks[pos].text)
-	}
-	return cfg, nil
-}
-
 // walSender is a row of pg_stat_replication.
 type walSender struct {
 	App       string
@@ -261,11 +83,11 @@ func (c *SyncStandbys) Run(ctx context.Context, t *cluster.Target) Result {
 		return Errored(fmt.Errorf("%s is in recovery, not a primary: its synchronous_standby_names has no effect", c.Primary))
 	}
 	values := map[string]any{"synchronous_standby_names": raw}
-	cfg, err := parseSyncStandbyNames(raw)
+	cfg, err := pg.ParseSyncStandbyNames(raw)
 	if err != nil {
 		return Errored(fmt.Errorf("synchronous_standby_names %q on %s: %w", raw, c.Primary, err))
 	}
-	if cfg.Method == syncOff {
+	if cfg.Method == pg.SyncOff {
 		r := Passed(fmt.Sprintf("synchronous_standby_names is empty on %s: synchronous replication is off", c.Primary))
 		r.Values = values
 		return r
@@ -327,7 +149,7 @@ func (c *SyncStandbys) candidateApps(ctx context.Context, t *cluster.Target) ([]
 
 // judge counts the listed standbys that will still stream once the
 // candidate is the primary.
-func (c *SyncStandbys) judge(raw string, cfg syncConfig, senders []walSender, candidateApps []string, values map[string]any) Result {
+func (c *SyncStandbys) judge(raw string, cfg pg.SyncConfig, senders []walSender, candidateApps []string, values map[string]any) Result {
 	isCandidate := func(app string) bool {
 		return slices.ContainsFunc(candidateApps, func(a string) bool { return strings.EqualFold(a, app) })
 	}
@@ -342,7 +164,7 @@ func (c *SyncStandbys) judge(raw string, cfg syncConfig, senders []walSender, ca
 			desc += ", " + w.SyncState
 		}
 		streaming = append(streaming, desc+")")
-		if w.State == "streaming" && !isCandidate(w.App) && cfg.matches(w.App) {
+		if w.State == "streaming" && !isCandidate(w.App) && cfg.Matches(w.App) {
 			remaining = append(remaining, w.App)
 		}
 	}

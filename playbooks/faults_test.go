@@ -255,7 +255,7 @@ func TestFaultBlockingSessionAppearsAfterPreflight(t *testing.T) {
 	if !strings.Contains(text, "pg.no_blocking_sessions fail") || !strings.Contains(text, "advisory") {
 		t.Fatalf("the failure does not name the blocking session:\n%s", text)
 	}
-	noActionBut(t, ev, "start-canary", "checkpoint", "pause-pooler", "stop-primary")
+	noActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler", "stop-primary")
 	wantRolledBack(t, sb, ev, fmt.Sprintf("pg1=primary/1 pg2=standby<%d/1", node(t, sb, "pg1").Port))
 	recordFault(t, "blocking session on the candidate after preflight", ev, err, sb)
 }
@@ -300,7 +300,7 @@ func TestFaultOldPrimaryDoesNotStopInTime(t *testing.T) {
 			t.Errorf("events lack %q:\n%s", want, text)
 		}
 	}
-	noActionBut(t, ev, "start-canary", "checkpoint", "pause-pooler", "stop-primary")
+	noActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler", "stop-primary")
 	wantRolledBack(t, sb, ev, "pg1=primary/1 pg2=standby")
 	recordFault(t, "old primary does not stop in time (smart, 2s)", ev, err, sb)
 }
@@ -335,7 +335,7 @@ func TestFaultPromotionImpossible(t *testing.T) {
 			t.Errorf("events lack %q:\n%s", want, text)
 		}
 	}
-	noActionBut(t, ev, "start-canary", "checkpoint", "pause-pooler", "stop-primary", "promote")
+	noActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler", "stop-primary", "promote")
 	wantRolledBack(t, sb, ev, "pg1=primary/1 pg2=down")
 
 	startNode(t, sb, "pg2")

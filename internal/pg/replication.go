@@ -3,7 +3,10 @@ package pg
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/switchover/switchover/internal/conninfo"
 )
 
 // ReplayDelay is how long a standby's replay is behind: the age of the
@@ -155,4 +158,49 @@ func ShowDatabases(ctx context.Context, q Querier) ([]PoolerDatabase, error) {
 		return nil, fmt.Errorf("SHOW DATABASES: %w", err)
 	}
 	return out, nil
+}
+
+// Synchronous reports whether a commit may wait for this standby now: it is
+// a sync (FIRST) or quorum (ANY) standby.
+func (w WALSender) Synchronous() bool { return w.SyncState == "sync" || w.SyncState == "quorum" }
+
+// Setting is a server setting as pg_settings shows it, with where its value
+// comes from, so that a change can be undone exactly.
+type Setting struct {
+	Name       string
+	Value      string
+	Source     string // e.g. "default", "configuration file"
+	SourceFile string // "" when unknown or not from a file
+}
+
+// FromAutoConf reports whether the value was set with ALTER SYSTEM (it
+// lives in postgresql.auto.conf).
+func (s Setting) FromAutoConf() bool { return strings.HasSuffix(s.SourceFile, "postgresql.auto.conf") }
+
+// ReadSetting returns a setting of the node q is connected to.
+func ReadSetting(ctx context.Context, q Querier, name string) (Setting, error) {
+	s := Setting{Name: name}
+	var file *string
+	err := q.QueryRow(ctx, `SELECT setting, source, sourcefile FROM pg_settings WHERE name = $1`, name).
+		Scan(&s.Value, &s.Source, &file)
+	if file != nil {
+		s.SourceFile = *file
+	}
+	return s, err
+}
+
+// ReceiverApplicationName returns the application_name a standby's WAL
+// receiver gives its upstream (application_name in its primary_conninfo,
+// else the fallback), read from pg_stat_wal_receiver; "" when the standby
+// does not stream, the caller may not see the connection string, or it
+// names none.
+func ReceiverApplicationName(ctx context.Context, q Querier) (string, error) {
+	var ci *string
+	if err := q.QueryRow(ctx, `SELECT (SELECT conninfo FROM pg_stat_wal_receiver LIMIT 1)`).Scan(&ci); err != nil {
+		return "", err
+	}
+	if ci == nil {
+		return "", nil
+	}
+	return conninfo.ApplicationName(*ci), nil
 }
