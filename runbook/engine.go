@@ -136,6 +136,8 @@ type engine struct {
 	approved     map[string]bool // steps approved in this run (or before a resume)
 	guardRelease func()          // tells the guard of the hold under way that clients go on
 	intr         <-chan struct{} // ends the current step's checks' waits on an interrupt (see window)
+	claimed      bool            // this run holds its claim in the cluster
+	resuming     string          // the id of the run a resume continues, whose claim is its own
 }
 
 // newEngine checks the options against the plan (every --approve names a
@@ -266,13 +268,9 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 			return nil, notStarted(err)
 		}
 	}
-	if o.DryRun {
-		err = e.checkClaim(ctx)
-	} else {
-		h := Holder{RunID: e.runID, User: e.o.Identity.User, Host: e.o.Identity.Host, PID: os.Getpid(), Since: e.o.now()}
-		err = e.takeClaim(ctx, h, "")
-	}
-	if err != nil {
+	// Another run's claim in the cluster refuses this one before it
+	// starts; this run takes its own claim before its first action.
+	if err = e.checkHeld(ctx); err != nil {
 		lock.release(true)
 		return nil, notStarted(err)
 	}

@@ -110,7 +110,7 @@ func (e *engine) execute(ctx context.Context, pos *position, res *Result) (err e
 	if failure != nil {
 		res.Recovery = failure.Recovery
 		switch {
-		case errors.Is(failure, ErrPrecondition):
+		case errors.Is(failure, ErrPrecondition), errors.Is(failure, ErrLocked):
 			outcome = OutcomePrecondition
 		case errors.Is(failure, ErrDeclined):
 			outcome = OutcomeDeclined

@@ -44,9 +44,9 @@ func (e *engine) fail(s *Step, ph phase, err error) error {
 		return err
 	}
 	if jerr := e.transition(s, StateFailed, ph, "", err); jerr != nil {
-		err = fmt.Errorf("%v (and the journal could not record it: %v)", err, jerr)
+		err = fmt.Errorf("%w (and the journal could not record it: %v)", err, jerr)
 	}
-	if !errors.Is(err, ErrPrecondition) && !errors.Is(err, ErrAction) && !errors.Is(err, ErrDeclined) {
+	if !errors.Is(err, ErrPrecondition) && !errors.Is(err, ErrAction) && !errors.Is(err, ErrDeclined) && !errors.Is(err, ErrLocked) {
 		err = fmt.Errorf("%w: %v", ph.sentinel(), err)
 	}
 	return &StepError{Step: s.Name, Phase: ph.String(), Err: &maskedError{err: err, text: e.red.Redact(err.Error())}}
@@ -56,6 +56,9 @@ func (e *engine) fail(s *Step, ph phase, err error) error {
 // preconditions and approval are settled.
 func (e *engine) act(ctx context.Context, s *Step) error {
 	if s.Action != nil {
+		if err := e.claimBeforeActing(ctx); err != nil {
+			return e.fail(s, phaseRequires, err)
+		}
 		t := e.target()
 		eff := s.Action.Describe(t)
 		if err := e.emit(Event{Type: EventEffect, Section: s.Section, Step: s.Name, Effect: &eff}); err != nil {

@@ -66,14 +66,44 @@ func (e *engine) claimError(err error) error {
 		return nil
 	case errors.As(err, &held):
 		return &LockedError{Cluster: e.p.LockName, Holder: held.Holder, SeenOn: held.Node}
+	case errors.Is(err, claim.ErrUnreachable):
+		// Nowhere to keep it, and nothing the run could change there: the
+		// run's own checks say what is wrong with the nodes.
+		_ = e.emit(Event{Type: EventNote, Message: fmt.Sprintf("%v: only this machine's lock holds the cluster for this run", err)})
+		return nil
 	}
 	return fmt.Errorf("%w: %v; nothing was done", ErrPrecondition, err)
+}
+
+// checkHeld refuses a run when another run's claim shows on a node; that
+// a node cannot be asked is left to the run's checks to report.
+func (e *engine) checkHeld(ctx context.Context) error {
+	err := e.checkClaim(ctx)
+	if errors.Is(err, ErrLocked) {
+		return err
+	}
+	return nil
+}
+
+// claimBeforeActing takes the cluster's claim before the run's first
+// action (checks before it change nothing): another run's claim then
+// refuses the step with exit 6, before it acts.
+func (e *engine) claimBeforeActing(ctx context.Context) error {
+	if e.o.Claim == nil || e.claimed {
+		return nil
+	}
+	h := Holder{RunID: e.runID, User: e.o.Identity.User, Host: e.o.Identity.Host, PID: os.Getpid(), Since: e.o.now()}
+	if err := e.takeClaim(ctx, h, e.resuming); err != nil {
+		return err
+	}
+	e.claimed = true
+	return nil
 }
 
 // releaseClaim lets go of the run's claim in the cluster, on a deadline of
 // its own (the run's context may be what ended).
 func (e *engine) releaseClaim(ctx context.Context) {
-	if e.o.Claim == nil {
+	if e.o.Claim == nil || !e.claimed {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)

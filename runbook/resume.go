@@ -82,7 +82,8 @@ func Resume(ctx context.Context, p *Plan, id string, o Options) (*Result, error)
 	if err != nil {
 		return nil, notStarted(err)
 	}
-	if err := e.takeClaim(ctx, h, id); err != nil {
+	e.resuming = id
+	if err := e.claimBeforeActing(ctx); err != nil {
 		lock.release(false)
 		return nil, notStarted(err)
 	}

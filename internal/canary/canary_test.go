@@ -51,7 +51,9 @@ func TestCanaryMeasuresAPausedPooler(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("pooler held between %s and %s; canary: %d acked, %d errors, window %s", inner, outer, r.Acked, r.Errors, r.Window)
-	if r.Acked < 50 {
+	// Commits on both sides of the pause, not a rate: a loaded machine
+	// commits slower, and the gap below is what the test is about.
+	if r.Acked < 10 {
 		t.Fatalf("only %d commits acknowledged", r.Acked)
 	}
 	// The longest gap is the pause's: it opens when the last commit before

@@ -36,6 +36,10 @@ func (h Holder) String() string {
 	return fmt.Sprintf("run %s by %s@%s (pid %d) since %s", h.RunID, h.User, h.Host, h.PID, h.Since.UTC().Format(time.RFC3339))
 }
 
+// ErrUnreachable is returned by Take when no node answers at all: there is
+// nowhere to keep the claim (and nothing a run could change either).
+var ErrUnreachable = errors.New("no node answers")
+
 // HeldError is returned when another run holds the cluster's claim.
 type HeldError struct {
 	Cluster string
@@ -218,10 +222,22 @@ func (s *Store) Take(ctx context.Context, h Holder, resuming string, takeOver bo
 		return fmt.Errorf("claim the cluster: more than one node takes writes (%s); nothing was done", strings.Join(names, ", "))
 	case len(primaries) == 0 && mineSeen && resuming != "":
 		return nil
+	case len(primaries) == 0 && allFailed(claims):
+		return fmt.Errorf("claim the cluster: %w (%s)", ErrUnreachable, unreachable(claims))
 	case len(primaries) == 0:
 		return fmt.Errorf("claim the cluster: no node answers as a primary (%s)", unreachable(claims))
 	}
 	return s.write(ctx, primaries[0].node, h, resuming, takeOver)
+}
+
+// allFailed reports whether no node could be asked.
+func allFailed(claims []nodeClaim) bool {
+	for _, c := range claims {
+		if c.err == nil {
+			return false
+		}
+	}
+	return true
 }
 
 func unreachable(claims []nodeClaim) string {
