@@ -8,6 +8,7 @@ package claim
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -19,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/patroni"
 	"github.com/switchover/switchover/internal/pg"
 )
 
@@ -181,11 +183,63 @@ func others(claims []nodeClaim, mine, resuming string) (*Holder, string) {
 	return nil, ""
 }
 
+// dcsNode names the claim's copy in Patroni's DCS among the nodes'.
+const dcsNode = "patroni's DCS"
+
+// readAll is read plus, when Patroni manages the cluster, the claim's copy
+// in its dynamic configuration.
+func (s *Store) readAll(ctx context.Context) []nodeClaim {
+	claims := s.read(ctx)
+	if c := s.patroni(); c != nil {
+		claims = append(claims, s.readDCS(ctx, c))
+	}
+	return claims
+}
+
+// patroni is the client of the cluster's Patroni, or nil.
+func (s *Store) patroni() *patroni.Client {
+	m := s.Cluster.Manager
+	if m == nil || m.Kind != "patroni" {
+		return nil
+	}
+	c, err := patroni.New(m)
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+func (s *Store) readDCS(ctx context.Context, c *patroni.Client) nodeClaim {
+	// Never a primary: the row in PostgreSQL is the arbiter; this copy is
+	// for whoever looks at Patroni's configuration.
+	nc := nodeClaim{node: dcsNode, err: errNotANode}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout())
+	defer cancel()
+	cfg, err := c.Config(ctx)
+	if err != nil {
+		return nc
+	}
+	raw, ok := cfg.Raw[patroni.ClaimKey]
+	if !ok || raw == nil {
+		return nc
+	}
+	b, _ := json.Marshal(raw)
+	var h Holder
+	if json.Unmarshal(b, &h) == nil && h.RunID != "" {
+		nc.holder = &h
+	}
+	return nc
+}
+
+// errNotANode marks the DCS's entry among the nodes': it is never a primary
+// to write the row on, and counts as a node that could not be asked.
+var errNotANode = errors.New("not a PostgreSQL node")
+
 // Check reports the claim another run holds on the cluster (a *HeldError),
 // changing nothing: what `plan` and a preflight look at. Nodes that cannot
 // be asked are left out; checks name them.
 func (s *Store) Check(ctx context.Context, mine string) error {
-	claims := s.read(ctx)
+	claims := s.readAll(ctx)
 	if h, node := others(claims, mine, ""); h != nil {
 		return &HeldError{Cluster: s.Cluster.Name, Holder: *h, Node: node}
 	}
@@ -199,7 +253,7 @@ func (s *Store) Check(ctx context.Context, mine string) error {
 // no node is a primary (the old one stopped, the candidate not promoted
 // yet) keeps the claim its rows on the standbys show.
 func (s *Store) Take(ctx context.Context, h Holder, resuming string, takeOver bool) error {
-	claims := s.read(ctx)
+	claims := s.readAll(ctx)
 	if hold, node := others(claims, h.RunID, resuming); hold != nil && !takeOver {
 		return &HeldError{Cluster: s.Cluster.Name, Holder: *hold, Node: node}
 	}
@@ -227,7 +281,29 @@ func (s *Store) Take(ctx context.Context, h Holder, resuming string, takeOver bo
 	case len(primaries) == 0:
 		return fmt.Errorf("claim the cluster: no node answers as a primary (%s)", unreachable(claims))
 	}
-	return s.write(ctx, primaries[0].node, h, resuming, takeOver)
+	if err := s.write(ctx, primaries[0].node, h, resuming, takeOver); err != nil {
+		return err
+	}
+	return s.writeDCS(ctx, &h)
+}
+
+// writeDCS copies the claim into Patroni's configuration (nil: removes
+// it), when Patroni manages the cluster.
+func (s *Store) writeDCS(ctx context.Context, h *Holder) error {
+	c := s.patroni()
+	if c == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout())
+	defer cancel()
+	var v any
+	if h != nil {
+		v = h
+	}
+	if err := c.SetClaim(ctx, v); err != nil {
+		return fmt.Errorf("claim the cluster in %s: %w", dcsNode, err)
+	}
+	return nil
 }
 
 // allFailed reports whether no node could be asked.
@@ -243,7 +319,7 @@ func allFailed(claims []nodeClaim) bool {
 func unreachable(claims []nodeClaim) string {
 	var parts []string
 	for _, c := range claims {
-		if c.err != nil {
+		if c.err != nil && !errors.Is(c.err, errNotANode) {
 			parts = append(parts, fmt.Sprintf("%s: %v", c.node, c.err))
 		}
 	}
@@ -297,7 +373,14 @@ func isDuplicate(err error) bool {
 // that takes writes (normally the new primary). A claim that is not there,
 // or not this run's, is left alone.
 func (s *Store) Release(ctx context.Context, runID string) error {
-	claims := s.read(ctx)
+	claims := s.readAll(ctx)
+	for _, c := range claims {
+		if c.node == dcsNode && c.holder != nil && c.holder.RunID == runID {
+			if err := s.writeDCS(ctx, nil); err != nil {
+				return err
+			}
+		}
+	}
 	var errs []string
 	released := false
 	for _, c := range claims {

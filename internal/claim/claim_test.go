@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/internal/patroni"
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
@@ -172,5 +173,50 @@ func stopNode(t *testing.T, sb *sandbox.Sandbox, name string) {
 	out, err := ex.Run(ctx, fmt.Sprintf("%s/pg_ctl stop -D %s -m fast -w", sb.BinDir, n.DataDir))
 	if err != nil || out.ExitCode != 0 {
 		t.Fatalf("stop %s: %v %s", name, err, out.Combined())
+	}
+}
+
+// With Patroni managing the cluster, the claim is copied into its dynamic
+// configuration (its DCS), where Patroni's members and tools see it, and
+// removed with the row.
+func TestClaimInPatronisDCS(t *testing.T) {
+	sb := sandboxtest.NewPatroni(t, 1)
+	ctx := context.Background()
+	c := sb.Cluster()
+	s := &Store{Cluster: c}
+	pc, err := patroni.New(c.Manager)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dcsClaim := func() any {
+		t.Helper()
+		cfg, err := pc.Config(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg.Raw[patroni.ClaimKey]
+	}
+	if err := s.Take(ctx, holder("a"), "", false); err != nil {
+		t.Fatalf("take: %v", err)
+	}
+	got, ok := dcsClaim().(map[string]any)
+	if !ok || got["run_id"] != "a" {
+		t.Fatalf("Patroni's /config %s = %v, want run a's claim", patroni.ClaimKey, dcsClaim())
+	}
+	var he *HeldError
+	if err := s.Take(ctx, holder("b"), "", false); !errors.As(err, &he) || he.Holder.RunID != "a" {
+		t.Fatalf("a second run: got %v, want refused naming run a", err)
+	}
+	if err := s.Release(ctx, "a"); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	if v := dcsClaim(); v != nil {
+		t.Fatalf("after the release Patroni's /config still has %s = %v", patroni.ClaimKey, v)
+	}
+	if err := s.Take(ctx, holder("b"), "", false); err != nil {
+		t.Fatalf("take after release: %v", err)
+	}
+	if err := s.Release(ctx, "b"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -342,6 +342,23 @@ func (c *Client) Config(ctx context.Context) (*Config, error) {
 	return cfg, err
 }
 
+// ClaimKey is the key of the dynamic configuration that carries the claim
+// of the switchover run that holds the cluster, beside the claim kept in
+// PostgreSQL (internal/claim): Patroni keeps its configuration in its DCS,
+// where every member and every operator's tools read it.
+const ClaimKey = "switchover_claim"
+
+// SetClaim writes claim (any JSON object) under ClaimKey in the dynamic
+// configuration, or removes the key when claim is nil (PATCH /config).
+func (c *Client) SetClaim(ctx context.Context, claim any) error {
+	b, err := json.Marshal(map[string]any{ClaimKey: claim})
+	if err != nil {
+		return err
+	}
+	_, _, err = c.write(ctx, http.MethodPatch, "/config", b, c.timeout())
+	return err
+}
+
 // Pause sets or clears maintenance mode (PATCH /config {"pause": ...}) on
 // the first member's API that answers. It returns the url that answered.
 func (c *Client) Pause(ctx context.Context, pause bool) (string, error) {
