@@ -56,8 +56,12 @@ func (e *engine) fail(s *Step, ph phase, err error) error {
 // preconditions and approval are settled.
 func (e *engine) act(ctx context.Context, s *Step) error {
 	if s.Action != nil {
-		if err := e.claimBeforeActing(ctx); err != nil {
-			return e.fail(s, phaseRequires, err)
+		// The claim comes before the run's first change; a finally step
+		// of a run that changed nothing acts on nothing of the cluster's.
+		if s.Section == SectionSteps {
+			if err := e.claimBeforeActing(ctx); err != nil {
+				return e.fail(s, phaseRequires, err)
+			}
 		}
 		t := e.target()
 		eff := s.Action.Describe(t)
