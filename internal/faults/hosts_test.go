@@ -4,7 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -384,4 +389,55 @@ func lastLinesOf(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Without root, `sandbox up --hosts` refuses with exit 2, says it needs
+// root, points to the one-host sandbox, and creates nothing.
+func TestHostsSandboxNeedsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("runs the binary as user nobody, which needs root to switch to")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	// A copy nobody may run: the built binary's directory is private.
+	bin, err := os.ReadFile(binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := os.MkdirTemp("", "switchover-faults-pub-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(pub) })
+	if err := os.Chmod(pub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(pub, "switchover")
+	if err := os.WriteFile(path, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(pub, "sandbox")
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, "sandbox", "up", "--hosts", "--dir", dir)
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=/", "NO_COLOR=1"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	out, err := cmd.CombinedOutput()
+	code := cmd.ProcessState.ExitCode()
+	if code != 2 {
+		t.Fatalf("sandbox up --hosts as nobody: want exit 2, got %d (%v):\n%s", code, err, out)
+	}
+	for _, want := range []string{"--hosts needs root", "the one-host sandbox", "`switchover sandbox up` without --hosts"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("sandbox up --hosts as nobody does not say %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("sandbox up --hosts as nobody created %s", dir)
+	}
 }
