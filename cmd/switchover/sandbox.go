@@ -21,6 +21,7 @@ type sandboxOpts struct {
 	pgBin    string
 	runAs    string
 	manager  string
+	hosts    bool
 	json     bool
 }
 
@@ -36,7 +37,15 @@ streaming standbys pg2, pg3 (physical slots, wal_log_hints on), and a PgBouncer 
 --port-base in front of the primary (database app, admin console for user postgres);
 node i listens on port-base+i. Authentication is trust on 127.0.0.1 only: it is a
 rehearsal cluster. 'up' writes DIR/inventory.yaml, which the shipped playbooks use
-unchanged; 'down' stops exactly the sandbox's own processes, by PID, and removes DIR.`,
+unchanged; 'down' stops exactly the sandbox's own processes, by PID, and removes DIR.
+
+'up --hosts' puts each node and PgBouncer on a host of its own, as a DBA's bastion sees a
+real cluster: a Linux network namespace per host with its own address on a private bridge
+(a 10.213.N.0/24 this machine does not use), its own sshd and host key, and an inventory
+that reaches every host over ssh (root with a key made for the sandbox, then sudo -n -u
+postgres; DIR/ssh/ssh_config with strict host key checking against DIR/ssh/known_hosts)
+and every server on its host's address. It needs root, iproute2, sudo and OpenSSH; 'down'
+also removes the namespaces, links and bridge it made.`,
 		Args: exactArgs(0, "a subcommand: up, status or down"),
 		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
@@ -51,6 +60,7 @@ unchanged; 'down' stops exactly the sandbox's own processes, by PID, and removes
 	up.Flags().IntVar(&opts.standbys, "standbys", 2, "number of standbys")
 	up.Flags().StringVar(&opts.pgBin, "pg-bin", "", "PostgreSQL's bin directory (default: found by pg_config, the PATH or /usr/lib/postgresql)")
 	up.Flags().StringVar(&opts.runAs, "run-as", "", "OS user the servers run as (default: you; when root, postgres or nobody)")
+	up.Flags().BoolVar(&opts.hosts, "hosts", false, "each node and the pooler on a host of its own (network namespace, address, sshd), reached over ssh; needs root")
 	up.Flags().StringVar(&opts.manager, "manager", sandbox.ManagerNone, "cluster manager: none (plain streaming) or patroni (one Patroni per node, single-node etcd on 127.0.0.1)")
 	status := &cobra.Command{
 		Use:   "status",
@@ -71,20 +81,28 @@ unchanged; 'down' stops exactly the sandbox's own processes, by PID, and removes
 
 func runSandboxUp(ctx context.Context, io *streams, opts *sandboxOpts) error {
 	sb, err := sandbox.Up(ctx, sandbox.Options{
-		Dir: opts.dir, PortBase: opts.portBase, Standbys: opts.standbys, BinDir: opts.pgBin, RunAs: opts.runAs, Manager: opts.manager,
+		Dir: opts.dir, PortBase: opts.portBase, Standbys: opts.standbys, BinDir: opts.pgBin, RunAs: opts.runAs, Manager: opts.manager, Hosts: opts.hosts,
 		Log: func(format string, args ...any) { fmt.Fprintf(io.err, "sandbox: "+format+"\n", args...) },
 	})
 	if err != nil {
 		return usagef("sandbox up: %v", err)
 	}
-	fmt.Fprintf(io.out, "sandbox up in %s: a REHEARSAL cluster, trust authentication on 127.0.0.1 only\n", sb.Dir)
-	fmt.Fprintf(io.out, "  pgbouncer  127.0.0.1:%d  (database app; admin console: dbname=pgbouncer user=postgres)\n", sb.PortBase)
+	if sb.Net != nil {
+		fmt.Fprintf(io.out, "sandbox up in %s: a REHEARSAL cluster on hosts of its own (network %s, this host %s), trust authentication on that network only\n",
+			sb.Dir, sb.Net.Subnet, sb.Net.Bastion)
+	} else {
+		fmt.Fprintf(io.out, "sandbox up in %s: a REHEARSAL cluster, trust authentication on 127.0.0.1 only\n", sb.Dir)
+	}
+	fmt.Fprintf(io.out, "  pgbouncer  %s:%d  (database app; admin console: dbname=pgbouncer user=postgres)\n", sb.Addr(sandbox.PoolerHost), sb.PortBase)
 	for i, n := range sb.Nodes {
 		role := "standby"
 		if i == 0 {
 			role = "primary"
 		}
-		fmt.Fprintf(io.out, "  %-9s  127.0.0.1:%d  %s  %s\n", n.Name, n.Port, role, n.DataDir)
+		fmt.Fprintf(io.out, "  %-9s  %s:%d  %s  %s\n", n.Name, sb.Addr(n.Name), n.Port, role, n.DataDir)
+	}
+	if sb.Net != nil {
+		fmt.Fprintf(io.out, "ssh: ssh -F %s pg1   (each host by its name; namespaces %s-*)\n", sb.Net.SSHConfig, sb.Net.Prefix)
 	}
 	if sb.Manager == sandbox.ManagerPatroni {
 		for _, n := range sb.Nodes {

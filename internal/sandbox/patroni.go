@@ -207,7 +207,7 @@ func (s *Sandbox) upPatroni(ctx context.Context, log func(string, ...any)) error
 // PID in DIR/name.pid.
 func (s *Sandbox) detach(ctx context.Context, name, command string) error {
 	logf := filepath.Join(s.Dir, name+".log")
-	out, err := s.sh(ctx, "start "+name, fmt.Sprintf("cd %s || exit 1; setsid %s </dev/null >>%s 2>&1 & echo $!", transport.ShellQuote(s.Dir), command, transport.ShellQuote(logf)))
+	out, err := s.sh(ctx, "", "start "+name, fmt.Sprintf("cd %s || exit 1; setsid %s </dev/null >>%s 2>&1 & echo $!", transport.ShellQuote(s.Dir), command, transport.ShellQuote(logf)))
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,7 @@ type Options struct {
 	BinDir   string // PostgreSQL's bin directory; "" finds it
 	RunAs    string // OS user for the servers; "" is this user, or a non-root one when root
 	Manager  string // "" or ManagerNone: plain streaming; ManagerPatroni: Patroni with etcd
+	Hosts    bool   // each node and the pooler on a host of its own (network namespaces, sshd); needs root
 	Log      func(format string, args ...any)
 }
 
@@ -59,6 +60,9 @@ type Sandbox struct {
 	PgBouncer string `json:"pgbouncer"`         // the pgbouncer binary
 	Manager   string `json:"manager,omitempty"` // "" (none) or ManagerPatroni
 	Nodes     []Node `json:"nodes"`
+	// Net is the private network of a multi-host sandbox (Options.Hosts);
+	// nil when everything runs on this host, on 127.0.0.1.
+	Net *Network `json:"network,omitempty"`
 }
 
 // Inventory is the path of the inventory the sandbox wrote.
@@ -69,17 +73,28 @@ func (s *Sandbox) PoolerConfig() string { return filepath.Join(s.Dir, "pgbouncer
 
 // Conninfo is a superuser connection string for a node.
 func (s *Sandbox) Conninfo(n Node, db string) string {
-	return fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=%s sslmode=disable connect_timeout=5", n.Port, db)
+	return fmt.Sprintf("host=%s port=%d user=postgres dbname=%s sslmode=disable connect_timeout=5", s.Addr(n.Name), n.Port, db)
+}
+
+// Addr is the address a node (by name) or the pooler ("pgbouncer") listens
+// on: 127.0.0.1, or its own host's address in a multi-host sandbox.
+func (s *Sandbox) Addr(name string) string {
+	if s.Net != nil {
+		if h, ok := s.Net.Host(name); ok {
+			return h.Addr
+		}
+	}
+	return "127.0.0.1"
 }
 
 // ClientConninfo is how a client reaches the app database through PgBouncer.
 func (s *Sandbox) ClientConninfo() string {
-	return fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=app sslmode=disable connect_timeout=5", s.PortBase)
+	return fmt.Sprintf("host=%s port=%d user=postgres dbname=app sslmode=disable connect_timeout=5", s.Addr(PoolerHost), s.PortBase)
 }
 
 // AdminConninfo reaches PgBouncer's admin console.
 func (s *Sandbox) AdminConninfo() string {
-	return fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=pgbouncer sslmode=disable connect_timeout=5", s.PortBase)
+	return fmt.Sprintf("host=%s port=%d user=postgres dbname=pgbouncer sslmode=disable connect_timeout=5", s.Addr(PoolerHost), s.PortBase)
 }
 
 // Node returns the node called name.
@@ -92,7 +107,16 @@ func (s *Sandbox) Node(name string) (Node, bool) {
 	return Node{}, false
 }
 
-func (s *Sandbox) exec() transport.Local { return transport.Local{User: s.RunAs} }
+// exec runs commands as the servers' user on the host of a node (by
+// name) or of the pooler: this host, or that host's network namespace.
+func (s *Sandbox) exec(host string) transport.Executor {
+	if s.Net != nil {
+		if h, ok := s.Net.Host(host); ok {
+			return nsExec{netns: h.Netns, user: s.RunAs}
+		}
+	}
+	return transport.Local{User: s.RunAs}
+}
 
 func (s *Sandbox) stateFile() string { return filepath.Join(s.Dir, "sandbox.json") }
 
@@ -230,7 +254,14 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.PortBase == 0 {
+	if o.Hosts {
+		if err := checkHosts(o); err != nil {
+			return nil, err
+		}
+		if o.PortBase == 0 {
+			o.PortBase = DefaultPortBase // each host has its own ports
+		}
+	} else if o.PortBase == 0 {
 		if o.PortBase, err = FreePortBase(span); err != nil {
 			return nil, err
 		}
@@ -259,6 +290,11 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 	if err := s.save(); err != nil {
 		return nil, err
 	}
+	if o.Hosts {
+		if err := s.upNetwork(ctx, o.Log); err != nil {
+			return nil, err
+		}
+	}
 	if s.Manager == ManagerPatroni {
 		if err := s.upPatroni(ctx, o.Log); err != nil {
 			return nil, err
@@ -285,7 +321,7 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 			return nil, err
 		}
 	}
-	o.Log("pgbouncer on 127.0.0.1:%d", s.PortBase)
+	o.Log("pgbouncer on %s:%d", s.Addr(PoolerHost), s.PortBase)
 	if err := s.startPgBouncer(ctx, primary); err != nil {
 		return nil, err
 	}
@@ -342,8 +378,8 @@ func Load(dir string) (*Sandbox, error) {
 }
 
 // sh runs a command as the servers' user and fails with its output.
-func (s *Sandbox) sh(ctx context.Context, what, command string) (string, error) {
-	out, err := s.exec().Run(ctx, command)
+func (s *Sandbox) sh(ctx context.Context, host, what, command string) (string, error) {
+	out, err := s.exec(host).Run(ctx, command)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}
@@ -383,12 +419,16 @@ log_min_messages = warning
 `
 
 func (s *Sandbox) initPrimary(ctx context.Context, n Node) error {
-	if _, err := s.sh(ctx, "initdb "+n.Name, fmt.Sprintf("%s -D %s -U postgres --auth=trust --encoding=UTF8 --no-sync >/dev/null",
+	if _, err := s.sh(ctx, n.Name, "initdb "+n.Name, fmt.Sprintf("%s -D %s -U postgres --auth=trust --encoding=UTF8 --no-sync >/dev/null",
 		s.bin("initdb"), transport.ShellQuote(n.DataDir))); err != nil {
 		return err
 	}
 	hba := "# switchover sandbox: trust on loopback only\n" +
 		"host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n"
+	if s.Net != nil {
+		hba = fmt.Sprintf("# switchover sandbox: trust on its private network only\n"+
+			"host all all %[1]s trust\nhost replication all %[1]s trust\n", s.Net.Subnet)
+	}
 	if err := os.WriteFile(filepath.Join(n.DataDir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
 		return err
 	}
@@ -404,12 +444,16 @@ func (s *Sandbox) appendConf(n Node, text string) error {
 		return err
 	}
 	defer f.Close()
+	if s.Net != nil {
+		// Short replication timeouts: a partition shows in seconds.
+		text += fmt.Sprintf("listen_addresses = '%s'\nwal_receiver_timeout = '5s'\nwal_sender_timeout = '5s'\n", s.Addr(n.Name))
+	}
 	_, err = f.WriteString(text + fmt.Sprintf("port = %d\n", n.Port))
 	return err
 }
 
 func (s *Sandbox) start(ctx context.Context, n Node) error {
-	_, err := s.sh(ctx, "start "+n.Name, fmt.Sprintf("%s start -D %s -w -t 60 -l %s >/dev/null",
+	_, err := s.sh(ctx, n.Name, "start "+n.Name, fmt.Sprintf("%s start -D %s -w -t 60 -l %s >/dev/null",
 		s.bin("pg_ctl"), transport.ShellQuote(n.DataDir), transport.ShellQuote(filepath.Join(s.Dir, n.Name+".log"))))
 	return err
 }
@@ -433,12 +477,12 @@ func (s *Sandbox) setupPrimary(ctx context.Context, n Node) error {
 
 // PrimaryConninfo is the primary_conninfo a standby uses to stream from n.
 func (s *Sandbox) PrimaryConninfo(upstream Node, standby string) string {
-	return fmt.Sprintf("host=127.0.0.1 port=%d user=postgres application_name=%s sslmode=disable", upstream.Port, standby)
+	return fmt.Sprintf("host=%s port=%d user=postgres application_name=%s sslmode=disable", s.Addr(upstream.Name), upstream.Port, standby)
 }
 
 func (s *Sandbox) cloneStandby(ctx context.Context, primary, n Node) error {
-	if _, err := s.sh(ctx, "pg_basebackup "+n.Name, fmt.Sprintf("%s -h 127.0.0.1 -p %d -U postgres -D %s -X stream -c fast --no-sync",
-		s.bin("pg_basebackup"), primary.Port, transport.ShellQuote(n.DataDir))); err != nil {
+	if _, err := s.sh(ctx, n.Name, "pg_basebackup "+n.Name, fmt.Sprintf("%s -h %s -p %d -U postgres -D %s -X stream -c fast --no-sync",
+		s.bin("pg_basebackup"), s.Addr(primary.Name), primary.Port, transport.ShellQuote(n.DataDir))); err != nil {
 		return err
 	}
 	conf := fmt.Sprintf("primary_conninfo = '%s'\nprimary_slot_name = '%s'\n", s.PrimaryConninfo(primary, n.Name), n.Name)
@@ -468,10 +512,10 @@ func (s *Sandbox) startPgBouncer(ctx context.Context, primary Node) error {
 	}
 	ini := fmt.Sprintf(`;; switchover sandbox: PgBouncer in front of the primary, trust on loopback only
 [databases]
-app = host=127.0.0.1 port=%d dbname=app
+app = host=%s port=%d dbname=app
 
 [pgbouncer]
-listen_addr = 127.0.0.1
+listen_addr = %s
 listen_port = %d
 unix_socket_dir =
 auth_type = trust
@@ -485,7 +529,7 @@ server_login_retry = 1
 server_connect_timeout = 5
 logfile = %s
 pidfile = %s
-`, primary.Port, s.PortBase, filepath.Join(dir, "userlist.txt"), filepath.Join(dir, "pgbouncer.log"), filepath.Join(dir, "pgbouncer.pid"))
+`, s.Addr(primary.Name), primary.Port, s.Addr(PoolerHost), s.PortBase, filepath.Join(dir, "userlist.txt"), filepath.Join(dir, "pgbouncer.log"), filepath.Join(dir, "pgbouncer.pid"))
 	files := map[string]string{"pgbouncer.ini": ini, "userlist.txt": "\"postgres\" \"\"\n"}
 	for name, text := range files {
 		p := filepath.Join(dir, name)
@@ -496,18 +540,18 @@ pidfile = %s
 			return err
 		}
 	}
-	if _, err := s.sh(ctx, "start pgbouncer", fmt.Sprintf("%s -d -q %s", transport.ShellQuote(s.PgBouncer), transport.ShellQuote(s.PoolerConfig()))); err != nil {
+	if _, err := s.sh(ctx, PoolerHost, "start pgbouncer", fmt.Sprintf("%s -d -q %s", transport.ShellQuote(s.PgBouncer), transport.ShellQuote(s.PoolerConfig()))); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.PortBase), time.Second)
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(s.Addr(PoolerHost), strconv.Itoa(s.PortBase)), time.Second)
 		if err == nil {
 			c.Close()
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("pgbouncer did not listen on 127.0.0.1:%d within 10s (see %s)", s.PortBase, filepath.Join(dir, "pgbouncer.log"))
+			return fmt.Errorf("pgbouncer did not listen on %s:%d within 10s (see %s)", s.Addr(PoolerHost), s.PortBase, filepath.Join(dir, "pgbouncer.log"))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -544,17 +588,27 @@ func (s *Sandbox) inspect(ctx context.Context, n Node) (pg.State, error) {
 
 func (s *Sandbox) writeInventory() error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Written by `switchover sandbox up`: a rehearsal cluster on 127.0.0.1\n# with trust authentication. Not for production.\ncluster: sandbox\nvars:\n  primary: pg1\n  candidate: pg2\nnodes:\n")
-	host := "local"
+	where := "on 127.0.0.1"
+	if s.Net != nil {
+		where = "on hosts of its own, reached over ssh,"
+	}
+	fmt.Fprintf(&b, "# Written by `switchover sandbox up`: a rehearsal cluster %s\n# with trust authentication. Not for production.\ncluster: sandbox\nvars:\n  primary: pg1\n  candidate: pg2\nnodes:\n", where)
+	host := func(string) string { return "local" }
 	if s.RunAs != "" {
-		host = fmt.Sprintf("{transport: local, user: %s}", s.RunAs)
+		host = func(string) string { return fmt.Sprintf("{transport: local, user: %s}", s.RunAs) }
+	}
+	if s.Net != nil {
+		host = func(name string) string {
+			h := s.hostOf(name)
+			return fmt.Sprintf("{transport: ssh, address: %q, user: %s, ssh_config: %s}", h.Address, h.User, h.SSHConfig)
+		}
 	}
 	for _, n := range s.Nodes {
 		fmt.Fprintf(&b, "  %s:\n    conninfo: %q\n    host: %s\n    data_dir: %s\n    bin_dir: %s\n",
-			n.Name, s.Conninfo(n, "postgres"), host, n.DataDir, s.BinDir)
+			n.Name, s.Conninfo(n, "postgres"), host(n.Name), n.DataDir, s.BinDir)
 	}
 	fmt.Fprintf(&b, "pooler:\n  kind: pgbouncer\n  admin: %q\n  database: app\n  config: %s\n  host: %s\n",
-		s.AdminConninfo(), s.PoolerConfig(), host)
+		s.AdminConninfo(), s.PoolerConfig(), host(PoolerHost))
 	if m := s.manager(); m != nil {
 		fmt.Fprintf(&b, "manager:\n  kind: %s\n  urls:\n", m.Kind)
 		for _, u := range m.URLs {
@@ -658,6 +712,9 @@ func (s *Sandbox) Down(ctx context.Context) error {
 	if err := s.stopManager(ctx); err != nil {
 		return err
 	}
+	if s.Net != nil {
+		return s.downHosts(ctx)
+	}
 	pids := s.PIDs()
 	for name, pid := range pids {
 		sig := syscall.SIGINT // PostgreSQL: fast shutdown; PgBouncer: safe shutdown
@@ -690,16 +747,26 @@ func alive(pid int) bool {
 	return true
 }
 
+// hostOf is how the inventory reaches the host of a node (by name) or of
+// the pooler.
+func (s *Sandbox) hostOf(name string) cluster.Host {
+	if s.Net != nil {
+		if h, ok := s.Net.Host(name); ok {
+			return cluster.Host{Transport: "ssh", Address: "root@" + h.Addr, User: s.RunAs, SSHConfig: s.Net.SSHConfig}
+		}
+	}
+	return cluster.Host{Transport: "local", User: s.RunAs}
+}
+
 // Cluster returns the sandbox as the inventory describes it, for tests
 // that drive checks and steps without a runbook.
 func (s *Sandbox) Cluster() *cluster.Cluster {
-	host := cluster.Host{Transport: "local", User: s.RunAs}
 	c := &cluster.Cluster{Name: "sandbox", Nodes: map[string]*cluster.Node{}}
 	for _, n := range s.Nodes {
-		c.Nodes[n.Name] = &cluster.Node{Name: n.Name, Conninfo: s.Conninfo(n, "postgres"), Host: host, DataDir: n.DataDir, BinDir: s.BinDir}
+		c.Nodes[n.Name] = &cluster.Node{Name: n.Name, Conninfo: s.Conninfo(n, "postgres"), Host: s.hostOf(n.Name), DataDir: n.DataDir, BinDir: s.BinDir}
 		c.Order = append(c.Order, n.Name)
 	}
-	c.Pooler = &cluster.Pooler{Kind: "pgbouncer", Admin: s.AdminConninfo(), Database: "app", Config: s.PoolerConfig(), Host: host}
+	c.Pooler = &cluster.Pooler{Kind: "pgbouncer", Admin: s.AdminConninfo(), Database: "app", Config: s.PoolerConfig(), Host: s.hostOf(PoolerHost)}
 	c.Manager = s.manager()
 	return c
 }

@@ -8,6 +8,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -175,4 +178,87 @@ func Independent(t testing.TB, sb *sandbox.Sandbox, name string) sandbox.Node {
 		}
 	})
 	return n
+}
+
+// hostsAvailable skips t (or fails it under CI) when a multi-host sandbox
+// cannot be brought up here: it needs root.
+func hostsAvailable(t testing.TB) {
+	t.Helper()
+	available(t)
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI is set and the tests do not run as root: a multi-host sandbox (network namespaces, sshd) needs root")
+		}
+		t.Skip("a multi-host sandbox needs root")
+	}
+}
+
+// HostsDir returns a fresh path for a multi-host sandbox (named so that a
+// scan for servers left behind finds its processes), for a test that
+// brings one up itself, through the binary say. It skips t (or fails it
+// under CI) when a multi-host sandbox cannot run here.
+func HostsDir(t testing.TB) string {
+	t.Helper()
+	hostsAvailable(t)
+	dir, err := os.MkdirTemp("", "switchover-hosts-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(dir) // Up creates it, with the right owner
+	return dir
+}
+
+// NewHosts brings up a multi-host sandbox (sandbox.Options.Hosts: each node
+// and PgBouncer on a host of its own, reached over ssh) with the given
+// number of standbys for one test, and brings it down when the test ends.
+// Bring up one per package and heal partitions between cases: each takes
+// a while to start.
+func NewHosts(t testing.TB, standbys int) *sandbox.Sandbox {
+	t.Helper()
+	dir := HostsDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	sb, err := sandbox.Up(ctx, sandbox.Options{Dir: dir, Standbys: standbys, Hosts: true, Log: t.Logf})
+	if err != nil {
+		t.Fatalf("sandbox up --hosts: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := sb.Down(ctx); err != nil {
+			t.Errorf("sandbox down: %v", err)
+		}
+	})
+	return sb
+}
+
+// Leftovers lists what a multi-host sandbox left behind after its down: a
+// network namespace or link whose name starts with prefix (`ip netns
+// list`, `ip -o link`), or a process whose command line mentions dir (a
+// scan of /proc). Empty means nothing.
+func Leftovers(prefix, dir string) []string {
+	var left []string
+	for _, args := range [][]string{{"netns", "list"}, {"-o", "link"}} {
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		if err != nil {
+			left = append(left, fmt.Sprintf("ip %s: %v: %s", strings.Join(args, " "), err, out))
+			continue
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if prefix != "" && strings.Contains(line, prefix+"-") {
+				left = append(left, strings.TrimSpace(line))
+			}
+		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if cmd := strings.ReplaceAll(string(b), "\x00", " "); dir != "" && strings.Contains(cmd, dir) {
+			left = append(left, fmt.Sprintf("process %s: %s", filepath.Base(filepath.Dir(p)), cmd))
+		}
+	}
+	return left
 }
