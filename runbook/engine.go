@@ -269,7 +269,7 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 		}
 	}
 	// Another run's claim in the cluster refuses this one before it
-	// starts; this run takes its own claim before its first action.
+	// starts (a plan only looks).
 	if err = e.checkHeld(ctx); err != nil {
 		lock.release(true)
 		return nil, notStarted(err)
@@ -296,6 +296,15 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 		errors.As(err, &se)
 		_ = e.emit(Event{Type: EventRunFinished, Step: se.Step, Outcome: OutcomeDeclined, Error: se.Err.Error(), Message: "nothing was changed"})
 		e.releaseClaim(ctx)
+		lock.release(true)
+		return res, err
+	}
+	// The run claims the cluster now, so that a second run started a
+	// moment later is refused before its preflight; a claim that cannot be
+	// written yet is taken before the first action.
+	if err := e.takeClaim(ctx, false); err != nil {
+		res.Outcome = OutcomePrecondition
+		_ = e.emit(Event{Type: EventRunFinished, Outcome: OutcomePrecondition, Error: err.Error(), Message: "refused: nothing was changed"})
 		lock.release(true)
 		return res, err
 	}

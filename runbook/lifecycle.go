@@ -59,7 +59,7 @@ func (e *engine) act(ctx context.Context, s *Step) error {
 		// The claim comes before the run's first change; a finally step
 		// of a run that changed nothing acts on nothing of the cluster's.
 		if s.Section == SectionSteps {
-			if err := e.claimBeforeActing(ctx); err != nil {
+			if err := e.takeClaim(ctx, true); err != nil {
 				return e.fail(s, phaseRequires, err)
 			}
 		}

@@ -38,66 +38,51 @@ type ClusterClaim interface {
 // claimTimeout bounds taking, checking or releasing the cluster's claim.
 const claimTimeout = 15 * time.Second
 
-// takeClaim claims the cluster for h, when the run has a claim to take; a
-// claim held by another run is a *LockedError.
-func (e *engine) takeClaim(ctx context.Context, h Holder, resuming string) error {
-	if e.o.Claim == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
-	defer cancel()
-	return e.claimError(e.o.Claim.Take(ctx, h, resuming, e.o.TakeOver))
-}
-
-// checkClaim is takeClaim for a dry run: it only looks.
-func (e *engine) checkClaim(ctx context.Context) error {
-	if e.o.Claim == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
-	defer cancel()
-	return e.claimError(e.o.Claim.Check(ctx, e.runID))
-}
-
-func (e *engine) claimError(err error) error {
-	var held *claim.HeldError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &held):
-		return &LockedError{Cluster: e.p.LockName, Holder: held.Holder, SeenOn: held.Node}
-	case errors.Is(err, claim.ErrUnreachable):
-		// Nowhere to keep it, and nothing the run could change there: the
-		// run's own checks say what is wrong with the nodes.
-		_ = e.emit(Event{Type: EventNote, Message: fmt.Sprintf("%v: only this machine's lock holds the cluster for this run", err)})
-		return nil
-	}
-	return fmt.Errorf("%w: %v; nothing was done", ErrPrecondition, err)
-}
-
-// checkHeld refuses a run when another run's claim shows on a node; that
-// a node cannot be asked is left to the run's checks to report.
+// checkHeld refuses a run when another run's claim shows on a node (a
+// *LockedError); that a node cannot be asked is left to the run's checks.
 func (e *engine) checkHeld(ctx context.Context) error {
-	err := e.checkClaim(ctx)
-	if errors.Is(err, ErrLocked) {
-		return err
+	if e.o.Claim == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
+	defer cancel()
+	var held *claim.HeldError
+	if err := e.o.Claim.Check(ctx, e.runID); errors.As(err, &held) {
+		return &LockedError{Cluster: e.p.LockName, Holder: held.Holder, SeenOn: held.Node}
 	}
 	return nil
 }
 
-// claimBeforeActing takes the cluster's claim before the run's first
-// action (checks before it change nothing): another run's claim then
-// refuses the step with exit 6, before it acts.
-func (e *engine) claimBeforeActing(ctx context.Context) error {
+// takeClaim claims the cluster for this run. Another run's claim is a
+// *LockedError. When final is false (the run is starting), a claim that
+// cannot be written yet (no node answers, or none as a primary) is left
+// for the run's own checks to explain and is tried again before the first
+// action; when final is true (that first action is next), it refuses the
+// step, except that a cluster where no node answers at all keeps only the
+// local lock, said in a note.
+func (e *engine) takeClaim(ctx context.Context, final bool) error {
 	if e.o.Claim == nil || e.claimed {
 		return nil
 	}
 	h := Holder{RunID: e.runID, User: e.o.Identity.User, Host: e.o.Identity.Host, PID: os.Getpid(), Since: e.o.now()}
-	if err := e.takeClaim(ctx, h, e.resuming); err != nil {
-		return err
+	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
+	defer cancel()
+	err := e.o.Claim.Take(ctx, h, e.resuming, e.o.TakeOver)
+	var held *claim.HeldError
+	switch {
+	case err == nil:
+		e.claimed = true
+		return nil
+	case errors.As(err, &held):
+		return &LockedError{Cluster: e.p.LockName, Holder: held.Holder, SeenOn: held.Node}
+	case !final:
+		return nil
+	case errors.Is(err, claim.ErrUnreachable):
+		_ = e.emit(Event{Type: EventNote, Message: fmt.Sprintf("%v: only this machine's lock holds the cluster for this run", err)})
+		e.claimed = true // nothing to take again; nothing to release
+		return nil
 	}
-	e.claimed = true
-	return nil
+	return fmt.Errorf("%w: %v; nothing was done", ErrPrecondition, err)
 }
 
 // releaseClaim lets go of the run's claim in the cluster, on a deadline of

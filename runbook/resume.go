@@ -83,7 +83,7 @@ func Resume(ctx context.Context, p *Plan, id string, o Options) (*Result, error)
 		return nil, notStarted(err)
 	}
 	e.resuming = id
-	if err := e.claimBeforeActing(ctx); err != nil {
+	if err := e.takeClaim(ctx, false); err != nil {
 		lock.release(false)
 		return nil, notStarted(err)
 	}
