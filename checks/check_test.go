@@ -44,6 +44,7 @@ var samples = map[string]map[string]string{
 	"pgbouncer.routes_to":     {"node": "pg1"},
 	"quorum.reachable":        {},
 	"cluster.maintenance":     {},
+	"host.ready":              {},
 }
 
 // sampleCheck builds a check of kind from its sample, every default applied

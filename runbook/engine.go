@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/secret"
+	"github.com/switchover/switchover/internal/transport"
 	"github.com/switchover/switchover/steps"
 )
 
@@ -257,6 +258,9 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One ssh connection per host for the whole run, closed after what
+	// the session holds.
+	defer transport.ReuseConnections()()
 	defer e.session.CloseAll()
 	e.runID = NewRunID(e.o.now())
 	res := &Result{RunID: e.runID}

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/switchover/switchover/internal/transport"
 )
 
 // RunRecord is what a journal says about a run, enough to rebuild its plan.
@@ -55,6 +57,9 @@ func Resume(ctx context.Context, p *Plan, id string, o Options) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
+	// One ssh connection per host for the whole run, closed after what
+	// the session holds.
+	defer transport.ReuseConnections()()
 	defer e.session.CloseAll()
 	rec, err := ReadRun(e.o.JournalDir, id)
 	if err != nil {

@@ -88,6 +88,23 @@ func (s SSH) Run(ctx context.Context, command string) (Output, error) {
 	if err != nil {
 		return Output{}, err
 	}
+	socket, err := s.controlSocket(ctx, user, host, port)
+	if err != nil {
+		return Output{}, err
+	}
+	out, refused, err := s.run(ctx, user, host, port, socket, command)
+	if refused && socket != "" {
+		// The shared connection has as many sessions open as sshd allows:
+		// this one, which never started, logs in on its own.
+		out, _, err = s.run(ctx, user, host, port, "none", command)
+	}
+	return out, err
+}
+
+// run runs command once, over the master connection at socket when it is
+// not "". refused reports that the master refused the session before
+// anything ran on the host.
+func (s SSH) run(ctx context.Context, user, host, port, socket, command string) (_ Output, refused bool, _ error) {
 	asUser := s.User
 	if asUser == user {
 		asUser = ""
@@ -97,7 +114,7 @@ func (s SSH) Run(ctx context.Context, command string) (Output, error) {
 	stderr := newMarkedStream("\x1eswitchover:" + hex.EncodeToString(nonce) + ":")
 	remote := "/bin/sh -c " + ShellQuote(wrapperScript(stderr.prefix, asUser)) + " /bin/sh " + ShellQuote(command)
 
-	cmd := exec.Command("ssh", s.args(user, host, port, remote)...)
+	cmd := exec.Command("ssh", s.args(user, host, port, socket, remote)...)
 	var stdout capped
 	stdout.limit = maxOutput
 	cmd.Stdout, cmd.Stderr = &stdout, stderr
@@ -105,7 +122,7 @@ func (s SSH) Run(ctx context.Context, command string) (Output, error) {
 	// takes its end as the sign that this side is gone.
 	stdinR, stdinW, err := os.Pipe()
 	if err != nil {
-		return Output{}, fmt.Errorf("ssh: %w", err)
+		return Output{}, false, fmt.Errorf("ssh: %w", err)
 	}
 	defer stdinW.Close()
 	cmd.Stdin = stdinR
@@ -115,7 +132,7 @@ func (s SSH) Run(ctx context.Context, command string) (Output, error) {
 	err = cmd.Start()
 	stdinR.Close()
 	if err != nil {
-		return Output{}, fmt.Errorf("start ssh: %w", err)
+		return Output{}, false, fmt.Errorf("start ssh: %w", err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -143,25 +160,25 @@ wait:
 		case <-ctx.Done():
 			stop()
 			out := Output{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: -1, Elapsed: time.Since(start)}
-			return out, fmt.Errorf("command cut off after %s: %w", out.Elapsed.Round(time.Millisecond), ctx.Err())
+			return out, false, fmt.Errorf("command cut off after %s: %w", out.Elapsed.Round(time.Millisecond), ctx.Err())
 		}
 	}
 	out := Output{Stdout: stdout.String(), Stderr: stderr.String(), Elapsed: time.Since(start)}
 	m := stderr.result()
 	if m.exited {
 		out.ExitCode = m.code
-		return out, nil
+		return out, false, nil
 	}
 	out.ExitCode = -1
 	if m.sudo != "" {
-		return out, fmt.Errorf("%s: cannot run the command as %s: %s", s.Where(), s.User, m.sudo)
+		return out, false, fmt.Errorf("%s: cannot run the command as %s: %s", s.Where(), s.User, m.sudo)
 	}
 	code := 0
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) {
 		code = exitErr.ExitCode()
 	} else if err != nil && !errors.Is(err, exec.ErrWaitDelay) {
-		return out, fmt.Errorf("%s: %w", s.Where(), err)
+		return out, false, fmt.Errorf("%s: %w", s.Where(), err)
 	}
 	last := m.lastLine
 	if last == "" {
@@ -169,11 +186,11 @@ wait:
 	}
 	switch {
 	case !m.started && code == 255:
-		return out, fmt.Errorf("%s: %w: %s", s.Where(), ErrConnection, last)
+		return out, socket != "" && socket != "none" && muxRefused(last), fmt.Errorf("%s: %w: %s", s.Where(), ErrConnection, last)
 	case !m.started:
-		return out, fmt.Errorf("%s: the login shell did not run the command (exit code %d): %s", s.Where(), code, last)
+		return out, false, fmt.Errorf("%s: the login shell did not run the command (exit code %d): %s", s.Where(), code, last)
 	default:
-		return out, fmt.Errorf("%s: the session ended before the command finished (ssh exit code %d): %s", s.Where(), code, last)
+		return out, false, fmt.Errorf("%s: the session ended before the command finished (ssh exit code %d): %s", s.Where(), code, last)
 	}
 }
 
@@ -181,7 +198,20 @@ wait:
 // for a password or passphrase; -T keeps stderr apart from stdout even when
 // the config asks for a terminal; LogLevel=ERROR keeps ssh's warnings, such
 // as a host key being added to known_hosts, out of the command's stderr.
-func (s SSH) args(user, host, port, remote string) []string {
+// With a control socket, the command runs as a session of the master
+// connection listening there (ControlMaster=no: this ssh never becomes a
+// master itself); without one, ssh does as the user's config says.
+func (s SSH) args(user, host, port, socket, remote string) []string {
+	args := s.options(port)
+	if socket != "" {
+		args = append(args, "-o", "ControlMaster=no", "-o", "ControlPath="+socket)
+	}
+	return append(args, destination(user, host), "--", remote)
+}
+
+// options are the options every ssh of this transport gets, the master
+// included.
+func (s SSH) options(port string) []string {
 	timeout := s.ConnectTimeout
 	if timeout <= 0 {
 		timeout = defaultConnectTimeout
@@ -194,11 +224,15 @@ func (s SSH) args(user, host, port, remote string) []string {
 	if port != "" {
 		args = append(args, "-p", port)
 	}
-	dest := host
+	return args
+}
+
+// destination is ssh's [user@]host argument.
+func destination(user, host string) string {
 	if user != "" {
-		dest = user + "@" + host
+		return user + "@" + host
 	}
-	return append(args, dest, "--", remote)
+	return host
 }
 
 // ParseSSHAddress splits [user@]host[:port] or ssh://[user@]host[:port] into

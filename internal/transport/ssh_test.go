@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchover/switchover/internal/transport/sshtest"
 )
 
 func TestParseSSHAddress(t *testing.T) {
@@ -161,9 +160,10 @@ func TestShellQuoteCommandPosition(t *testing.T) {
 func TestSSHArgs(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name string
-		ssh  SSH
-		want string
+		name   string
+		ssh    SSH
+		socket string
+		want   string
 	}{
 		{name: "defaults", ssh: SSH{Address: "db1"},
 			want: "-o BatchMode=yes -o ConnectTimeout=5 -o LogLevel=ERROR -T db1 -- REMOTE"},
@@ -175,6 +175,10 @@ func TestSSHArgs(t *testing.T) {
 			want: "-o BatchMode=yes -o ConnectTimeout=1 -o LogLevel=ERROR -T db1 -- REMOTE"},
 		{name: "IPv6 without brackets", ssh: SSH{Address: "root@[::1]:22"},
 			want: "-o BatchMode=yes -o ConnectTimeout=5 -o LogLevel=ERROR -T -p 22 root@::1 -- REMOTE"},
+		{name: "over a master connection, the config kept", ssh: SSH{Address: "ssh://postgres@db1:2222", ConfigFile: "/etc/switchover/ssh_config"}, socket: "/tmp/swo-1/0",
+			want: "-o BatchMode=yes -o ConnectTimeout=5 -o LogLevel=ERROR -T -F /etc/switchover/ssh_config -p 2222 -o ControlMaster=no -o ControlPath=/tmp/swo-1/0 postgres@db1 -- REMOTE"},
+		{name: "on a connection of its own", ssh: SSH{Address: "db1"}, socket: "none",
+			want: "-o BatchMode=yes -o ConnectTimeout=5 -o LogLevel=ERROR -T -o ControlMaster=no -o ControlPath=none db1 -- REMOTE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -183,7 +187,7 @@ func TestSSHArgs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := strings.Join(tt.ssh.args(user, host, port, "REMOTE"), " "); got != tt.want {
+			if got := strings.Join(tt.ssh.args(user, host, port, tt.socket, "REMOTE"), " "); got != tt.want {
 				t.Errorf("args = %s\nwant   %s", got, tt.want)
 			}
 		})
@@ -255,176 +259,23 @@ func TestMarkedStream(t *testing.T) {
 	}
 }
 
-// sshServer is a real sshd on 127.0.0.1, started for one test, and an ssh
-// client config for reaching it:
-//   - Host test logs in as the current user with an authorised key;
-//   - Host wrongkey offers a key sshd does not know;
-//   - Host unknownhost does not know sshd's host key and will not learn it.
-type sshServer struct {
-	configFile string
-	port       int
-	loginUser  string
-}
+// sshServer is a private sshd for one test (see sshtest.Start).
+type sshServer = sshtest.Server
 
-// skipOrFailOutsideCI skips a test whose environment cannot run it, but
-// fails it under CI, where the environment is meant to have what it needs.
-func skipOrFailOutsideCI(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format+" (CI is unset, so this is a skip; under CI it fails)", args...)
-}
-
-// startSSHD starts sshd for t with extra lines in its config and stops it
-// when t ends. It skips t (or, under CI, fails it) when sshd cannot run here.
+// startSSHD starts sshd for t with extra lines in its config.
 func startSSHD(t *testing.T, extraConfig ...string) *sshServer {
 	t.Helper()
-	sshd := "/usr/sbin/sshd"
-	for _, tool := range []string{sshd, "ssh", "ssh-keygen"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			skipOrFailOutsideCI(t, "cannot test ssh without %s: %v", tool, err)
-		}
-	}
-	me, err := user.Current()
-	if err != nil {
-		skipOrFailOutsideCI(t, "cannot tell the current user: %v", err)
-	}
-	if os.Geteuid() == 0 {
-		// sshd running as root wants its privilege separation directory.
-		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-			skipOrFailOutsideCI(t, "cannot create /run/sshd for sshd: %v", err)
-		}
-	}
-	dir := t.TempDir()
-	path := func(name string) string { return filepath.Join(dir, name) }
-	for _, key := range []string{"host_key", "client_key", "wrong_key"} {
-		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", key, "-f", path(key)).CombinedOutput(); err != nil {
-			skipOrFailOutsideCI(t, "ssh-keygen %s: %v: %s", key, err, out)
-		}
-	}
-	pub, err := os.ReadFile(path("client_key.pub"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, path("authorized_keys"), string(pub))
-	port := freePort(t)
-	sshdConfig := fmt.Sprintf(`ListenAddress 127.0.0.1
-Port %d
-HostKey %s
-AuthorizedKeysFile %s
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-UsePAM no
-PidFile %s
-StrictModes no
-MaxStartups 100
-%s
-`, port, path("host_key"), path("authorized_keys"), path("sshd.pid"), strings.Join(extraConfig, "\n"))
-	writeFile(t, path("sshd_config"), sshdConfig)
-	clientConfig := fmt.Sprintf(`Host test 127.0.0.1
-  IdentityFile %[2]s
-Host test wrongkey unknownhost
-  HostName 127.0.0.1
-  Port %[1]d
-  User %[3]s
-Host wrongkey
-  IdentityFile %[4]s
-Host unknownhost
-  IdentityFile %[2]s
-  UserKnownHostsFile %[5]s
-  StrictHostKeyChecking yes
-Host *
-  IdentitiesOnly yes
-  UserKnownHostsFile %[6]s
-  StrictHostKeyChecking accept-new
-  ControlMaster no
-`, port, path("client_key"), me.Username, path("wrong_key"), path("empty_known_hosts"), path("known_hosts"))
-	writeFile(t, path("ssh_config"), clientConfig)
-
-	if out, err := exec.Command(sshd, "-t", "-f", path("sshd_config")).CombinedOutput(); err != nil {
-		skipOrFailOutsideCI(t, "sshd rejects its test config: %v: %s", err, out)
-	}
-	var log capped
-	log.limit = maxOutput
-	cmd := exec.Command(sshd, "-D", "-e", "-f", path("sshd_config"))
-	cmd.Stdout, cmd.Stderr = &log, &log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		skipOrFailOutsideCI(t, "start sshd: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(2 * time.Second):
-			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("sshd log:\n%s", log.String())
-		}
-	})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err == nil {
-			conn.Close()
-			break
-		}
-		select {
-		case err := <-exited:
-			exited <- err // for the cleanup
-			skipOrFailOutsideCI(t, "sshd exited at start (%v): %s", err, log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			skipOrFailOutsideCI(t, "sshd does not accept connections on port %d after 5s: %v; its log: %s", port, err, log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	// A first login with plain ssh, which also records the host key. If it
-	// fails, the machine does not let this user in (a locked account, say),
-	// and the transport cannot be tested here.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "ssh", "-F", path("ssh_config"), "-o", "BatchMode=yes", "test", "true").CombinedOutput(); err != nil {
-		skipOrFailOutsideCI(t, "cannot log in to the test sshd as %s with plain ssh: %v: %s; sshd log: %s", me.Username, err, out, log.String())
-	}
-	return &sshServer{configFile: path("ssh_config"), port: port, loginUser: me.Username}
+	return sshtest.Start(t, extraConfig...)
 }
 
-// ssh returns an SSH for the server's Host test.
-func (s *sshServer) ssh() SSH {
-	return SSH{Address: "test", ConfigFile: s.configFile}
-}
+// sshTo returns an SSH for the server's Host test.
+func sshTo(s *sshServer) SSH { return SSH{Address: "test", ConfigFile: s.ConfigFile} }
 
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago,
-// below the kernel's ephemeral range, where other processes' outgoing
-// sockets cannot take it before sshd binds it.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for try := 0; try < 100; try++ {
-		p := 20000 + rand.IntN(12000)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return p
-	}
-	skipOrFailOutsideCI(t, "no free port on 127.0.0.1 between 20000 and 32000")
-	return 0
 }
 
 func TestSSHRun(t *testing.T) {
@@ -443,7 +294,7 @@ func TestSSHRun(t *testing.T) {
 		{name: "command not found", command: "no-such-command-here 2>/dev/null", want: Output{ExitCode: 127}},
 		{name: "the command exits 255", command: "echo bye; exit 255", want: Output{Stdout: "bye\n", ExitCode: 255}},
 		{name: "stdin is empty", command: "cat; echo done", want: Output{Stdout: "done\n"}},
-		{name: "the command runs as the login user", command: "id -un", want: Output{Stdout: server.loginUser + "\n"}},
+		{name: "the command runs as the login user", command: "id -un", want: Output{Stdout: server.LoginUser + "\n"}},
 		{name: "a marker from another run is output", command: `printf '\036switchover:0:exit 0\n' >&2; exit 4`,
 			want: Output{Stderr: "\x1eswitchover:0:exit 0\n", ExitCode: 4}},
 		// Unlike Local (-1), a shell on the host reports a signal as 128+n.
@@ -454,7 +305,7 @@ func TestSSHRun(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			got, err := server.ssh().Run(ctx, tt.command)
+			got, err := sshTo(server).Run(ctx, tt.command)
 			if err != nil {
 				t.Fatalf("Run: %v", err)
 			}
@@ -500,7 +351,7 @@ func TestSSHRunMatchesLocal(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Local Run: %v", err)
 			}
-			got, err := server.ssh().Run(ctx, command)
+			got, err := sshTo(server).Run(ctx, command)
 			if err != nil {
 				t.Fatalf("SSH Run: %v", err)
 			}
@@ -524,7 +375,7 @@ func TestSSHRunCutOff(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
-	out, err := server.ssh().Run(ctx, command)
+	out, err := sshTo(server).Run(ctx, command)
 	took := time.Since(start)
 
 	if took > timeout+2*time.Second {
@@ -562,7 +413,7 @@ func TestSSHRunLeavesDaemon(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	out, err := server.ssh().Run(ctx, fmt.Sprintf("sleep 30 & echo $! > %s; echo started", pidFile))
+	out, err := sshTo(server).Run(ctx, fmt.Sprintf("sleep 30 & echo $! > %s; echo started", pidFile))
 	took := time.Since(start)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
@@ -588,7 +439,7 @@ func TestSSHRunSessionEnds(t *testing.T) {
 	server := startSSHD(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, err := server.ssh().Run(ctx, "echo going; kill -KILL 0")
+	out, err := sshTo(server).Run(ctx, "echo going; kill -KILL 0")
 	if err == nil || !strings.Contains(err.Error(), "ssh test: the session ended before the command finished") {
 		t.Errorf("Run error = %v, want it to say the session ended first", err)
 	}
@@ -623,7 +474,7 @@ func TestSSHRunConnectionFailed(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			out, err := SSH{Address: tt.address, ConfigFile: server.configFile}.Run(ctx, "echo ran")
+			out, err := SSH{Address: tt.address, ConfigFile: server.ConfigFile}.Run(ctx, "echo ran")
 			if !errors.Is(err, ErrConnection) {
 				t.Fatalf("Run = %+v, %v; want an error wrapping ErrConnection", out, err)
 			}
@@ -662,7 +513,7 @@ exec runuser -u "$user" -- "$@"
 	}
 	withSudo := startSSHD(t, "SetEnv PATH="+bin+":/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
 	plain := startSSHD(t)
-	login := withSudo.loginUser
+	login := withSudo.LoginUser
 	noSudoSkip := ""
 	if _, err := exec.LookPath("sudo"); err == nil {
 		noSudoSkip = "sudo is installed on this machine, so the host cannot lack it"
@@ -694,7 +545,7 @@ exec runuser -u "$user" -- "$@"
 			if tt.skip != "" {
 				t.Skip(tt.skip)
 			}
-			tt.ssh.ConfigFile = tt.server.configFile
+			tt.ssh.ConfigFile = tt.server.ConfigFile
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			out, err := tt.ssh.Run(ctx, tt.command)
@@ -743,7 +594,7 @@ func TestSSHRunCapsOutput(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	command := fmt.Sprintf("head -c %d /dev/zero | tr '\\0' x; head -c %d /dev/zero | tr '\\0' y >&2; exit 6", maxOutput+1000, 3*maxOutput)
-	out, err := server.ssh().Run(ctx, command)
+	out, err := sshTo(server).Run(ctx, command)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}

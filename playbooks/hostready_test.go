@@ -1,0 +1,72 @@
+package playbooks_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/playbooks"
+	"github.com/switchover/switchover/runbook"
+)
+
+// TestHostReadyRefusesAClosedSSHPort reaches the candidate's host over
+// ssh on a port nobody listens on: plan and run --yes stop at preflight
+// (exit 3) naming the host and "connection refused", no action runs,
+// PgBouncer is never paused and pg1 stays the primary. Before host.ready,
+// plan passed and run paused PgBouncer, then failed at pg_ctl stop.
+func TestHostReadyRefusesAClosedSSHPort(t *testing.T) {
+	sb := sandboxtest.New(t, 1)
+	b, err := os.ReadFile(sb.Inventory())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pg2's host: ssh to a closed port, as the database user.
+	hostLine := regexp.MustCompile(`(?m)^(  pg2:\n(?:    .*\n)*?    host: ).*$`)
+	if !hostLine.Match(b) {
+		t.Fatalf("the sandbox inventory has no host line for pg2:\n%s", b)
+	}
+	text := hostLine.ReplaceAllString(string(b), `${1}{transport: ssh, address: "127.0.0.1:1", user: postgres}`)
+	inv, err := runbook.LoadInventory("inventory.yaml", []byte(text))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	src, _ := playbooks.Read(streaming)
+	rb, err := runbook.LoadRunbook("playbook:"+streaming, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := runbook.Resolve(rb, inv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := topology(t, sb)
+	paused := watchPause(sb)
+	for _, dry := range []bool{true, false} {
+		how := map[bool]string{true: "plan", false: "run --yes"}[dry]
+		ev := &events{}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		_, err := runbook.Run(ctx, p, runbook.Options{DryRun: dry, Yes: true, Observer: ev, JournalDir: t.TempDir()})
+		cancel()
+		if !errors.Is(err, runbook.ErrPrecondition) {
+			t.Fatalf("%s: %v, want a precondition failure (exit 3)\n%s", how, err, ev.text())
+		}
+		if got := ev.actionsRun(); len(got) != 0 {
+			t.Fatalf("%s: actions ran: %v, want none\n%s", how, got, ev.text())
+		}
+		out := ev.text()
+		for _, want := range []string{"preflight", "host.ready fail", "pg2 (ssh 127.0.0.1:1 as postgres): connection refused"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: the output lacks %q:\n%s", how, want, out)
+			}
+		}
+	}
+	paused.check(t)
+	if got := topology(t, sb); got != before {
+		t.Errorf("topology changed: %s, was %s", got, before)
+	}
+}
