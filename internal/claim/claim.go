@@ -101,6 +101,9 @@ type nodeClaim struct {
 	holder   *Holder // nil: no claim on this node
 	err      error
 	notTable bool // the table does not exist here
+	// witness is false for the DCS's copy while PostgreSQL nodes answer:
+	// then it does not refuse a run.
+	witness bool
 }
 
 func (s *Store) timeout() time.Duration {
@@ -176,6 +179,9 @@ func isUndefinedTable(err error) bool {
 // resuming, as seen on the nodes, in the inventory's order.
 func others(claims []nodeClaim, mine, resuming string) (*Holder, string) {
 	for _, c := range claims {
+		if c.node == dcsNode && !c.witness {
+			continue
+		}
 		if c.holder != nil && c.holder.RunID != mine && (resuming == "" || c.holder.RunID != resuming) {
 			return c.holder, c.node
 		}
@@ -187,13 +193,21 @@ func others(claims []nodeClaim, mine, resuming string) (*Holder, string) {
 const dcsNode = "patroni's DCS"
 
 // readAll is read plus, when Patroni manages the cluster, the claim's copy
-// in its dynamic configuration.
+// in its dynamic configuration. The copy is a witness only while no
+// PostgreSQL node answers: each Patroni member serves the configuration it
+// last read from the DCS, so a released claim may show there a moment
+// longer, and the row in PostgreSQL is the arbiter.
 func (s *Store) readAll(ctx context.Context) []nodeClaim {
 	claims := s.read(ctx)
-	if c := s.patroni(); c != nil {
-		claims = append(claims, s.readDCS(ctx, c))
+	c := s.patroni()
+	if c == nil {
+		return claims
 	}
-	return claims
+	dcs := s.readDCS(ctx, c)
+	if !allFailed(claims) {
+		dcs.witness = false
+	}
+	return append(claims, dcs)
 }
 
 // patroni is the client of the cluster's Patroni, or nil.
@@ -212,7 +226,7 @@ func (s *Store) patroni() *patroni.Client {
 func (s *Store) readDCS(ctx context.Context, c *patroni.Client) nodeClaim {
 	// Never a primary: the row in PostgreSQL is the arbiter; this copy is
 	// for whoever looks at Patroni's configuration.
-	nc := nodeClaim{node: dcsNode, err: errNotANode}
+	nc := nodeClaim{node: dcsNode, err: errNotANode, witness: true}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout())
 	defer cancel()
 	cfg, err := c.Config(ctx)
