@@ -429,7 +429,7 @@ func TestGatesRefuseBeforeThePause(t *testing.T) {
 				t.Errorf("the output lacks %q:\n%s", want, text)
 			}
 		}
-		noActionBut(t, ev, "start-canary", "checkpoint")
+		noActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint")
 		wantRolledBack(t, sb, ev, fmt.Sprintf("pg1=primary/1 pg2=standby<%d/1", node(t, sb, "pg1").Port))
 		recordFault(t, "session idle in transaction on the primary after preflight", ev, err, sb)
 	})

@@ -152,7 +152,11 @@ func actForRun(ctx context.Context, spec GuardSpec, rec *guardRecorder, why stri
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), guardActTimeout)
 	defer cancel()
-	t := &cluster.Target{RunID: spec.RunID, Cluster: c, Facts: &cluster.Facts{}, Output: func(line string) {
+	// The guard exists because this run paused the pooler: the resume is
+	// this run's to send.
+	facts := &cluster.Facts{}
+	facts.Restore(steps.PausedFact, "sent")
+	t := &cluster.Target{RunID: spec.RunID, Cluster: c, Facts: facts, Output: func(line string) {
 		rec.write(GuardRecord{Event: "output", Message: line})
 	}}
 	var errs []string

@@ -125,7 +125,7 @@ func TestHostsOfTheirOwn(t *testing.T) {
 		// Preflight stops at its first failed check: whichever asks pg3
 		// first names it.
 		out := res.output()
-		for _, want := range []string{`stop at step "preflight"`, "pg3 (" + sb.Addr("pg3")} {
+		for _, want := range []string{`stop at step "preflight"`, "pg3", sb.Addr("pg3") + ":"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("plan's refusal does not name %q:\n%s", want, out)
 			}
