@@ -68,57 +68,6 @@ func WALSenders(ctx context.Context, q Querier) ([]WALSender, error) {
 	return out, nil
 }
 
-// Slot is a replication slot as pg_replication_slots shows it.
-type Slot struct {
-	Name   string
-	Type   string // physical or logical
-	Plugin string // logical: the output plugin
-	Active bool
-	// RestartLSN is the oldest WAL the slot keeps; ConfirmedFlushLSN
-	// (logical only) is how far its consumer has confirmed. 0 when unset.
-	RestartLSN        LSN
-	ConfirmedFlushLSN LSN
-}
-
-// Position is how far the slot's consumer has got: the confirmed flush
-// position of a logical slot, the restart position of a physical one.
-func (s Slot) Position() LSN {
-	if s.Type == "logical" && s.ConfirmedFlushLSN > 0 {
-		return s.ConfirmedFlushLSN
-	}
-	return s.RestartLSN
-}
-
-// Slots reads pg_replication_slots.
-func Slots(ctx context.Context, q Querier) ([]Slot, error) {
-	rows, err := q.Query(ctx, `SELECT slot_name::text, slot_type, coalesce(plugin::text, ''), active,
-		coalesce(restart_lsn::text, ''), coalesce(confirmed_flush_lsn::text, '')
-		FROM pg_replication_slots ORDER BY slot_name`)
-	if err != nil {
-		return nil, fmt.Errorf("read pg_replication_slots: %w", err)
-	}
-	defer rows.Close()
-	var out []Slot
-	for rows.Next() {
-		var s Slot
-		var restart, confirmed string
-		if err := rows.Scan(&s.Name, &s.Type, &s.Plugin, &s.Active, &restart, &confirmed); err != nil {
-			return nil, fmt.Errorf("read pg_replication_slots: %w", err)
-		}
-		if restart != "" {
-			s.RestartLSN, _ = ParseLSN(restart)
-		}
-		if confirmed != "" {
-			s.ConfirmedFlushLSN, _ = ParseLSN(confirmed)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read pg_replication_slots: %w", err)
-	}
-	return out, nil
-}
-
 // PoolerDatabase is one [databases] entry as PgBouncer's SHOW DATABASES
 // shows it.
 type PoolerDatabase struct {

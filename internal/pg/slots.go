@@ -29,6 +29,15 @@ type ReplicationSlot struct {
 	Synced   bool // PostgreSQL 17+, on a standby: synchronised from its primary
 }
 
+// Position is how far the slot's consumer has got: the confirmed flush
+// position of a logical slot, the restart position of a physical one.
+func (s ReplicationSlot) Position() LSN {
+	if s.Type == "logical" && s.ConfirmedFlushLSN > 0 {
+		return s.ConfirmedFlushLSN
+	}
+	return s.RestartLSN
+}
+
 // String renders a slot on one line, for check output and reports.
 func (s ReplicationSlot) String() string {
 	state := "inactive"

@@ -53,7 +53,7 @@ var nodeFacts = []nodeFact{
 		return err
 	}},
 	{name: "replication slots", read: func(ctx context.Context, q pg.Querier, n *Node) error {
-		slots, err := pg.Slots(ctx, q)
+		slots, err := pg.ReadReplicationSlots(ctx, q)
 		for _, s := range slots {
 			sl := Slot{Name: s.Name, Type: s.Type, Plugin: s.Plugin, Active: s.Active, position: s.Position()}
 			if s.RestartLSN > 0 {
