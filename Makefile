@@ -17,7 +17,8 @@ test:
 	$(GO) test ./runbook -run '^$$' -fuzz '^FuzzLoadRunbook$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./runbook -run '^$$' -fuzz '^FuzzLoadInventory$$' -fuzztime $(FUZZTIME)
 
-# The main job, end to end with the binary: bring up a sandbox cluster
+# The main job, end to end with the binary: check (as root: install) what
+# the sandbox needs, bring up a sandbox cluster
 # (pg1 primary, pg2 and pg3 standbys, PgBouncer in front), switch the
 # primary to pg2 with the shipped playbook, without a terminal, show the
 # resulting topology, and bring the sandbox down (also when a step fails).
@@ -25,7 +26,9 @@ SANDBOX_PORT ?= 54320
 demo: build
 	@set -e; sb=/tmp/switchover-demo-$$$$; j=$$(mktemp -d); \
 	trap './$(BIN) sandbox down --dir "'$$sb'" >/dev/null 2>&1 || true; rm -rf "'$$j'"' EXIT; \
-	echo "== switchover sandbox up"; \
+	echo "== switchover sandbox prereqs --install (root installs what is missing; anyone else is told the command)"; \
+	./$(BIN) sandbox prereqs --install; \
+	echo; echo "== switchover sandbox up"; \
 	./$(BIN) sandbox up --dir $$sb --port-base $(SANDBOX_PORT); \
 	echo; echo "== switchover run postgres-streaming-switchover --yes (no terminal)"; \
 	./$(BIN) run postgres-streaming-switchover -i $$sb/inventory.yaml --yes --journal-dir $$j </dev/null; \

@@ -46,7 +46,7 @@ that reaches every host over ssh (root with a key made for the sandbox, then sud
 postgres; DIR/ssh/ssh_config with strict host key checking against DIR/ssh/known_hosts)
 and every server on its host's address. It needs root, iproute2, sudo and OpenSSH; 'down'
 also removes the namespaces, links and bridge it made.`,
-		Args: exactArgs(0, "a subcommand: up, status or down"),
+		Args: exactArgs(0, "a subcommand: up, status, down or prereqs"),
 		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
 	cmd.PersistentFlags().StringVar(&opts.dir, "dir", defaultSandboxDir(), "the sandbox's directory")
@@ -75,7 +75,7 @@ also removes the namespaces, links and bridge it made.`,
 		Args:  exactArgs(0, "no arguments"),
 		RunE:  func(c *cobra.Command, _ []string) error { return runSandboxDown(c.Context(), io, opts) },
 	}
-	cmd.AddCommand(up, status, down)
+	cmd.AddCommand(up, status, down, newSandboxPrereqsCmd(io, opts))
 	return cmd
 }
 
