@@ -20,9 +20,7 @@ import (
 // the check again for each poll logs in each time.
 func TestPollRemoteOverSSH(t *testing.T) {
 	t.Parallel()
-	// The login shell reads no startup file (see the multi-host sandbox's
-	// sshd): logins are what is counted, not what they cost.
-	server := sshtest.Start(t, "SetEnv SHLVL=1")
+	server := sshtest.Start(t)
 	address, config := server.Host()
 	tg := &cluster.Target{Cluster: &cluster.Cluster{Nodes: map[string]*cluster.Node{
 		"pg1": {Name: "pg1", Host: cluster.Host{Transport: "ssh", Address: address, SSHConfig: config}}}}}
