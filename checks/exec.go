@@ -34,7 +34,10 @@ type Exec struct {
 	Node    string // inventory node whose host runs it; "" is this machine
 }
 
-var _ Check = (*Exec)(nil)
+var (
+	_ Check        = (*Exec)(nil)
+	_ RemotePoller = (*Exec)(nil)
+)
 
 func newExec(v params.Values) (Check, error) {
 	c := &Exec{Command: v.String("command"), Node: v.Node("node")}
@@ -50,12 +53,21 @@ func (c *Exec) Describe(t *cluster.Target) string {
 }
 
 // Run implements Check.
-func (c *Exec) Run(ctx context.Context, t *cluster.Target) Result {
+func (c *Exec) Run(ctx context.Context, t *cluster.Target) Result { return c.run(ctx, t, nil) }
+
+// PollRemote implements RemotePoller: the command runs again on its host
+// until it exits 0.
+func (c *Exec) PollRemote(ctx context.Context, t *cluster.Target, p Poll) Result {
+	return c.run(ctx, t, &p)
+}
+
+// run runs the command once, or polled on its host when p is set.
+func (c *Exec) run(ctx context.Context, t *cluster.Target, p *Poll) Result {
 	ex, err := c.executor(t)
 	if err != nil {
 		return Errored(fmt.Errorf("%q: %w", c.Command, err))
 	}
-	out, err := ex.Run(ctx, c.Command)
+	out, err := ex.Run(ctx, p.command(c.Command, `[ "$rc" -eq 0 ]`))
 	tail := tailLines(out.Combined(), 5, 300)
 	values := map[string]any{"exit_code": out.ExitCode, "elapsed": out.Elapsed.String()}
 	if err != nil {

@@ -48,7 +48,10 @@ type PGCaughtUp struct {
 	Target string // catchUpCurrent or catchUpShutdownCheckpoint
 }
 
-var _ Check = (*PGCaughtUp)(nil)
+var (
+	_ Check        = (*PGCaughtUp)(nil)
+	_ RemotePoller = (*PGCaughtUp)(nil)
+)
 
 func newPGCaughtUp(v params.Values) (Check, error) {
 	c := &PGCaughtUp{
@@ -86,14 +89,21 @@ func ShutdownLSNFact(node string) string { return node + ".shutdown_lsn" }
 
 // Run implements Check.
 func (c *PGCaughtUp) Run(ctx context.Context, t *cluster.Target) Result {
-	return withWanted(c.run(ctx, t), c, t)
+	return withWanted(c.run(ctx, t, nil), c, t)
 }
 
-// run evaluates the check once; Run fills in what it wanted when it
-// ended in an error before saying so.
-func (c *PGCaughtUp) run(ctx context.Context, t *cluster.Target) Result {
+// PollRemote implements RemotePoller: with target shutdown_checkpoint and
+// no fact to read the checkpoint from, pg_controldata runs again on with's
+// host until it says the cluster is shut down.
+func (c *PGCaughtUp) PollRemote(ctx context.Context, t *cluster.Target, p Poll) Result {
+	return withWanted(c.run(ctx, t, &p), c, t)
+}
+
+// run evaluates the check once (with p, polling its host's control file);
+// Run fills in what it wanted when it ended in an error before saying so.
+func (c *PGCaughtUp) run(ctx context.Context, t *cluster.Target, p *Poll) Result {
 	if c.Target == catchUpShutdownCheckpoint {
-		return c.runShutdownCheckpoint(ctx, t)
+		return c.runShutdownCheckpoint(ctx, t, p)
 	}
 	return c.runCurrent(ctx, t)
 }
@@ -142,11 +152,11 @@ func (c *PGCaughtUp) runCurrent(ctx context.Context, t *cluster.Target) Result {
 // node's shutdown checkpoint. Replay must be past the checkpoint's LSN: the
 // record starts there, so only a replay position beyond it means the
 // record itself was replayed.
-func (c *PGCaughtUp) runShutdownCheckpoint(ctx context.Context, t *cluster.Target) Result {
+func (c *PGCaughtUp) runShutdownCheckpoint(ctx context.Context, t *cluster.Target, p *Poll) Result {
 	if _, err := t.Node(c.Node); err != nil {
 		return Errored(err)
 	}
-	ckpt, source, res, ok := c.shutdownLSN(ctx, t)
+	ckpt, source, res, ok := c.shutdownLSN(ctx, t, p)
 	if !ok {
 		return res
 	}
@@ -195,7 +205,7 @@ func (c *PGCaughtUp) inspectStandby(ctx context.Context, t *cluster.Target, want
 // shutdownLSN finds with's shutdown checkpoint LSN: the fact, when a step
 // recorded it, or else pg_controldata on with's host, which must say the
 // cluster was shut down cleanly. source says where it came from.
-func (c *PGCaughtUp) shutdownLSN(ctx context.Context, t *cluster.Target) (lsn pg.LSN, source string, res Result, ok bool) {
+func (c *PGCaughtUp) shutdownLSN(ctx context.Context, t *cluster.Target, p *Poll) (lsn pg.LSN, source string, res Result, ok bool) {
 	key := ShutdownLSNFact(c.With)
 	if t != nil && t.Facts != nil {
 		if v, found := t.Facts.Get(key); found {
@@ -222,7 +232,7 @@ func (c *PGCaughtUp) shutdownLSN(ctx context.Context, t *cluster.Target) (lsn pg
 		bin = filepath.Join(n.BinDir, bin)
 	}
 	cmd := fmt.Sprintf("LC_ALL=C %s -D %s", transport.ShellQuote(bin), transport.ShellQuote(n.DataDir))
-	out, err := ex.Run(ctx, cmd)
+	out, err := ex.Run(ctx, p.command(cmd, `[ "$rc" -eq 0 ] && grep -q -E '^Database cluster state: +shut down$' "$out"`))
 	if err != nil {
 		return 0, "", Errored(fmt.Errorf("%s on %s: %w", cmd, ex.Where(), err)), false
 	}

@@ -39,7 +39,10 @@ type PGNotPrimary struct {
 	Node string
 }
 
-var _ Check = (*PGNotPrimary)(nil)
+var (
+	_ Check        = (*PGNotPrimary)(nil)
+	_ RemotePoller = (*PGNotPrimary)(nil)
+)
 
 func newPGNotPrimary(v params.Values) (Check, error) {
 	c := &PGNotPrimary{Node: v.Node("node")}
@@ -66,10 +69,17 @@ func (c *PGNotPrimary) Describe(*cluster.Target) string {
 
 // Run implements Check.
 func (c *PGNotPrimary) Run(ctx context.Context, t *cluster.Target) Result {
-	return withWanted(c.run(ctx, t), c, t)
+	return withWanted(c.run(ctx, t, nil), c, t)
 }
 
-func (c *PGNotPrimary) run(ctx context.Context, t *cluster.Target) Result {
+// PollRemote implements RemotePoller: for a node that does not answer, its
+// control file and signal files are read again on its host until they say
+// it comes back as a standby.
+func (c *PGNotPrimary) PollRemote(ctx context.Context, t *cluster.Target, p Poll) Result {
+	return withWanted(c.run(ctx, t, &p), c, t)
+}
+
+func (c *PGNotPrimary) run(ctx context.Context, t *cluster.Target, p *Poll) Result {
 	wanted := c.Describe(t)
 	st, err := inspectNode(ctx, t, c.Node)
 	if err == nil {
@@ -86,12 +96,12 @@ func (c *PGNotPrimary) run(ctx context.Context, t *cluster.Target) Result {
 		// It answered but could not say what it is: nothing to conclude.
 		return Errored(err)
 	}
-	return c.fromControlFile(ctx, t, err, wanted)
+	return c.fromControlFile(ctx, t, err, wanted, p)
 }
 
 // fromControlFile decides for a node that does not answer, from its
 // control file and its recovery signal files.
-func (c *PGNotPrimary) fromControlFile(ctx context.Context, t *cluster.Target, connErr error, wanted string) Result {
+func (c *PGNotPrimary) fromControlFile(ctx context.Context, t *cluster.Target, connErr error, wanted string, p *Poll) Result {
 	n, err := t.Node(c.Node)
 	if err != nil {
 		return Errored(err)
@@ -110,7 +120,11 @@ func (c *PGNotPrimary) fromControlFile(ctx context.Context, t *cluster.Target, c
 	dir := transport.ShellQuote(n.DataDir)
 	cmd := fmt.Sprintf("LC_ALL=C %s -D %s && for f in standby.signal recovery.signal recovery.conf; do if [ -e %s/$f ]; then echo %s $f; fi; done",
 		transport.ShellQuote(bin), dir, dir, signalMark)
-	out, err := ex.Run(ctx, cmd)
+	// Polled, the reading is done when it would pass: a state in recovery
+	// and a signal file.
+	done := fmt.Sprintf(`[ "$rc" -eq 0 ] && grep -q -E '^Database cluster state: +(%s|%s)$' "$out" && grep -q '^%s ' "$out"`,
+		stateInArchiveRecovery, stateShutDownInRecovery, signalMark)
+	out, err := ex.Run(ctx, p.command(cmd, done))
 	if err != nil {
 		return Errored(fmt.Errorf("%v; pg_controldata on %s: %w", connErr, ex.Where(), err))
 	}

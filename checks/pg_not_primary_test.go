@@ -33,7 +33,40 @@ func TestPGNotPrimary(t *testing.T) {
 	signal := filepath.Join(sandboxNode(t, sb, "pg2").DataDir, "standby.signal")
 	sh(t, sb, "mv "+transport.ShellQuote(signal)+" "+transport.ShellQuote(signal+".away"))
 	assertResult(t, runCheck(t, check("pg2"), tg), Fail, []string{`"shut down in recovery"`, "no standby.signal"}, nil)
-	sh(t, sb, "mv "+transport.ShellQuote(signal+".away")+" "+transport.ShellQuote(signal))
+
+	// Polled on its host (within:), the same reading fails at the deadline
+	// with the same message; and a signal file that comes back during the
+	// poll is seen at once, not at the deadline: the host's loop reads
+	// pg_controldata's own words.
+	poller := check("pg2").(RemotePoller)
+	poll := func(d time.Duration) Poll { return Poll{Until: time.Now().Add(d), Every: 20 * time.Millisecond} }
+	start := time.Now()
+	polled := poller.PollRemote(testCtx(t, 30*time.Second), tg, poll(300*time.Millisecond))
+	assertResult(t, polled, Fail, []string{`"shut down in recovery"`, "no standby.signal"}, nil)
+	if once := runCheck(t, check("pg2"), tg); polled.Observed != once.Observed || polled.Wanted != once.Wanted {
+		t.Errorf("polled: %q (wanted %q); once: %q (wanted %q)", polled.Observed, polled.Wanted, once.Observed, once.Wanted)
+	}
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Errorf("the poll gave up after %s, before its deadline", took)
+	}
+	back := make(chan error, 1)
+	time.AfterFunc(300*time.Millisecond, func() {
+		out, err := transport.Local{User: sb.RunAs}.Run(testCtx(t, 10*time.Second),
+			"mv "+transport.ShellQuote(signal+".away")+" "+transport.ShellQuote(signal))
+		if err == nil && out.ExitCode != 0 {
+			err = fmt.Errorf("mv exited %d: %s", out.ExitCode, out.Combined())
+		}
+		back <- err
+	})
+	start = time.Now()
+	assertResult(t, poller.PollRemote(testCtx(t, 60*time.Second), tg, poll(30*time.Second)), Pass,
+		[]string{`"shut down in recovery"`, "standby.signal is in its data directory"}, nil)
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("the poll passed after %s: the host's loop did not see the signal file come back", took)
+	}
+	if err := <-back; err != nil {
+		t.Fatal(err)
+	}
 
 	// The old primary, stopped.
 	stopNode(t, sb, "pg1")

@@ -84,11 +84,24 @@ func (v *evaluator) run(ctx context.Context, list []*Cond) []verdict {
 }
 
 // evaluate runs one check, polling until it passes when it has within:
-// and polling is on, and never longer than its deadline.
+// and polling is on, and never longer than its deadline. A check that runs
+// a command on a host (checks.RemotePoller) is then asked to poll on the
+// host itself, up to the same deadline, in one command.
 func (v *evaluator) evaluate(ctx context.Context, c *Cond) verdict {
 	start := time.Now()
+	rp, remote := c.Check.(checks.RemotePoller)
+	remote = remote && v.poll && c.Within > 0
 	for n := 1; ; n++ {
-		r := v.once(ctx, c)
+		var r checks.Result
+		if remote {
+			var interrupted bool
+			r, interrupted = v.pollRemote(ctx, c, rp, start.Add(c.Within))
+			if interrupted {
+				return verdict{result: checks.Result{Status: checks.Error, Observed: interruptedObserved}, interrupted: true}
+			}
+		} else {
+			r = v.once(ctx, c)
+		}
 		if ctx.Err() != nil && r.Status != checks.Pass {
 			return verdict{result: r, cut: true} // by a failed sibling, or the caller
 		}
@@ -116,7 +129,38 @@ func (v *evaluator) evaluate(ctx context.Context, c *Cond) verdict {
 // ignores its context is abandoned, so checks never pile up; one that
 // returns no verdict is an error.
 func (v *evaluator) once(ctx context.Context, c *Cond) checks.Result {
-	cctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	return v.bounded(ctx, c, c.Timeout, c.Check.Run)
+}
+
+// pollRemote asks a remote poller to poll on its host until until, under
+// the time left to then plus one evaluation's timeout (for the last
+// reading), as once runs a check. The operator's interrupt ends it at once
+// (its command is killed), as it ends the wait between two polls.
+func (v *evaluator) pollRemote(ctx context.Context, c *Cond, rp checks.RemotePoller, until time.Time) (r checks.Result, interrupted bool) {
+	ictx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-v.interrupt:
+			cancel()
+		case <-ictx.Done():
+		}
+	}()
+	p := checks.Poll{Until: until, Every: c.Every}
+	r = v.bounded(ictx, c, max(time.Until(until), 0)+c.Timeout, func(ctx context.Context, t *cluster.Target) checks.Result {
+		return rp.PollRemote(ctx, t, p)
+	})
+	select {
+	case <-v.interrupt:
+		return r, r.Status != checks.Pass
+	default:
+		return r, false
+	}
+}
+
+// bounded runs eval under timeout and a recover(): see once.
+func (v *evaluator) bounded(ctx context.Context, c *Cond, timeout time.Duration, eval func(context.Context, *cluster.Target) checks.Result) checks.Result {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	done := make(chan checks.Result, 1)
 	go func() {
@@ -125,7 +169,7 @@ func (v *evaluator) once(ctx context.Context, c *Cond) checks.Result {
 				done <- checks.Result{Status: checks.Error, Observed: fmt.Sprintf("the check panicked: %v", r)}
 			}
 		}()
-		done <- c.Check.Run(cctx, v.target)
+		done <- eval(cctx, v.target)
 	}()
 	var r checks.Result
 	select {
@@ -134,14 +178,14 @@ func (v *evaluator) once(ctx context.Context, c *Cond) checks.Result {
 		select {
 		case r = <-done:
 		case <-time.After(checkGrace):
-			r = checks.Result{Status: checks.Error, Observed: fmt.Sprintf("no answer within %s", c.Timeout)}
+			r = checks.Result{Status: checks.Error, Observed: fmt.Sprintf("no answer within %s", timeout)}
 		}
 		if r.Status == checks.Pass {
 			break
 		}
 		if cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
 			r.Status = checks.Error
-			r.Observed = strings.TrimSpace(fmt.Sprintf("no answer within %s %s", c.Timeout, r.Observed))
+			r.Observed = strings.TrimSpace(fmt.Sprintf("no answer within %s %s", timeout, r.Observed))
 		}
 	}
 	if r.Status == checks.Unknown {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -209,6 +208,8 @@ func (s *PgBouncerPause) Apply(ctx context.Context, t *cluster.Target) error {
 		setPaused(t, pausedNo)
 		return fail(fmt.Errorf("%s is paused already (%s), by another run or an operator: this run paused nothing and will not resume it", poolerDatabase(t), by))
 	}
+	// What the repoint will rewrite, read while nobody is held yet.
+	keepPoolerConfig(ctx, t, p)
 	// The budget and the guard before anything is held.
 	if err := t.BeginHold(s.MaxHold); err != nil {
 		setPaused(t, pausedNo)
@@ -472,32 +473,40 @@ func (s *PgBouncerRepoint) Apply(ctx context.Context, t *cluster.Target) error {
 	if err != nil {
 		return fail(err)
 	}
-	out, err := run(ctx, ex, "read "+p.Config, fmt.Sprintf("wc -c < %s && cat %s", transport.ShellQuote(p.Config), transport.ShellQuote(p.Config)))
-	if err != nil {
-		return fail(err)
-	}
-	sizeLine, text, _ := strings.Cut(out.Stdout, "\n")
-	size, err := strconv.Atoi(strings.TrimSpace(sizeLine))
-	switch {
-	case err != nil:
-		return fail(fmt.Errorf("read %s: cannot tell its size", p.Config))
-	case size > maxPoolerConfig:
-		return fail(fmt.Errorf("%s has %d bytes, more than the %d it rewrites; nothing changed", p.Config, size, maxPoolerConfig))
-	case size != len(text):
-		return fail(fmt.Errorf("read %s: got %d of its %d bytes; nothing changed", p.Config, len(text), size))
-	}
-	updated, oldEntry, newEntry, err := repointConfig(text, p.Database, to)
-	if err != nil {
-		return fail(fmt.Errorf("%s: %w; nothing changed", p.Config, err))
-	}
+	// The text the pause read, before clients were held, saves a read
+	// here (see pgbouncer_config.go); when the file changed since, it is
+	// read again.
+	text, kept := keptPoolerConfig(t, p.Config)
 	var mask *secret.Redactor // masks password= in the entries it prints
-	t.Print("old: " + mask.Redact(oldEntry))
-	if updated == text {
-		t.Print(fmt.Sprintf("%s already points at %s; file unchanged", p.Database, to))
-	} else if _, err := run(ctx, ex, "write "+p.Config, writeFileCommand(p.Config, updated)); err != nil {
-		return fail(fmt.Errorf("%w; the file may be unchanged, pgbouncer still routes %s to the old server", err, p.Database))
+	for {
+		if !kept {
+			if text, err = readPoolerConfig(ctx, ex, p.Config); err != nil {
+				return fail(err)
+			}
+		}
+		updated, oldEntry, newEntry, err := repointConfig(text, p.Database, to)
+		if err != nil {
+			return fail(fmt.Errorf("%s: %w; nothing changed", p.Config, err))
+		}
+		if kept && updated == text {
+			// Nothing to write by what the pause read: the file itself
+			// decides.
+			kept = false
+			continue
+		}
+		t.Print("old: " + mask.Redact(oldEntry))
+		if updated == text {
+			t.Print(fmt.Sprintf("%s already points at %s; file unchanged", p.Database, to))
+		} else if err := writePoolerConfig(ctx, ex, p.Config, text, updated, kept); errors.Is(err, errConfigChanged) {
+			t.Print(p.Config + " changed since the pause read it; reading it again")
+			kept = false
+			continue
+		} else if err != nil {
+			return fail(fmt.Errorf("%w; the file may be unchanged, pgbouncer still routes %s to the old server", err, p.Database))
+		}
+		t.Print("new: " + mask.Redact(newEntry))
+		break
 	}
-	t.Print("new: " + mask.Redact(newEntry))
 	if err := adminExec(ctx, p, "RELOAD"); err != nil {
 		return fail(fmt.Errorf("%s was rewritten, but %w: pgbouncer still routes %s to the old server", p.Config, err, p.Database))
 	}

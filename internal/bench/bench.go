@@ -10,7 +10,8 @@
 // of the shipped streaming playbook with the canary going through PgBouncer
 // ("pooler"), and Runs more with the inventory's pooler: section removed,
 // the canary writing through a multi-host read-write connection string
-// ("direct"). Every switchover loads the shipped playbook and the sandbox's
+// ("direct"), then Runs more on hosts of their own reached over ssh
+// ("ssh", when root: see ssh.go). Every switchover loads the shipped playbook and the sandbox's
 // inventory through package runbook and runs with the engine, approved as
 // --yes approves, as a user's scripted run does. Then, when Patroni is
 // installed, it compares the patroni-switchover playbook with plain
@@ -135,6 +136,12 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 
+	sshRows, sshSkip, err := b.sshMode(ctx)
+	all = append(all, sshRows...)
+	if err != nil {
+		return err
+	}
+
 	pat, err := b.patroni(ctx)
 	if err != nil {
 		return err
@@ -153,7 +160,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	fmt.Fprintln(b.out)
-	return report(b.out, o.Runs, all, pre2, pre8, pat)
+	return report(b.out, o.Runs, all, pre2, pre8, pat, sshSkip)
 }
 
 // up brings up a sandbox with n standbys in the work directory, under a

@@ -26,24 +26,29 @@ func (s *switchover) print(w io.Writer) {
 
 // report prints the summary, the pooler mode's per-step breakdown, the
 // preflight figures, and last the JSON line.
-func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat *patroniResult) error {
+func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat *patroniResult, sshSkip string) error {
 	pooler, direct := statsOf(all, modePooler), statsOf(all, modeDirect)
 	fmt.Fprintf(w, "== summary: %d switchovers per mode (%s pg1 -> pg2 -> pg1)\n", 2*runs, plural(runs, "round trip"))
 	rows := [][]string{{"mode", "window_ms min", "median", "max", "client errors", "lost", "switchover_ms median", "preconditions_ms median"}}
 	for _, m := range []struct {
 		name string
 		s    modeStats
-	}{{modePooler, pooler}, {modeDirect, direct}} {
+	}{{modePooler, pooler}, {modeDirect, direct}, {modeSSH, statsOf(all, modeSSH)}} {
+		if len(m.s.window) == 0 && m.name == modeSSH {
+			continue
+		}
 		rows = append(rows, []string{m.name, ms(minOf(m.s.window)).String(), ms(median(m.s.window)).String(), ms(maxOf(m.s.window)).String(),
 			strconv.Itoa(m.s.errors), strconv.Itoa(m.s.lost), ms(median(m.s.total)).String(), ms(median(m.s.precond)).String()})
 	}
 	table(w, rows, 1)
 	fmt.Fprintln(w, "   window: the longest time the canary could not commit through the client endpoint;")
 	fmt.Fprintln(w, "   pooler: through PgBouncer; direct: a multi-host read-write connection string, no pooler;")
+	fmt.Fprintln(w, "   ssh: through PgBouncer, every node and the pooler on a host of its own, reached over ssh;")
 	fmt.Fprintln(w, "   the JSON line's switchover_ms and preconditions_ms are the pooler mode's medians")
 
 	fmt.Fprintf(w, "\n== where the time goes: median per step, pooler mode (%d switchovers)\n", 2*runs)
 	breakdown(w, all, modePooler, median(pooler.total))
+	sshSummary(w, all, sshSkip)
 
 	fmt.Fprintf(w, "\n== preflight alone (the playbook's first step, %s each)\n", plural(runs, "run"))
 	table(w, [][]string{
@@ -56,7 +61,9 @@ func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat 
 		pat.summary(w, runs)
 		fmt.Fprintln(w)
 	}
-	line, err := json.Marshal(resultOf(runs, all, pre2, pre8, pat))
+	res := resultOf(runs, all, pre2, pre8, pat)
+	res.SSH, res.SSHSkipped = sshResultOf(all, sshSkip), sshSkip
+	line, err := json.Marshal(res)
 	if err != nil {
 		return err
 	}

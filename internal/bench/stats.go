@@ -43,6 +43,8 @@ type result struct {
 	Runs          int             `json:"runs"`
 	Pooler        modeResult      `json:"pooler"`
 	Direct        modeResult      `json:"direct"`
+	SSH           *modeResult     `json:"ssh"`                   // null when the ssh mode did not run
+	SSHSkipped    string          `json:"ssh_skipped,omitempty"` // why it did not (not root)
 	Preconditions med             `json:"preconditions_ms"`
 	Switchover    med             `json:"switchover_ms"`
 	Preflight     preflightResult `json:"preflight_ms"`

@@ -123,22 +123,45 @@ func TestReportLastLine(t *testing.T) {
 	}}
 	pat.Playbook = statsOf(pat.rows, modePatroniPlaybook).result()
 	pat.Patronictl = statsOf(pat.rows, modePatronictl).result()
+	withSSH := append(append([]*switchover(nil), all...),
+		row(modeSSH, 410.2, 0, 0, 1900.4, 420.5),
+		row(modeSSH, 380.9, 0, 0, 1800.6, 400.1))
 	tests := []struct {
-		name string
-		pat  *patroniResult
-		want string
+		name    string
+		all     []*switchover
+		pat     *patroniResult
+		sshSkip string
+		want    string
 	}{
-		{"without patroni", nil,
+		{"with ssh", withSSH, nil, "",
 			`{"runs":1,` +
 				`"pooler":{"window_ms":{"min":345.5,"median":369.9,"max":394.3},"client_errors":0,"lost":0},` +
 				`"direct":{"window_ms":{"min":289.6,"median":354.7,"max":419.8},"client_errors":24,"lost":0},` +
+				`"ssh":{"window_ms":{"min":380.9,"median":395.5,"max":410.2},"client_errors":0,"lost":0},` +
 				`"preconditions_ms":{"median":199.4},"switchover_ms":{"median":1211.5},` +
 				`"preflight_ms":{"standbys_2":{"median":96.3},"standbys_8":{"median":260.0}},` +
 				`"patroni":null}`},
-		{"with patroni", pat,
+		{"ssh skipped", all, nil, "not root (uid 1000): hosts of their own need network namespaces and an sshd per host",
 			`{"runs":1,` +
 				`"pooler":{"window_ms":{"min":345.5,"median":369.9,"max":394.3},"client_errors":0,"lost":0},` +
 				`"direct":{"window_ms":{"min":289.6,"median":354.7,"max":419.8},"client_errors":24,"lost":0},` +
+				`"ssh":null,"ssh_skipped":"not root (uid 1000): hosts of their own need network namespaces and an sshd per host",` +
+				`"preconditions_ms":{"median":199.4},"switchover_ms":{"median":1211.5},` +
+				`"preflight_ms":{"standbys_2":{"median":96.3},"standbys_8":{"median":260.0}},` +
+				`"patroni":null}`},
+		{"without patroni", all, nil, "",
+			`{"runs":1,` +
+				`"pooler":{"window_ms":{"min":345.5,"median":369.9,"max":394.3},"client_errors":0,"lost":0},` +
+				`"direct":{"window_ms":{"min":289.6,"median":354.7,"max":419.8},"client_errors":24,"lost":0},` +
+				`"ssh":null,` +
+				`"preconditions_ms":{"median":199.4},"switchover_ms":{"median":1211.5},` +
+				`"preflight_ms":{"standbys_2":{"median":96.3},"standbys_8":{"median":260.0}},` +
+				`"patroni":null}`},
+		{"with patroni", all, pat, "",
+			`{"runs":1,` +
+				`"pooler":{"window_ms":{"min":345.5,"median":369.9,"max":394.3},"client_errors":0,"lost":0},` +
+				`"direct":{"window_ms":{"min":289.6,"median":354.7,"max":419.8},"client_errors":24,"lost":0},` +
+				`"ssh":null,` +
 				`"preconditions_ms":{"median":199.4},"switchover_ms":{"median":1211.5},` +
 				`"preflight_ms":{"standbys_2":{"median":96.3},"standbys_8":{"median":260.0}},` +
 				`"patroni":{"playbook":{"window_ms":{"min":2040.0,"median":2055.7,"max":2071.4},"client_errors":0,"lost":0},` +
@@ -148,7 +171,7 @@ func TestReportLastLine(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var out bytes.Buffer
-			if err := report(&out, 1, all, []float64{96.3}, []float64{250, 270}, tt.pat); err != nil {
+			if err := report(&out, 1, tt.all, []float64{96.3}, []float64{250, 270}, tt.pat, tt.sshSkip); err != nil {
 				t.Fatal(err)
 			}
 			lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
@@ -163,7 +186,28 @@ func TestReportLastLine(t *testing.T) {
 			if !strings.Contains(out.String(), "== summary: 2 switchovers per mode (1 round trip pg1 -> pg2 -> pg1)") {
 				t.Errorf("no summary in the report:\n%s", out.String())
 			}
+			for _, want := range sshLines(tt.all, tt.sshSkip) {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("the report lacks %q:\n%s", want, out.String())
+				}
+			}
 		})
+	}
+}
+
+// sshLines are lines the human report must hold about the ssh mode: its
+// summary row and the per-step table beside local, or why it was skipped.
+func sshLines(all []*switchover, skipped string) []string {
+	if skipped != "" {
+		return []string{"== over ssh: skipped (" + skipped + ")"}
+	}
+	if len(statsOf(all, modeSSH).window) == 0 {
+		return nil
+	}
+	return []string{
+		"ssh             380.9   395.5  410.2",
+		"== over ssh beside local: median per step (2 switchovers each); ssh window / local pooler window: 1.07x",
+		"clients held (window)",
 	}
 }
 

@@ -349,6 +349,12 @@ PidFile %s
 StrictModes no
 MaxStartups 100
 MaxSessions 100
+# Bash, as Debian builds it, reads ~/.bashrc for a command sshd starts when it
+# is the top-level shell (SHLVL unset), however slow that file is (a pyenv
+# init costs hundreds of ms a command). The transport's commands are not
+# interactive and need none of it: a shell level of 1 makes bash a nested
+# shell, which reads no startup file.
+SetEnv SHLVL=1
 `, h.Name, h.Addr, hostKey, authorized, nw.sshdPIDFile(h))
 		if err := os.WriteFile(nw.sshdConfig(h), []byte(sshd), 0o600); err != nil {
 			return err

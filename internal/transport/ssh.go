@@ -181,6 +181,14 @@ wait:
 		return out, false, fmt.Errorf("%s: %w", s.Where(), err)
 	}
 	last := m.lastLine
+	if asUser != "" && m.started && !m.switched && code != 255 {
+		// sudo ran and exited without running the shell as asUser: what
+		// it said last is why.
+		if last == "" {
+			last = fmt.Sprintf("sudo exited %d", code)
+		}
+		return out, false, fmt.Errorf("%s: cannot run the command as %s: %s", s.Where(), s.User, last)
+	}
 	if last == "" {
 		last = "no message from ssh"
 	}
@@ -332,8 +340,10 @@ func withoutPassword(address string) string {
 
 // wrapperScript is what the remote login shell runs, with the command as $1.
 // It marks on stderr, each on a line of its own that starts with prefix,
-// that it started ("start"), why it could not become asUser ("sudo MSG"), and
-// the command's exit status ("exit N"). The command runs with stdin from
+// that it started ("start"), that it runs as asUser ("as"), why it could not
+// become asUser ("sudo MSG", when sudo is missing), and the command's exit
+// status ("exit N"). One sudo switches user: when it refuses, no "as" follows
+// and its message is the last line of stderr. The command runs with stdin from
 // /dev/null, as with Local; the wrapper's own stdin is ssh's, and a watcher
 // reading it kills the whole process group when it ends, that is when the
 // connection closes before the command has finished. The wrapper's own
@@ -352,15 +362,14 @@ kill "$w"
 ` + mark + `"exit $s" >&4
 exit "$s"
 `
-	runInner := `/bin/sh -c ` + ShellQuote(inner) + ` /bin/sh "$1"`
 	if asUser == "" {
-		return mark + "start >&2\nexec " + runInner + "\n"
+		return mark + "start >&2\nexec /bin/sh -c " + ShellQuote(inner) + ` /bin/sh "$1"` + "\n"
 	}
 	u := ShellQuote(asUser)
+	runInner := `/bin/sh -c ` + ShellQuote(mark+"as >&2\n"+inner) + ` /bin/sh "$1"`
 	return mark + "start >&2\n" +
 		`if [ "$(id -un)" = ` + u + ` ]; then exec ` + runInner + "; fi\n" +
 		`if ! command -v sudo >/dev/null 2>&1; then ` + mark + `'sudo sudo is not installed on the host' >&2; exit 1; fi` + "\n" +
-		`if ! m=$(sudo -n -u ` + u + ` -- /bin/sh -c : 2>&1 </dev/null); then ` + mark + `"sudo $(printf %s "$m" | tr '\n' ' ')" >&2; exit 1; fi` + "\n" +
 		`exec sudo -n -u ` + u + ` -- ` + runInner + "\n"
 }
 
@@ -382,6 +391,7 @@ type markedStream struct {
 // markers is what the wrapper reported.
 type markers struct {
 	started  bool   // the wrapper ran
+	switched bool   // it runs as the user asked for (sudo let it)
 	exited   bool   // the command finished
 	code     int    // its exit status
 	sudo     string // why sudo could not run the command
@@ -448,6 +458,8 @@ func (m *markedStream) record(marker string) {
 	switch kind {
 	case "start":
 		m.marked.started = true
+	case "as":
+		m.marked.switched = true
 	case "sudo":
 		m.marked.sudo = value
 	case "exit":

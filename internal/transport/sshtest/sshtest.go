@@ -106,6 +106,22 @@ func Start(t *testing.T, extraConfig ...string) *Server {
 	}
 	writeFile(t, path("authorized_keys"), string(pub))
 	port := freePort(t)
+	// The login shell reads no startup file: bash, as Debian builds it,
+	// reads ~/.bashrc for a command sshd starts unless it is a nested shell
+	// (SHLVL set), and a slow one (a pyenv init) would make every login
+	// the tests time take a second more. sshd takes the first SetEnv line
+	// only, so SHLVL joins a caller's.
+	extraConfig = append([]string(nil), extraConfig...)
+	setEnv := false
+	for i, line := range extraConfig {
+		if f := strings.Fields(line); len(f) > 0 && strings.EqualFold(f[0], "SetEnv") {
+			extraConfig[i], setEnv = line+" SHLVL=1", true
+			break
+		}
+	}
+	if !setEnv {
+		extraConfig = append(extraConfig, "SetEnv SHLVL=1")
+	}
 	sshdConfig := fmt.Sprintf(`ListenAddress 127.0.0.1
 Port %d
 HostKey %s
