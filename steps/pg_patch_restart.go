@@ -123,7 +123,11 @@ func (s *PGPatchRestart) pgCtlRestart(n *cluster.Node) string {
 func (s *PGPatchRestart) Describe(t *cluster.Target) Effect {
 	nodes := s.targets(t)
 	var b strings.Builder
-	fmt.Fprintf(&b, "once, before anything: %s must answer as a primary, and each of %s as a standby (SELECT pg_is_in_recovery(), pg_postmaster_start_time()); else nothing is done. Then one node at a time:",
+	as := "each of %s as a standby"
+	if len(nodes) == 1 {
+		as = "%s as a standby"
+	}
+	fmt.Fprintf(&b, "once, before anything: %s must answer as a primary, and "+as+" (SELECT pg_is_in_recovery(), pg_postmaster_start_time()); else nothing is done. Then one node at a time:",
 		s.Upstream, listOr(nodes, "no node"))
 	for i, m := range nodes {
 		n, _ := t.Node(m)
