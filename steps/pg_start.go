@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -98,7 +99,7 @@ func (s *PGStart) Apply(ctx context.Context, t *cluster.Target) error {
 	if err != nil {
 		return fail(err)
 	}
-	running, err := serverRunning(ctx, ex, n)
+	running, err := s.serverRunning(ctx, t, ex, n)
 	if err != nil {
 		return fail(err)
 	}
@@ -148,4 +149,39 @@ func (s *PGStart) Apply(ctx context.Context, t *cluster.Target) error {
 	}
 	t.Print(fmt.Sprintf("%s started", s.Node))
 	return nil
+}
+
+// hostRetryEvery is how often pg.start asks again a host that could not be
+// reached.
+const hostRetryEvery = time.Second
+
+// serverRunning is the package's serverRunning, patient with a host that
+// cannot be reached (a cut link, an ssh that does not connect: nothing ran
+// there): it asks again every hostRetryEvery for up to the step's wait.
+// A rollback that must start the old primary again, or find it running,
+// then finishes once the host is back instead of failing at once and
+// leaving the clients' route to a person, while the primary may be
+// running all along.
+func (s *PGStart) serverRunning(ctx context.Context, t *cluster.Target, ex transport.Executor, n *cluster.Node) (bool, error) {
+	begin := time.Now()
+	running, err := serverRunning(ctx, ex, n)
+	if !errors.Is(err, transport.ErrConnection) {
+		return running, err
+	}
+	t.Print(fmt.Sprintf("%s's host cannot be reached (%v): nothing was run there; asking again every %s for up to %s", s.Node, err, hostRetryEvery, s.Wait))
+	for errors.Is(err, transport.ErrConnection) {
+		if time.Since(begin)+hostRetryEvery > s.Wait {
+			return false, fmt.Errorf("%s's host cannot be reached for %s: %w; nothing was run there", s.Node, since(begin), err)
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("%s's host cannot be reached (%w), and the step was cut off: %w", s.Node, err, ctx.Err())
+		case <-time.After(hostRetryEvery):
+		}
+		running, err = serverRunning(ctx, ex, n)
+	}
+	if err == nil {
+		t.Print(fmt.Sprintf("%s's host answers again, %s after the first attempt", s.Node, since(begin)))
+	}
+	return running, err
 }

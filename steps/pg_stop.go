@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -183,6 +184,14 @@ func (s *PGStop) Apply(ctx context.Context, t *cluster.Target) error {
 	}
 	out, err := ex.Run(ctx, s.stopCommand(n, sysID))
 	if err != nil {
+		switch {
+		case errors.Is(err, transport.ErrConnection):
+			return fail(fmt.Errorf("pg_ctl stop: %w; nothing was run on %s", err, ex.Where()))
+		case ctx.Err() != nil:
+			// No answer before the step was cut off (a cut link, say):
+			// the command may have begun there, or never arrived.
+			return fail(fmt.Errorf("pg_ctl stop: %w; no answer from %s before that: whether the stop began there is not known (pg.start finds out: it starts a stopped server and leaves a running one)", err, ex.Where()))
+		}
 		return fail(fmt.Errorf("pg_ctl stop: %w", err))
 	}
 	if found, ok := strings.CutPrefix(out.Stdout, otherCluster); ok && out.ExitCode == otherClusterExit {

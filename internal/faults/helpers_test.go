@@ -28,6 +28,11 @@ const cmdTimeout = 90 * time.Second
 // pollTimeout bounds every wait for a journal entry or a cluster state.
 const pollTimeout = 10 * time.Second
 
+// journalStall is how long killWhen and signalWhen wait for the journal to
+// grow: pollTimeout, raised by the cases on hosts of their own, where a
+// step's checks over ssh on a loaded machine may take longer.
+var journalStall = pollTimeout
+
 var (
 	buildOnce sync.Once
 	binDir    string // holds the binary; removed by TestMain
@@ -272,7 +277,7 @@ func readJournal(t *testing.T, journalDir string) []journalEvent {
 // transition to the journal before acting on it, so the kill lands before
 // the next step acts, or, when the engine is faster than the watcher, as
 // early in it as can be: the journal's last event says where). The wait is
-// bounded: it fails if the journal does not grow for pollTimeout. With
+// bounded: it fails if the journal does not grow for journalStall. With
 // after, the kill lands that long after the matching event, inside what it
 // started.
 func killWhen(t *testing.T, p *proc, journalDir, what string, after time.Duration, match func(journalEvent) bool) {
@@ -337,8 +342,8 @@ func signalWhen(t *testing.T, p *proc, journalDir, what string, after time.Durat
 		if p.exited() {
 			t.Fatalf("waiting for %s: switchover %s exited first: %s", what, strings.Join(p.args, " "), p.wait())
 		}
-		if time.Since(progress) > pollTimeout {
-			t.Fatalf("waiting for %s: the journal did not move for %s\n--- stdout:\n%s--- stderr:\n%s", what, pollTimeout, p.stdout, p.stderr)
+		if time.Since(progress) > journalStall {
+			t.Fatalf("waiting for %s: the journal did not move for %s\n--- stdout:\n%s--- stderr:\n%s", what, journalStall, p.stdout, p.stderr)
 		}
 		time.Sleep(100 * time.Microsecond)
 	}

@@ -178,12 +178,27 @@ func (p *muxPool) newSocket() (string, error) {
 	return socket, nil
 }
 
+// masterAliveInterval and masterAliveCount make a master whose host has
+// stopped answering (a cut link, a host gone) give up after about nine
+// seconds instead of TCP's minutes: every session on it then fails at
+// once, what it had queued for the host is dropped with it, and the next
+// command opens a new master, which fails fast on ConnectTimeout while the
+// host stays away. Without them a command sent into a cut link waits there
+// and runs when the link comes back, possibly after the step that sent it
+// gave up and a rollback acted (a stop landing after the rollback's start).
+const (
+	masterAliveInterval = 3 // seconds
+	masterAliveCount    = 3
+)
+
 // masterArgs builds the master's command line: the options every ssh of
 // this transport gets, then the control socket's, then -N (no command).
 // ControlPersist=no keeps the master in the foreground, a child of this
-// process, whatever the user's config says.
+// process, whatever the user's config says; so do the keepalives.
 func (s SSH) masterArgs(user, host, port, socket string) []string {
-	return append(s.controlArgs(port, socket), "-o", "ControlMaster=yes", "-o", "ControlPersist=no", "-N", destination(user, host))
+	return append(s.controlArgs(port, socket), "-o", "ControlMaster=yes", "-o", "ControlPersist=no",
+		"-o", "ServerAliveInterval="+strconv.Itoa(masterAliveInterval), "-o", "ServerAliveCountMax="+strconv.Itoa(masterAliveCount),
+		"-N", destination(user, host))
 }
 
 // controlArgs are the options that reach the master at socket, as ssh -O

@@ -22,11 +22,11 @@ func TestSSHMasterArgs(t *testing.T) {
 		want string
 	}{
 		{name: "defaults", ssh: SSH{Address: "db1"},
-			want: "-o BatchMode=yes -o ConnectTimeout=5 -o LogLevel=ERROR -T -o ControlPath=/tmp/swo-1/0 -o ControlMaster=yes -o ControlPersist=no -N db1"},
+			want: "-o BatchMode=yes -o ConnectTimeout=5 -o LogLevel=ERROR -T -o ControlPath=/tmp/swo-1/0 -o ControlMaster=yes -o ControlPersist=no -o ServerAliveInterval=3 -o ServerAliveCountMax=3 -N db1"},
 		// -F and the destination are the user's: the master reads the
 		// same config (ProxyJump and all) as any ssh of the transport.
 		{name: "config, user and port kept", ssh: SSH{Address: "ssh://postgres@db1:2222", ConfigFile: "/etc/switchover/ssh_config", ConnectTimeout: 2 * time.Second},
-			want: "-o BatchMode=yes -o ConnectTimeout=2 -o LogLevel=ERROR -T -F /etc/switchover/ssh_config -p 2222 -o ControlPath=/tmp/swo-1/0 -o ControlMaster=yes -o ControlPersist=no -N postgres@db1"},
+			want: "-o BatchMode=yes -o ConnectTimeout=2 -o LogLevel=ERROR -T -F /etc/switchover/ssh_config -p 2222 -o ControlPath=/tmp/swo-1/0 -o ControlMaster=yes -o ControlPersist=no -o ServerAliveInterval=3 -o ServerAliveCountMax=3 -N postgres@db1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
