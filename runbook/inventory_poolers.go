@@ -45,7 +45,7 @@ func (r *reader) poolersKey(inv *Inventory, k, v *yaml.Node) {
 		p := r.pooler(e, what, true)
 		switch {
 		case p.Name == "":
-			if e.Kind == yaml.MappingNode {
+			if e.Kind == yaml.MappingNode && !hasKey(e, "name") {
 				r.errf(e, "%s: missing key \"name\" (%s)", what, nameRule)
 			}
 			continue
@@ -104,4 +104,14 @@ func (r *reader) pooler(n *yaml.Node, what string, named bool) *cluster.Pooler {
 	}
 	r.fields(n, what, handlers)
 	return p
+}
+
+// hasKey reports whether mapping n has the key.
+func hasKey(n *yaml.Node, key string) bool {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
 }

@@ -32,6 +32,13 @@ func TestLoadInventory(t *testing.T) {
 		t.Errorf("executor pg3 = %v, %v", ex, err)
 	}
 
+	fronted := loadInventory(t, "poolers.yaml")
+	if got := fronted.Cluster.PoolerNames(); !slices.Equal(got, []string{"app1", "app2"}) {
+		t.Errorf("poolers = %q, want app1, app2 in the file's order", got)
+	} else if p := fronted.Cluster.PoolerNamed("app2"); p.Kind != "" || p.Host.Transport != "ssh" || p.Database != "app" || fronted.Cluster.ClientPooler().Name != "app1" {
+		t.Errorf("app2 = %+v, client pooler %+v", p, fronted.Cluster.ClientPooler())
+	}
+
 	min := loadInventory(t, "minimal.yaml")
 	if min.Cluster.Name != "tiny" || len(min.Cluster.Nodes) != 1 || len(min.Cluster.Poolers) != 0 || min.Cluster.Manager != nil {
 		t.Errorf("minimal = %+v", min.Cluster)

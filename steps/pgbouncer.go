@@ -162,6 +162,13 @@ func describeAdmin(t *cluster.Target, verb string) string {
 	if len(ps) == 1 {
 		return adminCommand(verb, ps[0])
 	}
+	same := true
+	for _, p := range ps {
+		same = same && p.Database == ps[0].Database
+	}
+	if same {
+		return fmt.Sprintf("%s on %s (at once)", adminCommand(verb, ps[0]), strings.Join(t.Cluster.PoolerNames(), ", "))
+	}
 	var each []string
 	for _, p := range ps {
 		each = append(each, fmt.Sprintf("%s: %s", p.Name, adminCommand(verb, p)))

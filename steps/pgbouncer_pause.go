@@ -51,7 +51,7 @@ type pausing struct {
 	// itself refused it, so this run holds nothing there.
 	err     error
 	refused bool
-	took    time.Duration
+	took    string // how long its PAUSE took, for output
 }
 
 // errOtherPooler cancels the PAUSEs still waiting once one has failed.
@@ -70,7 +70,7 @@ func (s *PgBouncerPause) Apply(ctx context.Context, t *cluster.Target) error {
 		if len(ps) == 1 {
 			return fmt.Errorf("pause pgbouncer (%s): %w", adminCommand("PAUSE", ps[0]), err)
 		}
-		return fmt.Errorf("pause pgbouncer (%s): %w", describeAdmin(t, "PAUSE"), err)
+		return fmt.Errorf("pause pgbouncer (%s): %w", strings.TrimSuffix(describeAdmin(t, "PAUSE"), " (at once)"), err)
 	}
 	all := make([]*pausing, len(ps))
 	for i, p := range ps {
@@ -107,7 +107,7 @@ func (s *PgBouncerPause) Apply(ctx context.Context, t *cluster.Target) error {
 	if len(failed) == 0 {
 		setPausedAll(t, pausedYes)
 		for _, a := range all {
-			t.Print(fmt.Sprintf("%s paused %s in %s: clients wait until RESUME, %s at most (fact %s)", label(t, a.p), poolerDatabase(a.p), a.took.Round(time.Millisecond), s.MaxHold, PausedFact))
+			t.Print(fmt.Sprintf("%s paused %s in %s: clients wait until RESUME, %s at most (fact %s)", label(t, a.p), poolerDatabase(a.p), a.took, s.MaxHold, PausedFact))
 		}
 		return nil
 	}
@@ -170,7 +170,7 @@ func (s *PgBouncerPause) pauseAll(ctx context.Context, all []*pausing) {
 	for _, a := range all {
 		wg.Go(func() {
 			_, err := a.conn.Exec(pctx, adminCommand("PAUSE", a.p))
-			a.took = time.Since(start)
+			a.took = since(start)
 			if err == nil {
 				return
 			}
