@@ -135,6 +135,12 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 
+	// Two PgBouncers in front, switched together (poolers.go).
+	two, err := b.twoPoolers(ctx)
+	if err != nil {
+		return err
+	}
+
 	pat, err := b.patroni(ctx)
 	if err != nil {
 		return err
@@ -153,7 +159,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	fmt.Fprintln(b.out)
-	return report(b.out, o.Runs, all, pre2, pre8, pat)
+	return report(b.out, o.Runs, all, pre2, pre8, pat, two)
 }
 
 // up brings up a sandbox with n standbys in the work directory, under a

@@ -96,6 +96,17 @@ func (s *Sandbox) poolerInventory(host string) string {
 	return b.String()
 }
 
+// logPoolers says where the PgBouncers listen.
+func (s *Sandbox) logPoolers(log func(format string, args ...any)) {
+	if len(s.PoolerSet) == 0 {
+		log("pgbouncer on %s:%d", s.Addr(PoolerHost), s.PortBase)
+		return
+	}
+	for _, p := range s.PoolerSet {
+		log("pgbouncer %s on %s:%d (%s)", p.Name, s.Addr(PoolerHost), p.Port, p.Config())
+	}
+}
+
 // startPgBouncer starts every PgBouncer of the sandbox in front of primary.
 func (s *Sandbox) startPgBouncer(ctx context.Context, primary Node) error {
 	for _, p := range s.Poolers() {

@@ -334,7 +334,7 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 			return nil, err
 		}
 	}
-	o.Log("pgbouncer on %s:%d", s.Addr(PoolerHost), s.PortBase)
+	s.logPoolers(o.Log)
 	if err := s.startPgBouncer(ctx, primary); err != nil {
 		return nil, err
 	}
