@@ -203,3 +203,33 @@ func quietTarget(c *cluster.Cluster) *cluster.Target {
 	var p printed
 	return p.target(c)
 }
+
+func TestCanaryThroughAPooler(t *testing.T) {
+	t.Parallel()
+	c := inventory()
+	c.Poolers = []*cluster.Pooler{
+		{Name: "a", Kind: "pgbouncer", Admin: "host=10.0.1.1 port=6432 dbname=pgbouncer user=app", Database: "app"},
+		{Name: "b", Kind: "pgbouncer", Admin: "host=10.0.1.2 port=6432 dbname=pgbouncer user=app", Database: "app"},
+	}
+	tg := quietTarget(c)
+	tests := []struct {
+		pooler, wantHost, wantHow, wantErr string
+	}{
+		{pooler: "", wantHost: "host=10.0.1.1", wantHow: "pooler a"},
+		{pooler: "b", wantHost: "host=10.0.1.2", wantHow: "pooler b"},
+		{pooler: "c", wantErr: `pooler "c" is not in the inventory (it has: a, b)`},
+	}
+	for _, tt := range tests {
+		t.Run("pooler="+tt.pooler, func(t *testing.T) {
+			t.Parallel()
+			_, shown, how, err := (&CanaryStart{Via: "auto", Pooler: tt.pooler}).endpoint(tg)
+			if tt.wantErr != "" {
+				wantErr(t, err, tt.wantErr)
+				return
+			}
+			if err != nil || !strings.Contains(shown, tt.wantHost) || !strings.Contains(shown, "dbname=app") || how != tt.wantHow {
+				t.Errorf("endpoint = %q by %q, %v; want %s through %q", shown, how, err, tt.wantHost, tt.wantHow)
+			}
+		})
+	}
+}
