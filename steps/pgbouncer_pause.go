@@ -328,11 +328,11 @@ func (s *PgBouncerResume) Apply(ctx context.Context, t *cluster.Target) error {
 			still = true
 		}
 	}
-	if held {
-		writePaused(t, st)
-	}
 	if held && !still {
 		t.EndHold()
+	}
+	if held {
+		writePaused(t, st)
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("resume pgbouncer: %s; clients may still be waiting", strings.Join(failed, "; "))
