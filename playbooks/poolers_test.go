@@ -112,6 +112,10 @@ func TestStreamingSwitchoverTwoPoolers(t *testing.T) {
 		t.Fatalf("the failure does not say which pooler could not pause and that every one was resumed:\n%s", text)
 	}
 	noActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler")
+	// The plan's preflight already named the entry the repoint leaves alone.
+	if text := ev.text(); !strings.Contains(text, "pgbouncer.entries pass") || !strings.Contains(text, "left alone: "+sandbox.ReadOnlyDatabase) {
+		t.Errorf("preflight does not say which entries move and which are left alone:\n%s", text)
+	}
 	wantOnePrimary(t, sb, "pg1")
 	for _, p := range pgbs {
 		if got := poolerState(t, sb, p); got != before {
