@@ -13,6 +13,7 @@ import (
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	topo "github.com/switchover/switchover/internal/topology"
 	"github.com/switchover/switchover/runbook"
 )
 
@@ -148,5 +149,23 @@ func TestStreamingSwitchoverTwoPoolers(t *testing.T) {
 	}
 	if text := ev.text(); !strings.Contains(text, "left alone: "+sandbox.ReadOnlyDatabase) {
 		t.Errorf("the repoint does not name the entry it left alone:\n%s", text)
+	}
+	// The cluster model (what status shows) sees both poolers on pg2.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	top := topo.Inspect(ctx, sb.Cluster(), topo.Options{})
+	if len(top.Poolers) != 2 || top.Pooler != top.Poolers[0] {
+		t.Fatalf("status sees %d poolers, want 2, the first also as pooler", len(top.Poolers))
+	}
+	for _, p := range top.Poolers {
+		ro := ""
+		for _, r := range p.Databases {
+			if r.Name == sandbox.ReadOnlyDatabase {
+				ro = r.Node
+			}
+		}
+		if p.Error != "" || p.Node != "pg2" || p.Paused || ro != "pg2" {
+			t.Errorf("status of %s: %+v; want app on pg2, not paused, app_ro on pg2", p.Name, p)
+		}
 	}
 }
