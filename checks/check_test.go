@@ -42,6 +42,7 @@ var samples = map[string]map[string]string{
 	"pg.consumer_slots":       {"node": "pg1"},
 	"pg.slots_recreated":      {"node": "pg2"},
 	"pgbouncer.routes_to":     {"node": "pg1"},
+	"pgbouncer.entries":       {"node": "pg1"},
 	"quorum.reachable":        {},
 	"cluster.maintenance":     {},
 	"host.ready":              {},

@@ -53,9 +53,11 @@ func (c *HostReady) hosts(t *cluster.Target) []readyHost {
 		ex, err := t.Cluster.Executor(name)
 		out = append(out, readyHost{name: name, ex: ex, err: err, command: nodeReadyCommand(n)})
 	}
-	if p := t.Cluster.Pooler; p != nil && p.Config != "" {
-		ex, err := p.Host.Executor()
-		out = append(out, readyHost{name: "pooler", ex: ex, err: err, command: poolerReadyCommand(p.Config)})
+	for _, p := range t.Cluster.Poolers {
+		if p.Config != "" {
+			ex, err := p.Host.Executor()
+			out = append(out, readyHost{name: t.Cluster.PoolerLabel(p), ex: ex, err: err, command: poolerReadyCommand(p.Config)})
+		}
 	}
 	return out
 }

@@ -100,7 +100,10 @@ func TestHostReady(t *testing.T) {
 			if tt.skip != "" {
 				t.Skip(tt.skip)
 			}
-			c := &cluster.Cluster{Nodes: map[string]*cluster.Node{}, Pooler: tt.pooler}
+			c := &cluster.Cluster{Nodes: map[string]*cluster.Node{}}
+			if tt.pooler != nil {
+				c.Poolers = []*cluster.Pooler{tt.pooler}
+			}
 			for _, n := range tt.nodes {
 				c.Nodes[n.Name] = n
 				c.Order = append(c.Order, n.Name)

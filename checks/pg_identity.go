@@ -50,8 +50,10 @@ func init() {
 // Describe implements Check.
 func (c *PGSameCluster) Describe(t *cluster.Target) string {
 	s := fmt.Sprintf("%s: the system identifier from SQL (pg_control_system()) equals the one pg_controldata reads in the node's data_dir, and all are one", describeNodes(c.Nodes))
-	if t != nil && t.Cluster != nil && t.Cluster.Pooler != nil {
-		s += fmt.Sprintf("; the pooler's database %s reaches a server of that cluster", t.Cluster.Pooler.Database)
+	if t != nil && t.Cluster != nil {
+		for _, p := range t.Cluster.Poolers {
+			s += fmt.Sprintf("; the %s's database %s reaches a server of that cluster", t.Cluster.PoolerLabel(p), p.Database)
+		}
 	}
 	return s
 }
@@ -130,15 +132,15 @@ func (c *PGSameCluster) run(ctx context.Context, t *cluster.Target) Result {
 		return Errored(errors.New("no node gave a system identifier"))
 	}
 	observed := fmt.Sprintf("%s: system identifier %s (%s)", strings.Join(names, ", "), clusterID, sources(ids))
-	if t.Cluster.Pooler != nil {
-		route, ok, why := poolerIdentity(ctx, t, ids, clusterID)
-		values["pooler"] = route
+	if len(t.Cluster.Poolers) > 0 {
+		routes, ok, why := poolersIdentity(ctx, t, ids, clusterID)
+		values["pooler"] = strings.Join(routes, "; ")
 		if !ok {
 			r := Failed(why, wanted)
 			r.Values = values
 			return r
 		}
-		observed += "; " + route
+		observed += "; " + strings.Join(routes, "; ")
 	}
 	r := Passed(observed)
 	r.Values = values
@@ -291,8 +293,7 @@ const poolerProbe = 3 * time.Second
 // a server of the cluster: the system identifier asked through the pooler,
 // or, when the pooler holds queries (paused), the address its entry routes
 // to being a node's. It says what it saw either way.
-func poolerIdentity(ctx context.Context, t *cluster.Target, ids []nodeIdentity, clusterID string) (seen string, ok bool, why string) {
-	p := t.Cluster.Pooler
+func poolerIdentity(ctx context.Context, p *cluster.Pooler, ids []nodeIdentity, clusterID string) (seen string, ok bool, why string) {
 	route, paused, err := poolerRoute(ctx, p)
 	if err != nil {
 		return "", false, fmt.Sprintf("the pooler's route for %s could not be read: %v", p.Database, err)
@@ -329,6 +330,41 @@ func poolerIdentity(ctx context.Context, t *cluster.Target, ids []nodeIdentity, 
 		return "", false, fmt.Sprintf("the pooler routes %s to %s, which is no node of the inventory, and it could not be asked through the pooler (paused)", p.Database, route)
 	}
 	return fmt.Sprintf("the pooler routes %s to %s (%s); paused, so not asked through it", p.Database, route, node), true, ""
+}
+
+// poolersIdentity proves it of every pooler, asked at once: what each
+// was seen to route to, in the inventory's order, or why one does not.
+func poolersIdentity(ctx context.Context, t *cluster.Target, ids []nodeIdentity, clusterID string) (seen []string, ok bool, why string) {
+	type answer struct {
+		seen, why string
+		ok        bool
+	}
+	ps := t.Cluster.Poolers
+	answers := make([]answer, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Go(func() {
+			a := &answers[i]
+			a.seen, a.ok, a.why = poolerIdentity(ctx, p, ids, clusterID)
+		})
+	}
+	wg.Wait()
+	var whys []string
+	for i, a := range answers {
+		label := ""
+		if len(ps) > 1 {
+			label = ps[i].Name + ": "
+		}
+		if !a.ok {
+			whys = append(whys, label+a.why)
+			continue
+		}
+		seen = append(seen, label+a.seen)
+	}
+	if len(whys) > 0 {
+		return seen, false, strings.Join(whys, "; ")
+	}
+	return seen, true, ""
 }
 
 // throughPooler asks the server behind the pooler's client-facing database

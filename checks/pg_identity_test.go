@@ -139,7 +139,7 @@ func TestPGSameClusterPausedPooler(t *testing.T) {
 // databasePaused reads SHOW DATABASES' paused column for db.
 func databasePaused(t *testing.T, sb *sandbox.Sandbox, db string) bool {
 	t.Helper()
-	_, paused, err := poolerRoute(testCtx(t, 10*time.Second), sb.Cluster().Pooler)
+	_, paused, err := poolerRoute(testCtx(t, 10*time.Second), sb.Cluster().ClientPooler())
 	if err != nil {
 		t.Fatal(err)
 	}

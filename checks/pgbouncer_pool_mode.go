@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -35,8 +36,13 @@ var _ Check = (*PoolerPoolMode)(nil)
 // Describe implements Check.
 func (c *PoolerPoolMode) Describe(t *cluster.Target) string {
 	db := "the client database"
-	if t != nil && t.Cluster != nil && t.Cluster.Pooler != nil {
-		db = "database " + t.Cluster.Pooler.Database
+	if t != nil && t.Cluster != nil {
+		switch ps := t.Cluster.Poolers; {
+		case len(ps) == 1:
+			db = "database " + ps[0].Database
+		case len(ps) > 1:
+			return fmt.Sprintf("every PgBouncer (%s) pools its client database in transaction or statement mode (SHOW USERS, SHOW DATABASES, SHOW CONFIG), not session", strings.Join(t.Cluster.PoolerNames(), ", "))
+		}
 	}
 	return fmt.Sprintf("PgBouncer pools %s in transaction or statement mode (SHOW USERS, SHOW DATABASES, SHOW CONFIG), not session", db)
 }
@@ -47,12 +53,53 @@ type poolMode struct {
 	Source string // e.g. "SHOW DATABASES: app pool_mode", "SHOW CONFIG: pool_mode (the default)"
 }
 
-// Run implements Check.
+// Run implements Check: every pooler is asked at once, and the check fails
+// naming each that pools in session mode.
 func (c *PoolerPoolMode) Run(ctx context.Context, t *cluster.Target) Result {
-	p := t.Cluster.Pooler
-	if p == nil {
+	ps := t.Cluster.Poolers
+	if len(ps) == 0 {
 		return Passed("no pooler in the inventory: nothing is paused, clients connect to the nodes directly")
 	}
+	results := make([]Result, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Go(func() { results[i] = c.runOne(ctx, p) })
+	}
+	wg.Wait()
+	if len(ps) == 1 {
+		return results[0]
+	}
+	var seen, wanted, bad []string
+	status := Pass
+	values := map[string]any{}
+	for i, r := range results {
+		name := ps[i].Name
+		seen = append(seen, name+": "+r.Observed)
+		values[name] = r.Values
+		if r.Status == Pass {
+			continue
+		}
+		bad = append(bad, name)
+		if r.Wanted != "" {
+			wanted = append(wanted, name+": "+r.Wanted)
+		}
+		if r.Status == Fail || status == Pass {
+			status = r.Status
+		}
+	}
+	out := Result{Status: status, Observed: strings.Join(seen, "; "), Values: values,
+		Wanted: "every pooler's client database pooled by transaction or statement"}
+	if len(bad) > 0 {
+		out.Observed = "not ready to pause: " + strings.Join(bad, ", ") + "; " + out.Observed
+		if len(wanted) > 0 {
+			out.Wanted = strings.Join(wanted, "; ")
+		}
+	}
+	return out
+}
+
+// runOne judges one pooler.
+func (c *PoolerPoolMode) runOne(ctx context.Context, p *cluster.Pooler) Result {
 	conn, err := pg.ConnectAdmin(ctx, p.Admin)
 	if err != nil {
 		return Errored(fmt.Errorf("connect to the pgbouncer admin console: %s", connProblem(ctx, err)))

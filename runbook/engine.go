@@ -187,8 +187,8 @@ func newEngine(p *Plan, o Options) (*engine, error) {
 		for _, n := range p.Cluster.Nodes {
 			e.red.AddConninfo(n.Conninfo)
 		}
-		if p.Cluster.Pooler != nil {
-			e.red.AddConninfo(p.Cluster.Pooler.Admin)
+		for _, pl := range p.Cluster.Poolers {
+			e.red.AddConninfo(pl.Admin)
 		}
 	}
 	for k, v := range p.Vars {

@@ -152,7 +152,8 @@ func actForRun(ctx context.Context, spec GuardSpec, rec *guardRecorder, why stri
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), guardActTimeout)
 	defer cancel()
-	// The guard exists because this run paused the pooler: the resume is
+	// The guard exists because this run paused the poolers (it starts
+	// only once none is paused by another): the resume of every one is
 	// this run's to send.
 	facts := &cluster.Facts{}
 	facts.Restore(steps.PausedFact, "sent")
@@ -160,7 +161,7 @@ func actForRun(ctx context.Context, spec GuardSpec, rec *guardRecorder, why stri
 		rec.write(GuardRecord{Event: "output", Message: line})
 	}}
 	var errs []string
-	if primary != "" && c.Pooler != nil {
+	if primary != "" && len(c.Poolers) > 0 {
 		if err := (&steps.PgBouncerRepoint{To: primary}).Apply(actx, t); err != nil {
 			errs = append(errs, err.Error())
 		}

@@ -37,7 +37,8 @@ func LoadInventory(file string, src []byte) (*Inventory, error) {
 			hasNodes = true
 			r.nodes(v, inv)
 		},
-		"pooler":  func(k, v *yaml.Node) { inv.Cluster.Pooler = r.pooler(v) },
+		"pooler":  func(k, v *yaml.Node) { r.poolerKey(inv, k, v) },
+		"poolers": func(k, v *yaml.Node) { r.poolersKey(inv, k, v) },
 		"manager": func(k, v *yaml.Node) { inv.Cluster.Manager = r.manager(v) },
 	})
 	if !hasName && !suggested["cluster"] {
@@ -118,30 +119,6 @@ func (r *reader) host(n *yaml.Node, what string) cluster.Host {
 		r.errf(n, "%s: unknown transport %q (expected \"local\" or \"ssh\")", what, h.Transport)
 	}
 	return h
-}
-
-func (r *reader) pooler(n *yaml.Node) *cluster.Pooler {
-	p := &cluster.Pooler{Host: cluster.Host{Transport: "local"}}
-	r.fields(n, "pooler", map[string]func(k, v *yaml.Node){
-		"kind": func(_, v *yaml.Node) {
-			p.Kind = r.str(v, "pooler: kind")
-			if p.Kind != "pgbouncer" && p.Kind != "" {
-				r.errf(v, "pooler: unknown kind %q (expected \"pgbouncer\")", p.Kind)
-			}
-		},
-		"admin": func(_, v *yaml.Node) {
-			p.Admin = r.str(v, "pooler: admin")
-			if p.Admin != "" {
-				if err := pg.CheckConninfo(p.Admin); err != nil {
-					r.errf(v, "pooler: admin: %v", err)
-				}
-			}
-		},
-		"database": func(_, v *yaml.Node) { p.Database = r.str(v, "pooler: database") },
-		"config":   func(_, v *yaml.Node) { p.Config = r.str(v, "pooler: config") },
-		"host":     func(_, v *yaml.Node) { p.Host = r.host(v, "pooler: host") },
-	})
-	return p
 }
 
 func (r *reader) manager(n *yaml.Node) *cluster.Manager {

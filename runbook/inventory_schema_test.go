@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/switchover/switchover/internal/cluster"
 )
 
 func TestLoadInventory(t *testing.T) {
@@ -20,8 +22,8 @@ func TestLoadInventory(t *testing.T) {
 	if pg2.Host.Transport != "local" || pg2.DataDir != "/var/lib/postgresql/pg2" || pg2.BinDir != "/usr/lib/postgresql/17/bin" || pg2.Conninfo != "host=/tmp port=5433 dbname=postgres" {
 		t.Errorf("pg2 = %+v", pg2)
 	}
-	if p := inv.Cluster.Pooler; p == nil || p.Kind != "pgbouncer" || p.Database != "app" || p.Host.Transport != "local" {
-		t.Errorf("pooler = %+v", p)
+	if ps := inv.Cluster.Poolers; len(ps) != 1 || ps[0].Name != cluster.DefaultPoolerName || ps[0].Kind != "pgbouncer" || ps[0].Database != "app" || ps[0].Host.Transport != "local" {
+		t.Errorf("poolers = %+v, want the one pooler: named %q", ps, cluster.DefaultPoolerName)
 	}
 	if len(inv.Vars) != 2 || inv.Vars[0].Name != "primary" || inv.Vars[0].Value != "pg1" {
 		t.Errorf("vars = %+v", inv.Vars)
@@ -30,8 +32,15 @@ func TestLoadInventory(t *testing.T) {
 		t.Errorf("executor pg3 = %v, %v", ex, err)
 	}
 
+	fronted := loadInventory(t, "poolers.yaml")
+	if got := fronted.Cluster.PoolerNames(); !slices.Equal(got, []string{"app1", "app2"}) {
+		t.Errorf("poolers = %q, want app1, app2 in the file's order", got)
+	} else if p := fronted.Cluster.PoolerNamed("app2"); p.Kind != "" || p.Host.Transport != "ssh" || p.Database != "app" || fronted.Cluster.ClientPooler().Name != "app1" {
+		t.Errorf("app2 = %+v, client pooler %+v", p, fronted.Cluster.ClientPooler())
+	}
+
 	min := loadInventory(t, "minimal.yaml")
-	if min.Cluster.Name != "tiny" || len(min.Cluster.Nodes) != 1 || min.Cluster.Pooler != nil || min.Cluster.Manager != nil {
+	if min.Cluster.Name != "tiny" || len(min.Cluster.Nodes) != 1 || len(min.Cluster.Poolers) != 0 || min.Cluster.Manager != nil {
 		t.Errorf("minimal = %+v", min.Cluster)
 	}
 }

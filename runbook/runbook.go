@@ -10,6 +10,8 @@ package runbook
 import (
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/steps"
@@ -47,6 +49,9 @@ type Inventory struct {
 	Cluster *cluster.Cluster
 	Vars    []VarDecl
 	order   []string // node names in file order
+	// poolersKey is the `pooler:` or `poolers:` key read, so the other
+	// one is refused where it stands.
+	poolersKey *yaml.Node
 }
 
 // NodeOrder returns the node names in the order the inventory lists them.

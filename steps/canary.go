@@ -25,12 +25,13 @@ func init() {
 			{Name: "via", Type: params.String, Default: "auto", Enum: []string{"auto", "pooler", "direct"},
 				Doc: "pooler: through the inventory's pooler; direct: a multi-host connection string over every node with target_session_attrs=read-write; auto: the pooler when there is one"},
 			{Name: "conninfo", Type: params.String, Doc: "the endpoint to write through, instead of via"},
+			{Name: "pooler", Type: params.String, Doc: "with several poolers, the name of the one to write through; default the first of the inventory"},
 			{Name: "database", Type: params.String, Doc: "database for direct writes; default the first node's dbname"},
 			{Name: "interval", Type: params.Duration, Default: "5ms", Doc: "time between heartbeats"},
 			{Name: "table", Type: params.String, Default: canary.DefaultTable, Doc: "prefix of the heartbeat table; the run id follows it, so every run creates, writes and drops a table of its own"},
 		},
 		New: func(v params.Values) (Step, error) {
-			return &CanaryStart{Via: v.String("via"), Conninfo: v.String("conninfo"), Database: v.String("database"),
+			return &CanaryStart{Via: v.String("via"), Conninfo: v.String("conninfo"), Pooler: v.String("pooler"), Database: v.String("database"),
 				Interval: v.Duration("interval"), Table: v.String("table")}, nil
 		},
 	})
@@ -45,6 +46,8 @@ func init() {
 type CanaryStart struct {
 	Via      string
 	Conninfo string
+	// Pooler names the pooler written through; "" is the first.
+	Pooler   string
 	Database string
 	Interval time.Duration
 	Table    string
@@ -62,13 +65,21 @@ func (c *CanaryStart) endpoint(t *cluster.Target) (dial, shown, how string, err 
 	if t == nil || t.Cluster == nil {
 		return "", "", "", errors.New("no inventory")
 	}
-	p := t.Cluster.Pooler
+	p, how := t.Cluster.ClientPooler(), "the pooler"
+	if c.Pooler != "" && c.Via != "direct" {
+		if p = t.Cluster.PoolerNamed(c.Pooler); p == nil {
+			return "", "", "", fmt.Errorf("pooler %q is not in the inventory (it has: %s)", c.Pooler, strings.Join(t.Cluster.PoolerNames(), ", "))
+		}
+	}
+	if p != nil && len(t.Cluster.Poolers) > 1 {
+		how = "pooler " + p.Name
+	}
 	switch {
 	case c.Via == "pooler" && p == nil:
 		return "", "", "", errors.New("via pooler, but the inventory has no pooler")
 	case c.Via != "direct" && p != nil:
 		ci, err := p.ClientConninfo()
-		return ci.Dial(), ci.String(), "the pooler", err
+		return ci.Dial(), ci.String(), how, err
 	}
 	ci, pw, err := MultiHostConninfo(t.Cluster, c.Database)
 	dial = ci

@@ -17,8 +17,8 @@ func pgInventory() *cluster.Cluster {
 			Host: host, DataDir: "/var/lib/postgresql/15/main", BinDir: "/usr/lib/postgresql/15/bin"},
 		"pg2": {Name: "pg2", Conninfo: "postgresql://repl:pw@10.0.0.2:5433/postgres?sslmode=require&application_name=x",
 			Host: host, DataDir: "/srv/pg data", BinDir: "/usr/lib/postgresql/15/bin"},
-	}, Pooler: &cluster.Pooler{Kind: "pgbouncer", Admin: "host=10.0.0.9 port=6432 dbname=pgbouncer user=admin",
-		Database: "app", Config: "/etc/pgbouncer/pgbouncer.ini", Host: host}}
+	}, Poolers: []*cluster.Pooler{{Name: cluster.DefaultPoolerName, Kind: "pgbouncer", Admin: "host=10.0.0.9 port=6432 dbname=pgbouncer user=admin",
+		Database: "app", Config: "/etc/pgbouncer/pgbouncer.ini", Host: host}}}
 }
 
 func TestPgDescribe(t *testing.T) {
@@ -99,9 +99,9 @@ func TestPgDescribe(t *testing.T) {
 		{name: "resume", kind: "pgbouncer.resume", node: bouncer, command: "RESUME app", changes: []string{"clients of app go on"}},
 		{name: "repoint", kind: "pgbouncer.repoint", raw: map[string]string{"to": "pg2"},
 			node: bouncer,
-			command: "in /etc/pgbouncer/pgbouncer.ini, [databases] entry app: set host=10.0.0.2 port=5433, keep the rest (temp file, then mv); " +
-				"then RELOAD; then SHOW DATABASES must show app at 10.0.0.2:5433",
-			changes: []string{"new server connections for app to pg2 (10.0.0.2:5433)"}},
+			command: "in /etc/pgbouncer/pgbouncer.ini, [databases]: every entry pointing where app points now (the primary) set to host=10.0.0.2 port=5433, keep the rest (temp file, then mv); " +
+				"entries pointing elsewhere left alone and named; then RELOAD; then SHOW DATABASES must show them at 10.0.0.2:5433",
+			changes: []string{"new server connections for app, and every entry beside it on the same server, to pg2 (10.0.0.2:5433)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

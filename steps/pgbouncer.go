@@ -5,26 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/switchover/switchover/internal/cluster"
-	"github.com/switchover/switchover/internal/conninfo"
 	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/pg"
-	"github.com/switchover/switchover/internal/secret"
-	"github.com/switchover/switchover/internal/transport"
 )
 
 func init() {
 	Register(Definition{
 		Kind: "pgbouncer.pause",
-		Doc:  "pauses the pooler's database: clients wait instead of failing while the primary moves",
+		Doc:  "pauses the client database of every pooler, all or none: clients wait instead of failing while the primary moves",
 		Params: []params.Spec{
 			{Name: "max_wait", Type: params.Duration, Default: "10s",
-				Doc: "how long PAUSE may wait for running transactions to finish; after that the pooler is resumed and the step fails"},
+				Doc: "how long PAUSE may wait for running transactions to finish, on every pooler at once; after that every pooler is resumed and the step fails"},
 			{Name: "max_hold", Type: params.Duration, Default: "30s",
 				Doc: "the most clients may be held, from the pause to the resume, whatever happens: every step in between spends it, and a guard that outlives the run resumes the pooler by then"},
 		},
@@ -42,12 +39,12 @@ func init() {
 	})
 	Register(Definition{
 		Kind: "pgbouncer.resume",
-		Doc:  "resumes the pooler's database, so waiting clients go on; succeeds when it is not paused",
+		Doc:  "resumes every pooler this run paused, so waiting clients go on; succeeds when one is not paused",
 		New:  func(params.Values) (Step, error) { return &PgBouncerResume{}, nil },
 	})
 	Register(Definition{
 		Kind: "pgbouncer.repoint",
-		Doc:  "points the pooler's database entry at another node and reloads the pooler",
+		Doc:  "points every [databases] entry that routes where the client database does (the primary) at another node, in every pooler, and reloads them; entries pointing elsewhere are left alone",
 		Params: []params.Spec{
 			{Name: "to", Type: params.Node, Required: true, Doc: "the node clients are to reach, usually the new primary; its conninfo gives host and port"},
 		},
@@ -57,7 +54,6 @@ func init() {
 	})
 }
 
-// pooler returns the inventory's pooler, which must be a PgBouncer.
 // errNoPooler: the inventory has no pooler, so clients connect to the
 // nodes directly and the pooler steps have nothing to do.
 var errNoPooler = errors.New("the inventory has no pooler")
@@ -71,45 +67,80 @@ func skipNoPooler(t *cluster.Target, err error, what string) bool {
 	return true
 }
 
-func pooler(t *cluster.Target) (*cluster.Pooler, error) {
-	if t == nil || t.Cluster == nil || t.Cluster.Pooler == nil {
+// poolers returns the inventory's poolers, which must all be PgBouncers.
+func poolers(t *cluster.Target) ([]*cluster.Pooler, error) {
+	if t == nil || t.Cluster == nil || len(t.Cluster.Poolers) == 0 {
 		return nil, errNoPooler
 	}
-	p := t.Cluster.Pooler
-	if p.Kind != "" && p.Kind != "pgbouncer" {
-		return nil, fmt.Errorf("the inventory's pooler is %q, not pgbouncer", p.Kind)
+	for _, p := range t.Cluster.Poolers {
+		if p.Kind != "" && p.Kind != "pgbouncer" {
+			if len(t.Cluster.Poolers) == 1 {
+				return nil, fmt.Errorf("the inventory's pooler is %q, not pgbouncer", p.Kind)
+			}
+			return nil, fmt.Errorf("the inventory's pooler %s is %q, not pgbouncer", p.Name, p.Kind)
+		}
 	}
-	return p, nil
+	return t.Cluster.Poolers, nil
 }
 
-// poolerExecutor returns how to run commands on the pooler's host.
-func poolerExecutor(t *cluster.Target) (transport.Executor, error) {
-	p, err := pooler(t)
-	if err != nil {
-		return nil, err
+// label names a pooler in output: "pgbouncer" when it is the only one,
+// "pgbouncer NAME" when there are several.
+func label(t *cluster.Target, p *cluster.Pooler) string {
+	if t == nil || t.Cluster == nil || len(t.Cluster.Poolers) <= 1 {
+		return "pgbouncer"
 	}
-	ex, err := p.Host.Executor()
-	if err != nil {
-		return nil, fmt.Errorf("pooler host: %w", err)
-	}
-	return ex, nil
+	return "pgbouncer " + p.Name
 }
 
-// poolerWhere names the pooler for plans: "pgbouncer (local as postgres)".
+// poolerWhere names the poolers for plans: "pgbouncer (local as postgres)",
+// or each by name when there are several.
 func poolerWhere(t *cluster.Target) string {
-	ex, err := poolerExecutor(t)
+	ps, err := poolers(t)
 	if err != nil {
 		return fmt.Sprintf("pgbouncer (%v)", err)
 	}
-	return fmt.Sprintf("pgbouncer (%s)", ex.Where())
+	var out []string
+	for _, p := range ps {
+		ex, err := p.Host.Executor()
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s (%v)", label(t, p), err))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s (%s)", label(t, p), ex.Where()))
+	}
+	return strings.Join(out, ", ")
 }
 
 // poolerDatabase is the database entry the steps act on, for messages.
-func poolerDatabase(t *cluster.Target) string {
-	if p, err := pooler(t); err == nil && p.Database != "" {
+func poolerDatabase(p *cluster.Pooler) string {
+	if p != nil && p.Database != "" {
 		return p.Database
 	}
 	return "<database>"
+}
+
+// poolersDatabase is the database entries the steps act on, for plans:
+// "app", or "app on pgb1, pgb2" with several poolers.
+func poolersDatabase(t *cluster.Target) string {
+	ps, err := poolers(t)
+	if err != nil {
+		return "<database>"
+	}
+	dbs := map[string]bool{}
+	for _, p := range ps {
+		dbs[poolerDatabase(p)] = true
+	}
+	if len(ps) == 1 {
+		return poolerDatabase(ps[0])
+	}
+	if len(dbs) == 1 {
+		return fmt.Sprintf("%s on every pooler (%s)", poolerDatabase(ps[0]), strings.Join(t.Cluster.PoolerNames(), ", "))
+	}
+	var each []string
+	for _, p := range ps {
+		each = append(each, p.Name+": "+poolerDatabase(p))
+	}
+	return "the client database of every pooler (" + strings.Join(each, ", ") + ")"
 }
 
 // adminCommand is an admin console command for the pooler's database; with
@@ -121,12 +152,28 @@ func adminCommand(verb string, p *cluster.Pooler) string {
 	return verb + " " + p.Database
 }
 
+// describeAdmin is the admin command of a plan: "PAUSE app", or with
+// several poolers the command on each.
 func describeAdmin(t *cluster.Target, verb string) string {
-	p, _ := pooler(t)
-	if p == nil {
+	ps, err := poolers(t)
+	if err != nil {
 		return verb + " <database>"
 	}
-	return adminCommand(verb, p)
+	if len(ps) == 1 {
+		return adminCommand(verb, ps[0])
+	}
+	same := true
+	for _, p := range ps {
+		same = same && p.Database == ps[0].Database
+	}
+	if same {
+		return fmt.Sprintf("%s on %s (at once)", adminCommand(verb, ps[0]), strings.Join(t.Cluster.PoolerNames(), ", "))
+	}
+	var each []string
+	for _, p := range ps {
+		each = append(each, fmt.Sprintf("%s: %s", p.Name, adminCommand(verb, p)))
+	}
+	return strings.Join(each, "; ") + " (at once)"
 }
 
 // adminExec runs one command on PgBouncer's admin console.
@@ -149,142 +196,117 @@ func notPaused(err error) bool {
 	return errors.As(err, &pe) && strings.Contains(pe.Message, "not paused")
 }
 
-// resumeAfterFailedPause resumes on a fresh admin connection with a
-// deadline of its own: the pause's context may be what ran out. Nothing
-// paused counts as resumed.
-func resumeAfterFailedPause(ctx context.Context, p *cluster.Pooler) error {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := adminExec(rctx, p, adminCommand("RESUME", p)); err != nil && !notPaused(err) {
-		return err
+// eachPooler runs f for every pooler at once and returns what each
+// returned, in the inventory's order; f's output lines are kept apart
+// and printed in that order once all are done, so the poolers' lines do
+// not interleave.
+func eachPooler(t *cluster.Target, ps []*cluster.Pooler, f func(p *cluster.Pooler, print func(string)) error) []error {
+	errs := make([]error, len(ps))
+	lines := make([][]string, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Go(func() {
+			errs[i] = f(p, func(line string) { lines[i] = append(lines[i], line) })
+		})
 	}
-	return nil
+	wg.Wait()
+	for _, ls := range lines {
+		for _, l := range ls {
+			t.Print(l)
+		}
+	}
+	return errs
 }
 
-// PgBouncerPause is a step that makes PgBouncer hold its clients' queries: it
-// waits for running transactions to finish, then lets no query through
-// until RESUME. Clients see a pause instead of errors while the primary
-// moves. PAUSE can wait for ever on a transaction left open, so it is
-// bounded: when it does not complete in time, the pooler is resumed and the
-// step fails with clients still on the old primary.
-type PgBouncerPause struct {
-	MaxWait time.Duration
-	// MaxHold caps how long clients are held, from the pause to the
-	// resume (see cluster.Target.BeginHold).
-	MaxHold time.Duration
-}
-
-var _ Step = (*PgBouncerPause)(nil)
-
-// Describe implements Step.
-func (s *PgBouncerPause) Describe(t *cluster.Target) Effect {
-	return Effect{Node: poolerWhere(t), Command: describeAdmin(t, "PAUSE"),
-		Changes: fmt.Sprintf("PgBouncer waits up to %s for running transactions on %s to finish, closes its server connections, and holds new queries until RESUME; clients wait instead of failing (if it does not complete in time, it is resumed and the step fails); clients are held %s at most, whatever happens to this run",
-			s.MaxWait, poolerDatabase(t), s.MaxHold)}
-}
-
-// Apply implements Step.
-func (s *PgBouncerPause) Apply(ctx context.Context, t *cluster.Target) error {
-	p, err := pooler(t)
-	if skipNoPooler(t, err, "pause") {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("pause pgbouncer: %w", err)
-	}
-	cmd := adminCommand("PAUSE", p)
-	fail := func(err error) error { return fmt.Errorf("pause pgbouncer (%s): %w", cmd, err) }
-	conn, err := pg.ConnectAdmin(ctx, p.Admin)
-	if err != nil {
-		return fail(fmt.Errorf("connect to the admin console: %w; nothing paused", err))
-	}
-	defer closeConn(conn)
-	// PgBouncer takes a second PAUSE of a paused database without a word:
-	// a pause already there is someone else's (another run, an operator),
-	// and this run must neither add to it nor, later, lift it.
-	if by, err := pausedAlready(ctx, conn, p); err != nil {
-		return fail(fmt.Errorf("%w; nothing paused", err))
-	} else if by != "" {
-		setPaused(t, pausedNo)
-		return fail(fmt.Errorf("%s is paused already (%s), by another run or an operator: this run paused nothing and will not resume it", poolerDatabase(t), by))
-	}
-	// What the repoint will rewrite, read while nobody is held yet.
-	keepPoolerConfig(ctx, t, p)
-	// The budget and the guard before anything is held.
-	if err := t.BeginHold(s.MaxHold); err != nil {
-		setPaused(t, pausedNo)
-		return fail(fmt.Errorf("%w; nothing paused", err))
-	}
-	// Journaled before PAUSE is sent: a run killed while it waits has
-	// paused the pooler as far as anyone can tell, and its resume sends
-	// RESUME.
-	setPaused(t, pausedSent)
-	pctx, cancel := context.WithTimeout(ctx, s.MaxWait)
-	start := time.Now()
-	_, err = conn.Exec(pctx, cmd)
-	cutOff := pctx.Err() != nil
-	cancel()
-	if err == nil {
-		setPaused(t, pausedYes)
-		t.Print(fmt.Sprintf("pgbouncer paused %s in %s: clients wait until RESUME, %s at most (fact %s)", poolerDatabase(t), since(start), s.MaxHold, PausedFact))
-		return nil
-	}
-	// Whatever happens below, the clients are not held by this pause.
-	defer t.EndHold()
-	var pe *pgconn.PgError
-	if !cutOff && errors.As(err, &pe) {
-		// PgBouncer refused it (already paused by someone else, say):
-		// this run paused nothing and must resume nothing.
-		setPaused(t, pausedNo)
-		return fail(fmt.Errorf("%w; nothing paused", err))
-	}
-	// PAUSE did not complete, but PgBouncer keeps pausing without us: the
-	// clients are stuck until someone resumes.
-	cause := fmt.Errorf("no answer: %w", err)
-	switch {
-	case ctx.Err() != nil:
-		cause = fmt.Errorf("cut off after %s before it completed: %w", since(start), ctx.Err())
-	case cutOff:
-		cause = fmt.Errorf("running transactions did not finish within %s", s.MaxWait)
-	}
-	resume := adminCommand("RESUME", p)
-	if rerr := resumeAfterFailedPause(ctx, p); rerr != nil {
-		return fail(fmt.Errorf("%w; then %s failed too, so clients may be left waiting in pgbouncer: %v", cause, resume, rerr))
-	}
-	setPaused(t, pausedNo)
-	t.Print(fmt.Sprintf("%s did not complete (%v); %s issued", cmd, cause, resume))
-	return fail(fmt.Errorf("%w; %s issued: clients resumed on the old primary", cause, resume))
-}
-
-// PausedFact is the fact pgbouncer.pause journals about the pause it sent:
-// pausedSent just before PAUSE goes out, pausedYes once it completed,
-// pausedNo when PgBouncer refused it or the step resumed after it. Only a
-// run whose journal says it paused the pooler resumes it, so a run never
-// releases clients another run (or an operator) holds.
+// PausedFact is the fact pgbouncer.pause journals about the pauses it sent,
+// so that only a run whose journal says it paused a pooler resumes it: a
+// run never releases clients another run (or an operator) holds. Its value
+// is a state when every pooler is in that one, else NAME=STATE for each
+// pooler, comma-separated: pausedSent just before PAUSE goes out,
+// pausedYes once it completed, pausedNo when PgBouncer refused it or the
+// run resumed the pooler since.
 const PausedFact = "pgbouncer.paused_by_run"
 
-// The values of PausedFact.
+// The states of a pooler in PausedFact.
 const (
 	pausedSent = "sent"
 	pausedYes  = "yes"
 	pausedNo   = "no"
 )
 
-// setPaused journals whether this run holds the pooler paused.
-func setPaused(t *cluster.Target, v string) {
-	if t != nil && t.Facts != nil {
-		t.Facts.Set(PausedFact, v)
+// pauseStates is what PausedFact says of each pooler, by name.
+type pauseStates map[string]string
+
+// readPaused reads PausedFact. A bare state (a journal of one pooler, or
+// every pooler alike) is every pooler's.
+func readPaused(t *cluster.Target) pauseStates {
+	out := pauseStates{}
+	if t == nil || t.Facts == nil {
+		return out
 	}
+	v, _ := t.Facts.Get(PausedFact)
+	if v == "" {
+		return out
+	}
+	if !strings.Contains(v, "=") {
+		if t.Cluster != nil {
+			for _, name := range t.Cluster.PoolerNames() {
+				out[name] = v
+			}
+		}
+		return out
+	}
+	for _, part := range strings.Split(v, ",") {
+		if name, state, ok := strings.Cut(part, "="); ok {
+			out[strings.TrimSpace(name)] = strings.TrimSpace(state)
+		}
+	}
+	return out
 }
 
-// pausedByRun reports whether this run's journal says it paused the pooler
-// (or sent PAUSE and could not tell), and says what it knows.
-func pausedByRun(t *cluster.Target) (bool, string) {
-	v := ""
-	if t != nil && t.Facts != nil {
-		v, _ = t.Facts.Get(PausedFact)
+// writePaused journals which poolers this run holds paused.
+func writePaused(t *cluster.Target, st pauseStates) {
+	if t == nil || t.Facts == nil || t.Cluster == nil {
+		return
 	}
-	switch v {
+	names := t.Cluster.PoolerNames()
+	if len(names) == 0 {
+		return
+	}
+	same := true
+	for _, n := range names {
+		if st[n] == "" || st[n] != st[names[0]] {
+			same = false
+		}
+	}
+	if same {
+		t.Facts.Set(PausedFact, st[names[0]])
+		return
+	}
+	var parts []string
+	for _, n := range names {
+		if st[n] != "" {
+			parts = append(parts, n+"="+st[n])
+		}
+	}
+	t.Facts.Set(PausedFact, strings.Join(parts, ","))
+}
+
+// setPausedAll journals one state for every pooler.
+func setPausedAll(t *cluster.Target, state string) {
+	st := pauseStates{}
+	if t != nil && t.Cluster != nil {
+		for _, n := range t.Cluster.PoolerNames() {
+			st[n] = state
+		}
+	}
+	writePaused(t, st)
+}
+
+// pausedByRun reports whether this run's journal says it paused pooler
+// name (or sent PAUSE and could not tell), and says what it knows.
+func pausedByRun(st pauseStates, name string) (bool, string) {
+	switch st[name] {
 	case pausedYes:
 		return true, "this run paused it"
 	case pausedSent:
@@ -352,354 +374,4 @@ func pausedAlready(ctx context.Context, conn *pgx.Conn, p *cluster.Pooler) (stri
 		return "SHOW STATE: the whole pooler is paused", nil
 	}
 	return "", nil
-}
-
-// PgBouncerResume is a step that lets PgBouncer's waiting clients go on, to
-// whatever its database entry points at now. It acts only when this run
-// paused the pooler (the fact pgbouncer.pause journaled): a run refused or
-// failed before its pause, or one whose pause was refused, sends nothing,
-// so a pause held by another run or an operator stays. Resuming a database
-// that is not paused succeeds, so a finally section may always run it.
-type PgBouncerResume struct{}
-
-var _ Step = (*PgBouncerResume)(nil)
-
-// Describe implements Step.
-func (s *PgBouncerResume) Describe(t *cluster.Target) Effect {
-	return Effect{Node: poolerWhere(t), Command: describeAdmin(t, "RESUME"),
-		Changes: fmt.Sprintf("PgBouncer lets the clients of %s go on, to the server its entry points at; sent only if this run paused it (fact %s), nothing when it is not paused", poolerDatabase(t), PausedFact)}
-}
-
-// Apply implements Step.
-func (s *PgBouncerResume) Apply(ctx context.Context, t *cluster.Target) error {
-	p, err := pooler(t)
-	if skipNoPooler(t, err, "resume") {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("resume pgbouncer: %w", err)
-	}
-	if ours, why := pausedByRun(t); !ours {
-		t.Print(fmt.Sprintf("pgbouncer: RESUME %s not sent: %s (fact %s), and a pause it did not make is not its to lift", poolerDatabase(t), why, PausedFact))
-		return nil
-	}
-	err = adminExec(ctx, p, adminCommand("RESUME", p))
-	switch {
-	case notPaused(err):
-		t.EndHold()
-		setPaused(t, pausedNo)
-		t.Print(fmt.Sprintf("pgbouncer: %s was not paused; nothing to resume", poolerDatabase(t)))
-		return nil
-	case err != nil:
-		return fmt.Errorf("resume pgbouncer: %w; clients may still be waiting", err)
-	}
-	t.EndHold()
-	setPaused(t, pausedNo)
-	t.Print(fmt.Sprintf("pgbouncer resumed %s: waiting clients go on", poolerDatabase(t)))
-	return nil
-}
-
-// ReleasesClients implements ClientReleaser.
-func (s *PgBouncerResume) ReleasesClients() bool { return true }
-
-// ReleasesClients implements ClientReleaser: a repoint is what lets held
-// clients reach the new primary.
-func (s *PgBouncerRepoint) ReleasesClients() bool { return true }
-
-// PgBouncerRepoint is a step that sends PgBouncer's clients to another node:
-// it rewrites host= and port= of the database's entry in [databases],
-// keeping everything else in the file, reloads PgBouncer, and checks with
-// SHOW DATABASES that the entry took.
-type PgBouncerRepoint struct {
-	To string
-}
-
-var _ Step = (*PgBouncerRepoint)(nil)
-
-// maxPoolerConfig bounds the configuration file the step rewrites: it is
-// read and written back through shell commands.
-const maxPoolerConfig = 60000
-
-// hostPort is a server address as PgBouncer's SHOW DATABASES shows it.
-type hostPort struct{ Host, Port string }
-
-func (h hostPort) String() string { return h.Host + ":" + h.Port }
-
-// address is the server the node's conninfo resolves to.
-func (s *PgBouncerRepoint) address(t *cluster.Target) (hostPort, error) {
-	r, err := nodeConninfo(t, s.To)
-	if err != nil {
-		return hostPort{}, err
-	}
-	return hostPort{Host: r.Host, Port: r.PortString()}, nil
-}
-
-// Describe implements Step.
-func (s *PgBouncerRepoint) Describe(t *cluster.Target) Effect {
-	to, err := s.address(t)
-	host, port := to.Host, to.Port
-	if err != nil {
-		host, port = fmt.Sprintf("<host of %s>", s.To), fmt.Sprintf("<port of %s>", s.To)
-	}
-	config := "<pooler config>"
-	if p, err := pooler(t); err == nil && p.Config != "" {
-		config = p.Config
-	}
-	db := poolerDatabase(t)
-	return Effect{Node: poolerWhere(t),
-		Command: fmt.Sprintf("in %s, [databases] entry %s: set host=%s port=%s, keep the rest (temp file, then mv); then RELOAD; then SHOW DATABASES must show %s at %s:%s",
-			config, db, conninfo.Quote(host), conninfo.Quote(port), db, host, port),
-		Changes: fmt.Sprintf("PgBouncer sends new server connections for %s to %s (%s:%s)", db, s.To, host, port)}
-}
-
-// Apply implements Step.
-func (s *PgBouncerRepoint) Apply(ctx context.Context, t *cluster.Target) error {
-	fail := func(err error) error { return fmt.Errorf("repoint pgbouncer to %q: %w", s.To, err) }
-	p, err := pooler(t)
-	if skipNoPooler(t, err, "repoint") {
-		return nil
-	}
-	if err != nil {
-		return fail(err)
-	}
-	if p.Database == "" || p.Config == "" {
-		return fail(errors.New("the inventory's pooler needs database and config"))
-	}
-	to, err := s.address(t)
-	if err != nil {
-		return fail(err)
-	}
-	ex, err := poolerExecutor(t)
-	if err != nil {
-		return fail(err)
-	}
-	// The text the pause read, before clients were held, saves a read
-	// here (see pgbouncer_config.go); when the file changed since, it is
-	// read again.
-	text, kept := keptPoolerConfig(t, p.Config)
-	var mask *secret.Redactor // masks password= in the entries it prints
-	for {
-		if !kept {
-			if text, err = readPoolerConfig(ctx, ex, p.Config); err != nil {
-				return fail(err)
-			}
-		}
-		updated, oldEntry, newEntry, err := repointConfig(text, p.Database, to)
-		if err != nil {
-			return fail(fmt.Errorf("%s: %w; nothing changed", p.Config, err))
-		}
-		if kept && updated == text {
-			// Nothing to write by what the pause read: the file itself
-			// decides.
-			kept = false
-			continue
-		}
-		t.Print("old: " + mask.Redact(oldEntry))
-		if updated == text {
-			t.Print(fmt.Sprintf("%s already points at %s; file unchanged", p.Database, to))
-		} else if err := writePoolerConfig(ctx, ex, p.Config, text, updated, kept); errors.Is(err, errConfigChanged) {
-			t.Print(p.Config + " changed since the pause read it; reading it again")
-			kept = false
-			continue
-		} else if err != nil {
-			return fail(fmt.Errorf("%w; the file may be unchanged, pgbouncer still routes %s to the old server", err, p.Database))
-		}
-		t.Print("new: " + mask.Redact(newEntry))
-		break
-	}
-	if err := adminExec(ctx, p, "RELOAD"); err != nil {
-		return fail(fmt.Errorf("%s was rewritten, but %w: pgbouncer still routes %s to the old server", p.Config, err, p.Database))
-	}
-	got, err := routedTo(ctx, p)
-	if err != nil {
-		return fail(fmt.Errorf("%s was rewritten and reloaded, but checking it failed: %w", p.Config, err))
-	}
-	if got != to {
-		return fail(fmt.Errorf("%s was rewritten and reloaded, but SHOW DATABASES shows %s at %s, not %s: is pgbouncer reading that file?", p.Config, p.Database, got, to))
-	}
-	t.Print(fmt.Sprintf("pgbouncer routes %s to %s (%s)", p.Database, s.To, got))
-	return nil
-}
-
-// writeFileCommand replaces path with text atomically: a temp file beside
-// it (a copy first, so it keeps the mode), then mv over the original.
-func writeFileCommand(path, text string) string {
-	return fmt.Sprintf(`tmp=%s$$; if cp -p %s "$tmp" && printf '%%s' %s > "$tmp" && mv -f "$tmp" %s; then exit 0; fi; rm -f "$tmp"; exit 1`,
-		transport.ShellQuote(path+".switchover."), transport.ShellQuote(path), transport.ShellQuote(text), transport.ShellQuote(path))
-}
-
-// routedTo asks PgBouncer where its database entry points.
-func routedTo(ctx context.Context, p *cluster.Pooler) (hostPort, error) {
-	conn, err := pg.ConnectAdmin(ctx, p.Admin)
-	if err != nil {
-		return hostPort{}, fmt.Errorf("connect to the admin console: %w", err)
-	}
-	defer closeConn(conn)
-	rows, err := conn.Query(ctx, "SHOW DATABASES")
-	if err != nil {
-		return hostPort{}, fmt.Errorf("SHOW DATABASES: %w", err)
-	}
-	defer rows.Close()
-	col := map[string]int{}
-	for i, f := range rows.FieldDescriptions() {
-		col[f.Name] = i
-	}
-	iName, ok1 := col["name"]
-	iHost, ok2 := col["host"]
-	iPort, ok3 := col["port"]
-	if !ok1 || !ok2 || !ok3 {
-		return hostPort{}, errors.New("SHOW DATABASES has no name, host and port columns")
-	}
-	for rows.Next() {
-		raw := rows.RawValues()
-		if string(raw[iName]) == p.Database {
-			return hostPort{Host: string(raw[iHost]), Port: string(raw[iPort])}, nil
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return hostPort{}, fmt.Errorf("SHOW DATABASES: %w", err)
-	}
-	return hostPort{}, fmt.Errorf("SHOW DATABASES has no entry %s", p.Database)
-}
-
-// repointConfig rewrites host= and port= of db's entry in the [databases]
-// section of a PgBouncer configuration, leaving every other byte as it
-// was. It returns the new text and the entry before and after.
-func repointConfig(text, db string, to hostPort) (updated, oldEntry, newEntry string, err error) {
-	lines := strings.SplitAfter(text, "\n")
-	section, found := "", -1
-	for i, line := range lines {
-		trimmed := strings.TrimSpace(line)
-		if strings.HasPrefix(trimmed, "[") && strings.HasSuffix(trimmed, "]") {
-			section = strings.ToLower(strings.TrimSpace(trimmed[1 : len(trimmed)-1]))
-			continue
-		}
-		if section != "databases" || trimmed == "" || trimmed[0] == ';' || trimmed[0] == '#' {
-			continue
-		}
-		key, _, ok := strings.Cut(line, "=")
-		if !ok || strings.Trim(strings.TrimSpace(key), `"`) != db {
-			continue
-		}
-		if found >= 0 {
-			return "", "", "", fmt.Errorf("[databases] has more than one entry %s", db)
-		}
-		found = i
-	}
-	if found < 0 {
-		return "", "", "", fmt.Errorf("[databases] has no entry %s", db)
-	}
-	line := lines[found]
-	body := strings.TrimRight(line, "\r\n")
-	eol := line[len(body):]
-	eq := strings.Index(body, "=") + 1
-	value := body[eq:]
-	ps, err := entryFields(value)
-	if err != nil {
-		return "", "", "", fmt.Errorf("[databases] entry %s: %w", db, err)
-	}
-	last := map[string]int{}
-	for i, p := range ps {
-		last[p.Key] = i
-	}
-	type edit struct {
-		start, end int
-		text       string
-	}
-	var edits []edit
-	var appended []string
-	for _, kv := range []struct{ key, val string }{{"host", to.Host}, {"port", to.Port}} {
-		if i, ok := last[kv.key]; ok {
-			edits = append(edits, edit{ps[i].start, ps[i].end, conninfo.Quote(kv.val)})
-		} else {
-			appended = append(appended, kv.key+"="+conninfo.Quote(kv.val))
-		}
-	}
-	// Splice from the end, so the earlier offsets stay right.
-	if len(edits) == 2 && edits[0].start < edits[1].start {
-		edits[0], edits[1] = edits[1], edits[0]
-	}
-	for _, e := range edits {
-		value = value[:e.start] + e.text + value[e.end:]
-	}
-	if len(appended) > 0 {
-		value = strings.TrimRight(value, " \t") + " " + strings.Join(appended, " ")
-	}
-	newBody := body[:eq] + value
-	lines[found] = newBody + eol
-	return strings.Join(lines, ""), strings.TrimSpace(body), strings.TrimSpace(newBody), nil
-}
-
-// entryField is one keyword=value pair of a PgBouncer [databases] entry;
-// start and end delimit the value's text (quotes included), so a rewrite
-// keeps every other byte of the entry as it was.
-type entryField struct {
-	Key, Value string
-	start, end int
-}
-
-// entryFields reads the value of a PgBouncer [databases] entry: keyword=value
-// pairs, values bare or single-quoted, a backslash escaping the next
-// character. This is PgBouncer's configuration, not a connection string the
-// tool resolves (it holds pool_size and the like); its errors never quote
-// the entry, which may hold a password.
-func entryFields(s string) ([]entryField, error) {
-	var out []entryField
-	space := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' }
-	i := 0
-	for {
-		for i < len(s) && space(s[i]) {
-			i++
-		}
-		if i == len(s) {
-			return out, nil
-		}
-		k := i
-		for i < len(s) && s[i] != '=' && !space(s[i]) {
-			i++
-		}
-		key := s[k:i]
-		for i < len(s) && space(s[i]) {
-			i++
-		}
-		if i == len(s) || s[i] != '=' {
-			return nil, fmt.Errorf("missing \"=\" after %q", key)
-		}
-		i++
-		for i < len(s) && space(s[i]) {
-			i++
-		}
-		start := i
-		var val strings.Builder
-		if i < len(s) && s[i] == '\'' {
-			i++
-			closed := false
-			for i < len(s) {
-				c := s[i]
-				if c == '\\' && i+1 < len(s) {
-					val.WriteByte(s[i+1])
-					i += 2
-					continue
-				}
-				i++
-				if c == '\'' {
-					closed = true
-					break
-				}
-				val.WriteByte(c)
-			}
-			if !closed {
-				return nil, fmt.Errorf("unterminated quoted value of %q", key)
-			}
-		} else {
-			for i < len(s) && !space(s[i]) {
-				if s[i] == '\\' && i+1 < len(s) {
-					i++
-				}
-				val.WriteByte(s[i])
-				i++
-			}
-		}
-		out = append(out, entryField{Key: key, Value: val.String(), start: start, end: i})
-	}
 }

@@ -56,7 +56,7 @@ func keepPoolerConfig(ctx context.Context, t *cluster.Target, p *cluster.Pooler)
 	if t == nil || t.Session == nil || p == nil || p.Config == "" {
 		return
 	}
-	ex, err := poolerExecutor(t)
+	ex, err := p.Host.Executor()
 	if err != nil {
 		return
 	}

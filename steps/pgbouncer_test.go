@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,7 +191,7 @@ func TestPgBouncerNoPooler(t *testing.T) {
 		t.Errorf("printed %q, want the no-pooler note three times", got)
 	}
 	c := inventory()
-	c.Pooler = &cluster.Pooler{Kind: "pgpool"}
+	c.Poolers = []*cluster.Pooler{{Name: "pool", Kind: "pgpool"}}
 	err := build(t, "pgbouncer.resume", nil).Apply(context.Background(), p.target(c))
 	wantErr(t, err, `the inventory's pooler is "pgpool", not pgbouncer`)
 }
@@ -199,40 +200,56 @@ func TestRepointConfig(t *testing.T) {
 	t.Parallel()
 	to := hostPort{Host: "10.0.0.2", Port: "5433"}
 	tests := []struct {
-		name              string
-		text, db          string
-		want, old, newOne string
-		wantErr           string
+		name     string
+		text, db string
+		want     string
+		moved    []string // old -> new, one per moved entry
+		left     []string
+		wantErr  string
 	}{
 		{
-			name: "changes host and port only",
-			text: "[databases]\napp = host=10.0.0.1 port=5432 dbname=app pool_size=20\nother = host=10.0.0.1 dbname=other\n\n[pgbouncer]\nlisten_port = 6432\n",
-			db:   "app",
-			want: "[databases]\napp = host=10.0.0.2 port=5433 dbname=app pool_size=20\nother = host=10.0.0.1 dbname=other\n\n[pgbouncer]\nlisten_port = 6432\n",
-			old:  "app = host=10.0.0.1 port=5432 dbname=app pool_size=20", newOne: "app = host=10.0.0.2 port=5433 dbname=app pool_size=20",
+			name:  "changes host and port only",
+			text:  "[databases]\napp = host=10.0.0.1 port=5432 dbname=app pool_size=20\nother = host=10.0.0.3 dbname=other\n\n[pgbouncer]\nlisten_port = 6432\n",
+			db:    "app",
+			want:  "[databases]\napp = host=10.0.0.2 port=5433 dbname=app pool_size=20\nother = host=10.0.0.3 dbname=other\n\n[pgbouncer]\nlisten_port = 6432\n",
+			moved: []string{"app = host=10.0.0.1 port=5432 dbname=app pool_size=20 -> app = host=10.0.0.2 port=5433 dbname=app pool_size=20"},
+			left:  []string{"other = host=10.0.0.3 dbname=other"},
 		},
 		{
-			name: "adds a missing port, keeps quoting, comments and CRLF",
-			text: "; comment\r\n[databases]\r\n; app = host=old\r\napp=dbname=app host = 'db one'   user=x\r\n",
+			name: "every entry on the primary moves, the default port counts as 5432, a standby's entry stays",
+			text: "[databases]\nreports = host=10.0.0.1 dbname=reports\napp = host=10.0.0.1 port=5432 dbname=app\napp_ro = host=10.0.0.1 port=5434 dbname=app\n* = host=10.0.0.1\n",
 			db:   "app",
-			want: "; comment\r\n[databases]\r\n; app = host=old\r\napp=dbname=app host = 10.0.0.2   user=x port=5433\r\n",
-			old:  "app=dbname=app host = 'db one'   user=x", newOne: "app=dbname=app host = 10.0.0.2   user=x port=5433",
+			want: "[databases]\nreports = host=10.0.0.2 dbname=reports port=5433\napp = host=10.0.0.2 port=5433 dbname=app\napp_ro = host=10.0.0.1 port=5434 dbname=app\n* = host=10.0.0.2 port=5433\n",
+			moved: []string{
+				"app = host=10.0.0.1 port=5432 dbname=app -> app = host=10.0.0.2 port=5433 dbname=app",
+				"reports = host=10.0.0.1 dbname=reports -> reports = host=10.0.0.2 dbname=reports port=5433",
+				"* = host=10.0.0.1 -> * = host=10.0.0.2 port=5433",
+			},
+			left: []string{"app_ro = host=10.0.0.1 port=5434 dbname=app"},
 		},
 		{
-			name: "the entry last in the file without a newline",
-			text: "[pgbouncer]\napp = not a database\n[Databases]\n\"app\" = port=1 host=h",
-			db:   "app",
-			want: "[pgbouncer]\napp = not a database\n[Databases]\n\"app\" = port=5433 host=10.0.0.2",
-			old:  "\"app\" = port=1 host=h", newOne: "\"app\" = port=5433 host=10.0.0.2",
+			name:  "adds a missing port, keeps quoting, comments and CRLF",
+			text:  "; comment\r\n[databases]\r\n; app = host=old\r\napp=dbname=app host = 'db one'   user=x\r\n",
+			db:    "app",
+			want:  "; comment\r\n[databases]\r\n; app = host=old\r\napp=dbname=app host = 10.0.0.2   user=x port=5433\r\n",
+			moved: []string{"app=dbname=app host = 'db one'   user=x -> app=dbname=app host = 10.0.0.2   user=x port=5433"},
+		},
+		{
+			name:  "the entry last in the file without a newline",
+			text:  "[pgbouncer]\napp = not a database\n[Databases]\n\"app\" = port=1 host=h",
+			db:    "app",
+			want:  "[pgbouncer]\napp = not a database\n[Databases]\n\"app\" = port=5433 host=10.0.0.2",
+			moved: []string{"\"app\" = port=1 host=h -> \"app\" = port=5433 host=10.0.0.2"},
 		},
 		{name: "no such entry", text: "[databases]\nother = host=h\n", db: "app", wantErr: "[databases] has no entry app"},
 		{name: "twice", text: "[databases]\napp = host=a\napp = host=b\n", db: "app", wantErr: "more than one entry app"},
 		{name: "unterminated quote", text: "[databases]\napp = host='a\n", db: "app", wantErr: "unterminated quoted value"},
+		{name: "another entry unreadable", text: "[databases]\napp = host=a\nx = host='b\n", db: "app", wantErr: "entry x: unterminated quoted value"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, old, nw, err := repointConfig(tt.text, tt.db, to)
+			got, err := repointConfig(tt.text, tt.db, to)
 			if tt.wantErr != "" {
 				wantErr(t, err, tt.wantErr)
 				return
@@ -240,8 +257,15 @@ func TestRepointConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != tt.want || old != tt.old || nw != tt.newOne {
-				t.Errorf("repointConfig =\n%q\nold %q\nnew %q\nwant\n%q\nold %q\nnew %q", got, old, nw, tt.want, tt.old, tt.newOne)
+			var moved, left []string
+			for _, m := range got.Moved {
+				moved = append(moved, m.Old+" -> "+m.New)
+			}
+			for _, m := range got.Left {
+				left = append(left, m.Old)
+			}
+			if got.Text != tt.want || !slices.Equal(moved, tt.moved) || !slices.Equal(left, tt.left) {
+				t.Errorf("repointConfig =\n%q\nmoved %q\nleft %q\nwant\n%q\nmoved %q\nleft %q", got.Text, moved, left, tt.want, tt.moved, tt.left)
 			}
 		})
 	}

@@ -122,7 +122,7 @@ func reportRedactor(info *runbook.RunInfo) *secret.Redactor {
 			red.AddConninfo(n.Conninfo)
 		}
 	}
-	if p := inv.Cluster.Pooler; p != nil {
+	for _, p := range inv.Cluster.Poolers {
 		red.AddConninfo(p.Admin)
 	}
 	return red

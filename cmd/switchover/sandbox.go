@@ -22,6 +22,7 @@ type sandboxOpts struct {
 	runAs    string
 	manager  string
 	hosts    bool
+	poolers  int
 	json     bool
 }
 
@@ -61,6 +62,7 @@ also removes the namespaces, links and bridge it made.`,
 	up.Flags().StringVar(&opts.pgBin, "pg-bin", "", "PostgreSQL's bin directory (default: found by pg_config, the PATH or /usr/lib/postgresql)")
 	up.Flags().StringVar(&opts.runAs, "run-as", "", "OS user the servers run as (default: you; when root, postgres or nobody)")
 	up.Flags().BoolVar(&opts.hosts, "hosts", false, "each node and the pooler on a host of its own (network namespace, address, sshd), reached over ssh; needs root")
+	up.Flags().IntVar(&opts.poolers, "poolers", 1, "number of PgBouncers in front of the primary, each with its own port and config (more than one: the inventory lists them as poolers:, each with an app_ro entry on the last standby)")
 	up.Flags().StringVar(&opts.manager, "manager", sandbox.ManagerNone, "cluster manager: none (plain streaming) or patroni (one Patroni per node, single-node etcd on 127.0.0.1)")
 	status := &cobra.Command{
 		Use:   "status",
@@ -80,8 +82,11 @@ also removes the namespaces, links and bridge it made.`,
 }
 
 func runSandboxUp(ctx context.Context, io *streams, opts *sandboxOpts) error {
+	if opts.poolers < 1 {
+		return usagef("sandbox up: --poolers %d: want 1 to %d", opts.poolers, sandbox.MaxPoolers)
+	}
 	sb, err := sandbox.Up(ctx, sandbox.Options{
-		Dir: opts.dir, PortBase: opts.portBase, Standbys: opts.standbys, BinDir: opts.pgBin, RunAs: opts.runAs, Manager: opts.manager, Hosts: opts.hosts,
+		Dir: opts.dir, PortBase: opts.portBase, Standbys: opts.standbys, BinDir: opts.pgBin, RunAs: opts.runAs, Manager: opts.manager, Hosts: opts.hosts, Poolers: opts.poolers,
 		Log: func(format string, args ...any) { fmt.Fprintf(io.err, "sandbox: "+format+"\n", args...) },
 	})
 	if err != nil {

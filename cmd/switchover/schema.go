@@ -188,6 +188,7 @@ func inventorySchema() obj {
 		"type":                 "object",
 		"additionalProperties": false,
 		"required":             []string{"cluster", "nodes"},
+		"not":                  obj{"required": []string{"pooler", "poolers"}},
 		"properties": obj{
 			"cluster": obj{"type": "string", "pattern": `^[a-z0-9][a-z0-9_.-]*$`},
 			"vars":    obj{"type": "object", "additionalProperties": obj{"type": []string{"string", "number", "boolean", "null"}}},
@@ -196,6 +197,12 @@ func inventorySchema() obj {
 				"kind": obj{"enum": []string{"pgbouncer"}}, "admin": obj{"type": "string"}, "database": obj{"type": "string"},
 				"config": obj{"type": "string"}, "host": host,
 			}},
+			"poolers": obj{"type": "array", "minItems": 1, "description": "several poolers, paused and moved together; instead of pooler",
+				"items": obj{"type": "object", "additionalProperties": false, "required": []string{"name"}, "properties": obj{
+					"name": obj{"type": "string", "pattern": `^[a-z0-9][a-z0-9_.-]*$`},
+					"kind": obj{"enum": []string{"pgbouncer"}}, "admin": obj{"type": "string"}, "database": obj{"type": "string"},
+					"config": obj{"type": "string"}, "host": host,
+				}}},
 			"manager": obj{"type": "object", "additionalProperties": false, "properties": obj{
 				"kind": obj{"enum": []string{"patroni"}}, "urls": obj{"type": "array", "items": obj{"type": "string"}},
 				"username": obj{"type": "string"}, "password": obj{"type": "string"},

@@ -85,6 +85,18 @@ pooler: {kind: pgbouncer, admin: "host=pool", database: app, config: /etc/pgboun
 	if err := inv.Validate(yamlToJSON(t, "cluster: prod\nnodes:\n  pg1: {connifo: x}\n")); err == nil {
 		t.Error("the inventory schema accepts a misspelt conninfo")
 	}
+	several := "cluster: prod\nnodes:\n  pg1: {conninfo: \"host=db1\"}\npoolers:\n  - {name: app1, admin: \"host=pool1\", database: app}\n  - {name: app2, admin: \"host=pool2\", database: app}\n"
+	if err := inv.Validate(yamlToJSON(t, several)); err != nil {
+		t.Errorf("an inventory with poolers: does not validate: %v", err)
+	}
+	for what, bad := range map[string]string{
+		"both pooler: and poolers:": several + "pooler: {admin: \"host=pool\", database: app}\n",
+		"a pooler without a name":   "cluster: prod\nnodes:\n  pg1: {conninfo: \"host=db1\"}\npoolers:\n  - {admin: \"host=pool1\"}\n",
+	} {
+		if err := inv.Validate(yamlToJSON(t, bad)); err == nil {
+			t.Errorf("the inventory schema accepts %s", what)
+		}
+	}
 	if code, _, _ := executeT(t, "schema", "plan"); code != exitUsage {
 		t.Errorf("schema plan: exit %d, want %d", code, exitUsage)
 	}

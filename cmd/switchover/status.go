@@ -164,24 +164,7 @@ func renderStatus(io *streams, st *clusterStatus) {
 		sort.Strings(st.Primaries)
 		fmt.Fprintf(io.out, "primary:  %d nodes claim it: %s\n", len(st.Primaries), strings.Join(st.Primaries, ", "))
 	}
-	if p := st.Pooler; p != nil {
-		switch {
-		case p.Error != "":
-			fmt.Fprintf(io.out, "pooler:   %s: %s\n", p.Kind, p.Error)
-		default:
-			to := p.Target
-			if p.Node != "" {
-				to = p.Node + " (" + p.Target + ")"
-			}
-			paused := ""
-			if p.Paused {
-				paused = ", PAUSED: clients wait"
-			}
-			fmt.Fprintf(io.out, "pooler:   %s sends database %s to %s%s\n", p.Kind, p.Database, to, paused)
-		}
-	} else {
-		fmt.Fprintln(io.out, "pooler:   none in the inventory")
-	}
+	renderPoolers(io, st.Topology)
 	renderReplication(io, st.Topology)
 	if st.Patroni != nil {
 		switch {
@@ -275,4 +258,45 @@ func patroniCell(st *clusterStatus, ns *topology.Node, sep string) string {
 		cell += " (DISAGREES)"
 	}
 	return sep + cell
+}
+
+// renderPoolers prints every pooler: where its client database routes and
+// whether it is paused, then each other entry it carries.
+func renderPoolers(io *streams, top *topology.Topology) {
+	if len(top.Poolers) == 0 {
+		fmt.Fprintln(io.out, "pooler:   none in the inventory")
+		return
+	}
+	for _, p := range top.Poolers {
+		who := p.Kind
+		if len(top.Poolers) > 1 {
+			who = p.Name + " (" + p.Kind + ")"
+		}
+		if p.Error != "" {
+			fmt.Fprintf(io.out, "pooler:   %s: %s\n", who, p.Error)
+			continue
+		}
+		fmt.Fprintf(io.out, "pooler:   %s sends database %s to %s%s\n", who, p.Database, routeTo(p.Node, p.Target), pausedNote(p.Paused))
+		for _, r := range p.Databases {
+			if r.Name == p.Database || r.Target == "" {
+				continue // the client database above; the admin console
+			}
+			fmt.Fprintf(io.out, "          entry %s to %s%s\n", r.Name, routeTo(r.Node, r.Target), pausedNote(r.Paused))
+		}
+	}
+}
+
+// routeTo is a pooler entry's server: its node, when one listens there.
+func routeTo(node, target string) string {
+	if node == "" {
+		return target
+	}
+	return node + " (" + target + ")"
+}
+
+func pausedNote(paused bool) string {
+	if paused {
+		return ", PAUSED: clients wait"
+	}
+	return ""
 }

@@ -141,6 +141,11 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	// Two PgBouncers in front, switched together (poolers.go).
+	two, err := b.twoPoolers(ctx)
+	if err != nil {
+		return err
+	}
 
 	pat, err := b.patroni(ctx)
 	if err != nil {
@@ -160,7 +165,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	fmt.Fprintln(b.out)
-	return report(b.out, o.Runs, all, pre2, pre8, pat, sshSkip)
+	return report(b.out, o.Runs, all, pre2, pre8, pat, sshSkip, two)
 }
 
 // up brings up a sandbox with n standbys in the work directory, under a

@@ -45,7 +45,7 @@ func repointPoolerByHand(ctx context.Context, sb *sandbox.Sandbox, to string) er
 	if !ok {
 		return fmt.Errorf("the sandbox has no node %s", to)
 	}
-	p := sb.Cluster().Pooler
+	p := sb.Cluster().ClientPooler()
 	if p == nil || p.Config == "" || p.Database == "" {
 		return errors.New("the sandbox's inventory names no pooler config and database")
 	}

@@ -24,9 +24,16 @@ func (s *switchover) print(w io.Writer) {
 	}
 }
 
+// extraRow is a measured row beside the two modes (two PgBouncers, say):
+// it prints its summary and puts its figures in the last line.
+type extraRow interface {
+	summary(w io.Writer, runs int)
+	addTo(r *result)
+}
+
 // report prints the summary, the pooler mode's per-step breakdown, the
 // preflight figures, and last the JSON line.
-func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat *patroniResult, sshSkip string) error {
+func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat *patroniResult, sshSkip string, extras ...extraRow) error {
 	pooler, direct := statsOf(all, modePooler), statsOf(all, modeDirect)
 	fmt.Fprintf(w, "== summary: %d switchovers per mode (%s pg1 -> pg2 -> pg1)\n", 2*runs, plural(runs, "round trip"))
 	rows := [][]string{{"mode", "window_ms min", "median", "max", "client errors", "lost", "switchover_ms median", "preconditions_ms median"}}
@@ -63,6 +70,11 @@ func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat 
 	}
 	res := resultOf(runs, all, pre2, pre8, pat)
 	res.SSH, res.SSHSkipped = sshResultOf(all, sshSkip), sshSkip
+	for _, r := range extras {
+		r.summary(w, runs)
+		fmt.Fprintln(w)
+		r.addTo(&res)
+	}
 	line, err := json.Marshal(res)
 	if err != nil {
 		return err

@@ -49,6 +49,8 @@ type result struct {
 	Switchover    med             `json:"switchover_ms"`
 	Preflight     preflightResult `json:"preflight_ms"`
 	Patroni       *patroniResult  `json:"patroni"` // null when Patroni or etcd is not installed
+	// TwoPoolers is the two-PgBouncer switchovers' figures.
+	TwoPoolers *modeResult `json:"two_poolers,omitempty"`
 }
 
 // patroniResult is the Patroni part of the last line; the rows stay out of

@@ -18,11 +18,14 @@ import (
 type Cluster struct {
 	Name    string
 	Nodes   map[string]*Node
-	Pooler  *Pooler  // nil when clients connect directly
 	Manager *Manager // nil when no cluster manager runs
 	// Order is the node names as the inventory lists them, so that steps
 	// acting on one node after another go in the order the operator wrote.
 	Order []string
+	// Poolers are the connection poolers clients go through, in the
+	// inventory's order; none when clients connect directly. A run holds
+	// clients in every one of them or in none.
+	Poolers []*Pooler
 }
 
 // Node is one PostgreSQL server of the cluster.
@@ -57,14 +60,21 @@ func (h Host) Executor() (transport.Executor, error) {
 	return nil, fmt.Errorf("transport %q is not supported", h.Transport)
 }
 
-// Pooler is the connection pooler clients go through.
+// Pooler is one connection pooler clients go through.
 type Pooler struct {
+	// Name tells the poolers of one cluster apart in output and facts:
+	// DefaultPoolerName for the inventory's single `pooler:`.
+	Name     string
 	Kind     string // "pgbouncer"
 	Admin    string // connection string of the admin console
 	Database string // the client-facing database entry
 	Config   string // path of the pooler's configuration file
 	Host     Host
 }
+
+// DefaultPoolerName is the name of the pooler an inventory gives with the
+// single `pooler:` key.
+const DefaultPoolerName = "pgbouncer"
 
 // ClientConninfo is how a client reaches the pooler's database: the admin
 // console's server, user and TLS settings, with the client-facing database

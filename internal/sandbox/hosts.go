@@ -439,7 +439,7 @@ func (s *Sandbox) downHosts(ctx context.Context) error {
 	pids := s.PIDs()
 	for name, pid := range pids {
 		sig := syscall.SIGINT // PostgreSQL: fast shutdown
-		if name == "pgbouncer" {
+		if isPoolerProcess(name) {
 			sig = syscall.SIGTERM
 		}
 		_ = syscall.Kill(pid, sig)

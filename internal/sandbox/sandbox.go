@@ -41,7 +41,10 @@ type Options struct {
 	RunAs    string // OS user for the servers; "" is this user, or a non-root one when root
 	Manager  string // "" or ManagerNone: plain streaming; ManagerPatroni: Patroni with etcd
 	Hosts    bool   // each node and the pooler on a host of its own (network namespaces, sshd); needs root
-	Log      func(format string, args ...any)
+	// Poolers is the number of PgBouncers in front of the primary, each
+	// with its own port and configuration; 0 or 1 is the one `pooler:`.
+	Poolers int
+	Log     func(format string, args ...any)
 }
 
 // Node is one server of the sandbox.
@@ -60,6 +63,9 @@ type Sandbox struct {
 	PgBouncer string `json:"pgbouncer"`         // the pgbouncer binary
 	Manager   string `json:"manager,omitempty"` // "" (none) or ManagerPatroni
 	Nodes     []Node `json:"nodes"`
+	// PoolerSet are the PgBouncers of a sandbox brought up with several
+	// (Options.Poolers); empty for the one on PortBase (see Poolers).
+	PoolerSet []Pooler `json:"poolers,omitempty"`
 	// Net is the private network of a multi-host sandbox (Options.Hosts);
 	// nil when everything runs on this host, on 127.0.0.1.
 	Net *Network `json:"network,omitempty"`
@@ -68,7 +74,7 @@ type Sandbox struct {
 // Inventory is the path of the inventory the sandbox wrote.
 func (s *Sandbox) Inventory() string { return filepath.Join(s.Dir, "inventory.yaml") }
 
-// PoolerConfig is the path of PgBouncer's configuration.
+// PoolerConfig is the path of the (first) PgBouncer's configuration.
 func (s *Sandbox) PoolerConfig() string { return filepath.Join(s.Dir, "pgbouncer", "pgbouncer.ini") }
 
 // Conninfo is a superuser connection string for a node.
@@ -87,12 +93,13 @@ func (s *Sandbox) Addr(name string) string {
 	return "127.0.0.1"
 }
 
-// ClientConninfo is how a client reaches the app database through PgBouncer.
+// ClientConninfo is how a client reaches the app database through the
+// (first) PgBouncer.
 func (s *Sandbox) ClientConninfo() string {
 	return fmt.Sprintf("host=%s port=%d user=postgres dbname=app sslmode=disable connect_timeout=5", s.Addr(PoolerHost), s.PortBase)
 }
 
-// AdminConninfo reaches PgBouncer's admin console.
+// AdminConninfo reaches the (first) PgBouncer's admin console.
 func (s *Sandbox) AdminConninfo() string {
 	return fmt.Sprintf("host=%s port=%d user=postgres dbname=pgbouncer sslmode=disable connect_timeout=5", s.Addr(PoolerHost), s.PortBase)
 }
@@ -254,6 +261,11 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Poolers < 0 || o.Poolers > MaxPoolers {
+		return nil, fmt.Errorf("--poolers %d: want 1 to %d", o.Poolers, MaxPoolers)
+	}
+	nodeSpan := span
+	span += max(o.Poolers-1, 0) // the second pooler and on, after the nodes' ports
 	if o.Hosts {
 		if err := checkHosts(o); err != nil {
 			return nil, err
@@ -269,6 +281,7 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 		return nil, fmt.Errorf("%w; pick another --port-base", err)
 	}
 	s = &Sandbox{Dir: dir, PortBase: o.PortBase, BinDir: bin, RunAs: runAs, PgBouncer: bouncer, Manager: o.Manager}
+	s.planPoolers(o.Poolers, nodeSpan)
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("pg%d", i)
 		s.Nodes = append(s.Nodes, Node{Name: name, Port: o.PortBase + i, DataDir: filepath.Join(dir, name)})
@@ -321,7 +334,7 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 			return nil, err
 		}
 	}
-	o.Log("pgbouncer on %s:%d", s.Addr(PoolerHost), s.PortBase)
+	s.logPoolers(o.Log)
 	if err := s.startPgBouncer(ctx, primary); err != nil {
 		return nil, err
 	}
@@ -502,61 +515,6 @@ func (s *Sandbox) cloneStandby(ctx context.Context, primary, n Node) error {
 	return s.appendConf(n, "")
 }
 
-func (s *Sandbox) startPgBouncer(ctx context.Context, primary Node) error {
-	dir := filepath.Join(s.Dir, "pgbouncer")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if err := s.chown(dir); err != nil {
-		return err
-	}
-	ini := fmt.Sprintf(`;; switchover sandbox: PgBouncer in front of the primary, trust on loopback only
-[databases]
-app = host=%s port=%d dbname=app
-
-[pgbouncer]
-listen_addr = %s
-listen_port = %d
-unix_socket_dir =
-auth_type = trust
-auth_file = %s
-admin_users = postgres
-pool_mode = transaction
-max_client_conn = 500
-default_pool_size = 20
-ignore_startup_parameters = extra_float_digits,options
-server_login_retry = 1
-server_connect_timeout = 5
-logfile = %s
-pidfile = %s
-`, s.Addr(primary.Name), primary.Port, s.Addr(PoolerHost), s.PortBase, filepath.Join(dir, "userlist.txt"), filepath.Join(dir, "pgbouncer.log"), filepath.Join(dir, "pgbouncer.pid"))
-	files := map[string]string{"pgbouncer.ini": ini, "userlist.txt": "\"postgres\" \"\"\n"}
-	for name, text := range files {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(text), 0o640); err != nil {
-			return err
-		}
-		if err := s.chown(p); err != nil {
-			return err
-		}
-	}
-	if _, err := s.sh(ctx, PoolerHost, "start pgbouncer", fmt.Sprintf("%s -d -q %s", transport.ShellQuote(s.PgBouncer), transport.ShellQuote(s.PoolerConfig()))); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", net.JoinHostPort(s.Addr(PoolerHost), strconv.Itoa(s.PortBase)), time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("pgbouncer did not listen on %s:%d within 10s (see %s)", s.Addr(PoolerHost), s.PortBase, filepath.Join(dir, "pgbouncer.log"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // waitStreaming waits until every standby streams from the primary.
 func (s *Sandbox) waitStreaming(ctx context.Context, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
@@ -607,8 +565,7 @@ func (s *Sandbox) writeInventory() error {
 		fmt.Fprintf(&b, "  %s:\n    conninfo: %q\n    host: %s\n    data_dir: %s\n    bin_dir: %s\n",
 			n.Name, s.Conninfo(n, "postgres"), host(n.Name), n.DataDir, s.BinDir)
 	}
-	fmt.Fprintf(&b, "pooler:\n  kind: pgbouncer\n  admin: %q\n  database: app\n  config: %s\n  host: %s\n",
-		s.AdminConninfo(), s.PoolerConfig(), host(PoolerHost))
+	b.WriteString(s.poolerInventory(host(PoolerHost)))
 	if m := s.manager(); m != nil {
 		fmt.Fprintf(&b, "manager:\n  kind: %s\n  urls:\n", m.Kind)
 		for _, u := range m.URLs {
@@ -666,18 +623,6 @@ func (s *Sandbox) pidOf(n Node) int {
 	return pid
 }
 
-func (s *Sandbox) pgbouncerPID() int {
-	b, err := os.ReadFile(filepath.Join(s.Dir, "pgbouncer", "pgbouncer.pid"))
-	if err != nil {
-		return 0
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 || !processMatches(pid, s.PoolerConfig()) {
-		return 0
-	}
-	return pid
-}
-
 // processMatches reports whether pid is alive and its command line
 // mentions arg (its data directory or configuration file).
 func processMatches(pid int, arg string) bool {
@@ -696,8 +641,8 @@ func (s *Sandbox) PIDs() map[string]int {
 			out[n.Name] = pid
 		}
 	}
-	if pid := s.pgbouncerPID(); pid > 0 {
-		out["pgbouncer"] = pid
+	for name, pid := range s.poolerPIDs() {
+		out[name] = pid
 	}
 	for name, pid := range s.managerPIDs() {
 		out[name] = pid
@@ -718,7 +663,7 @@ func (s *Sandbox) Down(ctx context.Context) error {
 	pids := s.PIDs()
 	for name, pid := range pids {
 		sig := syscall.SIGINT // PostgreSQL: fast shutdown; PgBouncer: safe shutdown
-		if name == "pgbouncer" {
+		if isPoolerProcess(name) {
 			sig = syscall.SIGTERM // immediate: clients of a rehearsal need no grace
 		}
 		_ = syscall.Kill(pid, sig)
@@ -766,7 +711,7 @@ func (s *Sandbox) Cluster() *cluster.Cluster {
 		c.Nodes[n.Name] = &cluster.Node{Name: n.Name, Conninfo: s.Conninfo(n, "postgres"), Host: s.hostOf(n.Name), DataDir: n.DataDir, BinDir: s.BinDir}
 		c.Order = append(c.Order, n.Name)
 	}
-	c.Pooler = &cluster.Pooler{Kind: "pgbouncer", Admin: s.AdminConninfo(), Database: "app", Config: s.PoolerConfig(), Host: s.hostOf(PoolerHost)}
+	c.Poolers = s.clusterPoolers()
 	c.Manager = s.manager()
 	return c
 }

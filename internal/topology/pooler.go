@@ -10,7 +10,7 @@ import (
 // askPooler reads the pooler's [databases] entries through its admin
 // console; which node each points at is matched in routes.
 func askPooler(ctx context.Context, p *cluster.Pooler) *Pooler {
-	out := &Pooler{Kind: p.Kind, Database: p.Database}
+	out := &Pooler{Name: p.Name, Kind: p.Kind, Database: p.Database}
 	conn, err := pg.ConnectAdmin(ctx, p.Admin)
 	if err != nil {
 		out.Error = oneLine(err.Error())
@@ -35,14 +35,15 @@ func askPooler(ctx context.Context, p *cluster.Pooler) *Pooler {
 	return out
 }
 
-// routes names the node each of the pooler's entries points at.
+// routes names the node each entry of every pooler points at.
 func routes(ctx context.Context, t *Topology, b *addressBook) {
-	p := t.Pooler
-	if p == nil || p.Error != "" {
-		return
-	}
-	p.Node = b.nodeAt(ctx, p.Target)
-	for i := range p.Databases {
-		p.Databases[i].Node = b.nodeAt(ctx, p.Databases[i].Target)
+	for _, p := range t.Poolers {
+		if p == nil || p.Error != "" {
+			continue
+		}
+		p.Node = b.nodeAt(ctx, p.Target)
+		for i := range p.Databases {
+			p.Databases[i].Node = b.nodeAt(ctx, p.Databases[i].Target)
+		}
 	}
 }

@@ -40,7 +40,10 @@ type Topology struct {
 	// Primaries are the nodes that answered as a primary: one in a healthy
 	// cluster.
 	Primaries []string `json:"primaries"`
-	// Pooler is the pooler's routing, when the inventory has a pooler.
+	// Poolers are every pooler's routing, in the inventory's order.
+	Poolers []*Pooler `json:"poolers,omitempty"`
+	// Pooler is the first of Poolers (the one a client-facing probe uses),
+	// kept under the name status printed before there were several.
 	Pooler *Pooler `json:"pooler,omitempty"`
 	// Patroni is Patroni's view, when Patroni manages the cluster.
 	Patroni *PatroniView `json:"patroni_view,omitempty"`
@@ -131,6 +134,7 @@ type Slot struct {
 // Pooler is where the pooler sends clients. Database, Target, Node and
 // Paused describe the inventory's database; Databases every entry.
 type Pooler struct {
+	Name      string        `json:"name"`
 	Kind      string        `json:"kind"`
 	Database  string        `json:"database"`
 	Target    string        `json:"target,omitempty"`      // host:port its entry points at
@@ -190,13 +194,19 @@ func Inspect(ctx context.Context, c *cluster.Cluster, o Options) *Topology {
 		wg.Go(func() { askNode(ctx, c.Nodes[name], n, connect, o.StateOnly) })
 	}
 	var view *PatroniView
-	if !o.NodesOnly && c.Pooler != nil {
-		wg.Go(func() { t.Pooler = askPooler(ctx, c.Pooler) })
+	if !o.NodesOnly && len(c.Poolers) > 0 {
+		t.Poolers = make([]*Pooler, len(c.Poolers))
+		for i, p := range c.Poolers {
+			wg.Go(func() { t.Poolers[i] = askPooler(ctx, p) })
+		}
 	}
 	if !o.NodesOnly && c.Manager != nil && c.Manager.Kind == "patroni" {
 		wg.Go(func() { view = askPatroni(ctx, c.Manager) })
 	}
 	wg.Wait()
+	if len(t.Poolers) > 0 {
+		t.Pooler = t.Poolers[0]
+	}
 	t.Patroni = view
 	book := newAddressBook(c)
 	for _, f := range clusterFacts {

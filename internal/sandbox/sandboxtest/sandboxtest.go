@@ -36,7 +36,9 @@ func available(t testing.TB) {
 	}
 }
 
-func up(standbys int) (*sandbox.Sandbox, error) {
+func up(standbys int) (*sandbox.Sandbox, error) { return upWith(sandbox.Options{Standbys: standbys}) }
+
+func upWith(o sandbox.Options) (*sandbox.Sandbox, error) {
 	// Two tries: packages run in parallel, and two sandboxes starting at
 	// once can race for the same free ports.
 	var err error
@@ -49,7 +51,8 @@ func up(standbys int) (*sandbox.Sandbox, error) {
 		os.Remove(dir) // Up creates it, with the right owner
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		var sb *sandbox.Sandbox
-		sb, err = sandbox.Up(ctx, sandbox.Options{Dir: dir, Standbys: standbys})
+		o.Dir = dir
+		sb, err = sandbox.Up(ctx, o)
 		cancel()
 		if err == nil {
 			return sb, nil
@@ -66,6 +69,26 @@ func New(t testing.TB, standbys int) *sandbox.Sandbox {
 	sb, err := up(standbys)
 	if err != nil {
 		t.Fatalf("sandbox up: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := sb.Down(ctx); err != nil {
+			t.Errorf("sandbox down: %v", err)
+		}
+	})
+	return sb
+}
+
+// NewPoolers brings up a sandbox with the given number of standbys and
+// of PgBouncers (each with an app entry on pg1 and an app_ro entry on the
+// last standby) for one test, and brings it down when the test ends.
+func NewPoolers(t testing.TB, standbys, poolers int) *sandbox.Sandbox {
+	t.Helper()
+	available(t)
+	sb, err := upWith(sandbox.Options{Standbys: standbys, Poolers: poolers})
+	if err != nil {
+		t.Fatalf("sandbox up --poolers %d: %v", poolers, err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
