@@ -190,6 +190,9 @@ func newEngine(p *Plan, o Options) (*engine, error) {
 		if p.Cluster.Pooler != nil {
 			e.red.AddConninfo(p.Cluster.Pooler.Admin)
 		}
+		if p.Cluster.Router != nil {
+			e.red.AddConninfo(p.Cluster.Router.Endpoint)
+		}
 	}
 	for k, v := range p.Vars {
 		if secret.LooksSecret(k) {

@@ -21,6 +21,7 @@ type sandboxOpts struct {
 	pgBin    string
 	runAs    string
 	manager  string
+	router   string
 	hosts    bool
 	json     bool
 }
@@ -61,6 +62,7 @@ also removes the namespaces, links and bridge it made.`,
 	up.Flags().StringVar(&opts.pgBin, "pg-bin", "", "PostgreSQL's bin directory (default: found by pg_config, the PATH or /usr/lib/postgresql)")
 	up.Flags().StringVar(&opts.runAs, "run-as", "", "OS user the servers run as (default: you; when root, postgres or nobody)")
 	up.Flags().BoolVar(&opts.hosts, "hosts", false, "each node and the pooler on a host of its own (network namespace, address, sshd), reached over ssh; needs root")
+	up.Flags().StringVar(&opts.router, "router", sandbox.RouterNone, "what clients connect to on port-base: none (PgBouncer) or haproxy (HAProxy instead: a backend with every node, a runtime API socket in DIR/haproxy; health checks on Patroni's REST API with --manager patroni, else a TCP check with the standbys' servers in maintenance)")
 	up.Flags().StringVar(&opts.manager, "manager", sandbox.ManagerNone, "cluster manager: none (plain streaming) or patroni (one Patroni per node, single-node etcd on 127.0.0.1)")
 	status := &cobra.Command{
 		Use:   "status",
@@ -81,7 +83,7 @@ also removes the namespaces, links and bridge it made.`,
 
 func runSandboxUp(ctx context.Context, io *streams, opts *sandboxOpts) error {
 	sb, err := sandbox.Up(ctx, sandbox.Options{
-		Dir: opts.dir, PortBase: opts.portBase, Standbys: opts.standbys, BinDir: opts.pgBin, RunAs: opts.runAs, Manager: opts.manager, Hosts: opts.hosts,
+		Dir: opts.dir, PortBase: opts.portBase, Standbys: opts.standbys, BinDir: opts.pgBin, RunAs: opts.runAs, Manager: opts.manager, Hosts: opts.hosts, Router: opts.router,
 		Log: func(format string, args ...any) { fmt.Fprintf(io.err, "sandbox: "+format+"\n", args...) },
 	})
 	if err != nil {
@@ -93,7 +95,11 @@ func runSandboxUp(ctx context.Context, io *streams, opts *sandboxOpts) error {
 	} else {
 		fmt.Fprintf(io.out, "sandbox up in %s: a REHEARSAL cluster, trust authentication on 127.0.0.1 only\n", sb.Dir)
 	}
-	fmt.Fprintf(io.out, "  pgbouncer  %s:%d  (database app; admin console: dbname=pgbouncer user=postgres)\n", sb.Addr(sandbox.PoolerHost), sb.PortBase)
+	if sb.Router == sandbox.RouterHAProxy {
+		fmt.Fprintf(io.out, "  haproxy    127.0.0.1:%d  (database app; backend %s; runtime API %s)\n", sb.PortBase, sandbox.HAProxyBackend, sb.HAProxySocket())
+	} else {
+		fmt.Fprintf(io.out, "  pgbouncer  %s:%d  (database app; admin console: dbname=pgbouncer user=postgres)\n", sb.Addr(sandbox.PoolerHost), sb.PortBase)
+	}
 	for i, n := range sb.Nodes {
 		role := "standby"
 		if i == 0 {

@@ -20,6 +20,7 @@ type Cluster struct {
 	Nodes   map[string]*Node
 	Pooler  *Pooler  // nil when clients connect directly
 	Manager *Manager // nil when no cluster manager runs
+	Router  *Router  // nil when no TCP router (HAProxy) is in front
 	// Order is the node names as the inventory lists them, so that steps
 	// acting on one node after another go in the order the operator wrote.
 	Order []string

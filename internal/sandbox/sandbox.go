@@ -41,6 +41,7 @@ type Options struct {
 	RunAs    string // OS user for the servers; "" is this user, or a non-root one when root
 	Manager  string // "" or ManagerNone: plain streaming; ManagerPatroni: Patroni with etcd
 	Hosts    bool   // each node and the pooler on a host of its own (network namespaces, sshd); needs root
+	Router   string // "" or RouterNone: PgBouncer in front; RouterHAProxy: HAProxy instead, on the same port
 	Log      func(format string, args ...any)
 }
 
@@ -59,6 +60,8 @@ type Sandbox struct {
 	RunAs     string `json:"run_as"`
 	PgBouncer string `json:"pgbouncer"`         // the pgbouncer binary
 	Manager   string `json:"manager,omitempty"` // "" (none) or ManagerPatroni
+	Router    string `json:"router,omitempty"`  // "" (PgBouncer in front) or RouterHAProxy
+	HAProxy   string `json:"haproxy,omitempty"` // the haproxy binary, with RouterHAProxy
 	Nodes     []Node `json:"nodes"`
 	// Net is the private network of a multi-host sandbox (Options.Hosts);
 	// nil when everything runs on this host, on 127.0.0.1.
@@ -249,6 +252,10 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 	if err != nil {
 		return nil, err
 	}
+	haproxyBin, err := checkRouter(o)
+	if err != nil {
+		return nil, err
+	}
 	n := o.Standbys + 1
 	span, err := checkManager(o.Manager, n)
 	if err != nil {
@@ -268,7 +275,10 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 	} else if err := portsFree(o.PortBase, span); err != nil {
 		return nil, fmt.Errorf("%w; pick another --port-base", err)
 	}
-	s = &Sandbox{Dir: dir, PortBase: o.PortBase, BinDir: bin, RunAs: runAs, PgBouncer: bouncer, Manager: o.Manager}
+	s = &Sandbox{Dir: dir, PortBase: o.PortBase, BinDir: bin, RunAs: runAs, PgBouncer: bouncer, Manager: o.Manager, Router: o.Router, HAProxy: haproxyBin}
+	if s.Router == RouterNone {
+		s.Router = ""
+	}
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("pg%d", i)
 		s.Nodes = append(s.Nodes, Node{Name: name, Port: o.PortBase + i, DataDir: filepath.Join(dir, name)})
@@ -321,8 +331,7 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 			return nil, err
 		}
 	}
-	o.Log("pgbouncer on %s:%d", s.Addr(PoolerHost), s.PortBase)
-	if err := s.startPgBouncer(ctx, primary); err != nil {
+	if err := s.startFront(ctx, primary, o.Log); err != nil {
 		return nil, err
 	}
 	if err := s.waitStreaming(ctx, 30*time.Second); err != nil {
@@ -607,8 +616,12 @@ func (s *Sandbox) writeInventory() error {
 		fmt.Fprintf(&b, "  %s:\n    conninfo: %q\n    host: %s\n    data_dir: %s\n    bin_dir: %s\n",
 			n.Name, s.Conninfo(n, "postgres"), host(n.Name), n.DataDir, s.BinDir)
 	}
-	fmt.Fprintf(&b, "pooler:\n  kind: pgbouncer\n  admin: %q\n  database: app\n  config: %s\n  host: %s\n",
-		s.AdminConninfo(), s.PoolerConfig(), host(PoolerHost))
+	if r := s.router(); r != nil {
+		fmt.Fprintf(&b, "router:\n  kind: %s\n  socket: %s\n  backend: %s\n  endpoint: %q\n", r.Kind, r.Socket, r.Backend, r.Endpoint)
+	} else {
+		fmt.Fprintf(&b, "pooler:\n  kind: pgbouncer\n  admin: %q\n  database: app\n  config: %s\n  host: %s\n",
+			s.AdminConninfo(), s.PoolerConfig(), host(PoolerHost))
+	}
 	if m := s.manager(); m != nil {
 		fmt.Fprintf(&b, "manager:\n  kind: %s\n  urls:\n", m.Kind)
 		for _, u := range m.URLs {
@@ -699,6 +712,9 @@ func (s *Sandbox) PIDs() map[string]int {
 	if pid := s.pgbouncerPID(); pid > 0 {
 		out["pgbouncer"] = pid
 	}
+	if pid := s.haproxyPID(); pid > 0 {
+		out["haproxy"] = pid
+	}
 	for name, pid := range s.managerPIDs() {
 		out[name] = pid
 	}
@@ -766,7 +782,9 @@ func (s *Sandbox) Cluster() *cluster.Cluster {
 		c.Nodes[n.Name] = &cluster.Node{Name: n.Name, Conninfo: s.Conninfo(n, "postgres"), Host: s.hostOf(n.Name), DataDir: n.DataDir, BinDir: s.BinDir}
 		c.Order = append(c.Order, n.Name)
 	}
-	c.Pooler = &cluster.Pooler{Kind: "pgbouncer", Admin: s.AdminConninfo(), Database: "app", Config: s.PoolerConfig(), Host: s.hostOf(PoolerHost)}
+	if c.Router = s.router(); c.Router == nil {
+		c.Pooler = &cluster.Pooler{Kind: "pgbouncer", Admin: s.AdminConninfo(), Database: "app", Config: s.PoolerConfig(), Host: s.hostOf(PoolerHost)}
+	}
 	c.Manager = s.manager()
 	return c
 }
