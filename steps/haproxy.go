@@ -35,7 +35,7 @@ func init() {
 		Params: []params.Spec{
 			{Name: "node", Type: params.Node, Required: true, Doc: "the node clients must reach, usually the new primary"},
 			{Name: "others", Type: params.String, Default: "maint", Enum: []string{"maint", "down", "keep"},
-				Doc: "the other nodes' servers: maint when a plain TCP check finds every node up and the runtime state alone decides; down (ready, forced down) when a check asks Patroni which node is the primary, so the checks govern again afterwards; keep leaves them"},
+				Doc: "the other nodes' servers: maint when a plain TCP check finds every node up and the runtime state alone decides; down (ready, forced down: its check brings it up when it is the primary) when a check asks Patroni which node is the primary, so the checks govern again afterwards; keep leaves them"},
 			enabled,
 		},
 		New: func(v params.Values) (Step, error) {
@@ -199,7 +199,8 @@ func (s *HAProxyReady) commands(t *cluster.Target) []string {
 		if s.Others == "maint" {
 			cmds = append(cmds, haproxy.SetStateCommand(b, o, haproxy.Maint))
 		} else {
-			cmds = append(cmds, haproxy.SetHealthCommand(b, o, haproxy.Down), haproxy.SetStateCommand(b, o, haproxy.Ready))
+			cmds = append(cmds, haproxy.SetWeightCommand(b, o, "0"), haproxy.SetStateCommand(b, o, haproxy.Ready),
+				haproxy.SetHealthCommand(b, o, haproxy.Down), haproxy.SetWeightCommand(b, o, "100%"))
 		}
 	}
 	return append(cmds, haproxy.SetStateCommand(b, srv, haproxy.Ready), haproxy.SetHealthCommand(b, srv, haproxy.Up))
@@ -241,8 +242,8 @@ func (s *HAProxyReady) Apply(ctx context.Context, t *cluster.Target) error {
 		o := r.Server(n)
 		if s.Others == "maint" {
 			err = c.SetState(ctx, r.Backend, o, haproxy.Maint)
-		} else if err = c.SetHealth(ctx, r.Backend, o, haproxy.Down); err == nil {
-			err = c.SetState(ctx, r.Backend, o, haproxy.Ready) // forced down first: never routable in between
+		} else {
+			err = readyButDown(ctx, c, r.Backend, o)
 		}
 		if err != nil {
 			return fmt.Errorf("route haproxy to %q: server of %q: %w", s.Node, n, err)
@@ -257,4 +258,20 @@ func (s *HAProxyReady) Apply(ctx context.Context, t *cluster.Target) error {
 	t.Print(fmt.Sprintf("haproxy: server %s/%s ready and up; others %s", r.Backend, srv, s.Others))
 	printServers(ctx, t, c, r.Backend)
 	return nil
+}
+
+// readyButDown gives a server back to its health checks without routing
+// to it first: a server leaving maintenance counts as up until its next
+// check, so it is weighted 0 while it is set ready and forced down.
+func readyButDown(ctx context.Context, c *haproxy.Client, backend, server string) error {
+	if err := c.SetWeight(ctx, backend, server, "0"); err != nil {
+		return err
+	}
+	if err := c.SetState(ctx, backend, server, haproxy.Ready); err != nil {
+		return err
+	}
+	if err := c.SetHealth(ctx, backend, server, haproxy.Down); err != nil {
+		return err
+	}
+	return c.SetWeight(ctx, backend, server, "100%")
 }

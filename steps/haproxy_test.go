@@ -31,7 +31,8 @@ func TestHAProxyStepsDescribe(t *testing.T) {
 		{"ready, others maint", &HAProxyReady{Node: "pg2", Others: "maint", Enabled: true},
 			"set server pg/db1 state maint; set server pg/pg3 state maint; set server pg/pg2 state ready; set server pg/pg2 health up"},
 		{"ready, others down", &HAProxyReady{Node: "pg2", Others: "down", Enabled: true},
-			"set server pg/db1 health down; set server pg/db1 state ready; set server pg/pg3 health down; set server pg/pg3 state ready; set server pg/pg2 state ready; set server pg/pg2 health up"},
+			"set weight pg/db1 0; set server pg/db1 state ready; set server pg/db1 health down; set weight pg/db1 100%; " +
+				"set weight pg/pg3 0; set server pg/pg3 state ready; set server pg/pg3 health down; set weight pg/pg3 100%; set server pg/pg2 state ready; set server pg/pg2 health up"},
 		{"ready, others kept", &HAProxyReady{Node: "pg1", Others: "keep", Enabled: true},
 			"set server pg/db1 state ready; set server pg/db1 health up"},
 	}

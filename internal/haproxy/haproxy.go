@@ -209,6 +209,24 @@ func ShutdownSessionsCommand(backend, server string) string {
 	return fmt.Sprintf("shutdown sessions server %s/%s", backend, server)
 }
 
+// SetWeightCommand is the runtime API command that sets a server's
+// weight: "0" takes it out of the balancing without a state change,
+// "100%" gives it back its weight from the configuration.
+func SetWeightCommand(backend, server, weight string) string {
+	return fmt.Sprintf("set weight %s/%s %s", backend, server, weight)
+}
+
+// SetWeight sets a server's weight (see SetWeightCommand).
+func (c *Client) SetWeight(ctx context.Context, backend, server, weight string) error {
+	if _, err := serverRef(backend, server); err != nil {
+		return err
+	}
+	if err := validName("weight", weight); err != nil {
+		return err
+	}
+	return c.act(ctx, SetWeightCommand(backend, server, weight))
+}
+
 // SetState gives a server an admin state.
 func (c *Client) SetState(ctx context.Context, backend, server string, st AdminState) error {
 	if _, err := serverRef(backend, server); err != nil {

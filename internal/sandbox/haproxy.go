@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/haproxy"
 	"github.com/switchover/switchover/internal/transport"
 )
 
@@ -156,12 +157,43 @@ func (s *Sandbox) startHAProxy(ctx context.Context, primary Node) error {
 		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.PortBase)), time.Second)
 		if err == nil {
 			c.Close()
-			return nil
+			break
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("haproxy did not listen on 127.0.0.1:%d within 10s", s.PortBase)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	return s.waitRouted(ctx, primary, 3*haproxyInter)
+}
+
+// waitRouted waits until HAProxy routes to primary alone: at start it
+// counts every checked server up until its first check fails.
+func (s *Sandbox) waitRouted(ctx context.Context, primary Node, limit time.Duration) error {
+	c, err := haproxy.ForRouter(s.router())
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		srv, err := c.Servers(ctx, HAProxyBackend)
+		var routed []string
+		for _, v := range srv {
+			if v.Routable() {
+				routed = append(routed, v.Name)
+			}
+		}
+		if err == nil && len(routed) == 1 && routed[0] == primary.Name {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("haproxy does not route to %s alone after %s (routes to %v; %v)", primary.Name, limit, routed, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
