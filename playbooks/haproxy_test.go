@@ -2,13 +2,17 @@ package playbooks_test
 
 import (
 	"context"
+	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/switchover/switchover/checks"
+	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/runbook"
 )
@@ -168,6 +172,18 @@ func TestHAProxyStreamingSwitchover(t *testing.T) {
 			if got != len(acked) || len(acked) == 0 {
 				t.Errorf("%d of %d acknowledged writes are on the new primary %s; want all (and some)", got, len(acked), d.to)
 			}
+			// HAProxy as the run left it: the new primary's server the one
+			// routed to, the old primary's in maintenance (a TCP check
+			// would find it up).
+			tg := &cluster.Target{Cluster: sb.Cluster(), Facts: &cluster.Facts{}}
+			for _, want := range []checks.RouterServerState{{Node: d.to, Is: "routable"}, {Node: d.from, Is: "maint"}, {Node: d.from, Is: "down"}} {
+				if r := want.Run(ctx, tg); r.Status != checks.Pass {
+					t.Errorf("haproxy.server_state %s is %s: %s, %s", want.Node, want.Is, r.Status, r.Observed)
+				}
+			}
+			if r := (&checks.RouterServerState{Node: d.to, Is: "maint"}).Run(ctx, tg); r.Status != checks.Fail {
+				t.Errorf("haproxy.server_state %s is maint: %s, want fail: %s", d.to, r.Status, r.Observed)
+			}
 			facts := ev.facts()
 			if facts["canary.endpoint"] != "the router" || facts["canary.lost"] != "0" {
 				t.Errorf("canary: endpoint %q lost %q; want the router, 0", facts["canary.endpoint"], facts["canary.lost"])
@@ -175,6 +191,63 @@ func TestHAProxyStreamingSwitchover(t *testing.T) {
 			t.Logf("%s -> %s: routed %s after the promotion, first write there %s after; writer %d acked, %d errors, 0 lost; canary window %s ms, %s errors",
 				d.from, d.to, routed.Sub(promoted).Round(time.Millisecond), first.Sub(promoted).Round(time.Millisecond), len(acked), errs,
 				facts["canary.window_ms"], facts["canary.errors"])
+			if _, err := c.Exec(ctx, "TRUNCATE "+writerTable); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestHAProxyPatroniSwitchover (SWITCHOVER_FULL=1: a Patroni sandbox
+// takes most of a minute to come up) switches the leader of a Patroni
+// cluster with HAProxy in front whose checks ask Patroni (GET /primary):
+// driven by the playbook, HAProxy routes to the new leader within the
+// bound; left to its checks (router_steps=false), it gets there too, later;
+// no acknowledged write is lost either way.
+func TestHAProxyPatroniSwitchover(t *testing.T) {
+	if os.Getenv("SWITCHOVER_FULL") == "" {
+		t.Skip("SWITCHOVER_FULL is not set: a Patroni sandbox with HAProxy takes most of a minute to come up")
+	}
+	sb := sandboxtest.NewRouter(t, 1, sandbox.ManagerPatroni)
+	for _, d := range []struct {
+		from, to, steps string
+		bound           time.Duration
+	}{
+		{"pg1", "pg2", "true", 3 * time.Second},
+		{"pg2", "pg1", "false", 30 * time.Second},
+	} {
+		t.Run(d.from+"-to-"+d.to+"-router_steps-"+d.steps, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := sb.WaitRouted(ctx, d.from, 30*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			w := startRoutedWriter(t, sb.RouterConninfo())
+			ev, err := run(t, sb, "patroni-switchover", false, "primary="+d.from, "candidate="+d.to, "router_steps="+d.steps)
+			acked, errs := w.finish()
+			if err != nil {
+				t.Fatalf("switchover %s -> %s: %v\n%s", d.from, d.to, err, ev.text())
+			}
+			switched := stepTime(ev, "switchover", runbook.StateDone)
+			routed := stepTime(ev, "route-router", runbook.StateDone)
+			if switched.IsZero() || routed.IsZero() || routed.Sub(switched) > d.bound {
+				t.Errorf("route-router done %s after the switchover; want under %s", routed.Sub(switched), d.bound)
+			}
+			c := connect(t, sb, d.to, "app")
+			ids := make([]int32, 0, len(acked))
+			for _, a := range acked {
+				ids = append(ids, int32(a.id))
+			}
+			var got int
+			if err := c.QueryRow(ctx, "SELECT count(*) FROM "+writerTable+" WHERE id = ANY($1)", ids).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != len(acked) || len(acked) == 0 {
+				t.Errorf("%d of %d acknowledged writes are on the new leader %s; want all (and some)", got, len(acked), d.to)
+			}
+			facts := ev.facts()
+			t.Logf("%s -> %s, router_steps %s: routed %s after the switchover; writer %d acked, %d errors, 0 lost; canary window %s ms, %s errors, %s lost",
+				d.from, d.to, d.steps, routed.Sub(switched).Round(time.Millisecond), len(acked), errs, facts["canary.window_ms"], facts["canary.errors"], facts["canary.lost"])
 			if _, err := c.Exec(ctx, "TRUNCATE "+writerTable); err != nil {
 				t.Fatal(err)
 			}

@@ -67,6 +67,7 @@ type bench struct {
 	journal  string
 	rb       *runbook.Runbook
 	sb       *sandbox.Sandbox // the sandbox that is up, nil when none
+	router   string           // the router the next sandbox gets instead of PgBouncer: "" or sandbox.RouterHAProxy
 }
 
 // Run runs the whole benchmark and prints its report, the JSON line last.
@@ -139,6 +140,10 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	hx, err := b.haproxy(ctx)
+	if err != nil {
+		return err
+	}
 
 	if err := b.up(ctx, 8, ""); err != nil {
 		return err
@@ -153,7 +158,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	fmt.Fprintln(b.out)
-	return report(b.out, o.Runs, all, pre2, pre8, pat)
+	return report(b.out, o.Runs, all, pre2, pre8, pat, hx)
 }
 
 // up brings up a sandbox with n standbys in the work directory, under a
@@ -166,11 +171,15 @@ func (b *bench) up(ctx context.Context, standbys int, manager string) error {
 		dir = filepath.Join(b.work, fmt.Sprintf("sandbox-%s-%d", manager, standbys))
 		what = ", managed by " + manager
 	}
+	if b.router != "" {
+		dir += "-" + b.router
+		what += ", " + b.router + " in front instead of PgBouncer"
+	}
 	fmt.Fprintf(b.out, "\n== sandbox up: pg1 primary, %d standbys, PgBouncer in front%s (%s)\n", standbys, what, dir)
 	uctx, cancel := context.WithTimeout(ctx, upTimeout)
 	defer cancel()
 	start := time.Now()
-	sb, err := sandbox.Up(uctx, sandbox.Options{Dir: dir, PortBase: b.o.PortBase, Standbys: standbys, Manager: manager,
+	sb, err := sandbox.Up(uctx, sandbox.Options{Dir: dir, PortBase: b.o.PortBase, Standbys: standbys, Manager: manager, Router: b.router,
 		Log: func(format string, args ...any) { fmt.Fprintf(b.log, "  sandbox: "+format+"\n", args...) }})
 	if err != nil {
 		return fmt.Errorf("sandbox up (%d standbys): %w", standbys, err)

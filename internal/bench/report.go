@@ -26,7 +26,7 @@ func (s *switchover) print(w io.Writer) {
 
 // report prints the summary, the pooler mode's per-step breakdown, the
 // preflight figures, and last the JSON line.
-func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat *patroniResult) error {
+func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat *patroniResult, hx *haproxyResult) error {
 	pooler, direct := statsOf(all, modePooler), statsOf(all, modeDirect)
 	fmt.Fprintf(w, "== summary: %d switchovers per mode (%s pg1 -> pg2 -> pg1)\n", 2*runs, plural(runs, "round trip"))
 	rows := [][]string{{"mode", "window_ms min", "median", "max", "client errors", "lost", "switchover_ms median", "preconditions_ms median"}}
@@ -56,7 +56,15 @@ func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat 
 		pat.summary(w, runs)
 		fmt.Fprintln(w)
 	}
-	line, err := json.Marshal(resultOf(runs, all, pre2, pre8, pat))
+	if hx != nil {
+		hx.summary(w, runs)
+		fmt.Fprintln(w)
+	}
+	res := resultOf(runs, all, pre2, pre8, pat)
+	if hx != nil {
+		res.HAProxy, res.HAProxyChecksOnly = &hx.Driven, &hx.ChecksOnly
+	}
+	line, err := json.Marshal(res)
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,10 @@ type result struct {
 	Switchover    med             `json:"switchover_ms"`
 	Preflight     preflightResult `json:"preflight_ms"`
 	Patroni       *patroniResult  `json:"patroni"` // null when Patroni or etcd is not installed
+	// HAProxy and HAProxyChecksOnly: the patroni playbook through HAProxy,
+	// driving it and leaving it to its checks; null without haproxy or Patroni.
+	HAProxy           *haproxyMode `json:"haproxy"`
+	HAProxyChecksOnly *haproxyMode `json:"haproxy_checks_only"`
 }
 
 // patroniResult is the Patroni part of the last line; the rows stay out of

@@ -134,7 +134,7 @@ func TestReportLastLine(t *testing.T) {
 				`"direct":{"window_ms":{"min":289.6,"median":354.7,"max":419.8},"client_errors":24,"lost":0},` +
 				`"preconditions_ms":{"median":199.4},"switchover_ms":{"median":1211.5},` +
 				`"preflight_ms":{"standbys_2":{"median":96.3},"standbys_8":{"median":260.0}},` +
-				`"patroni":null}`},
+				`"patroni":null,"haproxy":null,"haproxy_checks_only":null}`},
 		{"with patroni", pat,
 			`{"runs":1,` +
 				`"pooler":{"window_ms":{"min":345.5,"median":369.9,"max":394.3},"client_errors":0,"lost":0},` +
@@ -142,13 +142,14 @@ func TestReportLastLine(t *testing.T) {
 				`"preconditions_ms":{"median":199.4},"switchover_ms":{"median":1211.5},` +
 				`"preflight_ms":{"standbys_2":{"median":96.3},"standbys_8":{"median":260.0}},` +
 				`"patroni":{"playbook":{"window_ms":{"min":2040.0,"median":2055.7,"max":2071.4},"client_errors":0,"lost":0},` +
-				`"patronictl":{"window_ms":{"min":3463.4,"median":3588.8,"max":3714.2},"client_errors":1,"lost":0}}}`},
+				`"patronictl":{"window_ms":{"min":3463.4,"median":3588.8,"max":3714.2},"client_errors":1,"lost":0}},` +
+				`"haproxy":null,"haproxy_checks_only":null}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var out bytes.Buffer
-			if err := report(&out, 1, all, []float64{96.3}, []float64{250, 270}, tt.pat); err != nil {
+			if err := report(&out, 1, all, []float64{96.3}, []float64{250, 270}, tt.pat, nil); err != nil {
 				t.Fatal(err)
 			}
 			lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")

@@ -164,12 +164,14 @@ func (s *Sandbox) startHAProxy(ctx context.Context, primary Node) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return s.waitRouted(ctx, primary, 3*haproxyInter)
+	return s.WaitRouted(ctx, primary.Name, 3*haproxyInter)
 }
 
-// waitRouted waits until HAProxy routes to primary alone: at start it
-// counts every checked server up until its first check fails.
-func (s *Sandbox) waitRouted(ctx context.Context, primary Node, limit time.Duration) error {
+// WaitRouted waits until HAProxy routes to primary alone: at start it
+// counts every checked server up until its first check fails, and after a
+// switchover left to its checks the old primary stays up until it has
+// failed fall checks.
+func (s *Sandbox) WaitRouted(ctx context.Context, primary string, limit time.Duration) error {
 	c, err := haproxy.ForRouter(s.router())
 	if err != nil {
 		return err
@@ -183,11 +185,11 @@ func (s *Sandbox) waitRouted(ctx context.Context, primary Node, limit time.Durat
 				routed = append(routed, v.Name)
 			}
 		}
-		if err == nil && len(routed) == 1 && routed[0] == primary.Name {
+		if err == nil && len(routed) == 1 && routed[0] == primary {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("haproxy does not route to %s alone after %s (routes to %v; %v)", primary.Name, limit, routed, err)
+			return fmt.Errorf("haproxy does not route to %s alone after %s (routes to %v; %v)", primary, limit, routed, err)
 		}
 		select {
 		case <-ctx.Done():
