@@ -46,7 +46,16 @@ real cluster: a Linux network namespace per host with its own address on a priva
 that reaches every host over ssh (root with a key made for the sandbox, then sudo -n -u
 postgres; DIR/ssh/ssh_config with strict host key checking against DIR/ssh/known_hosts)
 and every server on its host's address. It needs root, iproute2, sudo and OpenSSH; 'down'
-also removes the namespaces, links and bridge it made.`,
+also removes the namespaces, links and bridge it made.
+
+'up --router haproxy' puts HAProxy on --port-base instead of PgBouncer (mode tcp, database
+app through it), run as the servers' user and stopped by PID: a backend 'postgres' with
+every node, a runtime API socket at level admin in DIR/haproxy/admin.sock, and health
+checks as a typical deployment has them (inter 3s fall 3 rise 2): with --manager patroni,
+GET /primary on each member's REST API, so only the leader is up; without, a TCP check
+that finds every node up, the standbys' servers disabled, so the runtime state alone
+decides. The inventory gets a router: section instead of pooler:, and the canary writes
+through HAProxy.`,
 		Args: exactArgs(0, "a subcommand: up, status or down"),
 		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
 	}

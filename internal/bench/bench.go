@@ -14,7 +14,9 @@
 // inventory through package runbook and runs with the engine, approved as
 // --yes approves, as a user's scripted run does. Then, when Patroni is
 // installed, it compares the patroni-switchover playbook with plain
-// patronictl. Last it times the preflight on a sandbox with eight standbys.
+// patronictl, and the same playbook through HAProxy (sandbox up --router
+// haproxy) driving it beside HAProxy left to its health checks alone (see
+// haproxy.go). Last it times the preflight on a sandbox with eight standbys.
 // Every sandbox is brought down at the end, also on a failure or an
 // interrupt. The last line printed is one JSON object with the figures.
 package bench
