@@ -173,11 +173,11 @@ func (b *bench) up(ctx context.Context, standbys int, manager string) error {
 		dir = filepath.Join(b.work, fmt.Sprintf("sandbox-%s-%d", manager, standbys))
 		what = ", managed by " + manager
 	}
+	front := "PgBouncer"
 	if b.router != "" {
-		dir += "-" + b.router
-		what += ", " + b.router + " in front instead of PgBouncer"
+		dir, front = dir+"-"+b.router, b.router
 	}
-	fmt.Fprintf(b.out, "\n== sandbox up: pg1 primary, %d standbys, PgBouncer in front%s (%s)\n", standbys, what, dir)
+	fmt.Fprintf(b.out, "\n== sandbox up: pg1 primary, %d standbys, %s in front%s (%s)\n", standbys, front, what, dir)
 	uctx, cancel := context.WithTimeout(ctx, upTimeout)
 	defer cancel()
 	start := time.Now()
@@ -187,8 +187,8 @@ func (b *bench) up(ctx context.Context, standbys int, manager string) error {
 		return fmt.Errorf("sandbox up (%d standbys): %w", standbys, err)
 	}
 	b.sb = sb
-	fmt.Fprintf(b.out, "   up in %s: PgBouncer on 127.0.0.1:%d, nodes on %d-%d\n",
-		time.Since(start).Round(time.Millisecond), sb.PortBase, sb.PortBase+1, sb.PortBase+len(sb.Nodes))
+	fmt.Fprintf(b.out, "   up in %s: %s on 127.0.0.1:%d, nodes on %d-%d\n",
+		time.Since(start).Round(time.Millisecond), front, sb.PortBase, sb.PortBase+1, sb.PortBase+len(sb.Nodes))
 	return nil
 }
 
