@@ -42,6 +42,8 @@ var samples = map[string]map[string]string{
 	"pg.consumer_slots":       {"node": "pg1"},
 	"pg.slots_recreated":      {"node": "pg2"},
 	"pgbouncer.routes_to":     {"node": "pg1"},
+	"haproxy.routes_to":       {"node": "pg1"},
+	"haproxy.server_state":    {"node": "pg1", "is": "routable"},
 	"quorum.reachable":        {},
 	"cluster.maintenance":     {},
 	"host.ready":              {},
