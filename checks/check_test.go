@@ -43,6 +43,8 @@ var samples = map[string]map[string]string{
 	"pg.slots_recreated":      {"node": "pg2"},
 	"pgbouncer.routes_to":     {"node": "pg1"},
 	"pgbouncer.entries":       {"node": "pg1"},
+	"haproxy.routes_to":       {"node": "pg1"},
+	"haproxy.server_state":    {"node": "pg1", "is": "routable"},
 	"quorum.reachable":        {},
 	"cluster.maintenance":     {},
 	"host.ready":              {},

@@ -190,6 +190,9 @@ func newEngine(p *Plan, o Options) (*engine, error) {
 		for _, pl := range p.Cluster.Poolers {
 			e.red.AddConninfo(pl.Admin)
 		}
+		if p.Cluster.Router != nil {
+			e.red.AddConninfo(p.Cluster.Router.Endpoint)
+		}
 	}
 	for k, v := range p.Vars {
 		if secret.LooksSecret(k) {

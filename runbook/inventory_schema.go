@@ -27,6 +27,7 @@ func LoadInventory(file string, src []byte) (*Inventory, error) {
 		return nil, r.probs.err()
 	}
 	var hasName, hasNodes bool
+	var routerNode *yaml.Node
 	suggested := r.fields(root, "inventory", map[string]func(k, v *yaml.Node){
 		"cluster": func(k, v *yaml.Node) {
 			hasName = true
@@ -40,7 +41,9 @@ func LoadInventory(file string, src []byte) (*Inventory, error) {
 		"pooler":  func(k, v *yaml.Node) { r.poolerKey(inv, k, v) },
 		"poolers": func(k, v *yaml.Node) { r.poolersKey(inv, k, v) },
 		"manager": func(k, v *yaml.Node) { inv.Cluster.Manager = r.manager(v) },
+		"router":  func(k, v *yaml.Node) { routerNode, inv.Cluster.Router = v, r.router(v) },
 	})
+	r.checkRouterServers(routerNode, inv) // after the nodes, wherever they are in the file
 	if !hasName && !suggested["cluster"] {
 		r.probs.add(r.pos(root), "inventory: missing key \"cluster\" (the cluster's name)")
 	}

@@ -23,7 +23,7 @@ func init() {
 		Doc:  "starts committing a heartbeat row every few milliseconds through the client-facing endpoint",
 		Params: []params.Spec{
 			{Name: "via", Type: params.String, Default: "auto", Enum: []string{"auto", "pooler", "direct"},
-				Doc: "pooler: through the inventory's pooler; direct: a multi-host connection string over every node with target_session_attrs=read-write; auto: the pooler when there is one"},
+				Doc: "pooler: through the inventory's pooler; direct: a multi-host connection string over every node with target_session_attrs=read-write; auto: the pooler when there is one, else the router (HAProxy) when there is one"},
 			{Name: "conninfo", Type: params.String, Doc: "the endpoint to write through, instead of via"},
 			{Name: "pooler", Type: params.String, Doc: "with several poolers, the name of the one to write through; default the first of the inventory"},
 			{Name: "database", Type: params.String, Doc: "database for direct writes; default the first node's dbname"},
@@ -80,6 +80,9 @@ func (c *CanaryStart) endpoint(t *cluster.Target) (dial, shown, how string, err 
 	case c.Via != "direct" && p != nil:
 		ci, err := p.ClientConninfo()
 		return ci.Dial(), ci.String(), how, err
+	case c.Via == "auto" && t.Cluster.Router != nil:
+		ci, err := t.Cluster.Router.ClientConninfo()
+		return ci.Dial(), ci.String(), "the router", err
 	}
 	ci, pw, err := MultiHostConninfo(t.Cluster, c.Database)
 	dial = ci

@@ -129,15 +129,15 @@ func TestInteractiveSwitchoverInAPseudoTerminal(t *testing.T) {
 	jd := t.TempDir()
 	_, keys, scr, done := interactive(t, "run", "postgres-streaming-switchover", "-i", sb.Inventory(), "--journal-dir", jd)
 
-	scr.waitFor(t, "plan: postgres-streaming-switchover on cluster sandbox: 15 steps, 2 destructive", 20*time.Second)
-	for _, want := range []string{"!  8  stop-primary", "!  9  promote", "---- point of no return", "finally (always): pooler-resumed, stop-canary"} {
+	scr.waitFor(t, "plan: postgres-streaming-switchover on cluster sandbox: 17 steps, 2 destructive", 20*time.Second)
+	for _, want := range []string{"!  9  stop-primary", "! 10  promote", "---- point of no return", "finally (always): pooler-resumed, stop-canary"} {
 		scr.waitFor(t, want, time.Second)
 	}
 	scr.waitFor(t, "proceed with step pause-pooler?", 20*time.Second)
 	for _, want := range []string{"does:    PAUSE app", "approving it also approves", `step "stop-primary" on pg1`, `step "promote" on pg2`, "pg_promote(wait => false)"} {
 		scr.waitFor(t, want, time.Second)
 	}
-	if strings.Contains(scr.text(), "[8/15] stop-primary") {
+	if strings.Contains(scr.text(), "[9/17] stop-primary") {
 		t.Fatal("stop-primary started before the prompt was answered")
 	}
 	keys("\r")
@@ -147,7 +147,7 @@ func TestInteractiveSwitchoverInAPseudoTerminal(t *testing.T) {
 		t.Fatalf("interactive run: exit %d; the terminal shows:\n%s", code, scr.text())
 	}
 	text := scr.text()
-	for _, want := range []string{"approved  by", "(prompt)", "[9/15] promote", "pg2 is a primary now", "canary: all", "0 lost", "done in"} {
+	for _, want := range []string{"approved  by", "(prompt)", "[10/17] promote", "pg2 is a primary now", "canary: all", "0 lost", "done in"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the terminal does not show %q:\n%s", want, text)
 		}

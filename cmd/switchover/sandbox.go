@@ -21,6 +21,7 @@ type sandboxOpts struct {
 	pgBin    string
 	runAs    string
 	manager  string
+	router   string
 	hosts    bool
 	poolers  int
 	json     bool
@@ -46,7 +47,16 @@ real cluster: a Linux network namespace per host with its own address on a priva
 that reaches every host over ssh (root with a key made for the sandbox, then sudo -n -u
 postgres; DIR/ssh/ssh_config with strict host key checking against DIR/ssh/known_hosts)
 and every server on its host's address. It needs root, iproute2, sudo and OpenSSH; 'down'
-also removes the namespaces, links and bridge it made.`,
+also removes the namespaces, links and bridge it made.
+
+'up --router haproxy' puts HAProxy on --port-base instead of PgBouncer (mode tcp, database
+app through it), run as the servers' user and stopped by PID: a backend 'postgres' with
+every node, a runtime API socket at level admin in DIR/haproxy/admin.sock, and health
+checks as a typical deployment has them (inter 3s fall 3 rise 2): with --manager patroni,
+GET /primary on each member's REST API, so only the leader is up; without, a TCP check
+that finds every node up, the standbys' servers disabled, so the runtime state alone
+decides. The inventory gets a router: section instead of pooler:, and the canary writes
+through HAProxy.`,
 		Args: exactArgs(0, "a subcommand: up, status, down or prereqs"),
 		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
@@ -63,6 +73,7 @@ also removes the namespaces, links and bridge it made.`,
 	up.Flags().StringVar(&opts.runAs, "run-as", "", "OS user the servers run as (default: you; when root, postgres or nobody)")
 	up.Flags().BoolVar(&opts.hosts, "hosts", false, "each node and the pooler on a host of its own (network namespace, address, sshd), reached over ssh; needs root")
 	up.Flags().IntVar(&opts.poolers, "poolers", 1, "number of PgBouncers in front of the primary, each with its own port and config (more than one: the inventory lists them as poolers:, each with an app_ro entry on the last standby)")
+	up.Flags().StringVar(&opts.router, "router", sandbox.RouterNone, "what clients connect to on port-base: none (PgBouncer) or haproxy (HAProxy instead: a backend with every node, a runtime API socket in DIR/haproxy; health checks on Patroni's REST API with --manager patroni, else a TCP check with the standbys' servers in maintenance)")
 	up.Flags().StringVar(&opts.manager, "manager", sandbox.ManagerNone, "cluster manager: none (plain streaming) or patroni (one Patroni per node, single-node etcd on 127.0.0.1)")
 	status := &cobra.Command{
 		Use:   "status",
@@ -85,8 +96,11 @@ func runSandboxUp(ctx context.Context, io *streams, opts *sandboxOpts) error {
 	if opts.poolers < 1 {
 		return usagef("sandbox up: --poolers %d: want 1 to %d", opts.poolers, sandbox.MaxPoolers)
 	}
+	if opts.poolers > 1 && opts.router != "" && opts.router != sandbox.RouterNone {
+		return usagef("sandbox up: --poolers %d with --router %s: HAProxy takes the poolers' place in this sandbox; pick one", opts.poolers, opts.router)
+	}
 	sb, err := sandbox.Up(ctx, sandbox.Options{
-		Dir: opts.dir, PortBase: opts.portBase, Standbys: opts.standbys, BinDir: opts.pgBin, RunAs: opts.runAs, Manager: opts.manager, Hosts: opts.hosts, Poolers: opts.poolers,
+		Dir: opts.dir, PortBase: opts.portBase, Standbys: opts.standbys, BinDir: opts.pgBin, RunAs: opts.runAs, Manager: opts.manager, Hosts: opts.hosts, Poolers: opts.poolers, Router: opts.router,
 		Log: func(format string, args ...any) { fmt.Fprintf(io.err, "sandbox: "+format+"\n", args...) },
 	})
 	if err != nil {
@@ -98,7 +112,11 @@ func runSandboxUp(ctx context.Context, io *streams, opts *sandboxOpts) error {
 	} else {
 		fmt.Fprintf(io.out, "sandbox up in %s: a REHEARSAL cluster, trust authentication on 127.0.0.1 only\n", sb.Dir)
 	}
-	fmt.Fprintf(io.out, "  pgbouncer  %s:%d  (database app; admin console: dbname=pgbouncer user=postgres)\n", sb.Addr(sandbox.PoolerHost), sb.PortBase)
+	if sb.Router == sandbox.RouterHAProxy {
+		fmt.Fprintf(io.out, "  haproxy    127.0.0.1:%d  (database app; backend %s; runtime API %s)\n", sb.PortBase, sandbox.HAProxyBackend, sb.HAProxySocket())
+	} else {
+		fmt.Fprintf(io.out, "  pgbouncer  %s:%d  (database app; admin console: dbname=pgbouncer user=postgres)\n", sb.Addr(sandbox.PoolerHost), sb.PortBase)
+	}
 	for i, n := range sb.Nodes {
 		role := "standby"
 		if i == 0 {

@@ -208,6 +208,14 @@ func inventorySchema() obj {
 				"username": obj{"type": "string"}, "password": obj{"type": "string"},
 				"ca_file": obj{"type": "string"}, "insecure": obj{"type": "boolean"},
 			}},
+			"router": obj{"type": "object", "additionalProperties": false, "required": []string{"kind", "socket", "backend", "endpoint"}, "properties": obj{
+				"kind":     obj{"enum": []string{"haproxy"}},
+				"socket":   obj{"type": "string", "pattern": `^(unix:/|tcp:).+`, "description": "HAProxy's runtime API at level admin: unix:/path or tcp:host:port"},
+				"backend":  obj{"type": "string", "description": "the backend whose servers are the nodes"},
+				"servers":  obj{"type": "object", "additionalProperties": obj{"type": "string"}, "description": "node name to server name; default: the node's name"},
+				"endpoint": obj{"type": "string", "description": "libpq connection string through HAProxy, as clients connect"},
+				"host":     host,
+			}},
 		},
 	}
 }

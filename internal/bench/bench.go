@@ -15,7 +15,9 @@
 // inventory through package runbook and runs with the engine, approved as
 // --yes approves, as a user's scripted run does. Then, when Patroni is
 // installed, it compares the patroni-switchover playbook with plain
-// patronictl. Last it times the preflight on a sandbox with eight standbys.
+// patronictl, and the same playbook through HAProxy (sandbox up --router
+// haproxy) driving it beside HAProxy left to its health checks alone (see
+// haproxy.go). Last it times the preflight on a sandbox with eight standbys.
 // Every sandbox is brought down at the end, also on a failure or an
 // interrupt. The last line printed is one JSON object with the figures.
 package bench
@@ -68,6 +70,7 @@ type bench struct {
 	journal  string
 	rb       *runbook.Runbook
 	sb       *sandbox.Sandbox // the sandbox that is up, nil when none
+	router   string           // the router the next sandbox gets instead of PgBouncer: "" or sandbox.RouterHAProxy
 }
 
 // Run runs the whole benchmark and prints its report, the JSON line last.
@@ -151,6 +154,10 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	hx, err := b.haproxy(ctx)
+	if err != nil {
+		return err
+	}
 
 	if err := b.up(ctx, 8, ""); err != nil {
 		return err
@@ -165,7 +172,14 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	fmt.Fprintln(b.out)
-	return report(b.out, o.Runs, all, pre2, pre8, pat, sshSkip, two)
+	var extras []extraRow
+	if two != nil {
+		extras = append(extras, two)
+	}
+	if hx != nil {
+		extras = append(extras, hx)
+	}
+	return report(b.out, o.Runs, all, pre2, pre8, pat, sshSkip, extras...)
 }
 
 // up brings up a sandbox with n standbys in the work directory, under a
@@ -178,18 +192,22 @@ func (b *bench) up(ctx context.Context, standbys int, manager string) error {
 		dir = filepath.Join(b.work, fmt.Sprintf("sandbox-%s-%d", manager, standbys))
 		what = ", managed by " + manager
 	}
-	fmt.Fprintf(b.out, "\n== sandbox up: pg1 primary, %d standbys, PgBouncer in front%s (%s)\n", standbys, what, dir)
+	front := "PgBouncer"
+	if b.router != "" {
+		dir, front = dir+"-"+b.router, b.router
+	}
+	fmt.Fprintf(b.out, "\n== sandbox up: pg1 primary, %d standbys, %s in front%s (%s)\n", standbys, front, what, dir)
 	uctx, cancel := context.WithTimeout(ctx, upTimeout)
 	defer cancel()
 	start := time.Now()
-	sb, err := sandbox.Up(uctx, sandbox.Options{Dir: dir, PortBase: b.o.PortBase, Standbys: standbys, Manager: manager,
+	sb, err := sandbox.Up(uctx, sandbox.Options{Dir: dir, PortBase: b.o.PortBase, Standbys: standbys, Manager: manager, Router: b.router,
 		Log: func(format string, args ...any) { fmt.Fprintf(b.log, "  sandbox: "+format+"\n", args...) }})
 	if err != nil {
 		return fmt.Errorf("sandbox up (%d standbys): %w", standbys, err)
 	}
 	b.sb = sb
-	fmt.Fprintf(b.out, "   up in %s: PgBouncer on 127.0.0.1:%d, nodes on %d-%d\n",
-		time.Since(start).Round(time.Millisecond), sb.PortBase, sb.PortBase+1, sb.PortBase+len(sb.Nodes))
+	fmt.Fprintf(b.out, "   up in %s: %s on 127.0.0.1:%d, nodes on %d-%d\n",
+		time.Since(start).Round(time.Millisecond), front, sb.PortBase, sb.PortBase+1, sb.PortBase+len(sb.Nodes))
 	return nil
 }
 

@@ -63,9 +63,9 @@ func (b *bench) preflight(ctx context.Context) ([]float64, error) {
 // `switchover run PLAYBOOK -i INVENTORY --var primary=FROM --var
 // candidate=TO --yes` does, and measures it by its events and its
 // canary's facts.
-func (b *bench) switchover(ctx context.Context, rb *runbook.Runbook, mode, inventory string, i int, from, to string) (*switchover, error) {
+func (b *bench) switchover(ctx context.Context, rb *runbook.Runbook, mode, inventory string, i int, from, to string, vars ...string) (*switchover, error) {
 	what := fmt.Sprintf("%s switchover %s -> %s (round trip %d)", mode, from, to, i)
-	p, err := planOf(rb, inventory, "primary="+from, "candidate="+to)
+	p, err := planOf(rb, inventory, append([]string{"primary=" + from, "candidate=" + to}, vars...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -96,7 +96,11 @@ func measure(evs []runbook.Event, mode string, i int, from, to string) (*switcho
 		}
 	}
 	s.endpoint = facts[runbook.FactCanaryEndpoint]
-	if strings.Contains(s.endpoint, "pooler") != (mode != modeDirect) {
+	if isHAProxyMode(mode) {
+		if !strings.Contains(s.endpoint, "router") {
+			return nil, fmt.Errorf("the canary wrote through %q, not the router", s.endpoint)
+		}
+	} else if strings.Contains(s.endpoint, "pooler") != (mode != modeDirect) {
 		return nil, fmt.Errorf("the canary wrote through %q", s.endpoint)
 	}
 	var perr error

@@ -51,6 +51,10 @@ type result struct {
 	Patroni       *patroniResult  `json:"patroni"` // null when Patroni or etcd is not installed
 	// TwoPoolers is the two-PgBouncer switchovers' figures.
 	TwoPoolers *modeResult `json:"two_poolers,omitempty"`
+	// HAProxy and HAProxyChecksOnly: the patroni playbook through HAProxy,
+	// driving it and leaving it to its checks; null without haproxy or Patroni.
+	HAProxy           *haproxyMode `json:"haproxy"`
+	HAProxyChecksOnly *haproxyMode `json:"haproxy_checks_only"`
 }
 
 // patroniResult is the Patroni part of the last line; the rows stay out of

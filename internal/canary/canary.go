@@ -9,6 +9,7 @@ package canary
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -253,11 +254,22 @@ func (w *Writer) verify(ctx context.Context, acks []ack) ([]int64, error) {
 	var conn *pgx.Conn
 	var err error
 	// The endpoint may still be settling (a pooler reconnecting to the new
-	// primary): try for a few seconds.
+	// primary, a router whose health checks still send some connections to
+	// a standby): try for a few seconds, until a connection reaches a
+	// server out of recovery.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		conn, err = pg.ConnectPooled(cctx, w.o.Conninfo)
+		if err == nil {
+			var recovery bool
+			if err = conn.QueryRow(cctx, "SELECT pg_is_in_recovery()").Scan(&recovery); err == nil && recovery {
+				err = errors.New("the endpoint reached a standby, not the primary")
+			}
+			if err != nil {
+				conn.Close(context.Background())
+			}
+		}
 		cancel()
 		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
 			break

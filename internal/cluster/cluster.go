@@ -19,6 +19,7 @@ type Cluster struct {
 	Name    string
 	Nodes   map[string]*Node
 	Manager *Manager // nil when no cluster manager runs
+	Router  *Router  // nil when no TCP router (HAProxy) is in front
 	// Order is the node names as the inventory lists them, so that steps
 	// acting on one node after another go in the order the operator wrote.
 	Order []string

@@ -192,8 +192,7 @@ func (s *Sandbox) upPatroni(ctx context.Context, log func(string, ...any)) error
 	if err := s.createApp(ctx, leader); err != nil {
 		return err
 	}
-	log("pgbouncer on 127.0.0.1:%d", s.PortBase)
-	if err := s.startPgBouncer(ctx, leader); err != nil {
+	if err := s.startFront(ctx, leader, log); err != nil {
 		return err
 	}
 	if err := s.waitStreaming(ctx, 30*time.Second); err != nil {

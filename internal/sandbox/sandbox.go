@@ -44,6 +44,7 @@ type Options struct {
 	// Poolers is the number of PgBouncers in front of the primary, each
 	// with its own port and configuration; 0 or 1 is the one `pooler:`.
 	Poolers int
+	Router  string // "" or RouterNone: PgBouncer in front; RouterHAProxy: HAProxy instead, on the same port
 	Log     func(format string, args ...any)
 }
 
@@ -62,6 +63,8 @@ type Sandbox struct {
 	RunAs     string `json:"run_as"`
 	PgBouncer string `json:"pgbouncer"`         // the pgbouncer binary
 	Manager   string `json:"manager,omitempty"` // "" (none) or ManagerPatroni
+	Router    string `json:"router,omitempty"`  // "" (PgBouncer in front) or RouterHAProxy
+	HAProxy   string `json:"haproxy,omitempty"` // the haproxy binary, with RouterHAProxy
 	Nodes     []Node `json:"nodes"`
 	// PoolerSet are the PgBouncers of a sandbox brought up with several
 	// (Options.Poolers); empty for the one on PortBase (see Poolers).
@@ -256,6 +259,10 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 	if err != nil {
 		return nil, err
 	}
+	haproxyBin, err := checkRouter(o)
+	if err != nil {
+		return nil, err
+	}
 	n := o.Standbys + 1
 	span, err := checkManager(o.Manager, n)
 	if err != nil {
@@ -280,7 +287,10 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 	} else if err := portsFree(o.PortBase, span); err != nil {
 		return nil, fmt.Errorf("%w; pick another --port-base", err)
 	}
-	s = &Sandbox{Dir: dir, PortBase: o.PortBase, BinDir: bin, RunAs: runAs, PgBouncer: bouncer, Manager: o.Manager}
+	s = &Sandbox{Dir: dir, PortBase: o.PortBase, BinDir: bin, RunAs: runAs, PgBouncer: bouncer, Manager: o.Manager, Router: o.Router, HAProxy: haproxyBin}
+	if s.Router == RouterNone {
+		s.Router = ""
+	}
 	s.planPoolers(o.Poolers, nodeSpan)
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("pg%d", i)
@@ -334,8 +344,7 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 			return nil, err
 		}
 	}
-	s.logPoolers(o.Log)
-	if err := s.startPgBouncer(ctx, primary); err != nil {
+	if err := s.startFront(ctx, primary, o.Log); err != nil {
 		return nil, err
 	}
 	if err := s.waitStreaming(ctx, 30*time.Second); err != nil {
@@ -565,7 +574,11 @@ func (s *Sandbox) writeInventory() error {
 		fmt.Fprintf(&b, "  %s:\n    conninfo: %q\n    host: %s\n    data_dir: %s\n    bin_dir: %s\n",
 			n.Name, s.Conninfo(n, "postgres"), host(n.Name), n.DataDir, s.BinDir)
 	}
-	b.WriteString(s.poolerInventory(host(PoolerHost)))
+	if r := s.router(); r != nil {
+		fmt.Fprintf(&b, "router:\n  kind: %s\n  socket: %s\n  backend: %s\n  endpoint: %q\n", r.Kind, r.Socket, r.Backend, r.Endpoint)
+	} else {
+		b.WriteString(s.poolerInventory(host(PoolerHost)))
+	}
 	if m := s.manager(); m != nil {
 		fmt.Fprintf(&b, "manager:\n  kind: %s\n  urls:\n", m.Kind)
 		for _, u := range m.URLs {
@@ -644,6 +657,9 @@ func (s *Sandbox) PIDs() map[string]int {
 	for name, pid := range s.poolerPIDs() {
 		out[name] = pid
 	}
+	if pid := s.haproxyPID(); pid > 0 {
+		out["haproxy"] = pid
+	}
 	for name, pid := range s.managerPIDs() {
 		out[name] = pid
 	}
@@ -711,7 +727,9 @@ func (s *Sandbox) Cluster() *cluster.Cluster {
 		c.Nodes[n.Name] = &cluster.Node{Name: n.Name, Conninfo: s.Conninfo(n, "postgres"), Host: s.hostOf(n.Name), DataDir: n.DataDir, BinDir: s.BinDir}
 		c.Order = append(c.Order, n.Name)
 	}
-	c.Poolers = s.clusterPoolers()
+	if c.Router = s.router(); c.Router == nil {
+		c.Poolers = s.clusterPoolers()
+	}
 	c.Manager = s.manager()
 	return c
 }
