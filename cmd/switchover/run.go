@@ -185,9 +185,19 @@ func runRun(ctx context.Context, io *streams, opts *runOpts) error {
 			return err
 		}
 	}
+	if reviewed == nil {
+		// A reviewed plan runs with the primary it was reviewed with; the
+		// drift check below says what changed since.
+		if err := settlePrimary(ctx, io, l); err != nil {
+			return err
+		}
+	}
 	given := append([]string(nil), opts.vars...)
 	if cand != nil {
 		given = append(given, "candidate="+cand.Node)
+	}
+	if l.primary != nil {
+		given = append(given, primaryVar+"="+l.primary.Value)
 	}
 	p, err := l.plan(cand)
 	if err != nil {

@@ -30,7 +30,12 @@ missing from the inventory. It connects to nothing. FILE may name a shipped play
 }
 
 func runValidate(_ context.Context, io *streams, opts *validateOpts) error {
-	p, err := loadPlan(opts.planInput)
+	l, err := loadInput(opts.planInput)
+	if err != nil {
+		return err
+	}
+	l.validating = true
+	p, err := l.plan(nil)
 	if err != nil {
 		return err
 	}
