@@ -22,6 +22,9 @@ const (
 	exitAction       = 4
 	exitDeclined     = 5
 	exitLocked       = 6
+	// status only: no node answers as a primary; two or more do.
+	exitNoPrimary    = 7
+	exitTwoPrimaries = 8
 )
 
 // usageError marks a mistake in how the command was called (exit 2).
@@ -38,9 +41,12 @@ func usagef(format string, args ...any) error {
 // that does.
 func exitCode(err error) int {
 	var u *usageError
+	var h *healthError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &h):
+		return h.code
 	case errors.As(err, &u), errors.Is(err, runbook.ErrInvalid):
 		return exitUsage
 	case errors.Is(err, runbook.ErrLocked):
