@@ -139,6 +139,7 @@ type engine struct {
 	intr         <-chan struct{} // ends the current step's checks' waits on an interrupt (see window)
 	claimed      bool            // this run holds its claim in the cluster
 	resuming     string          // the id of the run a resume continues, whose claim is its own
+	started      time.Time       // when run.started (or run.resumed) was emitted
 }
 
 // newEngine checks the options against the plan (every --approve names a

@@ -169,6 +169,10 @@ func printError(w io.Writer, err error) {
 	// The engine masks what it knows to be secret; mask what still looks
 	// like a password on the way out as well.
 	w = maskingWriter{w}
+	var reported *reportedError
+	if errors.As(err, &reported) {
+		return // the JSON events said it
+	}
 	var v *runbook.ValidationError
 	if errors.As(err, &v) {
 		fmt.Fprintf(w, "error: %d problem%s:\n", len(v.Problems), plural(len(v.Problems)))
