@@ -218,7 +218,7 @@ func (e *engine) runInfo() *RunInfo {
 	info := &RunInfo{
 		Runbook: e.p.Runbook.File, RunbookName: e.p.Runbook.Name, RunbookDigest: e.p.Runbook.Digest,
 		Cluster: e.p.LockName, Vars: e.p.Vars, User: e.o.Identity.User, Host: e.o.Identity.Host,
-		PID: os.Getpid(), PointOfNoReturn: e.p.PointOfNoReturn, VarFlags: e.p.VarFlags,
+		PID: os.Getpid(), PointOfNoReturn: e.p.PointOfNoReturn, VarFlags: e.p.VarFlags, Found: e.p.Found,
 	}
 	if e.p.Inventory != nil {
 		info.Inventory, info.InventoryDigest = e.p.Inventory.File, e.p.Inventory.Digest

@@ -140,7 +140,8 @@ type RunInfo struct {
 	InventoryDigest string            `json:"inventory_digest,omitempty"`
 	Cluster         string            `json:"cluster"`
 	Vars            map[string]string `json:"vars,omitempty"`
-	VarFlags        []string          `json:"var_flags,omitempty"` // the variables given with --var
+	VarFlags        []string          `json:"var_flags,omitempty"`        // the variables given with --var
+	Found           []string          `json:"found_in_cluster,omitempty"` // the variables found in the cluster (the primary)
 	User            string            `json:"user"`
 	Host            string            `json:"host"`
 	PID             int               `json:"pid"`

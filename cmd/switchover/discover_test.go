@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/internal/transport"
+	"github.com/switchover/switchover/runbook"
 )
 
 // pgCtl runs pg_ctl VERB on a node of the sandbox, as the servers' user.
@@ -66,6 +68,20 @@ func TestPrimaryFoundAndStatusExitCodes(t *testing.T) {
 	if code != 0 || !strings.Contains(errOut, "primary: pg1 (found in the cluster)") {
 		t.Fatalf("plan: exit %d, want 0 saying the primary was found\n%s%s", code, out, errOut)
 	}
+	// The journal keeps the primary as found in the cluster, apart from
+	// the --var values: resume runs with it, nobody reads it as typed.
+	runs, err := runbook.ListRuns(jd)
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("runs in %s: %v %v, want the plan's", jd, runs, err)
+	}
+	rec, err := runbook.ReadRun(jd, runs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := rec.Info; !slices.Equal(info.Found, []string{"primary"}) || slices.Contains(info.VarFlags, "primary") || info.Vars["primary"] != "pg1" {
+		t.Fatalf("run.started records found_in_cluster %v, var_flags %v, primary %q; want primary found in the cluster, pg1", info.Found, info.VarFlags, info.Vars["primary"])
+	}
+
 	code, out, errOut = executeT(t, "run", pb, "-i", sb.Inventory(), "--candidate", "pg1", "--var", "primary=pg2", "--yes", "--journal-dir", jd)
 	if code != exitPrecondition || !strings.HasPrefix(errOut, "error: pg1 is the primary now, not pg2") || !strings.Contains(errOut, "nothing was done") {
 		t.Fatalf("run with a wrong primary: exit %d\n%s%s\nwant exit 3, saying first that pg1 is the primary now", code, out, errOut)

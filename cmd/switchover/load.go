@@ -132,7 +132,11 @@ func (l *loaded) plan(c *candidate) (*runbook.Plan, error) {
 		vars = append(slices.Clip(vars), *primary)
 	}
 	if len(l.problems) == 0 {
-		return runbook.Resolve(l.rb, l.inv, vars)
+		p, err := runbook.Resolve(l.rb, l.inv, vars)
+		if err == nil && l.primary != nil {
+			markFound(p, l.primary.Name)
+		}
+		return p, err
 	}
 	// The file's shape has problems; resolve what did load anyway, so that
 	// one validation lists every problem: an unknown key and an undefined
@@ -148,6 +152,13 @@ func (l *loaded) plan(c *candidate) (*runbook.Plan, error) {
 		}
 	}
 	return nil, runbook.NewValidationError(all)
+}
+
+// markFound records variable name as found in the cluster, not
+// given with --var.
+func markFound(p *runbook.Plan, name string) {
+	p.VarFlags = slices.DeleteFunc(p.VarFlags, func(v string) bool { return v == name })
+	p.Found = append(p.Found, name)
 }
 
 // loadPlan reads, validates and resolves.
