@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,6 +101,7 @@ func planFrom(t *testing.T, sb *sandbox.Sandbox, label string, src []byte, vars 
 	if err != nil {
 		t.Fatal(err)
 	}
+	vars = withPrimary(rb, inv, vars)
 	decls, err := runbook.ParseVarFlags(vars)
 	if err != nil {
 		t.Fatal(err)
@@ -109,6 +111,18 @@ func planFrom(t *testing.T, sb *sandbox.Sandbox, label string, src []byte, vars 
 		t.Fatalf("resolve %s: %v", label, err)
 	}
 	return p
+}
+
+// withPrimary adds primary=NODE, the sandbox's first node (where it
+// starts the primary), to the variables of a runbook that declares a
+// primary when they do not give it: the tests name the primary they
+// expect, where `switchover run` would find it in the cluster.
+func withPrimary(rb *runbook.Runbook, inv *runbook.Inventory, vars []string) []string {
+	if !slices.ContainsFunc(rb.Vars, func(d runbook.VarDecl) bool { return d.Name == "primary" }) ||
+		slices.ContainsFunc(vars, func(v string) bool { return strings.HasPrefix(v, "primary=") }) {
+		return vars
+	}
+	return append(slices.Clip(vars), "primary="+inv.Cluster.NodeOrder()[0])
 }
 
 // run runs a playbook scripted (--yes) and returns its events and error.

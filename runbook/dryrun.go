@@ -32,7 +32,7 @@ func (e *engine) dryRun(ctx context.Context, res *Result) error {
 		err := e.conds(ctx, s, s.Requires, "requires", beforeActions)
 		switch {
 		case errors.Is(err, errInterrupted), errors.Is(err, errKilled):
-			return &StepError{Step: s.Name, Phase: "interrupted", Err: fmt.Errorf("%w: %v", ErrDeclined, err)}
+			return &StepError{Step: s.Name, Phase: "interrupted", Err: err} // err says declined once
 		case err != nil && beforeActions:
 			if blocking == nil {
 				blocking = &StepError{Step: s.Name, Phase: "requires", Err: err}

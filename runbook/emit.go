@@ -4,6 +4,7 @@
 package runbook
 
 import (
+	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/secret"
 	"github.com/switchover/switchover/steps"
 )
@@ -11,12 +12,21 @@ import (
 // emit journals an event and hands it to the observer. Secrets are masked
 // first. A journal that cannot be written stops the run at the next step.
 func (e *engine) emit(ev Event) error {
+	if ev.Type == EventRunFinished && !e.o.DryRun {
+		ev.Canary = canaryFigures(e.facts) // before e.mu: facts call emit
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.seq++
 	ev.Seq, ev.RunID, ev.DryRun = e.seq, e.runID, e.o.DryRun
 	if ev.Time.IsZero() {
 		ev.Time = e.o.now()
+	}
+	switch ev.Type {
+	case EventRunStarted, EventRunResumed:
+		e.started = ev.Time
+	case EventRunFinished:
+		e.finishedFigures(&ev)
 	}
 	e.redactEvent(&ev)
 	var err error
@@ -30,6 +40,36 @@ func (e *engine) emit(ev Event) error {
 		err = e.jerr
 	}
 	return err
+}
+
+// finishedFigures adds run.finished's duration and new primary.
+func (e *engine) finishedFigures(ev *Event) {
+	if !e.started.IsZero() {
+		d := ev.Time.Sub(e.started).Milliseconds()
+		ev.DurationMS = &d
+	}
+	if e.pastPONR && !e.o.DryRun {
+		ev.NewPrimary = e.p.Vars["candidate"]
+	}
+}
+
+// canaryFigures reads the canary's figures from the run's facts, as
+// numbers; nil when the run recorded none.
+func canaryFigures(f *cluster.Facts) *CanaryFigures {
+	if f == nil {
+		return nil
+	}
+	m := map[string]string{}
+	for _, k := range []string{FactCanaryAcked, FactCanaryLost, FactCanaryErrors, FactCanaryWindowMS} {
+		if v, ok := f.Get(k); ok {
+			m[k] = v
+		}
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	c := canaryFrom(m)
+	return &CanaryFigures{Acked: c.Acked, Lost: c.Lost, Errors: c.Errors, WindowMS: c.LongestGapMS}
 }
 
 // redactEvent masks the secrets in every text an event carries.

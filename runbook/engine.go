@@ -139,6 +139,7 @@ type engine struct {
 	intr         <-chan struct{} // ends the current step's checks' waits on an interrupt (see window)
 	claimed      bool            // this run holds its claim in the cluster
 	resuming     string          // the id of the run a resume continues, whose claim is its own
+	started      time.Time       // when run.started (or run.resumed) was emitted
 }
 
 // newEngine checks the options against the plan (every --approve names a
@@ -220,7 +221,7 @@ func (e *engine) runInfo() *RunInfo {
 	info := &RunInfo{
 		Runbook: e.p.Runbook.File, RunbookName: e.p.Runbook.Name, RunbookDigest: e.p.Runbook.Digest,
 		Cluster: e.p.LockName, Vars: e.p.Vars, User: e.o.Identity.User, Host: e.o.Identity.Host,
-		PID: os.Getpid(), PointOfNoReturn: e.p.PointOfNoReturn, VarFlags: e.p.VarFlags,
+		PID: os.Getpid(), PointOfNoReturn: e.p.PointOfNoReturn, VarFlags: e.p.VarFlags, Found: e.p.Found,
 	}
 	if e.p.Inventory != nil {
 		info.Inventory, info.InventoryDigest = e.p.Inventory.File, e.p.Inventory.Digest

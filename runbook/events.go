@@ -80,6 +80,24 @@ type Event struct {
 	ElapsedMS int64 `json:"elapsed_ms,omitempty"`
 	// DryRun marks events of a dry run, which changes nothing.
 	DryRun bool `json:"dry_run,omitempty"`
+	// DurationMS, NewPrimary and Canary are run.finished's figures, as
+	// numbers for scripts: how long the run (or the resume) took, the
+	// node that is the primary after it (only when the run passed its
+	// point of no return: the role moved to the candidate), and what the
+	// canary writer saw.
+	DurationMS *int64         `json:"duration_ms,omitempty"`
+	NewPrimary string         `json:"new_primary,omitempty"`
+	Canary     *CanaryFigures `json:"canary,omitempty"`
+}
+
+// CanaryFigures are the canary writer's figures as run.finished carries
+// them; a figure the run did not record is null.
+type CanaryFigures struct {
+	Acked  *int64 `json:"acked"`  // commits acknowledged to the client
+	Lost   *int64 `json:"lost"`   // acknowledged commits not found afterwards
+	Errors *int64 `json:"errors"` // client errors
+	// WindowMS is the longest time without an acknowledged write.
+	WindowMS *float64 `json:"window_ms"`
 }
 
 // CheckEvent is a check's verdict as events carry it.
@@ -122,7 +140,8 @@ type RunInfo struct {
 	InventoryDigest string            `json:"inventory_digest,omitempty"`
 	Cluster         string            `json:"cluster"`
 	Vars            map[string]string `json:"vars,omitempty"`
-	VarFlags        []string          `json:"var_flags,omitempty"` // the variables given with --var
+	VarFlags        []string          `json:"var_flags,omitempty"`        // the variables given with --var
+	Found           []string          `json:"found_in_cluster,omitempty"` // the variables found in the cluster (the primary)
 	User            string            `json:"user"`
 	Host            string            `json:"host"`
 	PID             int               `json:"pid"`

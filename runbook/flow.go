@@ -193,7 +193,7 @@ func (e *engine) suspend(s *Step, res *Result) error {
 		msg += "; the finally section has not run: " + strings.Join(pending, ", ")
 	}
 	_ = e.emit(Event{Type: EventRunSuspended, Section: s.Section, Step: s.Name, Outcome: OutcomeSuspended, Message: msg})
-	return &StepError{Step: s.Name, Phase: phaseInterrupted.String(), Completed: e.changed, Err: fmt.Errorf("%w: %v; %s", ErrDeclined, errInterrupted, msg)}
+	return &StepError{Step: s.Name, Phase: phaseInterrupted.String(), Completed: e.changed, Err: fmt.Errorf("%w; %s", errInterrupted, msg)}
 }
 
 // recover runs what a failure calls for: before the point of no return, the

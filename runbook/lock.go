@@ -227,3 +227,24 @@ func ClaimInCluster(p *Plan) ClusterClaim {
 	}
 	return &claim.Store{Cluster: p.Cluster}
 }
+
+// LocalLock is a cluster's lock in a journal directory as `switchover
+// status` shows it: the run that took it, and whether its process still
+// holds it.
+type LocalLock struct {
+	Holder
+	// Live is true while the run's process holds the lock; false for a
+	// run that was killed or suspended and never finished (resume it, or
+	// start a new one with --take-over).
+	Live bool `json:"live"`
+}
+
+// ReadLocalLock returns who holds cluster name's lock in journal directory
+// dir, or nil when no run holds it there. It takes nothing.
+func ReadLocalLock(dir, name string) *LocalLock {
+	h, live := lockHeld(dir, name)
+	if h.RunID == "" {
+		return nil
+	}
+	return &LocalLock{Holder: h, Live: live}
+}

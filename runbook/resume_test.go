@@ -43,8 +43,8 @@ func TestInterruptSuspendsAndResumeContinues(t *testing.T) {
 	rec.waitFor(t, "check.waiting", func(e Event) bool { return e.Type == EventWaiting })
 	close(interrupt)
 	r := await(t, "the interrupted run", 3*time.Second, ch)
-	if !errors.Is(r.err, ErrDeclined) {
-		t.Fatalf("interrupted run: %v, want an error wrapping ErrDeclined", r.err)
+	if !errors.Is(r.err, ErrDeclined) || strings.Contains(r.err.Error(), "declined: declined") {
+		t.Fatalf("interrupted run: %v, want an error wrapping ErrDeclined that says so once", r.err)
 	}
 	if r.res.Outcome != OutcomeSuspended {
 		t.Errorf("Outcome = %q, want suspended", r.res.Outcome)

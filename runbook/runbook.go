@@ -97,9 +97,13 @@ type Plan struct {
 	Cluster   *cluster.Cluster
 	// LockName is what one run at a time is enforced on: the inventory's
 	// cluster name, or the runbook's name when there is no inventory.
-	LockName        string
-	Vars            map[string]string
-	VarFlags        []string // names of the variables given with --var
+	LockName string
+	Vars     map[string]string
+	VarFlags []string // names of the variables given with --var
+	// Found names the variables the CLI found in the cluster, not given
+	// by the operator (the primary): recorded apart from VarFlags, so that
+	// resume runs with the same values and nobody reads them as typed.
+	Found           []string
 	Defaults        Defaults
 	Steps           []*Step
 	Rollback        map[string][]*Step

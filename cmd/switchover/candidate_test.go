@@ -96,7 +96,7 @@ func TestCandidatePickedAtATerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	inv := filepath.Join(t.TempDir(), "inventory.yaml")
-	body := strings.Replace(string(src), "  candidate: pg2\n", "", 1)
+	body := strings.Replace(string(src), "vars:\n  candidate: pg2\n", "", 1)
 	if body == string(src) {
 		t.Fatalf("the sandbox's inventory sets no candidate to leave out:\n%s", src)
 	}

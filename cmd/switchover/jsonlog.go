@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -15,17 +17,56 @@ import (
 // them.
 type jsonView struct {
 	log hclog.Logger
+	n   int // events observed
 }
 
-func newJSONView(w io.Writer) *jsonView {
+func newJSONView(w io.Writer) *jsonView { return newJSONViewAt(w, time.Now) }
+
+// newJSONViewAt is newJSONView with its clock given (golden tests).
+func newJSONViewAt(w io.Writer, now func() time.Time) *jsonView {
 	return &jsonView{log: hclog.New(&hclog.LoggerOptions{
-		Name: "switchover", Output: w, JSONFormat: true, Level: hclog.Debug,
-		TimeFormat: "2006-01-02T15:04:05.000000Z07:00",
+		Name: "switchover", Output: maskingWriter{w}, JSONFormat: true, Level: hclog.Debug,
+		TimeFormat: "2006-01-02T15:04:05.000000Z07:00", TimeFn: now,
 	})}
+}
+
+// reportedError is an error already reported as JSON events: the CLI
+// does not print it again as text; its exit code is the wrapped error's.
+type reportedError struct{ err error }
+
+func (r *reportedError) Error() string { return r.err.Error() }
+func (r *reportedError) Unwrap() error { return r.err }
+
+// refused reports as JSON events an error that ended a command before a
+// run emitted anything: one validation.error event per problem of an
+// invalid runbook, inventory or --var (file, line, col, message; line and
+// col 0 when unknown), or one error event (message, exit_code). The field
+// names are stable; the README lists them.
+func (j *jsonView) refused(err error) error {
+	if err == nil || j.n > 0 {
+		return err
+	}
+	var v *runbook.ValidationError
+	if errors.As(err, &v) {
+		for i, p := range v.Problems {
+			j.log.Error(p.String(), "event", "validation.error", "seq", i+1, "file", p.Pos.File, "line", p.Pos.Line, "col", p.Pos.Col,
+				"message", p.Msg, "exit_code", exitCode(err))
+		}
+	} else {
+		j.log.Error(err.Error(), "event", "error", "message", err.Error(), "exit_code", exitCode(err))
+	}
+	return &reportedError{err: err}
+}
+
+// valid reports a runbook that validated: one validation.ok event.
+func (j *jsonView) valid(p *runbook.Plan, destructive int) {
+	j.log.Info(fmt.Sprintf("%s: valid", p.Runbook.File), "event", "validation.ok", "file", p.Runbook.File, "runbook", p.Runbook.Name,
+		"steps", len(p.Steps), "destructive", destructive, "exit_code", 0)
 }
 
 // Observe implements runbook.Observer.
 func (j *jsonView) Observe(e runbook.Event) {
+	j.n++
 	kv := []any{"event", string(e.Type), "run_id", e.RunID, "seq", e.Seq}
 	add := func(k string, v any, ok bool) {
 		if ok {
@@ -46,6 +87,9 @@ func (j *jsonView) Observe(e runbook.Event) {
 	add("outcome", string(e.Outcome), e.Outcome != "")
 	add("error", e.Error, e.Error != "")
 	add("elapsed_ms", e.ElapsedMS, e.ElapsedMS != 0)
+	add("duration_ms", e.DurationMS, e.DurationMS != nil)
+	add("new_primary", e.NewPrimary, e.NewPrimary != "")
+	add("canary", e.Canary, e.Canary != nil)
 	msg := message(e)
 	switch {
 	case e.State == runbook.StateFailed, e.Type == runbook.EventRunFinished && e.Outcome != runbook.OutcomeDone && e.Outcome != runbook.OutcomeDryRun:

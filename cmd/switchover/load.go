@@ -67,6 +67,13 @@ type loaded struct {
 	inv      *runbook.Inventory // nil when not given or it did not load
 	vars     []runbook.VarDecl
 	problems []runbook.Problem
+	// primary is the primary found in the cluster (settlePrimary), nil
+	// when the runbook's variables give it or nobody asked the cluster.
+	primary *runbook.VarDecl
+	// validating takes a stand-in for a primary to be found in the
+	// cluster: validate connects to nothing. (So does a plan whose files
+	// have problems, reported without a misleading one about the primary.)
+	validating bool
 }
 
 // loadInput reads the runbook, the inventory and the --var flags. An
@@ -117,8 +124,19 @@ func (l *loaded) plan(c *candidate) (*runbook.Plan, error) {
 	if c != nil {
 		vars = append(slices.Clip(vars), runbook.VarDecl{Name: "candidate", Value: c.Node, HasValue: true, Pos: runbook.Pos{File: "--candidate"}})
 	}
+	primary := l.primary
+	if primary == nil && (l.validating || len(l.problems) > 0) {
+		primary = l.primaryStandIn()
+	}
+	if primary != nil {
+		vars = append(slices.Clip(vars), *primary)
+	}
 	if len(l.problems) == 0 {
-		return runbook.Resolve(l.rb, l.inv, vars)
+		p, err := runbook.Resolve(l.rb, l.inv, vars)
+		if err == nil && l.primary != nil {
+			markFound(p, l.primary.Name)
+		}
+		return p, err
 	}
 	// The file's shape has problems; resolve what did load anyway, so that
 	// one validation lists every problem: an unknown key and an undefined
@@ -134,6 +152,13 @@ func (l *loaded) plan(c *candidate) (*runbook.Plan, error) {
 		}
 	}
 	return nil, runbook.NewValidationError(all)
+}
+
+// markFound records variable name as found in the cluster, not
+// given with --var.
+func markFound(p *runbook.Plan, name string) {
+	p.VarFlags = slices.DeleteFunc(p.VarFlags, func(v string) bool { return v == name })
+	p.Found = append(p.Found, name)
 }
 
 // loadPlan reads, validates and resolves.

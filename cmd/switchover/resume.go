@@ -90,6 +90,9 @@ func runResume(ctx context.Context, io *streams, opts *resumeOpts, id string) er
 		vars = append(vars, name+"="+v)
 		delete(byName, name)
 	}
+	for _, name := range rec.Info.Found {
+		vars = append(vars, name+"="+rec.Info.Vars[name]) // as the run found it, not again
+	}
 	if len(byName) > 0 {
 		extra := make([]string, 0, len(byName))
 		for k := range byName {
@@ -107,6 +110,9 @@ func runResume(ctx context.Context, io *streams, opts *resumeOpts, id string) er
 	p, err := loadPlan(opts.planInput)
 	if err != nil {
 		return fmt.Errorf("%w (resuming run %s)", err, id)
+	}
+	for _, name := range rec.Info.Found {
+		markFound(p, name)
 	}
 	o.Claim = runbook.ClaimInCluster(p)
 	res, err := runbook.Resume(ctx, p, id, o)

@@ -22,6 +22,9 @@ const (
 	exitAction       = 4
 	exitDeclined     = 5
 	exitLocked       = 6
+	// status only: no node answers as a primary; two or more do.
+	exitNoPrimary    = 7
+	exitTwoPrimaries = 8
 )
 
 // usageError marks a mistake in how the command was called (exit 2).
@@ -38,9 +41,12 @@ func usagef(format string, args ...any) error {
 // that does.
 func exitCode(err error) int {
 	var u *usageError
+	var h *healthError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &h):
+		return h.code
 	case errors.As(err, &u), errors.Is(err, runbook.ErrInvalid):
 		return exitUsage
 	case errors.Is(err, runbook.ErrLocked):
@@ -163,6 +169,10 @@ func printError(w io.Writer, err error) {
 	// The engine masks what it knows to be secret; mask what still looks
 	// like a password on the way out as well.
 	w = maskingWriter{w}
+	var reported *reportedError
+	if errors.As(err, &reported) {
+		return // the JSON events said it
+	}
 	var v *runbook.ValidationError
 	if errors.As(err, &v) {
 		fmt.Fprintf(w, "error: %d problem%s:\n", len(v.Problems), plural(len(v.Problems)))

@@ -164,7 +164,20 @@ func runRun(ctx context.Context, io *streams, opts *runOpts) error {
 	if err != nil {
 		return err
 	}
+	err = runEngine(ctx, io, opts, o, hv)
+	if jv, ok := o.Observer.(*jsonView); ok {
+		// With --log-format json, what stopped the command before the
+		// run said anything is said as JSON events too.
+		err = jv.refused(err)
+	}
+	return err
+}
+
+// runEngine loads, settles the candidate and the primary, checks a
+// reviewed plan and the window, and runs.
+func runEngine(ctx context.Context, io *streams, opts *runOpts, o runbook.Options, hv *humanView) error {
 	var reviewed *reviewedPlan
+	var err error
 	if opts.planFile != "" {
 		if opts.file != "" || opts.inventory != "" || opts.candidate != "" {
 			return usagef("run --plan takes no runbook, -i or --candidate: the plan names them")
@@ -185,9 +198,19 @@ func runRun(ctx context.Context, io *streams, opts *runOpts) error {
 			return err
 		}
 	}
+	if reviewed == nil {
+		// A reviewed plan runs with the primary it was reviewed with; the
+		// drift check below says what changed since.
+		if err := settlePrimary(ctx, io, l); err != nil {
+			return err
+		}
+	}
 	given := append([]string(nil), opts.vars...)
 	if cand != nil {
 		given = append(given, "candidate="+cand.Node)
+	}
+	if l.primary != nil {
+		given = append(given, primaryVar+"="+l.primary.Value)
 	}
 	p, err := l.plan(cand)
 	if err != nil {

@@ -20,23 +20,42 @@ import (
 )
 
 type statusOpts struct {
-	inventory string
-	json      bool
-	timeout   time.Duration
+	inventory  string
+	json       bool
+	timeout    time.Duration
+	journalDir string // where the local lock is kept
 }
 
 func newStatusCmd(io *streams) *cobra.Command {
 	opts := &statusOpts{}
 	cmd := &cobra.Command{
 		Use:   "status -i INVENTORY",
-		Short: "Show the cluster as switchover sees it now: roles, upstreams, lag, timelines, blocking sessions, pooler, maintenance",
+		Short: "Show the cluster as switchover sees it now: roles, upstreams, lag, sync state, slots, the run lock, pooler, maintenance",
 		Long: `Status asks every node of the inventory, at once, what it is: primary or standby, its
-timeline, whom it streams from and how far behind it is, and how many sessions would block
-a switchover to it (locks, advisory locks, old transactions). It also shows where the pooler
-sends clients and whether it is paused, and whether the cluster manager is paused. It changes
-nothing.`,
+timeline, whom it streams from, how far behind it is in bytes and in time, how its
+upstream counts it for synchronous replication, and how many sessions would block a
+switchover to it (locks, advisory locks, old transactions). It shows the primary's
+synchronous_standby_names and replication slots (with how far behind each is), which run
+holds the cluster (the lock in the journal directory and the claim kept in the cluster),
+where the pooler sends clients and whether it is paused, and whether the cluster manager
+is paused. It changes nothing.
+
+Exit codes (stable; --json carries the same as exit_code and health):
+  0  healthy: one primary, every standby answers and streams
+  1  internal error
+  2  bad usage or an invalid inventory
+  3  degraded: one primary, but a node does not answer or a standby does not stream
+     from it (a switchover's preflight would refuse)
+  7  no primary: no node answers as a primary, or a standby streams from a node
+     that does not answer here (which may still be a primary)
+  8  two primaries: more than one node answers as a primary`,
 		Args: exactArgs(0, "no arguments"),
-		RunE: func(c *cobra.Command, _ []string) error { return runStatus(c.Context(), io, opts) },
+		RunE: func(c *cobra.Command, _ []string) error {
+			if f := c.Flag("journal-dir"); f != nil {
+				opts.journalDir = f.Value.String()
+			}
+			return runStatus(c.Context(), io, opts)
+		},
 	}
 	cmd.Flags().StringVarP(&opts.inventory, "inventory", "i", "", "inventory `FILE`")
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print one JSON object")
@@ -50,8 +69,19 @@ nothing.`,
 // stable.
 type clusterStatus struct {
 	*topology.Topology
-	Maintenance string `json:"maintenance"`
-	Paused      *bool  `json:"maintenance_paused,omitempty"`
+	// Verdict is the cluster's health and why; ExitCode what status
+	// exits with for it.
+	topology.Verdict
+	ExitCode int `json:"exit_code"`
+	// Primary is the node run and plan take for the primary (""
+	// when the cluster does not say: see health).
+	Primary string `json:"primary,omitempty"`
+	// LocalLock is the run holding the cluster's lock in the journal
+	// directory status was pointed at; the claim kept in the cluster is
+	// the topology's run_claim.
+	LocalLock   *runbook.LocalLock `json:"local_lock,omitempty"`
+	Maintenance string             `json:"maintenance"`
+	Paused      *bool              `json:"maintenance_paused,omitempty"`
 	// PatroniLeader is who holds Patroni's leader lock ("" for none);
 	// PatroniError says why /cluster could not be read.
 	PatroniLeader string   `json:"patroni_leader,omitempty"`
@@ -74,13 +104,57 @@ func runStatus(ctx context.Context, io *streams, opts *statusOpts) error {
 	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
 	defer cancel()
 	st := inspectCluster(ctx, inv.Cluster)
+	if opts.journalDir != "" {
+		st.LocalLock = runbook.ReadLocalLock(opts.journalDir, inv.Cluster.Name)
+	}
 	if opts.json {
 		enc := json.NewEncoder(io.out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		if err := enc.Encode(st); err != nil {
+			return err
+		}
+	} else {
+		renderStatus(io, st)
 	}
-	renderStatus(io, st)
-	return nil
+	return st.err()
+}
+
+// healthError is status's verdict on a cluster that is not healthy: the
+// exit code that says so, and why.
+type healthError struct {
+	code    int
+	verdict topology.Verdict
+}
+
+func (e *healthError) Error() string {
+	return fmt.Sprintf("cluster %s: %s", strings.ReplaceAll(string(e.verdict.Health), "_", " "), strings.Join(e.verdict.Reasons, "; "))
+}
+
+// statusExit is the exit code of each health; they are stable.
+var statusExit = map[topology.Health]int{
+	topology.Healthy:      exitOK,
+	topology.Degraded:     exitPrecondition,
+	topology.NoPrimary:    exitNoPrimary,
+	topology.TwoPrimaries: exitTwoPrimaries,
+}
+
+// judge sets the verdict and the exit code.
+func (st *clusterStatus) judge() {
+	st.Verdict = st.Topology.Verdict()
+	st.Primary, _ = st.Topology.Primary()
+	code, ok := statusExit[st.Health]
+	if !ok {
+		code = exitInternal
+	}
+	st.ExitCode = code
+}
+
+// err is the error status returns for its verdict: nil when healthy.
+func (st *clusterStatus) err() error {
+	if st.ExitCode == exitOK {
+		return nil
+	}
+	return &healthError{code: st.ExitCode, verdict: st.Verdict}
 }
 
 // inspectCluster reads the topology and, at the same time, runs the
@@ -93,6 +167,7 @@ func inspectCluster(ctx context.Context, c *cluster.Cluster) *clusterStatus {
 		maint = maintenance(ctx, c)
 	}()
 	st := &clusterStatus{Topology: topology.Inspect(ctx, c, topology.Options{})}
+	st.judge()
 	<-done
 	if v := st.Patroni; v != nil {
 		st.PatroniLeader, st.PatroniError, st.PatroniOthers = v.Leader, v.Error, v.Others
@@ -127,17 +202,19 @@ func maintenance(ctx context.Context, c *cluster.Cluster) checks.Result {
 func renderStatus(io *streams, st *clusterStatus) {
 	fmt.Fprintf(io.out, "cluster %s\n\n", st.Cluster)
 	tw := tabwriter.NewWriter(io.out, 0, 0, 2, ' ', 0)
-	header := "NODE\tROLE\tTIMELINE\tUPSTREAM\tLAG\tBLOCKING"
+	header := "NODE\tROLE\tTIMELINE\tUPSTREAM\tLAG\tDELAY\tSYNC\tBLOCKING"
 	if st.Patroni != nil {
 		header += "\tPATRONI"
 	}
 	fmt.Fprintln(tw, header)
+	var down []string
 	for _, ns := range st.Nodes {
 		if ns.Error != "" {
-			fmt.Fprintf(tw, "%s\tunreachable\t\t\t\t%s%s\n", ns.Name, ns.Error, patroniCell(st, ns, "; "))
+			fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t-\t-\t-%s\n", ns.Name, patroniCell(st, ns, "\t"))
+			down = append(down, fmt.Sprintf("%s: %s", ns.Name, ns.Error))
 			continue
 		}
-		up, lag := "-", "-"
+		up, lag, delay, sync := "-", "-", "-", "-"
 		if ns.Role == topology.RoleStandby {
 			switch {
 			case !ns.Streaming:
@@ -150,11 +227,18 @@ func renderStatus(io *streams, st *clusterStatus) {
 			if ns.LagBytes != nil {
 				lag = fmt.Sprintf("%d bytes", *ns.LagBytes)
 			}
+			delay = replayDelay(ns)
+			if ns.SyncState != "" {
+				sync = ns.SyncState
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d%s\n", ns.Name, ns.Role, ns.Timeline, up, lag, ns.Blocking, patroniCell(st, ns, "\t"))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d%s\n", ns.Name, ns.Role, ns.Timeline, up, lag, delay, sync, ns.Blocking, patroniCell(st, ns, "\t"))
 	}
 	tw.Flush()
 	fmt.Fprintln(io.out)
+	for _, d := range down {
+		fmt.Fprintf(io.out, "down:     %s\n", d)
+	}
 	switch len(st.Primaries) {
 	case 0:
 		fmt.Fprintln(io.out, "primary:  none answers as a primary")
@@ -185,6 +269,69 @@ func renderStatus(io *streams, st *clusterStatus) {
 		}
 	}
 	fmt.Fprintf(io.out, "manager:  %s\n", st.Maintenance)
+	renderLocks(io, st)
+	renderHealth(io, st)
+}
+
+// replayDelay is a standby's lag in time: the larger of its own measure
+// (the age of the last replayed transaction while WAL waits to be
+// replayed) and its upstream's replay_lag; "-" when neither is known.
+func replayDelay(n *topology.Node) string {
+	var secs *float64
+	for _, v := range []*float64{n.LagSeconds, n.ReplayLagSeconds} {
+		if v != nil && (secs == nil || *v > *secs) {
+			secs = v
+		}
+	}
+	if secs == nil {
+		return "-"
+	}
+	return seconds(*secs)
+}
+
+// seconds renders a delay the way a DBA reads it: 0s, 12ms, 3.4s, 2m5s.
+func seconds(s float64) string {
+	d := time.Duration(s * float64(time.Second))
+	switch {
+	case d <= 0:
+		return "0s"
+	case d < time.Millisecond:
+		return "<1ms"
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	return d.Round(time.Second).String()
+}
+
+// renderLocks says which run holds the cluster: the lock in this journal
+// directory and the claim kept in the cluster, each with who, since when
+// and which run.
+func renderLocks(io *streams, st *clusterStatus) {
+	switch l := st.LocalLock; {
+	case l == nil:
+		fmt.Fprintln(io.out, "lock:     free here (no run holds the lock in this journal directory)")
+	case l.Live:
+		fmt.Fprintf(io.out, "lock:     held by %s\n", l.Holder)
+	default:
+		fmt.Fprintf(io.out, "lock:     left by %s, which never finished: `switchover resume %s`, or --take-over\n", l.Holder, l.RunID)
+	}
+	if c := st.Claim; c != nil {
+		fmt.Fprintf(io.out, "claim:    %s, seen on %s\n", c.Holder, strings.Join(c.SeenOn, ", "))
+	} else {
+		fmt.Fprintln(io.out, "claim:    none in the cluster")
+	}
+}
+
+// renderHealth ends status with its verdict and exit code.
+func renderHealth(io *streams, st *clusterStatus) {
+	h := strings.ReplaceAll(string(st.Health), "_", " ")
+	if len(st.Reasons) == 0 {
+		fmt.Fprintf(io.out, "health:   %s (exit %d)\n", h, st.ExitCode)
+		return
+	}
+	fmt.Fprintf(io.out, "health:   %s (exit %d): %s\n", h, st.ExitCode, strings.Join(st.Reasons, "; "))
 }
 
 // renderReplication shows what each primary promised its standbys and
@@ -193,7 +340,9 @@ func renderStatus(io *streams, st *clusterStatus) {
 func renderReplication(io *streams, t *topology.Topology) {
 	for _, name := range t.Primaries {
 		p := t.Node(name)
-		if p.SynchronousStandbyNames != "" {
+		if p.SynchronousStandbyNames == "" {
+			fmt.Fprintf(io.out, "sync:     %s: synchronous_standby_names is empty: every standby is asynchronous\n", name)
+		} else {
 			var counted []string
 			for _, s := range p.Senders {
 				who := s.App

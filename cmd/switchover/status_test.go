@@ -47,8 +47,8 @@ func TestStatusOfASandbox(t *testing.T) {
 	}
 
 	code, out, errOut = executeT(t, "status", "-i", sb.Inventory(), "--json")
-	if code != 0 {
-		t.Fatalf("status --json: exit %d\n%s%s", code, out, errOut)
+	if code != exitPrecondition {
+		t.Fatalf("status --json with pg3 down: exit %d, want 3 (degraded)\n%s%s", code, out, errOut)
 	}
 	var st struct {
 		Primaries []string `json:"primaries"`

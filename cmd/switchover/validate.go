@@ -5,10 +5,13 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/switchover/switchover/runbook"
 )
 
 type validateOpts struct {
 	planInput
+	logFormat string
 }
 
 func newValidateCmd(io *streams) *cobra.Command {
@@ -26,12 +29,29 @@ missing from the inventory. It connects to nothing. FILE may name a shipped play
 		},
 	}
 	opts.addFlags(cmd.Flags())
+	cmd.Flags().StringVar(&opts.logFormat, "log-format", "human", "output: human, or json (one event per problem)")
 	return cmd
 }
 
 func runValidate(_ context.Context, io *streams, opts *validateOpts) error {
-	p, err := loadPlan(opts.planInput)
+	var jv *jsonView
+	switch opts.logFormat {
+	case "human":
+	case "json":
+		jv = newJSONView(io.out)
+	default:
+		return usagef("--log-format %q: want human or json", opts.logFormat)
+	}
+	l, err := loadInput(opts.planInput)
+	var p *runbook.Plan
+	if err == nil {
+		l.validating = true
+		p, err = l.plan(nil)
+	}
 	if err != nil {
+		if jv != nil {
+			return jv.refused(err)
+		}
 		return err
 	}
 	destructive := 0
@@ -39,6 +59,10 @@ func runValidate(_ context.Context, io *streams, opts *validateOpts) error {
 		if s.Destructive {
 			destructive++
 		}
+	}
+	if jv != nil {
+		jv.valid(p, destructive)
+		return nil
 	}
 	fmt.Fprintf(io.out, "%s: valid: runbook %s, %d step%s (%d destructive), %d rollback and %d repair section%s, %d finally step%s\n",
 		p.Runbook.File, p.Runbook.Name, len(p.Steps), plural(len(p.Steps)), destructive,

@@ -35,7 +35,7 @@ func (b *bench) preflight(ctx context.Context) ([]float64, error) {
 	standbys := len(b.sb.Nodes) - 1
 	var out []float64
 	for i := 1; i <= b.o.Runs; i++ {
-		p, err := planOf(b.rb, b.sb.Inventory())
+		p, err := planOf(b.rb, b.sb.Inventory(), "primary="+b.sb.Nodes[0].Name)
 		if err != nil {
 			return nil, err
 		}

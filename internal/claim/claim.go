@@ -170,6 +170,17 @@ func readHolder(ctx context.Context, q pg.Querier, clusterName string) (*Holder,
 	return &h, nil
 }
 
+// Read returns the claim on cluster clusterName as one node keeps it: nil
+// when no run holds it there (or switchover never claimed anything on this
+// cluster). Status shows it beside the local lock.
+func Read(ctx context.Context, q pg.Querier, clusterName string) (*Holder, error) {
+	h, err := readHolder(ctx, q, clusterName)
+	if isUndefinedTable(err) {
+		return nil, nil
+	}
+	return h, err
+}
+
 func isUndefinedTable(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000")

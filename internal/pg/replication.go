@@ -41,13 +41,18 @@ type WALSender struct {
 	SyncState    string // async, potential, sync, quorum
 	SyncPriority int
 	SlotName     string // the slot it streams through, "" for none
+	// ReplayLag is pg_stat_replication.replay_lag: how long the standby's
+	// replay took to confirm the last WAL flushed here; nil when the
+	// server has no recent measure (an idle standby reports none).
+	ReplayLag *time.Duration
 }
 
 // WALSenders reads pg_stat_replication, each sender with the slot it
 // streams through.
 func WALSenders(ctx context.Context, q Querier) ([]WALSender, error) {
 	rows, err := q.Query(ctx, `SELECT r.pid, coalesce(r.application_name, ''), coalesce(r.state, ''),
-		coalesce(r.sync_state, ''), coalesce(r.sync_priority, 0), coalesce(s.slot_name::text, '')
+		coalesce(r.sync_state, ''), coalesce(r.sync_priority, 0), coalesce(s.slot_name::text, ''),
+		extract(epoch FROM r.replay_lag)::float8
 		FROM pg_stat_replication r LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid
 		ORDER BY r.application_name, r.pid`)
 	if err != nil {
@@ -57,8 +62,13 @@ func WALSenders(ctx context.Context, q Querier) ([]WALSender, error) {
 	var out []WALSender
 	for rows.Next() {
 		var w WALSender
-		if err := rows.Scan(&w.PID, &w.App, &w.State, &w.SyncState, &w.SyncPriority, &w.SlotName); err != nil {
+		var lag *float64
+		if err := rows.Scan(&w.PID, &w.App, &w.State, &w.SyncState, &w.SyncPriority, &w.SlotName, &lag); err != nil {
 			return nil, fmt.Errorf("read pg_stat_replication: %w", err)
+		}
+		if lag != nil {
+			d := time.Duration(*lag * float64(time.Second))
+			w.ReplayLag = &d
 		}
 		out = append(out, w)
 	}

@@ -15,12 +15,13 @@ type Choice struct {
 }
 
 // Candidates rates every node but the primary as the candidate: healthy
-// ones first, the most caught-up first. It needs exactly one primary.
+// ones first, the most caught-up first. It needs the one primary Primary
+// finds.
 func (t *Topology) Candidates() (primary string, out []Choice, err error) {
-	if len(t.Primaries) != 1 {
-		return "", nil, fmt.Errorf("%d nodes answer as a primary (%v)", len(t.Primaries), t.Primaries)
+	primary, err = t.Primary()
+	if err != nil {
+		return "", nil, err
 	}
-	primary = t.Primaries[0]
 	for _, n := range t.Nodes {
 		if n.Name == primary {
 			continue

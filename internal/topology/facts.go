@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/switchover/switchover/internal/claim"
 	"github.com/switchover/switchover/internal/pg"
 )
 
@@ -48,7 +49,12 @@ var nodeFacts = []nodeFact{
 	{name: "wal senders", read: func(ctx context.Context, q pg.Querier, n *Node) error {
 		ws, err := pg.WALSenders(ctx, q)
 		for _, w := range ws {
-			n.Senders = append(n.Senders, Sender{App: w.App, State: w.State, SyncState: w.SyncState, SyncPriority: w.SyncPriority, Slot: w.SlotName})
+			s := Sender{App: w.App, State: w.State, SyncState: w.SyncState, SyncPriority: w.SyncPriority, Slot: w.SlotName}
+			if w.ReplayLag != nil {
+				secs := w.ReplayLag.Seconds()
+				s.ReplayLagSeconds = &secs
+			}
+			n.Senders = append(n.Senders, s)
 		}
 		return err
 	}},
@@ -66,6 +72,10 @@ var nodeFacts = []nodeFact{
 		}
 		return err
 	}},
+	{name: "run claim", read: func(ctx context.Context, q pg.Querier, n *Node) (err error) {
+		n.claim, err = claim.Read(ctx, q, n.cluster)
+		return err
+	}},
 	{name: "blocking sessions", read: func(ctx context.Context, q pg.Querier, n *Node) error {
 		sessions, err := pg.BlockingSessions(ctx, q, DefaultStatementTimeout)
 		n.Blocking = len(sessions)
@@ -80,6 +90,7 @@ var clusterFacts = []func(ctx context.Context, t *Topology, b *addressBook){
 	lag,
 	syncStates,
 	slotsBehind,
+	claims,
 	routes,
 	patroniView,
 }
@@ -152,6 +163,7 @@ func syncStates(_ context.Context, t *Topology, _ *addressBook) {
 		n.SyncState = s.SyncState
 		prio := s.SyncPriority
 		n.SyncPriority = &prio
+		n.ReplayLagSeconds = s.ReplayLagSeconds
 	}
 }
 
@@ -167,6 +179,22 @@ func slotsBehind(_ context.Context, t *Topology, _ *addressBook) {
 				b := int64(p) - int64(s.position)
 				s.BehindBytes = &b
 			}
+		}
+	}
+}
+
+// claims gathers the run claim the nodes keep: the first holder in
+// inventory order, with every node that shows that run's claim.
+func claims(_ context.Context, t *Topology, _ *addressBook) {
+	for _, n := range t.Nodes {
+		if n.claim == nil {
+			continue
+		}
+		if t.Claim == nil {
+			t.Claim = &RunClaim{Holder: *n.claim}
+		}
+		if n.claim.RunID == t.Claim.RunID {
+			t.Claim.SeenOn = append(t.Claim.SeenOn, n.Name)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/switchover/switchover/internal/claim"
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/conninfo"
 	"github.com/switchover/switchover/internal/oneline"
@@ -47,8 +48,18 @@ type Topology struct {
 	Pooler *Pooler `json:"pooler,omitempty"`
 	// Patroni is Patroni's view, when Patroni manages the cluster.
 	Patroni *PatroniView `json:"patroni_view,omitempty"`
+	// Claim is the run claim kept in the cluster (internal/claim) when a
+	// run holds it, with the nodes it was seen on.
+	Claim *RunClaim `json:"run_claim,omitempty"`
 	// InspectedAt is when the inspection started.
 	InspectedAt time.Time `json:"inspected_at"`
+}
+
+// RunClaim is a run's claim on the cluster as the nodes keep it: who, from
+// where, since when, which run.
+type RunClaim struct {
+	claim.Holder
+	SeenOn []string `json:"seen_on"`
 }
 
 // Node is one node of the inventory as it answered.
@@ -71,6 +82,10 @@ type Node struct {
 	// of the last replayed transaction while WAL waits to be replayed, 0
 	// when all it received is replayed; nil when it cannot tell.
 	LagSeconds *float64 `json:"lag_seconds,omitempty"`
+	// ReplayLagSeconds is the upstream's measure of the same
+	// (pg_stat_replication.replay_lag); nil when it has none (an idle
+	// standby reports none).
+	ReplayLagSeconds *float64 `json:"replay_lag_seconds,omitempty"`
 	// Blocking is how many sessions would block a switchover to the node
 	// (locks, advisory locks, old transactions).
 	Blocking int `json:"blocking_sessions"`
@@ -101,6 +116,9 @@ type Node struct {
 	Problems []string `json:"problems,omitempty"`
 	// State is what pg.Inspect read, positions included.
 	State pg.State `json:"-"`
+	// claim is the run claim this node keeps; cluster names the claim.
+	claim   *claim.Holder
+	cluster string
 }
 
 // Reachable reports whether the node answered.
@@ -114,6 +132,8 @@ type Sender struct {
 	SyncState    string `json:"sync_state"`
 	SyncPriority int    `json:"sync_priority"`
 	Slot         string `json:"slot,omitempty"`
+	// ReplayLagSeconds is the sender's replay_lag; nil when it has none.
+	ReplayLagSeconds *float64 `json:"replay_lag_seconds,omitempty"`
 }
 
 // Slot is one replication slot of a node.
@@ -189,7 +209,7 @@ func Inspect(ctx context.Context, c *cluster.Cluster, o Options) *Topology {
 	}
 	var wg sync.WaitGroup
 	for _, name := range names {
-		n := &Node{Name: name}
+		n := &Node{Name: name, cluster: c.Name}
 		t.Nodes = append(t.Nodes, n)
 		wg.Go(func() { askNode(ctx, c.Nodes[name], n, connect, o.StateOnly) })
 	}

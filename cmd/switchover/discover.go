@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/switchover/switchover/internal/topology"
+	"github.com/switchover/switchover/runbook"
+)
+
+// primaryVar is the variable the shipped playbooks call the node that is
+// the primary when the run starts.
+const primaryVar = "primary"
+
+// foundInCluster is where a primary found in the cluster comes from, as
+// its declaration's position says (and the journal keeps it with the
+// run's variables, so resume continues with the same node).
+const foundInCluster = "the cluster"
+
+// discoverTimeout bounds asking the nodes who the primary is.
+const discoverTimeout = 10 * time.Second
+
+// declaresPrimary reports whether the runbook declares a primary variable:
+// only such a runbook has its primary found in the cluster. (A recovery
+// runbook that uses ${primary} without declaring it means a node the
+// operator names, such as an old primary to rejoin.)
+func (l *loaded) declaresPrimary() bool {
+	if l.rb == nil {
+		return false
+	}
+	for _, d := range l.rb.Vars {
+		if d.Name == primaryVar {
+			return true
+		}
+	}
+	return false
+}
+
+// givenVar returns the last declaration of name with a value, from the
+// runbook, the inventory and --var, in that order.
+func (l *loaded) givenVar(name string) (runbook.VarDecl, bool) {
+	var got runbook.VarDecl
+	ok := false
+	layers := [][]runbook.VarDecl{l.vars}
+	if l.inv != nil {
+		layers = append([][]runbook.VarDecl{l.inv.Vars}, layers...)
+	}
+	if l.rb != nil {
+		layers = append([][]runbook.VarDecl{l.rb.Vars}, layers...)
+	}
+	for _, decls := range layers {
+		for _, d := range decls {
+			if d.Name == name && d.HasValue {
+				got, ok = d, true
+			}
+		}
+	}
+	return got, ok
+}
+
+// settlePrimary finds the primary in the cluster, for a run or a plan of a
+// runbook that declares a primary variable. Left out of the inventory and
+// --var, the primary is the node the cluster says it is; given, it must be
+// that node, or the run is refused before anything runs or is held, saying
+// first which node is the primary now. A cluster that does not say (no
+// primary answers, two do, the standbys lead elsewhere) refuses a run
+// that leaves the primary out; one that names it leaves the verdict to the
+// runbook's checks, as a recovery runbook in such a cluster needs.
+func settlePrimary(ctx context.Context, io *streams, l *loaded) error {
+	if l.inv == nil || len(l.problems) > 0 || !l.declaresPrimary() {
+		return nil
+	}
+	given, isGiven := l.givenVar(primaryVar)
+	ictx, cancel := context.WithTimeout(ctx, discoverTimeout)
+	defer cancel()
+	found, err := topology.Inspect(ictx, l.inv.Cluster, topology.Options{NodesOnly: true, StateOnly: true}).Primary()
+	var pe *topology.PrimaryError
+	switch {
+	case err != nil && !errors.As(err, &pe):
+		return err
+	case err != nil && isGiven:
+		return nil
+	case err != nil:
+		return refusef("cannot tell the primary of cluster %s: %v; nothing was done; `switchover status -i %s` shows the cluster, and --var %s=NODE names the primary",
+			l.inv.Cluster.Name, err, l.inv.File, primaryVar)
+	case isGiven && given.Value != found:
+		return refusef("%s is the primary now, not %s (%s: %s=%s); nothing was done; leave %s out and the primary is found in the cluster",
+			found, given.Value, given.Pos, primaryVar, given.Value, primaryVar)
+	case isGiven:
+		return nil
+	}
+	l.primary = &runbook.VarDecl{Name: primaryVar, Value: found, HasValue: true, Pos: runbook.Pos{File: foundInCluster}}
+	fmt.Fprintf(io.err, "primary: %s (found in the cluster)\n", found)
+	return nil
+}
+
+// primaryStandIn is what validation takes for a primary to be found in the
+// cluster: a node of the inventory other than the candidate, so that the
+// runbook's checks and steps are validated with a node they accept. It is
+// never run with.
+func (l *loaded) primaryStandIn() *runbook.VarDecl {
+	if l.inv == nil || !l.declaresPrimary() {
+		return nil
+	}
+	if _, ok := l.givenVar(primaryVar); ok {
+		return nil
+	}
+	cand, _ := l.givenVar("candidate")
+	for _, name := range l.inv.Cluster.NodeOrder() {
+		if name != cand.Value {
+			return &runbook.VarDecl{Name: primaryVar, Value: name, HasValue: true, Pos: runbook.Pos{File: foundInCluster}}
+		}
+	}
+	return nil
+}
+
+// refusal is a precondition that failed before the run started (exit 3),
+// worded to say what is wrong first.
+type refusal struct{ msg string }
+
+func (r *refusal) Error() string { return r.msg }
+func (r *refusal) Unwrap() error { return runbook.ErrPrecondition }
+
+func refusef(format string, args ...any) error {
+	return &refusal{msg: fmt.Sprintf(format, args...)}
+}
