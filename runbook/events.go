@@ -80,6 +80,10 @@ type Event struct {
 	ElapsedMS int64 `json:"elapsed_ms,omitempty"`
 	// DryRun marks events of a dry run, which changes nothing.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Unchanged marks a step done whose action found nothing to do (a
+	// RESUME not sent, a canary that never ran), so that summaries list
+	// only the actions that changed something.
+	Unchanged bool `json:"unchanged,omitempty"`
 }
 
 // CheckEvent is a check's verdict as events carry it.

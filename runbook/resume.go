@@ -135,6 +135,9 @@ func (e *engine) replay(evs []Event) *position {
 				ran[ev.Step] = true
 				e.changed = append(e.changed, ev.Step)
 			}
+			if ev.State == StateDone && ev.Unchanged && ran[ev.Step] {
+				e.changed = withoutName(e.changed, ev.Step)
+			}
 		case EventApproval:
 			if ev.Approval != nil && ev.Approval.Granted && phase(ev.Phase) != phaseSettle {
 				e.approved[ev.Step] = true

@@ -181,7 +181,7 @@ func (c *CanaryStop) Describe(*cluster.Target) Effect {
 func (c *CanaryStop) Apply(ctx context.Context, t *cluster.Target) error {
 	v, ok := t.Session.Take(sessionCanary)
 	if !ok {
-		t.Print("no canary runs in this process (it did not start, or the run was resumed): nothing to report")
+		t.Unchanged("no canary runs in this process (it did not start, or the run was resumed): nothing to report")
 		return nil
 	}
 	r, err := v.(*canary.Writer).Stop(ctx)

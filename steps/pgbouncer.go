@@ -68,7 +68,7 @@ func skipNoPooler(t *cluster.Target, err error, what string) bool {
 	if !errors.Is(err, errNoPooler) {
 		return false
 	}
-	t.Print("no pooler in the inventory: clients connect to the nodes directly; nothing to " + what)
+	t.Unchanged("no pooler in the inventory: clients connect to the nodes directly; nothing to " + what)
 	return true
 }
 
@@ -379,7 +379,7 @@ func (s *PgBouncerResume) Apply(ctx context.Context, t *cluster.Target) error {
 		return fmt.Errorf("resume pgbouncer: %w", err)
 	}
 	if ours, why := pausedByRun(t); !ours {
-		t.Print(fmt.Sprintf("pgbouncer: RESUME %s not sent: %s (fact %s), and a pause it did not make is not its to lift", poolerDatabase(t), why, PausedFact))
+		t.Unchanged(fmt.Sprintf("pgbouncer: RESUME %s not sent: %s (fact %s), and a pause it did not make is not its to lift", poolerDatabase(t), why, PausedFact))
 		return nil
 	}
 	err = adminExec(ctx, p, adminCommand("RESUME", p))
@@ -387,7 +387,7 @@ func (s *PgBouncerResume) Apply(ctx context.Context, t *cluster.Target) error {
 	case notPaused(err):
 		t.EndHold()
 		setPaused(t, pausedNo)
-		t.Print(fmt.Sprintf("pgbouncer: %s was not paused; nothing to resume", poolerDatabase(t)))
+		t.Unchanged(fmt.Sprintf("pgbouncer: %s was not paused; nothing to resume", poolerDatabase(t)))
 		return nil
 	case err != nil:
 		return fmt.Errorf("resume pgbouncer: %w; clients may still be waiting", err)
@@ -493,7 +493,7 @@ func (s *PgBouncerRepoint) Apply(ctx context.Context, t *cluster.Target) error {
 	var mask *secret.Redactor // masks password= in the entries it prints
 	t.Print("old: " + mask.Redact(oldEntry))
 	if updated == text {
-		t.Print(fmt.Sprintf("%s already points at %s; file unchanged", p.Database, to))
+		t.Unchanged(fmt.Sprintf("%s already points at %s; file unchanged", p.Database, to))
 	} else if _, err := run(ctx, ex, "write "+p.Config, writeFileCommand(p.Config, updated)); err != nil {
 		return fail(fmt.Errorf("%w; the file may be unchanged, pgbouncer still routes %s to the old server", err, p.Database))
 	}

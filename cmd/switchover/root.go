@@ -69,7 +69,7 @@ type globalOpts struct {
 }
 
 func execute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	io := &streams{in: stdin, out: stdout, err: stderr, interactive: isTerminal(stdin) && isTerminal(stderr)}
+	io := &streams{in: stdin, out: stdout, err: stderr, interactive: isTerminal(stdin)}
 	root := newRootCmd(io)
 	root.SetArgs(args)
 	ctx, stop := newSignalContext(context.Background(), io)
