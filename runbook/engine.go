@@ -135,8 +135,8 @@ type engine struct {
 	changed      []string
 	pastPONR     bool
 	askedCluster bool
-	askedAhead   bool        // the approval asked before the first action (see askAhead)
-	noChange     atomic.Bool // the current action said it found nothing to do
+	askedAhead   bool            // the approval asked before the first action (see askAhead)
+	noChange     atomic.Bool     // the current action said it found nothing to do
 	approved     map[string]bool // steps approved in this run (or before a resume)
 	guardRelease func()          // tells the guard of the hold under way that clients go on
 	intr         <-chan struct{} // ends the current step's checks' waits on an interrupt (see window)
