@@ -99,9 +99,8 @@ Every run is journaled; an interrupted run continues with 'switchover resume'.`,
 	root.SetIn(io.in)
 	root.SetOut(io.out)
 	root.SetErr(io.err)
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &usageError{err: fmt.Errorf("%v (see '%s --help')", err, c.CommandPath())}
-	})
+	root.SetFlagErrorFunc(flagError)
+	root.SuggestionsMinimumDistance = 2
 	root.PersistentFlags().StringVar(&g.journalDir, "journal-dir", runbook.DefaultJournalDir(), "where run journals and locks are kept")
 	root.AddCommand(
 		newValidateCmd(io),

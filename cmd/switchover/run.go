@@ -191,7 +191,7 @@ func runRun(ctx context.Context, io *streams, opts *runOpts) error {
 	}
 	p, err := l.plan(cand)
 	if err != nil {
-		return err
+		return noInventoryFirst(err, opts.inventory)
 	}
 	recordAbsolutePaths(p)
 	if reviewed != nil {
