@@ -173,3 +173,17 @@ func (e *engine) declined(s *Step, msg string) error {
 	_ = e.transition(s, StateSkipped, phaseApproval, msg, nil)
 	return &StepError{Step: s.Name, Phase: phaseApproval.String(), Err: fmt.Errorf("%w: %s", ErrDeclined, msg)}
 }
+
+// ApprovableSteps names the steps of a runbook that take an approval
+// (destructive steps and checklist items under steps:), in order: what
+// --approve accepts, for shell completion.
+func (rb *Runbook) ApprovableSteps() []string {
+	var out []string
+	for _, s := range rb.Steps {
+		manual := s.Action != nil && s.Action.Kind == "manual"
+		if s.Name != "" && ((s.Destructive.Set && s.Destructive.Value) || manual) {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}

@@ -118,6 +118,7 @@ Every run is journaled; an interrupted run continues with 'switchover resume'.`,
 		newVersionCmd(io),
 		newGuardCmd(io),
 	)
+	registerCompletions(root)
 	return root
 }
 
