@@ -184,7 +184,11 @@ func (h *humanView) Observe(e runbook.Event) {
 	case runbook.EventNote:
 		h.line("note", e.Message)
 	case runbook.EventFact:
-		h.line("recorded", fmt.Sprintf("%s = %s", e.Fact.Key, e.Fact.Value))
+		v := e.Fact.Value
+		if runeLen(v) > 120 { // a series (the canary's timeline): the report draws it
+			v = fmt.Sprintf("(%d characters: in the journal, drawn by `switchover report`)", runeLen(v))
+		}
+		h.line("recorded", fmt.Sprintf("%s = %s", e.Fact.Key, v))
 	case runbook.EventRunSuspended:
 		fmt.Fprintf(h.w, "\nsuspended: %s\n", e.Message)
 	case runbook.EventRunFinished:
