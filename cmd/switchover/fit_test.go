@@ -44,3 +44,20 @@ func TestFitLineNeverCutsAFigure(t *testing.T) {
 		})
 	}
 }
+
+// The spinner's line never wraps, and keeps its elapsed time and deadline
+// visible however narrow the terminal: the description is what is cut.
+func TestSpinLineKeepsTheClock(t *testing.T) {
+	for _, width := range []int{160, 100, 60, 40} {
+		h := newHumanView(nil)
+		h.terminal(width, false)
+		desc := "pg.replication: pg2 streams from pg1 with lag under 16MB: lag 1.2 MB, replay behind by 3 segments"
+		got := h.spinLine("⠋ waiting", desc, " (2.4s of 30.0s)")
+		if runeLen(got) > h.width-1 {
+			t.Errorf("width %d: %d columns, would wrap: %q", width, runeLen(got), got)
+		}
+		if !strings.HasSuffix(got, " (2.4s of 30.0s)") {
+			t.Errorf("width %d: the clock is not whole at the end: %q", width, got)
+		}
+	}
+}

@@ -175,13 +175,13 @@ func (p *promptOperator) selectOne(label string, items []string) (string, error)
 // wrapped writes prefix+text wrapped to the terminal's width, continuation
 // lines indented under the text.
 func (p *promptOperator) wrapped(prefix, text string) {
-	for i, l := range strings.Split(text, "\n") {
-		head := prefix
-		if i > 0 {
-			head = strings.Repeat(" ", runeLen(prefix))
-		}
-		for _, line := range wrapWords(head+l, max(p.width-1, 20), strings.Repeat(" ", runeLen(prefix))) {
-			fmt.Fprintln(p.out, line)
+	indent := strings.Repeat(" ", runeLen(prefix))
+	room := max(p.width-1-runeLen(prefix), 20)
+	head := prefix
+	for _, l := range strings.Split(text, "\n") {
+		for _, line := range wrapWords(l, room, "") {
+			fmt.Fprintln(p.out, head+line)
+			head = indent
 		}
 	}
 }
