@@ -163,11 +163,17 @@ var (
 	}
 )
 
-func (p *promptOperator) selectOne(label string, items []string) (string, error) {
-	s := promptui.Select{Label: label, Items: items, Stdin: p.in, Stdout: p.out, HideSelected: false}
-	if !p.color {
-		s.Templates = plainSelectTemplates
+// selectTemplates are the templates of a choice: promptui's (nil) with
+// colour, plain ones under NO_COLOR.
+func (p *promptOperator) selectTemplates() *promptui.SelectTemplates {
+	if p.color {
+		return nil
 	}
+	return plainSelectTemplates
+}
+
+func (p *promptOperator) selectOne(label string, items []string) (string, error) {
+	s := promptui.Select{Label: label, Items: items, Stdin: p.in, Stdout: p.out, HideSelected: false, Templates: p.selectTemplates()}
 	_, choice, err := s.Run()
 	return choice, promptErr(err)
 }
