@@ -433,7 +433,10 @@ func (b *reportBuilder) add(e Event) {
 		a := e.Approval
 		s := b.step(e)
 		if from, ok := b.waitFrom[e.Step]; ok {
-			b.waits[e.Step] = append(b.waits[e.Step], [2]time.Time{from, e.Time})
+			// A person's time at the prompt; --yes and --approve take none.
+			if a.How == "prompt" {
+				b.waits[e.Step] = append(b.waits[e.Step], [2]time.Time{from, e.Time})
+			}
 			delete(b.waitFrom, e.Step)
 		}
 		s.Approvals = append(s.Approvals, ReportApproval{Time: e.Time, AtMS: b.since(e.Time), Phase: e.Phase,
