@@ -60,8 +60,10 @@ func (c *Topology) Run(ctx context.Context, t *cluster.Target) Result {
 			return connectNode(ctx, t, name)
 		}})
 	var primaries, problems, seen []string
+	var nodes []map[string]any // what a report shows as the topology before and after
 	for _, n := range top.Nodes {
 		name := n.Name
+		nodes = append(nodes, topologyValue(n))
 		switch {
 		case !n.Reachable():
 			problems = append(problems, fmt.Sprintf("%s does not answer: %s", name, n.Error))
@@ -89,7 +91,7 @@ func (c *Topology) Run(ctx context.Context, t *cluster.Target) Result {
 			}
 		}
 	}
-	r := Result{Observed: strings.Join(seen, "; "), Values: map[string]any{"primaries": primaries}}
+	r := Result{Observed: strings.Join(seen, "; "), Values: map[string]any{"primaries": primaries, "nodes": nodes}}
 	if len(problems) == 0 {
 		r.Status = Pass
 		return r
@@ -102,4 +104,23 @@ func (c *Topology) Run(ctx context.Context, t *cluster.Target) Result {
 	r.Wanted = fmt.Sprintf("%s the only primary, every other node streaming from it", c.Primary)
 	r.Detail = strings.Join(problems, "\n")
 	return r
+}
+
+// topologyValue is one node as the check's values carry it to the journal.
+func topologyValue(n *topology.Node) map[string]any {
+	v := map[string]any{"name": n.Name, "timeline": n.Timeline}
+	switch {
+	case !n.Reachable():
+		v["role"] = "unreachable"
+	case n.Role == topology.RolePrimary:
+		v["role"] = "primary"
+	default:
+		v["role"] = "standby"
+		v["upstream"] = n.UpstreamNode
+		if v["upstream"] == "" {
+			v["upstream"] = n.Upstream
+		}
+		v["streaming"] = n.Streaming
+	}
+	return v
 }

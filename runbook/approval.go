@@ -137,8 +137,53 @@ func (e *engine) approveStep(ctx context.Context, s *Step) error {
 	return nil
 }
 
+// askAhead asks, at a terminal and before the run's first action (s), for
+// the approval of the first later step that approves others with it
+// (approve_with): the only prompt of a switchover then comes before
+// anything is written to the cluster (no canary row, no checkpoint, no
+// setting), and a run declined there has changed nothing.
+func (e *engine) askAhead(ctx context.Context, s *Step) error {
+	if e.o.Operator == nil || e.askedAhead || s.Action == nil || s.Section != SectionSteps {
+		return nil
+	}
+	e.askedAhead = true
+	at := -1
+	for i, x := range e.p.Steps {
+		if x == s {
+			at = i
+		}
+	}
+	if at < 0 {
+		return nil
+	}
+	for _, a := range e.p.Steps[at:] {
+		if len(a.ApproveWith) == 0 || e.approved[a.Name] {
+			continue
+		}
+		if a == s {
+			return nil // asked in its own turn, which is now
+		}
+		return e.approveStep(ctx, a)
+	}
+	return nil
+}
+
 // declined skips a step the operator did not approve.
 func (e *engine) declined(s *Step, msg string) error {
 	_ = e.transition(s, StateSkipped, phaseApproval, msg, nil)
 	return &StepError{Step: s.Name, Phase: phaseApproval.String(), Err: fmt.Errorf("%w: %s", ErrDeclined, msg)}
+}
+
+// ApprovableSteps names the steps of a runbook that take an approval
+// (destructive steps and checklist items under steps:), in order: what
+// --approve accepts, for shell completion.
+func (rb *Runbook) ApprovableSteps() []string {
+	var out []string
+	for _, s := range rb.Steps {
+		manual := s.Action != nil && s.Action.Kind == "manual"
+		if s.Name != "" && ((s.Destructive.Set && s.Destructive.Value) || manual) {
+			out = append(out, s.Name)
+		}
+	}
+	return out
 }

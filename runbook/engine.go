@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
@@ -134,6 +135,8 @@ type engine struct {
 	changed      []string
 	pastPONR     bool
 	askedCluster bool
+	askedAhead   bool            // the approval asked before the first action (see askAhead)
+	noChange     atomic.Bool     // the current action said it found nothing to do
 	approved     map[string]bool // steps approved in this run (or before a resume)
 	guardRelease func()          // tells the guard of the hold under way that clients go on
 	intr         <-chan struct{} // ends the current step's checks' waits on an interrupt (see window)
@@ -237,7 +240,7 @@ func (e *engine) runInfo() *RunInfo {
 func (e *engine) target() *cluster.Target {
 	return &cluster.Target{RunID: e.runID, Cluster: e.p.Cluster, Facts: e.facts, Session: e.session, Hold: e, Output: func(line string) {
 		_ = e.emit(Event{Type: EventOutput, Section: e.cur.Section, Step: e.cur.Name, Output: line})
-	}}
+	}, NoChange: func() { e.noChange.Store(true) }}
 }
 
 // interrupted reports whether the operator asked the run to stop.

@@ -88,6 +88,10 @@ type Event struct {
 	DurationMS *int64         `json:"duration_ms,omitempty"`
 	NewPrimary string         `json:"new_primary,omitempty"`
 	Canary     *CanaryFigures `json:"canary,omitempty"`
+	// Unchanged marks a step done whose action found nothing to do (a
+	// RESUME not sent, a canary that never ran), so that summaries list
+	// only the actions that changed something.
+	Unchanged bool `json:"unchanged,omitempty"`
 }
 
 // CanaryFigures are the canary writer's figures as run.finished carries

@@ -43,7 +43,12 @@ func (e *engine) execute(ctx context.Context, pos *position, res *Result) (err e
 				// From the point of no return on, the run finishes
 				// forward until the clients go on, then stops.
 			}
-			err := e.runStep(ctx, s, pos.caught[s.Name])
+			err := e.askAhead(ctx, s)
+			if err == nil {
+				err = e.runStep(ctx, s, pos.caught[s.Name])
+			} else if se := (*StepError)(nil); errors.As(err, &se) {
+				s = e.p.Step(se.Step) // the step asked ahead was declined
+			}
 			if err == nil {
 				if s.PointOfNoReturn {
 					e.pastPONR = true
@@ -168,6 +173,11 @@ func (e *engine) summary(failure *StepError, res *Result) string {
 	}
 	if failure == nil {
 		return changed
+	}
+	if errors.Is(failure, ErrDeclined) && len(e.changed) == 0 {
+		// Said plainly: a rollback "not needed" is no news to a person
+		// who declined before anything ran.
+		return "nothing was changed: no action ran, clients were never held"
 	}
 	parts := []string{changed}
 	if failure.Recovery != "" {

@@ -72,6 +72,7 @@ func (e *engine) act(ctx context.Context, s *Step) error {
 			return e.fail(s, phaseAction, err)
 		}
 		e.changed = append(e.changed, s.Name)
+		e.noChange.Store(false)
 		start := time.Now()
 		if !s.Manual {
 			if err := e.apply(ctx, s, t); err != nil {
@@ -90,10 +91,26 @@ func (e *engine) act(ctx context.Context, s *Step) error {
 			return e.fail(s, phaseEnsures, windowCause(ctx, err))
 		}
 	}
-	if err := e.transition(s, StateDone, phaseUnknown, "", nil); err != nil {
+	done := Event{Type: EventStep, Section: s.Section, Step: s.Name, State: StateDone}
+	if s.Action != nil && !s.Manual && e.noChange.Load() {
+		// The action found nothing to do: it is not among what changed.
+		done.Unchanged = true
+		e.changed = withoutName(e.changed, s.Name)
+	}
+	if err := e.emit(done); err != nil {
 		return e.fail(s, phaseEnsures, err)
 	}
 	return nil
+}
+
+// withoutName returns list without name's last occurrence.
+func withoutName(list []string, name string) []string {
+	for i := len(list) - 1; i >= 0; i-- {
+		if list[i] == name {
+			return append(list[:i:i], list[i+1:]...)
+		}
+	}
+	return list
 }
 
 // apply runs an action under its timeout and a recover(). An action that

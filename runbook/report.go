@@ -56,6 +56,46 @@ type Report struct {
 	// Summary is the run's closing sentence: what ran, what the recovery
 	// did, what is left to do by hand (or, when suspended, how to resume).
 	Summary string `json:"summary,omitempty"`
+	// Headline is the answer a change ticket's reader wants first, in one
+	// line: "pg1 → pg2, timeline 1 → 2, clients held 273.2 ms, 0 lost".
+	Headline string `json:"headline"`
+	// Topology is the cluster as the run's first and last topology checks
+	// saw it; nil when the runbook has no such check.
+	Topology *ReportTopology `json:"topology,omitempty"`
+	// Held is when the pooler held clients (from the PAUSE to the RESUME),
+	// in milliseconds since the start; nil when it never did.
+	Held *ReportSpan `json:"held,omitempty"`
+}
+
+// ReportTopology is the cluster before and after the run.
+type ReportTopology struct {
+	Before []ReportNode `json:"before,omitempty"`
+	After  []ReportNode `json:"after,omitempty"`
+}
+
+// ReportNode is one node of the cluster as a topology check saw it.
+type ReportNode struct {
+	Name      string `json:"name"`
+	Role      string `json:"role"` // primary, standby, unreachable
+	Upstream  string `json:"upstream,omitempty"`
+	Streaming bool   `json:"streaming,omitempty"`
+	Timeline  int64  `json:"timeline,omitempty"`
+}
+
+// ReportSpan is a stretch of the run, in milliseconds since its start;
+// ToMS is 0 when it never ended.
+type ReportSpan struct {
+	FromMS int64 `json:"from_ms"`
+	ToMS   int64 `json:"to_ms,omitempty"`
+}
+
+// ReportTimeline is the canary's commits per bucket, from Start: what the
+// picture of the window draws.
+type ReportTimeline struct {
+	Start    time.Time `json:"start"`
+	StartMS  int64     `json:"start_ms"` // since the run started
+	BucketMS int64     `json:"bucket_ms"`
+	Counts   []int     `json:"counts"`
 }
 
 // ReportRunbook names the procedure a run followed.
@@ -101,14 +141,19 @@ type ReportStep struct {
 	PointOfNoReturn bool `json:"point_of_no_return,omitempty"`
 	// State is the last state the step reached; pending when it never
 	// started.
-	State      StepState        `json:"state"`
-	Message    string           `json:"message,omitempty"`
-	Started    *time.Time       `json:"started,omitempty"`
-	StartMS    int64            `json:"start_ms"` // since the run started
-	DurationMS int64            `json:"duration_ms"`
-	Checks     []ReportCheck    `json:"checks,omitempty"`
-	Approvals  []ReportApproval `json:"approvals,omitempty"`
-	Actions    []ReportAction   `json:"actions,omitempty"`
+	State StepState `json:"state"`
+	// Unchanged is true when the step's action found nothing to do.
+	Unchanged bool   `json:"unchanged,omitempty"`
+	Message   string `json:"message,omitempty"`
+	// ApprovalWaitMS is how long the step waited for a person's approval;
+	// DurationMS leaves it out.
+	ApprovalWaitMS int64            `json:"approval_wait_ms,omitempty"`
+	Started        *time.Time       `json:"started,omitempty"`
+	StartMS        int64            `json:"start_ms"` // since the run started
+	DurationMS     int64            `json:"duration_ms"`
+	Checks         []ReportCheck    `json:"checks,omitempty"`
+	Approvals      []ReportApproval `json:"approvals,omitempty"`
+	Actions        []ReportAction   `json:"actions,omitempty"`
 	// Output holds lines the step printed outside an action.
 	Output  []string       `json:"output,omitempty"`
 	Facts   []ReportFact   `json:"facts,omitempty"`
@@ -200,7 +245,12 @@ const (
 	FactCanaryWindowTo   = "canary.window_to"
 	FactCanaryLost       = "canary.lost"
 	FactCanaryLostIDs    = "canary.lost_ids"
+	FactCanaryTimeline   = "canary.timeline"
 )
+
+// factPausedByRun is the fact the pooler's pause and resume record: "yes"
+// while this run holds clients (see steps.PausedFact).
+const factPausedByRun = "pgbouncer.paused_by_run"
 
 // ReportCanary is what the canary writer saw: the evidence that clients
 // barely noticed and that no acknowledged commit was lost. A figure the
@@ -216,6 +266,8 @@ type ReportCanary struct {
 	GapTo        string   `json:"gap_to,omitempty"`
 	Lost         *int64   `json:"lost,omitempty"` // acknowledged commits not found afterwards
 	LostIDs      []string `json:"lost_ids,omitempty"`
+	// Timeline is the commits over time, when the writer recorded them.
+	Timeline *ReportTimeline `json:"timeline,omitempty"`
 	// Unreadable lists figures recorded in a form the report cannot read,
 	// as key=value, rather than dropping them.
 	Unreadable []string `json:"unreadable,omitempty"`
@@ -253,6 +305,12 @@ type reportBuilder struct {
 	polls  map[string]int       // step/phase/describe: attempts seen waiting
 	facts  map[string]string    // the latest value of each fact
 	failed *ReportFailure
+
+	checked  map[string]bool           // steps seen checking: their start
+	waitFrom map[string]time.Time      // a step awaiting approval since
+	waits    map[string][][2]time.Time // a step's approval waits
+	topo     []*ReportTopology         // [0]: first topology check seen, [1]: last
+	held     *ReportSpan
 }
 
 func newReportBuilder(first Event) *reportBuilder {
@@ -279,7 +337,8 @@ func newReportBuilder(first Event) *reportBuilder {
 		r.PointOfNoReturn = &ReportPONR{Step: info.PointOfNoReturn}
 	}
 	b := &reportBuilder{r: r, start: first.Time, steps: map[string]*ReportStep{}, last: map[string]time.Time{},
-		ended: map[string]time.Time{}, polls: map[string]int{}, facts: map[string]string{}}
+		ended: map[string]time.Time{}, polls: map[string]int{}, facts: map[string]string{},
+		checked: map[string]bool{}, waitFrom: map[string]time.Time{}, waits: map[string][][2]time.Time{}}
 	for i, name := range info.Steps {
 		if _, dup := b.steps[name]; dup {
 			continue
@@ -357,6 +416,9 @@ func (b *reportBuilder) add(e Event) {
 			delete(b.polls, key)
 		}
 		s.Checks = append(s.Checks, rc)
+		if c.Kind == "pg.topology" && c.Status == "pass" {
+			b.topology(c.Values)
+		}
 	case EventWaiting:
 		if e.Check == nil || e.Step == "" {
 			return
@@ -370,6 +432,13 @@ func (b *reportBuilder) add(e Event) {
 		}
 		a := e.Approval
 		s := b.step(e)
+		if from, ok := b.waitFrom[e.Step]; ok {
+			// A person's time at the prompt; --yes and --approve take none.
+			if a.How == "prompt" {
+				b.waits[e.Step] = append(b.waits[e.Step], [2]time.Time{from, e.Time})
+			}
+			delete(b.waitFrom, e.Step)
+		}
 		s.Approvals = append(s.Approvals, ReportApproval{Time: e.Time, AtMS: b.since(e.Time), Phase: e.Phase,
 			Granted: a.Granted, User: a.User, Host: a.Host, How: a.How, Note: a.Note})
 	case EventEffect:
@@ -395,6 +464,12 @@ func (b *reportBuilder) add(e Event) {
 		}
 		f := ReportFact{Time: e.Time, Key: e.Fact.Key, Value: e.Fact.Value}
 		b.facts[f.Key] = f.Value
+		switch {
+		case f.Key == factPausedByRun && f.Value == "yes" && b.held == nil:
+			b.held = &ReportSpan{FromMS: b.since(e.Time)}
+		case f.Key == factPausedByRun && f.Value == "no" && b.held != nil && b.held.ToMS == 0:
+			b.held.ToMS = b.since(e.Time)
+		}
 		if s, ok := b.steps[e.Step]; ok && e.Step != "" {
 			s.Facts = append(s.Facts, f)
 			if e.Time.After(b.last[e.Step]) {
@@ -422,6 +497,19 @@ func (b *reportBuilder) stepEvent(e Event) {
 	s.State = e.State
 	if e.Message != "" {
 		s.Message = e.Message
+	}
+	switch e.State {
+	case StateChecking:
+		// A step asked ahead for its approval starts when it is checked.
+		if !b.checked[e.Step] {
+			b.checked[e.Step] = true
+			t := e.Time
+			s.Started, s.StartMS = &t, b.since(t)
+		}
+	case StateAwaitingApproval:
+		b.waitFrom[e.Step] = e.Time
+	case StateDone:
+		s.Unchanged = e.Unchanged
 	}
 	switch e.State {
 	case StateFailed:
@@ -461,6 +549,13 @@ func (b *reportBuilder) finish(lastEv Event) *Report {
 				end = b.last[name]
 			}
 			s.DurationMS = end.Sub(*s.Started).Milliseconds()
+			// The time a person took to answer is not the step's.
+			for _, w := range b.waits[name] {
+				if !w[0].Before(*s.Started) && !w[1].After(end) {
+					s.ApprovalWaitMS += w[1].Sub(w[0]).Milliseconds()
+				}
+			}
+			s.DurationMS -= s.ApprovalWaitMS
 		}
 		if s.Section == "" {
 			s.Section = SectionSteps
@@ -488,7 +583,145 @@ func (b *reportBuilder) finish(lastEv Event) *Report {
 		}
 	}
 	r.Canary = canaryFrom(b.facts)
+	if r.Canary != nil && r.Canary.Timeline != nil {
+		r.Canary.Timeline.StartMS = b.since(r.Canary.Timeline.Start)
+	}
+	if len(b.topo) > 0 {
+		r.Topology = &ReportTopology{Before: b.topo[0].Before}
+		if len(b.topo) > 1 {
+			r.Topology.After = b.topo[1].Before
+		}
+	}
+	r.Held = b.held
+	r.Headline = headline(r)
 	return r
+}
+
+// topology keeps the nodes a passing pg.topology check saw: the first
+// such check is the cluster before the run, the last one after it.
+func (b *reportBuilder) topology(values map[string]any) {
+	list, _ := values["nodes"].([]any)
+	if list == nil {
+		if typed, ok := values["nodes"].([]map[string]any); ok {
+			for _, m := range typed {
+				list = append(list, m)
+			}
+		}
+	}
+	var nodes []ReportNode
+	for _, v := range list {
+		m, ok := v.(map[string]any)
+		if !ok {
+			continue
+		}
+		n := ReportNode{}
+		n.Name, _ = m["name"].(string)
+		n.Role, _ = m["role"].(string)
+		n.Upstream, _ = m["upstream"].(string)
+		n.Streaming, _ = m["streaming"].(bool)
+		switch tl := m["timeline"].(type) {
+		case float64:
+			n.Timeline = int64(tl)
+		case int:
+			n.Timeline = int64(tl)
+		case int64:
+			n.Timeline = tl
+		}
+		if n.Name != "" {
+			nodes = append(nodes, n)
+		}
+	}
+	if len(nodes) == 0 {
+		return
+	}
+	t := &ReportTopology{Before: nodes}
+	if len(b.topo) < 2 {
+		b.topo = append(b.topo, t)
+	} else {
+		b.topo[1] = t
+	}
+}
+
+// primaryOf is the one primary among nodes, and its timeline.
+func primaryOf(nodes []ReportNode) (string, int64) {
+	name, tl := "", int64(0)
+	for _, n := range nodes {
+		if n.Role == "primary" {
+			if name != "" {
+				return "", 0 // two primaries: no one answer
+			}
+			name, tl = n.Name, n.Timeline
+		}
+	}
+	return name, tl
+}
+
+// headline is the report's first line: where the primary went, on which
+// timeline, how long clients were held, and whether a commit was lost;
+// for a run that did not finish, where it stopped and what changed.
+func headline(r *Report) string {
+	var before, after string
+	var tlBefore, tlAfter int64
+	if t := r.Topology; t != nil {
+		before, tlBefore = primaryOf(t.Before)
+		after, tlAfter = primaryOf(t.After)
+	}
+	if before == "" {
+		before = r.Vars["primary"]
+	}
+	var parts []string
+	switch r.Outcome {
+	case OutcomeDone:
+		if after == "" {
+			after = r.Vars["candidate"]
+		}
+		switch {
+		case before != "" && after != "" && before != after:
+			parts = append(parts, before+" → "+after)
+		case after != "":
+			parts = append(parts, after+" is the primary")
+		}
+		if tlBefore > 0 && tlAfter > 0 && tlBefore != tlAfter {
+			parts = append(parts, fmt.Sprintf("timeline %d → %d", tlBefore, tlAfter))
+		}
+		if c := r.Canary; c != nil {
+			if c.LongestGapMS != nil {
+				parts = append(parts, "clients held "+strconv.FormatFloat(*c.LongestGapMS, 'f', -1, 64)+" ms")
+			}
+			if c.Lost != nil {
+				parts = append(parts, fmt.Sprintf("%d lost", *c.Lost))
+			}
+		}
+		if len(parts) == 0 {
+			parts = append(parts, "done")
+		}
+	case OutcomeDryRun:
+		parts = append(parts, "dry run: nothing was changed")
+	default:
+		where := string(r.Outcome)
+		if r.Failure != nil && r.Failure.Step != "" {
+			where += " at step " + r.Failure.Step
+		}
+		parts = append(parts, where)
+		changed := false
+		for _, s := range r.Steps {
+			if len(s.Actions) > 0 && !s.Unchanged && s.State != StatePending {
+				changed = true
+			}
+		}
+		if !changed {
+			parts = append(parts, "nothing was changed")
+		}
+		if after != "" {
+			parts = append(parts, after+" is the primary")
+		} else if !changed && before != "" {
+			parts = append(parts, before+" is still the primary")
+		}
+		if c := r.Canary; c != nil && c.Lost != nil {
+			parts = append(parts, fmt.Sprintf("%d lost", *c.Lost))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // canaryFrom reads the canary's figures from the run's facts; nil when the
@@ -530,8 +763,46 @@ func canaryFrom(facts map[string]string) *ReportCanary {
 	if v, ok := facts[FactCanaryLostIDs]; ok {
 		c.LostIDs = splitIDs(v)
 	}
+	if v, ok := facts[FactCanaryTimeline]; ok {
+		if tl, err := parseTimeline(v); err == nil {
+			c.Timeline = tl
+		} else {
+			c.Unreadable = append(c.Unreadable, FactCanaryTimeline+"="+v)
+		}
+	}
 	sort.Strings(c.Unreadable)
 	return c
+}
+
+// parseTimeline reads the canary's timeline fact:
+// "start=<RFC 3339> bucket_ms=20 counts=4,4,0,3".
+func parseTimeline(v string) (*ReportTimeline, error) {
+	tl := &ReportTimeline{}
+	for _, f := range strings.Fields(v) {
+		k, val, _ := strings.Cut(f, "=")
+		var err error
+		switch k {
+		case "start":
+			tl.Start, err = time.Parse(time.RFC3339Nano, val)
+		case "bucket_ms":
+			tl.BucketMS, err = strconv.ParseInt(val, 10, 64)
+		case "counts":
+			for _, c := range strings.Split(val, ",") {
+				n, cerr := strconv.Atoi(c)
+				if cerr != nil {
+					return nil, cerr
+				}
+				tl.Counts = append(tl.Counts, n)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if tl.Start.IsZero() || tl.BucketMS <= 0 || len(tl.Counts) == 0 {
+		return nil, fmt.Errorf("timeline %q: want start=, bucket_ms= and counts=", v)
+	}
+	return tl, nil
 }
 
 // splitIDs reads a list of ids written as "1,2,3", "1 2 3" or "[1, 2, 3]".

@@ -155,9 +155,10 @@ func TestReportOfADoneRun(t *testing.T) {
 	if !p.PointOfNoReturn || p.Index != 2 {
 		t.Errorf("promote: ponr %v, index %d", p.PointOfNoReturn, p.Index)
 	}
-	// From checking to done; the note after it does not count.
-	if want := ms(promoteDone.Sub(*p.Started)); p.DurationMS != want {
-		t.Errorf("promote took %dms, want %dms", p.DurationMS, want)
+	// From checking to done, less the 5s a person took to approve; the
+	// note after it does not count.
+	if want := ms(promoteDone.Sub(*p.Started)) - 5000; p.DurationMS != want || p.ApprovalWaitMS != 5000 {
+		t.Errorf("promote took %dms with %dms waiting for approval, want %dms and 5000ms", p.DurationMS, p.ApprovalWaitMS, want)
 	}
 	if len(p.Checks) != 2 {
 		t.Fatalf("promote checks: %+v", p.Checks)

@@ -120,6 +120,7 @@ func (e *engine) replay(evs []Event) *position {
 	pos := &position{done: map[string]bool{}, caught: map[string]StepState{}}
 	states := map[string]Event{}
 	ran := map[string]bool{}
+	runs := map[string]int{} // running events per step
 	var lastRecovery Section
 	for _, ev := range evs {
 		e.seq = max(e.seq, ev.Seq) // the resumed run's events number on
@@ -131,9 +132,17 @@ func (e *engine) replay(evs []Event) *position {
 				continue
 			}
 			states[ev.Step] = ev
-			if ev.State == StateRunning && !ran[ev.Step] {
+			if ev.State == StateRunning {
+				if !ran[ev.Step] {
+					e.changed = append(e.changed, ev.Step)
+				}
 				ran[ev.Step] = true
-				e.changed = append(e.changed, ev.Step)
+				runs[ev.Step]++
+			}
+			if ev.State == StateDone && ev.Unchanged && runs[ev.Step] == 1 {
+				// Its one action found nothing to do; an earlier attempt
+				// that was cut off may have changed something.
+				e.changed = withoutName(e.changed, ev.Step)
 			}
 		case EventApproval:
 			if ev.Approval != nil && ev.Approval.Granted && phase(ev.Phase) != phaseSettle {

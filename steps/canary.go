@@ -195,7 +195,7 @@ func (c *CanaryStop) Describe(*cluster.Target) Effect {
 func (c *CanaryStop) Apply(ctx context.Context, t *cluster.Target) error {
 	v, ok := t.Session.Take(sessionCanary)
 	if !ok {
-		t.Print("no canary runs in this process (it did not start, or the run was resumed): nothing to report")
+		t.Unchanged("no canary runs in this process (it did not start, or the run was resumed): nothing to report")
 		return nil
 	}
 	r, err := v.(*canary.Writer).Stop(ctx)
@@ -206,6 +206,9 @@ func (c *CanaryStop) Apply(ctx context.Context, t *cluster.Target) error {
 	if !r.WindowFrom.IsZero() {
 		set("window_from", r.WindowFrom.UTC().Format(time.RFC3339Nano))
 		set("window_to", r.WindowTo.UTC().Format(time.RFC3339Nano))
+	}
+	if len(r.Timeline) > 0 {
+		set("timeline", canaryTimeline(r))
 	}
 	t.Print(fmt.Sprintf("canary: %d commits acknowledged in %s, %d client errors, longest write gap %s",
 		r.Acked, r.Ran.Round(time.Millisecond), r.Errors, r.Window.Round(100*time.Microsecond)))
@@ -226,4 +229,14 @@ func (c *CanaryStop) Apply(ctx context.Context, t *cluster.Target) error {
 	}
 	t.Print(fmt.Sprintf("canary: all %d acknowledged commits are on the primary; 0 lost", r.Acked))
 	return nil
+}
+
+// canaryTimeline writes the commits per bucket as one fact, for the
+// report's picture of the window: "start=<RFC 3339> bucket_ms=20 counts=4,4,0,3".
+func canaryTimeline(r canary.Report) string {
+	counts := make([]string, len(r.Timeline))
+	for i, n := range r.Timeline {
+		counts[i] = strconv.Itoa(n)
+	}
+	return fmt.Sprintf("start=%s bucket_ms=%d counts=%s", r.Started.UTC().Format(time.RFC3339Nano), r.Bucket.Milliseconds(), strings.Join(counts, ","))
 }

@@ -138,7 +138,7 @@ func (s *HAProxyDrain) Describe(t *cluster.Target) Effect {
 func (s *HAProxyDrain) Apply(ctx context.Context, t *cluster.Target) error {
 	r, c, err := routerClient(t)
 	if why := routerSkipped(t, s.Enabled, err); why != "" {
-		t.Print(why)
+		t.Unchanged(why)
 		return nil
 	}
 	if err != nil {
@@ -226,7 +226,7 @@ func (s *HAProxyReady) Describe(t *cluster.Target) Effect {
 func (s *HAProxyReady) Apply(ctx context.Context, t *cluster.Target) error {
 	r, c, err := routerClient(t)
 	if why := routerSkipped(t, s.Enabled, err); why != "" {
-		t.Print(why)
+		t.Unchanged(why)
 		return nil
 	}
 	if err != nil {

@@ -112,7 +112,7 @@ func (s *PatroniPause) Apply(ctx context.Context, t *cluster.Target) error {
 		return fail(fmt.Errorf("%w; nothing changed", err))
 	}
 	if cfg.Pause == s.Pause {
-		t.Print(fmt.Sprintf("patroni: GET %s shows \"pause\": %t already; nothing to %s", cfg.URL, cfg.Pause, s.verb()))
+		t.Unchanged(fmt.Sprintf("patroni: GET %s shows \"pause\": %t already; nothing to %s", cfg.URL, cfg.Pause, s.verb()))
 		return nil
 	}
 	where, err := c.Pause(ctx, s.Pause)

@@ -81,7 +81,7 @@ func (s *PGRecreateSlots) Apply(ctx context.Context, t *cluster.Target) error {
 	}
 	names := cluster.SplitList(v)
 	if len(names) == 0 {
-		t.Print("no physical slot of another consumer was on the old primary: nothing to create")
+		t.Unchanged("no physical slot of another consumer was on the old primary: nothing to create")
 		return nil
 	}
 	n, err := t.Node(s.Node)

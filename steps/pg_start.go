@@ -109,7 +109,7 @@ func (s *PGStart) Apply(ctx context.Context, t *cluster.Target) error {
 			return fail(err)
 		}
 		if status != pmStatusStopping {
-			t.Print(fmt.Sprintf("%s is already running (pg_ctl status); nothing to do", s.Node))
+			t.Unchanged(fmt.Sprintf("%s is already running (pg_ctl status); nothing to do", s.Node))
 			return nil
 		}
 		// A shutdown began and did not finish (a smart stop that timed

@@ -224,7 +224,7 @@ func (s *PGStop) Apply(ctx context.Context, t *cluster.Target) error {
 		if !cleanlyShutDown(cd) {
 			return fail(fmt.Errorf("no server runs, but it was not shut down cleanly (pg_controldata: %q): it crashed or was killed; nothing done", cd[controlState]))
 		}
-		t.Print(fmt.Sprintf("%s is already stopped cleanly (pg_controldata: %s); nothing to do", s.Node, cd[controlState]))
+		t.Unchanged(fmt.Sprintf("%s is already stopped cleanly (pg_controldata: %s); nothing to do", s.Node, cd[controlState]))
 		return s.record(t, cd)
 	}
 	if !cleanlyShutDown(cd) {

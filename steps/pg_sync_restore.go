@@ -73,7 +73,7 @@ func (s *PGRestoreSyncStandbyNames) Apply(ctx context.Context, t *cluster.Target
 	fail := func(err error) error { return fmt.Errorf("restore synchronous_standby_names on %q: %w", s.Node, err) }
 	stmt, was, ok := s.restoreSQL(t)
 	if !ok {
-		t.Print(fmt.Sprintf("this run did not change synchronous_standby_names on %s: nothing to restore", s.Node))
+		t.Unchanged(fmt.Sprintf("this run did not change synchronous_standby_names on %s: nothing to restore", s.Node))
 		return nil
 	}
 	want, err := pg.ParseSyncStandbyNames(was)

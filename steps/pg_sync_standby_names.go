@@ -99,7 +99,7 @@ func (s *PGSetSyncStandbyNames) Apply(ctx context.Context, t *cluster.Target) er
 		return fail(fmt.Errorf("read it: %w", err))
 	}
 	if got, err := pg.ParseSyncStandbyNames(cur.Value); err == nil && got.Equal(want) {
-		t.Print(fmt.Sprintf("synchronous_standby_names on %s is already %s: nothing to change", s.Node, sqlQuote(cur.Value)))
+		t.Unchanged(fmt.Sprintf("synchronous_standby_names on %s is already %s: nothing to change", s.Node, sqlQuote(cur.Value)))
 		return nil
 	}
 	if _, done := t.Facts.Get(cluster.SyncWasFact(s.Node)); !done {

@@ -69,7 +69,7 @@ func (s *PGTerminateSessions) Apply(ctx context.Context, t *cluster.Target) erro
 		return fail(fmt.Errorf("list blocking sessions: %w", err))
 	}
 	if len(sessions) == 0 {
-		t.Print(fmt.Sprintf("no session on %s holds a lock or a transaction older than %s; nothing to do", s.Node, s.MaxXactAge))
+		t.Unchanged(fmt.Sprintf("no session on %s holds a lock or a transaction older than %s; nothing to do", s.Node, s.MaxXactAge))
 		return nil
 	}
 	var pids []int

@@ -63,7 +63,7 @@ func skipNoPooler(t *cluster.Target, err error, what string) bool {
 	if !errors.Is(err, errNoPooler) {
 		return false
 	}
-	t.Print("no pooler in the inventory: clients connect to the nodes directly; nothing to " + what)
+	t.Unchanged("no pooler in the inventory: clients connect to the nodes directly; nothing to " + what)
 	return true
 }
 

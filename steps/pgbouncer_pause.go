@@ -301,6 +301,7 @@ func (s *PgBouncerResume) Apply(ctx context.Context, t *cluster.Target) error {
 		}
 	}
 	var mu sync.Mutex
+	resumed := false // a RESUME sent and taken: something changed
 	errs := eachPooler(t, ps, func(p *cluster.Pooler, print func(string)) error {
 		if ours, why := pausedByRun(st, p.Name); !ours {
 			print(fmt.Sprintf("%s: RESUME %s not sent: %s (fact %s), and a pause it did not make is not its to lift", label(t, p), poolerDatabase(p), why, PausedFact))
@@ -314,6 +315,9 @@ func (s *PgBouncerResume) Apply(ctx context.Context, t *cluster.Target) error {
 			return fmt.Errorf("%s: %w", label(t, p), err)
 		default:
 			print(fmt.Sprintf("%s resumed %s: waiting clients go on", label(t, p), poolerDatabase(p)))
+			mu.Lock()
+			resumed = true
+			mu.Unlock()
 		}
 		mu.Lock()
 		st[p.Name] = pausedNo
@@ -340,6 +344,9 @@ func (s *PgBouncerResume) Apply(ctx context.Context, t *cluster.Target) error {
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("resume pgbouncer: %s; clients may still be waiting", strings.Join(failed, "; "))
+	}
+	if !resumed && t.NoChange != nil {
+		t.NoChange() // no RESUME taken anywhere: not an action that changed something
 	}
 	return nil
 }

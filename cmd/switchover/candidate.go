@@ -87,7 +87,7 @@ func pickCandidate(ctx context.Context, io *streams, inv *runbook.Inventory) (st
 		return "", fmt.Errorf("%w: no standby to choose from", runbook.ErrPrecondition)
 	}
 	op := newPromptOperator(io)
-	s := promptui.Select{Label: "which standby becomes the primary?", Items: items, Stdin: op.in, Stdout: op.out, Size: 10}
+	s := promptui.Select{Label: "which standby becomes the primary?", Items: items, Stdin: op.in, Stdout: op.out, Size: 10, Templates: op.selectTemplates()}
 	i, _, err := s.Run()
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", runbook.ErrDeclined, promptErr(err))

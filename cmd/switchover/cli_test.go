@@ -92,7 +92,11 @@ func TestExecuteUsageErrors(t *testing.T) {
 		wantErr string
 	}{
 		{"unknown command", []string{"rnu"}, `unknown command "rnu" for "switchover" (did you mean "run"?)`},
-		{"unknown flag", []string{"run", "--no-such-flag", file}, "unknown flag: --no-such-flag"},
+		{"unknown flag", []string{"run", "--no-such-flag", file}, "unknown flag: --no-such-flag (see"},
+		{"mistyped flag", []string{"run", "--candiate", "pg2", file}, "unknown flag: --candiate; did you mean --candidate?"},
+		{"mistyped global flag", []string{"runs", "--jounal-dir", "x"}, "did you mean --journal-dir?"},
+		{"mistyped command", []string{"pln", file}, `(did you mean "plan"?)`},
+		{"plan without an inventory", []string{"plan", "postgres-streaming-switchover"}, "problems:\n  no inventory given: pass -i FILE"},
 		{"unknown global flag", []string{"--verbose", "runs"}, "unknown flag: --verbose"},
 		{"unknown shorthand", []string{"run", "-z", file}, "unknown shorthand flag: 'z'"},
 		{"flag without value", []string{"run", file, "--var"}, "flag needs an argument: --var"},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/manifoldco/promptui"
@@ -13,18 +14,39 @@ import (
 )
 
 // promptOperator asks at a terminal with promptui. It is used only when
-// stdin and stderr are terminals; scripted runs have no operator at all.
+// stdin is a terminal; scripted runs have no operator at all.
 type promptOperator struct {
 	in  io.ReadCloser
 	out io.WriteCloser
+	// color is false under NO_COLOR: the prompts use plain templates.
+	color bool
+	// width is the terminal's, for wrapping approval blocks.
+	width int
 }
 
 type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
 
+// confirmTries is how often a mistyped cluster name is asked for again.
+const confirmTries = 3
+
 func newPromptOperator(io *streams) *promptOperator {
-	return &promptOperator{in: readCloser(io.in), out: nopWriteCloser{io.err}}
+	out := promptWriter(io)
+	return &promptOperator{in: readCloser(io.in), out: out, color: os.Getenv("NO_COLOR") == "", width: terminalWidth(out)}
+}
+
+// promptWriter is where prompts go: stderr when it is a terminal, else the
+// controlling terminal (`run ... 2>&1 | tee log` at a terminal asks there),
+// else stderr all the same.
+func promptWriter(io *streams) io.WriteCloser {
+	if isTerminal(io.err) {
+		return nopWriteCloser{io.err}
+	}
+	if tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
+		return tty
+	}
+	return nopWriteCloser{io.err}
 }
 
 func readCloser(r io.Reader) io.ReadCloser {
@@ -44,16 +66,20 @@ func (p *promptOperator) Ask(ctx context.Context, q runbook.Question) (runbook.A
 			if !q.Step.Destructive {
 				what = "asks ahead for the approval of what follows it"
 			}
-			fmt.Fprintf(w, "\nstep %q %s\n  node:    %s\n  does:    %s\n", q.Step.Name, what, q.Effect.Node, q.Effect.Command)
+			fmt.Fprintln(w)
+			p.wrapped("", fmt.Sprintf("step %q %s", q.Step.Name, what))
+			p.wrapped("  node:    ", q.Effect.Node)
+			p.wrapped("  does:    ", q.Effect.Command)
 			if q.Effect.Changes != "" {
-				fmt.Fprintf(w, "  changes: %s\n", q.Effect.Changes)
+				p.wrapped("  changes: ", q.Effect.Changes)
 			}
 			if len(q.Also) > 0 {
-				fmt.Fprintf(w, "approving it also approves these later steps, which then run without asking (no prompt waits while clients are held):\n")
+				p.wrapped("", "approving it also approves these later steps, which then run without asking (no prompt waits while clients are held):")
 				for _, a := range q.Also {
-					fmt.Fprintf(w, "  step %q on %s\n    does:    %s\n", a.Step.Name, a.Effect.Node, a.Effect.Command)
+					p.wrapped("  ", fmt.Sprintf("step %q on %s", a.Step.Name, a.Effect.Node))
+					p.wrapped("    does:    ", a.Effect.Command)
 					if a.Effect.Changes != "" {
-						fmt.Fprintf(w, "    changes: %s\n", a.Effect.Changes)
+						p.wrapped("    changes: ", a.Effect.Changes)
 					}
 				}
 			}
@@ -69,14 +95,7 @@ func (p *promptOperator) Ask(ctx context.Context, q runbook.Question) (runbook.A
 				return runbook.Answer{Yes: false}, nil
 			}
 			if q.TypeToConfirm != "" {
-				typed, err := (&promptui.Prompt{Label: fmt.Sprintf("type the cluster name (%s) to confirm", q.TypeToConfirm), Stdin: p.in, Stdout: p.out}).Run()
-				if err != nil {
-					return runbook.Answer{}, promptErr(err)
-				}
-				if strings.TrimSpace(typed) != q.TypeToConfirm {
-					fmt.Fprintf(w, "typed %q, not %q: not approved\n", typed, q.TypeToConfirm)
-					return runbook.Answer{Yes: false}, nil
-				}
+				return p.confirm(q.TypeToConfirm)
 			}
 			return runbook.Answer{Yes: true}, nil
 		}
@@ -98,10 +117,79 @@ func (p *promptOperator) Ask(ctx context.Context, q runbook.Question) (runbook.A
 	return runbook.Answer{}, fmt.Errorf("unknown question %d", q.Kind)
 }
 
+// confirm asks for the cluster's name, again after a typing slip, up to
+// confirmTries times; then the step is not approved.
+func (p *promptOperator) confirm(name string) (runbook.Answer, error) {
+	for try := 1; try <= confirmTries; try++ {
+		label := fmt.Sprintf("type the cluster name (%s) to confirm", name)
+		if try > 1 {
+			label = fmt.Sprintf("type the cluster name (%s) to confirm, try %d of %d", name, try, confirmTries)
+		}
+		pr := &promptui.Prompt{Label: label, Stdin: p.in, Stdout: p.out}
+		if !p.color {
+			pr.Templates = plainPromptTemplates
+		}
+		typed, err := pr.Run()
+		if err != nil {
+			return runbook.Answer{}, promptErr(err)
+		}
+		if strings.TrimSpace(typed) == name {
+			return runbook.Answer{Yes: true}, nil
+		}
+		if try < confirmTries {
+			fmt.Fprintf(p.out, "typed %q, not %q: try again\n", typed, name)
+			continue
+		}
+		fmt.Fprintf(p.out, "typed %q, not %q, %d times: not approved\n", typed, name, confirmTries)
+	}
+	return runbook.Answer{Yes: false}, nil
+}
+
+// The templates used under NO_COLOR: promptui's defaults colour the label,
+// the icons and the cursor.
+var (
+	plainSelectTemplates = &promptui.SelectTemplates{
+		Label:    "{{ . }}",
+		Active:   "> {{ . }}",
+		Inactive: "  {{ . }}",
+		Selected: "{{ . }}",
+		Help:     "(arrow keys to move, enter to choose)",
+	}
+	plainPromptTemplates = &promptui.PromptTemplates{
+		Prompt:  "{{ . }}: ",
+		Valid:   "{{ . }}: ",
+		Invalid: "{{ . }}: ",
+		Success: "{{ . }}: ",
+	}
+)
+
+// selectTemplates are the templates of a choice: promptui's (nil) with
+// colour, plain ones under NO_COLOR.
+func (p *promptOperator) selectTemplates() *promptui.SelectTemplates {
+	if p.color {
+		return nil
+	}
+	return plainSelectTemplates
+}
+
 func (p *promptOperator) selectOne(label string, items []string) (string, error) {
-	s := promptui.Select{Label: label, Items: items, Stdin: p.in, Stdout: p.out, HideSelected: false}
+	s := promptui.Select{Label: label, Items: items, Stdin: p.in, Stdout: p.out, HideSelected: false, Templates: p.selectTemplates()}
 	_, choice, err := s.Run()
 	return choice, promptErr(err)
+}
+
+// wrapped writes prefix+text wrapped to the terminal's width, continuation
+// lines indented under the text.
+func (p *promptOperator) wrapped(prefix, text string) {
+	indent := strings.Repeat(" ", runeLen(prefix))
+	room := max(p.width-1-runeLen(prefix), 20)
+	head := prefix
+	for _, l := range strings.Split(text, "\n") {
+		for _, line := range wrapWords(l, room, "") {
+			fmt.Fprintln(p.out, head+line)
+			head = indent
+		}
+	}
 }
 
 func (p *promptOperator) details(s *runbook.Step) {

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +33,13 @@ func (s *screen) Write(p []byte) (int, error) {
 	return s.buf.Write(p)
 }
 
+// raw is what the program wrote, escape sequences and all.
+func (s *screen) raw() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
 func (s *screen) text() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -53,10 +62,18 @@ func (s *screen) waitFor(t *testing.T, want string, d time.Duration) {
 // interactive starts the real binary in a real pseudo-terminal.
 func interactive(t *testing.T, args ...string) (*exec.Cmd, func(string), *screen, <-chan error) {
 	t.Helper()
+	return interactiveAt(t, 160, nil, args...)
+}
+
+// interactiveAt starts the real binary in a pseudo-terminal cols wide,
+// with env added to its environment.
+func interactiveAt(t *testing.T, cols uint16, env []string, args ...string) (*exec.Cmd, func(string), *screen, <-chan error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	cmd := exec.CommandContext(ctx, binary(t), args...)
-	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 60, Cols: 160})
+	cmd.Env = append(os.Environ(), env...)
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 60, Cols: cols})
 	if err != nil {
 		t.Fatalf("start in a pseudo-terminal: %v", err)
 	}
@@ -120,14 +137,21 @@ func primaryOf(t *testing.T, sb *sandbox.Sandbox) string {
 	return ""
 }
 
-// An interactive switchover of the sandbox at a real terminal: the plan
-// first, one prompt before the pause that shows what it and the stop and
-// the promotion will do, the cluster's name typed, the switch done. Then
-// a second run aborted at that prompt: exit 5, nothing changed.
+// sgr matches an escape sequence that sets a colour or a style.
+var sgr = regexp.MustCompile(`\x1b\[[0-9;]*m`)
+
+// An interactive switchover of the sandbox at a real terminal 100 columns
+// wide, under NO_COLOR: the plan first, one prompt before the first action
+// (no canary row, no checkpoint while a person reads) that shows what the
+// pause, the stop and the promotion will do, a mistyped cluster name asked
+// again, the switch done, its figures whole, no colour anywhere. Then a
+// second run at a terminal whose output goes to a pipe (`2>&1 | tee log`)
+// still asks, on the terminal, and is aborted there: exit 5, and it says
+// plainly that nothing changed.
 func TestInteractiveSwitchoverInAPseudoTerminal(t *testing.T) {
 	sb := sandboxtest.New(t, 2)
 	jd := t.TempDir()
-	_, keys, scr, done := interactive(t, "run", "postgres-streaming-switchover", "-i", sb.Inventory(), "--journal-dir", jd)
+	_, keys, scr, done := interactiveAt(t, 100, []string{"NO_COLOR=1"}, "run", "postgres-streaming-switchover", "-i", sb.Inventory(), "--journal-dir", jd)
 
 	scr.waitFor(t, "plan: postgres-streaming-switchover on cluster sandbox: 17 steps, 2 destructive", 20*time.Second)
 	for _, want := range []string{"!  9  stop-primary", "! 10  promote", "---- point of no return", "finally (always): pooler-resumed, stop-canary"} {
@@ -137,11 +161,16 @@ func TestInteractiveSwitchoverInAPseudoTerminal(t *testing.T) {
 	for _, want := range []string{"does:    PAUSE app", "approving it also approves", `step "stop-primary" on pg1`, `step "promote" on pg2`, "pg_promote(wait => false)"} {
 		scr.waitFor(t, want, time.Second)
 	}
-	if strings.Contains(scr.text(), "[9/17] stop-primary") {
-		t.Fatal("stop-primary started before the prompt was answered")
+	for _, early := range []string{"[9/17] stop-primary", "[4/17] sync-on-candidate", "[5/17] start-canary", "[6/17] checkpoint"} {
+		if strings.Contains(scr.text(), early) {
+			t.Fatalf("%s started before the prompt was answered:\n%s", early, scr.text())
+		}
 	}
 	keys("\r")
 	scr.waitFor(t, "type the cluster name (sandbox) to confirm", 10*time.Second)
+	keys("sandbx\r")
+	scr.waitFor(t, `typed "sandbx", not "sandbox": try again`, 10*time.Second)
+	scr.waitFor(t, "to confirm, try 2 of 3", 10*time.Second)
 	keys("sandbox\r")
 	if code := exitOf(t, done, time.Minute, scr); code != 0 {
 		t.Fatalf("interactive run: exit %d; the terminal shows:\n%s", code, scr.text())
@@ -155,19 +184,42 @@ func TestInteractiveSwitchoverInAPseudoTerminal(t *testing.T) {
 	if strings.Count(text, "proceed with step") != 1 {
 		t.Errorf("%d prompts, want exactly one: no prompt may wait while clients are held", strings.Count(text, "proceed with step"))
 	}
+	if m := sgr.FindString(scr.raw()); m != "" {
+		t.Errorf("under NO_COLOR the terminal got the colour sequence %q", m)
+	}
+	// At 100 columns the canary's figures are whole, wrapped if need be.
+	flat := strings.Join(strings.Fields(text), " ")
+	if !regexp.MustCompile(`longest write gap \d+(\.\d+)?(ms|s)\b`).MatchString(flat) {
+		t.Errorf("the longest write gap is not shown whole:\n%s", text)
+	}
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, "…") && regexp.MustCompile(`\d…`).MatchString(l) {
+			t.Errorf("a figure was cut: %q", l)
+		}
+	}
 	if p := primaryOf(t, sb); p != "pg2" {
 		t.Fatalf("after the interactive switchover the primary is %q, want pg2", p)
 	}
 
-	// Abort at the prompt: exit 5, nothing changed, clients not held.
-	_, keys, scr, done = interactive(t, "run", "postgres-streaming-switchover", "-i", sb.Inventory(), "--journal-dir", jd,
+	// Abort at the prompt of a run piped to a log: exit 5, nothing
+	// changed, clients not held.
+	keys, scr, logged, done := interactiveTee(t, "run", "postgres-streaming-switchover", "-i", sb.Inventory(), "--journal-dir", jd,
 		"--var", "primary=pg2", "--var", "candidate=pg1")
 	scr.waitFor(t, "proceed with step pause-pooler?", 20*time.Second)
 	keys("\x1b[B")
 	keys("\x1b[B")
 	keys("\r")
 	if code := exitOf(t, done, time.Minute, scr); code != exitDeclined {
-		t.Fatalf("aborted run: exit %d, want %d; the terminal shows:\n%s", code, exitDeclined, scr.text())
+		t.Fatalf("aborted run: exit %d, want %d; the terminal shows:\n%s\nthe log:\n%s", code, exitDeclined, scr.text(), logged.text())
+	}
+	log := logged.text()
+	if !strings.Contains(log, "nothing was changed: no action ran, clients were never held") {
+		t.Errorf("the declined run does not say plainly that nothing changed:\n%s", log)
+	}
+	for _, not := range []string{"actions ran", "== rollback", "[4/17] sync-on-candidate", "start-canary"} {
+		if strings.Contains(log, not) {
+			t.Errorf("the declined run shows %q:\n%s", not, log)
+		}
 	}
 	if p := primaryOf(t, sb); p != "pg2" {
 		t.Fatalf("after the abort the primary is %q, want pg2 still", p)
@@ -183,4 +235,48 @@ func TestInteractiveSwitchoverInAPseudoTerminal(t *testing.T) {
 	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&recovery); err != nil || recovery {
 		t.Fatalf("through the pooler after the abort: recovery=%v err=%v; want the primary answering", recovery, err)
 	}
+}
+
+// interactiveTee starts the real binary with stdin on a pseudo-terminal
+// (its controlling terminal) and stdout and stderr into a pipe, as
+// `switchover run ... 2>&1 | tee log` does at a terminal. It returns the
+// keys to type, what the terminal shows, and what went into the pipe.
+func interactiveTee(t *testing.T, args ...string) (func(string), *screen, *screen, <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Fatalf("open a pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { ptmx.Close() })
+	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 60, Cols: 120}); err != nil {
+		t.Fatal(err)
+	}
+	logged := &screen{}
+	cmd := exec.CommandContext(ctx, binary(t), args...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, logged, logged
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	tty.Close()
+	scr := &screen{}
+	go func() { _, _ = bytes.NewBuffer(nil).ReadFrom(teeReader{ptmx, scr}) }()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+	keys := func(k string) {
+		t.Helper()
+		time.Sleep(150 * time.Millisecond) // let the prompt settle before typing
+		if _, err := ptmx.Write([]byte(k)); err != nil {
+			t.Fatalf("type %q: %v", k, err)
+		}
+	}
+	return keys, scr, logged, done
 }

@@ -39,13 +39,13 @@ func (h *humanView) terminal(width int, color bool) {
 	h.tty, h.color, h.width = true, color, max(width, 40)
 }
 
-// fit cuts a line to the terminal's width.
+// fit fits a line to the terminal's width: descriptions are shortened,
+// figures never cut (see fitLine).
 func (h *humanView) fit(s string) string {
-	if !h.tty || len([]rune(s)) <= h.width {
+	if !h.tty {
 		return s
 	}
-	r := []rune(s)
-	return string(r[:h.width-1]) + "…"
+	return fitLine(s, h.width, pad+strings.Repeat(" ", 10))
 }
 
 // paint colours s with an ANSI code when colour is on.
@@ -90,14 +90,15 @@ var spinner = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "
 // wait shows a check still waiting: at a terminal one line rewritten in
 // place with a spinner, elsewhere a line every few seconds.
 func (h *humanView) wait(e runbook.Event) {
-	text := fmt.Sprintf("%s: %s (%s of %s)", e.Check.Describe, e.Check.Observed, ms(e.Check.ElapsedMS), ms(e.Check.WithinMS))
+	clock := fmt.Sprintf(" (%s of %s)", ms(e.Check.ElapsedMS), ms(e.Check.WithinMS))
+	text := fmt.Sprintf("%s: %s", e.Check.Describe, e.Check.Observed) + clock
 	if h.tty {
 		if e.Time.Sub(h.lastSpin) < 80*time.Millisecond && h.spinning {
 			return
 		}
 		h.lastSpin = e.Time
 		h.spin = (h.spin + 1) % len(spinner)
-		fmt.Fprint(h.w, "\r\033[K"+h.fit(fmt.Sprintf("%s%-9s %s", pad, spinner[h.spin]+" waiting", text)))
+		fmt.Fprint(h.w, "\r\033[K"+h.spinLine(spinner[h.spin]+" waiting", e.Check.Describe+": "+e.Check.Observed, clock))
 		h.spinning = true
 		return
 	}
@@ -107,6 +108,18 @@ func (h *humanView) wait(e runbook.Event) {
 	}
 	h.lastWait[key] = e.Time
 	h.line("waiting", text)
+}
+
+// spinLine is the one line a wait rewrites in place: it must never wrap
+// (the carriage return would then leave lines behind), and the elapsed time
+// and the deadline stay visible, so the description is what gets cut.
+func (h *humanView) spinLine(label, desc, clock string) string {
+	head := fmt.Sprintf("%s%-9s ", pad, label)
+	room := h.width - 1 - runeLen(head) - runeLen(clock)
+	if room < 1 {
+		return cutEnd(head+clock, h.width-1)
+	}
+	return head + cutEnd(desc, room) + clock
 }
 
 // Observe implements runbook.Observer.
@@ -171,7 +184,11 @@ func (h *humanView) Observe(e runbook.Event) {
 	case runbook.EventNote:
 		h.line("note", e.Message)
 	case runbook.EventFact:
-		h.line("recorded", fmt.Sprintf("%s = %s", e.Fact.Key, e.Fact.Value))
+		v := e.Fact.Value
+		if runeLen(v) > 120 { // a series (the canary's timeline): the report draws it
+			v = fmt.Sprintf("(%d characters: in the journal, drawn by `switchover report`)", runeLen(v))
+		}
+		h.line("recorded", fmt.Sprintf("%s = %s", e.Fact.Key, v))
 	case runbook.EventRunSuspended:
 		fmt.Fprintf(h.w, "\nsuspended: %s\n", e.Message)
 	case runbook.EventRunFinished:

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +23,7 @@ import (
 type reportOpts struct {
 	g      *globalOpts
 	format string
+	out    string // write the Markdown here, the picture and the HTML beside it
 }
 
 func newReportCmd(io *streams, g *globalOpts) *cobra.Command {
@@ -52,13 +55,20 @@ Without RUN_ID, the newest run in the journal directory. Secrets are masked.`,
 			return runReport(c.Context(), io, opts, id)
 		},
 	}
-	cmd.Flags().StringVar(&opts.format, "format", "markdown", "markdown or json")
+	cmd.Flags().StringVar(&opts.format, "format", "markdown", "markdown, json, html (one page with the picture), or svg (the picture of the window alone)")
+	cmd.Flags().StringVar(&opts.out, "out", "", "write the Markdown report to `FILE.md`, the picture of the window to FILE.svg and the HTML report to FILE.html beside it, instead of to stdout")
 	return cmd
 }
 
+// reportFormats are the values --format takes.
+var reportFormats = []string{"markdown", "json", "html", "svg"}
+
 func runReport(_ context.Context, io *streams, opts *reportOpts, id string) error {
-	if opts.format != "markdown" && opts.format != "json" {
-		return usagef("--format %q: want markdown or json", opts.format)
+	if !slices.Contains(reportFormats, opts.format) {
+		return usagef("--format %q: want markdown, json, html or svg", opts.format)
+	}
+	if opts.out != "" && opts.format != "markdown" {
+		return usagef("--out writes the Markdown, the SVG and the HTML together; it takes no --format")
 	}
 	dir := opts.g.journalDir
 	if id == "" {
@@ -84,15 +94,62 @@ func runReport(_ context.Context, io *streams, opts *reportOpts, id string) erro
 	if err != nil {
 		return err
 	}
-	if opts.format == "json" {
+	switch {
+	case opts.out != "":
+		return writeReportFiles(io, rep, opts.out)
+	case opts.format == "json":
 		enc := json.NewEncoder(io.out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
+	case opts.format == "html":
+		return writeHTMLReport(io.out, rep)
+	case opts.format == "svg":
+		if !hasWindowPicture(rep) {
+			return usagef("report %s: the run recorded no canary timeline, so there is no window to draw", rep.RunID)
+		}
+		return writeWindowSVG(io.out, rep)
 	}
 	var b strings.Builder
-	writeMarkdownReport(&b, rep)
+	writeMarkdownReport(&b, rep, "")
 	_, err = fmt.Fprint(io.out, b.String())
 	return err
+}
+
+// writeReportFiles writes FILE.md, and beside it FILE.svg (when the run
+// recorded a canary timeline) and FILE.html, each mode 0644, and says where.
+func writeReportFiles(io *streams, rep *runbook.Report, out string) error {
+	stem := strings.TrimSuffix(out, filepath.Ext(out))
+	mdPath, svgPath, htmlPath := stem+".md", stem+".svg", stem+".html"
+	svgName := ""
+	if hasWindowPicture(rep) {
+		var svg strings.Builder
+		if err := writeWindowSVG(&svg, rep); err != nil {
+			return err
+		}
+		if err := os.WriteFile(svgPath, []byte(svg.String()), 0o644); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		svgName = filepath.Base(svgPath)
+	}
+	var md strings.Builder
+	writeMarkdownReport(&md, rep, svgName)
+	if err := os.WriteFile(mdPath, []byte(md.String()), 0o644); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	var page strings.Builder
+	if err := writeHTMLReport(&page, rep); err != nil {
+		return err
+	}
+	if err := os.WriteFile(htmlPath, []byte(page.String()), 0o644); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	fmt.Fprintf(io.out, "%s\n", rep.Headline)
+	fmt.Fprintf(io.out, "report: %s\n", mdPath)
+	if svgName != "" {
+		fmt.Fprintf(io.out, "picture of the window: %s\n", svgPath)
+	}
+	fmt.Fprintf(io.out, "html: %s\n", htmlPath)
+	return nil
 }
 
 // reportRedactor learns the secrets the run's inventory still holds, if it
@@ -128,16 +185,29 @@ func reportRedactor(info *runbook.RunInfo) *secret.Redactor {
 	return red
 }
 
-// writeMarkdownReport renders a report for a change ticket: a header
-// table, the steps at a glance, each step's timeline, the canary's
-// figures, and the outcome.
-func writeMarkdownReport(w *strings.Builder, r *runbook.Report) {
+// writeMarkdownReport renders a report for a change ticket: the answer in
+// one line, the picture of the window (svgName, when one was written
+// beside it), a header table, the topology before and after, the steps at
+// a glance, each step's timeline, the canary's figures, and the outcome.
+func writeMarkdownReport(w *strings.Builder, r *runbook.Report, svgName string) {
 	kind := "Run"
 	if r.DryRun {
 		kind = "Dry run"
 	}
 	fmt.Fprintf(w, "# %s %s: %s on %s\n\n", kind, r.RunID, r.Runbook.Name, r.Cluster)
+	fmt.Fprintf(w, "**%s**\n\n", mdLine(r.Headline))
+	if svgName != "" {
+		fmt.Fprintf(w, "![the window: canary commits over time, the pause and each step](%s)\n\n", svgName)
+	}
 	writeHeader(w, r)
+	if rows := topologyRows(r); len(rows) > 0 {
+		fmt.Fprintf(w, "\n## Topology\n\n")
+		t := &mdTable{head: []string{"node", "before", "after"}}
+		for _, row := range rows {
+			t.rows = append(t.rows, []string{row.Name, row.Before, row.After})
+		}
+		t.write(w)
+	}
 	if len(r.Vars) > 0 {
 		writeVars(w, r)
 	}
@@ -266,8 +336,19 @@ func reportStepState(s runbook.ReportStep, dry bool) string {
 		return "skipped (declined)"
 	case s.State != runbook.StateDone && s.State != runbook.StateFailed && s.State != runbook.StateSkipped:
 		return string(s.State) + " (cut off)"
+	case s.State == runbook.StateDone && s.Unchanged:
+		return "done (nothing to do)"
 	}
 	return string(s.State)
+}
+
+// factText is a fact's value as the report shows it: the canary's
+// timeline, which the picture draws, in a few words.
+func factText(f runbook.ReportFact) string {
+	if f.Key == runbook.FactCanaryTimeline {
+		return fmt.Sprintf("(%d numbers: commits over time, drawn in the picture of the window)", strings.Count(f.Value, ",")+1)
+	}
+	return f.Value
 }
 
 // reportLine is one line of a step's timeline.
@@ -311,6 +392,8 @@ func writeStep(w *strings.Builder, r *runbook.Report, s runbook.ReportStep) {
 	switch {
 	case s.Started != nil && r.DryRun:
 		fmt.Fprintf(w, "Shown at %s (%s).", reportOffset(s.StartMS), reportStamp(*s.Started))
+	case s.Started != nil && final && s.ApprovalWaitMS > 0:
+		fmt.Fprintf(w, "Started at %s (%s), took %s, not counting the %s it waited for approval.", reportOffset(s.StartMS), reportStamp(*s.Started), ms(s.DurationMS), ms(s.ApprovalWaitMS))
 	case s.Started != nil && final:
 		fmt.Fprintf(w, "Started at %s (%s), took %s.", reportOffset(s.StartMS), reportStamp(*s.Started), ms(s.DurationMS))
 	case s.Started != nil:
@@ -348,7 +431,7 @@ func writeStep(w *strings.Builder, r *runbook.Report, s runbook.ReportStep) {
 		add(t, 2, "- output:\n"+mdFence("  ", strings.Join(s.Output, "\n")))
 	}
 	for _, f := range s.Facts {
-		add(f.Time, 3, fmt.Sprintf("- fact recorded at %s: %s = %s", reportOffset(ms64(r, f.Time)), f.Key, f.Value))
+		add(f.Time, 3, fmt.Sprintf("- fact recorded at %s: %s = %s", reportOffset(ms64(r, f.Time)), f.Key, factText(f)))
 	}
 	for _, n := range s.Notes {
 		add(n.Time, 5, fmt.Sprintf("- note at %s: %s", reportOffset(ms64(r, n.Time)), mdLine(n.Message)))

@@ -27,7 +27,8 @@ func TestReportUsage(t *testing.T) {
 		args    []string
 		wantErr string
 	}{
-		{"bad format", []string{"report", "--format", "xml", "--journal-dir", empty}, `--format "xml": want markdown or json`},
+		{"bad format", []string{"report", "--format", "xml", "--journal-dir", empty}, `--format "xml": want markdown, json, html or svg`},
+		{"out with a format", []string{"report", "--out", "r.md", "--format", "json", "--journal-dir", empty}, "it takes no --format"},
 		{"two ids", []string{"report", "a", "b", "--journal-dir", empty}, "want at most one RUN_ID, got 2"},
 		{"no runs", []string{"report", "--journal-dir", empty}, "no runs in " + empty},
 		{"no such run", []string{"report", "20260101T000000Z-000000", "--journal-dir", empty}, `no run "20260101T000000Z-000000"`},
@@ -174,6 +175,8 @@ var (
 	reObserved  = regexp.MustCompile(`(?m)^(\s*- observed: ).*$`)
 	reTableFill = regexp.MustCompile(` {2,}`)
 	reTableRule = regexp.MustCompile(`-{3,}`)
+	reHeldMS    = regexp.MustCompile(`clients held \d+(\.\d+)? ms`)
+	reSeries    = regexp.MustCompile(`\(\d+ numbers:`)
 )
 
 // normalizeReport replaces what varies between runs and machines (times,
@@ -211,6 +214,8 @@ func normalizeReport(md string, sb *sandbox.Sandbox, jdir, startedBy string) str
 	s = reStamp.ReplaceAllString(s, "TIME")
 	s = reRFC3339.ReplaceAllString(s, "TIME")
 	s = reCanaryFig.ReplaceAllString(s, "${1}N")
+	s = reHeldMS.ReplaceAllString(s, "clients held N ms")
+	s = reSeries.ReplaceAllString(s, "(N numbers:")
 	s = reDigest.ReplaceAllString(s, "DIGEST")
 	s = reLSN.ReplaceAllString(s, "LSN")
 	s = reDuration.ReplaceAllString(s, "DUR")

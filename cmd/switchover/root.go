@@ -75,7 +75,7 @@ type globalOpts struct {
 }
 
 func execute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	io := &streams{in: stdin, out: stdout, err: stderr, interactive: isTerminal(stdin) && isTerminal(stderr)}
+	io := &streams{in: stdin, out: stdout, err: stderr, interactive: isTerminal(stdin)}
 	root := newRootCmd(io)
 	root.SetArgs(args)
 	ctx, stop := newSignalContext(context.Background(), io)
@@ -105,9 +105,8 @@ Every run is journaled; an interrupted run continues with 'switchover resume'.`,
 	root.SetIn(io.in)
 	root.SetOut(io.out)
 	root.SetErr(io.err)
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &usageError{err: fmt.Errorf("%v (see '%s --help')", err, c.CommandPath())}
-	})
+	root.SetFlagErrorFunc(flagError)
+	root.SuggestionsMinimumDistance = 2
 	root.PersistentFlags().StringVar(&g.journalDir, "journal-dir", runbook.DefaultJournalDir(), "where run journals and locks are kept")
 	root.AddCommand(
 		newValidateCmd(io),
@@ -125,6 +124,7 @@ Every run is journaled; an interrupted run continues with 'switchover resume'.`,
 		newVersionCmd(io),
 		newGuardCmd(io),
 	)
+	registerCompletions(root)
 	return root
 }
 

@@ -214,7 +214,7 @@ func runEngine(ctx context.Context, io *streams, opts *runOpts, o runbook.Option
 	}
 	p, err := l.plan(cand)
 	if err != nil {
-		return err
+		return noInventoryFirst(err, opts.inventory)
 	}
 	recordAbsolutePaths(p)
 	if reviewed != nil {

@@ -101,6 +101,33 @@ type Report struct {
 	// LongestWait is the longest any one commit waited for its answer
 	// (an acknowledgement or an error): how long a client was held.
 	LongestWait time.Duration
+	// Timeline counts the acknowledged commits in buckets of Bucket from
+	// Started: the picture of the window a report draws.
+	Started  time.Time
+	Bucket   time.Duration
+	Timeline []int
+}
+
+// maxBuckets bounds a timeline: enough for a picture, small in a journal.
+const maxBuckets = 400
+
+// timeline counts acks in equal buckets from start to end.
+func timeline(acks []ack, start, end time.Time) (time.Duration, []int) {
+	span := end.Sub(start)
+	if span <= 0 {
+		return 0, nil
+	}
+	bucket := 10 * time.Millisecond
+	for span/bucket >= maxBuckets {
+		bucket *= 2
+	}
+	counts := make([]int, int(span/bucket)+1)
+	for _, a := range acks {
+		if i := int(a.at.Sub(start) / bucket); i >= 0 && i < len(counts) {
+			counts[i]++
+		}
+	}
+	return bucket, counts
 }
 
 // Start creates the heartbeat table through the endpoint and starts
@@ -227,7 +254,8 @@ func (w *Writer) Stop(ctx context.Context) (Report, error) {
 	errs := append([]ClientError(nil), w.errs...)
 	longest := w.longest
 	w.mu.Unlock()
-	r := Report{Acked: len(acks), Errors: len(errs), Ran: time.Since(w.started), LongestWait: longest}
+	r := Report{Acked: len(acks), Errors: len(errs), Ran: time.Since(w.started), LongestWait: longest, Started: w.started}
+	r.Bucket, r.Timeline = timeline(acks, w.started, w.started.Add(r.Ran))
 	for i := 1; i < len(acks); i++ {
 		if gap := acks[i].at.Sub(acks[i-1].at); gap > r.Window {
 			r.Window, r.WindowFrom, r.WindowTo = gap, acks[i-1].at, acks[i].at

@@ -305,6 +305,18 @@ type Target struct {
 	// Hold is told when a step holds clients and when they go on; nil
 	// when the run keeps no guard.
 	Hold ClientHold
+	// NoChange is told when an action found nothing to do; may be nil.
+	NoChange func()
+}
+
+// Unchanged prints line and marks the action as one that changed nothing
+// (a RESUME not sent, a canary that never ran), so that a run's summary
+// lists only the actions that changed something.
+func (t *Target) Unchanged(line string) {
+	if t != nil && t.NoChange != nil {
+		t.NoChange()
+	}
+	t.Print(line)
 }
 
 // Print sends a line of output to the run's observer, if any.

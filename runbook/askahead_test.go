@@ -1,0 +1,89 @@
+// Tests of the approval asked before the first action, and of actions that
+// found nothing to do.
+
+package runbook
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/switchover/switchover/internal/cluster"
+)
+
+// noop is a fake action that says it found nothing to do.
+func noop(_ context.Context, t *cluster.Target, _ int) error {
+	t.Unchanged("nothing to resume")
+	return nil
+}
+
+// windowPlan is the shape of the streaming playbook: an action before the
+// step that approves the window's destructive steps ahead, a rollback, and
+// a finally step that finds nothing to do when nothing was paused.
+func windowPlan(l *callLog) *Plan {
+	canary, checkpoint := act(l, "start-canary"), act(l, "checkpoint")
+	pause, stop, promote := act(l, "pause-pooler"), act(l, "stop-primary"), act(l, "promote")
+	stop.Destructive, promote.Destructive = true, true
+	pause.ApproveWith = []string{"stop-primary", "promote"}
+	for _, s := range []*Step{canary, checkpoint, pause, stop, promote} {
+		s.OnFailure = "restore"
+	}
+	resume := act(l, "pooler-resumed")
+	fake(resume).apply = noop
+	p := withRollback(newPlan(&Step{Name: "preflight", Section: SectionSteps, Timeout: DefaultDefaults.Timeout}, canary, checkpoint, pause, stop, promote),
+		"restore", act(l, "restart-old-primary"))
+	return withFinally(p, resume)
+}
+
+var runCasesAskAhead = []runCase{
+	{
+		name:        "at a terminal: the window's approval is asked before the first action, and declining it changes nothing",
+		build:       func(t *testing.T, l *callLog) *Plan { return windowPlan(l) },
+		opts:        func(o *Options) { o.Operator = &fakeOperator{answers: []Answer{{Yes: false}}} },
+		wantErr:     ErrDeclined,
+		wantOutcome: OutcomeDeclined,
+		wantApplied: []string{"pooler-resumed"},
+		check: func(t *testing.T, res *Result, err error, rec *recorder) {
+			fin := rec.ofType(EventRunFinished)[0]
+			if !strings.Contains(fin.Message, "nothing was changed") || strings.Contains(fin.Message, "actions ran") || strings.Contains(fin.Message, "pooler-resumed") {
+				t.Errorf("run.finished message %q: want plainly that nothing changed, no action listed", fin.Message)
+			}
+			if len(res.Changed) != 0 {
+				t.Errorf("changed %v, want none: the finally step found nothing to do", res.Changed)
+			}
+			for _, e := range rec.ofType(EventStep) {
+				if e.Step == "pooler-resumed" && e.State == StateDone && !e.Unchanged {
+					t.Errorf("pooler-resumed done without the unchanged mark: %+v", e)
+				}
+			}
+		},
+	},
+	{
+		name:        "at a terminal: approved ahead, the window runs without another prompt",
+		build:       func(t *testing.T, l *callLog) *Plan { return windowPlan(l) },
+		opts:        func(o *Options) { o.Operator = &fakeOperator{} },
+		wantOutcome: OutcomeDone,
+		wantApplied: []string{"start-canary", "checkpoint", "pause-pooler", "stop-primary", "promote", "pooler-resumed"},
+		check: func(t *testing.T, res *Result, err error, rec *recorder) {
+			apps := rec.ofType(EventApproval)
+			if len(apps) != 3 || apps[0].Step != "pause-pooler" {
+				t.Fatalf("approvals %v: want pause-pooler's, then stop-primary and promote approved ahead", apps)
+			}
+			var order []string
+			for _, e := range rec.events() {
+				switch {
+				case e.Type == EventApproval && e.Step == "pause-pooler":
+					order = append(order, "approval")
+				case e.Type == EventStep && e.Step == "start-canary" && e.State == StateRunning:
+					order = append(order, "canary")
+				}
+			}
+			if strings.Join(order, ",") != "approval,canary" {
+				t.Errorf("order %v: the canary must start after the approval", order)
+			}
+			if strings.Join(res.Changed, ",") != "start-canary,checkpoint,pause-pooler,stop-primary,promote" {
+				t.Errorf("changed %v: the finally step that found nothing to do is not a change", res.Changed)
+			}
+		},
+	},
+}
