@@ -306,6 +306,11 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 	if err := s.initPrimary(ctx, primary); err != nil {
 		return nil, err
 	}
+	if s.Manager == ManagerRepmgr {
+		if err := s.appendConf(primary, repmgrSettings); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.start(ctx, primary); err != nil {
 		return nil, err
 	}
@@ -327,6 +332,11 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 	}
 	if err := s.waitStreaming(ctx, 30*time.Second); err != nil {
 		return nil, err
+	}
+	if s.Manager == ManagerRepmgr {
+		if err := s.upRepmgr(ctx, o.Log); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.writeInventory(); err != nil {
 		return nil, err
@@ -609,7 +619,12 @@ func (s *Sandbox) writeInventory() error {
 	}
 	fmt.Fprintf(&b, "pooler:\n  kind: pgbouncer\n  admin: %q\n  database: app\n  config: %s\n  host: %s\n",
 		s.AdminConninfo(), s.PoolerConfig(), host(PoolerHost))
-	if m := s.manager(); m != nil {
+	if m := s.manager(); m != nil && m.Kind == ManagerRepmgr {
+		fmt.Fprintf(&b, "manager:\n  kind: %s\n  database: %s\n  configs:\n", m.Kind, m.Database)
+		for _, n := range s.Nodes {
+			fmt.Fprintf(&b, "    %s: %s\n", n.Name, m.Configs[n.Name])
+		}
+	} else if m != nil {
 		fmt.Fprintf(&b, "manager:\n  kind: %s\n  urls:\n", m.Kind)
 		for _, u := range m.URLs {
 			fmt.Fprintf(&b, "    - %s\n", u)
