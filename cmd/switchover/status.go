@@ -201,6 +201,7 @@ func renderStatus(io *streams, st *clusterStatus) {
 			}
 		}
 	}
+	renderRepmgr(io, st.Topology)
 	fmt.Fprintf(io.out, "manager:  %s\n", st.Maintenance)
 }
 
