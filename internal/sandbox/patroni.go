@@ -45,7 +45,7 @@ func checkManager(m string, nodes int) (int, error) {
 		if _, _, err := FindRepmgr(""); err != nil {
 			return 0, err
 		}
-		return nodes, nil
+		return nodes + 1, nil // and the sshd for repmgr's own switchover
 	}
 	return 0, fmt.Errorf("--manager %s: want none, patroni or repmgr", m)
 }

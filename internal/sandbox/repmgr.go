@@ -89,6 +89,7 @@ func (s *Sandbox) repmgrConf(n Node) string {
 		"reconnect_attempts=3",
 		"reconnect_interval=1",
 		"standby_disconnect_on_failover=false",
+		"ssh_options=" + q(s.sshOptions()),
 	}
 	return strings.Join(lines, "\n") + "\n"
 }
@@ -113,6 +114,9 @@ func (s *Sandbox) upRepmgr(ctx context.Context, log func(string, ...any)) error 
 	defer cancel()
 	_, repmgrdBin, err := FindRepmgr(s.BinDir)
 	if err != nil {
+		return err
+	}
+	if err := s.upRepmgrSSH(ctx, log); err != nil {
 		return err
 	}
 	primary := s.Nodes[0]
@@ -205,6 +209,9 @@ func (s *Sandbox) repmgrdPIDs() map[string]int {
 			out["repmgrd-"+n.Name+"-daemon"] = pid
 		}
 	}
+	if pid := s.managedPID("sshd", filepath.Join(s.sshDir(), "sshd_config")); pid > 0 {
+		out["sshd"] = pid
+	}
 	return out
 }
 
@@ -214,13 +221,13 @@ func (s *Sandbox) repmgrdPIDs() map[string]int {
 func (s *Sandbox) stopRepmgrd(ctx context.Context) error {
 	pids := s.repmgrdPIDs()
 	for name, pid := range pids {
-		if strings.HasSuffix(name, "-daemon") {
+		if strings.HasSuffix(name, "-daemon") || name == "sshd" {
 			continue
 		}
 		_ = syscall.Kill(-pid, syscall.SIGTERM)
 	}
 	for name, pid := range pids {
-		if strings.HasSuffix(name, "-daemon") {
+		if strings.HasSuffix(name, "-daemon") || name == "sshd" {
 			_ = syscall.Kill(pid, syscall.SIGTERM)
 		}
 	}
@@ -228,4 +235,86 @@ func (s *Sandbox) stopRepmgrd(ctx context.Context) error {
 		return fmt.Errorf("stop repmgrd: %w", err)
 	}
 	return nil
+}
+
+// repmgr's own switchover (`repmgr standby switchover`) reaches the old
+// primary's host over ssh, as the servers' user, to stop it and rejoin it.
+// With every node on 127.0.0.1 the sandbox runs one sshd for that, as the
+// servers' user on a port of its own (an sshd that is not root can only let
+// its own user in), with a key made for the sandbox; each repmgr.conf's
+// ssh_options point ssh at it. Without an sshd on the machine the sandbox
+// comes up without it, and repmgr's own switchover cannot run there.
+
+func (s *Sandbox) sshDir() string { return filepath.Join(s.Dir, "ssh") }
+
+// repmgrSSHPort is the port of the sandbox's sshd, above the nodes'.
+func (s *Sandbox) repmgrSSHPort() int { return s.PortBase + len(s.Nodes) + 1 }
+
+// RepmgrSSH reports whether repmgr's own switchover can reach the nodes
+// over ssh in this sandbox.
+func (s *Sandbox) RepmgrSSH() bool { return s.SSHPort > 0 }
+
+func (s *Sandbox) sshOptions() string {
+	return fmt.Sprintf("-q -F %s -o ConnectTimeout=10", filepath.Join(s.sshDir(), "ssh_config"))
+}
+
+// upRepmgrSSH makes the keys and configuration and starts the sshd.
+func (s *Sandbox) upRepmgrSSH(ctx context.Context, log func(string, ...any)) error {
+	if _, err := os.Stat(sshdPath); err != nil {
+		log("no %s: repmgr's own switchover (which needs ssh) cannot run in this sandbox", sshdPath)
+		return nil
+	}
+	dir := s.sshDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	path := func(name string) string { return filepath.Join(dir, name) }
+	for _, key := range []string{"host_key", "client_key"} {
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		out, err := exec.CommandContext(cctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "switchover sandbox "+key, "-f", path(key)).CombinedOutput()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("ssh-keygen %s: %v: %s", path(key), err, strings.TrimSpace(string(out)))
+		}
+	}
+	pub, err := os.ReadFile(path("client_key.pub"))
+	if err != nil {
+		return err
+	}
+	port := s.repmgrSSHPort()
+	files := map[string]string{
+		"authorized_keys": string(pub),
+		"sshd_config": fmt.Sprintf("# switchover sandbox: repmgr's ssh between the nodes, for the servers' user only\nListenAddress 127.0.0.1\nPort %d\nHostKey %s\nAuthorizedKeysFile %s\n"+
+			"PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile %s\nMaxStartups 100\n",
+			port, path("host_key"), path("authorized_keys"), path("sshd.pid")),
+		"ssh_config": fmt.Sprintf("# switchover sandbox: repmgr's ssh to the nodes, all on 127.0.0.1\nHost 127.0.0.1\n  Port %d\n  IdentityFile %s\n  IdentitiesOnly yes\n"+
+			"  UserKnownHostsFile %s\n  StrictHostKeyChecking accept-new\n  ControlMaster no\n", port, path("client_key"), path("known_hosts")),
+	}
+	for name, text := range files {
+		if err := os.WriteFile(path(name), []byte(text), 0o600); err != nil {
+			return err
+		}
+	}
+	for _, name := range []string{"", "host_key", "host_key.pub", "client_key", "client_key.pub", "authorized_keys", "sshd_config", "ssh_config"} {
+		if err := s.chown(filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	log("sshd on 127.0.0.1:%d for repmgr's own switchover (as %s)", port, s.who())
+	if err := s.detach(ctx, "sshd", fmt.Sprintf("%s -D -e -f %s", sshdPath, transport.ShellQuote(path("sshd_config")))); err != nil {
+		return err
+	}
+	s.SSHPort = port
+	// repmgr checks ssh first thing: prove it works, host key accepted.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := s.sh(ctx, "", "ssh to the sandbox's sshd", fmt.Sprintf("ssh %s -o BatchMode=yes 127.0.0.1 true", s.sshOptions()))
+		if err == nil {
+			return s.save()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w (see %s)", err, filepath.Join(s.Dir, "sshd.log"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

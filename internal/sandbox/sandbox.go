@@ -63,6 +63,9 @@ type Sandbox struct {
 	// Net is the private network of a multi-host sandbox (Options.Hosts);
 	// nil when everything runs on this host, on 127.0.0.1.
 	Net *Network `json:"network,omitempty"`
+	// SSHPort is the sshd a repmgr sandbox runs for repmgr's own
+	// switchover; 0 when none runs.
+	SSHPort int `json:"ssh_port,omitempty"`
 }
 
 // Inventory is the path of the inventory the sandbox wrote.
