@@ -39,6 +39,9 @@ func (c *Maintenance) Describe(t *cluster.Target) string {
 		return "the cluster manager, if the inventory names one, is paused"
 	}
 	m := t.Cluster.Manager
+	if m.Kind == "repmgr" {
+		return "repmgrd is paused on every node (SELECT repmgr.repmgrd_is_paused())"
+	}
 	return fmt.Sprintf("%s is paused (asked at %s)", m.Kind, strings.Join(patroniURLs(m.URLs), ", "))
 }
 
@@ -51,8 +54,10 @@ func (c *Maintenance) Run(ctx context.Context, t *cluster.Target) Result {
 	switch m.Kind {
 	case "patroni":
 		return patroniPaused(ctx, m)
+	case "repmgr":
+		return repmgrdPaused(ctx, t.Cluster)
 	}
-	return Errored(fmt.Errorf("cluster manager %q is not supported (only patroni is)", m.Kind))
+	return Errored(fmt.Errorf("cluster manager %q is not supported (only patroni and repmgr are)", m.Kind))
 }
 
 // patroniURLs renders urls for messages, without passwords.

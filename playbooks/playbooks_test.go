@@ -67,7 +67,11 @@ func TestPlaybooksLoad(t *testing.T) {
 			}
 			var inv *runbook.Inventory // the example and its kind need none
 			if needsInventory(rb, src) {
-				inv, err = runbook.LoadInventory("test-inventory.yaml", []byte(testInventory))
+				src := testInventory
+				if strings.HasPrefix(name, "repmgr-") { // a repmgr cluster's playbook
+					src = strings.Replace(src, `{kind: patroni, urls: ["http://127.0.0.1:8008"]}`, `{kind: repmgr, configs: {pg1: /etc/repmgr.conf}}`, 1)
+				}
+				inv, err = runbook.LoadInventory("test-inventory.yaml", []byte(src))
 				if err != nil {
 					t.Fatal(err)
 				}

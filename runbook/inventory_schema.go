@@ -129,8 +129,8 @@ func (r *reader) manager(n *yaml.Node) *cluster.Manager {
 	r.fields(n, "manager", map[string]func(k, v *yaml.Node){
 		"kind": func(_, v *yaml.Node) {
 			m.Kind = r.str(v, "manager: kind")
-			if m.Kind != "patroni" {
-				r.errf(v, "manager: unknown kind %q (expected \"patroni\")", m.Kind)
+			if m.Kind != "patroni" && m.Kind != "repmgr" {
+				r.errf(v, "manager: unknown kind %q (expected \"patroni\" or \"repmgr\")", m.Kind)
 			}
 		},
 		"urls": func(_, v *yaml.Node) {
@@ -142,6 +142,8 @@ func (r *reader) manager(n *yaml.Node) *cluster.Manager {
 				m.URLs = append(m.URLs, r.str(e, "manager: urls"))
 			}
 		},
+		"configs":  func(_, v *yaml.Node) { m.Configs = r.nodePaths(v, "manager: configs") }, // repmgr: each node's repmgr.conf
+		"database": func(_, v *yaml.Node) { m.Database = r.str(v, "manager: database") },     // repmgr: the database of its schema
 		"username": func(_, v *yaml.Node) { m.Username = r.str(v, "manager: username") },
 		"password": func(_, v *yaml.Node) { m.Password = r.str(v, "manager: password") },
 		"ca_file":  func(_, v *yaml.Node) { m.CAFile = r.str(v, "manager: ca_file") },
@@ -156,4 +158,18 @@ func (r *reader) manager(n *yaml.Node) *cluster.Manager {
 		},
 	})
 	return m
+}
+
+// nodePaths reads a mapping of node names to paths (repmgr's configs).
+func (r *reader) nodePaths(n *yaml.Node, what string) map[string]string {
+	if n.Kind != yaml.MappingNode {
+		r.errf(n, "%s: want a mapping of node names to paths, got %s", what, kindName(n))
+		return nil
+	}
+	out := map[string]string{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		out[k.Value] = r.str(v, what+": "+k.Value)
+	}
+	return out
 }

@@ -204,7 +204,8 @@ func inventorySchema() obj {
 					"config": obj{"type": "string"}, "host": host,
 				}}},
 			"manager": obj{"type": "object", "additionalProperties": false, "properties": obj{
-				"kind": obj{"enum": []string{"patroni"}}, "urls": obj{"type": "array", "items": obj{"type": "string"}},
+				"kind": obj{"enum": []string{"patroni", "repmgr"}}, "urls": obj{"type": "array", "items": obj{"type": "string"}},
+				"configs": obj{"type": "object", "additionalProperties": obj{"type": "string"}}, "database": obj{"type": "string"},
 				"username": obj{"type": "string"}, "password": obj{"type": "string"},
 				"ca_file": obj{"type": "string"}, "insecure": obj{"type": "boolean"},
 			}},

@@ -268,6 +268,7 @@ func renderStatus(io *streams, st *clusterStatus) {
 			}
 		}
 	}
+	renderRepmgr(io, st.Topology)
 	fmt.Fprintf(io.out, "manager:  %s\n", st.Maintenance)
 	renderLocks(io, st)
 	renderHealth(io, st)

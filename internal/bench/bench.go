@@ -158,6 +158,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	if _, err := b.repmgrBench(ctx); err != nil { // prints its own rows and summary
+		return err
+	}
 
 	if err := b.up(ctx, 8, ""); err != nil {
 		return err

@@ -91,7 +91,7 @@ func (p *Pooler) ClientConninfo() (conninfo.Resolved, error) {
 
 // Manager is the cluster manager that could fail over on its own.
 type Manager struct {
-	Kind string // "patroni"
+	Kind string // "patroni" or "repmgr"
 	URLs []string
 	// Username and Password are sent as HTTP basic auth when Username is set.
 	Username string
@@ -99,6 +99,11 @@ type Manager struct {
 	// CAFile verifies the API's TLS certificate; Insecure skips verification.
 	CAFile   string
 	Insecure bool
+	// Configs is each node's repmgr.conf (kind repmgr): repmgr's own
+	// commands run on the node's host with it. Database is the database
+	// holding the repmgr schema, reached with each node's conninfo.
+	Configs  map[string]string
+	Database string
 }
 
 // NodeNames returns the node names, sorted.

@@ -72,6 +72,9 @@ type Sandbox struct {
 	// Net is the private network of a multi-host sandbox (Options.Hosts);
 	// nil when everything runs on this host, on 127.0.0.1.
 	Net *Network `json:"network,omitempty"`
+	// SSHPort is the sshd a repmgr sandbox runs for repmgr's own
+	// switchover; 0 when none runs.
+	SSHPort int `json:"ssh_port,omitempty"`
 }
 
 // Inventory is the path of the inventory the sandbox wrote.
@@ -329,6 +332,11 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 	if err := s.initPrimary(ctx, primary); err != nil {
 		return nil, err
 	}
+	if s.Manager == ManagerRepmgr {
+		if err := s.appendConf(primary, repmgrSettings); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.start(ctx, primary); err != nil {
 		return nil, err
 	}
@@ -349,6 +357,11 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 	}
 	if err := s.waitStreaming(ctx, 30*time.Second); err != nil {
 		return nil, err
+	}
+	if s.Manager == ManagerRepmgr {
+		if err := s.upRepmgr(ctx, o.Log); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.writeInventory(); err != nil {
 		return nil, err
@@ -579,7 +592,12 @@ func (s *Sandbox) writeInventory() error {
 	} else {
 		b.WriteString(s.poolerInventory(host(PoolerHost)))
 	}
-	if m := s.manager(); m != nil {
+	if m := s.manager(); m != nil && m.Kind == ManagerRepmgr {
+		fmt.Fprintf(&b, "manager:\n  kind: %s\n  database: %s\n  configs:\n", m.Kind, m.Database)
+		for _, n := range s.Nodes {
+			fmt.Fprintf(&b, "    %s: %s\n", n.Name, m.Configs[n.Name])
+		}
+	} else if m != nil {
 		fmt.Fprintf(&b, "manager:\n  kind: %s\n  urls:\n", m.Kind)
 		for _, u := range m.URLs {
 			fmt.Fprintf(&b, "    - %s\n", u)

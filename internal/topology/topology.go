@@ -22,6 +22,7 @@ import (
 	"github.com/switchover/switchover/internal/conninfo"
 	"github.com/switchover/switchover/internal/oneline"
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/repmgr"
 )
 
 // Role is a node's role as PostgreSQL reports it; the zero value is unknown.
@@ -51,6 +52,8 @@ type Topology struct {
 	// Claim is the run claim kept in the cluster (internal/claim) when a
 	// run holds it, with the nodes it was seen on.
 	Claim *RunClaim `json:"run_claim,omitempty"`
+	// Repmgr is repmgr's view, when repmgr manages the cluster.
+	Repmgr *RepmgrView `json:"repmgr_view,omitempty"`
 	// InspectedAt is when the inspection started.
 	InspectedAt time.Time `json:"inspected_at"`
 }
@@ -111,6 +114,10 @@ type Node struct {
 	// cluster; Disagrees says where Patroni and PostgreSQL differ.
 	Patroni   *PatroniMember `json:"patroni,omitempty"`
 	Disagrees string         `json:"disagrees,omitempty"`
+	// Repmgr is the node's record in repmgr.nodes and Repmgrd repmgrd's
+	// state on it, when repmgr manages the cluster.
+	Repmgr  *repmgr.Record `json:"repmgr,omitempty"`
+	Repmgrd *repmgr.Daemon `json:"repmgrd,omitempty"`
 	// Problems are facts the node could not give although it answered,
 	// each with why.
 	Problems []string `json:"problems,omitempty"`
@@ -231,6 +238,9 @@ func Inspect(ctx context.Context, c *cluster.Cluster, o Options) *Topology {
 	book := newAddressBook(c)
 	for _, f := range clusterFacts {
 		f(ctx, t, book)
+	}
+	if !o.NodesOnly && c.Manager != nil && c.Manager.Kind == "repmgr" {
+		askRepmgr(ctx, c, t) // after the facts: it reads repmgr.nodes on the primary they found
 	}
 	return t
 }
