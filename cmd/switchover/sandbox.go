@@ -61,7 +61,7 @@ also removes the namespaces, links and bridge it made.`,
 	up.Flags().StringVar(&opts.pgBin, "pg-bin", "", "PostgreSQL's bin directory (default: found by pg_config, the PATH or /usr/lib/postgresql)")
 	up.Flags().StringVar(&opts.runAs, "run-as", "", "OS user the servers run as (default: you; when root, postgres or nobody)")
 	up.Flags().BoolVar(&opts.hosts, "hosts", false, "each node and the pooler on a host of its own (network namespace, address, sshd), reached over ssh; needs root")
-	up.Flags().StringVar(&opts.manager, "manager", sandbox.ManagerNone, "cluster manager: none (plain streaming) or patroni (one Patroni per node, single-node etcd on 127.0.0.1)")
+	up.Flags().StringVar(&opts.manager, "manager", sandbox.ManagerNone, "cluster manager: none (plain streaming), patroni (one Patroni per node, single-node etcd on 127.0.0.1) or pg_auto_failover (a monitor and one keeper per node)")
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Show each node's role, timeline, upstream and lag",
@@ -108,6 +108,9 @@ func runSandboxUp(ctx context.Context, io *streams, opts *sandboxOpts) error {
 		for _, n := range sb.Nodes {
 			fmt.Fprintf(io.out, "  patroni %s  %s  (config %s)\n", n.Name, sb.RESTURL(n), filepath.Join(sb.Dir, n.Name+".yml"))
 		}
+	}
+	if sb.Manager == sandbox.ManagerPgAutoFailover {
+		fmt.Fprintf(io.out, "  monitor    127.0.0.1:%d  (pg_auto_failover; %s show state --pgdata %s)\n", sb.MonitorPort(), "pg_autoctl", filepath.Join(sb.Dir, "monitor"))
 	}
 	fmt.Fprintf(io.out, "inventory: %s\n", sb.Inventory())
 	return nil

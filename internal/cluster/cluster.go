@@ -80,7 +80,7 @@ func (p *Pooler) ClientConninfo() (conninfo.Resolved, error) {
 
 // Manager is the cluster manager that could fail over on its own.
 type Manager struct {
-	Kind string // "patroni"
+	Kind string // "patroni" or "pg_auto_failover"
 	URLs []string
 	// Username and Password are sent as HTTP basic auth when Username is set.
 	Username string
@@ -88,6 +88,12 @@ type Manager struct {
 	// CAFile verifies the API's TLS certificate; Insecure skips verification.
 	CAFile   string
 	Insecure bool
+	// Monitor, Formation and Group locate a pg_auto_failover cluster: the
+	// monitor's connection string, and the formation and group whose nodes
+	// the inventory lists.
+	Monitor   string
+	Formation string
+	Group     int
 }
 
 // NodeNames returns the node names, sorted.

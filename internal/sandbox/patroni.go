@@ -41,8 +41,13 @@ func checkManager(m string, nodes int) (int, error) {
 			return 0, err
 		}
 		return 2*nodes + 2, nil
+	case ManagerPgAutoFailover:
+		if _, err := FindPgAutoctl(""); err != nil {
+			return 0, err
+		}
+		return nodes + 1, nil // the monitor above the nodes
 	}
-	return 0, fmt.Errorf("--manager %s: want none or patroni", m)
+	return 0, fmt.Errorf("--manager %s: want none, patroni or pg_auto_failover", m)
 }
 
 // FindPatroni finds the patroni and etcd binaries a Patroni sandbox needs.
@@ -73,6 +78,9 @@ func (s *Sandbox) etcdPorts() (client, peer int) {
 
 // manager is the inventory's manager section, nil for a plain sandbox.
 func (s *Sandbox) manager() *cluster.Manager {
+	if s.Manager == ManagerPgAutoFailover {
+		return s.pgafManager()
+	}
 	if s.Manager != ManagerPatroni {
 		return nil
 	}
@@ -315,6 +323,9 @@ func (s *Sandbox) managedPID(name, arg string) int {
 
 // managerPIDs returns the running Patroni and etcd processes by name.
 func (s *Sandbox) managerPIDs() map[string]int {
+	if s.Manager == ManagerPgAutoFailover {
+		return s.pgafPIDs()
+	}
 	out := map[string]int{}
 	if s.Manager != ManagerPatroni {
 		return out
@@ -334,6 +345,9 @@ func (s *Sandbox) managerPIDs() map[string]int {
 // first) and waits for them and their servers to be gone, then stops
 // etcd. What does not stop within 30s gets SIGKILL.
 func (s *Sandbox) stopManager(ctx context.Context) error {
+	if s.Manager == ManagerPgAutoFailover {
+		return s.stopPgaf(ctx)
+	}
 	if s.Manager != ManagerPatroni {
 		return nil
 	}

@@ -39,7 +39,7 @@ type Options struct {
 	Standbys int    // number of standbys; default 2
 	BinDir   string // PostgreSQL's bin directory; "" finds it
 	RunAs    string // OS user for the servers; "" is this user, or a non-root one when root
-	Manager  string // "" or ManagerNone: plain streaming; ManagerPatroni: Patroni with etcd
+	Manager  string // "" or ManagerNone: plain streaming; ManagerPatroni: Patroni with etcd; ManagerPgAutoFailover: a monitor and keepers
 	Hosts    bool   // each node and the pooler on a host of its own (network namespaces, sshd); needs root
 	Log      func(format string, args ...any)
 }
@@ -297,6 +297,12 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 	}
 	if s.Manager == ManagerPatroni {
 		if err := s.upPatroni(ctx, o.Log); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	if s.Manager == ManagerPgAutoFailover {
+		if err := s.upPgaf(ctx, o.Log); err != nil {
 			return nil, err
 		}
 		return s, nil
@@ -609,7 +615,9 @@ func (s *Sandbox) writeInventory() error {
 	}
 	fmt.Fprintf(&b, "pooler:\n  kind: pgbouncer\n  admin: %q\n  database: app\n  config: %s\n  host: %s\n",
 		s.AdminConninfo(), s.PoolerConfig(), host(PoolerHost))
-	if m := s.manager(); m != nil {
+	if m := s.manager(); m != nil && m.Kind == ManagerPgAutoFailover {
+		fmt.Fprintf(&b, "manager:\n  kind: %s\n  monitor: %q\n  formation: %s\n  group: %d\n", m.Kind, m.Monitor, m.Formation, m.Group)
+	} else if m != nil {
 		fmt.Fprintf(&b, "manager:\n  kind: %s\n  urls:\n", m.Kind)
 		for _, u := range m.URLs {
 			fmt.Fprintf(&b, "    - %s\n", u)
