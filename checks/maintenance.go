@@ -39,6 +39,9 @@ func (c *Maintenance) Describe(t *cluster.Target) string {
 		return "the cluster manager, if the inventory names one, is paused"
 	}
 	m := t.Cluster.Manager
+	if m.Kind == "pg_auto_failover" {
+		return "no pg_auto_failover monitor is in charge (a monitor cannot be paused)"
+	}
 	return fmt.Sprintf("%s is paused (asked at %s)", m.Kind, strings.Join(patroniURLs(m.URLs), ", "))
 }
 
@@ -51,6 +54,11 @@ func (c *Maintenance) Run(ctx context.Context, t *cluster.Target) Result {
 	switch m.Kind {
 	case "patroni":
 		return patroniPaused(ctx, m)
+	case "pg_auto_failover":
+		// A monitor has no maintenance mode for a whole group: it fails
+		// over from a primary stopped behind its back.
+		return Failed("pg_auto_failover's monitor cannot be paused: it fails over on its own. pg-auto-failover-switchover has the monitor switch over itself; a runbook that stops or promotes servers directly must not run under a monitor",
+			"no cluster manager, or one that is paused")
 	}
 	return Errored(fmt.Errorf("cluster manager %q is not supported (only patroni is)", m.Kind))
 }

@@ -139,6 +139,10 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	af, err := b.pgaf(ctx)
+	if err != nil {
+		return err
+	}
 
 	if err := b.up(ctx, 8, ""); err != nil {
 		return err
@@ -153,6 +157,10 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	fmt.Fprintln(b.out)
+	if af != nil {
+		af.summary(b.out, o.Runs)
+		fmt.Fprintln(b.out)
+	}
 	return report(b.out, o.Runs, all, pre2, pre8, pat)
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/pgaf"
 	"github.com/switchover/switchover/internal/transport"
 )
@@ -107,6 +108,17 @@ func (s *Sandbox) upPgaf(ctx context.Context, log func(string, ...any)) error {
 	}
 	pgctl := filepath.Join(s.BinDir, "pg_ctl")
 	log("pg_auto_failover monitor on 127.0.0.1:%d, run as %s", s.MonitorPort(), s.who())
+	// pg_autoctl takes an existing data directory as it is: initdb here
+	// skips its fsyncs, which make most of the time a keeper takes to
+	// create one.
+	// The monitor's and pg1's, at once.
+	primary := s.Nodes[0]
+	initErr := make(chan error, 1)
+	go func() { initErr <- s.initPgaf(ctx, primary.DataDir, pgafSettings) }()
+	if err := s.initPgaf(ctx, s.monitorDir(), ""); err != nil {
+		<-initErr
+		return err
+	}
 	mon := s.PgAutoctl("create", "monitor", "--pgctl", pgctl, "--pgdata", s.monitorDir(), "--pgport", fmt.Sprint(s.MonitorPort()),
 		"--hostname", "127.0.0.1", "--no-ssl", "--auth", "trust", "--run")
 	if err := s.detach(ctx, "pgaf-monitor", mon); err != nil {
@@ -126,7 +138,9 @@ func (s *Sandbox) upPgaf(ctx context.Context, log func(string, ...any)) error {
 			"--no-ssl", "--auth", "trust", "--username", "postgres", "--dbname", "postgres", "--run")
 		return s.detach(ctx, "pgaf-"+n.Name, cmd)
 	}
-	primary := s.Nodes[0]
+	if err := <-initErr; err != nil {
+		return err
+	}
 	if err := create(primary); err != nil {
 		return err
 	}
@@ -134,6 +148,10 @@ func (s *Sandbox) upPgaf(ctx context.Context, log func(string, ...any)) error {
 		n, ok := v.Node(primary.Name)
 		return ok && n.Settled() && n.Reported == pgaf.StateSingle
 	}); err != nil {
+		return err
+	}
+	// A checkpoint now leaves little to the one each clone asks for.
+	if err := s.checkpoint(ctx, primary); err != nil {
 		return err
 	}
 	for _, n := range s.Nodes[1:] {
@@ -157,6 +175,55 @@ func (s *Sandbox) upPgaf(ctx context.Context, log func(string, ...any)) error {
 		return err
 	}
 	return s.writeInventory()
+}
+
+// pgafSettings are added to pg1's configuration before its keeper first
+// starts it; the secondaries' clones carry them. pg_autoctl sets
+// listen_addresses, port, replication and synchronous commit itself.
+const pgafSettings = `
+# --- switchover sandbox: a rehearsal cluster on 127.0.0.1 only ---
+wal_log_hints = on
+hot_standby_feedback = on
+wal_keep_size = '256MB'
+max_connections = 100
+shared_buffers = '32MB'
+logging_collector = off
+log_line_prefix = '%m [%p] %q%u@%d '
+log_min_messages = warning
+`
+
+// initPgaf creates a data directory for pg_autoctl to take over, without
+// fsyncs, and appends settings to its configuration.
+func (s *Sandbox) initPgaf(ctx context.Context, dir, settings string) error {
+	if _, err := s.sh(ctx, "", "initdb "+filepath.Base(dir), fmt.Sprintf("%s -D %s -U postgres --auth=trust --encoding=UTF8 --no-sync >/dev/null",
+		s.bin("initdb"), transport.ShellQuote(dir))); err != nil {
+		return err
+	}
+	if settings == "" {
+		return nil
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(settings); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// checkpoint runs CHECKPOINT on n.
+func (s *Sandbox) checkpoint(ctx context.Context, n Node) error {
+	conn, err := pg.Connect(ctx, s.Conninfo(n, "postgres"), 30*time.Second)
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", n.Name, err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", n.Name, err)
+	}
+	return nil
 }
 
 // waitPgaf polls the monitor's view until ok holds or ctx ends.

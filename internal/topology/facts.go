@@ -82,6 +82,7 @@ var clusterFacts = []func(ctx context.Context, t *Topology, b *addressBook){
 	slotsBehind,
 	routes,
 	patroniView,
+	pgafView,
 }
 
 // primaries lists the nodes that answered as a primary.

@@ -44,6 +44,8 @@ type Topology struct {
 	Pooler *Pooler `json:"pooler,omitempty"`
 	// Patroni is Patroni's view, when Patroni manages the cluster.
 	Patroni *PatroniView `json:"patroni_view,omitempty"`
+	// Pgaf is the pg_auto_failover monitor's view, when it manages the cluster.
+	Pgaf *PgafView `json:"pg_auto_failover_view,omitempty"`
 	// InspectedAt is when the inspection started.
 	InspectedAt time.Time `json:"inspected_at"`
 }
@@ -91,8 +93,10 @@ type Node struct {
 	Slots []Slot `json:"replication_slots,omitempty"`
 	// Patroni is the member as Patroni lists it, when Patroni manages the
 	// cluster; Disagrees says where Patroni and PostgreSQL differ.
-	Patroni   *PatroniMember `json:"patroni,omitempty"`
-	Disagrees string         `json:"disagrees,omitempty"`
+	Patroni *PatroniMember `json:"patroni,omitempty"`
+	// Pgaf is the node as the pg_auto_failover monitor lists it.
+	Pgaf      *PgafNode `json:"pg_auto_failover,omitempty"`
+	Disagrees string    `json:"disagrees,omitempty"`
 	// Problems are facts the node could not give although it answered,
 	// each with why.
 	Problems []string `json:"problems,omitempty"`
@@ -196,8 +200,13 @@ func Inspect(ctx context.Context, c *cluster.Cluster, o Options) *Topology {
 	if !o.NodesOnly && c.Manager != nil && c.Manager.Kind == "patroni" {
 		wg.Go(func() { view = askPatroni(ctx, c.Manager) })
 	}
+	var afView *PgafView
+	if !o.NodesOnly && c.Manager != nil && c.Manager.Kind == "pg_auto_failover" {
+		wg.Go(func() { afView = askPgaf(ctx, c.Manager) })
+	}
 	wg.Wait()
 	t.Patroni = view
+	t.Pgaf = afView
 	book := newAddressBook(c)
 	for _, f := range clusterFacts {
 		f(ctx, t, book)
