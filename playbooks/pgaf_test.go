@@ -12,6 +12,7 @@ import (
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	clustertopology "github.com/switchover/switchover/internal/topology"
 	"github.com/switchover/switchover/runbook"
 )
 
@@ -30,6 +31,18 @@ func pgafAgrees(t *testing.T, sb *sandbox.Sandbox, primary string) {
 	}
 	if why := v.Unsettled(); why != "" || v.Primary() != primary {
 		t.Errorf("the monitor shows %s (unsettled: %q), want it settled with %s the primary", v, why, primary)
+	}
+	top := clustertopology.Inspect(ctx, sb.Cluster(), clustertopology.Options{})
+	switch av := top.Pgaf; {
+	case av == nil || av.Error != "":
+		t.Errorf("status has no monitor's view: %+v", av)
+	case av.Primary != primary || av.Unsettled != "" || len(av.Others) > 0:
+		t.Errorf("status: the monitor's view %+v, want %s the primary, settled, no node outside the inventory", *av, primary)
+	}
+	for _, n := range top.Nodes {
+		if n.Disagrees != "" || n.Pgaf == nil {
+			t.Errorf("status: %s: the monitor's state %v, disagrees %q; want a state and no disagreement", n.Name, n.Pgaf, n.Disagrees)
+		}
 	}
 	tg := &cluster.Target{Cluster: sb.Cluster(), Facts: &cluster.Facts{}}
 	if r := (&checks.PgafPrimary{Node: primary}).Run(ctx, tg); r.Status != checks.Pass {
