@@ -42,6 +42,9 @@ func (c *Maintenance) Describe(t *cluster.Target) string {
 	if m.Kind == "repmgr" {
 		return "repmgrd is paused on every node (SELECT repmgr.repmgrd_is_paused())"
 	}
+	if m.Kind == "pg_auto_failover" {
+		return "no pg_auto_failover monitor is in charge (a monitor cannot be paused)"
+	}
 	return fmt.Sprintf("%s is paused (asked at %s)", m.Kind, strings.Join(patroniURLs(m.URLs), ", "))
 }
 
@@ -56,6 +59,11 @@ func (c *Maintenance) Run(ctx context.Context, t *cluster.Target) Result {
 		return patroniPaused(ctx, m)
 	case "repmgr":
 		return repmgrdPaused(ctx, t.Cluster)
+	case "pg_auto_failover":
+		// A monitor has no maintenance mode for a whole group: it fails
+		// over from a primary stopped behind its back.
+		return Failed("pg_auto_failover's monitor cannot be paused: it fails over on its own. pg-auto-failover-switchover has the monitor switch over itself; a runbook that stops or promotes servers directly must not run under a monitor",
+			"no cluster manager, or one that is paused")
 	}
 	return Errored(fmt.Errorf("cluster manager %q is not supported (only patroni and repmgr are)", m.Kind))
 }

@@ -71,6 +71,10 @@ func TestPlaybooksLoad(t *testing.T) {
 				if strings.HasPrefix(name, "repmgr-") { // a repmgr cluster's playbook
 					src = strings.Replace(src, `{kind: patroni, urls: ["http://127.0.0.1:8008"]}`, `{kind: repmgr, configs: {pg1: /etc/repmgr.conf}}`, 1)
 				}
+				if strings.HasPrefix(name, "pg-auto-failover") {
+					src = strings.Replace(src, `manager: {kind: patroni, urls: ["http://127.0.0.1:8008"]}`,
+						`manager: {kind: pg_auto_failover, monitor: "host=127.0.0.1 port=5431 user=autoctl_node dbname=pg_auto_failover"}`, 1)
+				}
 				inv, err = runbook.LoadInventory("test-inventory.yaml", []byte(src))
 				if err != nil {
 					t.Fatal(err)

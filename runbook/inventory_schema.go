@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -129,8 +130,8 @@ func (r *reader) manager(n *yaml.Node) *cluster.Manager {
 	r.fields(n, "manager", map[string]func(k, v *yaml.Node){
 		"kind": func(_, v *yaml.Node) {
 			m.Kind = r.str(v, "manager: kind")
-			if m.Kind != "patroni" && m.Kind != "repmgr" {
-				r.errf(v, "manager: unknown kind %q (expected \"patroni\" or \"repmgr\")", m.Kind)
+			if m.Kind != "patroni" && m.Kind != "repmgr" && m.Kind != "pg_auto_failover" {
+				r.errf(v, "manager: unknown kind %q (expected \"patroni\", \"repmgr\" or \"pg_auto_failover\")", m.Kind)
 			}
 		},
 		"urls": func(_, v *yaml.Node) {
@@ -145,6 +146,21 @@ func (r *reader) manager(n *yaml.Node) *cluster.Manager {
 		"configs":  func(_, v *yaml.Node) { m.Configs = r.nodePaths(v, "manager: configs") }, // repmgr: each node's repmgr.conf
 		"database": func(_, v *yaml.Node) { m.Database = r.str(v, "manager: database") },     // repmgr: the database of its schema
 		"username": func(_, v *yaml.Node) { m.Username = r.str(v, "manager: username") },
+		// pg_auto_failover: the monitor's connection string, formation and group.
+		"monitor": func(_, v *yaml.Node) {
+			m.Monitor = r.str(v, "manager: monitor")
+			if err := pg.CheckConninfo(m.Monitor); err != nil {
+				r.errf(v, "manager: monitor: %v", err)
+			}
+		},
+		"formation": func(_, v *yaml.Node) { m.Formation = r.str(v, "manager: formation") },
+		"group": func(_, v *yaml.Node) {
+			g, err := strconv.Atoi(strings.TrimSpace(r.str(v, "manager: group")))
+			if err != nil || g < 0 {
+				r.errf(v, "manager: group: want a number 0 or more, got %q", v.Value)
+			}
+			m.Group = g
+		},
 		"password": func(_, v *yaml.Node) { m.Password = r.str(v, "manager: password") },
 		"ca_file":  func(_, v *yaml.Node) { m.CAFile = r.str(v, "manager: ca_file") },
 		"insecure": func(_, v *yaml.Node) {
@@ -157,6 +173,14 @@ func (r *reader) manager(n *yaml.Node) *cluster.Manager {
 			}
 		},
 	})
+	if m.Kind == "pg_auto_failover" {
+		if m.Monitor == "" {
+			r.errf(n, "manager: kind pg_auto_failover needs monitor: the monitor's connection string")
+		}
+		if m.Formation == "" {
+			m.Formation = "default"
+		}
+	}
 	return m
 }
 

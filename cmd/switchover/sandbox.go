@@ -74,7 +74,7 @@ through HAProxy.`,
 	up.Flags().BoolVar(&opts.hosts, "hosts", false, "each node and the pooler on a host of its own (network namespace, address, sshd), reached over ssh; needs root")
 	up.Flags().IntVar(&opts.poolers, "poolers", 1, "number of PgBouncers in front of the primary, each with its own port and config (more than one: the inventory lists them as poolers:, each with an app_ro entry on the last standby)")
 	up.Flags().StringVar(&opts.router, "router", sandbox.RouterNone, "what clients connect to on port-base: none (PgBouncer) or haproxy (HAProxy instead: a backend with every node, a runtime API socket in DIR/haproxy; health checks on Patroni's REST API with --manager patroni, else a TCP check with the standbys' servers in maintenance)")
-	up.Flags().StringVar(&opts.manager, "manager", sandbox.ManagerNone, "cluster manager: none (plain streaming), patroni (one Patroni per node, single-node etcd on 127.0.0.1) or repmgr (nodes registered with repmgr, a repmgrd per node)")
+	up.Flags().StringVar(&opts.manager, "manager", sandbox.ManagerNone, "cluster manager: none (plain streaming), patroni (one Patroni per node, single-node etcd on 127.0.0.1), repmgr (nodes registered with repmgr, a repmgrd per node) or pg_auto_failover (a monitor and one keeper per node)")
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Show each node's role, timeline, upstream and lag",
@@ -136,6 +136,9 @@ func runSandboxUp(ctx context.Context, io *streams, opts *sandboxOpts) error {
 		for _, n := range sb.Nodes {
 			fmt.Fprintf(io.out, "  repmgr %s  %s\n", n.Name, sb.RepmgrConfig(n))
 		}
+	}
+	if sb.Manager == sandbox.ManagerPgAutoFailover {
+		fmt.Fprintf(io.out, "  monitor    127.0.0.1:%d  (pg_auto_failover; %s show state --pgdata %s)\n", sb.MonitorPort(), "pg_autoctl", filepath.Join(sb.Dir, "monitor"))
 	}
 	fmt.Fprintf(io.out, "inventory: %s\n", sb.Inventory())
 	return nil

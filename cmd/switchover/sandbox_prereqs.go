@@ -34,7 +34,7 @@ prints the one command to run.`,
 		RunE: func(c *cobra.Command, _ []string) error { return runSandboxPrereqs(c.Context(), io, opts, install) },
 	}
 	c.Flags().BoolVar(&install, "install", false, "install what is missing (root, Debian's apt-get), without starting services")
-	c.Flags().StringVar(&opts.manager, "manager", sandbox.ManagerNone, "cluster manager the sandbox will run: none or patroni")
+	c.Flags().StringVar(&opts.manager, "manager", sandbox.ManagerNone, "cluster manager the sandbox will run: none, patroni or pg_auto_failover")
 	c.Flags().BoolVar(&opts.hosts, "hosts", false, "the sandbox will put each node on a host of its own (needs root, iproute2, OpenSSH, sudo)")
 	c.Flags().StringVar(&opts.pgBin, "pg-bin", "", "PostgreSQL's bin directory (default: found by pg_config, the PATH or /usr/lib/postgresql)")
 	return c

@@ -204,8 +204,9 @@ func inventorySchema() obj {
 					"config": obj{"type": "string"}, "host": host,
 				}}},
 			"manager": obj{"type": "object", "additionalProperties": false, "properties": obj{
-				"kind": obj{"enum": []string{"patroni", "repmgr"}}, "urls": obj{"type": "array", "items": obj{"type": "string"}},
+				"kind": obj{"enum": []string{"patroni", "repmgr", "pg_auto_failover"}}, "urls": obj{"type": "array", "items": obj{"type": "string"}},
 				"configs": obj{"type": "object", "additionalProperties": obj{"type": "string"}}, "database": obj{"type": "string"},
+				"monitor": obj{"type": "string"}, "formation": obj{"type": "string"}, "group": obj{"type": "integer", "minimum": 0},
 				"username": obj{"type": "string"}, "password": obj{"type": "string"},
 				"ca_file": obj{"type": "string"}, "insecure": obj{"type": "boolean"},
 			}},

@@ -250,6 +250,7 @@ func renderStatus(io *streams, st *clusterStatus) {
 	}
 	renderPoolers(io, st.Topology)
 	renderReplication(io, st.Topology)
+	renderPgaf(io, st.Topology)
 	if st.Patroni != nil {
 		switch {
 		case st.PatroniError != "":
@@ -449,4 +450,34 @@ func pausedNote(paused bool) string {
 		return ", PAUSED: clients wait"
 	}
 	return ""
+}
+
+// renderPgaf prints the pg_auto_failover monitor's view and where it and
+// PostgreSQL disagree.
+func renderPgaf(io *streams, t *topology.Topology) {
+	v := t.Pgaf
+	if v == nil {
+		return
+	}
+	if v.Error != "" {
+		fmt.Fprintf(io.out, "pg_auto_failover: the monitor could not be read: %s\n", v.Error)
+		return
+	}
+	var parts []string
+	for _, n := range v.Nodes {
+		parts = append(parts, n.Name+" "+n.String())
+	}
+	settled := "settled"
+	if v.Unsettled != "" {
+		settled = "not settled: " + v.Unsettled
+	}
+	fmt.Fprintf(io.out, "pg_auto_failover: monitor %s, formation %s group %d: %s (%s)\n", v.Monitor, v.Formation, v.Group, strings.Join(parts, ", "), settled)
+	if len(v.Others) > 0 {
+		fmt.Fprintf(io.out, "pg_auto_failover: nodes not in the inventory: %s\n", strings.Join(v.Others, ", "))
+	}
+	for _, ns := range t.Nodes {
+		if ns.Disagrees != "" && t.Patroni == nil {
+			fmt.Fprintf(io.out, "DISAGREE: %s: %s\n", ns.Name, ns.Disagrees)
+		}
+	}
 }

@@ -161,6 +161,10 @@ func Run(ctx context.Context, o Options) (err error) {
 	if _, err := b.repmgrBench(ctx); err != nil { // prints its own rows and summary
 		return err
 	}
+	af, err := b.pgaf(ctx)
+	if err != nil {
+		return err
+	}
 
 	if err := b.up(ctx, 8, ""); err != nil {
 		return err
@@ -181,6 +185,10 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	if hx != nil {
 		extras = append(extras, hx)
+	}
+	if af != nil {
+		af.summary(b.out, o.Runs)
+		fmt.Fprintln(b.out)
 	}
 	return report(b.out, o.Runs, all, pre2, pre8, pat, sshSkip, extras...)
 }

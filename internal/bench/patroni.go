@@ -243,7 +243,7 @@ func patroniHeader(w io.Writer) {
 // postconditions holding); for patronictl, from its start until a write
 // through the pooler commits.
 func (s *switchover) toWritesMS() float64 {
-	if s.mode == modePatronictl {
+	if s.mode == modePatronictl || s.mode == modePgAutoctl {
 		return s.totalMS
 	}
 	return s.steps["switchover"] + s.steps["repoint-pooler"] + s.steps["resume-pooler"]

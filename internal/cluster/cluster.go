@@ -91,7 +91,7 @@ func (p *Pooler) ClientConninfo() (conninfo.Resolved, error) {
 
 // Manager is the cluster manager that could fail over on its own.
 type Manager struct {
-	Kind string // "patroni" or "repmgr"
+	Kind string // "patroni", "repmgr" or "pg_auto_failover"
 	URLs []string
 	// Username and Password are sent as HTTP basic auth when Username is set.
 	Username string
@@ -104,6 +104,12 @@ type Manager struct {
 	// holding the repmgr schema, reached with each node's conninfo.
 	Configs  map[string]string
 	Database string
+	// Monitor, Formation and Group locate a pg_auto_failover cluster: the
+	// monitor's connection string, and the formation and group whose nodes
+	// the inventory lists.
+	Monitor   string
+	Formation string
+	Group     int
 }
 
 // NodeNames returns the node names, sorted.

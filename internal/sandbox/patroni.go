@@ -46,8 +46,13 @@ func checkManager(m string, nodes int) (int, error) {
 			return 0, err
 		}
 		return nodes + 1, nil // and the sshd for repmgr's own switchover
+	case ManagerPgAutoFailover:
+		if _, err := FindPgAutoctl(""); err != nil {
+			return 0, err
+		}
+		return nodes + 1, nil // the monitor above the nodes
 	}
-	return 0, fmt.Errorf("--manager %s: want none, patroni or repmgr", m)
+	return 0, fmt.Errorf("--manager %s: want none, patroni, repmgr or pg_auto_failover", m)
 }
 
 // FindPatroni finds the patroni and etcd binaries a Patroni sandbox needs.
@@ -80,6 +85,9 @@ func (s *Sandbox) etcdPorts() (client, peer int) {
 func (s *Sandbox) manager() *cluster.Manager {
 	if s.Manager == ManagerRepmgr {
 		return s.repmgrManager()
+	}
+	if s.Manager == ManagerPgAutoFailover {
+		return s.pgafManager()
 	}
 	if s.Manager != ManagerPatroni {
 		return nil
@@ -322,6 +330,9 @@ func (s *Sandbox) managedPID(name, arg string) int {
 
 // managerPIDs returns the running Patroni and etcd processes by name.
 func (s *Sandbox) managerPIDs() map[string]int {
+	if s.Manager == ManagerPgAutoFailover {
+		return s.pgafPIDs()
+	}
 	out := map[string]int{}
 	if s.Manager == ManagerRepmgr {
 		return s.repmgrdPIDs()
@@ -346,6 +357,9 @@ func (s *Sandbox) managerPIDs() map[string]int {
 func (s *Sandbox) stopManager(ctx context.Context) error {
 	if s.Manager == ManagerRepmgr {
 		return s.stopRepmgrd(ctx)
+	}
+	if s.Manager == ManagerPgAutoFailover {
+		return s.stopPgaf(ctx)
 	}
 	if s.Manager != ManagerPatroni {
 		return nil

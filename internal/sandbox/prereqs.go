@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -34,6 +35,23 @@ func Prereqs(o Options) []Need {
 	if o.Manager == ManagerPatroni {
 		add("Patroni", "patroni", func() (string, error) { return exec.LookPath("patroni") })
 		add("etcd", "etcd-server", func() (string, error) { return exec.LookPath("etcd") })
+	}
+	if o.Manager == ManagerPgAutoFailover {
+		add("pg_auto_failover (pg_autoctl)", "pg-auto-failover-cli", func() (string, error) { return exec.LookPath("pg_autoctl") })
+		v := "15"
+		bin, err := FindBinDir(o.BinDir)
+		if err == nil {
+			v = filepath.Base(filepath.Dir(bin))
+		}
+		add("pg_auto_failover extension", "postgresql-"+v+"-auto-failover", func() (string, error) {
+			if err != nil {
+				return "", err
+			}
+			if _, err := FindPgAutoctl(bin); err != nil {
+				return "", err
+			}
+			return "/usr/share/postgresql/" + filepath.Base(filepath.Dir(bin)) + "/extension", nil
+		})
 	}
 	if o.Hosts {
 		add("ip (network namespaces)", "iproute2", func() (string, error) { return exec.LookPath("ip") })

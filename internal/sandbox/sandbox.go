@@ -39,7 +39,7 @@ type Options struct {
 	Standbys int    // number of standbys; default 2
 	BinDir   string // PostgreSQL's bin directory; "" finds it
 	RunAs    string // OS user for the servers; "" is this user, or a non-root one when root
-	Manager  string // "" or ManagerNone: plain streaming; ManagerPatroni: Patroni with etcd
+	Manager  string // "" or ManagerNone: plain streaming; ManagerPatroni: Patroni with etcd; ManagerPgAutoFailover: a monitor and keepers
 	Hosts    bool   // each node and the pooler on a host of its own (network namespaces, sshd); needs root
 	// Poolers is the number of PgBouncers in front of the primary, each
 	// with its own port and configuration; 0 or 1 is the one `pooler:`.
@@ -327,6 +327,12 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 		}
 		return s, nil
 	}
+	if s.Manager == ManagerPgAutoFailover {
+		if err := s.upPgaf(ctx, o.Log); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
 	primary := s.Nodes[0]
 	o.Log("initdb %s (PostgreSQL in %s, servers run as %s)", primary.Name, bin, s.who())
 	if err := s.initPrimary(ctx, primary); err != nil {
@@ -597,6 +603,8 @@ func (s *Sandbox) writeInventory() error {
 		for _, n := range s.Nodes {
 			fmt.Fprintf(&b, "    %s: %s\n", n.Name, m.Configs[n.Name])
 		}
+	} else if m != nil && m.Kind == ManagerPgAutoFailover {
+		fmt.Fprintf(&b, "manager:\n  kind: %s\n  monitor: %q\n  formation: %s\n  group: %d\n", m.Kind, m.Monitor, m.Formation, m.Group)
 	} else if m != nil {
 		fmt.Fprintf(&b, "manager:\n  kind: %s\n  urls:\n", m.Kind)
 		for _, u := range m.URLs {

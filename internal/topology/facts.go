@@ -93,6 +93,7 @@ var clusterFacts = []func(ctx context.Context, t *Topology, b *addressBook){
 	claims,
 	routes,
 	patroniView,
+	pgafView,
 }
 
 // primaries lists the nodes that answered as a primary.

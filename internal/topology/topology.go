@@ -54,6 +54,8 @@ type Topology struct {
 	Claim *RunClaim `json:"run_claim,omitempty"`
 	// Repmgr is repmgr's view, when repmgr manages the cluster.
 	Repmgr *RepmgrView `json:"repmgr_view,omitempty"`
+	// Pgaf is the pg_auto_failover monitor's view, when it manages the cluster.
+	Pgaf *PgafView `json:"pg_auto_failover_view,omitempty"`
 	// InspectedAt is when the inspection started.
 	InspectedAt time.Time `json:"inspected_at"`
 }
@@ -118,6 +120,8 @@ type Node struct {
 	// state on it, when repmgr manages the cluster.
 	Repmgr  *repmgr.Record `json:"repmgr,omitempty"`
 	Repmgrd *repmgr.Daemon `json:"repmgrd,omitempty"`
+	// Pgaf is the node as the pg_auto_failover monitor lists it.
+	Pgaf *PgafNode `json:"pg_auto_failover,omitempty"`
 	// Problems are facts the node could not give although it answered,
 	// each with why.
 	Problems []string `json:"problems,omitempty"`
@@ -230,11 +234,16 @@ func Inspect(ctx context.Context, c *cluster.Cluster, o Options) *Topology {
 	if !o.NodesOnly && c.Manager != nil && c.Manager.Kind == "patroni" {
 		wg.Go(func() { view = askPatroni(ctx, c.Manager) })
 	}
+	var afView *PgafView
+	if !o.NodesOnly && c.Manager != nil && c.Manager.Kind == "pg_auto_failover" {
+		wg.Go(func() { afView = askPgaf(ctx, c.Manager) })
+	}
 	wg.Wait()
 	if len(t.Poolers) > 0 {
 		t.Pooler = t.Poolers[0]
 	}
 	t.Patroni = view
+	t.Pgaf = afView
 	book := newAddressBook(c)
 	for _, f := range clusterFacts {
 		f(ctx, t, book)

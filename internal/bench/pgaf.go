@@ -1,0 +1,179 @@
+package bench
+
+// The pg_auto_failover comparison: on a pg_auto_failover sandbox (a real
+// monitor and keepers, pg1 and one secondary), Runs round trips
+// pg1 -> pg2 -> pg1 through the shipped pg-auto-failover-switchover
+// playbook, with the engine, and Runs more through plain `pg_autoctl
+// perform switchover`, the canary writing through PgBouncer both ways.
+// pg_autoctl knows nothing of the pooler, which keeps sending clients to
+// the old primary; the benchmark repoints PgBouncer to the new primary
+// right after pg_autoctl returns, as an operator would by hand, and that
+// time counts in the window the canary sees.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/switchover/switchover/internal/canary"
+	"github.com/switchover/switchover/internal/sandbox"
+)
+
+const pgafPlaybook = "pg-auto-failover-switchover"
+
+// The pg_auto_failover modes.
+const (
+	modePgafPlaybook = "pgaf playbook" // our playbook, with the engine
+	modePgAutoctl    = "pg_autoctl"    // pg_autoctl perform switchover, PgBouncer repointed by hand
+)
+
+// pgAutoctlTimeout bounds pg_autoctl perform switchover, which waits for
+// the new primary itself (its --wait).
+const pgAutoctlTimeout = 2 * time.Minute
+
+// pgafResult is the pg_auto_failover part of the benchmark.
+type pgafResult struct {
+	rows []*switchover
+}
+
+// pgaf runs the comparison, or says why it is skipped and returns nil.
+func (b *bench) pgaf(ctx context.Context) (*pgafResult, error) {
+	if _, err := sandbox.FindPgAutoctl(""); err != nil {
+		fmt.Fprintf(b.out, "\n== pg_auto_failover: skipped: %v\n", err)
+		return nil, nil
+	}
+	rb, err := loadPlaybook(pgafPlaybook)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.up(ctx, 1, sandbox.ManagerPgAutoFailover); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(b.out, "   %s per way: %q in-process, and `pg_autoctl perform switchover --pgdata DIR/pg1`\n",
+		plural(b.o.Runs, "round trip"), pgafPlaybook)
+	fmt.Fprintln(b.out, "   pg_autoctl leaves PgBouncer on the old primary: the benchmark repoints it right after pg_autoctl returns, as an operator would by hand")
+	fmt.Fprintln(b.out)
+	patroniHeader(b.out)
+	res := &pgafResult{}
+	dirs := [][2]string{{"pg1", "pg2"}, {"pg2", "pg1"}}
+	for i := 1; i <= b.o.Runs; i++ {
+		for _, d := range dirs {
+			if err := b.sb.WaitPgafSettled(ctx, d[0], settleTimeout); err != nil {
+				return nil, err
+			}
+			s, err := b.switchover(ctx, rb, modePgafPlaybook, b.sb.Inventory(), i, d[0], d[1])
+			if err != nil {
+				return nil, err
+			}
+			printPatroni(b.out, s, "")
+			res.rows = append(res.rows, s)
+		}
+	}
+	for i := 1; i <= b.o.Runs; i++ {
+		for _, d := range dirs {
+			if err := b.sb.WaitPgafSettled(ctx, d[0], settleTimeout); err != nil {
+				return nil, err
+			}
+			s, note, err := b.pgAutoctl(ctx, i, d[0], d[1])
+			if err != nil {
+				return nil, err
+			}
+			printPatroni(b.out, s, note)
+			res.rows = append(res.rows, s)
+		}
+	}
+	if err := b.sb.WaitPgafSettled(ctx, "pg1", settleTimeout); err != nil {
+		return nil, err
+	}
+	if b.o.Keep {
+		fmt.Fprintf(b.out, "-keep: the pg_auto_failover sandbox %s is brought down all the same, for the next sandbox\n", b.sb.Dir)
+	}
+	if err := b.down(); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// pgAutoctl runs one plain `pg_autoctl perform switchover` from -> to (the
+// formation has one secondary, so the monitor can only pick to) with a
+// canary of our own writing through PgBouncer, repoints PgBouncer to the
+// new primary by hand once pg_autoctl returns, and waits until the pooler
+// takes writes again before stopping the canary.
+func (b *bench) pgAutoctl(ctx context.Context, i int, from, to string) (*switchover, string, error) {
+	what := fmt.Sprintf("%s switchover %s -> %s (round trip %d)", modePgAutoctl, from, to, i)
+	sb := b.sb
+	pg1, _ := sb.Node("pg1")
+	w, err := canary.Start(ctx, canary.Options{Conninfo: sb.ClientConninfo(), RunID: fmt.Sprintf("bench-pgautoctl-%d-%s-%d", i, to, time.Now().UnixNano())})
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", what, err)
+	}
+	defer w.Close()
+	// A moment of steady commits before, so the window is measured from
+	// the last commit before the switchover.
+	if err := sleep(ctx, 300*time.Millisecond); err != nil {
+		return nil, "", err
+	}
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, pgAutoctlTimeout)
+	_, err = sb.RunPgAutoctl(cctx, "perform", "switchover", "--pgdata", pg1.DataDir, "--formation", "default", "--group", "0")
+	cancel()
+	ctlMS := msSince(start, time.Now())
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", what, err)
+	}
+	rstart := time.Now()
+	rctx, rcancel := context.WithTimeout(ctx, repointTimeout)
+	err = repointPoolerByHand(rctx, sb, to)
+	rcancel()
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: the benchmark's repoint of PgBouncer: %w", what, err)
+	}
+	repointMS := msSince(rstart, time.Now())
+	if err := waitWritable(ctx, sb.ClientConninfo(), writableTimeout); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", what, err)
+	}
+	totalMS := msSince(start, time.Now())
+	if err := sleep(ctx, 300*time.Millisecond); err != nil {
+		return nil, "", err
+	}
+	sctx, scancel := context.WithTimeout(ctx, canaryStopTimeout)
+	r, err := w.Stop(sctx)
+	scancel()
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", what, err)
+	}
+	s := &switchover{mode: modePgAutoctl, from: from, to: to, run: i, endpoint: "pooler",
+		windowMS: float64(r.Window.Microseconds()) / 1000, errors: r.Errors, lost: len(r.Lost), acked: r.Acked,
+		timing: timing{totalMS: totalMS}}
+	note := fmt.Sprintf("pg_autoctl %s ms, then repoint by the benchmark %s ms", ms(ctlMS), ms(repointMS))
+	if len(r.ErrorKinds) > 0 {
+		note += "; first error: " + r.ErrorKinds[0]
+	}
+	return s, note, nil
+}
+
+// summary prints the two ways side by side, and the playbook's median per
+// step.
+func (p *pgafResult) summary(w io.Writer, runs int) {
+	fmt.Fprintf(w, "== pg_auto_failover: %d switchovers per way (%s pg1 -> pg2 -> pg1), canary through PgBouncer\n", 2*runs, plural(runs, "round trip"))
+	rows := [][]string{{"way", "window_ms min", "median", "max", "client errors", "lost", "switchover_ms median", "to_writes_ms median"}}
+	for _, m := range []string{modePgafPlaybook, modePgAutoctl} {
+		s := statsOf(p.rows, m)
+		var toWrites []float64
+		for _, r := range p.rows {
+			if r.mode == m {
+				toWrites = append(toWrites, r.toWritesMS())
+			}
+		}
+		rows = append(rows, []string{m, ms(minOf(s.window)).String(), ms(median(s.window)).String(), ms(maxOf(s.window)).String(),
+			fmt.Sprint(s.errors), fmt.Sprint(s.lost), ms(median(s.total)).String(), ms(median(toWrites)).String()})
+	}
+	table(w, rows, 1)
+	fmt.Fprintln(w, "   switchover_ms: the playbook's whole run (preflight to verify, the monitor settled again);")
+	fmt.Fprintln(w, "   pg_autoctl: from its start until the pooler takes writes, including the PgBouncer repoint the benchmark")
+	fmt.Fprintln(w, "   does after it (plain pg_autoctl leaves the pooler on the old primary).")
+	fmt.Fprintln(w, "   to_writes_ms: from the switchover request until the pooler takes writes on the new primary, both ways")
+	fmt.Fprintf(w, "\n== where the time goes: median per step, pgaf playbook (%d switchovers)\n", 2*runs)
+	breakdown(w, p.rows, modePgafPlaybook, median(statsOf(p.rows, modePgafPlaybook).total))
+}

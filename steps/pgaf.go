@@ -1,0 +1,185 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/params"
+	"github.com/switchover/switchover/internal/pgaf"
+)
+
+func init() {
+	Register(Definition{
+		Kind:    "pgaf.perform_promotion",
+		Manager: "pg_auto_failover",
+		Doc:     "asks the pg_auto_failover monitor to promote the candidate (pgautofailover.perform_promotion, the supported way to choose it) and follows the monitor and PostgreSQL until the candidate is the primary and takes writes",
+		Params: []params.Spec{
+			{Name: "primary", Type: params.Node, Required: true, Doc: "the current primary (the node's name is its pg_auto_failover node name)"},
+			{Name: "candidate", Type: params.Node, Required: true, Doc: "the node to become the primary"},
+			{Name: "within", Type: params.Duration, Default: "60s", Doc: "how long the candidate has to become the primary taking writes"},
+		},
+		Destructive: true,
+		New: func(v params.Values) (Step, error) {
+			s := &PgafPromotion{Primary: v.Node("primary"), Candidate: v.Node("candidate"), Within: v.Duration("within")}
+			if s.Within <= 0 {
+				return nil, errors.New(`parameter "within" must be more than 0`)
+			}
+			if s.Primary == s.Candidate {
+				return nil, fmt.Errorf("primary and candidate are both %q", s.Primary)
+			}
+			return s, nil
+		},
+	})
+}
+
+// pgafPoll is how often pgaf.perform_promotion reads the monitor's view;
+// the candidate is asked whether it takes writes every switchoverPoll.
+const pgafPoll = 100 * time.Millisecond
+
+// PgafPromotion is a step that has the pg_auto_failover monitor promote
+// the candidate, and follows the promotion until the candidate takes
+// writes. With a monitor in charge this is the only safe way: a server
+// stopped or promoted behind its back is one the monitor fails over from,
+// or demotes again. The monitor drains the old primary, has the standbys
+// report their LSN, promotes the candidate and lets it take writes once it
+// has seen the old primary demoted; the step ends at that moment, which is
+// when clients held in the pooler may go on, and leaves the rest (the old
+// primary rejoining as a secondary) to the monitor.
+type PgafPromotion struct {
+	Primary, Candidate string
+	Within             time.Duration
+
+	// writable asks PostgreSQL on the candidate whether it takes writes;
+	// nil asks the inventory's node. Tests set it.
+	writable func(ctx context.Context, t *cluster.Target) (ok bool, seen string, err error)
+}
+
+var _ Step = (*PgafPromotion)(nil)
+
+// Describe implements Step.
+func (s *PgafPromotion) Describe(t *cluster.Target) Effect {
+	where, formation := "the monitor", "default"
+	if c, err := pgaf.ForTarget(t); err == nil {
+		where, formation = c.Where(), c.Formation()
+	}
+	return Effect{Node: "pg_auto_failover monitor " + where,
+		Command: fmt.Sprintf("SELECT pgautofailover.perform_promotion('%s', '%s') on the monitor at %s, unless the monitor shows %s promoted or being promoted already; then %s on %s every %s and the monitor's pgautofailover.node every %s, until the monitor assigns %s a primary's state and it takes writes, for up to %s",
+			formation, s.Candidate, where, s.Candidate, writableSQL, s.Candidate, switchoverPoll, pgafPoll, s.Candidate, s.Within),
+		Changes: fmt.Sprintf("the monitor drains and demotes %s and promotes %s; writes fail until %s takes them; %s rejoins as a secondary on its own",
+			s.Primary, s.Candidate, s.Candidate, s.Primary)}
+}
+
+// promoting says why the view shows the candidate promoted or being
+// promoted, or "" when it does not.
+func promoting(v *pgaf.View, candidate string) string {
+	n, ok := v.Node(candidate)
+	if !ok {
+		return ""
+	}
+	switch n.Goal {
+	case pgaf.StatePreparePromotion, pgaf.StateStopReplication:
+		return fmt.Sprintf("the monitor is promoting %s (assigned %s)", candidate, n.Goal)
+	}
+	if n.Goal.IsPrimary() {
+		return fmt.Sprintf("the monitor assigns %s %s already", candidate, n.Goal)
+	}
+	return ""
+}
+
+// Apply implements Step.
+func (s *PgafPromotion) Apply(ctx context.Context, t *cluster.Target) error {
+	fail := func(err error) error {
+		return fmt.Errorf("pg_auto_failover promotion of %q (from %q): %w", s.Candidate, s.Primary, err)
+	}
+	c, err := pgaf.ForTarget(t)
+	if err != nil {
+		return fail(err)
+	}
+	writable := s.writable
+	if writable == nil {
+		n, err := t.Node(s.Candidate)
+		if err != nil {
+			return fail(fmt.Errorf("%w; nothing changed", err))
+		}
+		writable = func(ctx context.Context, t *cluster.Target) (bool, string, error) { return takesWrites(ctx, t, n) }
+	}
+	start := time.Now()
+	deadline := start.Add(s.Within)
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	// A resumed run may find the promotion done or under way: then it is
+	// followed, and the monitor is not asked again (it would refuse, or
+	// start another one from the new primary).
+	v, err := c.View(dctx)
+	if err != nil {
+		return fail(fmt.Errorf("%w; nothing changed", err))
+	}
+	if why := promoting(v, s.Candidate); why != "" {
+		t.Print(fmt.Sprintf("pg_auto_failover: %s (%s); following it, nothing asked", why, v))
+	} else {
+		if _, err := c.Promote(dctx, s.Candidate); err != nil {
+			return fail(fmt.Errorf("%w; the monitor showed %s", err, v))
+		}
+		t.Print(fmt.Sprintf("pg_auto_failover: the monitor at %s accepted perform_promotion('%s', '%s')", c.Where(), c.Formation(), s.Candidate))
+	}
+	var last *pgaf.View
+	var lastErr error
+	pgSeen := "not asked yet"
+	var lastView time.Time
+	tick := time.NewTicker(switchoverPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			return fail(fmt.Errorf("cut off (%w) before %s took writes, the promotion may still be going on; %s; PostgreSQL on %s: %s", ctx.Err(), s.Candidate, pgafSeen(last, lastErr), s.Candidate, pgSeen))
+		}
+		if !time.Now().Before(deadline) {
+			return fail(fmt.Errorf("%s is not the primary taking writes within %s; %s; PostgreSQL on %s: %s", s.Candidate, s.Within, pgafSeen(last, lastErr), s.Candidate, pgSeen))
+		}
+		ok, seen, err := writable(dctx, t)
+		if err != nil {
+			pgSeen = err.Error()
+		} else {
+			pgSeen = seen
+		}
+		if !ok && time.Since(lastView) < pgafPoll {
+			continue
+		}
+		lastView = time.Now()
+		v, err := c.View(dctx)
+		if err != nil {
+			if time.Now().Before(deadline) {
+				lastErr = err
+			}
+			continue
+		}
+		last, lastErr = v, nil
+		if p := v.Primary(); p != "" && p != s.Candidate && p != s.Primary {
+			return fail(fmt.Errorf("the monitor made %s the primary instead of %s (%s)", p, s.Candidate, v))
+		}
+		if n, found := v.Node(s.Candidate); !ok || !found || !n.Goal.IsPrimary() {
+			continue
+		}
+		t.Print(fmt.Sprintf("pg_auto_failover: %s takes writes after %s; the monitor shows %s", s.Candidate, since(start), v))
+		return nil
+	}
+}
+
+// pgafSeen says what the monitor showed last.
+func pgafSeen(last *pgaf.View, lastErr error) string {
+	switch {
+	case last == nil && lastErr != nil:
+		return fmt.Sprintf("the monitor could not be read: %v", lastErr)
+	case last == nil:
+		return "the monitor was not read"
+	case lastErr != nil:
+		return fmt.Sprintf("the monitor at %s last showed: %s; then it could not be read: %v", last.Monitor, last, lastErr)
+	}
+	return fmt.Sprintf("the monitor at %s shows: %s", last.Monitor, last)
+}
