@@ -300,7 +300,7 @@ func TestFaultOldPrimaryDoesNotStopInTime(t *testing.T) {
 			t.Errorf("events lack %q:\n%s", want, text)
 		}
 	}
-	noActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler", "stop-primary")
+	noActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler", "drain-router", "stop-primary")
 	wantRolledBack(t, sb, ev, "pg1=primary/1 pg2=standby")
 	recordFault(t, "old primary does not stop in time (smart, 2s)", ev, err, sb)
 }
@@ -335,7 +335,7 @@ func TestFaultPromotionImpossible(t *testing.T) {
 			t.Errorf("events lack %q:\n%s", want, text)
 		}
 	}
-	noActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler", "stop-primary", "promote")
+	noActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler", "drain-router", "stop-primary", "promote")
 	wantRolledBack(t, sb, ev, "pg1=primary/1 pg2=down")
 
 	startNode(t, sb, "pg2")
