@@ -40,7 +40,11 @@ func TestHostReadyRefusesAClosedSSHPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := runbook.Resolve(rb, inv, nil)
+	decls, err := runbook.ParseVarFlags(withPrimary(rb, inv, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := runbook.Resolve(rb, inv, decls)
 	if err != nil {
 		t.Fatal(err)
 	}
