@@ -129,7 +129,7 @@ func TestReportPicture(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, filepath.Join("testdata", "report_window.svg"), svg.String())
-	for _, want := range []string{"clients held 300ms", "longest write gap 273.2ms", "3 pause-pooler", "5 promote"} {
+	for _, want := range []string{"pooler paused 300ms", "longest write gap 273.2ms", "3 pause-pooler", "5 promote"} {
 		if !strings.Contains(svg.String(), want) {
 			t.Errorf("the picture has no %q", want)
 		}

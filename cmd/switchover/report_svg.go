@@ -101,7 +101,7 @@ func writeWindowSVG(w io.Writer, r *runbook.Report) error {
 		if x2 > x1 {
 			fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#f2c14e" fill-opacity="0.35"><title>clients held by the pooler: %s</title></rect>`+"\n",
 				x1, svgTop, x2-x1, svgPlot, esc(ms(end-h.FromMS)))
-			fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="#8a6d00">clients held %s</text>`+"\n", x1+2, svgTop+11, esc(ms(end-h.FromMS)))
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="#8a6d00">pooler paused %s</text>`+"\n", x1+2, svgTop+11, esc(ms(end-h.FromMS)))
 		}
 	}
 	// The bars.
