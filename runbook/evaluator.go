@@ -94,6 +94,11 @@ func (v *evaluator) evaluate(ctx context.Context, c *Cond) verdict {
 	for n := 1; ; n++ {
 		var r checks.Result
 		if remote {
+			if v.onWait != nil && n == 1 {
+				// One command waits on the host: say so once, so the
+				// operator sees the wait and its deadline from the start.
+				v.onWait(attempt{cond: c, result: checks.Result{Status: checks.Unknown, Observed: "polling on the host until it passes"}, n: 0})
+			}
 			var interrupted bool
 			r, interrupted = v.pollRemote(ctx, c, rp, start.Add(c.Within))
 			if interrupted {
