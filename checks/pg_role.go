@@ -19,6 +19,8 @@ func init() {
 				Doc: "inventory node to ask"},
 			{Name: "is", Type: params.String, Required: true, Enum: []string{"primary", "standby"},
 				Doc: "the role it must have: primary (not in recovery) or standby (in recovery)"},
+			{Name: "writable", Type: params.Bool,
+				Doc: "with is: primary, it also takes writes: a new transaction there is not read-only (a manager may hold a promoted node read-only for a while)"},
 		},
 		New: newPGRole,
 	})
@@ -28,25 +30,32 @@ func init() {
 // says with pg_is_in_recovery(): before a promotion the candidate must be a
 // standby, after it a primary.
 type PGRole struct {
-	Node string
-	Is   pg.Role
+	Node     string
+	Is       pg.Role
+	Writable bool // a primary that also takes writes
 }
 
 var _ Check = (*PGRole)(nil)
 
 func newPGRole(v params.Values) (Check, error) {
-	c := &PGRole{Node: v.Node("node"), Is: pg.Role(v.String("is"))}
+	c := &PGRole{Node: v.Node("node"), Is: pg.Role(v.String("is")), Writable: v.Bool("writable")}
 	if c.Node == "" {
 		return nil, errors.New("node is empty")
 	}
 	if c.Is != pg.RolePrimary && c.Is != pg.RoleStandby {
 		return nil, fmt.Errorf("is %q: want primary or standby", c.Is)
 	}
+	if c.Writable && c.Is != pg.RolePrimary {
+		return nil, errors.New("writable: only with is: primary")
+	}
 	return c, nil
 }
 
 // Describe implements Check.
 func (c *PGRole) Describe(*cluster.Target) string {
+	if c.Writable {
+		return fmt.Sprintf("%s is a primary taking writes", c.Node)
+	}
 	return fmt.Sprintf("%s is a %s", c.Node, c.Is)
 }
 
@@ -58,9 +67,14 @@ func (c *PGRole) Run(ctx context.Context, t *cluster.Target) Result {
 // run evaluates the check once; Run fills in what it wanted when it
 // ended in an error before saying so.
 func (c *PGRole) run(ctx context.Context, t *cluster.Target) Result {
-	st, err := inspectNode(ctx, t, c.Node)
+	conn, err := connectNode(ctx, t, c.Node)
 	if err != nil {
 		return Errored(err)
+	}
+	defer closeConn(conn)
+	st, err := pg.Inspect(ctx, conn)
+	if err != nil {
+		return Errored(fmt.Errorf("inspect %s: %w", c.Node, err))
 	}
 	var observed string
 	values := map[string]any{"role": string(st.Role), "timeline": st.Timeline}
@@ -71,9 +85,19 @@ func (c *PGRole) run(ctx context.Context, t *cluster.Target) Result {
 		observed = fmt.Sprintf("%s is a standby (in recovery) on timeline %d, replayed %s", c.Node, st.Timeline, st.ReplayLSN)
 		values["replay_lsn"] = st.ReplayLSN.String()
 	}
-	wanted := fmt.Sprintf("%s is a %s", c.Node, c.Is)
+	wanted := c.Describe(t)
+	readOnly := false
+	if c.Writable && st.Role == pg.RolePrimary {
+		if err := conn.QueryRow(ctx, "SELECT current_setting('transaction_read_only')::bool").Scan(&readOnly); err != nil {
+			return Errored(fmt.Errorf("read transaction_read_only on %s: %w", c.Node, err))
+		}
+		values["read_only"] = readOnly
+		if readOnly {
+			observed += ", but read-only: a new transaction there cannot write"
+		}
+	}
 	r := Failed(observed, wanted)
-	if st.Role == c.Is {
+	if st.Role == c.Is && !readOnly {
 		r.Status = Pass
 	}
 	r.Values = values

@@ -41,3 +41,22 @@ func TestPGRoleRejectsAnUnknownRole(t *testing.T) {
 		t.Error("Decode accepted is: leader")
 	}
 }
+
+// writable: a primary whose new transactions are read-only (as a manager
+// holds a node it just promoted) is not yet a primary taking writes.
+func TestPGRoleWritable(t *testing.T) {
+	t.Parallel()
+	sb := sandboxtest.Shared(t)
+	open := sandboxTarget(sb)
+	held := sandboxTarget(sb)
+	n := *held.Cluster.Nodes["pg1"]
+	n.Conninfo += " options='-c default_transaction_read_only=on'"
+	held.Cluster.Nodes["pg1"] = &n
+	c := mustBuild(t, "pg.role", map[string]any{"node": "pg1", "is": "primary", "writable": "true"})
+	assertResult(t, runCheck(t, c, open), Pass, []string{"pg1 is a primary", "pg1 is a primary taking writes"}, nil)
+	assertResult(t, runCheck(t, c, held), Fail, []string{"but read-only", "pg1 is a primary taking writes"}, nil)
+	def, _ := Lookup("pg.role")
+	if _, err := def.New(params.NewValues(map[string]any{"node": "pg2", "is": "standby", "writable": true})); err == nil {
+		t.Error("New accepted writable with is: standby")
+	}
+}
