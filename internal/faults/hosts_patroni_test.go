@@ -20,9 +20,9 @@ import (
 // member's Patroni and PostgreSQL inside its host's namespace, on the
 // host's address, etcd on this host's side of the bridge. It runs the
 // shipped patroni-switchover pg1 -> pg2 over ssh (0 lost, pg2 the leader
-// in every member's view, never two writable primaries), then, with
-// SWITCHOVER_FULL=1, the monthly rolling restart back to pg1 with a patch
-// command that leaves a mark on each host. It brings the sandbox down
+// in every member's view, never two writable primaries), then the monthly
+// rolling restart back to pg1 with a patch command that leaves a mark on
+// each host. It brings the sandbox down
 // with the binary and finds nothing of it left.
 func TestPatroniOnHostsOfTheirOwn(t *testing.T) {
 	if _, _, err := sandbox.FindPatroni(); err != nil {
@@ -87,7 +87,7 @@ func TestPatroniOnHostsOfTheirOwn(t *testing.T) {
 		checkOnePrimary(t, ticks, bad)
 	})
 
-	if ok && fullSuite() {
+	if ok {
 		t.Run("patroni-rolling-restart back to pg1 over ssh", func(t *testing.T) {
 			patroniRollingOnHosts(t, sb, work, patientPlaybook(t, books, "patroni-rolling-restart"))
 		})
