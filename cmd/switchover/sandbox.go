@@ -47,7 +47,9 @@ real cluster: a Linux network namespace per host with its own address on a priva
 that reaches every host over ssh (root with a key made for the sandbox, then sudo -n -u
 postgres; DIR/ssh/ssh_config with strict host key checking against DIR/ssh/known_hosts)
 and every server on its host's address. It needs root, iproute2, sudo and OpenSSH; 'down'
-also removes the namespaces, links and bridge it made.
+also removes the namespaces, links and bridge it made. With --manager patroni each member's
+Patroni runs on its host too, its REST API on the host's address, and etcd listens on this
+host's address on the bridge; --manager repmgr and pg_auto_failover are refused there.
 
 'up --router haproxy' puts HAProxy on --port-base instead of PgBouncer (mode tcp, database
 app through it), run as the servers' user and stopped by PID: a backend 'postgres' with

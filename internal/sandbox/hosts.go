@@ -75,8 +75,8 @@ func checkHosts(o Options) error {
 	if os.Geteuid() != 0 {
 		return errors.New("--hosts needs root: it creates network namespaces, a bridge and veth links and runs an sshd per host; run it as root, or use the one-host sandbox (`switchover sandbox up` without --hosts), which needs none of that")
 	}
-	if o.Manager != "" && o.Manager != ManagerNone {
-		return fmt.Errorf("--hosts with --manager %s: not supported yet; a multi-host sandbox runs plain streaming", o.Manager)
+	if o.Manager != "" && o.Manager != ManagerNone && o.Manager != ManagerPatroni {
+		return fmt.Errorf("--hosts with --manager %s: not supported yet; a multi-host sandbox runs plain streaming or Patroni", o.Manager)
 	}
 	var missing []string
 	for _, tool := range []string{"ip", "ssh", "ssh-keygen", "sudo", "runuser", sshdPath} {

@@ -72,7 +72,7 @@ func FindPatroni() (patroniBin, etcdBin string, err error) {
 
 // RESTURL is the URL of a node's Patroni REST API.
 func (s *Sandbox) RESTURL(n Node) string {
-	return fmt.Sprintf("http://127.0.0.1:%d", s.restPort(n))
+	return fmt.Sprintf("http://%s:%d", s.Addr(n.Name), s.restPort(n))
 }
 
 func (s *Sandbox) restPort(n Node) int { return n.Port + len(s.Nodes) }
@@ -110,14 +110,21 @@ func (s *Sandbox) pidFile(name string) string { return filepath.Join(s.Dir, name
 // beyond single quotes is needed.
 func (s *Sandbox) patroniYAML(n Node) string {
 	client, _ := s.etcdPorts()
-	return fmt.Sprintf(`# Written by switchover sandbox up: a rehearsal cluster, trust on 127.0.0.1 only.
+	addr, trust, extra := s.Addr(n.Name), "127.0.0.1/32", ""
+	if s.Net != nil {
+		// Each node on its host's address; trust on the private network,
+		// and short replication timeouts, as the plain multi-host sandbox.
+		trust = s.Net.Subnet
+		extra = "    wal_receiver_timeout: 5s\n    wal_sender_timeout: 5s\n"
+	}
+	return fmt.Sprintf(`# Written by switchover sandbox up: a rehearsal cluster, trust on %[9]s only.
 scope: sandbox
 name: %[1]s
 restapi:
-  listen: 127.0.0.1:%[2]d
-  connect_address: 127.0.0.1:%[2]d
+  listen: %[8]s:%[2]d
+  connect_address: %[8]s:%[2]d
 etcd3:
-  hosts: 127.0.0.1:%[3]d
+  hosts: %[11]s:%[3]d
 watchdog:
   mode: 'off'
 bootstrap:
@@ -140,8 +147,8 @@ bootstrap:
     - encoding: UTF8
     - no-sync
 postgresql:
-  listen: 127.0.0.1:%[4]d
-  connect_address: 127.0.0.1:%[4]d
+  listen: %[8]s:%[4]d
+  connect_address: %[8]s:%[4]d
   data_dir: '%[5]s'
   bin_dir: '%[6]s'
   pgpass: '%[7]s'
@@ -156,10 +163,20 @@ postgresql:
     wal_keep_size: 256MB
     shared_buffers: 32MB
     log_min_messages: warning
-  pg_hba:
-    - host all all 127.0.0.1/32 trust
-    - host replication all 127.0.0.1/32 trust
-`, n.Name, s.restPort(n), client, n.Port, n.DataDir, s.BinDir, filepath.Join(s.Dir, "pgpass-"+n.Name))
+%[10]s  pg_hba:
+    - host all all %[9]s trust
+    - host replication all %[9]s trust
+`, n.Name, s.restPort(n), client, n.Port, n.DataDir, s.BinDir, filepath.Join(s.Dir, "pgpass-"+n.Name), addr, trust, extra, s.etcdAddr())
+}
+
+// etcdAddr is the address etcd listens on: loopback, or in a multi-host
+// sandbox this host's address on the private bridge, which every host
+// reaches.
+func (s *Sandbox) etcdAddr() string {
+	if s.Net != nil {
+		return s.Net.Bastion
+	}
+	return "127.0.0.1"
 }
 
 // upPatroni brings up etcd, then pg1's Patroni (which bootstraps the
@@ -173,14 +190,15 @@ func (s *Sandbox) upPatroni(ctx context.Context, log func(string, ...any)) error
 		return err
 	}
 	client, peer := s.etcdPorts()
-	log("etcd on 127.0.0.1:%d (peer %d), run as %s", client, peer, s.who())
-	etcd := fmt.Sprintf("%s --name sb --data-dir %s --listen-client-urls http://127.0.0.1:%[3]d --advertise-client-urls http://127.0.0.1:%[3]d"+
-		" --listen-peer-urls http://127.0.0.1:%[4]d --initial-advertise-peer-urls http://127.0.0.1:%[4]d --initial-cluster sb=http://127.0.0.1:%[4]d",
-		transport.ShellQuote(etcdBin), transport.ShellQuote(s.etcdDir()), client, peer)
+	ea := s.etcdAddr()
+	log("etcd on %s:%d (peer %d), run as %s", ea, client, peer, s.who())
+	etcd := fmt.Sprintf("%s --name sb --data-dir %s --listen-client-urls http://%[5]s:%[3]d --advertise-client-urls http://%[5]s:%[3]d"+
+		" --listen-peer-urls http://%[5]s:%[4]d --initial-advertise-peer-urls http://%[5]s:%[4]d --initial-cluster sb=http://%[5]s:%[4]d",
+		transport.ShellQuote(etcdBin), transport.ShellQuote(s.etcdDir()), client, peer, ea)
 	if err := s.detach(ctx, "etcd", etcd); err != nil {
 		return err
 	}
-	if err := waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/health", client), 20*time.Second); err != nil {
+	if err := waitHTTP(ctx, fmt.Sprintf("http://%s:%d/health", ea, client), 20*time.Second); err != nil {
 		return fmt.Errorf("etcd did not answer (see %s): %w", filepath.Join(s.Dir, "etcd.log"), err)
 	}
 	for i, n := range s.Nodes {
@@ -191,8 +209,9 @@ func (s *Sandbox) upPatroni(ctx context.Context, log func(string, ...any)) error
 		if err := s.chown(p); err != nil {
 			return err
 		}
-		log("patroni %s: postgres on 127.0.0.1:%d, REST API on %s", n.Name, n.Port, s.RESTURL(n))
-		if err := s.detach(ctx, "patroni-"+n.Name, transport.ShellQuote(patroniBin)+" "+transport.ShellQuote(p)); err != nil {
+		log("patroni %s: postgres on %s:%d, REST API on %s", n.Name, s.Addr(n.Name), n.Port, s.RESTURL(n))
+		// On its node's host: in a multi-host sandbox, that host's namespace.
+		if err := s.detachOn(ctx, n.Name, "patroni-"+n.Name, transport.ShellQuote(patroniBin)+" "+transport.ShellQuote(p)); err != nil {
 			return err
 		}
 		if i == 0 {
@@ -221,8 +240,13 @@ func (s *Sandbox) upPatroni(ctx context.Context, log func(string, ...any)) error
 // its own, so it outlives `sandbox up`, its output in DIR/name.log and its
 // PID in DIR/name.pid.
 func (s *Sandbox) detach(ctx context.Context, name, command string) error {
+	return s.detachOn(ctx, "", name, command)
+}
+
+// detachOn is detach on the host of a node (by name; "" for this host).
+func (s *Sandbox) detachOn(ctx context.Context, host, name, command string) error {
 	logf := filepath.Join(s.Dir, name+".log")
-	out, err := s.sh(ctx, "", "start "+name, fmt.Sprintf("cd %s || exit 1; setsid %s </dev/null >>%s 2>&1 & echo $!", transport.ShellQuote(s.Dir), command, transport.ShellQuote(logf)))
+	out, err := s.sh(ctx, host, "start "+name, fmt.Sprintf("cd %s || exit 1; setsid %s </dev/null >>%s 2>&1 & echo $!", transport.ShellQuote(s.Dir), command, transport.ShellQuote(logf)))
 	if err != nil {
 		return err
 	}

@@ -697,6 +697,10 @@ func (s *Sandbox) PIDs() map[string]int {
 // within 30s) and removes its directory.
 func (s *Sandbox) Down(ctx context.Context) error {
 	if err := s.stopManager(ctx); err != nil {
+		if s.Net != nil {
+			// Whatever still runs in the namespaces goes with them.
+			return errors.Join(err, s.downHosts(ctx))
+		}
 		return err
 	}
 	if s.Net != nil {
