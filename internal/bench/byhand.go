@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/switchover/switchover/internal/canary"
 	"os"
 	"regexp"
 	"strconv"
@@ -142,3 +143,60 @@ func tryWrite(ctx context.Context, conninfo string) error {
 
 // shellQuote quotes s as one word for a POSIX shell.
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// byHand is one switchover by a manager's own command, as an operator runs
+// it: a canary of our own writing through PgBouncer, a moment of steady
+// commits, the command (run, under its own deadline), PgBouncer repointed to
+// the new primary by hand once it returns, and the canary stopped once the
+// pooler takes writes again. tool names the command in the note.
+func (b *bench) byHand(ctx context.Context, mode, tool string, i int, from, to string, run func(context.Context) error) (*switchover, string, error) {
+	what := fmt.Sprintf("%s switchover %s -> %s (round trip %d)", mode, from, to, i)
+	sb := b.sb
+	w, err := canary.Start(ctx, canary.Options{Conninfo: sb.ClientConninfo(), RunID: fmt.Sprintf("bench-%s-%d-%s-%d", mode, i, to, time.Now().UnixNano())})
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", what, err)
+	}
+	defer w.Close()
+	// A moment of steady commits before, so the window is measured from
+	// the last commit before the switchover.
+	if err := sleep(ctx, 300*time.Millisecond); err != nil {
+		return nil, "", err
+	}
+	start := time.Now()
+	err = run(ctx)
+	toolMS := msSince(start, time.Now())
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", what, err)
+	}
+	rstart := time.Now()
+	rctx, rcancel := context.WithTimeout(ctx, repointTimeout)
+	err = repointPoolerByHand(rctx, sb, to)
+	rcancel()
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: the benchmark's repoint of PgBouncer: %w", what, err)
+	}
+	repointMS := msSince(rstart, time.Now())
+	if err := waitWritable(ctx, sb.ClientConninfo(), writableTimeout); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", what, err)
+	}
+	totalMS := msSince(start, time.Now())
+	// Let the canary commit again after the pooler takes writes, so the
+	// gap it measures is closed.
+	if err := sleep(ctx, 300*time.Millisecond); err != nil {
+		return nil, "", err
+	}
+	sctx, scancel := context.WithTimeout(ctx, canaryStopTimeout)
+	r, err := w.Stop(sctx)
+	scancel()
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", what, err)
+	}
+	s := &switchover{mode: mode, from: from, to: to, run: i, endpoint: "pooler",
+		windowMS: float64(r.Window.Microseconds()) / 1000, errors: r.Errors, lost: len(r.Lost), acked: r.Acked,
+		timing: timing{totalMS: totalMS}}
+	note := fmt.Sprintf("%s %s ms, then repoint by the benchmark %s ms", tool, ms(toolMS), ms(repointMS))
+	if len(r.ErrorKinds) > 0 {
+		note += "; first error: " + r.ErrorKinds[0]
+	}
+	return s, note, nil
+}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/checks"
-	"github.com/switchover/switchover/internal/canary"
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/patroni"
 	"github.com/switchover/switchover/internal/sandbox"
@@ -110,57 +109,11 @@ func (b *bench) patroni(ctx context.Context) (*patroniResult, error) {
 // new leader by hand once patronictl returns, and waits until the pooler
 // takes writes again before stopping the canary.
 func (b *bench) patronictl(ctx context.Context, ctl string, i int, from, to string) (*switchover, string, error) {
-	what := fmt.Sprintf("%s switchover %s -> %s (round trip %d)", modePatronictl, from, to, i)
-	sb := b.sb
-	w, err := canary.Start(ctx, canary.Options{Conninfo: sb.ClientConninfo(), RunID: fmt.Sprintf("bench-patronictl-%d-%s-%d", i, to, time.Now().UnixNano())})
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", what, err)
-	}
-	defer w.Close()
-	// A moment of steady commits before, so the window is measured from
-	// the last commit before the switchover.
-	if err := sleep(ctx, 300*time.Millisecond); err != nil {
-		return nil, "", err
-	}
-	start := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, patronictlTimeout)
-	err = patronictlSwitchover(cctx, sb, ctl, from, to)
-	cancel()
-	ctlMS := msSince(start, time.Now())
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", what, err)
-	}
-	rstart := time.Now()
-	rctx, rcancel := context.WithTimeout(ctx, repointTimeout)
-	err = repointPoolerByHand(rctx, sb, to)
-	rcancel()
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: the benchmark's repoint of PgBouncer: %w", what, err)
-	}
-	repointMS := msSince(rstart, time.Now())
-	if err := waitWritable(ctx, sb.ClientConninfo(), writableTimeout); err != nil {
-		return nil, "", fmt.Errorf("%s: %w", what, err)
-	}
-	totalMS := msSince(start, time.Now())
-	// Let the canary commit again after the pooler takes writes, so the
-	// gap it measures is closed.
-	if err := sleep(ctx, 300*time.Millisecond); err != nil {
-		return nil, "", err
-	}
-	sctx, scancel := context.WithTimeout(ctx, canaryStopTimeout)
-	r, err := w.Stop(sctx)
-	scancel()
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", what, err)
-	}
-	s := &switchover{mode: modePatronictl, from: from, to: to, run: i, endpoint: "pooler",
-		windowMS: float64(r.Window.Microseconds()) / 1000, errors: r.Errors, lost: len(r.Lost), acked: r.Acked,
-		timing: timing{totalMS: totalMS}}
-	note := fmt.Sprintf("patronictl %s ms, then repoint by the benchmark %s ms", ms(ctlMS), ms(repointMS))
-	if len(r.ErrorKinds) > 0 {
-		note += "; first error: " + r.ErrorKinds[0]
-	}
-	return s, note, nil
+	return b.byHand(ctx, modePatronictl, "patronictl", i, from, to, func(ctx context.Context) error {
+		cctx, cancel := context.WithTimeout(ctx, patronictlTimeout)
+		defer cancel()
+		return patronictlSwitchover(cctx, b.sb, ctl, from, to)
+	})
 }
 
 // waitSettled waits until the cluster has settled on leader, in Patroni's

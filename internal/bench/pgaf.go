@@ -16,7 +16,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/switchover/switchover/internal/canary"
 	"github.com/switchover/switchover/internal/sandbox"
 )
 
@@ -101,56 +100,13 @@ func (b *bench) pgaf(ctx context.Context) (*pgafResult, error) {
 // new primary by hand once pg_autoctl returns, and waits until the pooler
 // takes writes again before stopping the canary.
 func (b *bench) pgAutoctl(ctx context.Context, i int, from, to string) (*switchover, string, error) {
-	what := fmt.Sprintf("%s switchover %s -> %s (round trip %d)", modePgAutoctl, from, to, i)
-	sb := b.sb
-	pg1, _ := sb.Node("pg1")
-	w, err := canary.Start(ctx, canary.Options{Conninfo: sb.ClientConninfo(), RunID: fmt.Sprintf("bench-pgautoctl-%d-%s-%d", i, to, time.Now().UnixNano())})
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", what, err)
-	}
-	defer w.Close()
-	// A moment of steady commits before, so the window is measured from
-	// the last commit before the switchover.
-	if err := sleep(ctx, 300*time.Millisecond); err != nil {
-		return nil, "", err
-	}
-	start := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, pgAutoctlTimeout)
-	_, err = sb.RunPgAutoctl(cctx, "perform", "switchover", "--pgdata", pg1.DataDir, "--formation", "default", "--group", "0")
-	cancel()
-	ctlMS := msSince(start, time.Now())
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", what, err)
-	}
-	rstart := time.Now()
-	rctx, rcancel := context.WithTimeout(ctx, repointTimeout)
-	err = repointPoolerByHand(rctx, sb, to)
-	rcancel()
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: the benchmark's repoint of PgBouncer: %w", what, err)
-	}
-	repointMS := msSince(rstart, time.Now())
-	if err := waitWritable(ctx, sb.ClientConninfo(), writableTimeout); err != nil {
-		return nil, "", fmt.Errorf("%s: %w", what, err)
-	}
-	totalMS := msSince(start, time.Now())
-	if err := sleep(ctx, 300*time.Millisecond); err != nil {
-		return nil, "", err
-	}
-	sctx, scancel := context.WithTimeout(ctx, canaryStopTimeout)
-	r, err := w.Stop(sctx)
-	scancel()
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", what, err)
-	}
-	s := &switchover{mode: modePgAutoctl, from: from, to: to, run: i, endpoint: "pooler",
-		windowMS: float64(r.Window.Microseconds()) / 1000, errors: r.Errors, lost: len(r.Lost), acked: r.Acked,
-		timing: timing{totalMS: totalMS}}
-	note := fmt.Sprintf("pg_autoctl %s ms, then repoint by the benchmark %s ms", ms(ctlMS), ms(repointMS))
-	if len(r.ErrorKinds) > 0 {
-		note += "; first error: " + r.ErrorKinds[0]
-	}
-	return s, note, nil
+	pg1, _ := b.sb.Node("pg1")
+	return b.byHand(ctx, modePgAutoctl, "pg_autoctl", i, from, to, func(ctx context.Context) error {
+		cctx, cancel := context.WithTimeout(ctx, pgAutoctlTimeout)
+		defer cancel()
+		_, err := b.sb.RunPgAutoctl(cctx, "perform", "switchover", "--pgdata", pg1.DataDir, "--formation", "default", "--group", "0")
+		return err
+	})
 }
 
 // summary prints the two ways side by side, and the playbook's median per

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/checks"
-	"github.com/switchover/switchover/internal/canary"
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/repmgr"
 	"github.com/switchover/switchover/internal/sandbox"
@@ -123,54 +122,13 @@ func (b *bench) repmgrBench(ctx context.Context) (*repmgrResult, error) {
 // returns, and waits until the pooler takes writes again before stopping
 // the canary.
 func (b *bench) repmgrOwn(ctx context.Context, i int, from, to string) (*switchover, string, error) {
-	what := fmt.Sprintf("%s switchover %s -> %s (round trip %d)", modeRepmgrOwn, from, to, i)
-	sb := b.sb
-	w, err := canary.Start(ctx, canary.Options{Conninfo: sb.ClientConninfo(), RunID: fmt.Sprintf("bench-repmgr-%d-%s-%d", i, to, time.Now().UnixNano())})
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", what, err)
-	}
-	defer w.Close()
-	if err := sleep(ctx, 300*time.Millisecond); err != nil {
-		return nil, "", err
-	}
-	start := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, repmgrOwnTimeout)
-	out, err := repmgr.Run(cctx, sb.Cluster(), to, "standby", "switchover", "--siblings-follow")
-	cancel()
-	ownMS := msSince(start, time.Now())
-	fmt.Fprintf(b.log, "  repmgr standby switchover %s -> %s:\n%s\n", from, to, out)
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", what, err)
-	}
-	rstart := time.Now()
-	rctx, rcancel := context.WithTimeout(ctx, repointTimeout)
-	err = repointPoolerByHand(rctx, sb, to)
-	rcancel()
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: the benchmark's repoint of PgBouncer: %w", what, err)
-	}
-	repointMS := msSince(rstart, time.Now())
-	if err := waitWritable(ctx, sb.ClientConninfo(), writableTimeout); err != nil {
-		return nil, "", fmt.Errorf("%s: %w", what, err)
-	}
-	totalMS := msSince(start, time.Now())
-	if err := sleep(ctx, 300*time.Millisecond); err != nil {
-		return nil, "", err
-	}
-	sctx, scancel := context.WithTimeout(ctx, canaryStopTimeout)
-	r, err := w.Stop(sctx)
-	scancel()
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", what, err)
-	}
-	s := &switchover{mode: modeRepmgrOwn, from: from, to: to, run: i, endpoint: "pooler",
-		windowMS: float64(r.Window.Microseconds()) / 1000, errors: r.Errors, lost: len(r.Lost), acked: r.Acked,
-		timing: timing{totalMS: totalMS}}
-	note := fmt.Sprintf("repmgr %s ms, then repoint by the benchmark %s ms", ms(ownMS), ms(repointMS))
-	if len(r.ErrorKinds) > 0 {
-		note += "; first error: " + r.ErrorKinds[0]
-	}
-	return s, note, nil
+	return b.byHand(ctx, modeRepmgrOwn, "repmgr", i, from, to, func(ctx context.Context) error {
+		cctx, cancel := context.WithTimeout(ctx, repmgrOwnTimeout)
+		defer cancel()
+		out, err := repmgr.Run(cctx, b.sb.Cluster(), to, "standby", "switchover", "--siblings-follow")
+		fmt.Fprintf(b.log, "  repmgr standby switchover %s -> %s:\n%s\n", from, to, out)
+		return err
+	})
 }
 
 // waitRepmgrSettled waits until primary is the only primary with every
