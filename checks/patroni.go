@@ -3,13 +3,11 @@ package checks
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/patroni"
-	"github.com/switchover/switchover/internal/pg"
 )
 
 func init() {
@@ -119,48 +117,13 @@ func (c *PatroniLeader) Run(ctx context.Context, t *cluster.Target) Result {
 	return r
 }
 
-// pgAgrees holds Patroni's view against what PostgreSQL itself says: the
-// leader must be out of recovery, and no other member may be. Patroni's
-// view comes from the DCS and its own last loop; a server promoted or
-// started behind its back shows only in PostgreSQL, and two servers taking
-// writes is the worst a switchover can leave. Members the inventory does not
-// list cannot be asked; a replica that does not answer is noted, not
-// failed (quorum.reachable is the check for that).
+// pgAgrees holds Patroni's view against PostgreSQL's (see managerAgrees).
 func pgAgrees(ctx context.Context, t *cluster.Target, st *patroni.State, leader string) (seen []string, disagree string) {
-	var names []string
+	var members []string
 	for _, m := range st.Members {
-		if t != nil && t.Cluster != nil && t.Cluster.Nodes[m.Name] != nil {
-			names = append(names, m.Name)
-		} else {
-			seen = append(seen, fmt.Sprintf("PostgreSQL on %s not asked: the inventory has no node %s", m.Name, m.Name))
-		}
+		members = append(members, m.Name)
 	}
-	var primaries []string
-	for _, a := range askNodes(ctx, t, names, pg.Inspect) {
-		switch {
-		case a.Err != nil && a.Node == leader:
-			return append(seen, a.Err.Error()), fmt.Sprintf("patroni shows %s as the leader, but PostgreSQL on it does not answer: %v", leader, a.Err)
-		case a.Err != nil:
-			seen = append(seen, fmt.Sprintf("PostgreSQL on %s does not answer: %v", a.Node, a.Err))
-		case a.Val.Role == pg.RolePrimary:
-			primaries = append(primaries, a.Node)
-			seen = append(seen, fmt.Sprintf("PostgreSQL on %s: primary, timeline %d", a.Node, a.Val.Timeline))
-		default:
-			seen = append(seen, fmt.Sprintf("PostgreSQL on %s: in recovery, timeline %d", a.Node, a.Val.Timeline))
-			if a.Node == leader {
-				disagree = fmt.Sprintf("patroni shows %s as the leader, but PostgreSQL on %s is in recovery (a standby)", leader, leader)
-			}
-		}
-	}
-	others := slices.DeleteFunc(slices.Clone(primaries), func(n string) bool { return n == leader })
-	switch {
-	case disagree != "" && len(others) > 0:
-		return seen, fmt.Sprintf("%s, while PostgreSQL on %s is out of recovery", disagree, strings.Join(others, ", "))
-	case len(others) > 0:
-		return seen, fmt.Sprintf("patroni shows %s as the leader, but PostgreSQL on %s is out of recovery too: more than one server takes writes",
-			leader, strings.Join(others, ", "))
-	}
-	return seen, disagree
+	return managerAgrees(ctx, t, members, leader, fmt.Sprintf("patroni shows %s as the leader", leader))
 }
 
 // PatroniCandidate passes when Patroni would promote Node: a replica that

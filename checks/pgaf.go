@@ -3,12 +3,10 @@ package checks
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
-	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/pgaf"
 )
 
@@ -146,43 +144,12 @@ func (c *PgafPrimary) Run(ctx context.Context, t *cluster.Target) Result {
 	return r
 }
 
-// pgafAgrees holds the monitor's view against what PostgreSQL says: the
-// primary must be out of recovery, and no other node may be. A standby
-// that does not answer is noted, not failed (quorum.reachable is the check
-// for that).
+// pgafAgrees holds the monitor's view against PostgreSQL's (see
+// managerAgrees).
 func pgafAgrees(ctx context.Context, t *cluster.Target, v *pgaf.View, primary string) (seen []string, disagree string) {
-	var names []string
+	var members []string
 	for _, n := range v.Nodes {
-		if t != nil && t.Cluster != nil && t.Cluster.Nodes[n.Name] != nil {
-			names = append(names, n.Name)
-		} else {
-			seen = append(seen, fmt.Sprintf("PostgreSQL on %s not asked: the inventory has no node %s", n.Name, n.Name))
-		}
+		members = append(members, n.Name)
 	}
-	var primaries []string
-	for _, a := range askNodes(ctx, t, names, pg.Inspect) {
-		switch {
-		case a.Err != nil && a.Node == primary:
-			return append(seen, a.Err.Error()), fmt.Sprintf("the monitor names %s the primary, but PostgreSQL on it does not answer: %v", primary, a.Err)
-		case a.Err != nil:
-			seen = append(seen, fmt.Sprintf("PostgreSQL on %s does not answer: %v", a.Node, a.Err))
-		case a.Val.Role == pg.RolePrimary:
-			primaries = append(primaries, a.Node)
-			seen = append(seen, fmt.Sprintf("PostgreSQL on %s: primary, timeline %d", a.Node, a.Val.Timeline))
-		default:
-			seen = append(seen, fmt.Sprintf("PostgreSQL on %s: in recovery, timeline %d", a.Node, a.Val.Timeline))
-			if a.Node == primary {
-				disagree = fmt.Sprintf("the monitor names %s the primary, but PostgreSQL on %s is in recovery (a standby)", primary, primary)
-			}
-		}
-	}
-	others := slices.DeleteFunc(slices.Clone(primaries), func(n string) bool { return n == primary })
-	if len(others) > 0 {
-		d := fmt.Sprintf("the monitor names %s the primary, but PostgreSQL on %s is out of recovery too: more than one server takes writes", primary, strings.Join(others, ", "))
-		if disagree != "" {
-			d = fmt.Sprintf("%s, while PostgreSQL on %s is out of recovery", disagree, strings.Join(others, ", "))
-		}
-		return seen, d
-	}
-	return seen, disagree
+	return managerAgrees(ctx, t, members, primary, fmt.Sprintf("the monitor names %s the primary", primary))
 }
