@@ -110,6 +110,16 @@ func primaryNow(sb *sandbox.Sandbox, n sandbox.Node) bool {
 // check stops the sampler and fails the test if two primaries were seen.
 func (s *roleSampler) check(t *testing.T) {
 	t.Helper()
+	// A run refused at once may end before a few samples: sample on a
+	// little (bounded) so the verdict rests on more than one or two.
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		s.mu.Lock()
+		n := s.samples
+		s.mu.Unlock()
+		if n >= 5 {
+			break
+		}
+	}
 	close(s.stop)
 	<-s.done
 	s.mu.Lock()
