@@ -187,11 +187,24 @@ func isUndefinedTable(err error) bool {
 }
 
 // others returns the first claim held by a run other than mine or
-// resuming, as seen on the nodes, in the inventory's order.
+// resuming, as seen on the nodes, in the inventory's order. While exactly
+// one node answers as a primary, its row decides: the row is written
+// there, and a standby shows a released claim until it has replayed the
+// release. With no primary (mid-switchover) or more than one, every node's
+// row counts.
 func others(claims []nodeClaim, mine, resuming string) (*Holder, string) {
+	primaries := 0
+	for _, c := range claims {
+		if c.err == nil && c.primary && c.node != dcsNode {
+			primaries++
+		}
+	}
 	for _, c := range claims {
 		if c.node == dcsNode && !c.witness {
 			continue
+		}
+		if primaries == 1 && c.node != dcsNode && !(c.err == nil && c.primary) {
+			continue // a standby's copy: the primary's row decides
 		}
 		if c.holder != nil && c.holder.RunID != mine && (resuming == "" || c.holder.RunID != resuming) {
 			return c.holder, c.node
@@ -273,8 +286,8 @@ func (s *Store) Check(ctx context.Context, mine string) error {
 
 // Take claims the cluster for h. resuming is the id of the run being
 // resumed, whose claim is its own; takeOver replaces another run's claim.
-// Every node that answers is asked first: a claim seen on any of them
-// refuses. The row is then written on the one primary. A run resumed while
+// Every node that answers is asked first: a claim on the primary refuses
+// (with no primary, a claim seen on any node does). The row is then written on the one primary. A run resumed while
 // no node is a primary (the old one stopped, the candidate not promoted
 // yet) keeps the claim its rows on the standbys show.
 func (s *Store) Take(ctx context.Context, h Holder, resuming string, takeOver bool) error {
