@@ -157,7 +157,7 @@ type PatroniSwitchover struct {
 
 	// writable asks PostgreSQL on the candidate whether it takes writes;
 	// nil asks the inventory's node. Tests set it.
-	writable func(ctx context.Context, t *cluster.Target) (ok bool, seen string, err error)
+	writable writesProbe
 }
 
 var _ Step = (*PatroniSwitchover)(nil)
@@ -200,13 +200,9 @@ func (s *PatroniSwitchover) Apply(ctx context.Context, t *cluster.Target) error 
 	if err != nil {
 		return fail(err)
 	}
-	writable := s.writable
-	if writable == nil {
-		n, err := t.Node(s.Candidate)
-		if err != nil {
-			return fail(fmt.Errorf("%w; nothing changed", err))
-		}
-		writable = func(ctx context.Context, t *cluster.Target) (bool, string, error) { return takesWrites(ctx, t, n) }
+	writable, err := candidateWrites(t, s.Candidate, s.writable)
+	if err != nil {
+		return fail(fmt.Errorf("%w; nothing changed", err))
 	}
 	start := time.Now()
 	deadline := start.Add(s.Within)
@@ -378,6 +374,22 @@ func (p *openPost) Close() {
 	case <-time.After(postGrace):
 	}
 	p.cancel()
+}
+
+// writesProbe says whether a node takes writes now, and what was seen.
+type writesProbe func(ctx context.Context, t *cluster.Target) (ok bool, seen string, err error)
+
+// candidateWrites is the probe a manager-driven switchover follows: set
+// (a test's) when given, else takesWrites on the candidate.
+func candidateWrites(t *cluster.Target, candidate string, set writesProbe) (writesProbe, error) {
+	if set != nil {
+		return set, nil
+	}
+	n, err := t.Node(candidate)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, t *cluster.Target) (bool, string, error) { return takesWrites(ctx, t, n) }, nil
 }
 
 // takesWrites asks PostgreSQL on n whether it is out of recovery with

@@ -54,7 +54,7 @@ type PgafPromotion struct {
 
 	// writable asks PostgreSQL on the candidate whether it takes writes;
 	// nil asks the inventory's node. Tests set it.
-	writable func(ctx context.Context, t *cluster.Target) (ok bool, seen string, err error)
+	writable writesProbe
 }
 
 var _ Step = (*PgafPromotion)(nil)
@@ -98,13 +98,9 @@ func (s *PgafPromotion) Apply(ctx context.Context, t *cluster.Target) error {
 	if err != nil {
 		return fail(err)
 	}
-	writable := s.writable
-	if writable == nil {
-		n, err := t.Node(s.Candidate)
-		if err != nil {
-			return fail(fmt.Errorf("%w; nothing changed", err))
-		}
-		writable = func(ctx context.Context, t *cluster.Target) (bool, string, error) { return takesWrites(ctx, t, n) }
+	writable, err := candidateWrites(t, s.Candidate, s.writable)
+	if err != nil {
+		return fail(fmt.Errorf("%w; nothing changed", err))
 	}
 	start := time.Now()
 	deadline := start.Add(s.Within)

@@ -18,12 +18,7 @@ import (
 func NewRouter(t testing.TB, standbys int, manager string) *sandbox.Sandbox {
 	t.Helper()
 	available(t)
-	missing := func(what string, err error) {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and %s is missing: %v", what, err)
-		}
-		t.Skipf("no %s here: %v", what, err)
-	}
+	missing := func(what string, err error) { require(t, what, err) }
 	if _, err := exec.LookPath("haproxy"); err != nil {
 		if _, serr := os.Stat("/usr/sbin/haproxy"); serr != nil {
 			missing("haproxy", err)
@@ -37,11 +32,7 @@ func NewRouter(t testing.TB, standbys int, manager string) *sandbox.Sandbox {
 	var sb *sandbox.Sandbox
 	var err error
 	for try := 0; try < 2; try++ { // two sandboxes starting at once can race for the same free ports
-		var dir string
-		if dir, err = os.MkdirTemp("", "switchover-router-test-"); err != nil {
-			t.Fatal(err)
-		}
-		os.Remove(dir) // Up creates it, with the right owner
+		dir := tempDir(t, "switchover-router-test-")
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		sb, err = sandbox.Up(ctx, sandbox.Options{Dir: dir, Standbys: standbys, Manager: manager, Router: sandbox.RouterHAProxy, Log: t.Logf})
 		cancel()
@@ -52,12 +43,6 @@ func NewRouter(t testing.TB, standbys int, manager string) *sandbox.Sandbox {
 	if err != nil {
 		t.Fatalf("sandbox up --router haproxy: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := sb.Down(ctx); err != nil {
-			t.Errorf("sandbox down: %v", err)
-		}
-	})
+	downAtEnd(t, sb)
 	return sb
 }

@@ -2,7 +2,6 @@ package sandboxtest
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -15,22 +14,13 @@ import (
 func NewPgaf(t testing.TB, standbys int) *sandbox.Sandbox {
 	t.Helper()
 	available(t)
-	if _, err := sandbox.FindPgAutoctl(""); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and pg_auto_failover is missing: %v", err)
-		}
-		t.Skipf("no pg_auto_failover here: %v", err)
-	}
+	_, err := sandbox.FindPgAutoctl("")
+	require(t, "pg_auto_failover", err)
 	var sb *sandbox.Sandbox
-	var err error
 	// Two tries: packages run in parallel, and two sandboxes starting at
 	// once can race for the same free ports.
 	for try := 0; try < 2 && sb == nil; try++ {
-		var dir string
-		if dir, err = os.MkdirTemp("", "switchover-pgaf-test-"); err != nil {
-			t.Fatal(err)
-		}
-		os.Remove(dir) // Up creates it, with the right owner
+		dir := tempDir(t, "switchover-pgaf-test-")
 		ctx, cancel := context.WithTimeout(context.Background(), sandbox.PgafUpTimeout+10*time.Second)
 		sb, err = sandbox.Up(ctx, sandbox.Options{Dir: dir, Standbys: standbys, Manager: sandbox.ManagerPgAutoFailover, Log: t.Logf})
 		cancel()

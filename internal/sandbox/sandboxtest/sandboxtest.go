@@ -28,12 +28,8 @@ var (
 // available reports whether a sandbox can be brought up here.
 func available(t testing.TB) {
 	t.Helper()
-	if _, err := sandbox.FindBinDir(""); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and PostgreSQL is missing: %v", err)
-		}
-		t.Skipf("no PostgreSQL here: %v", err)
-	}
+	_, err := sandbox.FindBinDir("")
+	require(t, "PostgreSQL", err)
 }
 
 func up(standbys int) (*sandbox.Sandbox, error) { return upWith(sandbox.Options{Standbys: standbys}) }
@@ -70,13 +66,7 @@ func New(t testing.TB, standbys int) *sandbox.Sandbox {
 	if err != nil {
 		t.Fatalf("sandbox up: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := sb.Down(ctx); err != nil {
-			t.Errorf("sandbox down: %v", err)
-		}
-	})
+	downAtEnd(t, sb)
 	return sb
 }
 
@@ -90,13 +80,7 @@ func NewPoolers(t testing.TB, standbys, poolers int) *sandbox.Sandbox {
 	if err != nil {
 		t.Fatalf("sandbox up --poolers %d: %v", poolers, err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := sb.Down(ctx); err != nil {
-			t.Errorf("sandbox down: %v", err)
-		}
-	})
+	downAtEnd(t, sb)
 	return sb
 }
 
@@ -106,32 +90,16 @@ func NewPoolers(t testing.TB, standbys, poolers int) *sandbox.Sandbox {
 func NewPatroni(t testing.TB, standbys int) *sandbox.Sandbox {
 	t.Helper()
 	available(t)
-	if _, _, err := sandbox.FindPatroni(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and Patroni or etcd is missing: %v", err)
-		}
-		t.Skipf("no Patroni here: %v", err)
-	}
-	// Not t.TempDir(): its parent is private to us, and the servers may
-	// run as another user. Up creates the directory; Down removes it.
-	dir, err := os.MkdirTemp("", "switchover-patroni-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Remove(dir)
+	_, _, err := sandbox.FindPatroni()
+	require(t, "Patroni or etcd", err)
+	dir := tempDir(t, "switchover-patroni-test-")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	sb, err := sandbox.Up(ctx, sandbox.Options{Dir: dir, Standbys: standbys, Manager: sandbox.ManagerPatroni, Log: t.Logf})
 	if err != nil {
 		t.Fatalf("sandbox up --manager patroni: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := sb.Down(ctx); err != nil {
-			t.Errorf("sandbox down: %v", err)
-		}
-	})
+	downAtEnd(t, sb)
 	return sb
 }
 
@@ -223,12 +191,7 @@ func hostsAvailable(t testing.TB) {
 func HostsDir(t testing.TB) string {
 	t.Helper()
 	hostsAvailable(t)
-	dir, err := os.MkdirTemp("", "switchover-hosts-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Remove(dir) // Up creates it, with the right owner
-	return dir
+	return tempDir(t, "switchover-hosts-test-")
 }
 
 // NewHosts brings up a multi-host sandbox (sandbox.Options.Hosts: each node
@@ -245,13 +208,7 @@ func NewHosts(t testing.TB, standbys int) *sandbox.Sandbox {
 	if err != nil {
 		t.Fatalf("sandbox up --hosts: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := sb.Down(ctx); err != nil {
-			t.Errorf("sandbox down: %v", err)
-		}
-	})
+	downAtEnd(t, sb)
 	return sb
 }
 
