@@ -8,13 +8,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
-	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/topology"
 	"github.com/switchover/switchover/steps"
 )
 
@@ -45,8 +44,15 @@ type GuardRecord struct {
 	Event   string    `json:"event"` // started, released, acted
 	Why     string    `json:"why,omitempty"`
 	Primary string    `json:"primary,omitempty"` // the writable primary the pooler was pointed at
-	Message string    `json:"message,omitempty"`
-	Error   string    `json:"error,omitempty"`
+	// Until is when the clients' budget ends (event started): the guard
+	// has acted by then, or soon after.
+	Until time.Time `json:"until,omitzero"`
+	// Refused are the databases the guard closed to clients, by pooler,
+	// when no node could be trusted with writes; the run's resume enables
+	// them again.
+	Refused steps.Refused `json:"refused,omitempty"`
+	Message string        `json:"message,omitempty"`
+	Error   string        `json:"error,omitempty"`
 }
 
 // GuardPath is where the guard of run id writes its record.
@@ -86,7 +92,7 @@ const guardActTimeout = 15 * time.Second
 // closes without it or spec.Until passes, after resuming the pooler itself.
 func Guard(ctx context.Context, spec GuardSpec, run io.Reader) error {
 	rec := &guardRecorder{path: GuardPath(spec.JournalDir, spec.RunID), runID: spec.RunID}
-	rec.write(GuardRecord{Event: "started", Message: fmt.Sprintf("clients may be held until %s", spec.Until.UTC().Format(time.RFC3339Nano))})
+	rec.write(GuardRecord{Event: "started", Until: spec.Until, Message: fmt.Sprintf("clients may be held until %s", spec.Until.UTC().Format(time.RFC3339Nano))})
 	released, gone := make(chan struct{}), make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(run)
@@ -112,41 +118,40 @@ func Guard(ctx context.Context, spec GuardSpec, run io.Reader) error {
 	case <-budget.C:
 		why = "clients were held for the run's whole budget"
 	}
-	primary, err := actForRun(ctx, spec, rec, why)
-	r := GuardRecord{Event: "acted", Why: why, Primary: primary}
-	switch {
-	case err != nil:
-		r.Error = err.Error()
-	case primary == "":
-		r.Message = "no node takes writes: the pooler was resumed so clients fail at once instead of waiting"
-	default:
-		r.Message = fmt.Sprintf("the pooler was resumed, routing to %s, the one writable primary", primary)
-	}
+	r, err := actForRun(ctx, spec, rec, why, released)
 	rec.write(r)
 	return err
 }
 
-// actForRun finds the one writable primary (waiting for it until the
-// budget ends, since a promotion may be under way), points the pooler at
-// it and resumes the pooler; with none, or more than one, it resumes the
-// pooler as it is.
-func actForRun(ctx context.Context, spec GuardSpec, rec *guardRecorder, why string) (string, error) {
+// actForRun finds where the clients may go (topology.FindWriter: the one
+// node that takes writes, and the one the cluster's manager has settled as
+// its primary), waiting for it until the budget ends since a promotion may
+// be under way; points the poolers at it and resumes them. When the budget
+// ends with none found: if no node takes writes, the poolers are resumed
+// as they are (nothing can acknowledge a commit there); if some node does
+// but cannot be trusted with writes (two do, or the manager may be
+// demoting it), the clients are refused instead (steps.RefuseClients), so
+// that no commit is acknowledged that a promotion then loses.
+//
+// A run still alive when its budget runs out may let its clients go while
+// the guard looks: then the guard leaves the poolers to it.
+func actForRun(ctx context.Context, spec GuardSpec, rec *guardRecorder, why string, released <-chan struct{}) (GuardRecord, error) {
 	c := spec.Cluster
-	var primary string
+	out := GuardRecord{Event: "acted", Why: why}
+	var w topology.Writer
 	for {
-		writable := writableNodes(ctx, c)
-		if len(writable) == 1 {
-			primary = writable[0]
-			break
+		w = topology.FindWriter(ctx, c)
+		select {
+		case <-released:
+			return GuardRecord{Event: "released", Message: "the run let its clients go on while the guard looked for where to send them"}, nil
+		default:
 		}
-		if !time.Now().Before(spec.Until) || ctx.Err() != nil {
-			if len(writable) > 1 {
-				rec.write(GuardRecord{Event: "note", Why: why, Message: "more than one node takes writes (" + strings.Join(writable, ", ") + "): the pooler is resumed without moving it"})
-			}
+		if w.Node != "" || !time.Now().Before(spec.Until) || ctx.Err() != nil {
 			break
 		}
 		select {
 		case <-ctx.Done():
+		case <-released:
 		case <-time.After(guardPoll):
 		}
 	}
@@ -161,51 +166,61 @@ func actForRun(ctx context.Context, spec GuardSpec, rec *guardRecorder, why stri
 		rec.write(GuardRecord{Event: "output", Message: line})
 	}}
 	var errs []string
-	if primary != "" && len(c.Poolers) > 0 {
-		if err := (&steps.PgBouncerRepoint{To: primary}).Apply(actx, t); err != nil {
+	switch {
+	case w.Node != "":
+		out.Primary = w.Node
+		out.Message = fmt.Sprintf("the pooler was resumed, routing to %s, the one writable primary", w.Node)
+		if w.Agrees != "" {
+			out.Message += " (" + w.Agrees + ")"
+		}
+		if len(c.Poolers) > 0 {
+			if err := (&steps.PgBouncerRepoint{To: w.Node}).Apply(actx, t); err != nil {
+				errs = append(errs, err.Error())
+			}
+		}
+	case len(w.Writable) == 0:
+		out.Message = "no node takes writes: the pooler was resumed so clients fail at once instead of waiting"
+	default:
+		refused, err := steps.RefuseClients(actx, t)
+		out.Refused = refused
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+		out.Message = fmt.Sprintf("no node could be trusted with writes (%s): clients are refused, not resumed, so that none is acknowledged on a node about to lose its writes; `switchover resume %s` enables %s again once it has finished", w.Why, spec.RunID, refused.Describe())
+	}
+	if len(out.Refused) == 0 {
+		if err := (&steps.PgBouncerResume{}).Apply(actx, t); err != nil {
 			errs = append(errs, err.Error())
 		}
 	}
-	if err := (&steps.PgBouncerResume{}).Apply(actx, t); err != nil {
-		errs = append(errs, err.Error())
+	if w.Node == "" && w.Why != "" && len(w.Writable) == 0 {
+		out.Message += " (" + w.Why + ")"
 	}
 	if len(errs) > 0 {
-		return primary, fmt.Errorf("guard of run %s: %s", spec.RunID, strings.Join(errs, "; "))
+		err := fmt.Errorf("guard of run %s: %s", spec.RunID, strings.Join(errs, "; "))
+		out.Error = err.Error()
+		return out, err
 	}
-	return primary, nil
+	return out, nil
 }
 
-// writableNodes returns the nodes that answer as a primary taking writes
-// (out of recovery, not read-only), in name order.
-func writableNodes(ctx context.Context, c *cluster.Cluster) []string {
-	var mu sync.Mutex
-	var out []string
-	var wg sync.WaitGroup
-	for name, n := range c.Nodes {
-		wg.Add(1)
-		go func(name, conninfo string) {
-			defer wg.Done()
-			qctx, cancel := context.WithTimeout(ctx, time.Second)
-			defer cancel()
-			conn, err := pg.Connect(qctx, conninfo, time.Second)
-			if err != nil {
-				return
-			}
-			defer pg.Release(conn)
-			var inRecovery, readOnly bool
-			if err := conn.QueryRow(qctx, "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')::bool").Scan(&inRecovery, &readOnly); err != nil {
-				return
-			}
-			if !inRecovery && !readOnly {
-				mu.Lock()
-				out = append(out, name)
-				mu.Unlock()
-			}
-		}(name, n.Conninfo)
+// guardLive says until when the guard whose records these are may still
+// be at work: it started, has neither been released nor acted, and its
+// budget (plus the time it takes to act) has not run out. ok is false when
+// it is done, or left no record.
+func guardLive(recs []GuardRecord) (until time.Time, ok bool) {
+	for _, r := range recs {
+		switch r.Event {
+		case "started":
+			until, ok = r.Until.Add(guardActTimeout+guardPoll), !r.Until.IsZero()
+		case "released", "acted":
+			ok = false
+		}
 	}
-	wg.Wait()
-	sort.Strings(out)
-	return out
+	if ok && !time.Now().Before(until) {
+		ok = false
+	}
+	return until, ok
 }
 
 // guardRecorder appends the guard's records, each synced.

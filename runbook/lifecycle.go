@@ -117,6 +117,9 @@ func withoutName(list []string, name string) []string {
 // ignores its context is abandoned a few seconds after its deadline and
 // reported as possibly still running.
 func (e *engine) apply(ctx context.Context, s *Step, t *cluster.Target) (err error) {
+	if releasesClients(s) {
+		e.absorbRefused()
+	}
 	actx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	done := make(chan error, 1)

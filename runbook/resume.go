@@ -109,7 +109,7 @@ func Resume(ctx context.Context, p *Plan, id string, o Options) (*Result, error)
 		lock.release(false)
 		return res, err
 	}
-	e.settleHold()
+	e.settleHold(ctx)
 	err = e.execute(ctx, pos, res)
 	e.finish(ctx, lock, res, err)
 	return res, err

@@ -143,7 +143,9 @@ var _ cluster.ClientHold = (*engine)(nil)
 // settleHold, on resume, says what became of clients the interrupted run
 // held: its guard resumed the pooler when that run's process ended, so the
 // hold is over and the resumed run's steps spend no budget of it.
-func (e *engine) settleHold() {
+func (e *engine) settleHold(ctx context.Context) {
+	e.awaitGuard(ctx)
+	e.absorbRefused()
 	recs, _ := ReadGuard(e.o.JournalDir, e.runID)
 	for _, r := range recs {
 		if r.Event != "acted" && r.Event != "note" {
@@ -161,5 +163,45 @@ func (e *engine) settleHold() {
 	if e.holding() {
 		e.facts.ClearHold()
 		_ = e.emit(Event{Type: EventNote, Message: "the interrupted run held clients in the pooler; they were let go when it ended (by its guard, or by hand), so this run holds none until it pauses again"})
+	}
+}
+
+// absorbRefused takes into the run's facts the databases its guard closed
+// to clients (steps.RefusedFact), once, so that the run's resume of the
+// pooler enables them again: the guard acts in a process of its own, and
+// may have acted while this run still lives (the budget ran out) or
+// before it was resumed.
+func (e *engine) absorbRefused() {
+	if _, known := e.facts.Get(steps.RefusedFact); known {
+		return
+	}
+	recs, _ := ReadGuard(e.o.JournalDir, e.runID)
+	for _, r := range recs {
+		if r.Event == "acted" && len(r.Refused) > 0 {
+			e.facts.Set(steps.RefusedFact, r.Refused.String())
+		}
+	}
+}
+
+// awaitGuard, on resume, waits for the interrupted run's guard while it is
+// still at work: killed while its clients were held, the run left a guard
+// that may still be waiting for the one node it can send them to (a
+// manager's switchover under way). Two actors on the pooler at once could
+// undo each other, so the resumed run acts only once the guard has (by the
+// end of its budget at the latest).
+func (e *engine) awaitGuard(ctx context.Context) {
+	recs, _ := ReadGuard(e.o.JournalDir, e.runID)
+	until, live := guardLive(recs)
+	if !live {
+		return
+	}
+	_ = e.emit(Event{Type: EventNote, Message: fmt.Sprintf("the interrupted run's guard is still deciding where its held clients go; waiting for it (until %s at most)", until.UTC().Format("15:04:05.000"))})
+	for live && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(guardPoll):
+		}
+		recs, _ = ReadGuard(e.o.JournalDir, e.runID)
+		until, live = guardLive(recs)
 	}
 }

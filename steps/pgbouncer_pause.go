@@ -281,7 +281,7 @@ var _ Step = (*PgBouncerResume)(nil)
 // Describe implements Step.
 func (s *PgBouncerResume) Describe(t *cluster.Target) Effect {
 	return Effect{Node: poolerWhere(t), Command: describeAdmin(t, "RESUME"),
-		Changes: fmt.Sprintf("PgBouncer lets the clients of %s go on, to the server its entry points at; sent only if this run paused it (fact %s), nothing when it is not paused", poolersDatabase(t), PausedFact)}
+		Changes: fmt.Sprintf("PgBouncer lets the clients of %s go on, to the server its entry points at; sent only if this run paused it (fact %s), nothing when it is not paused; a database the run's guard closed (fact %s) is enabled again first", poolersDatabase(t), PausedFact, RefusedFact)}
 }
 
 // Apply implements Step.
@@ -291,6 +291,13 @@ func (s *PgBouncerResume) Apply(ctx context.Context, t *cluster.Target) error {
 		return nil
 	}
 	if err != nil {
+		return fmt.Errorf("resume pgbouncer: %w", err)
+	}
+	refused, err := ReadRefused(t)
+	if err != nil {
+		return fmt.Errorf("resume pgbouncer: %w", err)
+	}
+	if err := enableRefused(ctx, t); err != nil {
 		return fmt.Errorf("resume pgbouncer: %w", err)
 	}
 	st := readPaused(t)
@@ -345,7 +352,7 @@ func (s *PgBouncerResume) Apply(ctx context.Context, t *cluster.Target) error {
 	if len(failed) > 0 {
 		return fmt.Errorf("resume pgbouncer: %s; clients may still be waiting", strings.Join(failed, "; "))
 	}
-	if !resumed && t.NoChange != nil {
+	if !resumed && len(refused) == 0 && t.NoChange != nil {
 		t.NoChange() // no RESUME taken anywhere: not an action that changed something
 	}
 	return nil

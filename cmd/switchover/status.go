@@ -427,12 +427,12 @@ func renderPoolers(io *streams, top *topology.Topology) {
 			fmt.Fprintf(io.out, "pooler:   %s: %s\n", who, p.Error)
 			continue
 		}
-		fmt.Fprintf(io.out, "pooler:   %s sends database %s to %s%s\n", who, p.Database, routeTo(p.Node, p.Target), pausedNote(p.Paused))
+		fmt.Fprintf(io.out, "pooler:   %s sends database %s to %s%s\n", who, p.Database, routeTo(p.Node, p.Target), pausedNote(p.Paused)+disabledNote(p.Disabled))
 		for _, r := range p.Databases {
 			if r.Name == p.Database || r.Target == "" {
 				continue // the client database above; the admin console
 			}
-			fmt.Fprintf(io.out, "          entry %s to %s%s\n", r.Name, routeTo(r.Node, r.Target), pausedNote(r.Paused))
+			fmt.Fprintf(io.out, "          entry %s to %s%s\n", r.Name, routeTo(r.Node, r.Target), pausedNote(r.Paused)+disabledNote(r.Disabled))
 		}
 	}
 }
@@ -448,6 +448,13 @@ func routeTo(node, target string) string {
 func pausedNote(paused bool) string {
 	if paused {
 		return ", PAUSED: clients wait"
+	}
+	return ""
+}
+
+func disabledNote(disabled bool) string {
+	if disabled {
+		return ", DISABLED: new clients refused (a run's guard closed it; `switchover resume` or ENABLE reopens it)"
 	}
 	return ""
 }

@@ -3,10 +3,14 @@ package faults
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/runbook"
 )
 
 const pgafPlaybook = "pg-auto-failover-switchover"
@@ -15,22 +19,23 @@ const pgafPlaybook = "pg-auto-failover-switchover"
 // monitor carries on without us. The resume must find the promotion done
 // or under way and follow it rather than ask again, resume the pooler and
 // finish: one primary, the candidate, the monitor settled.
+//
+// Killed 300 ms into the switchover step, the monitor is draining the old
+// primary while the run's guard looks for somewhere to send the held
+// clients: the old primary still takes writes for a moment, and the guard
+// must not take it (what it took would be lost when the monitor promotes
+// the candidate): it follows the monitor and sends them to the node the
+// monitor has settled as the primary.
 var pgafFaults = []fault{
 	{"pg_auto_failover: SIGKILL after switchover", "switchover", "done", 0},
+	{"pg_auto_failover: SIGKILL 300ms into switchover", "switchover", "running", 300 * time.Millisecond},
 }
 
 // pgafFullFaults are the longer variants, run with SWITCHOVER_FULL=1.
-// Killed while the monitor drains the old primary, the run's guard can
-// find the old primary still writable and resume the pooler onto it while
-// the monitor goes on to demote it: commits acknowledged there are lost.
-// That is an open defect (the guard must follow the monitor, not only
-// PostgreSQL, while a switchover is under way); these cases show it.
 var pgafFullFaults = []fault{
-	// The promotion is asked and the monitor is draining the primary:
-	// the run dies while clients are held and the monitor goes on alone.
-	{"pg_auto_failover: SIGKILL 300ms into switchover", "switchover", "running", 300 * time.Millisecond},
 	{"pg_auto_failover: SIGKILL after pause-pooler", "pause-pooler", "done", 0},
 	{"pg_auto_failover: SIGKILL inside switchover", "switchover", "running", 0},
+	{"pg_auto_failover: SIGKILL 1s into switchover", "switchover", "running", time.Second},
 }
 
 // TestKillAndResumePgaf runs the pg_auto_failover faults against one
@@ -63,4 +68,107 @@ func TestKillAndResumePgaf(t *testing.T) {
 			t.Logf("after: %s; the monitor shows %s", after.roles, v)
 		})
 	}
+	t.Run("pg_auto_failover: monitor hung, then SIGKILL while clients are held", func(t *testing.T) {
+		hungMonitorCase(t, sb)
+	})
+}
+
+// hungMonitorCase: the monitor hangs (its processes stopped) just after
+// the run paused PgBouncer, and the run is killed. The old primary still
+// takes writes, but whether the monitor is demoting it cannot be known:
+// the guard must not send the held clients there, nor hold them past the
+// cap. It refuses them (the database disabled, held clients cut off) at
+// the cap; once the monitor answers again, the resumed run finishes the
+// switchover and enables the database. 0 lost, never two primaries.
+func hungMonitorCase(t *testing.T, sb *sandbox.Sandbox) {
+	before, err := waitHealthy(t, sb)
+	if err != nil {
+		t.Fatalf("before the case: %v", err)
+	}
+	primary, candidate := before.primary, "pg2"
+	if primary == "pg2" {
+		candidate = "pg1"
+	}
+	monitor := sb.PIDs()["pgaf-monitor"]
+	if monitor == 0 {
+		t.Fatal("the sandbox's monitor is not running")
+	}
+	w := startWriter(t, sb, "faults_hung_monitor")
+	smp := startSampler(sb)
+	t.Cleanup(func() { smp.finish() })
+
+	const hold = 6 * time.Second
+	work, jdir := t.TempDir(), t.TempDir()
+	jd := "--journal-dir=" + jdir
+	p := start(t, work, "run", pgafPlaybook, "-i", sb.Inventory(), "--yes", jd,
+		"--var", "primary="+primary, "--var", "candidate="+candidate, "--var", "pause_max_hold="+hold.String())
+	// Frozen once pause-pooler's checks of the monitor have passed and
+	// before the switchover step can ask it anything: no promotion is
+	// asked, and the step hangs on the monitor until the kill.
+	waitJournal(t, p, jdir, "pause-pooler running", mainStep("pause-pooler", "running"))
+	thaw := sandboxtest.Freeze(t, monitor)
+	waitJournal(t, p, jdir, "pause-pooler done", mainStep("pause-pooler", "done"))
+	paused := time.Now()
+	if !p.kill() {
+		t.Fatalf("the run ended before it could be killed: %s", p.wait())
+	}
+	t.Logf("monitor frozen, the run killed %s after the pause", time.Since(paused).Round(time.Millisecond))
+
+	// The guard acts by the cap: PgBouncer not paused, the database
+	// disabled (the monitor cannot say the old primary is still its
+	// primary).
+	deadline := paused.Add(hold + 5*time.Second)
+	var d pg.PoolerDatabase
+	for {
+		d = showDatabase(t, sb, "app")
+		if !d.Paused {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("PgBouncer still holds app %s after the pause (cap %s)", time.Since(paused).Round(time.Millisecond), hold)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("PgBouncer let app go %s after the pause (cap %s): %+v", time.Since(paused).Round(time.Millisecond), hold, d)
+	if !d.Disabled {
+		t.Errorf("app is not disabled: the guard resumed clients onto a primary the monitor could not vouch for")
+	}
+	recs, _ := runbook.ReadGuard(jdir, runIDOf(t, jdir))
+	for _, r := range recs {
+		if r.Event == "acted" {
+			t.Logf("guard: %s", r.Message)
+		}
+	}
+
+	thaw()
+	res := runBinary(t, work, "resume", "--yes", jd)
+	if res.code == 4 && cutOff.MatchString(res.output()) {
+		// the switchover step was cut off; following or asking the
+		// promotion again is what the step does on its own
+		res = runBinary(t, work, "resume", "--yes", "--settle", "rerun", jd)
+	}
+	if res.code != 0 {
+		t.Fatalf("resume: %s", res)
+	}
+	if !strings.Contains(res.output(), "ENABLE app") {
+		t.Errorf("the resume does not say it enabled app again: %s", res)
+	}
+	after, err := waitHealthy(t, sb)
+	if err != nil {
+		t.Fatalf("after the case: %v", err)
+	}
+	if after.primary != candidate {
+		t.Errorf("after the case the primary is %s, want %s", after.primary, candidate)
+	}
+	if d := showDatabase(t, sb, "app"); d.Disabled || d.Paused {
+		t.Errorf("after the resume PgBouncer shows app %+v; want it taking clients", d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := sb.WaitPgafSettled(ctx, after.primary, 90*time.Second); err != nil {
+		t.Errorf("after the case: %v", err)
+	}
+	stopWriter(t, w)
+	ticks, bad := smp.finish()
+	checkOnePrimary(t, ticks, bad)
 }

@@ -23,13 +23,13 @@ func askPooler(ctx context.Context, p *cluster.Pooler) *Pooler {
 		return out
 	}
 	for _, d := range dbs {
-		r := PoolerRoute{Name: d.Name, Database: d.Database, Paused: d.Paused}
+		r := PoolerRoute{Name: d.Name, Database: d.Database, Paused: d.Paused, Disabled: d.Disabled}
 		if d.Host != "" {
 			r.Target = d.Host + ":" + d.Port
 		}
 		out.Databases = append(out.Databases, r)
 		if d.Name == p.Database {
-			out.Target, out.Paused = d.Host+":"+d.Port, d.Paused
+			out.Target, out.Paused, out.Disabled = d.Host+":"+d.Port, d.Paused, d.Disabled
 		}
 	}
 	return out

@@ -146,6 +146,11 @@ func (t *Topology) Verdict() Verdict {
 			}
 		}
 	}
+	for _, pl := range t.Poolers {
+		if pl.Disabled {
+			reasons = append(reasons, fmt.Sprintf("pooler %s refuses new clients of %s (disabled)", pl.Name, pl.Database))
+		}
+	}
 	if len(reasons) > 0 {
 		return Verdict{Health: Degraded, Reasons: reasons}
 	}

@@ -171,6 +171,7 @@ type Pooler struct {
 	Target    string        `json:"target,omitempty"`      // host:port its entry points at
 	Node      string        `json:"target_node,omitempty"` // that address's node
 	Paused    bool          `json:"paused"`
+	Disabled  bool          `json:"disabled,omitempty"` // new clients refused (DISABLE)
 	Error     string        `json:"error,omitempty"`
 	Databases []PoolerRoute `json:"databases,omitempty"`
 }
@@ -182,6 +183,7 @@ type PoolerRoute struct {
 	Node     string `json:"target_node,omitempty"` // that address's node
 	Database string `json:"server_database,omitempty"`
 	Paused   bool   `json:"paused"`
+	Disabled bool   `json:"disabled,omitempty"` // new clients refused (DISABLE)
 }
 
 // Options change how Inspect asks.

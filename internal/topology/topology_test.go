@@ -220,3 +220,18 @@ func TestInspectPatroniView(t *testing.T) {
 		t.Errorf("pg3 = %+v %q; want nofailover, timeline 3, lag 2048, agreeing", m, pg3.Disagrees)
 	}
 }
+
+// TestVerdictDisabledPooler: a pooler that refuses new clients (a run's
+// guard closed it) makes an otherwise healthy cluster degraded, saying so.
+func TestVerdictDisabledPooler(t *testing.T) {
+	top := &topology.Topology{Primaries: []string{"pg1"}, Nodes: []*topology.Node{{Name: "pg1", Role: topology.RolePrimary}},
+		Poolers: []*topology.Pooler{{Name: "pgbouncer", Database: "app", Disabled: true}}}
+	v := top.Verdict()
+	if v.Health != topology.Degraded || len(v.Reasons) != 1 || !strings.Contains(v.Reasons[0], "pooler pgbouncer refuses new clients of app") {
+		t.Fatalf("verdict %+v; want degraded naming the disabled pooler", v)
+	}
+	top.Poolers[0].Disabled = false
+	if v := top.Verdict(); v.Health != topology.Healthy {
+		t.Fatalf("verdict %+v; want healthy", v)
+	}
+}

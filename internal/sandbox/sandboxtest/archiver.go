@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -83,4 +84,28 @@ func descendants(pid int) []int {
 		}
 	}
 	return out
+}
+
+// Freeze stops a process and every process below it (SIGSTOP), as a hung
+// host would leave them: connections to it are accepted by the kernel and
+// never answered. The returned thaw continues them (SIGCONT); it runs when
+// t ends too, so a failed test leaves nothing stopped.
+func Freeze(t testing.TB, pid int) (thaw func()) {
+	t.Helper()
+	pids := append([]int{pid}, descendants(pid)...)
+	for _, p := range pids {
+		if err := syscall.Kill(p, syscall.SIGSTOP); err != nil && err != syscall.ESRCH {
+			t.Fatalf("freeze process %d: %v", p, err)
+		}
+	}
+	var once sync.Once
+	thaw = func() {
+		once.Do(func() {
+			for _, p := range pids {
+				_ = syscall.Kill(p, syscall.SIGCONT)
+			}
+		})
+	}
+	t.Cleanup(thaw)
+	return thaw
 }
