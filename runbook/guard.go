@@ -84,6 +84,14 @@ func ReadGuard(dir, id string) ([]GuardRecord, error) {
 // must act.
 const guardPoll = 50 * time.Millisecond
 
+// guardMargin is how long before the end of the clients' budget the
+// guard decides, so that what it does (a repoint, a RESUME, or closing
+// the database) is done by then.
+const guardMargin = 300 * time.Millisecond
+
+// guardDecideBy is when the guard decides for a budget ending at until.
+func guardDecideBy(until time.Time) time.Time { return until.Add(-guardMargin) }
+
 // guardActTimeout bounds the guard's own repoint and resume.
 const guardActTimeout = 15 * time.Second
 
@@ -104,7 +112,7 @@ func Guard(ctx context.Context, spec GuardSpec, run io.Reader) error {
 		}
 		close(gone)
 	}()
-	budget := time.NewTimer(time.Until(spec.Until))
+	budget := time.NewTimer(time.Until(guardDecideBy(spec.Until)))
 	defer budget.Stop()
 	var why string
 	select {
@@ -138,15 +146,26 @@ func Guard(ctx context.Context, spec GuardSpec, run io.Reader) error {
 func actForRun(ctx context.Context, spec GuardSpec, rec *guardRecorder, why string, released <-chan struct{}) (GuardRecord, error) {
 	c := spec.Cluster
 	out := GuardRecord{Event: "acted", Why: why}
+	// Decided a little before the cap, so that the clients are let go by
+	// it; a question still out then is not waited for, and its answer not
+	// taken (a node cut off mid-question would look like no primary).
+	decideBy := guardDecideBy(spec.Until)
 	var w topology.Writer
+	asked := false
 	for {
-		w = topology.FindWriter(ctx, c)
+		fctx, cancel := context.WithDeadline(ctx, decideBy)
+		got := topology.FindWriter(fctx, c)
+		late := fctx.Err() != nil
+		cancel()
+		if !late {
+			w, asked = got, true
+		}
 		select {
 		case <-released:
 			return GuardRecord{Event: "released", Message: "the run let its clients go on while the guard looked for where to send them"}, nil
 		default:
 		}
-		if w.Node != "" || !time.Now().Before(spec.Until) || ctx.Err() != nil {
+		if w.Node != "" || !time.Now().Before(decideBy) || ctx.Err() != nil {
 			break
 		}
 		select {
@@ -154,6 +173,9 @@ func actForRun(ctx context.Context, spec GuardSpec, rec *guardRecorder, why stri
 		case <-released:
 		case <-time.After(guardPoll):
 		}
+	}
+	if !asked {
+		w = topology.Writer{Why: "the cluster did not answer before the budget ended"}
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), guardActTimeout)
 	defer cancel()
@@ -178,7 +200,7 @@ func actForRun(ctx context.Context, spec GuardSpec, rec *guardRecorder, why stri
 				errs = append(errs, err.Error())
 			}
 		}
-	case len(w.Writable) == 0:
+	case asked && len(w.Writable) == 0:
 		out.Message = "no node takes writes: the pooler was resumed so clients fail at once instead of waiting"
 	default:
 		refused, err := steps.RefuseClients(actx, t)

@@ -101,7 +101,7 @@ func hungMonitorCase(t *testing.T, sb *sandbox.Sandbox) {
 	work, jdir := t.TempDir(), t.TempDir()
 	jd := "--journal-dir=" + jdir
 	p := start(t, work, "run", pgafPlaybook, "-i", sb.Inventory(), "--yes", jd,
-		"--var", "primary="+primary, "--var", "candidate="+candidate, "--var", "pause_max_hold="+hold.String())
+		"--var", "primary="+primary, "--var", "candidate="+candidate, "--var", "pause_max_hold="+hold.String(), "--var", "pause_max_wait=2s")
 	// Frozen once pause-pooler's checks of the monitor have passed and
 	// before the switchover step can ask it anything: no promotion is
 	// asked, and the step hangs on the monitor until the kill.
@@ -117,7 +117,7 @@ func hungMonitorCase(t *testing.T, sb *sandbox.Sandbox) {
 	// The guard acts by the cap: PgBouncer not paused, the database
 	// disabled (the monitor cannot say the old primary is still its
 	// primary).
-	deadline := paused.Add(hold + 5*time.Second)
+	deadline := paused.Add(hold + time.Second) // the cap, and a second for this poll on a loaded machine
 	var d pg.PoolerDatabase
 	for {
 		d = showDatabase(t, sb, "app")
