@@ -312,7 +312,7 @@ func pausedByRun(st pauseStates, name string) (bool, string) {
 	case pausedSent:
 		return true, "this run sent PAUSE and did not hear back"
 	case pausedNo:
-		return false, "this run's PAUSE was refused or it resumed the pooler itself since"
+		return false, "this run resumed it already, or its PAUSE was refused"
 	}
 	return false, "this run never paused it"
 }

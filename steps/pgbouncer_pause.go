@@ -311,6 +311,10 @@ func (s *PgBouncerResume) Apply(ctx context.Context, t *cluster.Target) error {
 	resumed := false // a RESUME sent and taken: something changed
 	errs := eachPooler(t, ps, func(p *cluster.Pooler, print func(string)) error {
 		if ours, why := pausedByRun(st, p.Name); !ours {
+			if st[p.Name] == pausedNo {
+				print(fmt.Sprintf("%s: nothing to resume: %s (fact %s)", label(t, p), why, PausedFact))
+				return nil
+			}
 			print(fmt.Sprintf("%s: RESUME %s not sent: %s (fact %s), and a pause it did not make is not its to lift", label(t, p), poolerDatabase(p), why, PausedFact))
 			return nil
 		}

@@ -86,7 +86,7 @@ func TestPgBouncerPauseResume(t *testing.T) {
 			t.Errorf("fact %s = %q after a refused PAUSE, want %q", PausedFact, v, pausedNo)
 		}
 		out := mustApply(t, own, op, "pgbouncer.resume", nil)
-		wantLine(t, out, "RESUME app not sent", "refused")
+		wantLine(t, out, "nothing to resume", "PAUSE was refused")
 		// A run that never tried to pause: the same.
 		fresh, fp := sandboxTarget(sb)
 		out = mustApply(t, fresh, fp, "pgbouncer.resume", nil)

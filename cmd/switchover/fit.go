@@ -2,35 +2,91 @@ package main
 
 import (
 	"strings"
-	"unicode"
 )
 
-// Lines at a terminal are fitted to its width, never by cutting a figure:
-// "longest write gap 273.2 ms" cut to "longest write gap 27…" reads as a
-// different number. Descriptions (clauses without a digit) are shortened
-// first; a line of figures that still does not fit is wrapped.
+// Lines at a terminal are fitted to its width without ever cutting a
+// word, so no figure is cut in half ("longest write gap 273.2 ms" cut to
+// "longest write gap 27…" reads as a different number). A line's label
+// column stays where it is: the text after it is wrapped, continuation
+// lines indented under the text. Results, observations and figures are
+// wrapped whole; what only repeats the plan (a check's description, an
+// action's command: both whole in `plan` and in the journal) is kept to a
+// few lines, the rest dropped at a word boundary and marked "…".
 
-// fitLine fits s into width columns: the longest clause without a digit is
-// shortened (its last words dropped, "…" marking the cut) until the line
-// fits; if it still does not, the line is wrapped at spaces, continuation
-// lines indented by indent.
-func fitLine(s string, width int, indent string) string {
-	if width <= 0 || runeLen(s) <= width {
-		return s
+// Lines a check's description and an action's command may take at a
+// terminal.
+const (
+	describeLines = 3
+	commandLines  = 2
+)
+
+// fitText fits text into lines of at most room columns: wrapped at spaces
+// (a word longer than room stands whole on a line of its own); with
+// maxLines > 0, a text that needs more lines ends on the last one with
+// " …" after its last whole word. Spacing inside a line is kept.
+func fitText(text string, room, maxLines int) []string {
+	r := []rune(text)
+	if room < 2 {
+		room = 2
 	}
-	clauses := splitClauses(s)
-	for total(clauses) > width {
-		i := longestCuttable(clauses)
-		if i < 0 {
-			break
+	var out []string
+	for len(r) > room {
+		if maxLines > 0 && len(out) == maxLines-1 {
+			cut := lastSpace(r[:room-1])
+			if cut <= 0 {
+				cut = room - 2 // one word longer than the line: only here is one cut
+			}
+			return append(out, strings.TrimRight(string(r[:cut]), " ")+" …")
 		}
-		clauses[i] = shorten(clauses[i])
+		cut := lastSpace(r[:room+1])
+		if cut <= 0 {
+			cut = nextSpace(r, room)
+		}
+		out = append(out, strings.TrimRight(string(r[:cut]), " "))
+		r = []rune(strings.TrimLeft(string(r[cut:]), " "))
 	}
-	out := strings.Join(clauses, "")
-	if runeLen(out) <= width {
-		return out
+	if len(r) > 0 || len(out) == 0 {
+		out = append(out, string(r))
 	}
-	return strings.Join(wrapWords(out, width, indent), "\n")
+	return out
+}
+
+// lastSpace is the index of the last space in r, or -1.
+func lastSpace(r []rune) int {
+	for i := len(r) - 1; i >= 0; i-- {
+		if r[i] == ' ' {
+			return i
+		}
+	}
+	return -1
+}
+
+// nextSpace is the index of the first space in r at or after from, or
+// len(r).
+func nextSpace(r []rune, from int) int {
+	for i := from; i < len(r); i++ {
+		if r[i] == ' ' {
+			return i
+		}
+	}
+	return len(r)
+}
+
+// fitLabelled fits a line made of a prefix (the indent, a label, its
+// padding) and a text into width columns: the text wraps under itself.
+// The prefix's width is what shows, colour codes left out.
+func fitLabelled(prefix, text string, width, maxLines int) string {
+	col := visibleLen(prefix)
+	lines := fitText(text, width-col, maxLines)
+	indent := strings.Repeat(" ", col)
+	for i := range lines {
+		if i == 0 {
+			lines[i] = prefix + lines[i]
+		} else {
+			lines[i] = indent + lines[i]
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // cutEnd cuts s to width columns at its end, with "…": for text that is
@@ -46,89 +102,29 @@ func cutEnd(s string, width int) string {
 	return string(r[:width-1]) + "…"
 }
 
-// splitClauses splits s after ", ", "; " and ": ", keeping the separators
-// with the clause before them, so that joining the parts gives s back.
-func splitClauses(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i+1 < len(s); i++ {
-		if (s[i] == ',' || s[i] == ';' || s[i] == ':') && s[i+1] == ' ' {
-			out = append(out, s[start:i+2])
-			start = i + 2
-			i++
-		}
-	}
-	return append(out, s[start:])
-}
+func runeLen(s string) int { return len([]rune(s)) }
 
-func hasDigit(s string) bool {
-	return strings.IndexFunc(s, unicode.IsDigit) >= 0
-}
-
-// longestCuttable is the index of the longest clause that holds no figure
-// and has more than one word left to drop, or -1.
-func longestCuttable(clauses []string) int {
-	best, bestLen := -1, 0
-	for i, c := range clauses {
-		if hasDigit(c) || len(strings.Fields(strings.TrimSuffix(c, "…"))) < 2 {
-			continue
+// visibleLen is how many columns s takes at a terminal: its runes less
+// the ANSI colour sequences (ESC [ ... m).
+func visibleLen(s string) int {
+	n, esc := 0, false
+	for _, c := range s {
+		switch {
+		case esc:
+			esc = c != 'm'
+		case c == '\033':
+			esc = true
+		default:
+			n++
 		}
-		if n := runeLen(c); n > bestLen {
-			best, bestLen = i, n
-		}
-	}
-	return best
-}
-
-// shorten drops the last word of a clause, keeping its separator.
-func shorten(c string) string {
-	sep := ""
-	body := c
-	for _, s := range []string{", ", "; ", ": "} {
-		if strings.HasSuffix(c, s) {
-			sep, body = s, strings.TrimSuffix(c, s)
-			break
-		}
-	}
-	body = strings.TrimSuffix(body, "…")
-	lead := body[:len(body)-len(strings.TrimLeft(body, " "))]
-	words := strings.Fields(body)
-	if len(words) < 2 {
-		return c
-	}
-	return lead + strings.Join(words[:len(words)-1], " ") + "…" + sep
-}
-
-func total(clauses []string) int {
-	n := 0
-	for _, c := range clauses {
-		n += runeLen(c)
 	}
 	return n
 }
 
-func runeLen(s string) int { return len([]rune(s)) }
-
-// wrapWords wraps s at spaces into lines of at most width columns (a word
-// longer than that stands on a line of its own, whole); lines after the
-// first start with indent.
-func wrapWords(s string, width int, indent string) []string {
-	lead := s[:len(s)-len(strings.TrimLeft(s, " "))]
-	words := strings.Fields(s)
-	var lines []string
-	cur := lead
-	curHasWord := false
-	for _, w := range words {
-		switch {
-		case !curHasWord:
-			cur += w
-		case runeLen(cur)+1+runeLen(w) <= width:
-			cur += " " + w
-		default:
-			lines = append(lines, cur)
-			cur = indent + w
-		}
-		curHasWord = true
+// padLabel pads a label, perhaps coloured, to n visible columns.
+func padLabel(label string, n int) string {
+	if k := visibleLen(label); k < n {
+		return label + strings.Repeat(" ", n-k)
 	}
-	return append(lines, cur)
+	return label
 }

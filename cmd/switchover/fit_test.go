@@ -7,38 +7,66 @@ import (
 
 // Figures are never cut: at 100 and at 60 columns the canary's line keeps
 // "longest write gap 273.2 ms" whole; descriptions are shortened first.
-func TestFitLineNeverCutsAFigure(t *testing.T) {
-	canary := "      done      5.2s: canary: 18734 commits acknowledged in 5.2s, 0 client errors, longest write gap 273.2 ms"
+func TestFitLabelledNeverCutsAFigure(t *testing.T) {
+	canary := "5.2s: canary: 18734 commits acknowledged in 5.2s, 0 client errors, longest write gap 273.2 ms"
+	long := "pass  every host takes commands (login, user switch, paths): pg1 on local as postgres: u=$(id -un); r=0; [ -f /usr/lib/postgresql/15/bin/pg_ctl ] || r=1; replay at most 16MB behind"
+	prefix := "      done      "
 	tests := []struct {
-		name  string
-		in    string
-		width int
-		keep  []string
-		cut   string // a text that must have gone
+		name     string
+		text     string
+		width    int
+		maxLines int
+		keep     []string // must be there, whole
+		lines    int      // how many lines it must take (0: any)
+		cut      string   // a text that must have gone
 	}{
-		{"fits", "short line 12 ms", 80, []string{"short line 12 ms"}, ""},
-		{"canary at 100", canary, 100, []string{"longest write gap 273.2 ms", "18734 commits"}, ""},
-		{"canary at 60", canary, 60, []string{"longest write gap 273.2 ms", "18734 commits", "0 client errors"}, ""},
-		{"description cut first", "      pass      every member answers and replicates and nothing else is wrong, lag 12 ms", 60,
-			[]string{"lag 12 ms"}, "nothing else is wrong"},
-		{"final line at 60", "done in 14.8s; actions ran: start-canary, pause-pooler; clients held 273 ms, 0 lost", 60,
-			[]string{"done in 14.8s", "clients held 273 ms", "0 lost"}, ""},
+		{"fits", "short line 12 ms", 80, 0, []string{"short line 12 ms"}, 1, ""},
+		{"canary at 100", canary, 100, 0, []string{"longest write gap 273.2 ms", "18734 commits"}, 2, ""},
+		{"canary at 60", canary, 60, 0, []string{"longest write gap 273.2 ms", "18734 commits", "0 client errors"}, 0, ""},
+		{"a description kept to 3 lines", long, 80, 3, []string{"every host takes commands"}, 3, "16MB"},
+		{"a description that fits in its lines is whole", long, 200, 3, []string{"replay at most 16MB behind"}, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := fitLine(tt.in, tt.width, strings.Repeat(" ", 16))
+			got := fitLabelled(prefix, tt.text, tt.width, tt.maxLines)
+			lines := strings.Split(got, "\n")
+			if !strings.HasPrefix(got, prefix) {
+				t.Errorf("the label column moved: %q", got)
+			}
+			for i, l := range lines {
+				if runeLen(l) > tt.width {
+					t.Errorf("line of %d columns, wider than %d: %q", runeLen(l), tt.width, l)
+				}
+				if i > 0 && !strings.HasPrefix(l, strings.Repeat(" ", len(prefix))) {
+					t.Errorf("continuation line not under the text: %q", l)
+				}
+			}
+			if tt.lines > 0 && len(lines) != tt.lines {
+				t.Errorf("%d lines, want %d:\n%s", len(lines), tt.lines, got)
+			}
+			// Words are never cut: every word shown is one of the text's
+			// (the mark of a cut stands alone).
+			words := map[string]bool{}
+			for _, w := range strings.Fields(tt.text) {
+				words[w] = true
+			}
+			for _, w := range strings.Fields(strings.TrimPrefix(got, prefix)) {
+				if w != "…" && !words[w] && !strings.Contains(prefix, w) {
+					t.Errorf("the word %q is not one of the text's: a word was cut", w)
+				}
+			}
 			joined := strings.Join(strings.Fields(got), " ")
 			for _, k := range tt.keep {
 				if !strings.Contains(joined, k) {
-					t.Errorf("fitLine(%d) lost %q:\n%s", tt.width, k, got)
+					t.Errorf("lost %q:\n%s", k, got)
 				}
 			}
-			if tt.cut != "" && strings.Contains(got, tt.cut) {
-				t.Errorf("fitLine(%d) kept the description %q whole:\n%s", tt.width, tt.cut, got)
-			}
-			for _, l := range strings.Split(got, "\n") {
-				if runeLen(l) > tt.width {
-					t.Errorf("line of %d columns, wider than %d: %q", runeLen(l), tt.width, l)
+			if tt.cut != "" {
+				if strings.Contains(got, tt.cut) {
+					t.Errorf("kept %q past its lines:\n%s", tt.cut, got)
+				}
+				if !strings.HasSuffix(got, " …") {
+					t.Errorf("a shortened text does not end with the mark of its cut: %q", got)
 				}
 			}
 		})

@@ -185,7 +185,7 @@ func (p *promptOperator) wrapped(prefix, text string) {
 	room := max(p.width-1-runeLen(prefix), 20)
 	head := prefix
 	for _, l := range strings.Split(text, "\n") {
-		for _, line := range wrapWords(l, room, "") {
+		for _, line := range fitText(l, room, 0) {
 			fmt.Fprintln(p.out, head+line)
 			head = indent
 		}

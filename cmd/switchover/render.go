@@ -39,13 +39,14 @@ func (h *humanView) terminal(width int, color bool) {
 	h.tty, h.color, h.width = true, color, max(width, 40)
 }
 
-// fit fits a line to the terminal's width: descriptions are shortened,
-// figures never cut (see fitLine).
+// fit fits a line of the plan's overview to the terminal's width: one
+// line, cut after its last whole word that fits (the plan itself, `switchover
+// plan`, shows every step whole).
 func (h *humanView) fit(s string) string {
 	if !h.tty {
 		return s
 	}
-	return fitLine(s, h.width, pad+strings.Repeat(" ", 10))
+	return fitLabelled("", s, h.width, 1)
 }
 
 // paint colours s with an ANSI code when colour is on.
@@ -73,15 +74,29 @@ const waitEvery = 5 * time.Second
 
 const pad = "      "
 
-func (h *humanView) line(label, text string) {
-	h.unspin()
-	fmt.Fprintln(h.w, h.fit(fmt.Sprintf("%s%-9s %s", pad, label, text)))
+func (h *humanView) line(label, text string) { h.lineN(label, text, 0) }
+
+// lineN prints a labelled line; at a terminal its text wraps under itself
+// and takes maxLines lines at most (0: as many as it needs).
+func (h *humanView) lineN(label, text string, maxLines int) {
+	h.prefixed(pad+padLabel(label, 9)+" ", text, maxLines)
 }
 
-func (h *humanView) more(text string) {
+// prefixed prints text after prefix, fitted to the terminal.
+func (h *humanView) prefixed(prefix, text string, maxLines int) {
 	h.unspin()
+	if !h.tty {
+		fmt.Fprintln(h.w, prefix+text)
+		return
+	}
+	fmt.Fprintln(h.w, fitLabelled(prefix, text, h.width, maxLines))
+}
+
+func (h *humanView) more(text string) { h.moreN(text, 0) }
+
+func (h *humanView) moreN(text string, maxLines int) {
 	for _, l := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
-		fmt.Fprintln(h.w, h.fit(fmt.Sprintf("%s%-9s %s", pad, "", l)))
+		h.lineN("", l, maxLines)
 	}
 }
 
@@ -173,14 +188,14 @@ func (h *humanView) Observe(e runbook.Event) {
 			label = "would run"
 		}
 		first, rest, _ := strings.Cut(e.Effect.Command, "\n")
-		h.line(label, fmt.Sprintf("%s: %s", e.Effect.Node, first))
+		h.lineN(label, fmt.Sprintf("%s: %s", e.Effect.Node, first), commandLines)
 		if rest != "" {
-			h.more(rest)
+			h.moreN(rest, commandLines)
 		}
 	case runbook.EventOutput:
 		h.lastOut[e.Step] = e.Output
 		h.unspin()
-		fmt.Fprintln(h.w, h.fit(fmt.Sprintf("%s%-9s | %s", pad, "", e.Output)))
+		h.prefixed(pad+strings.Repeat(" ", 9)+" | ", e.Output, 0)
 	case runbook.EventNote:
 		h.line("note", e.Message)
 	case runbook.EventFact:
@@ -201,7 +216,13 @@ func (h *humanView) step(e runbook.Event) {
 	case runbook.StateChecking:
 		h.started[e.Step] = e.Time
 		h.header(e)
-	case runbook.StateRunning, runbook.StateVerifying, runbook.StateAwaitingApproval:
+	case runbook.StateAwaitingApproval:
+		if _, ok := h.started[e.Step]; !ok { // asked ahead, before any step acts
+			h.unspin()
+			h.header(e)
+			fmt.Fprintln(h.w, pad+"its approval is asked now, before the run's first action; the step itself runs in its turn")
+		}
+	case runbook.StateRunning, runbook.StateVerifying:
 		if _, ok := h.started[e.Step]; !ok { // a resumed step
 			h.started[e.Step] = e.Time
 			h.header(e)
@@ -245,14 +266,14 @@ func (h *humanView) header(e runbook.Event) {
 func (h *humanView) check(e runbook.Event) {
 	c := e.Check
 	if c.NotEvaluated != "" {
-		h.line(e.Phase, fmt.Sprintf("-     %s (not evaluated: %s)", c.Describe, c.NotEvaluated))
+		h.lineN(e.Phase, fmt.Sprintf("-     %s (not evaluated: %s)", c.Describe, c.NotEvaluated), describeLines)
 		return
 	}
 	verdict := h.paint("1;31", fmt.Sprintf("%-5s", strings.ToUpper(c.Status)))
 	if c.Status == "pass" {
 		verdict = h.paint("32", "pass ")
 	}
-	h.line(e.Phase, fmt.Sprintf("%s %s", verdict, c.Describe))
+	h.lineN(e.Phase, fmt.Sprintf("%s %s", verdict, c.Describe), describeLines)
 	if c.Status != "pass" {
 		if c.Observed != "" {
 			h.more("saw:  " + c.Observed)
@@ -276,7 +297,11 @@ func (h *humanView) finish(e runbook.Event) {
 	default:
 		h.finalLine = fmt.Sprintf("%s at step %q after %s; %s", e.Outcome, e.Step, took, e.Message)
 	}
-	fmt.Fprintf(h.w, "\n%s\n", h.finalLine)
+	final := h.finalLine
+	if h.tty {
+		final = strings.Join(fitText(final, h.width, 0), "\n")
+	}
+	fmt.Fprintf(h.w, "\n%s\n", final)
 }
 
 // ms renders milliseconds for a person: 850ms, 1.2s, 2m05s.
@@ -319,7 +344,11 @@ func planOverview(w io.Writer, p *runbook.Plan, fit func(string) string) {
 			for j, c := range s.Requires {
 				kinds[j] = c.Kind
 			}
-			line += "; gated by " + strings.Join(kinds, ", ")
+			if len(kinds) > 3 {
+				line += fmt.Sprintf("; gated by %d checks: %s", len(kinds), strings.Join(kinds, ", "))
+			} else {
+				line += "; gated by " + strings.Join(kinds, ", ")
+			}
 		}
 		fmt.Fprintln(w, fit(line))
 		if s.PointOfNoReturn {
