@@ -110,6 +110,7 @@ func (e *engine) execute(ctx context.Context, pos *position, res *Result) (err e
 		}
 	}
 	res.Changed = e.changed
+	e.noteGuardLeftRefused()
 	outcome := OutcomeDone
 	ev := Event{Type: EventRunFinished}
 	if failure != nil {

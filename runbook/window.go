@@ -205,3 +205,22 @@ func (e *engine) awaitGuard(ctx context.Context) {
 		until, live = guardLive(recs)
 	}
 }
+
+// noteGuardLeftRefused says, at the end of a run, what its guard closed to
+// clients and nothing enabled again: the guard acted while the run went on
+// (its budget ran out mid-step) and after the run's own resume of the
+// pooler. The operator enables it once the routing is checked.
+func (e *engine) noteGuardLeftRefused() {
+	if v, _ := e.facts.Get(steps.RefusedFact); v == "" {
+		if _, known := e.facts.Get(steps.RefusedFact); known {
+			return // enabled again by this run
+		}
+	}
+	recs, _ := ReadGuard(e.o.JournalDir, e.runID)
+	for _, r := range recs {
+		if r.Event == "acted" && len(r.Refused) > 0 {
+			_ = e.emit(Event{Type: EventNote, Message: fmt.Sprintf("the run's guard closed %s to clients at %s (%s) and this run did not enable it again: send ENABLE on the pooler's admin console once it routes to the primary", r.Refused.Describe(), r.Time.UTC().Format("15:04:05"), r.Why)})
+		}
+	}
+}
+
