@@ -223,4 +223,3 @@ func (e *engine) noteGuardLeftRefused() {
 		}
 	}
 }
-
