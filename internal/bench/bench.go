@@ -17,7 +17,9 @@
 // installed, it compares the patroni-switchover playbook with plain
 // patronictl, and the same playbook through HAProxy (sandbox up --router
 // haproxy) driving it beside HAProxy left to its health checks alone (see
-// haproxy.go). Last it times the preflight on a sandbox with eight standbys.
+// haproxy.go); when repmgr and pg_auto_failover are installed, it compares
+// their playbooks with the managers' own switchover commands (repmgr.go,
+// pgaf.go). Last it times the preflight on a sandbox with eight standbys.
 // Every sandbox is brought down at the end, also on a failure or an
 // interrupt. The last line printed is one JSON object with the figures.
 package bench
@@ -158,7 +160,8 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
-	if _, err := b.repmgrBench(ctx); err != nil { // prints its own rows and summary
+	rm, err := b.repmgrBench(ctx)
+	if err != nil {
 		return err
 	}
 	af, err := b.pgaf(ctx)
@@ -186,10 +189,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if hx != nil {
 		extras = append(extras, hx)
 	}
-	if af != nil {
-		af.summary(b.out, o.Runs)
-		fmt.Fprintln(b.out)
-	}
+	extras = append(extras, rm, af)
 	return report(b.out, o.Runs, all, pre2, pre8, pat, sshSkip, extras...)
 }
 

@@ -31,16 +31,22 @@ const (
 // the new primary itself (its --wait).
 const pgAutoctlTimeout = 2 * time.Minute
 
-// pgafResult is the pg_auto_failover part of the benchmark.
+// pgafResult is the pg_auto_failover part of the benchmark and of the
+// last line ("pg_auto_failover"); the rows stay out of the JSON.
 type pgafResult struct {
-	rows []*switchover
+	Playbook  managerMode `json:"playbook"`
+	PgAutoctl managerMode `json:"pg_autoctl"`
+	rows      []*switchover
+	skipped   string // why the comparison did not run: pg_auto_failover is not installed
 }
 
-// pgaf runs the comparison, or says why it is skipped and returns nil.
+// pgaf runs the comparison and prints its rows, or says why it is skipped
+// and returns a result that says so; its summary is printed with the
+// report's.
 func (b *bench) pgaf(ctx context.Context) (*pgafResult, error) {
 	if _, err := sandbox.FindPgAutoctl(""); err != nil {
 		fmt.Fprintf(b.out, "\n== pg_auto_failover: skipped: %v\n", err)
-		return nil, nil
+		return &pgafResult{skipped: err.Error()}, nil
 	}
 	rb, err := loadPlaybook(pgafPlaybook)
 	if err != nil {
@@ -91,7 +97,24 @@ func (b *bench) pgaf(ctx context.Context) (*pgafResult, error) {
 	if err := b.down(); err != nil {
 		return nil, err
 	}
+	res.tally()
 	return res, nil
+}
+
+// tally puts the rows' figures in the result's last-line fields.
+func (p *pgafResult) tally() {
+	p.Playbook = managerModeOf(p.rows, modePgafPlaybook, (*switchover).toWritesMS, true)
+	p.PgAutoctl = managerModeOf(p.rows, modePgAutoctl, (*switchover).toWritesMS, false)
+}
+
+// addTo puts the comparison in the last line as "pg_auto_failover", or
+// says why it did not run.
+func (p *pgafResult) addTo(r *result) {
+	if p.skipped != "" {
+		r.PgAutoFailover, r.PgAutoFailoverSkipped = nil, p.skipped
+		return
+	}
+	r.PgAutoFailover = p
 }
 
 // pgAutoctl runs one plain `pg_autoctl perform switchover` from -> to (the
@@ -112,20 +135,16 @@ func (b *bench) pgAutoctl(ctx context.Context, i int, from, to string) (*switcho
 // summary prints the two ways side by side, and the playbook's median per
 // step.
 func (p *pgafResult) summary(w io.Writer, runs int) {
-	fmt.Fprintf(w, "== pg_auto_failover: %d switchovers per way (%s pg1 -> pg2 -> pg1), canary through PgBouncer\n", 2*runs, plural(runs, "round trip"))
-	rows := [][]string{{"way", "window_ms min", "median", "max", "client errors", "lost", "switchover_ms median", "to_writes_ms median"}}
-	for _, m := range []string{modePgafPlaybook, modePgAutoctl} {
-		s := statsOf(p.rows, m)
-		var toWrites []float64
-		for _, r := range p.rows {
-			if r.mode == m {
-				toWrites = append(toWrites, r.toWritesMS())
-			}
-		}
-		rows = append(rows, []string{m, ms(minOf(s.window)).String(), ms(median(s.window)).String(), ms(maxOf(s.window)).String(),
-			fmt.Sprint(s.errors), fmt.Sprint(s.lost), ms(median(s.total)).String(), ms(median(toWrites)).String()})
+	if p.skipped != "" {
+		fmt.Fprintf(w, "== pg_auto_failover: skipped (%s)\n", p.skipped)
+		return
 	}
-	table(w, rows, 1)
+	fmt.Fprintf(w, "== pg_auto_failover: %d switchovers per way (%s pg1 -> pg2 -> pg1), canary through PgBouncer\n", 2*runs, plural(runs, "round trip"))
+	table(w, [][]string{
+		{"way", "window_ms min", "median", "max", "client errors", "lost", "switchover_ms median", "to_writes_ms median"},
+		p.Playbook.summaryRow(modePgafPlaybook),
+		p.PgAutoctl.summaryRow(modePgAutoctl),
+	}, 1)
 	fmt.Fprintln(w, "   switchover_ms: the playbook's whole run (preflight to verify, the monitor settled again);")
 	fmt.Fprintln(w, "   pg_autoctl: from its start until the pooler takes writes, including the PgBouncer repoint the benchmark")
 	fmt.Fprintln(w, "   does after it (plain pg_autoctl leaves the pooler on the old primary).")

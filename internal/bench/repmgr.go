@@ -36,15 +36,24 @@ const (
 // repmgrOwnTimeout bounds repmgr's own switchover.
 const repmgrOwnTimeout = 3 * time.Minute
 
-// repmgrResult is the repmgr part of the benchmark.
+// repmgrResult is the repmgr part of the benchmark and of the last line
+// ("repmgr"); the rows stay out of the JSON.
 type repmgrResult struct {
-	Playbook modeResult  `json:"playbook"`
-	Own      *modeResult `json:"repmgr_standby_switchover"` // null when the sandbox has no sshd for it
-	rows     []*switchover
+	Playbook managerMode  `json:"playbook"`
+	Own      *managerMode `json:"repmgr_standby_switchover"` // null when the sandbox has no sshd for it
+	// OwnSkipped says why there is no row for repmgr's own switchover.
+	OwnSkipped string `json:"repmgr_standby_switchover_skipped,omitempty"`
+	rows       []*switchover
+	skipped    string // why the whole comparison did not run: repmgr is not installed
 }
 
-// repmgrBench runs the comparison and prints its rows and summary, or says
-// why it is skipped and returns nil.
+// repmgrOwnSkipped is why repmgr's own switchover has no row on a machine
+// without sshd.
+const repmgrOwnSkipped = "no sshd on this machine: repmgr standby switchover needs ssh between the nodes"
+
+// repmgrBench runs the comparison and prints its rows, or says why it is
+// skipped and returns a result that says so; its summary is printed with
+// the report's.
 func (b *bench) repmgrBench(ctx context.Context) (*repmgrResult, error) {
 	bin, err := sandbox.FindBinDir("")
 	if err != nil {
@@ -52,7 +61,7 @@ func (b *bench) repmgrBench(ctx context.Context) (*repmgrResult, error) {
 	}
 	if _, _, err := sandbox.FindRepmgr(bin); err != nil {
 		fmt.Fprintf(b.out, "\n== repmgr: skipped: %v\n", err)
-		return nil, nil
+		return &repmgrResult{skipped: err.Error()}, nil
 	}
 	rb, err := loadPlaybook(repmgrPlaybook)
 	if err != nil {
@@ -67,8 +76,8 @@ func (b *bench) repmgrBench(ctx context.Context) (*repmgrResult, error) {
 			plural(b.o.Runs, "round trip"), repmgrPlaybook)
 		fmt.Fprintln(b.out, "   repmgr leaves PgBouncer on the old primary: the benchmark repoints it right after repmgr returns, as an operator would by hand")
 	} else {
-		fmt.Fprintf(b.out, "   %s of %q; no sshd on this machine, so no row for repmgr's own switchover (it needs ssh between the nodes)\n",
-			plural(b.o.Runs, "round trip"), repmgrPlaybook)
+		fmt.Fprintf(b.out, "   %s of %q; %s, so no row for repmgr's own switchover\n",
+			plural(b.o.Runs, "round trip"), repmgrPlaybook, repmgrOwnSkipped)
 	}
 	fmt.Fprintln(b.out)
 	patroniHeader(b.out)
@@ -106,14 +115,29 @@ func (b *bench) repmgrBench(ctx context.Context) (*repmgrResult, error) {
 	if err := b.down(); err != nil {
 		return nil, err
 	}
-	res.Playbook = statsOf(res.rows, modeRepmgrPlaybook).result()
-	if own {
-		r := statsOf(res.rows, modeRepmgrOwn).result()
-		res.Own = &r
-	}
-	fmt.Fprintln(b.out)
-	res.summary(b.out, b.o.Runs)
+	res.tally(own)
 	return res, nil
+}
+
+// tally puts the rows' figures in the result's last-line fields; own says
+// whether repmgr's own switchover ran.
+func (p *repmgrResult) tally(own bool) {
+	p.Playbook = managerModeOf(p.rows, modeRepmgrPlaybook, (*switchover).repmgrToWritesMS, true)
+	p.Own, p.OwnSkipped = nil, repmgrOwnSkipped
+	if own {
+		m := managerModeOf(p.rows, modeRepmgrOwn, (*switchover).repmgrToWritesMS, false)
+		p.Own, p.OwnSkipped = &m, ""
+	}
+}
+
+// addTo puts the comparison in the last line as "repmgr", or says why it
+// did not run.
+func (p *repmgrResult) addTo(r *result) {
+	if p.skipped != "" {
+		r.Repmgr, r.RepmgrSkipped = nil, p.skipped
+		return
+	}
+	r.Repmgr = p
 }
 
 // repmgrOwn runs one `repmgr standby switchover --siblings-follow` from ->
@@ -174,24 +198,20 @@ func (b *bench) waitRepmgrSettled(ctx context.Context, primary string) error {
 // summary prints the two ways side by side, and where our playbook's time
 // goes.
 func (p *repmgrResult) summary(w io.Writer, runs int) {
+	if p.skipped != "" {
+		fmt.Fprintf(w, "== repmgr: skipped (%s)\n", p.skipped)
+		return
+	}
 	fmt.Fprintf(w, "== repmgr: %d switchovers per way (%s pg1 -> pg2 -> pg1), canary through PgBouncer\n", 2*runs, plural(runs, "round trip"))
 	rows := [][]string{{"way", "window_ms min", "median", "max", "client errors", "lost", "switchover_ms median", "to_writes_ms median"}}
-	modes := []string{modeRepmgrPlaybook}
+	rows = append(rows, p.Playbook.summaryRow(modeRepmgrPlaybook))
 	if p.Own != nil {
-		modes = append(modes, modeRepmgrOwn)
-	}
-	for _, m := range modes {
-		s := statsOf(p.rows, m)
-		var toWrites []float64
-		for _, r := range p.rows {
-			if r.mode == m {
-				toWrites = append(toWrites, r.repmgrToWritesMS())
-			}
-		}
-		rows = append(rows, []string{m, ms(minOf(s.window)).String(), ms(median(s.window)).String(), ms(maxOf(s.window)).String(),
-			fmt.Sprint(s.errors), fmt.Sprint(s.lost), ms(median(s.total)).String(), ms(median(toWrites)).String()})
+		rows = append(rows, p.Own.summaryRow(modeRepmgrOwn))
 	}
 	table(w, rows, 1)
+	if p.OwnSkipped != "" {
+		fmt.Fprintf(w, "   repmgr own: skipped (%s)\n", p.OwnSkipped)
+	}
 	fmt.Fprintln(w, "   switchover_ms: the playbook's whole run (repmgrd paused, preflight to verify, repmgr's metadata registered, repmgrd unpaused);")
 	fmt.Fprintln(w, "   repmgr own: from its start until the pooler takes writes, including the PgBouncer repoint the benchmark does after it.")
 	fmt.Fprintln(w, "   to_writes_ms: playbook: its pause-pooler to resume-pooler steps; repmgr own: as switchover_ms")
@@ -213,7 +233,8 @@ func (s *switchover) repmgrToWritesMS() float64 {
 }
 
 // RunRepmgr runs the repmgr comparison alone, as `make bench` runs it after
-// the Patroni one: for measuring repmgr without the other sandboxes.
+// the Patroni one, and prints its summary: for measuring repmgr without the
+// other sandboxes.
 func RunRepmgr(ctx context.Context, o Options) (err error) {
 	if o.Runs < 1 {
 		return fmt.Errorf("bench: runs must be at least 1, not %d", o.Runs)
@@ -240,8 +261,13 @@ func RunRepmgr(ctx context.Context, o Options) (err error) {
 	if err := os.Mkdir(b.journal, 0o700); err != nil {
 		return err
 	}
-	_, err = b.repmgrBench(ctx)
-	return err
+	res, err := b.repmgrBench(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(b.out)
+	res.summary(b.out, o.Runs)
+	return nil
 }
 
 func printRepmgr(w io.Writer, s *switchover, note string) {

@@ -83,12 +83,17 @@ func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat 
 	return nil
 }
 
-// breakdown prints the median time of each step of one mode, in run order.
-func breakdown(w io.Writer, all []*switchover, mode string, total float64) {
-	var order []string
+// stepTimes are the step times of one mode's switchovers by step, the
+// steps in run order.
+type stepTimes struct {
+	order          []string
+	section        map[string]runbook.Section
+	steps, precond map[string][]float64
+}
+
+func stepTimesOf(all []*switchover, mode string) stepTimes {
+	t := stepTimes{section: map[string]runbook.Section{}, steps: map[string][]float64{}, precond: map[string][]float64{}}
 	seen := map[string]bool{}
-	section := map[string]runbook.Section{}
-	steps, precond := map[string][]float64{}, map[string][]float64{}
 	for _, s := range all {
 		if s.mode != mode {
 			continue
@@ -96,29 +101,49 @@ func breakdown(w io.Writer, all []*switchover, mode string, total float64) {
 		for _, name := range s.order {
 			if !seen[name] {
 				seen[name] = true
-				order = append(order, name)
-				section[name] = s.section[name]
+				t.order = append(t.order, name)
+				t.section[name] = s.section[name]
 			}
 			if d, ok := s.steps[name]; ok {
-				steps[name] = append(steps[name], d)
+				t.steps[name] = append(t.steps[name], d)
 			}
 			if d, ok := s.precond[name]; ok {
-				precond[name] = append(precond[name], d)
+				t.precond[name] = append(t.precond[name], d)
 			}
 		}
 	}
+	return t
+}
+
+// stepMedians is the median time of each step of one mode, as breakdown
+// prints it; nil when the mode has no steps.
+func stepMedians(all []*switchover, mode string) map[string]med {
+	t := stepTimesOf(all, mode)
+	if len(t.order) == 0 {
+		return nil
+	}
+	m := make(map[string]med, len(t.order))
+	for _, name := range t.order {
+		m[name] = med{ms(median(t.steps[name]))}
+	}
+	return m
+}
+
+// breakdown prints the median time of each step of one mode, in run order.
+func breakdown(w io.Writer, all []*switchover, mode string, total float64) {
+	t := stepTimesOf(all, mode)
 	rows := [][]string{{"step", "section", "median ms", "in preconditions", "share"}}
-	for _, name := range order {
-		d := median(steps[name])
+	for _, name := range t.order {
+		d := median(t.steps[name])
 		pre := "-"
-		if len(precond[name]) > 0 {
-			pre = ms(median(precond[name])).String()
+		if len(t.precond[name]) > 0 {
+			pre = ms(median(t.precond[name])).String()
 		}
 		share := "-"
 		if total > 0 {
 			share = fmt.Sprintf("%.0f%%", 100*d/total)
 		}
-		rows = append(rows, []string{name, string(section[name]), ms(d).String(), pre, share})
+		rows = append(rows, []string{name, string(t.section[name]), ms(d).String(), pre, share})
 	}
 	rows = append(rows, []string{"whole switchover", "", ms(total).String(), "", ""})
 	table(w, rows, 2)

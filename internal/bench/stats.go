@@ -55,6 +55,13 @@ type result struct {
 	// driving it and leaving it to its checks; null without haproxy or Patroni.
 	HAProxy           *haproxyMode `json:"haproxy"`
 	HAProxyChecksOnly *haproxyMode `json:"haproxy_checks_only"`
+	// Repmgr and PgAutoFailover: each shipped playbook beside the
+	// manager's own switchover command; null when the manager is not
+	// installed, and then the _skipped string says why.
+	Repmgr                *repmgrResult `json:"repmgr"`
+	RepmgrSkipped         string        `json:"repmgr_skipped,omitempty"`
+	PgAutoFailover        *pgafResult   `json:"pg_auto_failover"`
+	PgAutoFailoverSkipped string        `json:"pg_auto_failover_skipped,omitempty"`
 }
 
 // patroniResult is the Patroni part of the last line; the rows stay out of
@@ -63,6 +70,47 @@ type patroniResult struct {
 	Playbook   modeResult `json:"playbook"`
 	Patronictl modeResult `json:"patronictl"`
 	rows       []*switchover
+}
+
+// managerMode is one way of a cluster manager comparison (repmgr,
+// pg_auto_failover) in the last line: the canary's figures, and the
+// medians the summary prints beside them, so that a script compares the
+// playbook with the manager's own command without parsing tables.
+type managerMode struct {
+	modeResult
+	// Switchover is the whole run: the playbook's, or the manager's
+	// command until the pooler takes writes, the hand repoint included.
+	Switchover med `json:"switchover_ms"`
+	// ToWrites is the time until the pooler takes writes on the new
+	// primary, as the comparison's to_writes_ms column counts it.
+	ToWrites med `json:"to_writes_ms"`
+	// Steps is the median of every step, for the playbook only (the
+	// manager's own command has no steps).
+	Steps map[string]med `json:"steps_ms,omitempty"`
+}
+
+// managerModeOf gathers one way's figures from the rows of a comparison:
+// toWrites is how that comparison counts the time to writes, and steps
+// says whether the per-step medians go in.
+func managerModeOf(rows []*switchover, mode string, toWrites func(*switchover) float64, steps bool) managerMode {
+	s := statsOf(rows, mode)
+	var to []float64
+	for _, r := range rows {
+		if r.mode == mode {
+			to = append(to, toWrites(r))
+		}
+	}
+	m := managerMode{modeResult: s.result(), Switchover: med{ms(median(s.total))}, ToWrites: med{ms(median(to))}}
+	if steps {
+		m.Steps = stepMedians(rows, mode)
+	}
+	return m
+}
+
+// summaryRow is the way's row in a comparison's summary table.
+func (m managerMode) summaryRow(way string) []string {
+	return []string{way, m.Window.Min.String(), m.Window.Median.String(), m.Window.Max.String(),
+		strconv.Itoa(m.ClientErrors), strconv.Itoa(m.Lost), m.Switchover.Median.String(), m.ToWrites.Median.String()}
 }
 
 // modeStats are one mode's figures over all its switchovers.
