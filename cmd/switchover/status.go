@@ -249,6 +249,7 @@ func renderStatus(io *streams, st *clusterStatus) {
 		fmt.Fprintf(io.out, "primary:  %d nodes claim it: %s\n", len(st.Primaries), strings.Join(st.Primaries, ", "))
 	}
 	renderPoolers(io, st.Topology)
+	renderRouter(io, st.Topology)
 	renderReplication(io, st.Topology)
 	renderPgaf(io, st.Topology)
 	if st.Patroni != nil {
@@ -435,6 +436,28 @@ func renderPoolers(io *streams, top *topology.Topology) {
 			fmt.Fprintf(io.out, "          entry %s to %s%s\n", r.Name, routeTo(r.Node, r.Target), pausedNote(r.Paused)+disabledNote(r.Disabled))
 		}
 	}
+}
+
+// renderRouter prints where the TCP router sends new connections, server
+// by server; nothing without one.
+func renderRouter(io *streams, top *topology.Topology) {
+	v := top.Router
+	if v == nil {
+		return
+	}
+	if v.Error != "" {
+		fmt.Fprintf(io.out, "router:   %s backend %s: %s\n", v.Kind, v.Backend, v.Error)
+		return
+	}
+	to := "no server"
+	if len(v.RoutesTo) > 0 {
+		to = strings.Join(v.RoutesTo, ", ")
+	}
+	var each []string
+	for _, s := range v.Servers {
+		each = append(each, fmt.Sprintf("%s %s %s", s.Name, s.State, s.Health))
+	}
+	fmt.Fprintf(io.out, "router:   %s backend %s sends new connections to %s (%s)\n", v.Kind, v.Backend, to, strings.Join(each, "; "))
 }
 
 // routeTo is a pooler entry's server: its node, when one listens there.

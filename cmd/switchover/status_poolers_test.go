@@ -74,3 +74,40 @@ func TestSandboxUpPoolersOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderRouter: status shows where the router sends new connections
+// and each server's state; nothing without a router; a router that does
+// not answer, with why; a disabled pooler database, as such.
+func TestRenderRouter(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		router *topology.RouterView
+		want   string
+	}{
+		{name: "none"},
+		{name: "on the primary", router: &topology.RouterView{Kind: "haproxy", Backend: "postgres", RoutesTo: []string{"pg1"},
+			Servers: []topology.RouterServer{{Name: "pg1", Node: "pg1", State: "ready", Health: "up", Routable: true}, {Name: "pg2", Node: "pg2", State: "maint", Health: "down"}}},
+			want: "router:   haproxy backend postgres sends new connections to pg1 (pg1 ready up; pg2 maint down)\n"},
+		{name: "nowhere", router: &topology.RouterView{Kind: "haproxy", Backend: "postgres", RoutesTo: []string{},
+			Servers: []topology.RouterServer{{Name: "pg1", Node: "pg1", State: "drain", Health: "up"}}},
+			want: "router:   haproxy backend postgres sends new connections to no server (pg1 drain up)\n"},
+		{name: "not answering", router: &topology.RouterView{Kind: "haproxy", Backend: "postgres", Error: "dial unix /run/haproxy.sock: connect: no such file or directory"},
+			want: "router:   haproxy backend postgres: dial unix /run/haproxy.sock: connect: no such file or directory\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var out bytes.Buffer
+			renderRouter(&streams{out: &out}, &topology.Topology{Router: tt.router})
+			if out.String() != tt.want {
+				t.Errorf("status printed\n%s\nwant\n%s", out.String(), tt.want)
+			}
+		})
+	}
+	var out bytes.Buffer
+	renderPoolers(&streams{out: &out}, &topology.Topology{Poolers: []*topology.Pooler{{Name: "pgbouncer", Kind: "pgbouncer", Database: "app", Target: "10.0.0.1:5432", Node: "pg1", Disabled: true}}})
+	if !strings.Contains(out.String(), "DISABLED: new clients refused") {
+		t.Errorf("a disabled database is not shown as such: %s", out.String())
+	}
+}

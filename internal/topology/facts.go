@@ -94,6 +94,7 @@ var clusterFacts = []func(ctx context.Context, t *Topology, b *addressBook){
 	routes,
 	patroniView,
 	pgafView,
+	routerView,
 }
 
 // primaries lists the nodes that answered as a primary.

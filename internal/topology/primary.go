@@ -146,6 +146,9 @@ func (t *Topology) Verdict() Verdict {
 			}
 		}
 	}
+	if why := t.routerReason(); why != "" {
+		reasons = append(reasons, why)
+	}
 	for _, pl := range t.Poolers {
 		if pl.Disabled {
 			reasons = append(reasons, fmt.Sprintf("pooler %s refuses new clients of %s (disabled)", pl.Name, pl.Database))

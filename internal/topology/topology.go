@@ -56,6 +56,9 @@ type Topology struct {
 	Repmgr *RepmgrView `json:"repmgr_view,omitempty"`
 	// Pgaf is the pg_auto_failover monitor's view, when it manages the cluster.
 	Pgaf *PgafView `json:"pg_auto_failover_view,omitempty"`
+	// Router is where the TCP router in front of the nodes sends new
+	// connections, when the inventory has one.
+	Router *RouterView `json:"router,omitempty"`
 	// InspectedAt is when the inspection started.
 	InspectedAt time.Time `json:"inspected_at"`
 }
@@ -236,6 +239,10 @@ func Inspect(ctx context.Context, c *cluster.Cluster, o Options) *Topology {
 	if !o.NodesOnly && c.Manager != nil && c.Manager.Kind == "patroni" {
 		wg.Go(func() { view = askPatroni(ctx, c.Manager) })
 	}
+	var router *RouterView
+	if !o.NodesOnly && c.Router != nil {
+		wg.Go(func() { router = askRouter(ctx, c.Router) })
+	}
 	var afView *PgafView
 	if !o.NodesOnly && c.Manager != nil && c.Manager.Kind == "pg_auto_failover" {
 		wg.Go(func() { afView = askPgaf(ctx, c.Manager) })
@@ -246,6 +253,7 @@ func Inspect(ctx context.Context, c *cluster.Cluster, o Options) *Topology {
 	}
 	t.Patroni = view
 	t.Pgaf = afView
+	t.Router = router
 	book := newAddressBook(c)
 	for _, f := range clusterFacts {
 		f(ctx, t, book)

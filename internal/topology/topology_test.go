@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/haproxy"
 	"github.com/switchover/switchover/internal/patroni/patronitest"
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/sandbox"
@@ -233,5 +234,41 @@ func TestVerdictDisabledPooler(t *testing.T) {
 	top.Poolers[0].Disabled = false
 	if v := top.Verdict(); v.Health != topology.Healthy {
 		t.Fatalf("verdict %+v; want healthy", v)
+	}
+}
+
+// TestInspectRouter: the HAProxy in front of a sandbox is read through its
+// runtime API: its servers by node, and where new connections go. Routing
+// to a standby as well as the primary makes the cluster degraded, saying
+// where it routes.
+func TestInspectRouter(t *testing.T) {
+	sb := sandboxtest.NewRouter(t, 1, "")
+	c := sb.Cluster()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	top := topology.Inspect(ctx, c, topology.Options{})
+	if top.Router == nil || top.Router.Error != "" {
+		t.Fatalf("router view %+v", top.Router)
+	}
+	if !slices.Equal(top.Router.RoutesTo, []string{"pg1"}) {
+		t.Fatalf("routes to %v (%+v); want pg1", top.Router.RoutesTo, top.Router.Servers)
+	}
+	if v := top.Verdict(); v.Health != topology.Healthy {
+		t.Fatalf("verdict %+v with the router on the primary; want healthy", v)
+	}
+	hc, err := haproxy.ForRouter(c.Router)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hc.SetState(ctx, c.Router.Backend, c.Router.Server("pg2"), haproxy.Ready); err != nil {
+		t.Fatal(err)
+	}
+	if err := hc.SetHealth(ctx, c.Router.Backend, c.Router.Server("pg2"), haproxy.Up); err != nil {
+		t.Fatal(err)
+	}
+	top = topology.Inspect(ctx, c, topology.Options{})
+	v := top.Verdict()
+	if v.Health != topology.Degraded || !strings.Contains(strings.Join(v.Reasons, "; "), "routes new connections to pg1, pg2, not to the primary pg1 alone") {
+		t.Fatalf("verdict %+v with the router on both nodes; want degraded, naming where it routes", v)
 	}
 }
