@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -65,7 +66,7 @@ type Local struct {
 	User string
 }
 
-var _ Executor = Local{}
+var _ InputRunner = Local{}
 
 // Where implements Executor.
 func (l Local) Where() string {
@@ -108,11 +109,28 @@ func (l Local) credential() (*syscall.Credential, error) {
 // is killed if this process dies (the parent-death signal), so a killed run
 // does not leave a half-finished action running behind the operator's back.
 func (l Local) Run(ctx context.Context, command string) (Output, error) {
+	return l.run(ctx, command, nil)
+}
+
+// RunInput implements InputRunner: the command reads input on its
+// standard input, through a pipe, as the user it runs as.
+func (l Local) RunInput(ctx context.Context, command string, input io.Reader) (Output, error) {
+	data, err := readInput(input)
+	if err != nil {
+		return Output{}, err
+	}
+	return l.run(ctx, command, bytes.NewReader(data))
+}
+
+// run runs command with stdin as its standard input; nil is empty
+// (/dev/null).
+func (l Local) run(ctx context.Context, command string, stdin io.Reader) (Output, error) {
 	cred, err := l.credential()
 	if err != nil {
 		return Output{}, err
 	}
 	cmd := exec.Command("/bin/sh", "-c", command)
+	cmd.Stdin = stdin
 	var stdout, stderr capped
 	stdout.limit, stderr.limit = maxOutput, maxOutput
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
