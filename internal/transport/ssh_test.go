@@ -326,7 +326,7 @@ func TestSSHRun(t *testing.T) {
 }
 
 // TestSSHRunInput: the input reaches the command on the host byte for
-// byte, as with Local, over a fresh connection and over the master's.
+// byte, as with Local (over a shared connection: TestSSHReuseRunInput).
 func TestSSHRunInput(t *testing.T) {
 	t.Parallel()
 	server := startSSHD(t)
