@@ -1,6 +1,8 @@
-// Package transport runs shell commands on the host of a node: locally for
-// now, over ssh later. Checks and steps see only the Executor interface, so
-// their logic does not depend on where the host is.
+// Package transport runs shell commands on the host of a node, locally or
+// over ssh, with their standard input empty or, through InputRunner, read
+// from what the caller gives (a file's contents, which stay off the command
+// line). Checks and steps see only the Executor interface, so their logic
+// does not depend on where the host is.
 package transport
 
 import (
