@@ -87,16 +87,17 @@ func unchangedGuard(path, text string) string {
 		transport.ShellQuote(path), transport.ShellQuote(hex.EncodeToString(sum[:])+"  -"), configChangedExit)
 }
 
-// writePoolerConfig replaces the file at path with updated. read is the
-// text updated was made from, when it was read before the pause: the write
-// is then one command, guarded by it. errConfigChanged says the file
-// changed since; nothing was written.
+// writePoolerConfig replaces the file at path with updated, which goes to
+// the host on the command's standard input. read is the text updated was
+// made from, when it was read before the pause: the write is then one
+// command, guarded by it. errConfigChanged says the file changed since;
+// nothing was written.
 func writePoolerConfig(ctx context.Context, ex transport.Executor, path, read, updated string, guarded bool) error {
-	cmd := writeFileCommand(path, updated)
+	cmd := writeFileCommand(path)
 	if guarded {
 		cmd = unchangedGuard(path, read) + cmd
 	}
-	out, err := ex.Run(ctx, cmd)
+	out, err := transport.RunInput(ctx, ex, cmd, strings.NewReader(updated))
 	switch {
 	case err != nil:
 		return fmt.Errorf("write %s: %w", path, err)

@@ -32,7 +32,8 @@ type PgBouncerRepoint struct {
 var _ Step = (*PgBouncerRepoint)(nil)
 
 // maxPoolerConfig bounds the configuration file the step rewrites: it is
-// read and written back through shell commands.
+// read and written back through shell commands (the text written goes on
+// the command's standard input, within transport.MaxInput).
 const maxPoolerConfig = 60000
 
 // defaultServerPort is the port PgBouncer connects to when an entry names
@@ -202,11 +203,14 @@ func (s *PgBouncerRepoint) repointOne(ctx context.Context, t *cluster.Target, p 
 	return nil
 }
 
-// writeFileCommand replaces path with text atomically: a temp file beside
-// it (a copy first, so it keeps the mode), then mv over the original.
-func writeFileCommand(path, text string) string {
-	return fmt.Sprintf(`tmp=%s$$; if cp -p %s "$tmp" && printf '%%s' %s > "$tmp" && mv -f "$tmp" %s; then exit 0; fi; rm -f "$tmp"; exit 1`,
-		transport.ShellQuote(path+".switchover."), transport.ShellQuote(path), transport.ShellQuote(text), transport.ShellQuote(path))
+// writeFileCommand replaces path atomically with the text the command
+// reads on its standard input: a temp file beside it (a copy first, so it
+// keeps the mode), then mv over the original. The text is never on the
+// command line, where ps on the host would show the passwords a
+// PgBouncer configuration holds.
+func writeFileCommand(path string) string {
+	return fmt.Sprintf(`tmp=%s$$; if cp -p %s "$tmp" && cat > "$tmp" && mv -f "$tmp" %s; then exit 0; fi; rm -f "$tmp"; exit 1`,
+		transport.ShellQuote(path+".switchover."), transport.ShellQuote(path), transport.ShellQuote(path))
 }
 
 // routedTo asks PgBouncer where the named database entries point. An

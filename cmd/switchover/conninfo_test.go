@@ -6,14 +6,10 @@ package main
 // in no process's command line and on no server while a switchover runs.
 
 import (
-	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 )
@@ -78,97 +74,6 @@ func TestBadInputUnresolvableConninfo(t *testing.T) {
 	}
 }
 
-// cmdlineScan reads the command line of every process started after it,
-// as often as it can, until stopped; it keeps those that hold secret
-// (masked), and counts the scans that saw a pg_ctl process, which proves it
-// saw the steps' work. Processes that ran before it are left out, so that
-// a scan is short and a process living a few milliseconds is seen.
-type cmdlineScan struct {
-	secret string
-	before map[string]bool
-	stop   chan struct{}
-	done   chan struct{}
-
-	mu    sync.Mutex
-	hits  map[string]string // pid -> its command line, the secret masked
-	scans int
-	pgCtl int
-}
-
-func scanCmdlines(secret string) *cmdlineScan {
-	s := &cmdlineScan{secret: secret, before: map[string]bool{}, hits: map[string]string{}, stop: make(chan struct{}), done: make(chan struct{})}
-	for _, pid := range pids() {
-		s.before[pid] = true
-	}
-	go func() {
-		defer close(s.done)
-		for {
-			s.once()
-			select {
-			case <-s.stop:
-				s.once()
-				return
-			default:
-				time.Sleep(time.Millisecond)
-			}
-		}
-	}()
-	return s
-}
-
-// pids lists the processes that run now.
-func pids() []string {
-	ents, _ := os.ReadDir("/proc")
-	var out []string
-	for _, e := range ents {
-		if n := e.Name(); n[0] >= '0' && n[0] <= '9' {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-func (s *cmdlineScan) once() {
-	sawPgCtl := false
-	hits := map[string]string{}
-	for _, pid := range pids() {
-		if s.before[pid] {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + pid + "/cmdline")
-		if err != nil || len(b) == 0 {
-			continue // the process ended, or is a kernel thread
-		}
-		line := string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
-		if strings.Contains(line, "pg_ctl") {
-			sawPgCtl = true
-		}
-		if strings.Contains(line, s.secret) {
-			hits[pid] = strings.ReplaceAll(line, s.secret, "********")
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.scans++
-	if sawPgCtl {
-		s.pgCtl++
-	}
-	for pid, line := range hits {
-		s.hits[pid] = line
-	}
-}
-
-func (s *cmdlineScan) finish() (hits []string, scans, pgCtl int) {
-	close(s.stop)
-	<-s.done
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for pid, line := range s.hits {
-		hits = append(hits, fmt.Sprintf("pid %s: %s", pid, line))
-	}
-	return hits, s.scans, s.pgCtl
-}
-
 // TestSecretsPasswordInNoCommandLine switches a sandbox that asks for a
 // password, given in the inventory's conninfo, there and back while every
 // process's command line is read as often as it can be: none holds the password, and
@@ -185,18 +90,18 @@ func TestSecretsPasswordInNoCommandLine(t *testing.T) {
 		"pg1": sb.Conninfo(pg1, "postgres") + " password=" + rightPassword,
 		"pg2": sb.Conninfo(pg2, "postgres") + " password=" + rightPassword,
 	})
-	scan := scanCmdlines(rightPassword)
+	scan := sandboxtest.ScanCmdlines(rightPassword, "pg_ctl")
 	for _, dir := range [][2]string{{"pg1", "pg2"}, {"pg2", "pg1"}} {
 		args := []string{"run", playbook, "-i", inv, "--yes", "--journal-dir", t.TempDir(),
 			"--var", "primary=" + dir[0], "--var", "candidate=" + dir[1]}
 		r := runEnv(t, nil, work, args...)
 		if r.code != 0 {
-			scan.finish()
+			scan.Finish()
 			t.Fatalf("switchover %s: want exit 0, got %s", strings.Join(args, " "), r)
 		}
 		assertPrimary(t, sb, dir[1])
 	}
-	hits, scans, pgCtl := scan.finish()
+	hits, scans, pgCtl := scan.Finish()
 	t.Logf("%d scans of every command line, %d of them saw pg_ctl", scans, pgCtl)
 	if pgCtl == 0 {
 		t.Fatalf("%d scans never saw a pg_ctl process: the scan did not watch the run", scans)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -532,18 +533,30 @@ type nsExec struct {
 	user  string
 }
 
-var _ transport.Executor = nsExec{}
+var _ transport.InputRunner = nsExec{}
 
 // Where implements transport.Executor.
 func (e nsExec) Where() string { return "netns " + e.netns + " as " + e.user }
 
 // Run implements transport.Executor.
 func (e nsExec) Run(ctx context.Context, command string) (transport.Output, error) {
+	return transport.Local{}.Run(ctx, e.wrap(command))
+}
+
+// RunInput implements transport.InputRunner: ip netns exec and runuser
+// pass standard input on to the command.
+func (e nsExec) RunInput(ctx context.Context, command string, input io.Reader) (transport.Output, error) {
+	return transport.Local{}.RunInput(ctx, e.wrap(command), input)
+}
+
+// wrap is the local command line that runs command in the namespace as
+// the servers' user.
+func (e nsExec) wrap(command string) string {
 	inner := "/bin/sh -c " + transport.ShellQuote(command)
 	if e.user != "" {
 		inner = "runuser -u " + transport.ShellQuote(e.user) + " -- " + inner
 	}
-	return transport.Local{}.Run(ctx, "cd / && HOME=/ exec ip netns exec "+transport.ShellQuote(e.netns)+" "+inner)
+	return "cd / && HOME=/ exec ip netns exec " + transport.ShellQuote(e.netns) + " " + inner
 }
 
 // Isolate cuts a host off the network, as a pulled cable would: its link

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -54,7 +55,7 @@ type SSH struct {
 	User string
 }
 
-var _ Executor = SSH{}
+var _ InputRunner = SSH{}
 
 // Where implements Executor: "ssh postgres@db1:2222", with " as USER" when
 // the command runs as another user.
@@ -84,6 +85,26 @@ func (s SSH) Where() string {
 // then ssh is killed with its process group, and the wrapper on the host
 // kills the command when it sees the connection close.
 func (s SSH) Run(ctx context.Context, command string) (Output, error) {
+	return s.runInput(ctx, command, nil)
+}
+
+// RunInput implements InputRunner. Input goes through ssh's standard
+// input, ahead of the connection's liveness (see wrapperScript): the
+// wrapper on the host reads all of it before it starts the command, and
+// runs nothing when the connection ends before it has. Through sudo,
+// standard input reaches the command as it is (sudo -n asks for no
+// password, and ssh -T gives it no terminal to read one from).
+func (s SSH) RunInput(ctx context.Context, command string, input io.Reader) (Output, error) {
+	data, err := readInput(input)
+	if err != nil {
+		return Output{}, err
+	}
+	return s.runInput(ctx, command, data)
+}
+
+// runInput runs command with input as its standard input; empty input is
+// an empty standard input, as with Run.
+func (s SSH) runInput(ctx context.Context, command string, input []byte) (Output, error) {
 	user, host, port, err := ParseSSHAddress(s.Address)
 	if err != nil {
 		return Output{}, err
@@ -92,19 +113,19 @@ func (s SSH) Run(ctx context.Context, command string) (Output, error) {
 	if err != nil {
 		return Output{}, err
 	}
-	out, refused, err := s.run(ctx, user, host, port, socket, command)
+	out, refused, err := s.run(ctx, user, host, port, socket, command, input)
 	if refused && socket != "" {
 		// The shared connection has as many sessions open as sshd allows:
 		// this one, which never started, logs in on its own.
-		out, _, err = s.run(ctx, user, host, port, "none", command)
+		out, _, err = s.run(ctx, user, host, port, "none", command, input)
 	}
 	return out, err
 }
 
-// run runs command once, over the master connection at socket when it is
-// not "". refused reports that the master refused the session before
-// anything ran on the host.
-func (s SSH) run(ctx context.Context, user, host, port, socket, command string) (_ Output, refused bool, _ error) {
+// run runs command once with input as its standard input, over the master
+// connection at socket when it is not "". refused reports that the master
+// refused the session before anything ran on the host.
+func (s SSH) run(ctx context.Context, user, host, port, socket, command string, input []byte) (_ Output, refused bool, _ error) {
 	asUser := s.User
 	if asUser == user {
 		asUser = ""
@@ -112,14 +133,15 @@ func (s SSH) run(ctx context.Context, user, host, port, socket, command string) 
 	nonce := make([]byte, 8)
 	_, _ = rand.Read(nonce) // never fails on Linux
 	stderr := newMarkedStream("\x1eswitchover:" + hex.EncodeToString(nonce) + ":")
-	remote := "/bin/sh -c " + ShellQuote(wrapperScript(stderr.prefix, asUser)) + " /bin/sh " + ShellQuote(command)
+	remote := "/bin/sh -c " + ShellQuote(wrapperScript(stderr.prefix, asUser, len(input))) + " /bin/sh " + ShellQuote(command)
 
 	cmd := exec.Command("ssh", s.args(user, host, port, socket, remote)...)
 	var stdout capped
 	stdout.limit = maxOutput
 	cmd.Stdout, cmd.Stderr = &stdout, stderr
-	// ssh's stdin stays open for the whole run: the wrapper on the host
-	// takes its end as the sign that this side is gone.
+	// ssh's stdin carries the command's input, then stays open for the
+	// whole run: the wrapper on the host takes its end as the sign that
+	// this side is gone.
 	stdinR, stdinW, err := os.Pipe()
 	if err != nil {
 		return Output{}, false, fmt.Errorf("ssh: %w", err)
@@ -133,6 +155,11 @@ func (s SSH) run(ctx context.Context, user, host, port, socket, command string) 
 	stdinR.Close()
 	if err != nil {
 		return Output{}, false, fmt.Errorf("start ssh: %w", err)
+	}
+	if len(input) > 0 {
+		// The write blocks while the host has not read what went
+		// before; closing stdinW on return ends it.
+		go func() { _, _ = stdinW.Write(input) }()
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -170,6 +197,9 @@ wait:
 		return out, false, nil
 	}
 	out.ExitCode = -1
+	if m.input != "" {
+		return out, false, fmt.Errorf("%s: the command's input did not all reach the host (%s of %d bytes); the command did not run", s.Where(), m.input, len(input))
+	}
 	if m.sudo != "" {
 		return out, false, fmt.Errorf("%s: cannot run the command as %s: %s", s.Where(), s.User, m.sudo)
 	}
@@ -341,22 +371,36 @@ func withoutPassword(address string) string {
 // wrapperScript is what the remote login shell runs, with the command as $1.
 // It marks on stderr, each on a line of its own that starts with prefix,
 // that it started ("start"), that it runs as asUser ("as"), why it could not
-// become asUser ("sudo MSG", when sudo is missing), and the command's exit
+// become asUser ("sudo MSG", when sudo is missing), that the command's input
+// fell short ("input N", the bytes that came), and the command's exit
 // status ("exit N"). One sudo switches user: when it refuses, no "as" follows
 // and its message is the last line of stderr. The command runs with stdin from
-// /dev/null, as with Local; the wrapper's own stdin is ssh's, and a watcher
-// reading it kills the whole process group when it ends, that is when the
-// connection closes before the command has finished. The wrapper's own
-// stderr goes to /dev/null, so a shell's "Killed" notice for a command
-// killed by a signal does not reach the output, as with Local; the command
-// runs in a subshell so that its stderr is set in the child only.
-func wrapperScript(prefix, asUser string) string {
+// /dev/null, as with Local, or, when input bytes (more than 0) come first on
+// the wrapper's stdin, with exactly those: the wrapper reads them all into a
+// variable before the command starts (dd, one byte at a time, so nothing
+// after them is taken) and passes them on with the shell's printf builtin,
+// so they are on no command line. The wrapper's own stdin is ssh's, and a
+// watcher reading the rest of it kills the whole process group when it
+// ends, that is when the connection closes before the command has finished.
+// The wrapper's own stderr goes to /dev/null, so a shell's "Killed" notice
+// for a command killed by a signal does not reach the output, as with Local;
+// the command runs in a subshell so that its stderr is set in the child only.
+func wrapperScript(prefix, asUser string, input int) string {
 	mark := "printf '" + strings.ReplaceAll(prefix, "\x1e", `\036`) + `%s\n' `
-	inner := `exec 3<&0 </dev/null 4>&2 2>/dev/null
-(cat >/dev/null; kill -KILL 0) <&3 >/dev/null &
+	inner := "exec 3<&0 </dev/null 4>&2 2>/dev/null\n"
+	command := `(exec /bin/sh -c "$1") 2>&4 4>&-`
+	if input > 0 {
+		// The "." keeps the input's trailing newlines from the command
+		// substitution; wc -c counts bytes whatever the locale.
+		inner += "i=$(dd bs=1 count=" + strconv.Itoa(input) + " <&3; echo .)\n" +
+			`n=$(($(printf %s "$i" | wc -c) - 1))` + "\n" +
+			`if [ "$n" -ne ` + strconv.Itoa(input) + ` ]; then ` + mark + `"input $n" >&4; exit 1; fi` + "\n"
+		command = `printf %s "${i%.}" | ` + command
+	}
+	inner += `(cat >/dev/null; kill -KILL 0) <&3 >/dev/null &
 w=$!
 exec 3<&-
-(exec /bin/sh -c "$1") 2>&4 4>&-
+` + command + `
 s=$?
 kill "$w"
 ` + mark + `"exit $s" >&4
@@ -395,6 +439,7 @@ type markers struct {
 	exited   bool   // the command finished
 	code     int    // its exit status
 	sudo     string // why sudo could not run the command
+	input    string // how many bytes of the input came, when not all
 	lastLine string // the last non-blank line of stderr, markers aside
 }
 
@@ -462,6 +507,8 @@ func (m *markedStream) record(marker string) {
 		m.marked.switched = true
 	case "sudo":
 		m.marked.sudo = value
+	case "input":
+		m.marked.input = value
 	case "exit":
 		code, err := strconv.Atoi(value)
 		if err != nil || m.marked.exited {

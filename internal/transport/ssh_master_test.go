@@ -166,6 +166,57 @@ func TestSSHReuseManySessions(t *testing.T) {
 	}
 }
 
+// TestSSHReuseRunInput: input reaches the command over the shared
+// connection, byte for byte, and a command the shared connection refuses
+// (more at once than sshd allows sessions) gets its input whole on its own
+// login.
+func TestSSHReuseRunInput(t *testing.T) {
+	server := startSSHD(t, "MaxSessions 2")
+	end := ReuseConnections()
+	defer end()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ssh := sshTo(server)
+	for _, tt := range inputCases() {
+		got, err := ssh.RunInput(ctx, tt.command, strings.NewReader(tt.input))
+		if err != nil {
+			t.Fatalf("%s: RunInput: %v", tt.name, err)
+		}
+		got.Elapsed = 0
+		if got != tt.want {
+			t.Errorf("%s: RunInput(%q) = %+v, want %+v", tt.name, tt.command, got, tt.want)
+		}
+	}
+	if m := masterOf(t, ssh); m == nil || !m.alive() {
+		t.Fatalf("no master connection runs after the commands")
+	}
+	before := sshdLogins(server)
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			input := fmt.Sprintf("command %d's input\n", i)
+			out, err := ssh.RunInput(ctx, "sleep 0.3; cat", strings.NewReader(input))
+			if err == nil && out.Stdout != input {
+				err = fmt.Errorf("command %d printed %q, want its input %q", i, out.Stdout, input)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("RunInput: %v", err)
+		}
+	}
+	if sshdLogins(server) == before {
+		t.Errorf("every command ran over the shared connection: none was refused, so the input of a refused one was not tried")
+	}
+}
+
 // TestSSHReuseConnectionFailed checks that a master that cannot connect
 // fails the command as plain ssh does, naming ssh's reason, and leaves no
 // master behind.

@@ -325,6 +325,28 @@ func TestSSHRun(t *testing.T) {
 	}
 }
 
+// TestSSHRunInput: the input reaches the command on the host byte for
+// byte, as with Local (over a shared connection: TestSSHReuseRunInput).
+func TestSSHRunInput(t *testing.T) {
+	t.Parallel()
+	server := startSSHD(t)
+	for _, tt := range inputCases() {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			got, err := sshTo(server).RunInput(ctx, tt.command, strings.NewReader(tt.input))
+			if err != nil {
+				t.Fatalf("RunInput: %v", err)
+			}
+			got.Elapsed = 0
+			if got != tt.want {
+				t.Errorf("RunInput(%q) = %+v, want %+v", tt.command, got, tt.want)
+			}
+		})
+	}
+}
+
 // TestSSHRunMatchesLocal checks the quoting: a command runs on the host
 // exactly as /bin/sh -c runs it here.
 func TestSSHRunMatchesLocal(t *testing.T) {
@@ -373,6 +395,17 @@ func TestSSHRunMatchesLocal(t *testing.T) {
 func TestSSHRunCutOff(t *testing.T) {
 	t.Parallel()
 	server := startSSHD(t)
+	for _, input := range []string{"", "password=s3cret\n"} {
+		t.Run(fmt.Sprintf("input %q", input), func(t *testing.T) {
+			t.Parallel()
+			sshRunCutOff(t, server, input)
+		})
+	}
+}
+
+// sshRunCutOff is TestSSHRunCutOff for a command given input, when there
+// is some: the watcher for the connection's end reads what follows it.
+func sshRunCutOff(t *testing.T, server *sshServer, input string) {
 	dir := t.TempDir()
 	bgFile, fgFile := filepath.Join(dir, "background.pid"), filepath.Join(dir, "foreground.pid")
 	command := fmt.Sprintf("echo started; sleep 30 & echo $! > %s; echo $$ > %s; exec sleep 30", bgFile, fgFile)
@@ -392,7 +425,7 @@ func TestSSHRunCutOff(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
-	out, err := sshTo(server).Run(ctx, command)
+	out, err := sshTo(server).RunInput(ctx, command, strings.NewReader(input))
 	back := time.Now()
 
 	if at := cutAt.Load(); at == 0 {
@@ -546,6 +579,7 @@ exec runuser -u "$user" -- "$@"
 		server  *sshServer
 		ssh     SSH
 		command string
+		input   string // the command's standard input
 		want    string // stdout
 		wantErr string // a part of the error; "" for none
 		skip    string // why the case cannot run here; "" to run it
@@ -554,7 +588,13 @@ exec runuser -u "$user" -- "$@"
 		{name: "the login user from the ssh config", server: withSudo, ssh: SSH{Address: "test", User: login}, command: "id -un", want: login + "\n"},
 		{name: "another user through sudo", server: withSudo, ssh: SSH{Address: "test", User: "nobody"}, command: "id -un; echo 'it'\\''s' \"$0\"",
 			want: "nobody\nit's /bin/sh\n", skip: needRootAndRunuser(runuserErr)},
+		{name: "another user through sudo reads its input", server: withSudo, ssh: SSH{Address: "test", User: "nobody"}, command: "id -un; cat",
+			input: "password=s3cret\n", want: "nobody\npassword=s3cret\n", skip: needRootAndRunuser(runuserErr)},
+		{name: "the login user reads its input", server: withSudo, ssh: SSH{Address: "test", User: login}, command: "cat",
+			input: "password=s3cret\n", want: "password=s3cret\n"},
 		{name: "sudo wants a password", server: withSudo, ssh: SSH{Address: "test", User: "nopass"}, command: "echo ran",
+			wantErr: "ssh test as nopass: cannot run the command as nopass: sudo: a password is required"},
+		{name: "sudo wants a password, given input", server: withSudo, ssh: SSH{Address: "test", User: "nopass"}, command: "cat; echo ran", input: "x\n",
 			wantErr: "ssh test as nopass: cannot run the command as nopass: sudo: a password is required"},
 		{name: "sudo is not installed", server: plain, ssh: SSH{Address: "test", User: "nobody"}, command: "echo ran",
 			wantErr: "ssh test as nobody: cannot run the command as nobody: sudo is not installed on the host",
@@ -569,7 +609,13 @@ exec runuser -u "$user" -- "$@"
 			tt.ssh.ConfigFile = tt.server.ConfigFile
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			out, err := tt.ssh.Run(ctx, tt.command)
+			var out Output
+			var err error
+			if tt.input == "" {
+				out, err = tt.ssh.Run(ctx, tt.command)
+			} else {
+				out, err = tt.ssh.RunInput(ctx, tt.command, strings.NewReader(tt.input))
+			}
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
 					t.Fatalf("Run = %+v, %v; want the error %q", out, err, tt.wantErr)

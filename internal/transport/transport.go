@@ -1,6 +1,8 @@
-// Package transport runs shell commands on the host of a node: locally for
-// now, over ssh later. Checks and steps see only the Executor interface, so
-// their logic does not depend on where the host is.
+// Package transport runs shell commands on the host of a node, locally or
+// over ssh, with their standard input empty or, through InputRunner, read
+// from what the caller gives (a file's contents, which stay off the command
+// line). Checks and steps see only the Executor interface, so their logic
+// does not depend on where the host is.
 package transport
 
 import (
@@ -8,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -65,7 +68,7 @@ type Local struct {
 	User string
 }
 
-var _ Executor = Local{}
+var _ InputRunner = Local{}
 
 // Where implements Executor.
 func (l Local) Where() string {
@@ -108,11 +111,28 @@ func (l Local) credential() (*syscall.Credential, error) {
 // is killed if this process dies (the parent-death signal), so a killed run
 // does not leave a half-finished action running behind the operator's back.
 func (l Local) Run(ctx context.Context, command string) (Output, error) {
+	return l.run(ctx, command, nil)
+}
+
+// RunInput implements InputRunner: the command reads input on its
+// standard input, through a pipe, as the user it runs as.
+func (l Local) RunInput(ctx context.Context, command string, input io.Reader) (Output, error) {
+	data, err := readInput(input)
+	if err != nil {
+		return Output{}, err
+	}
+	return l.run(ctx, command, bytes.NewReader(data))
+}
+
+// run runs command with stdin as its standard input; nil is empty
+// (/dev/null).
+func (l Local) run(ctx context.Context, command string, stdin io.Reader) (Output, error) {
 	cred, err := l.credential()
 	if err != nil {
 		return Output{}, err
 	}
 	cmd := exec.Command("/bin/sh", "-c", command)
+	cmd.Stdin = stdin
 	var stdout, stderr capped
 	stdout.limit, stderr.limit = maxOutput, maxOutput
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
