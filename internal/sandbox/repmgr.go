@@ -67,7 +67,7 @@ func (s *Sandbox) repmgrConf(n Node) string {
 	logf := filepath.Join(s.Dir, n.Name+".log")
 	cfg := s.RepmgrConfig(n)
 	lines := []string{
-		"# Written by switchover sandbox up: a rehearsal cluster, trust on 127.0.0.1 only.",
+		"# Written by switchover sandbox up: a rehearsal cluster, trust on " + s.trustedNet() + " only.",
 		fmt.Sprintf("node_id=%d", s.nodeID(n)),
 		"node_name=" + q(n.Name),
 		"conninfo=" + q(s.repmgrConninfo(n)),
@@ -116,8 +116,10 @@ func (s *Sandbox) upRepmgr(ctx context.Context, log func(string, ...any)) error 
 	if err != nil {
 		return err
 	}
-	if err := s.upRepmgrSSH(ctx, log); err != nil {
-		return err
+	if s.Net == nil {
+		if err := s.upRepmgrSSH(ctx, log); err != nil {
+			return err
+		}
 	}
 	primary := s.Nodes[0]
 	conn, err := pg.Connect(ctx, s.Conninfo(primary, "postgres"), 30*time.Second)
@@ -154,7 +156,8 @@ func (s *Sandbox) upRepmgr(ctx context.Context, log func(string, ...any)) error 
 		log("repmgrd %s (config %s)", n.Name, s.RepmgrConfig(n))
 		loop := fmt.Sprintf("sh -c %s", transport.ShellQuote(fmt.Sprintf("while :; do %s -f %s --daemonize=false; sleep 1; done",
 			transport.ShellQuote(repmgrdBin), transport.ShellQuote(s.RepmgrConfig(n)))))
-		if err := s.detach(ctx, "repmgrd-"+n.Name, loop); err != nil {
+		// On its node's host: in a multi-host sandbox, that host's namespace.
+		if err := s.detachOn(ctx, n.Name, "repmgrd-"+n.Name, loop); err != nil {
 			return err
 		}
 	}
