@@ -50,8 +50,9 @@ and every server on its host's address. It needs root, iproute2, sudo and OpenSS
 also removes the namespaces, links and bridge it made. With --manager patroni each member's
 Patroni runs on its host too, its REST API on the host's address, and etcd listens on this
 host's address on the bridge. With --manager repmgr each node's repmgrd runs on its host,
-repmgr's conninfo on the host's address (repmgr's own 'standby switchover', which needs ssh
-between the nodes as postgres, is not set up there). With --manager pg_auto_failover each
+repmgr's conninfo on the host's address, and repmgr's own 'standby switchover' reaches the
+other hosts over ssh as postgres (DIR/repmgr-ssh: a key that root's authorized keys restrict
+to running commands as postgres). With --manager pg_auto_failover each
 node's keeper runs on its host and the monitor listens on this host's address on the
 bridge, as etcd does: outside the nodes, reached from each of them.
 

@@ -23,8 +23,10 @@ import (
 // pg1 -> pg2 -> pg1 with a writer through PgBouncer (0 lost, never two
 // writable primaries); after each, repmgr's metadata agrees with
 // PostgreSQL (repmgr.agrees, and `switchover status` shows no
-// disagreement) and repmgrd is unpaused everywhere. It brings the sandbox
-// down with the binary and finds nothing of it left.
+// disagreement) and repmgrd is unpaused everywhere. repmgr's own
+// switchover reaches the other node's host over ssh as the servers' user
+// (its dry run). It brings the sandbox down with the binary and finds
+// nothing of it left.
 func TestRepmgrOnHostsOfTheirOwn(t *testing.T) {
 	if _, _, err := sandbox.FindRepmgr(""); err != nil {
 		if os.Getenv("CI") != "" {
@@ -66,6 +68,26 @@ func TestRepmgrOnHostsOfTheirOwn(t *testing.T) {
 			break
 		}
 	}
+	t.Run("repmgr's own switchover reaches the other host over ssh", func(t *testing.T) {
+		// repmgr's own `standby switchover` logs in to the primary's host
+		// as the servers' user; its dry run checks exactly that, and that
+		// repmgr runs there, and changes nothing.
+		if !sb.RepmgrSSH() {
+			t.Fatal("the sandbox did not set up ssh between the nodes' hosts for repmgr")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), hostsWait)
+		defer cancel()
+		out, err := repmgr.Run(ctx, sb.Cluster(), "pg2", "standby", "switchover", "--dry-run")
+		t.Logf("repmgr standby switchover --dry-run on pg2:\n%s", out)
+		if err != nil {
+			t.Fatalf("repmgr's own switchover, dry run, on pg2's host: %v", err)
+		}
+		for _, want := range []string{fmt.Sprintf("SSH connection to host \"%s\" succeeded", sb.Addr("pg1")), "able to execute \"repmgr\" on remote host"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("repmgr's dry run does not say %q", want)
+			}
+		}
+	})
 	downOnHosts(t, sb, work)
 }
 
