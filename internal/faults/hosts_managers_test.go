@@ -98,8 +98,10 @@ func TestRepmgrOnHostsOfTheirOwn(t *testing.T) {
 // the bridge. It runs the shipped pg-auto-failover-switchover over ssh
 // pg1 -> pg2 -> pg1 with a writer through PgBouncer (0 lost, never two
 // writable primaries); after each, the monitor shows every node settled
-// with the primary PostgreSQL shows. It brings the sandbox down with the
-// binary and finds nothing of it left.
+// with the primary PostgreSQL shows. Before that, one run finds the
+// candidate's host cut off (its link down) and must refuse, nothing
+// changed.
+// It brings the sandbox down with the binary and finds nothing of it left.
 func TestPgafOnHostsOfTheirOwn(t *testing.T) {
 	if _, err := sandbox.FindPgAutoctl(""); err != nil {
 		if os.Getenv("CI") != "" {
@@ -121,6 +123,12 @@ func TestPgafOnHostsOfTheirOwn(t *testing.T) {
 	}
 
 	book := patientPlaybook(t, t.TempDir(), pgafPlaybook)
+	if !t.Run("candidate's host cut off: the run refuses", func(t *testing.T) {
+		pgafCandidateCut(t, sb, work, book)
+	}) {
+		downOnHosts(t, sb, work)
+		return
+	}
 	for i, dir := range [][2]string{{"pg1", "pg2"}, {"pg2", "pg1"}} {
 		ok := t.Run(fmt.Sprintf("pg-auto-failover-switchover %s -> %s over ssh", dir[0], dir[1]), func(t *testing.T) {
 			switchOnHosts(t, sb, work, book, dir[0], dir[1], fmt.Sprintf("hosts_pgaf_%d", i))
@@ -135,6 +143,57 @@ func TestPgafOnHostsOfTheirOwn(t *testing.T) {
 		}
 	}
 	downOnHosts(t, sb, work)
+}
+
+// pgafCandidateCut cuts the candidate's host off (its link down) and runs
+// the playbook: it must refuse at its preflight (exit 3) with nothing
+// changed and no client held, pg1 stays the one primary and loses no
+// acknowledged commit, and once healed the monitor settles again with pg1
+// the primary. What the preflight sees first depends on the timing: pg2
+// or its host not answering, or a commit of the writer on pg1 waiting
+// for the cut synchronous secondary longer than a switchover may wait. (A cut once the run is under way makes pg1's commits wait
+// for the monitor to stop requiring the cut secondary, some 25s, before
+// the run can stop; a cut before it shows the same refusal in seconds.)
+func pgafCandidateCut(t *testing.T, sb *sandbox.Sandbox, work, book string) {
+	w := startWriter(t, sb, "hosts_pgaf_cut")
+	smp := startSampler(sb)
+	t.Cleanup(func() { smp.finish() })
+	ctx, cancel := context.WithTimeout(context.Background(), pollTimeout)
+	defer cancel()
+	if err := sb.Isolate(ctx, "pg2"); err != nil {
+		t.Fatalf("cut pg2's link: %v", err)
+	}
+	healed := false
+	t.Cleanup(func() {
+		if !healed {
+			_ = sb.Heal(context.Background())
+		}
+	})
+	res := runBinary(t, work, "run", book, "-i", sb.Inventory(), "--yes", "--journal-dir="+t.TempDir(), "--var", "primary=pg1", "--var", "candidate=pg2")
+	t.Logf("run with pg2 cut off: exit %d\n%s", res.code, lastLinesOf(res.output(), 12))
+	if res.code != 3 {
+		t.Errorf("the run with the candidate's host cut off: exit %d, want 3 (a precondition failed, nothing changed): %s", res.code, res)
+	}
+	if !strings.Contains(res.output(), "nothing was changed") {
+		t.Errorf("the run does not say that nothing was changed:\n%s", lastLinesOf(res.output(), 12))
+	}
+	if d := showDatabase(t, sb, "app"); d.Paused || d.Disabled {
+		t.Errorf("after the run, PgBouncer's app is paused or disabled: %+v", d)
+	}
+	heal(t, sb)
+	healed = true
+	sctx, scancel := context.WithTimeout(context.Background(), hostsWait)
+	defer scancel()
+	if err := sb.WaitPgafSettled(sctx, "pg1", hostsWait); err != nil {
+		t.Errorf("after the heal: %v", err)
+	}
+	top := waitHealthyHosts(t, sb)
+	if top.primary != "pg1" {
+		t.Errorf("after the heal: %s, want pg1 still the primary", top.roles)
+	}
+	ticks, bad := smp.finish()
+	stopWriter(t, w)
+	checkOnePrimary(t, ticks, bad)
 }
 
 // repmgrAgreesOnHosts fails t unless repmgr's metadata agrees with
