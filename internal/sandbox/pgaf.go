@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,6 +105,18 @@ func (s *Sandbox) upPgaf(ctx context.Context, log func(string, ...any)) error {
 	defer cancel()
 	if _, err := FindPgAutoctl(s.BinDir); err != nil {
 		return err
+	}
+	if s.Net != nil {
+		// pg_autoctl starts the monitor's server on every address of this
+		// host (postgres -h '*'; its monitor takes no --listen), and in a
+		// multi-host sandbox nothing else checked that port here (the
+		// nodes' ports are in their own namespaces). Its pg_hba.conf lets
+		// in only loopback and the private network.
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", s.MonitorPort()))
+		if err != nil {
+			return fmt.Errorf("the monitor's port %d is taken on this host; pick another --port-base: %w", s.MonitorPort(), err)
+		}
+		l.Close()
 	}
 	h := s.pgafHome()
 	for _, d := range []string{h, filepath.Join(h, "config"), filepath.Join(h, "data"), filepath.Join(h, "run")} {
