@@ -49,7 +49,12 @@ postgres; DIR/ssh/ssh_config with strict host key checking against DIR/ssh/known
 and every server on its host's address. It needs root, iproute2, sudo and OpenSSH; 'down'
 also removes the namespaces, links and bridge it made. With --manager patroni each member's
 Patroni runs on its host too, its REST API on the host's address, and etcd listens on this
-host's address on the bridge; --manager repmgr and pg_auto_failover are refused there.
+host's address on the bridge. With --manager repmgr each node's repmgrd runs on its host,
+repmgr's conninfo on the host's address, and repmgr's own 'standby switchover' reaches the
+other hosts over ssh as postgres (DIR/repmgr-ssh: a key that root's authorized keys restrict
+to running commands as postgres). With --manager pg_auto_failover each
+node's keeper runs on its host and the monitor listens on this host's address on the
+bridge, as etcd does: outside the nodes, reached from each of them.
 
 'up --router haproxy' puts HAProxy on --port-base instead of PgBouncer (mode tcp, database
 app through it), run as the servers' user and stopped by PID: a backend 'postgres' with
@@ -140,7 +145,7 @@ func runSandboxUp(ctx context.Context, io *streams, opts *sandboxOpts) error {
 		}
 	}
 	if sb.Manager == sandbox.ManagerPgAutoFailover {
-		fmt.Fprintf(io.out, "  monitor    127.0.0.1:%d  (pg_auto_failover; %s show state --pgdata %s)\n", sb.MonitorPort(), "pg_autoctl", filepath.Join(sb.Dir, "monitor"))
+		fmt.Fprintf(io.out, "  monitor    %s:%d  (pg_auto_failover; %s show state --pgdata %s)\n", sb.MonitorAddr(), sb.MonitorPort(), "pg_autoctl", filepath.Join(sb.Dir, "monitor"))
 	}
 	fmt.Fprintf(io.out, "inventory: %s\n", sb.Inventory())
 	return nil

@@ -76,9 +76,6 @@ func checkHosts(o Options) error {
 	if os.Geteuid() != 0 {
 		return errors.New("--hosts needs root: it creates network namespaces, a bridge and veth links and runs an sshd per host; run it as root, or use the one-host sandbox (`switchover sandbox up` without --hosts), which needs none of that")
 	}
-	if o.Manager != "" && o.Manager != ManagerNone && o.Manager != ManagerPatroni {
-		return fmt.Errorf("--hosts with --manager %s: not supported yet; a multi-host sandbox runs plain streaming or Patroni", o.Manager)
-	}
 	var missing []string
 	for _, tool := range []string{"ip", "ssh", "ssh-keygen", "sudo", "runuser", sshdPath} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -627,4 +624,24 @@ func (s *Sandbox) netHost(name string) (NetHost, error) {
 		return NetHost{}, fmt.Errorf("no host %q in the sandbox", name)
 	}
 	return h, nil
+}
+
+// trustedNet is the network the sandbox's servers trust: loopback, or the
+// private network of a multi-host sandbox.
+func (s *Sandbox) trustedNet() string {
+	if s.Net != nil {
+		return s.Net.Subnet
+	}
+	return "127.0.0.1/32"
+}
+
+// bastionAddr is this host's address as the sandbox's hosts reach it:
+// loopback, or in a multi-host sandbox this host's address on the private
+// bridge. What watches the cluster from outside it (etcd for Patroni, the
+// pg_auto_failover monitor) listens there.
+func (s *Sandbox) bastionAddr() string {
+	if s.Net != nil {
+		return s.Net.Bastion
+	}
+	return "127.0.0.1"
 }

@@ -172,12 +172,7 @@ postgresql:
 // etcdAddr is the address etcd listens on: loopback, or in a multi-host
 // sandbox this host's address on the private bridge, which every host
 // reaches.
-func (s *Sandbox) etcdAddr() string {
-	if s.Net != nil {
-		return s.Net.Bastion
-	}
-	return "127.0.0.1"
-}
+func (s *Sandbox) etcdAddr() string { return s.bastionAddr() }
 
 // upPatroni brings up etcd, then pg1's Patroni (which bootstraps the
 // cluster), then the others (which clone it), the app database and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,15 +48,23 @@ func FindPgAutoctl(binDir string) (string, error) {
 // MonitorPort is the pg_auto_failover monitor's port, just above the nodes'.
 func (s *Sandbox) MonitorPort() int { return s.PortBase + len(s.Nodes) + 1 }
 
+// MonitorAddr is the address the pg_auto_failover monitor is reached on:
+// 127.0.0.1, or in a multi-host sandbox this host's address on the private
+// bridge. The monitor is the witness of the formation, so it stays off the
+// nodes' hosts, as etcd does for Patroni: cutting one node's link leaves
+// the monitor reachable from every other node and from switchover, which
+// reaches it by SQL only and needs no ssh to it.
+func (s *Sandbox) MonitorAddr() string { return s.bastionAddr() }
+
 // MonitorConninfo reaches the monitor's database as the keepers do.
 func (s *Sandbox) MonitorConninfo() string {
-	return fmt.Sprintf("host=127.0.0.1 port=%d user=autoctl_node dbname=pg_auto_failover sslmode=disable connect_timeout=5", s.MonitorPort())
+	return fmt.Sprintf("host=%s port=%d user=autoctl_node dbname=pg_auto_failover sslmode=disable connect_timeout=5", s.MonitorAddr(), s.MonitorPort())
 }
 
 // monitorURI is the same as a URI, the form `pg_autoctl create postgres
 // --monitor` takes.
 func (s *Sandbox) monitorURI() string {
-	return fmt.Sprintf("postgres://autoctl_node@127.0.0.1:%d/pg_auto_failover?sslmode=disable", s.MonitorPort())
+	return fmt.Sprintf("postgres://autoctl_node@%s:%d/pg_auto_failover?sslmode=disable", s.MonitorAddr(), s.MonitorPort())
 }
 
 func (s *Sandbox) monitorDir() string { return filepath.Join(s.Dir, "monitor") }
@@ -97,6 +106,18 @@ func (s *Sandbox) upPgaf(ctx context.Context, log func(string, ...any)) error {
 	if _, err := FindPgAutoctl(s.BinDir); err != nil {
 		return err
 	}
+	if s.Net != nil {
+		// pg_autoctl starts the monitor's server on every address of this
+		// host (postgres -h '*'; its monitor takes no --listen), and in a
+		// multi-host sandbox nothing else checked that port here (the
+		// nodes' ports are in their own namespaces). Its pg_hba.conf lets
+		// in only loopback and the private network.
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", s.MonitorPort()))
+		if err != nil {
+			return fmt.Errorf("the monitor's port %d is taken on this host; pick another --port-base: %w", s.MonitorPort(), err)
+		}
+		l.Close()
+	}
 	h := s.pgafHome()
 	for _, d := range []string{h, filepath.Join(h, "config"), filepath.Join(h, "data"), filepath.Join(h, "run")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -107,7 +128,7 @@ func (s *Sandbox) upPgaf(ctx context.Context, log func(string, ...any)) error {
 		}
 	}
 	pgctl := filepath.Join(s.BinDir, "pg_ctl")
-	log("pg_auto_failover monitor on 127.0.0.1:%d, run as %s", s.MonitorPort(), s.who())
+	log("pg_auto_failover monitor on %s:%d, run as %s", s.MonitorAddr(), s.MonitorPort(), s.who())
 	// pg_autoctl takes an existing data directory as it is: initdb here
 	// skips its fsyncs, which make most of the time a keeper takes to
 	// create one.
@@ -120,7 +141,7 @@ func (s *Sandbox) upPgaf(ctx context.Context, log func(string, ...any)) error {
 		return err
 	}
 	mon := s.PgAutoctl("create", "monitor", "--pgctl", pgctl, "--pgdata", s.monitorDir(), "--pgport", fmt.Sprint(s.MonitorPort()),
-		"--hostname", "127.0.0.1", "--no-ssl", "--auth", "trust", "--run")
+		"--hostname", s.MonitorAddr(), "--no-ssl", "--auth", "trust", "--run")
 	if err := s.detach(ctx, "pgaf-monitor", mon); err != nil {
 		return err
 	}
@@ -132,11 +153,13 @@ func (s *Sandbox) upPgaf(ctx context.Context, log func(string, ...any)) error {
 		return err
 	}
 	create := func(n Node) error {
-		log("pg_autoctl %s: postgres on 127.0.0.1:%d", n.Name, n.Port)
+		addr := s.Addr(n.Name)
+		log("pg_autoctl %s: postgres on %s:%d", n.Name, addr, n.Port)
 		cmd := s.PgAutoctl("create", "postgres", "--pgctl", pgctl, "--pgdata", n.DataDir, "--pgport", fmt.Sprint(n.Port),
-			"--hostname", "127.0.0.1", "--listen", "127.0.0.1", "--name", n.Name, "--monitor", s.monitorURI(),
+			"--hostname", addr, "--listen", addr, "--name", n.Name, "--monitor", s.monitorURI(),
 			"--no-ssl", "--auth", "trust", "--username", "postgres", "--dbname", "postgres", "--run")
-		return s.detach(ctx, "pgaf-"+n.Name, cmd)
+		// On its node's host: in a multi-host sandbox, that host's namespace.
+		return s.detachOn(ctx, n.Name, "pgaf-"+n.Name, cmd)
 	}
 	if err := <-initErr; err != nil {
 		return err
@@ -167,7 +190,7 @@ func (s *Sandbox) upPgaf(ctx context.Context, log func(string, ...any)) error {
 	if err := s.createApp(ctx, primary); err != nil {
 		return err
 	}
-	log("pgbouncer on 127.0.0.1:%d", s.PortBase)
+	s.logPoolers(log)
 	if err := s.startPgBouncer(ctx, primary); err != nil {
 		return err
 	}
@@ -181,7 +204,7 @@ func (s *Sandbox) upPgaf(ctx context.Context, log func(string, ...any)) error {
 // starts it; the secondaries' clones carry them. pg_autoctl sets
 // listen_addresses, port, replication and synchronous commit itself.
 const pgafSettings = `
-# --- switchover sandbox: a rehearsal cluster on 127.0.0.1 only ---
+# --- switchover sandbox: a rehearsal cluster, trust on its own network only ---
 wal_log_hints = on
 hot_standby_feedback = on
 wal_keep_size = '256MB'
@@ -199,14 +222,32 @@ func (s *Sandbox) initPgaf(ctx context.Context, dir, settings string) error {
 		s.bin("initdb"), transport.ShellQuote(dir))); err != nil {
 		return err
 	}
+	if s.Net != nil {
+		// Connections come from the other hosts and from this one over
+		// the bridge: trust the private network too, as the plain
+		// multi-host sandbox does (initdb's local entries stay, for
+		// pg_autoctl's own connections). pg_autoctl adds its entries
+		// after these.
+		hba := fmt.Sprintf("# switchover sandbox: trust on its private network\n"+
+			"host all all %[1]s trust\nhost replication all %[1]s trust\n", s.Net.Subnet)
+		if err := appendFile(filepath.Join(dir, "pg_hba.conf"), hba); err != nil {
+			return err
+		}
+		settings += "wal_receiver_timeout = '5s'\nwal_sender_timeout = '5s'\n"
+	}
 	if settings == "" {
 		return nil
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	return appendFile(filepath.Join(dir, "postgresql.conf"), settings)
+}
+
+// appendFile appends text to an existing file.
+func appendFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
-	if _, err := f.WriteString(settings); err != nil {
+	if _, err := f.WriteString(text); err != nil {
 		f.Close()
 		return err
 	}

@@ -67,7 +67,7 @@ func (s *Sandbox) repmgrConf(n Node) string {
 	logf := filepath.Join(s.Dir, n.Name+".log")
 	cfg := s.RepmgrConfig(n)
 	lines := []string{
-		"# Written by switchover sandbox up: a rehearsal cluster, trust on 127.0.0.1 only.",
+		"# Written by switchover sandbox up: a rehearsal cluster, trust on " + s.trustedNet() + " only.",
 		fmt.Sprintf("node_id=%d", s.nodeID(n)),
 		"node_name=" + q(n.Name),
 		"conninfo=" + q(s.repmgrConninfo(n)),
@@ -116,7 +116,11 @@ func (s *Sandbox) upRepmgr(ctx context.Context, log func(string, ...any)) error 
 	if err != nil {
 		return err
 	}
-	if err := s.upRepmgrSSH(ctx, log); err != nil {
+	upSSH := s.upRepmgrSSH
+	if s.Net != nil {
+		upSSH = s.upRepmgrHostsSSH
+	}
+	if err := upSSH(ctx, log); err != nil {
 		return err
 	}
 	primary := s.Nodes[0]
@@ -154,7 +158,8 @@ func (s *Sandbox) upRepmgr(ctx context.Context, log func(string, ...any)) error 
 		log("repmgrd %s (config %s)", n.Name, s.RepmgrConfig(n))
 		loop := fmt.Sprintf("sh -c %s", transport.ShellQuote(fmt.Sprintf("while :; do %s -f %s --daemonize=false; sleep 1; done",
 			transport.ShellQuote(repmgrdBin), transport.ShellQuote(s.RepmgrConfig(n)))))
-		if err := s.detach(ctx, "repmgrd-"+n.Name, loop); err != nil {
+		// On its node's host: in a multi-host sandbox, that host's namespace.
+		if err := s.detachOn(ctx, n.Name, "repmgrd-"+n.Name, loop); err != nil {
 			return err
 		}
 	}
@@ -255,7 +260,92 @@ func (s *Sandbox) repmgrSSHPort() int { return s.PortBase + len(s.Nodes) + 1 }
 func (s *Sandbox) RepmgrSSH() bool { return s.SSHPort > 0 }
 
 func (s *Sandbox) sshOptions() string {
+	if s.Net != nil {
+		return fmt.Sprintf("-q -F %s -o ConnectTimeout=10", filepath.Join(s.repmgrSSHDir(), "ssh_config"))
+	}
 	return fmt.Sprintf("-q -F %s -o ConnectTimeout=10", filepath.Join(s.sshDir(), "ssh_config"))
+}
+
+// In a multi-host sandbox each host runs an sshd of its own already, as
+// root, for the inventory's root logins, and only root may log in (the
+// servers' user's account is usually locked, which an sshd without PAM
+// refuses whatever the key). repmgr's own switchover logs in to the other
+// nodes' hosts with a key of the servers' user that root's authorized
+// keys restrict to one forced command: run what was asked as the servers'
+// user, nothing else (no pty, no forwarding). repmgr's ssh_options point
+// at a client configuration that user can read, beside a copy of the
+// hosts' known keys, checked strictly.
+
+// repmgrSSHDir holds the servers' user's key and ssh configuration for
+// repmgr's own switchover in a multi-host sandbox (DIR/ssh is root's).
+func (s *Sandbox) repmgrSSHDir() string { return filepath.Join(s.Dir, "repmgr-ssh") }
+
+// upRepmgrHostsSSH makes the servers' user's key, ssh configuration and
+// known hosts for repmgr's own switchover in a multi-host sandbox, and
+// checks that each node's host reaches every other one over ssh as that
+// user, the way repmgr will.
+func (s *Sandbox) upRepmgrHostsSSH(ctx context.Context, log func(string, ...any)) error {
+	if s.who() == "root" {
+		log("servers run as root: repmgr's own switchover (which needs ssh as the servers' user) cannot run in this sandbox")
+		return nil
+	}
+	dir := s.repmgrSSHDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	path := func(name string) string { return filepath.Join(dir, name) }
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	out, err := exec.CommandContext(cctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "switchover sandbox repmgr "+s.Net.Prefix, "-f", path("client_key")).CombinedOutput()
+	cancel()
+	if err != nil {
+		return fmt.Errorf("ssh-keygen %s: %v: %s", path("client_key"), err, strings.TrimSpace(string(out)))
+	}
+	pub, err := os.ReadFile(path("client_key.pub"))
+	if err != nil {
+		return err
+	}
+	known, err := os.ReadFile(s.Net.KnownHosts)
+	if err != nil {
+		return err
+	}
+	// Root's authorized keys: the key may only run a command as the
+	// servers' user. sshd runs the forced command with root's shell and
+	// what the client asked for in SSH_ORIGINAL_COMMAND.
+	forced := fmt.Sprintf(`restrict,command="cd / && exec runuser -u %s -- /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"" %s`, s.who(), strings.TrimSpace(string(pub)))
+	if err := appendFile(filepath.Join(s.Net.sshDir(), "authorized_keys"), forced+"\n"); err != nil {
+		return err
+	}
+	files := map[string]string{
+		"known_hosts": string(known),
+		"ssh_config": fmt.Sprintf("# switchover sandbox: repmgr's ssh between the nodes' hosts, as %s there\nHost *\n  User root\n  IdentityFile %s\n  IdentitiesOnly yes\n"+
+			"  UserKnownHostsFile %s\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  CheckHostIP no\n  BatchMode yes\n  ControlMaster no\n",
+			s.who(), path("client_key"), path("known_hosts")),
+	}
+	for name, text := range files {
+		if err := os.WriteFile(path(name), []byte(text), 0o600); err != nil {
+			return err
+		}
+	}
+	for _, name := range []string{"", "client_key", "client_key.pub", "known_hosts", "ssh_config"} {
+		if err := s.chown(filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	// repmgr checks ssh first thing: prove each host reaches the others.
+	for _, from := range s.Nodes {
+		for _, to := range s.Nodes {
+			if from.Name == to.Name {
+				continue
+			}
+			what := fmt.Sprintf("ssh from %s to %s as %s", from.Name, to.Name, s.who())
+			if _, err := s.sh(ctx, from.Name, what, fmt.Sprintf("ssh %s %s true", s.sshOptions(), s.Addr(to.Name))); err != nil {
+				return err
+			}
+		}
+	}
+	log("each node's host reaches the others over ssh as %s, for repmgr's own switchover (ssh_options -F %s)", s.who(), path("ssh_config"))
+	s.SSHPort = 22
+	return s.save()
 }
 
 // upRepmgrSSH makes the keys and configuration and starts the sshd.

@@ -72,8 +72,9 @@ type Sandbox struct {
 	// Net is the private network of a multi-host sandbox (Options.Hosts);
 	// nil when everything runs on this host, on 127.0.0.1.
 	Net *Network `json:"network,omitempty"`
-	// SSHPort is the sshd a repmgr sandbox runs for repmgr's own
-	// switchover; 0 when none runs.
+	// SSHPort is the port of the sshd repmgr's own switchover reaches
+	// the nodes on: the one a repmgr sandbox runs on 127.0.0.1, or 22, each
+	// host's own, in a multi-host one; 0 when repmgr has none.
 	SSHPort int `json:"ssh_port,omitempty"`
 }
 
