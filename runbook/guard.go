@@ -215,9 +215,6 @@ func actForRun(ctx context.Context, spec GuardSpec, rec *guardRecorder, why stri
 			errs = append(errs, err.Error())
 		}
 	}
-	if w.Node == "" && w.Why != "" && len(w.Writable) == 0 {
-		out.Message += " (" + w.Why + ")"
-	}
 	if len(errs) > 0 {
 		err := fmt.Errorf("guard of run %s: %s", spec.RunID, strings.Join(errs, "; "))
 		out.Error = err.Error()

@@ -211,10 +211,8 @@ func (e *engine) awaitGuard(ctx context.Context) {
 // (its budget ran out mid-step) and after the run's own resume of the
 // pooler. The operator enables it once the routing is checked.
 func (e *engine) noteGuardLeftRefused() {
-	if v, _ := e.facts.Get(steps.RefusedFact); v == "" {
-		if _, known := e.facts.Get(steps.RefusedFact); known {
-			return // enabled again by this run
-		}
+	if v, known := e.facts.Get(steps.RefusedFact); known && v == "" {
+		return // enabled again by this run
 	}
 	recs, _ := ReadGuard(e.o.JournalDir, e.runID)
 	for _, r := range recs {

@@ -157,13 +157,24 @@ func enableRefused(ctx context.Context, t *cluster.Target) error {
 		if len(dbs) == 0 {
 			return nil
 		}
-		for i, db := range dbs {
-			if err := adminExec(ctx, p, "ENABLE "+db); err != nil {
+		done := 0
+		defer func() {
+			if done < len(dbs) {
 				mu.Lock()
-				left[p.Name] = dbs[i:]
+				left[p.Name] = dbs[done:]
 				mu.Unlock()
-				return fmt.Errorf("%s: %w", label(t, p), err)
 			}
+		}()
+		conn, err := pg.ConnectAdmin(ctx, p.Admin)
+		if err != nil {
+			return fmt.Errorf("%s: connect to the pgbouncer admin console: %w", label(t, p), err)
+		}
+		defer closeConn(conn)
+		for _, db := range dbs {
+			if _, err := conn.Exec(ctx, "ENABLE "+db); err != nil {
+				return fmt.Errorf("%s: ENABLE %s: %w", label(t, p), db, err)
+			}
+			done++
 		}
 		print(fmt.Sprintf("%s: ENABLE %s: the databases the run's guard closed take clients again", label(t, p), strings.Join(dbs, ", ")))
 		return nil

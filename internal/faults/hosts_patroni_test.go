@@ -7,12 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/patroni"
 	"github.com/switchover/switchover/internal/sandbox"
-	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 )
 
 // TestPatroniOnHostsOfTheirOwn brings up a Patroni cluster on hosts of
@@ -31,35 +29,7 @@ func TestPatroniOnHostsOfTheirOwn(t *testing.T) {
 		}
 		t.Skipf("no Patroni here: %v", err)
 	}
-	dir := sandboxtest.HostsDir(t)
-	work := t.TempDir()
-	res := runBinary(t, work, "sandbox", "up", "--hosts", "--manager", "patroni", "--standbys", "1", "--dir", dir)
-	var sb *sandbox.Sandbox
-	t.Cleanup(func() {
-		if _, err := os.Stat(dir); err != nil {
-			return
-		}
-		if sb == nil {
-			if sb, _ = sandbox.Load(dir); sb == nil {
-				return
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := sb.Down(ctx); err != nil {
-			t.Errorf("sandbox down: %v", err)
-		}
-	})
-	if res.code != 0 {
-		t.Fatalf("sandbox up --hosts --manager patroni: %s", res)
-	}
-	sb, err := sandbox.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sb.Net == nil || sb.Manager != sandbox.ManagerPatroni {
-		t.Fatalf("sandbox up --hosts --manager patroni recorded network %v, manager %q", sb.Net, sb.Manager)
-	}
+	sb, work := upOnHosts(t, sandbox.ManagerPatroni)
 	checkPatroniHosts(t, sb)
 
 	journalStall = cmdTimeout // checks over ssh on a loaded machine
@@ -93,18 +63,7 @@ func TestPatroniOnHostsOfTheirOwn(t *testing.T) {
 		})
 	}
 
-	// Down with the binary: every process by PID, namespaces and links gone.
-	prefix := sb.Net.Prefix
-	res = runBinary(t, work, "sandbox", "down", "--dir", dir)
-	if res.code != 0 {
-		t.Fatalf("sandbox down: %s", res)
-	}
-	if left := sandboxtest.Leftovers(prefix, dir); len(left) > 0 {
-		t.Errorf("sandbox down left:\n%s", strings.Join(left, "\n"))
-	}
-	if _, err := os.Stat(dir); err == nil {
-		t.Errorf("sandbox down left its directory %s", dir)
-	}
+	downOnHosts(t, sb, work)
 }
 
 // checkPatroniHosts checks that the inventory reaches every member over
@@ -112,38 +71,18 @@ func TestPatroniOnHostsOfTheirOwn(t *testing.T) {
 // Patroni and PostgreSQL run inside that host's namespace.
 func checkPatroniHosts(t *testing.T, sb *sandbox.Sandbox) {
 	t.Helper()
+	checkManagerHosts(t, sb, "patroni-%s")
 	inv, err := os.ReadFile(sb.Inventory())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(inv), "transport: ssh") || strings.Contains(string(inv), "127.0.0.1") {
-		t.Fatalf("inventory is not all over ssh and the hosts' addresses:\n%s", inv)
-	}
-	pids := sb.PIDs()
 	for _, n := range sb.Nodes {
 		h, _ := sb.Net.Host(n.Name)
-		for _, want := range []string{fmt.Sprintf("host=%s port=%d", h.Addr, n.Port), fmt.Sprintf("- %s", sb.RESTURL(n)), fmt.Sprintf("address: \"root@%s\"", h.Addr)} {
-			if !strings.Contains(string(inv), want) {
-				t.Errorf("inventory does not reach %s on its own host (%q):\n%s", n.Name, want, inv)
-			}
+		if want := fmt.Sprintf("- %s", sb.RESTURL(n)); !strings.Contains(string(inv), want) {
+			t.Errorf("inventory does not reach %s's REST API on its own host (%q):\n%s", n.Name, want, inv)
 		}
 		if !strings.HasPrefix(sb.RESTURL(n), "http://"+h.Addr+":") {
 			t.Errorf("%s's REST API is %s, not on its host's address %s", n.Name, sb.RESTURL(n), h.Addr)
-		}
-		ns, err := os.Stat(filepath.Join("/run/netns", h.Netns))
-		if err != nil {
-			t.Fatalf("namespace of %s: %v", n.Name, err)
-		}
-		for _, proc := range []string{n.Name, "patroni-" + n.Name} {
-			pid, ok := pids[proc]
-			if !ok {
-				t.Errorf("%s is not running (running: %v)", proc, pids)
-				continue
-			}
-			in, err := os.Stat(fmt.Sprintf("/proc/%d/ns/net", pid))
-			if err != nil || !os.SameFile(in, ns) {
-				t.Errorf("%s (pid %d) does not run in %s's namespace %s (%v)", proc, pid, n.Name, h.Netns, err)
-			}
 		}
 	}
 }

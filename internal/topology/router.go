@@ -57,39 +57,29 @@ func askRouter(ctx context.Context, r *cluster.Router) *RouterView {
 		node[r.Server(n)] = n
 	}
 	for _, s := range servers {
-		rs := RouterServer{Name: s.Name, Node: node[s.Name], Address: fmt.Sprintf("%s:%d", s.Addr, s.Port),
-			State: string(s.State()), Health: s.Op.String(), Routable: s.Routable()}
-		if rs.Node == "" {
-			rs.Node = s.Name // a server named as its node
-		}
-		v.Servers = append(v.Servers, rs)
-		if rs.Routable {
-			v.RoutesTo = append(v.RoutesTo, rs.Node)
-		}
+		v.Servers = append(v.Servers, RouterServer{Name: s.Name, Node: cmp.Or(node[s.Name], s.Name), // a server named as its node
+			Address: fmt.Sprintf("%s:%d", s.Addr, s.Port), State: string(s.State()), Health: s.Op.String(), Routable: s.Routable()})
 	}
 	return v
 }
 
-// routerView names the router's servers by the inventory's nodes (a
-// server of a name the inventory lacks keeps only its name) and says
-// nothing else: Verdict judges where it routes.
+// routerView keeps a server's node only when the inventory has it, and
+// lists where new connections go: Verdict judges that.
 func routerView(_ context.Context, t *Topology, _ *addressBook) {
 	v := t.Router
 	if v == nil || v.Error != "" {
 		return
 	}
-	var routes []string
 	for i := range v.Servers {
 		s := &v.Servers[i]
 		if t.Node(s.Node) == nil {
 			s.Node = ""
 		}
 		if s.Routable {
-			routes = append(routes, cmp.Or(s.Node, s.Name))
+			v.RoutesTo = append(v.RoutesTo, cmp.Or(s.Node, s.Name))
 		}
 	}
-	slices.Sort(routes)
-	v.RoutesTo = append([]string{}, routes...)
+	slices.Sort(v.RoutesTo)
 }
 
 // routerReason says why the router's routing is not healthy, or "": it
