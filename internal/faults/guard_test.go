@@ -2,7 +2,6 @@ package faults
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -261,9 +260,8 @@ func adminCommand(sb *sandbox.Sandbox, command string) error {
 		return err
 	}
 	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, command)
-	if err != nil && strings.Contains(err.Error(), "not paused") {
+	if _, err = conn.Exec(ctx, command); err != nil && strings.Contains(err.Error(), "not paused") {
 		return nil
 	}
-	return errors.Join(err)
+	return err
 }
