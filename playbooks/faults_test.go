@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -51,86 +50,6 @@ func runHooked(t *testing.T, sb *sandbox.Sandbox, name string, hook func(runbook
 // isStep reports whether ev is step's move to state in the main steps.
 func isStep(ev runbook.Event, step string, state runbook.StepState) bool {
 	return ev.Type == runbook.EventStep && ev.Section == runbook.SectionSteps && ev.Step == step && ev.State == state
-}
-
-// roleSampler asks every node whether it is in recovery every ~20ms until
-// stopped, and remembers every moment more than one was out of recovery. A
-// node that does not answer takes no writes: it counts as not a primary.
-type roleSampler struct {
-	stop    chan struct{}
-	done    chan struct{}
-	mu      sync.Mutex
-	samples int
-	split   []string
-}
-
-func sampleRoles(sb *sandbox.Sandbox) *roleSampler {
-	s := &roleSampler{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		for {
-			var primaries []string
-			for _, n := range sb.Nodes {
-				if primaryNow(sb, n) {
-					primaries = append(primaries, n.Name)
-				}
-			}
-			s.mu.Lock()
-			s.samples++
-			if len(primaries) > 1 {
-				s.split = append(s.split, time.Now().Format("15:04:05.000")+" "+strings.Join(primaries, "+"))
-			}
-			s.mu.Unlock()
-			select {
-			case <-s.stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
-	return s
-}
-
-// primaryNow reports whether n answers and is out of recovery.
-func primaryNow(sb *sandbox.Sandbox, n sandbox.Node) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
-	c, err := pg.Connect(ctx, sb.Conninfo(n, "postgres"), 0)
-	if err != nil {
-		return false
-	}
-	defer c.Close(context.Background())
-	var recovery bool
-	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&recovery); err != nil {
-		return false
-	}
-	return !recovery
-}
-
-// check stops the sampler and fails the test if two primaries were seen.
-func (s *roleSampler) check(t *testing.T) {
-	t.Helper()
-	// A run refused at once may end before a few samples: sample on a
-	// little (bounded) so the verdict rests on more than one or two.
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		s.mu.Lock()
-		n := s.samples
-		s.mu.Unlock()
-		if n >= 5 {
-			break
-		}
-	}
-	close(s.stop)
-	<-s.done
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.split) > 0 {
-		t.Errorf("two primaries at once, %d times in %d samples: %s", len(s.split), s.samples, strings.Join(s.split, "; "))
-	}
-	if s.samples < 5 {
-		t.Errorf("only %d role samples taken during the run", s.samples)
-	}
-	t.Logf("%d role samples, never two primaries", s.samples)
 }
 
 // pgCtlOn runs pg_ctl on a node's data directory as the servers' user.
@@ -210,6 +129,10 @@ func TestFaultReplicationLinkCut(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	before, pooler := topology(t, sb), poolerTarget(t, sb)
+	// The sampler every fault test relies on must see these two
+	// primaries: direct writers commit on both in overlapping time.
+	roles := sandboxtest.StartSampler(sb)
+	t.Cleanup(func() { roles.Finish() })
 
 	ev, err := run(t, sb, streaming, false, "catch_up_within=2s")
 	if !errors.Is(err, runbook.ErrPrecondition) {
@@ -247,9 +170,9 @@ func TestFaultBlockingSessionAppearsAfterPreflight(t *testing.T) {
 		}
 		holder, hookErr = openLocked(sb, node(t, sb, "pg2"))
 	}
-	roles := sampleRoles(sb)
+	roles := sandboxtest.StartSampler(sb)
 	ev, err := runHooked(t, sb, streaming, hook)
-	roles.check(t)
+	roles.Finish().Check(t)
 	if holder != nil {
 		defer holder.close()
 	}
@@ -298,9 +221,9 @@ func TestFaultOldPrimaryDoesNotStopInTime(t *testing.T) {
 	if err := client.Ping(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	roles := sampleRoles(sb)
+	roles := sandboxtest.StartSampler(sb)
 	ev, err := run(t, sb, streaming, false, "stop_mode=smart", "stop_timeout=2s")
-	roles.check(t)
+	roles.Finish().Check(t)
 	if !errors.Is(err, runbook.ErrAction) {
 		t.Fatalf("run with a smart stop that cannot finish: %v, want an action failure (exit 4)\n%s", err, ev.text())
 	}
@@ -330,9 +253,9 @@ func TestFaultPromotionImpossible(t *testing.T) {
 		stopped = true
 		hookErr = pgCtlOn(sb, node(t, sb, "pg2"), "stop -m fast -w -t 30")
 	}
-	roles := sampleRoles(sb)
+	roles := sandboxtest.StartSampler(sb)
 	ev, err := runHooked(t, sb, streaming, hook)
-	roles.check(t)
+	roles.Finish().Check(t)
 	if hookErr != nil || !stopped {
 		t.Fatalf("pg2 was not stopped after stop-primary: %v\n%s", hookErr, ev.text())
 	}
@@ -385,6 +308,22 @@ func (e *events) output() string {
 	return b.String()
 }
 
+// primaryNow reports whether n answers and is out of recovery.
+func primaryNow(sb *sandbox.Sandbox, n sandbox.Node) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	c, err := pg.Connect(ctx, sb.Conninfo(n, "postgres"), 0)
+	if err != nil {
+		return false
+	}
+	defer c.Close(context.Background())
+	var recovery bool
+	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&recovery); err != nil {
+		return false
+	}
+	return !recovery
+}
+
 // 5. Two nodes claim to be the primary: the run refuses before any action
 // and names both.
 func TestFaultTwoPrimariesAtPreflight(t *testing.T) {
@@ -400,6 +339,10 @@ func TestFaultTwoPrimariesAtPreflight(t *testing.T) {
 		t.Fatalf("pg3 is not a primary: %s", topology(t, sb))
 	}
 	before, pooler := topology(t, sb), poolerTarget(t, sb)
+	// The sampler every fault test relies on must see these two
+	// primaries: direct writers commit on both in overlapping time.
+	roles := sandboxtest.StartSampler(sb)
+	t.Cleanup(func() { roles.Finish() })
 
 	ev, err := run(t, sb, streaming, false, "catch_up_within=2s")
 	if !errors.Is(err, runbook.ErrPrecondition) {
@@ -424,4 +367,15 @@ func TestFaultTwoPrimariesAtPreflight(t *testing.T) {
 		t.Fatalf("the pooler changed: %s, was %s", got, pooler)
 	}
 	recordFault(t, "two primaries at preflight", ev, err, sb)
+	for deadline := time.Now().Add(10 * time.Second); roles.Acknowledged("pg1") < 5 || roles.Acknowledged("pg3") < 5; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the sampler's direct writers did not commit on both primaries within 10s: pg1 %d, pg3 %d",
+				roles.Acknowledged("pg1"), roles.Acknowledged("pg3"))
+		}
+	}
+	if seen := roles.Finish(); len(seen.Splits) == 0 {
+		t.Errorf("the sampler saw pg1 and pg3 commit, but never in overlapping time: %d commits", len(seen.Commits))
+	} else {
+		t.Logf("the sampler sees the two primaries: %d overlapping commits, first %s", len(seen.Splits), seen.Splits[0])
+	}
 }

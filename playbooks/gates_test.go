@@ -265,7 +265,7 @@ func wantRefused(t *testing.T, sb *sandbox.Sandbox, fault, check string, see []s
 	before := topology(t, sb)
 	paused := watchPause(sb)
 	writer := watchStalls(t, sb)
-	roles := sampleRoles(sb)
+	roles := sandboxtest.StartSampler(sb)
 	for _, dry := range []bool{true, false} {
 		how := "run --yes"
 		if dry {
@@ -288,7 +288,7 @@ func wantRefused(t *testing.T, sb *sandbox.Sandbox, fault, check string, see []s
 			recordFault(t, fault, ev, err, sb)
 		}
 	}
-	roles.check(t)
+	roles.Finish().Check(t)
 	paused.check(t)
 	// Normal here is a few milliseconds; the pause budget is 10s.
 	writer.check(t, time.Second)
@@ -409,9 +409,9 @@ func TestGatesRefuseBeforeThePause(t *testing.T) {
 		}
 		paused := watchPause(sb)
 		writer := watchStalls(t, sb)
-		roles := sampleRoles(sb)
+		roles := sandboxtest.StartSampler(sb)
 		ev, err := runHooked(t, sb, streaming, hook)
-		roles.check(t)
+		roles.Finish().Check(t)
 		paused.check(t)
 		writer.check(t, time.Second)
 		if c != nil {

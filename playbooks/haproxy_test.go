@@ -129,10 +129,10 @@ func TestHAProxyStreamingSwitchover(t *testing.T) {
 	for _, d := range []struct{ from, to string }{{"pg1", "pg2"}, {"pg2", "pg1"}} {
 		t.Run(d.from+"-to-"+d.to, func(t *testing.T) {
 			w := startRoutedWriter(t, sb.RouterConninfo())
-			roles := sampleRoles(sb)
+			roles := sandboxtest.StartSampler(sb)
 			ev, err := run(t, sb, streaming, false, "primary="+d.from, "candidate="+d.to)
 			acked, errs := w.finish()
-			roles.check(t)
+			roles.Finish().Check(t)
 			if err != nil {
 				t.Fatalf("switchover %s -> %s: %v\n%s", d.from, d.to, err, ev.text())
 			}

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/sandbox"
 )
@@ -452,108 +450,4 @@ func writeThroughPooler(sb *sandbox.Sandbox) error {
 		return fmt.Errorf("insert through the pooler: %w", err)
 	}
 	return nil
-}
-
-// sample is one moment of the role sampler: which nodes answered "not in
-// recovery" (writable), and when the probe of each started and ended.
-type sample struct {
-	at       time.Time
-	writable []string
-	spans    []string
-}
-
-// sampler asks every node pg_is_in_recovery() every 20ms, all nodes at the
-// same tick, and records every tick at which two or more nodes were
-// writable. A node that does not answer (within 100ms) counts as not
-// writable.
-type sampler struct {
-	sb    *sandbox.Sandbox
-	stop  chan struct{}
-	done  chan struct{}
-	mu    sync.Mutex
-	ticks int
-	bad   []sample
-}
-
-func startSampler(sb *sandbox.Sandbox) *sampler {
-	s := &sampler{sb: sb, stop: make(chan struct{}), done: make(chan struct{})}
-	go s.loop()
-	return s
-}
-
-func (s *sampler) loop() {
-	defer close(s.done)
-	conns := make([]*pgx.Conn, len(s.sb.Nodes))
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close(context.Background())
-			}
-		}
-	}()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-tick.C:
-		}
-		now := time.Now()
-		writable := make([]bool, len(s.sb.Nodes))
-		spans := make([]string, len(s.sb.Nodes))
-		var wg sync.WaitGroup
-		for i, n := range s.sb.Nodes {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-				defer cancel()
-				t0 := time.Now()
-				if conns[i] == nil {
-					c, err := pg.Connect(ctx, s.sb.Conninfo(n, "postgres")+" application_name=faults-sampler", 0)
-					if err != nil {
-						return
-					}
-					conns[i] = c
-				}
-				var rec bool
-				if err := conns[i].QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&rec); err != nil {
-					conns[i].Close(context.Background())
-					conns[i] = nil
-					return
-				}
-				writable[i] = !rec
-				spans[i] = fmt.Sprintf("%s writable %s..%s", n.Name, t0.Format("15:04:05.000"), time.Now().Format("15:04:05.000"))
-			}()
-		}
-		wg.Wait()
-		var w, sp []string
-		for i, n := range s.sb.Nodes {
-			if writable[i] {
-				w = append(w, n.Name)
-				sp = append(sp, spans[i])
-			}
-		}
-		s.mu.Lock()
-		s.ticks++
-		if len(w) > 1 {
-			s.bad = append(s.bad, sample{at: now, writable: w, spans: sp})
-		}
-		s.mu.Unlock()
-	}
-}
-
-// finish stops the sampler and returns the number of ticks and the ticks at
-// which two nodes were writable.
-func (s *sampler) finish() (int, []sample) {
-	select {
-	case <-s.stop:
-	default:
-		close(s.stop)
-	}
-	<-s.done
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ticks, append([]sample(nil), s.bad...)
 }

@@ -156,8 +156,8 @@ func TestPgafOnHostsOfTheirOwn(t *testing.T) {
 // the run can stop; a cut before it shows the same refusal in seconds.)
 func pgafCandidateCut(t *testing.T, sb *sandbox.Sandbox, work, book string) {
 	w := startWriter(t, sb, "hosts_pgaf_cut")
-	smp := startSampler(sb)
-	t.Cleanup(func() { smp.finish() })
+	smp := sandboxtest.StartSampler(sb)
+	t.Cleanup(func() { smp.Finish() })
 	ctx, cancel := context.WithTimeout(context.Background(), pollTimeout)
 	defer cancel()
 	if err := sb.Isolate(ctx, "pg2"); err != nil {
@@ -191,9 +191,9 @@ func pgafCandidateCut(t *testing.T, sb *sandbox.Sandbox, work, book string) {
 	if top.primary != "pg1" {
 		t.Errorf("after the heal: %s, want pg1 still the primary", top.roles)
 	}
-	ticks, bad := smp.finish()
+	seen := smp.Finish()
 	stopWriter(t, w)
-	checkOnePrimary(t, ticks, bad)
+	seen.Check(t)
 }
 
 // repmgrAgreesOnHosts fails t unless repmgr's metadata agrees with
@@ -302,10 +302,10 @@ func checkManagerHosts(t *testing.T, sb *sandbox.Sandbox, procs ...string) {
 func switchOnHosts(t *testing.T, sb *sandbox.Sandbox, work, book, primary, candidate, table string) {
 	t.Helper()
 	w := startWriter(t, sb, table)
-	smp := startSampler(sb)
+	smp := sandboxtest.StartSampler(sb)
 	res := runBinary(t, work, "run", book, "-i", sb.Inventory(), "--yes", "--journal-dir="+t.TempDir(),
 		"--var", "primary="+primary, "--var", "candidate="+candidate)
-	ticks, bad := smp.finish()
+	seen := smp.Finish()
 	t.Logf("run: exit %d\n%s", res.code, lastLinesOf(res.output(), 30))
 	if res.code != 0 {
 		t.Fatalf("%s %s -> %s over ssh: %s", filepath.Base(book), primary, candidate, res)
@@ -318,7 +318,7 @@ func switchOnHosts(t *testing.T, sb *sandbox.Sandbox, work, book, primary, candi
 		t.Errorf("after the switchover: %s, want %s the primary", top.roles, candidate)
 	}
 	stopWriter(t, w)
-	checkOnePrimary(t, ticks, bad)
+	seen.Check(t)
 }
 
 // downOnHosts brings the sandbox down with the binary: every process by

@@ -156,7 +156,7 @@ func rollingPatchKilledAndResumed(t *testing.T, sb *sandbox.Sandbox, runbook str
 		_, offsets[n.Name] = startsLogged(n, 0)
 	}
 	w := startWriter(t, sb, "hosts_patch")
-	smp := startSampler(sb)
+	smp := sandboxtest.StartSampler(sb)
 	work, jdir := t.TempDir(), t.TempDir()
 	jd := "--journal-dir=" + jdir
 	p := start(t, work, "run", runbook, "-i", sb.Inventory(), "--yes", jd,
@@ -172,7 +172,7 @@ func rollingPatchKilledAndResumed(t *testing.T, sb *sandbox.Sandbox, runbook str
 	t.Logf("killed after %s's patch; last journal event: %s", last, evs[len(evs)-1])
 
 	res := runBinary(t, work, "resume", "--yes", jd)
-	ticks, bad := smp.finish()
+	seen := smp.Finish()
 	t.Logf("resume: exit %d\n%s", res.code, lastLinesOf(res.output(), 40))
 	if res.code != 0 {
 		t.Fatalf("resume of the rolling patch: %s", res)
@@ -190,7 +190,7 @@ func rollingPatchKilledAndResumed(t *testing.T, sb *sandbox.Sandbox, runbook str
 		t.Errorf("after the rolling patch: %s, want %s the primary", after.roles, candidate)
 	}
 	stopWriter(t, w)
-	checkOnePrimary(t, ticks, bad)
+	seen.Check(t)
 
 	// Patched once: one mark per host.
 	b, err := os.ReadFile(marks)
@@ -252,7 +252,7 @@ func primaryCutDuringStop(t *testing.T, sb *sandbox.Sandbox, runbook string) {
 		candidate = "pg1"
 	}
 	w := startWriter(t, sb, "hosts_stop_cut")
-	smp := startSampler(sb)
+	smp := sandboxtest.StartSampler(sb)
 	pw := watchPaused(sb)
 	t.Cleanup(func() { pw.finish() })
 	work, jdir := t.TempDir(), t.TempDir()
@@ -288,8 +288,7 @@ func primaryCutDuringStop(t *testing.T, sb *sandbox.Sandbox, runbook string) {
 		end = top.primary
 		return err
 	})
-	ticks, bad := smp.finish()
-	checkOnePrimary(t, ticks, bad)
+	smp.Finish().Check(t)
 	stopWriter(t, w)
 	first, last := pw.finish()
 	t.Logf("PgBouncer seen paused from %s to %s", first.Format("15:04:05.000"), last.Format("15:04:05.000"))

@@ -11,6 +11,7 @@ import (
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/patroni"
 	"github.com/switchover/switchover/internal/sandbox"
+	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 )
 
 // TestPatroniOnHostsOfTheirOwn brings up a Patroni cluster on hosts of
@@ -37,10 +38,10 @@ func TestPatroniOnHostsOfTheirOwn(t *testing.T) {
 	books := t.TempDir()
 	ok := t.Run("patroni-switchover pg1 -> pg2 over ssh", func(t *testing.T) {
 		w := startWriter(t, sb, "hosts_patroni")
-		smp := startSampler(sb)
+		smp := sandboxtest.StartSampler(sb)
 		res := runBinary(t, work, "run", patientPlaybook(t, books, patroniPlaybook), "-i", sb.Inventory(), "--yes",
 			"--journal-dir="+t.TempDir(), "--var", "primary=pg1", "--var", "candidate=pg2")
-		ticks, bad := smp.finish()
+		seen := smp.Finish()
 		t.Logf("run: exit %d\n%s", res.code, lastLinesOf(res.output(), 30))
 		if res.code != 0 {
 			t.Fatalf("patroni-switchover over ssh: %s", res)
@@ -54,7 +55,7 @@ func TestPatroniOnHostsOfTheirOwn(t *testing.T) {
 		}
 		waitLeaderEverywhere(t, sb, "pg2")
 		stopWriter(t, w)
-		checkOnePrimary(t, ticks, bad)
+		seen.Check(t)
 	})
 
 	if ok {
@@ -123,10 +124,10 @@ func patroniRollingOnHosts(t *testing.T, sb *sandbox.Sandbox, work, runbook stri
 	patch := fmt.Sprintf(`echo "$(hostname -I | tr -d ' ')" >> %s`, marks)
 	before := startTimes(t, sb)
 	w := startWriter(t, sb, "hosts_patroni_rolling")
-	smp := startSampler(sb)
+	smp := sandboxtest.StartSampler(sb)
 	res := runBinary(t, work, "run", runbook, "-i", sb.Inventory(), "--yes", "--journal-dir="+t.TempDir(),
 		"--var", "primary=pg2", "--var", "candidate=pg1", "--var", "patch_command="+patch)
-	ticks, bad := smp.finish()
+	seen := smp.Finish()
 	t.Logf("run: exit %d\n%s", res.code, lastLinesOf(res.output(), 30))
 	if res.code != 0 {
 		t.Fatalf("patroni-rolling-restart over ssh: %s", res)
@@ -140,7 +141,7 @@ func patroniRollingOnHosts(t *testing.T, sb *sandbox.Sandbox, work, runbook stri
 	}
 	waitLeaderEverywhere(t, sb, "pg1")
 	stopWriter(t, w)
-	checkOnePrimary(t, ticks, bad)
+	seen.Check(t)
 	b, err := os.ReadFile(marks)
 	if err != nil {
 		t.Fatalf("no host left a patch mark: %v", err)

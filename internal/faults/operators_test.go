@@ -68,8 +68,8 @@ func TestTwoOperatorsAtOnce(t *testing.T) {
 				t.Fatalf("independent writer: %v", err)
 			}
 			t.Cleanup(w.Close)
-			smp := startSampler(sb)
-			t.Cleanup(func() { smp.finish() })
+			smp := sandboxtest.StartSampler(sb)
+			t.Cleanup(func() { smp.Finish() })
 
 			first := round % 2 // who starts first alternates
 			procs := make([]*exec.Cmd, 2)
@@ -150,10 +150,8 @@ func TestTwoOperatorsAtOnce(t *testing.T) {
 			} else if len(rep.Lost) > 0 {
 				t.Errorf("%d acknowledged commits lost", len(rep.Lost))
 			}
-			ticks, bad := smp.finish()
-			if len(bad) > 0 {
-				t.Errorf("role sampler: two writable nodes at %d of %d ticks: %s", len(bad), ticks, strings.Join(bad[0].spans, "; "))
-			}
+			seen := smp.Finish()
+			seen.Check(t)
 		})
 	}
 }

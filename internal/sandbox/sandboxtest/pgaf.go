@@ -2,6 +2,9 @@ package sandboxtest
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,4 +39,24 @@ func NewPgaf(t testing.TB, standbys int) *sandbox.Sandbox {
 		}
 	})
 	return sb
+}
+
+// PgafKeeperFSM returns the PID of the process of node's keeper that runs
+// its state machine ("pg_autoctl: node active"). Frozen (Freeze), the
+// keeper acts on nothing the monitor assigns while its PostgreSQL runs on,
+// as a keeper stalled on a loaded host would.
+func PgafKeeperFSM(t testing.TB, sb *sandbox.Sandbox, node string) int {
+	t.Helper()
+	keeper := sb.PIDs()["pgaf-"+node]
+	if keeper == 0 {
+		t.Fatalf("the keeper of %s is not running", node)
+	}
+	for _, pid := range descendants(keeper) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err == nil && strings.Contains(string(b), "node active") {
+			return pid
+		}
+	}
+	t.Fatalf("the keeper of %s (PID %d) has no \"node active\" process", node, keeper)
+	return 0
 }
