@@ -86,7 +86,11 @@ func TestNoBlockingSessions(t *testing.T) {
 		// The default 5s allows a transaction this young.
 		assertResult(t, runCheck(t, check, tg), Pass, nil, []string{fmt.Sprintf("pid %d", pid)})
 		strict := mustBuild(t, "pg.no_blocking_sessions", map[string]any{"node": "pg2", "max_xact_age": "200ms"})
-		time.Sleep(400 * time.Millisecond)
+		// The check's own clock: the transaction's age as pg2 sees it.
+		waitFor(t, fmt.Sprintf("the transaction of pid %d older than 200ms on pg2", pid), settleLimit, func() (bool, string) {
+			got, err := queryString(sb, pg2, fmt.Sprintf("SELECT coalesce((clock_timestamp() - xact_start > interval '200ms')::text, 'no transaction') FROM pg_stat_activity WHERE pid = %d", pid))
+			return err == nil && got == "true", fmt.Sprintf("older: %q, %v", got, err)
+		})
 		r := runCheck(t, strict, tg)
 		assertResult(t, r, Fail, []string{fmt.Sprintf("pid %d", pid), "idle in transaction", "longer than 200ms", "no locks"}, nil)
 		execAll(t, holder, "ROLLBACK")

@@ -297,9 +297,31 @@ func TestStreamingSwitchoverLosesNoAcknowledgedCommit(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	ackedNow := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked)
+	}
+	// waitCommits waits until n more commits than from are acknowledged.
+	waitCommits := func(what string, from, n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for ackedNow() < from+n {
+			if time.Now().After(deadline) {
+				stop.Store(true)
+				wg.Wait()
+				t.Fatalf("%s: %d commits acknowledged within 10s, want %d (%d client errors)", what, ackedNow()-from, n, errs.Load())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// The writers commit before the switch starts and after it ends, so
+	// the switch falls among their commits.
+	waitCommits("before the switch", 0, 25)
 	ev, err := run(t, sb, streaming, false)
-	time.Sleep(300 * time.Millisecond)
+	if err == nil {
+		waitCommits("after the switch", ackedNow(), 25)
+	}
 	stop.Store(true)
 	wg.Wait()
 	if err != nil {

@@ -1,6 +1,8 @@
 package steps
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -20,6 +22,30 @@ func tableExists(t *testing.T, sb *sandbox.Sandbox, name string) bool {
 		t.Fatal(err)
 	}
 	return n == 1
+}
+
+// waitHeartbeats waits until the canary of run id has written more than
+// after heartbeats (by the highest id) into table on the primary, failing
+// after 10s. A writer sends a heartbeat only once the one before it was
+// acknowledged, so every heartbeat but the last is acknowledged. It returns
+// the highest id seen.
+func waitHeartbeats(t *testing.T, sb *sandbox.Sandbox, table, id string, after int64) int64 {
+	t.Helper()
+	conn := nodeConn(t, sb, "pg1", "postgres")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var last int64
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := conn.QueryRow(ctx, fmt.Sprintf("SELECT coalesce(max(id), 0) FROM %s WHERE run_id = $1", table), id).Scan(&last)
+		cancel()
+		if err == nil && last > after {
+			return last
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %s: no heartbeat after id %d in %s within 10s; last: id %d, %v", id, after, table, last, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestCanaryTwoRunsAtOnce: two runs' canaries write at the same time, each
@@ -50,7 +76,9 @@ func TestCanaryTwoRunsAtOnce(t *testing.T) {
 	if tables[0] == tables[1] {
 		t.Fatalf("two runs share the canary table %s", tables[0])
 	}
-	time.Sleep(200 * time.Millisecond) // a few dozen heartbeats each
+	for i := range tgs {
+		waitHeartbeats(t, sb, tables[i], runs[i], 24) // a few dozen each
+	}
 	for i, tg := range tgs {
 		out := mustApply(t, tg, ps[i], "canary.stop", nil)
 		wantLine(t, out, "0 lost")
@@ -76,14 +104,18 @@ func TestCanaryResumedRunGoesOn(t *testing.T) {
 	first, p1 := sandboxTarget(sb)
 	first.RunID, first.Session = id, &cluster.Session{}
 	mustApply(t, first, p1, "canary.start", map[string]string{"via": "direct"})
-	time.Sleep(100 * time.Millisecond)
+	table, _ := first.Facts.Get("canary.table")
+	waitHeartbeats(t, sb, table, id, 10)
 	first.Session.CloseAll() // the interrupted process: its writer stops, its table stays
+	// The highest id the interrupted writer left.
+	left := waitHeartbeats(t, sb, table, id, 0)
 
 	again, p2 := sandboxTarget(sb)
 	again.RunID, again.Session = id, &cluster.Session{}
 	t.Cleanup(again.Session.CloseAll)
 	mustApply(t, again, p2, "canary.start", map[string]string{"via": "direct"})
-	time.Sleep(100 * time.Millisecond)
+	// Heartbeats after the ids left: the resumed writer goes on after them.
+	waitHeartbeats(t, sb, table, id, left+10)
 	out := mustApply(t, again, p2, "canary.stop", nil)
 	wantLine(t, out, "0 client errors")
 	wantLine(t, out, "0 lost")

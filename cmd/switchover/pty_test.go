@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/creack/pty"
 
@@ -89,12 +90,45 @@ func interactiveAt(t *testing.T, cols uint16, env []string, args ...string) (*ex
 	})
 	keys := func(k string) {
 		t.Helper()
-		time.Sleep(150 * time.Millisecond) // let the prompt settle before typing
+		waitRaw(t, tty, k, scr)
 		if _, err := tty.Write([]byte(k)); err != nil {
 			t.Fatalf("type %q: %v", k, err)
 		}
 	}
 	return cmd, keys, scr, done
+}
+
+// waitRaw waits until the program has put the terminal behind ptmx in raw
+// mode, as a prompt does before it draws itself and reads keys, failing
+// after 10s. Keys typed before that go through the line discipline instead
+// (echoed, held until a newline). Raw mode does not tell one prompt from
+// the next (the one answered keeps it a moment after the answer), so the
+// callers wait for the prompt's text first.
+func waitRaw(t *testing.T, ptmx *os.File, k string, scr *screen) {
+	t.Helper()
+	conn, err := ptmx.SyscallConn()
+	if err != nil {
+		t.Fatalf("type %q: %v", k, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// On a pseudo-terminal's master side, TCGETS reads the terminal
+		// modes of the side the program holds.
+		var tio syscall.Termios
+		var errno syscall.Errno
+		if err := conn.Control(func(fd uintptr) {
+			_, _, errno = syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TCGETS, uintptr(unsafe.Pointer(&tio)))
+		}); err != nil || errno != 0 {
+			t.Fatalf("type %q: read the terminal's modes: %v %v", k, err, errno)
+		}
+		if tio.Lflag&syscall.ICANON == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("type %q: the terminal is not in raw mode after 10s (local modes %#o); it shows:\n%s", k, tio.Lflag, scr.text())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 type teeReader struct {
@@ -207,7 +241,9 @@ func TestInteractiveSwitchoverInAPseudoTerminal(t *testing.T) {
 		"--var", "primary=pg2", "--var", "candidate=pg1")
 	scr.waitFor(t, "proceed with step pause-pooler?", 20*time.Second)
 	keys("\x1b[B")
+	scr.waitFor(t, "> show details", 10*time.Second)
 	keys("\x1b[B")
+	scr.waitFor(t, "> abort", 10*time.Second)
 	keys("\r")
 	if code := exitOf(t, done, time.Minute, scr); code != exitDeclined {
 		t.Fatalf("aborted run: exit %d, want %d; the terminal shows:\n%s\nthe log:\n%s", code, exitDeclined, scr.text(), logged.text())
@@ -273,7 +309,7 @@ func interactiveTee(t *testing.T, args ...string) (func(string), *screen, *scree
 	})
 	keys := func(k string) {
 		t.Helper()
-		time.Sleep(150 * time.Millisecond) // let the prompt settle before typing
+		waitRaw(t, ptmx, k, scr)
 		if _, err := ptmx.Write([]byte(k)); err != nil {
 			t.Fatalf("type %q: %v", k, err)
 		}

@@ -2,17 +2,52 @@ package canary_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/switchover/switchover/internal/canary"
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 )
 
 func TestMain(m *testing.M) { sandboxtest.Main(m) }
 
-func waitAcks(t *testing.T, d time.Duration) { t.Helper(); time.Sleep(d) }
+// waitAcks waits until the writer's table on pg1 holds at least n more
+// heartbeats than from, failing after 10s, and returns how many it holds.
+// The writer sends a heartbeat only once the one before it was
+// acknowledged, so all of them but the last are.
+func waitAcks(ctx context.Context, t *testing.T, c *pgx.Conn, table string, from, n int) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var have int
+		err := c.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM %s", table)).Scan(&have)
+		if err == nil && have >= from+n {
+			return have
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d heartbeats after the first %d within 10s, want %d (%v)", table, have-from, from, n, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// connectPG1 connects to the app database on pg1, where the writer's table
+// is, around the pooler.
+func connectPG1(ctx context.Context, t *testing.T, sb *sandbox.Sandbox) *pgx.Conn {
+	t.Helper()
+	pg1, _ := sb.Node("pg1")
+	c, err := pg.Connect(ctx, sb.Conninfo(pg1, "app"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
 
 // Writes stopped for a known interval (the pooler paused) show as a write
 // gap of that length, within a few milliseconds, and nothing is lost.
@@ -24,7 +59,8 @@ func TestCanaryMeasuresAPausedPooler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitAcks(t, 300*time.Millisecond)
+	pg1 := connectPG1(ctx, t, sb)
+	waitAcks(ctx, t, pg1, "canary_pause_test", 0, 10)
 	admin, err := pg.ConnectAdmin(ctx, sb.AdminConninfo())
 	if err != nil {
 		t.Fatal(err)
@@ -39,13 +75,15 @@ func TestCanaryMeasuresAPausedPooler(t *testing.T) {
 		t.Fatal(err)
 	}
 	paused := time.Now()
+	// The pause the canary is to measure, not a wait for anything.
 	time.Sleep(500 * time.Millisecond)
 	resuming := time.Now()
 	if _, err := admin.Exec(ctx, "RESUME app"); err != nil {
 		t.Fatal(err)
 	}
 	inner, outer := resuming.Sub(paused), time.Since(sent)
-	waitAcks(t, 300*time.Millisecond)
+	have := waitAcks(ctx, t, pg1, "canary_pause_test", 0, 0)
+	waitAcks(ctx, t, pg1, "canary_pause_test", have, 10)
 	r, err := w.Stop(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -87,13 +125,8 @@ func TestCanaryReportsALostCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitAcks(t, 200*time.Millisecond)
-	pg1, _ := sb.Node("pg1")
-	c, err := pg.Connect(ctx, sb.Conninfo(pg1, "app"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	c := connectPG1(ctx, t, sb)
+	waitAcks(ctx, t, c, "canary_lost_test", 0, 10)
 	var gone int64
 	if err := c.QueryRow(ctx, "DELETE FROM canary_lost_test WHERE id = (SELECT min(id) FROM canary_lost_test) RETURNING id").Scan(&gone); err != nil {
 		t.Fatal(err)

@@ -62,7 +62,17 @@ func TestCacheReusesHealthyConnectionsOnly(t *testing.T) {
 	if _, err := killer.Exec(ctx, "SELECT pg_terminate_backend($1)", victim); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// pg_terminate_backend only signals the backend: wait until it is gone.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var there bool
+		err := killer.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", victim).Scan(&there)
+		if err == nil && !there {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backend %d still there 10s after pg_terminate_backend (%v)", victim, err)
+		}
+	}
 	if after := pid("after the kill"); after == victim {
 		t.Fatalf("got the terminated backend %d back", victim)
 	}

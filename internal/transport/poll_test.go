@@ -116,6 +116,8 @@ func TestPollScriptCutOff(t *testing.T) {
 		t.Fatal("a poll cut off by its caller's deadline returned no error")
 	}
 	b1, _ := os.ReadFile(file)
+	// Nothing marks a loop that goes on reading: this waits a while to see
+	// no more readings.
 	time.Sleep(200 * time.Millisecond)
 	b2, _ := os.ReadFile(file)
 	if len(b2) != len(b1) {

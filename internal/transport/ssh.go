@@ -23,6 +23,11 @@ import (
 // Nothing ran on the host.
 var ErrConnection = errors.New("connection failed")
 
+// stdoutTap is the context key of a writer that also gets the command's
+// standard output as it reaches this side: a test sees from it what Run
+// has received before it cuts the command off.
+type stdoutTap struct{}
+
 // defaultConnectTimeout is how long ssh may take to connect when
 // SSH.ConnectTimeout is not set.
 const defaultConnectTimeout = 5 * time.Second
@@ -139,6 +144,9 @@ func (s SSH) run(ctx context.Context, user, host, port, socket, command string, 
 	var stdout capped
 	stdout.limit = maxOutput
 	cmd.Stdout, cmd.Stderr = &stdout, stderr
+	if tap, ok := ctx.Value(stdoutTap{}).(io.Writer); ok {
+		cmd.Stdout = io.MultiWriter(&stdout, tap)
+	}
 	// ssh's stdin carries the command's input, then stays open for the
 	// whole run: the wrapper on the host takes its end as the sign that
 	// this side is gone.

@@ -413,11 +413,14 @@ func sshRunCutOff(t *testing.T, server *sshServer, input string) {
 	// the login took on a loaded machine.
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	defer cancel()
+	// The cut-off falls once the command runs on the host (it has written
+	// its pid whole) and what it printed first has reached this side.
+	received := &capped{limit: maxOutput}
+	ctx = context.WithValue(ctx, stdoutTap{}, received)
 	var cutAt atomic.Int64
 	go func() {
 		for ctx.Err() == nil {
-			if _, err := os.Stat(fgFile); err == nil {
-				time.Sleep(100 * time.Millisecond) // let "started" reach this side
+			if b, err := os.ReadFile(fgFile); err == nil && strings.HasSuffix(string(b), "\n") && strings.Contains(received.String(), "started\n") {
 				cutAt.Store(time.Now().UnixNano())
 				cancel()
 				return
@@ -429,7 +432,7 @@ func sshRunCutOff(t *testing.T, server *sshServer, input string) {
 	back := time.Now()
 
 	if at := cutAt.Load(); at == 0 {
-		t.Errorf("the command never started on the host within 25s: %v", err)
+		t.Errorf("within 25s, the command never started on the host or what it printed never reached this side (received %q): %v", received.String(), err)
 	} else if took := back.Sub(time.Unix(0, at)); took > 2*time.Second {
 		t.Errorf("Run came back %s after the cut-off, want it within 2s", took)
 	}
