@@ -80,12 +80,14 @@ type Options struct {
 	Observer   Observer
 	JournalDir string
 	TakeOver   bool // take the claim of an unfinished run on the cluster
-	// Claim is the run's claim kept in the cluster itself; nil when the
-	// run has none to take (no PostgreSQL nodes), or in tests of the flow.
+	// Claim is the run's claim kept in the cluster itself; nil takes the
+	// one in the plan's PostgreSQL nodes (ClaimInCluster), as every run
+	// must. Tests of the flow give their own.
 	Claim ClusterClaim
 	// Guard starts the process that resumes the pooler if this one dies
-	// or overruns the budget while clients are held (see Guard); nil: the
-	// run keeps the budget itself, with no guard.
+	// or overruns the budget while clients are held (see Guard); nil
+	// starts this program again as the guard when it serves guards
+	// (ServeGuards), else the run keeps the budget itself, with no guard.
 	Guard  func(GuardSpec) (release func(), err error)
 	Settle string // on resume without an operator: rerun or done
 	// Interrupt, when closed, stops the run at the next safe point: waits
@@ -160,6 +162,14 @@ func newEngine(p *Plan, o Options) (*engine, error) {
 	}
 	if o.JournalDir == "" {
 		o.JournalDir = DefaultJournalDir()
+	}
+	// The library takes its own safety: whoever runs a plan gets the
+	// cluster's claim and, in a program that serves guards, the guard.
+	if o.Claim == nil {
+		o.Claim = ClaimInCluster(p)
+	}
+	if o.Guard == nil && !o.DryRun && servesGuards.Load() {
+		o.Guard = startGuardProcess
 	}
 	e := &engine{p: p, o: o, obs: o.Observer, approve: map[string]bool{}, approved: map[string]bool{}, red: &secret.Redactor{}, intr: o.Interrupt}
 	var probs problems

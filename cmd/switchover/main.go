@@ -2,11 +2,17 @@
 // standby on purpose, by running a declarative runbook step by step.
 package main
 
-import "os"
+import (
+	"os"
+
+	"github.com/switchover/switchover/runbook"
+)
 
 func main() {
-	// The guard is this program run again: only the program itself, not a
-	// test that calls execute, can start one.
-	canGuard = true
+	// A run's guard is this program started again (runbook.ServeGuards);
+	// only the program itself, not a test that calls execute, serves one.
+	if served, code := runbook.ServeGuards(os.Args[1:], os.Stdin, os.Stderr); served {
+		os.Exit(code)
+	}
 	os.Exit(execute(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

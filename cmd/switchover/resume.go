@@ -114,7 +114,6 @@ func runResume(ctx context.Context, io *streams, opts *resumeOpts, id string) er
 	for _, name := range rec.Info.Found {
 		markFound(p, name)
 	}
-	o.Claim = runbook.ClaimInCluster(p)
 	res, err := runbook.Resume(ctx, p, id, o)
 	report(io, hv, res)
 	return err

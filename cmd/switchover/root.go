@@ -122,7 +122,6 @@ Every run is journaled; an interrupted run continues with 'switchover resume'.`,
 		newStatusCmd(io),
 		newSchemaCmd(io),
 		newVersionCmd(io),
-		newGuardCmd(io),
 	)
 	registerCompletions(root)
 	return root

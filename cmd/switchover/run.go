@@ -153,9 +153,6 @@ func engineOptions(ctx context.Context, io *streams, opts *runOpts) (runbook.Opt
 	if io.interactive && !opts.dryRun {
 		o.Operator = newPromptOperator(io)
 	}
-	if !opts.dryRun && canGuard {
-		o.Guard = startGuard
-	}
 	return o, hv, nil
 }
 
@@ -230,7 +227,6 @@ func runEngine(ctx context.Context, io *streams, opts *runOpts, o runbook.Option
 	if hv != nil && hv.tty && !opts.dryRun {
 		planOverview(io.out, p, hv.fit)
 	}
-	o.Claim = runbook.ClaimInCluster(p)
 	res, err := runbook.Run(ctx, p, o)
 	report(io, hv, res)
 	if opts.out != "" && err == nil {

@@ -3,11 +3,15 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/internal/claim"
+	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/runbook"
 )
 
 // TestPoolerRoundTrip runs one round trip pg1 -> pg2 -> pg1 of the shipped
@@ -27,10 +31,30 @@ func TestPoolerRoundTrip(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var all []*switchover
-	for _, d := range [][2]string{{"pg1", "pg2"}, {"pg2", "pg1"}} {
+	for i, d := range [][2]string{{"pg1", "pg2"}, {"pg2", "pg1"}} {
+		var claimed <-chan string
+		wctx, stopWatch := context.WithCancel(ctx)
+		if i == 0 {
+			claimed = watchClaim(wctx, sb.Cluster())
+		}
 		s, err := b.switchover(ctx, rb, modePooler, sb.Inventory(), 1, d[0], d[1])
+		stopWatch()
 		if err != nil {
 			t.Fatalf("%s -> %s: %v", d[0], d[1], err)
+		}
+		if claimed != nil {
+			// The benchmark's run is the user's run: it held the
+			// cluster's claim, let it go at its end, and its guard
+			// watched the pause.
+			run := <-claimed
+			if run == "" {
+				t.Errorf("%s -> %s: the benchmark's run never held the cluster's claim", d[0], d[1])
+			} else if recs, err := runbook.ReadGuard(b.journal, run); err != nil || len(recs) == 0 {
+				t.Errorf("%s -> %s: run %s started no guard (%d records, %v)", d[0], d[1], run, len(recs), err)
+			}
+			if err := (&claim.Store{Cluster: sb.Cluster()}).Check(ctx, ""); err != nil {
+				t.Errorf("%s -> %s: after the run: %v", d[0], d[1], err)
+			}
 		}
 		if !strings.Contains(s.endpoint, "pooler") {
 			t.Errorf("%s -> %s: the canary wrote through %q, not the pooler", d[0], d[1], s.endpoint)
@@ -70,4 +94,25 @@ func TestPoolerRoundTrip(t *testing.T) {
 	if err := waitWritable(ctx, sb.ClientConninfo(), 10*time.Second); err != nil {
 		t.Errorf("after the hand repoint back to pg1: %v", err)
 	}
+}
+
+// watchClaim polls the cluster's claim until ctx ends, and then sends the
+// id of the run it saw holding it ("" when none did).
+func watchClaim(ctx context.Context, c *cluster.Cluster) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		run := ""
+		defer func() { out <- run }()
+		for ctx.Err() == nil {
+			var held *claim.HeldError
+			if err := (&claim.Store{Cluster: c}).Check(ctx, ""); errors.As(err, &held) {
+				run = held.Holder.RunID
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	return out
 }

@@ -14,9 +14,15 @@ import (
 	"syscall"
 
 	"github.com/switchover/switchover/internal/bench"
+	"github.com/switchover/switchover/runbook"
 )
 
 func main() {
+	// The benchmark's runs are the user's runs: their guard is this
+	// program started again, as `switchover run`'s is switchover.
+	if served, code := runbook.ServeGuards(os.Args[1:], os.Stdin, os.Stderr); served {
+		os.Exit(code)
+	}
 	o := bench.Options{Out: os.Stdout, Log: os.Stderr}
 	flag.IntVar(&o.Runs, "runs", 5, "round trips pg1 -> pg2 -> pg1 per mode, and preflight runs per sandbox")
 	flag.IntVar(&o.PortBase, "port-base", 0, "PgBouncer's port, node i on port-base+i (default: a free block below 32000)")
