@@ -135,11 +135,11 @@ func Guard(ctx context.Context, spec GuardSpec, run io.Reader) error {
 // node that takes writes, and the one the cluster's manager has settled as
 // its primary), waiting for it until the budget ends since a promotion may
 // be under way; points the poolers at it and resumes them. When the budget
-// ends with none found: if no node takes writes, the poolers are resumed
-// as they are (nothing can acknowledge a commit there); if some node does
-// but cannot be trusted with writes (two do, or the manager may be
-// demoting it), the clients are refused instead (steps.RefuseClients), so
-// that no commit is acknowledged that a promotion then loses.
+// ends with none found, the clients are refused (steps.RefuseClients): if
+// no node takes writes, resumed they would wait in the pooler for a server
+// far past the cap; if some node does but cannot be trusted with writes
+// (two do, or the manager may be demoting it), no commit may be
+// acknowledged that a promotion then loses.
 //
 // A run still alive when its budget runs out may let its clients go while
 // the guard looks: then the guard leaves the poolers to it.
@@ -200,13 +200,17 @@ func actForRun(ctx context.Context, spec GuardSpec, rec *guardRecorder, why stri
 				errs = append(errs, err.Error())
 			}
 		}
-	case asked && len(w.Writable) == 0:
-		out.Message = "no node takes writes: the pooler was resumed so clients fail at once instead of waiting"
 	default:
 		refused, err := steps.RefuseClients(actx, t)
 		out.Refused = refused
 		if err != nil {
 			errs = append(errs, err.Error())
+		}
+		if asked && len(w.Writable) == 0 {
+			// Resumed, they would wait inside the pooler for a server
+			// (its query_wait_timeout, minutes) far past the cap.
+			out.Message = fmt.Sprintf("no node takes writes (the run died between the stop and the promotion, or a stop hangs): clients are refused at once instead of waiting in the pooler for a server; `switchover resume %s` finishes or rolls back the switchover and enables %s again", spec.RunID, refused.Describe())
+			break
 		}
 		out.Message = fmt.Sprintf("no node could be trusted with writes (%s): clients are refused, not resumed, so that none is acknowledged on a node about to lose its writes; `switchover resume %s` enables %s again once it has finished", w.Why, spec.RunID, refused.Describe())
 	}

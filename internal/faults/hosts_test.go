@@ -275,9 +275,9 @@ func startWriter(t *testing.T, sb *sandbox.Sandbox, table string) *canary.Writer
 	return w
 }
 
-// stopWriter stops the writer and fails t unless every acknowledged
-// commit is on the primary the pooler reaches.
-func stopWriter(t *testing.T, w *canary.Writer) {
+// stopWriter stops the writer, fails t unless every acknowledged commit
+// is on the primary the pooler reaches, and returns what it measured.
+func stopWriter(t *testing.T, w *canary.Writer) canary.Report {
 	t.Helper()
 	var rep canary.Report
 	waitFor(t, "the writer's commits checked through the pooler", func(ctx context.Context) error {
@@ -293,6 +293,7 @@ func stopWriter(t *testing.T, w *canary.Writer) {
 	if len(rep.Lost) > 0 {
 		t.Errorf("%d acknowledged commits lost: %v", len(rep.Lost), rep.Lost)
 	}
+	return rep
 }
 
 // heal undoes every partition and waits until the cluster is healthy.
