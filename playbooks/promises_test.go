@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -63,6 +64,9 @@ func setSync(t *testing.T, sb *sandbox.Sandbox, primary, setting string) {
 	exec(t, sb, primary, "ALTER SYSTEM SET synchronous_standby_names = '"+strings.ReplaceAll(setting, "'", "''")+"'", "SELECT pg_reload_conf()")
 	eventuallyQuery(t, sb, primary, "SELECT (count(*) > 0)::text FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')", "true")
 }
+
+// streamingStandbys counts the standbys streaming from a node.
+const streamingStandbys = `SELECT count(*)::text FROM pg_stat_replication WHERE state = 'streaming'`
 
 // syncStates renders a node's pg_stat_replication: "pg1=sync pg3=async".
 const syncStates = `SELECT coalesce(string_agg(application_name || '=' || sync_state, ' ' ORDER BY application_name), '') FROM pg_stat_replication`
@@ -247,5 +251,49 @@ func restartNode(t *testing.T, sb *sandbox.Sandbox, name string) {
 	out, err := sbExec(sb).Run(ctx, fmt.Sprintf("%s/pg_ctl restart -D %s -m fast -w -t 50 -l %s/%s.log", sb.BinDir, n.DataDir, sb.Dir, name))
 	if err != nil || out.ExitCode != 0 {
 		t.Fatalf("restart %s: %v %s", name, err, out.Combined())
+	}
+}
+
+// WAL archiving is a promise like synchronous replication. With pg1
+// archiving and pg2 never given its archive settings (the common case),
+// plan and run refuse at the promises step, naming both and the restart
+// pg2 needs, with nothing changed and no client held. Once pg2 is
+// configured to archive, the switchover runs, and its verify step sees
+// the new primary's first file (its timeline's history file) archived.
+func TestStreamingSwitchoverKeepsArchiving(t *testing.T) {
+	sb := sandboxtest.New(t, 1)
+	archive := filepath.Join(sb.Dir, "archive")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	out, err := sbExec(sb).Run(ctx, "mkdir -p "+archive)
+	cancel()
+	if err != nil || out.ExitCode != 0 {
+		t.Fatalf("mkdir %s: %v %s", archive, err, out.Combined())
+	}
+	archiveOn := []string{"ALTER SYSTEM SET archive_mode = on",
+		fmt.Sprintf("ALTER SYSTEM SET archive_command = 'test ! -f %[1]s/%%f && cp %%p %[1]s/%%f'", archive)}
+	exec(t, sb, "pg1", archiveOn...)
+	restartNode(t, sb, "pg1")
+	eventuallyQuery(t, sb, "pg1", streamingStandbys, "1")
+
+	wantRefused(t, sb, "the candidate would not archive", "pg.archiving_kept", []string{
+		"pg1 archives its WAL (archive_mode=on, archive_command set), but pg2 would archive nothing once promoted (archive_mode=off",
+		"then restart pg2 (archive_mode needs a restart)"})
+
+	exec(t, sb, "pg2", archiveOn...)
+	restartNode(t, sb, "pg2")
+	eventuallyQuery(t, sb, "pg1", streamingStandbys, "1")
+	ev, err := run(t, sb, streaming, false)
+	if err != nil {
+		t.Fatalf("switchover with both nodes archiving: %v\n%s", err, ev.text())
+	}
+	wantNothingLost(t, ev)
+	wantOnePrimary(t, sb, "pg2")
+	if text := ev.text(); !strings.Contains(text, "pg2 archives its WAL (archive_mode=on, archive_command set): 00000002.history, its timeline's history file, is archived") {
+		t.Errorf("the verify step does not say pg2's history file is archived:\n%s", text)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if out, err := sbExec(sb).Run(ctx, "test -f "+filepath.Join(archive, "00000002.history")); err != nil || out.ExitCode != 0 {
+		t.Errorf("00000002.history is not in the archive %s: %v %s", archive, err, out.Combined())
 	}
 }

@@ -20,6 +20,10 @@ const (
 	// LogicalSlotsLostFact lists the logical slots the run was allowed to
 	// lose, one line each.
 	LogicalSlotsLostFact = "slots.logical_lost"
+	// ArchivingBeforeFact says how the old primary archived its WAL at
+	// preflight (pg.Archiving's words), or "off"; the new primary must
+	// archive too when it did.
+	ArchivingBeforeFact = "archive.before"
 	// SlotsToRecreateFact lists, comma-separated, the physical slots of
 	// other consumers (backup tools) to create on the new primary.
 	SlotsToRecreateFact = "slots.recreate"
