@@ -86,9 +86,20 @@ func TestInspectASandbox(t *testing.T) {
 	exec(t, ctx, sb, "pg1", "SELECT pg_create_logical_replication_slot('cdc', 'test_decoding')")
 	c := sb.Cluster()
 
-	top := until(t, ctx, c, "pg2 synchronous and pg3 streaming from pg1", func(top *topology.Topology) bool {
-		pg2, pg3 := top.Node("pg2"), top.Node("pg3")
-		return pg2.Streaming && pg3.Streaming && pg2.SyncState == "sync"
+	// Waited for as the primary sees it too (both senders, both slots
+	// active, pg3 async): a standby restarting its WAL receiver after
+	// the primary's restart can say it streams before the primary shows
+	// its sender.
+	top := until(t, ctx, c, "pg2 synchronous and pg3 streaming from pg1, as pg1 sees them", func(top *topology.Topology) bool {
+		pg1, pg2, pg3 := top.Node("pg1"), top.Node("pg2"), top.Node("pg3")
+		active := 0
+		for _, s := range pg1.Slots {
+			if s.Type == "physical" && s.Active {
+				active++
+			}
+		}
+		return pg2.Streaming && pg3.Streaming && pg2.SyncState == "sync" && pg3.SyncState == "async" &&
+			len(pg1.Senders) == 2 && active == 2
 	})
 	if !slices.Equal(top.Primaries, []string{"pg1"}) {
 		t.Fatalf("primaries = %v, want [pg1]", top.Primaries)
