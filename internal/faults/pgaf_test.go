@@ -87,14 +87,7 @@ func TestKillAndResumePgaf(t *testing.T) {
 // see two nodes acknowledge commits in overlapping time, and lose
 // nothing; once the keeper goes on, the run finishes with 0 lost.
 func hungKeeperCase(t *testing.T, sb *sandbox.Sandbox) {
-	before, err := waitHealthy(t, sb)
-	if err != nil {
-		t.Fatalf("before the case: %v", err)
-	}
-	primary, candidate := before.primary, "pg2"
-	if primary == "pg2" {
-		candidate = "pg1"
-	}
+	primary, candidate := switchPair(t, sb)
 	w := startWriter(t, sb, "faults_hung_keeper")
 	smp := sandboxtest.StartSampler(sb)
 	t.Cleanup(func() { smp.Finish() })
@@ -164,14 +157,7 @@ func hungKeeperCase(t *testing.T, sb *sandbox.Sandbox) {
 // the cap; once the monitor answers again, the resumed run finishes the
 // switchover and enables the database. 0 lost, never two primaries.
 func hungMonitorCase(t *testing.T, sb *sandbox.Sandbox) {
-	before, err := waitHealthy(t, sb)
-	if err != nil {
-		t.Fatalf("before the case: %v", err)
-	}
-	primary, candidate := before.primary, "pg2"
-	if primary == "pg2" {
-		candidate = "pg1"
-	}
+	primary, candidate := switchPair(t, sb)
 	monitor := sb.PIDs()["pgaf-monitor"]
 	if monitor == 0 {
 		t.Fatal("the sandbox's monitor is not running")
@@ -266,4 +252,18 @@ func bothOutOfRecovery(sb *sandbox.Sandbox, a, b string) bool {
 		}
 	}
 	return true
+}
+
+// switchPair waits for a healthy two-node cluster and returns its primary
+// and the other node, the candidate.
+func switchPair(t *testing.T, sb *sandbox.Sandbox) (primary, candidate string) {
+	t.Helper()
+	before, err := waitHealthy(t, sb)
+	if err != nil {
+		t.Fatalf("before the case: %v", err)
+	}
+	if before.primary == "pg2" {
+		return "pg2", "pg1"
+	}
+	return before.primary, "pg2"
 }
