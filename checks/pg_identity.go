@@ -16,6 +16,7 @@ import (
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/pgbouncer"
 	"github.com/switchover/switchover/internal/transport"
 )
 
@@ -390,38 +391,14 @@ func poolerRoute(ctx context.Context, p *cluster.Pooler) (route string, paused b
 	if p.Kind != "" && p.Kind != "pgbouncer" {
 		return "", false, fmt.Errorf("the pooler is %q; only pgbouncer can be asked", p.Kind)
 	}
-	conn, err := pg.ConnectAdmin(ctx, p.Admin)
+	client, err := pgbouncer.Connect(ctx, p.Admin)
 	if err != nil {
 		return "", false, fmt.Errorf("connect to the pgbouncer admin console: %w", err)
 	}
-	defer closeConn(conn)
-	rows, err := conn.Query(ctx, "SHOW DATABASES")
+	defer client.Close()
+	d, err := client.Database(ctx, p.Database)
 	if err != nil {
-		return "", false, fmt.Errorf("SHOW DATABASES: %w", err)
+		return "", false, err
 	}
-	defer rows.Close()
-	col := map[string]int{}
-	for i, f := range rows.FieldDescriptions() {
-		col[f.Name] = i
-	}
-	iName, ok1 := col["name"]
-	iHost, ok2 := col["host"]
-	iPort, ok3 := col["port"]
-	iPaused, hasPaused := col["paused"]
-	if !ok1 || !ok2 || !ok3 {
-		return "", false, errors.New("SHOW DATABASES has no name, host and port columns")
-	}
-	for rows.Next() {
-		raw := rows.RawValues()
-		if string(raw[iName]) != p.Database {
-			continue
-		}
-		route = net.JoinHostPort(string(raw[iHost]), string(raw[iPort]))
-		paused = hasPaused && string(raw[iPaused]) == "1"
-		return route, paused, nil
-	}
-	if err := rows.Err(); err != nil {
-		return "", false, fmt.Errorf("SHOW DATABASES: %w", err)
-	}
-	return "", false, fmt.Errorf("SHOW DATABASES has no entry %s", p.Database)
+	return net.JoinHostPort(d.Host, d.Port), d.Paused, nil
 }

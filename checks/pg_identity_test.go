@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/pgbouncer"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 )
@@ -113,12 +114,12 @@ func TestPGSameClusterPausedPooler(t *testing.T) {
 	t.Cleanup(func() { <-ownSandboxes })
 	sb := sandboxtest.New(t, 1)
 	ctx := testCtx(t, 30*time.Second)
-	admin, err := pg.ConnectAdmin(ctx, sb.AdminConninfo())
+	admin, err := pgbouncer.Connect(ctx, sb.AdminConninfo())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close(context.Background())
-	if _, err := admin.Exec(ctx, "PAUSE app"); err != nil {
+	defer admin.Close()
+	if err := admin.Pause(ctx, "app"); err != nil {
 		t.Fatal(err)
 	}
 	tg := sandboxTarget(sb)
@@ -131,7 +132,7 @@ func TestPGSameClusterPausedPooler(t *testing.T) {
 	if !databasePaused(t, sb, "app") {
 		t.Error("app is no longer paused after the check")
 	}
-	if _, err := admin.Exec(ctx, "RESUME app"); err != nil {
+	if err := admin.Resume(ctx, "app"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/pgbouncer"
 )
 
 func init() {
@@ -107,26 +108,23 @@ func readEntries(ctx context.Context, p *cluster.Pooler) poolerEntries {
 		out.err = fmt.Errorf("the pooler is %q; only pgbouncer can be asked", p.Kind)
 		return out
 	}
-	conn, err := pg.ConnectAdmin(ctx, p.Admin)
+	client, err := pgbouncer.Connect(ctx, p.Admin)
 	if err != nil {
 		out.err = fmt.Errorf("connect to the pgbouncer admin console: %s", connProblem(ctx, err))
 		return out
 	}
-	defer closeConn(conn)
-	dbs, err := pg.ShowDatabases(ctx, conn)
+	defer client.Close()
+	dbs, err := client.Databases(ctx)
 	if err != nil {
 		out.err = err
 		return out
 	}
-	for _, d := range dbs {
-		if d.Name == p.Database {
-			out.route = net.JoinHostPort(d.Host, d.Port)
-		}
-	}
-	if out.route == "" {
-		out.err = fmt.Errorf("SHOW DATABASES has no entry %s", p.Database)
+	d, err := dbs.Entry(p.Database)
+	if err != nil {
+		out.err = err
 		return out
 	}
+	out.route = net.JoinHostPort(d.Host, d.Port)
 	for _, d := range dbs {
 		if d.Host == "" {
 			continue // the admin console, or an entry on a local socket

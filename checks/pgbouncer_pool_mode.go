@@ -6,12 +6,9 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
-	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/pgbouncer"
 )
 
 func init() {
@@ -100,35 +97,43 @@ func (c *PoolerPoolMode) Run(ctx context.Context, t *cluster.Target) Result {
 
 // runOne judges one pooler.
 func (c *PoolerPoolMode) runOne(ctx context.Context, p *cluster.Pooler) Result {
-	conn, err := pg.ConnectAdmin(ctx, p.Admin)
+	client, err := pgbouncer.Connect(ctx, p.Admin)
 	if err != nil {
 		return Errored(fmt.Errorf("connect to the pgbouncer admin console: %s", connProblem(ctx, err)))
 	}
-	defer closeConn(conn)
-	user := ""
-	if cfg, err := pgconn.ParseConfig(p.Admin); err == nil {
-		user = cfg.User
-	}
+	defer client.Close()
 	var modes []poolMode
-	if user != "" {
+	if user := client.User(); user != "" {
 		// A user's own pool_mode wins; SHOW USERS has the column since PgBouncer 1.14.
-		m, err := adminColumn(ctx, conn, "SHOW USERS", "name", user, "pool_mode")
+		users, err := client.Users(ctx)
 		if err != nil {
 			return Errored(fmt.Errorf("pgbouncer SHOW USERS: %s", queryProblem(ctx, err)))
 		}
-		modes = append(modes, poolMode{m, fmt.Sprintf("SHOW USERS: %s pool_mode", user)})
+		modes = append(modes, poolMode{userPoolMode(users, user), fmt.Sprintf("SHOW USERS: %s pool_mode", user)})
 	}
-	m, err := adminColumn(ctx, conn, "SHOW DATABASES", "name", p.Database, "pool_mode")
+	dbs, err := client.Databases(ctx)
 	if err != nil {
 		return Errored(fmt.Errorf("pgbouncer SHOW DATABASES: %s", queryProblem(ctx, err)))
 	}
-	modes = append(modes, poolMode{m, fmt.Sprintf("SHOW DATABASES: %s pool_mode", p.Database)})
-	m, err = adminColumn(ctx, conn, "SHOW CONFIG", "key", "pool_mode", "value")
+	d, _ := dbs.Entry(p.Database) // none: the default applies
+	modes = append(modes, poolMode{d.PoolMode, fmt.Sprintf("SHOW DATABASES: %s pool_mode", p.Database)})
+	cfg, err := client.Config(ctx)
 	if err != nil {
 		return Errored(fmt.Errorf("pgbouncer SHOW CONFIG: %s", queryProblem(ctx, err)))
 	}
-	modes = append(modes, poolMode{m, "SHOW CONFIG: pool_mode, the default"})
+	modes = append(modes, poolMode{cfg["pool_mode"], "SHOW CONFIG: pool_mode, the default"})
 	return judgePoolMode(p.Database, modes)
+}
+
+// userPoolMode is the pool_mode SHOW USERS gives user; "" when it gives
+// none.
+func userPoolMode(users []pgbouncer.User, user string) string {
+	for _, u := range users {
+		if u.Name == user {
+			return u.PoolMode
+		}
+	}
+	return ""
 }
 
 // judgePoolMode takes the first pool mode set, most specific first.
@@ -159,33 +164,4 @@ func judgePoolMode(db string, modes []poolMode) Result {
 	r := Failed(fmt.Sprintf("PgBouncer pools %s in mode %q (%s), which switchover does not know", db, got.Mode, got.Source), wanted)
 	r.Values = values
 	return r
-}
-
-// adminColumn returns column want of the row of an admin console SHOW
-// command whose column key is value; "" when there is no such row or
-// column, or the value is NULL. The admin console speaks only the simple
-// protocol, and its columns differ between versions: read by name.
-func adminColumn(ctx context.Context, conn *pgx.Conn, show, key, value, want string) (string, error) {
-	rows, err := conn.Query(ctx, show)
-	if err != nil {
-		return "", err
-	}
-	defer rows.Close()
-	iKey, iWant := -1, -1
-	for i, f := range rows.FieldDescriptions() {
-		switch f.Name {
-		case key:
-			iKey = i
-		case want:
-			iWant = i
-		}
-	}
-	got := ""
-	for rows.Next() {
-		raw := rows.RawValues()
-		if iKey >= 0 && iWant >= 0 && string(raw[iKey]) == value && raw[iWant] != nil {
-			got = string(raw[iWant])
-		}
-	}
-	return got, rows.Err()
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/pgbouncer"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 )
@@ -28,7 +28,7 @@ func adminRun(t *testing.T, sb *sandbox.Sandbox, command string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pg.ConnectAdmin(ctx, sb.AdminConninfo())
+	conn, err := pgbouncer.Dial(ctx, sb.AdminConninfo())
 	if err != nil {
 		t.Fatalf("connect to the admin console: %v", err)
 	}

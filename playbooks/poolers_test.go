@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/pgbouncer"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	topo "github.com/switchover/switchover/internal/topology"
@@ -41,12 +42,12 @@ func poolerState(t *testing.T, sb *sandbox.Sandbox, p sandbox.Pooler) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pg.ConnectAdmin(ctx, sb.PoolerAdminConninfo(p))
+	c, err := pgbouncer.Connect(ctx, sb.PoolerAdminConninfo(p))
 	if err != nil {
 		t.Fatalf("%s: %v", p.Name, err)
 	}
-	defer conn.Close(context.Background())
-	dbs, err := pg.ShowDatabases(ctx, conn)
+	defer c.Close()
+	dbs, err := c.Databases(ctx)
 	if err != nil {
 		t.Fatalf("%s: %v", p.Name, err)
 	}

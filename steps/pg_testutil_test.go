@@ -12,6 +12,7 @@ import (
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/pgbouncer"
 	"github.com/switchover/switchover/internal/sandbox"
 )
 
@@ -206,7 +207,7 @@ func wantErr(t *testing.T, err error, parts ...string) {
 
 // pgAdmin connects to the sandbox's PgBouncer admin console.
 func pgAdmin(ctx context.Context, sb *sandbox.Sandbox) (*pgx.Conn, error) {
-	return pg.ConnectAdmin(ctx, sb.AdminConninfo())
+	return pgbouncer.Dial(ctx, sb.AdminConninfo())
 }
 
 // buildList is build with listKey given as an empty list, which the

@@ -7,12 +7,9 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
-	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/pgbouncer"
 )
 
 func init() {
@@ -146,10 +143,10 @@ func poolersDatabase(t *cluster.Target) string {
 // adminCommand is an admin console command for the pooler's database; with
 // no database in the inventory it acts on every database.
 func adminCommand(verb string, p *cluster.Pooler) string {
-	if p == nil || p.Database == "" {
+	if p == nil {
 		return verb
 	}
-	return verb + " " + p.Database
+	return pgbouncer.Command(verb, p.Database)
 }
 
 // describeAdmin is the admin command of a plan: "PAUSE app", or with
@@ -176,24 +173,14 @@ func describeAdmin(t *cluster.Target, verb string) string {
 	return strings.Join(each, "; ") + " (at once)"
 }
 
-// adminExec runs one command on PgBouncer's admin console.
-func adminExec(ctx context.Context, p *cluster.Pooler, command string) error {
-	conn, err := pg.ConnectAdmin(ctx, p.Admin)
+// withAdmin runs f with a client of the pooler's admin console.
+func withAdmin(ctx context.Context, p *cluster.Pooler, f func(*pgbouncer.Client) error) error {
+	client, err := pgbouncer.Connect(ctx, p.Admin)
 	if err != nil {
 		return fmt.Errorf("connect to the pgbouncer admin console: %w", err)
 	}
-	defer closeConn(conn)
-	if _, err := conn.Exec(ctx, command); err != nil {
-		return fmt.Errorf("%s: %w", command, err)
-	}
-	return nil
-}
-
-// notPaused reports whether err is PgBouncer refusing RESUME because there
-// is nothing paused.
-func notPaused(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && strings.Contains(pe.Message, "not paused")
+	defer client.Close()
+	return f(client)
 }
 
 // eachPooler runs f for every pooler at once and returns what each
@@ -320,57 +307,27 @@ func pausedByRun(st pauseStates, name string) (bool, string) {
 // pausedAlready says how the pooler is paused now ("SHOW STATE: paused",
 // "SHOW DATABASES: app paused"), or "" when it is not: the whole pooler,
 // or the database entry a PAUSE of this inventory acts on.
-func pausedAlready(ctx context.Context, conn *pgx.Conn, p *cluster.Pooler) (string, error) {
-	rows, err := conn.Query(ctx, "SHOW DATABASES")
+func pausedAlready(ctx context.Context, client *pgbouncer.Client, p *cluster.Pooler) (string, error) {
+	dbs, err := client.Databases(ctx)
 	if err != nil {
-		return "", fmt.Errorf("SHOW DATABASES: %w", err)
-	}
-	col := map[string]int{}
-	for i, f := range rows.FieldDescriptions() {
-		col[f.Name] = i
-	}
-	iName, ok1 := col["name"]
-	iPaused, ok2 := col["paused"]
-	if !ok1 || !ok2 {
-		rows.Close()
-		return "", errors.New("SHOW DATABASES has no name and paused columns")
+		return "", err
 	}
 	var names []string
-	for rows.Next() {
-		raw := rows.RawValues()
-		if string(raw[iPaused]) == "1" && (p.Database == "" || string(raw[iName]) == p.Database) {
-			names = append(names, string(raw[iName]))
+	for _, d := range dbs {
+		if d.Paused && (p.Database == "" || d.Name == p.Database) {
+			names = append(names, d.Name)
 		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return "", fmt.Errorf("SHOW DATABASES: %w", err)
 	}
 	if len(names) > 0 {
 		return "SHOW DATABASES: " + strings.Join(names, ", ") + " paused", nil
 	}
 	// A PAUSE of the whole pooler shows in SHOW STATE (PgBouncer 1.19 and
 	// later); older ones do not know the command.
-	unknown := func(err error) bool {
-		var pe *pgconn.PgError
-		return errors.As(err, &pe) && strings.Contains(pe.Message, "invalid command")
+	state, err := client.State(ctx)
+	if err != nil {
+		return "", err
 	}
-	state := map[string]string{}
-	rows, err = conn.Query(ctx, "SHOW STATE")
-	if err == nil {
-		for rows.Next() {
-			raw := rows.RawValues()
-			if len(raw) >= 2 {
-				state[string(raw[0])] = string(raw[1])
-			}
-		}
-		rows.Close()
-		err = rows.Err()
-	}
-	if err != nil && !unknown(err) {
-		return "", fmt.Errorf("SHOW STATE: %w", err)
-	}
-	if state["paused"] == "yes" || state["suspended"] == "yes" {
+	if state.Paused || state.Suspended {
 		return "SHOW STATE: the whole pooler is paused", nil
 	}
 	return "", nil

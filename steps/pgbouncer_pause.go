@@ -8,11 +8,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/switchover/switchover/internal/cluster"
-	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/pgbouncer"
 )
 
 // PgBouncerPause is a step that makes every PgBouncer in front of the
@@ -45,8 +44,8 @@ func (s *PgBouncerPause) Describe(t *cluster.Target) Effect {
 
 // pausing is one pooler on its way to being paused.
 type pausing struct {
-	p    *cluster.Pooler
-	conn *pgx.Conn
+	p      *cluster.Pooler
+	client *pgbouncer.Client
 	// err is why the pooler could not be paused; refused says PgBouncer
 	// itself refused it, so this run holds nothing there.
 	err     error
@@ -78,9 +77,7 @@ func (s *PgBouncerPause) Apply(ctx context.Context, t *cluster.Target) error {
 	}
 	defer func() {
 		for _, a := range all {
-			if a.conn != nil {
-				closeConn(a.conn)
-			}
+			a.client.Close()
 		}
 	}()
 	// Every admin console answers, and no pause is there already, before
@@ -127,13 +124,13 @@ func (s *PgBouncerPause) ready(ctx context.Context, t *cluster.Target, all []*pa
 	by := make([]string, len(all))
 	for i, a := range all {
 		wg.Go(func() {
-			conn, err := pg.ConnectAdmin(ctx, a.p.Admin)
+			client, err := pgbouncer.Connect(ctx, a.p.Admin)
 			if err != nil {
 				a.err = fmt.Errorf("connect to the admin console: %w", err)
 				return
 			}
-			a.conn = conn
-			by[i], a.err = pausedAlready(ctx, conn, a.p)
+			a.client = client
+			by[i], a.err = pausedAlready(ctx, client, a.p)
 		})
 	}
 	wg.Wait()
@@ -173,7 +170,7 @@ func (s *PgBouncerPause) pauseAll(ctx context.Context, all []*pausing) {
 	var wg sync.WaitGroup
 	for _, a := range all {
 		wg.Go(func() {
-			_, err := a.conn.Exec(pctx, adminCommand("PAUSE", a.p))
+			err := a.client.Pause(pctx, a.p.Database)
 			a.took = since(start)
 			if err == nil {
 				return
@@ -188,9 +185,10 @@ func (s *PgBouncerPause) pauseAll(ctx context.Context, all []*pausing) {
 				a.err = fmt.Errorf("running transactions did not finish within %s", s.MaxWait)
 			case errors.As(err, &pe):
 				// PgBouncer refused it: this run paused nothing there.
-				a.err, a.refused = err, true
+				a.err, a.refused = pe, true
 			default:
-				a.err = fmt.Errorf("no answer: %w", err)
+				// The step's error names the PAUSE already.
+				a.err = fmt.Errorf("no answer: %w", errors.Unwrap(err))
 			}
 			abort(errOtherPooler)
 		})
@@ -215,7 +213,8 @@ func (s *PgBouncerPause) undo(ctx context.Context, t *cluster.Target, all, faile
 			continue
 		}
 		wg.Go(func() {
-			if err := adminExec(rctx, a.p, adminCommand("RESUME", a.p)); err != nil && !notPaused(err) {
+			resume := func(c *pgbouncer.Client) error { return c.Resume(rctx, a.p.Database) }
+			if err := withAdmin(rctx, a.p, resume); err != nil && !pgbouncer.NotPaused(err) {
 				resumeErrs[i] = err
 			}
 		})
@@ -318,9 +317,9 @@ func (s *PgBouncerResume) Apply(ctx context.Context, t *cluster.Target) error {
 			print(fmt.Sprintf("%s: RESUME %s not sent: %s (fact %s), and a pause it did not make is not its to lift", label(t, p), poolerDatabase(p), why, PausedFact))
 			return nil
 		}
-		err := adminExec(ctx, p, adminCommand("RESUME", p))
+		err := withAdmin(ctx, p, func(c *pgbouncer.Client) error { return c.Resume(ctx, p.Database) })
 		switch {
-		case notPaused(err):
+		case pgbouncer.NotPaused(err):
 			print(fmt.Sprintf("%s: %s was not paused; nothing to resume", label(t, p), poolerDatabase(p)))
 		case err != nil:
 			return fmt.Errorf("%s: %w", label(t, p), err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/pgbouncer"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 )
@@ -60,12 +61,12 @@ func TestPausedFact(t *testing.T) {
 func poolerDatabases(t *testing.T, sb *sandbox.Sandbox, p sandbox.Pooler) map[string]string {
 	t.Helper()
 	ctx := testCtx(t, 10*time.Second)
-	conn, err := pg.ConnectAdmin(ctx, sb.PoolerAdminConninfo(p))
+	c, err := pgbouncer.Connect(ctx, sb.PoolerAdminConninfo(p))
 	if err != nil {
 		t.Fatalf("%s: %v", p.Name, err)
 	}
-	defer closeConn(conn)
-	dbs, err := pg.ShowDatabases(ctx, conn)
+	defer c.Close()
+	dbs, err := c.Databases(ctx)
 	if err != nil {
 		t.Fatalf("%s: %v", p.Name, err)
 	}

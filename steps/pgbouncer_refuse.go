@@ -8,10 +8,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/switchover/switchover/internal/cluster"
-	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/pgbouncer"
 )
 
 // RefusedFact names, for each pooler, the client databases a run's guard
@@ -85,12 +83,12 @@ func RefuseClients(ctx context.Context, t *cluster.Target) (Refused, error) {
 		if ours, _ := pausedByRun(st, p.Name); !ours {
 			return nil
 		}
-		conn, err := pg.ConnectAdmin(ctx, p.Admin)
+		client, err := pgbouncer.Connect(ctx, p.Admin)
 		if err != nil {
 			return fmt.Errorf("%s: connect to the pgbouncer admin console: %w", label(t, p), err)
 		}
-		defer closeConn(conn)
-		dbs, err := clientDatabases(ctx, conn, p)
+		defer client.Close()
+		dbs, err := clientDatabases(ctx, client, p)
 		if err != nil {
 			return fmt.Errorf("%s: %w", label(t, p), err)
 		}
@@ -105,20 +103,20 @@ func RefuseClients(ctx context.Context, t *cluster.Target) (Refused, error) {
 			}
 		}()
 		for _, db := range dbs {
-			if _, err := conn.Exec(ctx, "DISABLE "+db); err != nil {
-				return fmt.Errorf("%s: DISABLE %s: %w", label(t, p), db, err)
+			if err := client.Disable(ctx, db); err != nil {
+				return fmt.Errorf("%s: %w", label(t, p), err)
 			}
 			done = append(done, db)
-			if _, err := conn.Exec(ctx, "KILL "+db); err != nil {
-				return fmt.Errorf("%s: KILL %s: %w", label(t, p), db, err)
+			if err := client.Kill(ctx, db); err != nil {
+				return fmt.Errorf("%s: %w", label(t, p), err)
 			}
-			if _, err := conn.Exec(ctx, "RESUME "+db); err != nil && !notPaused(err) {
-				return fmt.Errorf("%s: RESUME %s: %w", label(t, p), db, err)
+			if err := client.Resume(ctx, db); err != nil && !pgbouncer.NotPaused(err) {
+				return fmt.Errorf("%s: %w", label(t, p), err)
 			}
 		}
 		if p.Database == "" {
-			if _, err := conn.Exec(ctx, "RESUME"); err != nil && !notPaused(err) {
-				return fmt.Errorf("%s: RESUME: %w", label(t, p), err)
+			if err := client.Resume(ctx, ""); err != nil && !pgbouncer.NotPaused(err) {
+				return fmt.Errorf("%s: %w", label(t, p), err)
 			}
 		}
 		print(fmt.Sprintf("%s: %s disabled, its held clients disconnected and the pause lifted: new clients are refused until ENABLE", label(t, p), strings.Join(done, ", ")))
@@ -165,14 +163,14 @@ func enableRefused(ctx context.Context, t *cluster.Target) error {
 				mu.Unlock()
 			}
 		}()
-		conn, err := pg.ConnectAdmin(ctx, p.Admin)
+		client, err := pgbouncer.Connect(ctx, p.Admin)
 		if err != nil {
 			return fmt.Errorf("%s: connect to the pgbouncer admin console: %w", label(t, p), err)
 		}
-		defer closeConn(conn)
+		defer client.Close()
 		for _, db := range dbs {
-			if _, err := conn.Exec(ctx, "ENABLE "+db); err != nil {
-				return fmt.Errorf("%s: ENABLE %s: %w", label(t, p), db, err)
+			if err := client.Enable(ctx, db); err != nil {
+				return fmt.Errorf("%s: %w", label(t, p), err)
 			}
 			done++
 		}
@@ -196,11 +194,11 @@ func enableRefused(ctx context.Context, t *cluster.Target) error {
 // clientDatabases are the databases a pooler's pause acts on: its client
 // database, or with none in the inventory every database PgBouncer
 // serves but its own admin console.
-func clientDatabases(ctx context.Context, conn *pgx.Conn, p *cluster.Pooler) ([]string, error) {
+func clientDatabases(ctx context.Context, client *pgbouncer.Client, p *cluster.Pooler) ([]string, error) {
 	if p.Database != "" {
 		return []string{p.Database}, nil
 	}
-	all, err := pg.ShowDatabases(ctx, conn)
+	all, err := client.Databases(ctx)
 	if err != nil {
 		return nil, err
 	}

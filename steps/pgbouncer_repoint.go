@@ -8,7 +8,7 @@ import (
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/conninfo"
-	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/pgbouncer"
 	"github.com/switchover/switchover/internal/secret"
 	"github.com/switchover/switchover/internal/transport"
 )
@@ -186,7 +186,7 @@ func (s *PgBouncerRepoint) repointOne(ctx context.Context, t *cluster.Target, p 
 	for _, m := range rp.Left {
 		print(fmt.Sprintf("%sleft alone: %s (points at %s, not at %s where %s pointed)", prefix, mask.Redact(m.Old), m.From, rp.From, p.Database))
 	}
-	if err := adminExec(ctx, p, "RELOAD"); err != nil {
+	if err := withAdmin(ctx, p, func(c *pgbouncer.Client) error { return c.Reload(ctx) }); err != nil {
 		return fail(fmt.Errorf("%s was rewritten, but %w: pgbouncer still routes %s to the old server", p.Config, err, p.Database))
 	}
 	names := rp.movedNames()
@@ -217,23 +217,22 @@ func writeFileCommand(path string) string {
 // entry of the fallback database "*" has no row of its own and is not
 // asked.
 func routedTo(ctx context.Context, p *cluster.Pooler, names []string) (map[string]hostPort, error) {
-	conn, err := pg.ConnectAdmin(ctx, p.Admin)
+	client, err := pgbouncer.Connect(ctx, p.Admin)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the admin console: %w", err)
 	}
-	defer closeConn(conn)
-	dbs, err := pg.ShowDatabases(ctx, conn)
+	defer client.Close()
+	dbs, err := client.Databases(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]hostPort{}
-	for _, d := range dbs {
-		out[d.Name] = hostPort{Host: d.Host, Port: d.Port}
-	}
 	for _, name := range names {
-		if _, ok := out[name]; !ok {
-			return nil, fmt.Errorf("SHOW DATABASES has no entry %s", name)
+		d, err := dbs.Entry(name)
+		if err != nil {
+			return nil, err
 		}
+		out[name] = hostPort{Host: d.Host, Port: d.Port}
 	}
 	return out, nil
 }

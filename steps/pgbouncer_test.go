@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/pgbouncer"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 )
@@ -17,28 +18,16 @@ import (
 func paused(t *testing.T, sb *sandbox.Sandbox) bool {
 	t.Helper()
 	ctx := testCtx(t, 10*time.Second)
-	conn, err := pgAdmin(ctx, sb)
+	c, err := pgbouncer.Connect(ctx, sb.AdminConninfo())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeConn(conn)
-	rows, err := conn.Query(ctx, "SHOW DATABASES")
+	defer c.Close()
+	d, err := c.Database(ctx, "app")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
-	idx := map[string]int{}
-	for i, f := range rows.FieldDescriptions() {
-		idx[f.Name] = i
-	}
-	for rows.Next() {
-		raw := rows.RawValues()
-		if string(raw[idx["name"]]) == "app" {
-			return string(raw[idx["paused"]]) == "1"
-		}
-	}
-	t.Fatal("SHOW DATABASES has no app")
-	return false
+	return d.Paused
 }
 
 func TestPgBouncerPauseResume(t *testing.T) {

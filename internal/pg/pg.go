@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	conninfopkg "github.com/switchover/switchover/internal/conninfo"
+	"github.com/switchover/switchover/internal/pgbouncer"
 )
 
 // Querier is the part of a connection that checks and steps use, so their
@@ -79,23 +80,11 @@ func ConnectPooled(ctx context.Context, conninfo string) (*pgx.Conn, error) {
 	return conn, nil
 }
 
-// ConnectAdmin opens a connection to a PgBouncer admin console, which
-// speaks only the simple query protocol.
+// ConnectAdmin opens a connection to a PgBouncer admin console (see
+// pgbouncer.Dial), for callers that send their own commands; the others
+// read and act through a pgbouncer.Client.
 func ConnectAdmin(ctx context.Context, conninfo string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(conninfopkg.Effective(conninfo))
-	if err != nil {
-		return nil, fmt.Errorf("connection string: %w", scrub(err))
-	}
-	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = DefaultConnectTimeout
-	}
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	cfg.StatementCacheCapacity, cfg.DescriptionCacheCapacity = 0, 0
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, scrub(err)
-	}
-	return conn, nil
+	return pgbouncer.Dial(ctx, conninfo)
 }
 
 // scrub keeps a connection error's message short and free of the

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/conninfo"
+	"github.com/switchover/switchover/internal/pgbouncer"
 )
 
 // ReplayDelay is how long a standby's replay is behind: the age of the
@@ -79,44 +80,14 @@ func WALSenders(ctx context.Context, q Querier) ([]WALSender, error) {
 }
 
 // PoolerDatabase is one [databases] entry as PgBouncer's SHOW DATABASES
-// shows it.
-type PoolerDatabase struct {
-	Name     string
-	Host     string
-	Port     string
-	Database string // the server database it connects to
-	Paused   bool
-	Disabled bool
-}
+// shows it: pgbouncer.Database, under the name callers not yet moved to
+// the pgbouncer client know.
+type PoolerDatabase = pgbouncer.Database
 
-// ShowDatabases reads a PgBouncer admin console's SHOW DATABASES. The
-// columns are found by name, since PgBouncer versions add some.
+// ShowDatabases reads a PgBouncer admin console's SHOW DATABASES through
+// the pgbouncer client, on a connection q the caller opened.
 func ShowDatabases(ctx context.Context, q Querier) ([]PoolerDatabase, error) {
-	rows, err := q.Query(ctx, "SHOW DATABASES")
-	if err != nil {
-		return nil, fmt.Errorf("SHOW DATABASES: %w", err)
-	}
-	defer rows.Close()
-	fields := rows.FieldDescriptions()
-	var out []PoolerDatabase
-	for rows.Next() {
-		vals, err := rows.Values()
-		if err != nil {
-			return nil, fmt.Errorf("SHOW DATABASES: %w", err)
-		}
-		row := map[string]string{}
-		for i, f := range fields {
-			if vals[i] != nil {
-				row[f.Name] = fmt.Sprint(vals[i])
-			}
-		}
-		out = append(out, PoolerDatabase{Name: row["name"], Host: row["host"], Port: row["port"], Database: row["database"],
-			Paused: row["paused"] == "1", Disabled: row["disabled"] == "1"})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("SHOW DATABASES: %w", err)
-	}
-	return out, nil
+	return pgbouncer.New(q).Databases(ctx)
 }
 
 // Synchronous reports whether a commit may wait for this standby now: it is

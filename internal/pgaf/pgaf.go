@@ -10,13 +10,11 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/conninfo"
 	"github.com/switchover/switchover/internal/pg"
 )
 
@@ -200,12 +198,12 @@ func ForTarget(t *cluster.Target) (*Client, error) {
 }
 
 // Where names a monitor for messages as host:port, never with a password.
-func Where(conninfo string) string {
-	cfg, err := pgconn.ParseConfig(conninfo)
-	if err != nil || cfg.Host == "" {
+func Where(s string) string {
+	r, err := conninfo.Resolve(s)
+	if err != nil || r.Host == "" {
 		return "the monitor"
 	}
-	return net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
+	return net.JoinHostPort(r.Host, r.PortString())
 }
 
 // Where is the monitor as host:port.

@@ -4,20 +4,20 @@ import (
 	"context"
 
 	"github.com/switchover/switchover/internal/cluster"
-	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/pgbouncer"
 )
 
 // askPooler reads the pooler's [databases] entries through its admin
 // console; which node each points at is matched in routes.
 func askPooler(ctx context.Context, p *cluster.Pooler) *Pooler {
 	out := &Pooler{Name: p.Name, Kind: p.Kind, Database: p.Database}
-	conn, err := pg.ConnectAdmin(ctx, p.Admin)
+	client, err := pgbouncer.Connect(ctx, p.Admin)
 	if err != nil {
 		out.Error = oneLine(err.Error())
 		return out
 	}
-	defer conn.Close(context.Background())
-	dbs, err := pg.ShowDatabases(ctx, conn)
+	defer client.Close()
+	dbs, err := client.Databases(ctx)
 	if err != nil {
 		out.Error = oneLine(err.Error())
 		return out
