@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/pgbouncer"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/runbook"
@@ -40,31 +41,25 @@ func watchPause(sb *sandbox.Sandbox) *pauseWatch {
 		defer close(w.done)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		var conn *pgx.Conn
-		defer func() {
-			if conn != nil {
-				conn.Close(context.Background())
-			}
-		}()
+		var c *pgbouncer.Client
+		defer func() { c.Close() }()
 		for {
 			var err error
-			if conn == nil {
-				conn, err = pg.ConnectAdmin(ctx, sb.AdminConninfo())
+			if c == nil {
+				c, err = pgbouncer.Connect(ctx, sb.AdminConninfo())
 			}
-			var paused string
+			var paused bool
 			if err == nil {
-				paused, err = appPaused(ctx, conn)
+				paused, err = appPaused(ctx, c)
 			}
 			w.mu.Lock()
 			switch {
 			case err != nil:
 				w.errs = append(w.errs, err.Error())
-				if conn != nil {
-					conn.Close(context.Background())
-					conn = nil
-				}
-			case paused != "0":
-				w.paused = append(w.paused, time.Now().Format("15:04:05.000")+" paused="+paused)
+				c.Close()
+				c = nil
+			case paused:
+				w.paused = append(w.paused, time.Now().Format("15:04:05.000")+" paused")
 			}
 			w.samples++
 			w.mu.Unlock()
@@ -78,38 +73,10 @@ func watchPause(sb *sandbox.Sandbox) *pauseWatch {
 	return w
 }
 
-// appPaused is the paused column of the app database in SHOW DATABASES.
-func appPaused(ctx context.Context, conn *pgx.Conn) (string, error) {
-	rows, err := conn.Query(ctx, "SHOW DATABASES")
-	if err != nil {
-		return "", err
-	}
-	defer rows.Close()
-	iName, iPaused := -1, -1
-	for i, f := range rows.FieldDescriptions() {
-		switch f.Name {
-		case "name":
-			iName = i
-		case "paused":
-			iPaused = i
-		}
-	}
-	if iName < 0 || iPaused < 0 {
-		return "", errors.New("SHOW DATABASES has no name and paused columns")
-	}
-	got := ""
-	for rows.Next() {
-		if raw := rows.RawValues(); string(raw[iName]) == "app" {
-			got = string(raw[iPaused])
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return "", err
-	}
-	if got == "" {
-		return "", errors.New("SHOW DATABASES has no app entry")
-	}
-	return got, nil
+// appPaused says whether SHOW DATABASES shows the app database paused.
+func appPaused(ctx context.Context, c *pgbouncer.Client) (bool, error) {
+	d, err := c.Database(ctx, "app")
+	return d.Paused, err
 }
 
 // check stops the watch and fails the test if PgBouncer was ever paused.
@@ -303,11 +270,13 @@ func wantRefused(t *testing.T, sb *sandbox.Sandbox, fault, check string, see []s
 func TestGatesRefuseBeforeThePause(t *testing.T) {
 	sb := sandboxtest.New(t, 1)
 	// Archiving on, with a command that succeeds, for the hung one later:
-	// archive_mode takes a restart.
-	sqlOn(t, sb, "pg1", "ALTER SYSTEM SET archive_mode = on", "ALTER SYSTEM SET archive_command = 'true'")
-	pg1 := node(t, sb, "pg1")
-	if err := pgCtlOn(sb, pg1, "restart -w -t 50 -m fast -l "+sb.Dir+"/pg1.log"); err != nil {
-		t.Fatal(err)
+	// archive_mode takes a restart. pg2 is configured alike, so that it
+	// would keep archiving once promoted (pg.archiving_kept).
+	for _, name := range []string{"pg1", "pg2"} {
+		sqlOn(t, sb, name, "ALTER SYSTEM SET archive_mode = on", "ALTER SYSTEM SET archive_command = 'true'")
+		if err := pgCtlOn(sb, node(t, sb, name), "restart -w -t 50 -m fast -l "+sb.Dir+"/"+name+".log"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	waitUntil(t, "pg2 streams from the restarted pg1", 30*time.Second, func() (bool, string) {
 		got, err := queryOn(t, sb, "pg2", "SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')")
@@ -348,7 +317,7 @@ func TestGatesRefuseBeforeThePause(t *testing.T) {
 	})
 
 	t.Run("PgBouncer in session pooling", func(t *testing.T) {
-		admin, err := pg.ConnectAdmin(context.Background(), sb.AdminConninfo())
+		admin, err := pgbouncer.Dial(context.Background(), sb.AdminConninfo())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -418,7 +387,7 @@ func TestGatesRefuseBeforeThePause(t *testing.T) {
 			defer c.Close(context.Background())
 		}
 		if hookErr != nil || c == nil {
-			t.Fatalf("the late session was not opened: %v", hookErr)
+			t.Fatalf("the late session was not opened: %v; the run: %v\n%s", hookErr, err, ev.text())
 		}
 		if !errors.Is(err, runbook.ErrAction) {
 			t.Fatalf("run with a session idle in transaction from the checkpoint on: %v, want exit 4 (after the canary and the checkpoint)\n%s", err, ev.text())
