@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/secret"
 )
 
@@ -234,23 +235,19 @@ type ReportSection struct {
 	Error string `json:"error,omitempty"`
 }
 
-// The facts a canary writer records: it commits through the clients' path
-// during the switchover and counts what was acknowledged and what was lost.
+// The facts a canary writer records (cluster.Canary*Fact), by the names
+// the report and its callers use.
 const (
-	FactCanaryEndpoint   = "canary.endpoint"
-	FactCanaryAcked      = "canary.acked"
-	FactCanaryErrors     = "canary.errors"
-	FactCanaryWindowMS   = "canary.window_ms"
-	FactCanaryWindowFrom = "canary.window_from"
-	FactCanaryWindowTo   = "canary.window_to"
-	FactCanaryLost       = "canary.lost"
-	FactCanaryLostIDs    = "canary.lost_ids"
-	FactCanaryTimeline   = "canary.timeline"
+	FactCanaryEndpoint   = cluster.CanaryEndpointFact
+	FactCanaryAcked      = cluster.CanaryAckedFact
+	FactCanaryErrors     = cluster.CanaryErrorsFact
+	FactCanaryWindowMS   = cluster.CanaryWindowMSFact
+	FactCanaryWindowFrom = cluster.CanaryWindowFromFact
+	FactCanaryWindowTo   = cluster.CanaryWindowToFact
+	FactCanaryLost       = cluster.CanaryLostFact
+	FactCanaryLostIDs    = cluster.CanaryLostIDsFact
+	FactCanaryTimeline   = cluster.CanaryTimelineFact
 )
-
-// factPausedByRun is the fact the pooler's pause and resume record: "yes"
-// while this run holds clients (see steps.PausedFact).
-const factPausedByRun = "pgbouncer.paused_by_run"
 
 // ReportCanary is what the canary writer saw: the evidence that clients
 // barely noticed and that no acknowledged commit was lost. A figure the
@@ -465,9 +462,9 @@ func (b *reportBuilder) add(e Event) {
 		f := ReportFact{Time: e.Time, Key: e.Fact.Key, Value: e.Fact.Value}
 		b.facts[f.Key] = f.Value
 		switch {
-		case f.Key == factPausedByRun && f.Value == "yes" && b.held == nil:
+		case f.Key == cluster.PausedByRunFact && f.Value == "yes" && b.held == nil:
 			b.held = &ReportSpan{FromMS: b.since(e.Time)}
-		case f.Key == factPausedByRun && f.Value == "no" && b.held != nil && b.held.ToMS == 0:
+		case f.Key == cluster.PausedByRunFact && f.Value == "no" && b.held != nil && b.held.ToMS == 0:
 			b.held.ToMS = b.since(e.Time)
 		}
 		if s, ok := b.steps[e.Step]; ok && e.Step != "" {

@@ -173,8 +173,8 @@ func (c *CanaryStart) Apply(ctx context.Context, t *cluster.Target) error {
 		return err
 	}
 	t.Session.Put(sessionCanary, w)
-	t.Facts.Set("canary.endpoint", how)
-	t.Facts.Set("canary.table", table)
+	t.Facts.Set(cluster.CanaryEndpointFact, how)
+	t.Facts.Set(cluster.CanaryTableFact, table)
 	t.Print(fmt.Sprintf("canary writing a heartbeat every %s into %s (this run's own table) through %s", c.Interval, table, how))
 	return nil
 }
@@ -199,16 +199,16 @@ func (c *CanaryStop) Apply(ctx context.Context, t *cluster.Target) error {
 		return nil
 	}
 	r, err := v.(*canary.Writer).Stop(ctx)
-	set := func(k, v string) { t.Facts.Set("canary."+k, v) }
-	set("acked", strconv.Itoa(r.Acked))
-	set("errors", strconv.Itoa(r.Errors))
-	set("window_ms", strconv.FormatFloat(float64(r.Window.Microseconds())/1000, 'f', 1, 64))
+	set := t.Facts.Set
+	set(cluster.CanaryAckedFact, strconv.Itoa(r.Acked))
+	set(cluster.CanaryErrorsFact, strconv.Itoa(r.Errors))
+	set(cluster.CanaryWindowMSFact, strconv.FormatFloat(float64(r.Window.Microseconds())/1000, 'f', 1, 64))
 	if !r.WindowFrom.IsZero() {
-		set("window_from", r.WindowFrom.UTC().Format(time.RFC3339Nano))
-		set("window_to", r.WindowTo.UTC().Format(time.RFC3339Nano))
+		set(cluster.CanaryWindowFromFact, r.WindowFrom.UTC().Format(time.RFC3339Nano))
+		set(cluster.CanaryWindowToFact, r.WindowTo.UTC().Format(time.RFC3339Nano))
 	}
 	if len(r.Timeline) > 0 {
-		set("timeline", canaryTimeline(r))
+		set(cluster.CanaryTimelineFact, canaryTimeline(r))
 	}
 	t.Print(fmt.Sprintf("canary: %d commits acknowledged in %s, %d client errors, longest write gap %s",
 		r.Acked, r.Ran.Round(time.Millisecond), r.Errors, r.Window.Round(100*time.Microsecond)))
@@ -218,13 +218,13 @@ func (c *CanaryStop) Apply(ctx context.Context, t *cluster.Target) error {
 	if err != nil {
 		return err
 	}
-	set("lost", strconv.Itoa(len(r.Lost)))
+	set(cluster.CanaryLostFact, strconv.Itoa(len(r.Lost)))
 	if len(r.Lost) > 0 {
 		ids := make([]string, 0, min(len(r.Lost), 20))
 		for _, id := range r.Lost[:min(len(r.Lost), 20)] {
 			ids = append(ids, strconv.FormatInt(id, 10))
 		}
-		set("lost_ids", strings.Join(ids, ","))
+		set(cluster.CanaryLostIDsFact, strings.Join(ids, ","))
 		return fmt.Errorf("canary: %d acknowledged commits are missing on the primary (ids %s)", len(r.Lost), strings.Join(ids, ", "))
 	}
 	t.Print(fmt.Sprintf("canary: all %d acknowledged commits are on the primary; 0 lost", r.Acked))

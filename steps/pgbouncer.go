@@ -212,7 +212,7 @@ func eachPooler(t *cluster.Target, ps []*cluster.Pooler, f func(p *cluster.Poole
 // pooler, comma-separated: pausedSent just before PAUSE goes out,
 // pausedYes once it completed, pausedNo when PgBouncer refused it or the
 // run resumed the pooler since.
-const PausedFact = "pgbouncer.paused_by_run"
+const PausedFact = cluster.PausedByRunFact
 
 // The states of a pooler in PausedFact.
 const (
