@@ -34,6 +34,7 @@ var samples = map[string]map[string]string{
 	"pg.archiver_healthy":     {"node": "pg1"},
 	"pg.archiving_kept":       {"primary": "pg1", "candidate": "pg2"},
 	"pg.archiving_works":      {"node": "pg2"},
+	"pg.delayed_standbys":     {"candidate": "pg2"},
 	"pg.no_long_transactions": {"node": "pg1"},
 	"pg.no_shutdown_blockers": {"node": "pg1"},
 	"pgbouncer.pool_mode":     {},

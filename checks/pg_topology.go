@@ -76,13 +76,23 @@ func (c *Topology) Run(ctx context.Context, t *cluster.Target) Result {
 			}
 		default:
 			up := n.Upstream
-			if !n.Streaming {
+			// A delayed standby repointed to the primary opens no WAL
+			// receiver until its delayed replay reaches the end of the
+			// WAL it has: configured for the primary is all there is to
+			// see until then.
+			waits := !n.Streaming && n.State.Delayed() && n.State.Configured != "" &&
+				len(primaryAddrs) > 0 && matchesEndpoint(ctx, n.State.Configured, primaryAddrs)
+			switch {
+			case waits:
+				up = fmt.Sprintf("%s once its delay allows (applies WAL %s late; primary_conninfo names %s)", c.Primary, n.State.ApplyDelayText(), n.State.Configured)
+			case !n.Streaming:
 				up = "not streaming"
 			}
 			seen = append(seen, fmt.Sprintf("%s: standby from %s (timeline %d)", name, up, n.Timeline))
 			switch {
 			case name == c.Primary:
 				problems = append(problems, fmt.Sprintf("%s is a standby, not the primary", name))
+			case waits:
 			case !n.Streaming:
 				problems = append(problems, fmt.Sprintf("%s does not stream", name))
 			case len(primaryAddrs) > 0 && n.UpstreamNode != c.Primary && !matchesEndpoint(ctx, n.Upstream, primaryAddrs):

@@ -179,9 +179,20 @@ func (f *PGFollow) Apply(ctx context.Context, t *cluster.Target) error {
 	conn, connErr := connectNode(ctx, t, n, remaining(ctx))
 	if connErr == nil {
 		err := f.repoint(ctx, t, conn, up, conninfo)
+		var delayed bool
+		if err == nil {
+			st, ierr := pg.Inspect(ctx, conn)
+			delayed = ierr == nil && st.Delayed()
+		}
 		closeConn(conn)
 		if err != nil {
 			return fail(err)
+		}
+		if delayed {
+			if err := f.delayedRepointed(ctx, t, n, want); err != nil {
+				return fail(err)
+			}
+			return nil
 		}
 	} else {
 		if err := f.rejoin(ctx, t, n, up, conninfo, connErr); err != nil {
@@ -297,6 +308,59 @@ func (f *PGFollow) ensureSlot(ctx context.Context, t *cluster.Target, up *cluste
 	t.Print(fmt.Sprintf("created physical replication slot %s on %s", f.Slot, f.Upstream))
 	return nil
 }
+
+// delayedRepointed verifies what can be verified of a delayed standby
+// just repointed: it opens no WAL receiver until its delayed replay
+// reaches the end of the WAL it has (an hour, with an hour's delay), so
+// waiting for it to stream would hold the run for nothing. Its
+// primary_conninfo must name the upstream once the reload is read (the
+// slot was made sure of before); then it is reported as one that streams
+// later.
+func (f *PGFollow) delayedRepointed(ctx context.Context, t *cluster.Target, n *cluster.Node, want string) error {
+	within := delayedVerifyWithin
+	if r := remaining(ctx); r > 0 {
+		within = min(within, r)
+	}
+	pctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	var st pg.State
+	err := poll(pctx, 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		conn, err := connectNode(ctx, nil, n, 5*time.Second)
+		if err != nil {
+			return false, fmt.Sprintf("%s does not answer: %v", f.Node, err), nil
+		}
+		defer closeConn(conn)
+		s, err := pg.Inspect(ctx, conn)
+		if err != nil {
+			return false, fmt.Sprintf("inspecting %s failed: %v", f.Node, err), nil
+		}
+		st = s
+		if s.Configured == "" {
+			return false, fmt.Sprintf("%s shows no primary_conninfo it can be read from (pg_read_all_settings)", f.Node), nil
+		}
+		if !pg.SameEndpoint(ctx, s.Configured, want) {
+			return false, fmt.Sprintf("%s's primary_conninfo names %s, not %s yet", f.Node, s.Configured, want), nil
+		}
+		return true, "", nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s applies WAL %s late and was repointed, but %w", f.Node, st.ApplyDelayText(), err)
+	}
+	slot := ""
+	if f.Slot != "" {
+		slot = fmt.Sprintf(" through slot %s (on %s)", f.Slot, f.Upstream)
+	}
+	stream := "streams from it now"
+	if !st.Streaming || !pg.SameEndpoint(ctx, st.Upstream, want) {
+		stream = "opens its WAL receiver once its delayed replay reaches the end of the WAL it has, not within this run"
+	}
+	t.Print(fmt.Sprintf("%s applies WAL %s late (recovery_min_apply_delay): primary_conninfo names %s (%s)%s; it %s", f.Node, st.ApplyDelayText(), f.Upstream, want, slot, stream))
+	return nil
+}
+
+// delayedVerifyWithin bounds the wait for a delayed standby to read its
+// new primary_conninfo.
+const delayedVerifyWithin = 30 * time.Second
 
 // waitStreaming polls the node every 100ms, until ctx ends, until its WAL
 // receiver streams from one of the upstream's addresses (through the slot,

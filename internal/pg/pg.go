@@ -151,6 +151,31 @@ type State struct {
 	Streaming   bool   // standby: the WAL receiver is streaming
 	SlotName    string // standby: the slot it streams through
 	ReplayPause bool   // standby: replay is paused
+	// ApplyDelay is a standby's recovery_min_apply_delay: it replays WAL
+	// that late, and once its WAL receiver stops (a new upstream) opens
+	// none again until its delayed replay reaches the end of the WAL it
+	// has. Such a standby is never a candidate.
+	ApplyDelay time.Duration
+	// Configured is the host:port a standby's primary_conninfo names: where
+	// it will stream from, whether or not it streams now ("" when unset,
+	// unreadable without pg_read_all_settings, or not one address). The
+	// rest of the setting, a password among it, is not kept.
+	Configured string
+}
+
+// Delayed reports whether a standby applies WAL late on purpose.
+func (s State) Delayed() bool { return s.ApplyDelay > 0 }
+
+// ApplyDelayText is the delay as a DBA writes it: 1h, 30m, 1h30m, 90s.
+func (s State) ApplyDelayText() string {
+	t := s.ApplyDelay.String()
+	if strings.HasSuffix(t, "m0s") {
+		t = strings.TrimSuffix(t, "0s")
+	}
+	if strings.HasSuffix(t, "h0m") {
+		t = strings.TrimSuffix(t, "0m")
+	}
+	return t
 }
 
 // Major returns the major version, e.g. 15.
@@ -176,15 +201,28 @@ func Inspect(ctx context.Context, q Querier) (State, error) {
 		return st, err
 	}
 	st.Role = RoleStandby
-	var recv, replay, host, status, slot *string
+	var recv, replay, host, status, slot, configured *string
 	var port, rtli *int
+	var delayMS *int64
+	// pg_settings hides primary_conninfo's row from a role that may not
+	// read it, where current_setting() would fail the whole query.
 	err := q.QueryRow(ctx, `SELECT pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,
 			r.sender_host, r.sender_port, r.status, r.received_tli, r.slot_name,
-			pg_is_wal_replay_paused(), (SELECT timeline_id FROM pg_control_checkpoint())
+			pg_is_wal_replay_paused(), (SELECT timeline_id FROM pg_control_checkpoint()),
+			(SELECT setting::bigint FROM pg_settings WHERE name = 'recovery_min_apply_delay'),
+			(SELECT setting FROM pg_settings WHERE name = 'primary_conninfo')
 		FROM (SELECT 1) one LEFT JOIN pg_stat_wal_receiver r ON true`).Scan(
-		&recv, &replay, &host, &port, &status, &rtli, &slot, &st.ReplayPause, &st.Timeline)
+		&recv, &replay, &host, &port, &status, &rtli, &slot, &st.ReplayPause, &st.Timeline, &delayMS, &configured)
 	if err != nil {
 		return st, err
+	}
+	if delayMS != nil {
+		st.ApplyDelay = time.Duration(*delayMS) * time.Millisecond
+	}
+	if configured != nil && *configured != "" {
+		if r, err := conninfopkg.Resolve(*configured); err == nil {
+			st.Configured = r.Address()
+		}
 	}
 	if recv != nil {
 		st.ReceiveLSN, _ = ParseLSN(*recv)

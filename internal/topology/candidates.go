@@ -28,7 +28,9 @@ func (t *Topology) Candidates() (primary string, out []Choice, err error) {
 		}
 		c := Choice{Node: n.Name, Timeline: n.Timeline}
 		if n.LagBytes != nil {
-			c.Lag = *n.LagBytes
+			// A standby read a moment after the primary can be past the
+			// position the primary gave: it is not behind at all.
+			c.Lag = max(*n.LagBytes, 0)
 		}
 		switch {
 		case !n.Reachable():
@@ -39,6 +41,8 @@ func (t *Topology) Candidates() (primary string, out []Choice, err error) {
 			c.Why = "does not stream"
 		case n.UpstreamNode != primary:
 			c.Why = fmt.Sprintf("streams from %s, not from %s", n.Upstream, primary)
+		case n.State.Delayed():
+			c.Why = fmt.Sprintf("applies WAL %s late (recovery_min_apply_delay): never a candidate", n.State.ApplyDelayText())
 		case n.Blocking > 0:
 			c.Why = fmt.Sprintf("%d session(s) would block it", n.Blocking)
 		default:

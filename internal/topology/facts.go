@@ -28,6 +28,7 @@ var nodeFacts = []nodeFact{
 		n.State = s
 		n.Role, n.Timeline, n.Upstream, n.Streaming = s.Role, s.Timeline, s.Upstream, s.Streaming
 		n.Version, n.Major = s.Version, s.Major()
+		n.ApplyDelaySeconds = s.ApplyDelay.Seconds()
 		return nil
 	}},
 	{name: "system identifier", read: func(ctx context.Context, q pg.Querier, n *Node) (err error) {

@@ -94,6 +94,10 @@ type Node struct {
 	// (pg_stat_replication.replay_lag); nil when it has none (an idle
 	// standby reports none).
 	ReplayLagSeconds *float64 `json:"replay_lag_seconds,omitempty"`
+	// ApplyDelaySeconds is a standby's recovery_min_apply_delay (0: none):
+	// a delayed standby is never a candidate, and after a switchover it
+	// streams from the new primary only once its delay allows.
+	ApplyDelaySeconds float64 `json:"apply_delay_seconds,omitempty"`
 	// Blocking is how many sessions would block a switchover to the node
 	// (locks, advisory locks, old transactions).
 	Blocking int `json:"blocking_sessions"`

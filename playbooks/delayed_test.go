@@ -1,0 +1,56 @@
+package playbooks_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/runbook"
+)
+
+// A standby that applies WAL an hour late (recovery_min_apply_delay). As
+// the candidate, plan refuses it, naming the delay. A switchover to
+// another standby names it in the plan, repoints it to the new primary
+// and verifies its primary_conninfo instead of waiting for it to stream
+// (it opens no WAL receiver until its delayed replay reaches the end of
+// the WAL it has), and ends done: 0 lost, one primary, never two nodes
+// acknowledging commits at once.
+func TestStreamingSwitchoverWithADelayedStandby(t *testing.T) {
+	sb := sandboxtest.New(t, 2)
+	exec(t, sb, "pg3", "ALTER SYSTEM SET recovery_min_apply_delay = '1h'", "SELECT pg_reload_conf()")
+	eventuallyQuery(t, sb, "pg3", "SELECT current_setting('recovery_min_apply_delay')", "1h")
+
+	ev, err := run(t, sb, streaming, true, "candidate=pg3")
+	if !errors.Is(err, runbook.ErrPrecondition) {
+		t.Fatalf("plan with the delayed pg3 as the candidate: %v, want a precondition failure (exit 3)\n%s", err, ev.text())
+	}
+	if text := ev.text(); !strings.Contains(text, "pg.delayed_standbys fail") || !strings.Contains(text, "pg3 applies WAL 1h late on purpose") {
+		t.Errorf("plan does not refuse pg3 for its delay:\n%s", text)
+	}
+
+	roles := sandboxtest.StartSampler(sb)
+	ev, err = run(t, sb, streaming, false)
+	roles.Finish().Check(t)
+	if err != nil {
+		t.Fatalf("switchover to pg2 beside the delayed pg3: %v\n%s", err, ev.text())
+	}
+	wantNothingLost(t, ev)
+	wantOnePrimary(t, sb, "pg2")
+	text := ev.text()
+	for _, want := range []string{
+		"pg3 applies WAL 1h late (recovery_min_apply_delay): never a candidate; after the switch repointed to pg2",
+		"pg3 applies WAL 1h late (recovery_min_apply_delay): primary_conninfo names pg2",
+		"not within this run",
+		"pg3: standby from pg2 once its delay allows",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the run does not say %q:\n%s", want, text)
+		}
+	}
+	port := fmt.Sprint(node(t, sb, "pg2").Port)
+	if got := query(t, sb, "pg3", "SELECT current_setting('primary_conninfo')"); !strings.Contains(got, "port="+port) {
+		t.Errorf("pg3's primary_conninfo after the run does not name pg2's port %s", port)
+	}
+}
