@@ -187,15 +187,15 @@ func TestInteractiveSwitchoverInAPseudoTerminal(t *testing.T) {
 	jd := t.TempDir()
 	_, keys, scr, done := interactiveAt(t, 100, []string{"NO_COLOR=1"}, "run", "postgres-streaming-switchover", "-i", sb.Inventory(), "--journal-dir", jd)
 
-	scr.waitFor(t, "plan: postgres-streaming-switchover on cluster sandbox: 17 steps, 2 destructive", 20*time.Second)
-	for _, want := range []string{"!  9  stop-primary", "! 10  promote", "---- point of no return", "finally (always): pooler-resumed, stop-canary"} {
+	scr.waitFor(t, "plan: postgres-streaming-switchover on cluster sandbox: 18 steps, 2 destructive", 20*time.Second)
+	for _, want := range []string{"! 10  stop-primary", "! 11  promote", "---- point of no return", "finally (always): pooler-resumed, stop-canary"} {
 		scr.waitFor(t, want, time.Second)
 	}
 	scr.waitFor(t, "proceed with step pause-pooler?", 20*time.Second)
 	for _, want := range []string{"does:    PAUSE app", "approving it also approves", `step "stop-primary" on pg1`, `step "promote" on pg2`, "pg_promote(wait => false)"} {
 		scr.waitFor(t, want, time.Second)
 	}
-	for _, early := range []string{"[9/17] stop-primary", "[4/17] sync-on-candidate", "[5/17] start-canary", "[6/17] checkpoint"} {
+	for _, early := range []string{"[10/18] stop-primary", "[5/18] sync-on-candidate", "[6/18] start-canary", "[7/18] checkpoint"} {
 		if strings.Contains(scr.text(), early) {
 			t.Fatalf("%s started before the prompt was answered:\n%s", early, scr.text())
 		}
@@ -210,7 +210,7 @@ func TestInteractiveSwitchoverInAPseudoTerminal(t *testing.T) {
 		t.Fatalf("interactive run: exit %d; the terminal shows:\n%s", code, scr.text())
 	}
 	text := scr.text()
-	for _, want := range []string{"approved  by", "(prompt)", "[10/17] promote", "pg2 is a primary now", "canary: all", "0 lost", "done in"} {
+	for _, want := range []string{"approved  by", "(prompt)", "[11/18] promote", "pg2 is a primary now", "canary: all", "0 lost", "done in"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the terminal does not show %q:\n%s", want, text)
 		}
@@ -252,7 +252,7 @@ func TestInteractiveSwitchoverInAPseudoTerminal(t *testing.T) {
 	if !strings.Contains(log, "nothing was changed: no action ran, clients were never held") {
 		t.Errorf("the declined run does not say plainly that nothing changed:\n%s", log)
 	}
-	for _, not := range []string{"actions ran", "== rollback", "[4/17] sync-on-candidate", "start-canary"} {
+	for _, not := range []string{"actions ran", "== rollback", "[5/18] sync-on-candidate", "start-canary"} {
 		if strings.Contains(log, not) {
 			t.Errorf("the declined run shows %q:\n%s", not, log)
 		}
