@@ -184,7 +184,11 @@ func pgafCandidateCut(t *testing.T, sb *sandbox.Sandbox, work, book string) {
 	healed = true
 	sctx, scancel := context.WithTimeout(context.Background(), hostsWait)
 	defer scancel()
-	if err := sb.WaitPgafSettled(sctx, "pg1", hostsWait); err != nil {
+	healedAt := time.Now()
+	if v, err := sb.PgafView(sctx); err == nil {
+		healedAt = v.Read
+	}
+	if err := sb.WaitPgafHealthySince(sctx, "pg1", healedAt, hostsWait); err != nil {
 		t.Errorf("after the heal: %v", err)
 	}
 	top := waitHealthyHosts(t, sb)

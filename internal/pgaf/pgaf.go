@@ -66,6 +66,9 @@ type Node struct {
 	Timeline  int64
 	LSN       pg.LSN
 	Priority  int // candidate priority; 0 is never promoted
+	// HealthChecked is when the monitor's health check last finished
+	// for the node, on the monitor's clock (zero: never).
+	HealthChecked time.Time
 }
 
 // Settled reports whether the node has reached the state the monitor
@@ -91,6 +94,8 @@ type View struct {
 	Formation string
 	Group     int
 	Nodes     []Node // by node id
+	// Read is when the monitor answered, on its own clock.
+	Read time.Time
 }
 
 // Node returns the node called name.
@@ -219,7 +224,8 @@ func (c *Client) Group() int { return c.group }
 // place with both the reported and the assigned state, health and the
 // keeper's last report.
 const nodesSQL = `SELECT nodeid, nodename, nodehost, nodeport, reportedstate::text, goalstate::text,
-       health, coalesce(reportedpgisrunning, false), reportedtli, reportedlsn::text, candidatepriority
+       health, coalesce(reportedpgisrunning, false), reportedtli, reportedlsn::text, candidatepriority,
+       coalesce(healthchecktime, '-infinity'::timestamptz) > '-infinity', coalesce(healthchecktime, now()), now()
   FROM pgautofailover.node
  WHERE formationid = $1 AND groupid = $2
  ORDER BY nodeid`
@@ -244,11 +250,16 @@ func (c *Client) View(ctx context.Context) (*View, error) {
 		var rep, goal, lsn string
 		var port, health, prio int32
 		var tli int32
-		if err := rows.Scan(&n.ID, &n.Name, &n.Host, &port, &rep, &goal, &health, &n.PgRunning, &tli, &lsn, &prio); err != nil {
+		var checked bool
+		var checkedAt time.Time
+		if err := rows.Scan(&n.ID, &n.Name, &n.Host, &port, &rep, &goal, &health, &n.PgRunning, &tli, &lsn, &prio, &checked, &checkedAt, &v.Read); err != nil {
 			return nil, fmt.Errorf("pg_auto_failover monitor %s: read pgautofailover.node: %w", c.where, err)
 		}
 		n.Port, n.Health, n.Priority, n.Timeline = int(port), int(health), int(prio), int64(tli)
 		n.Reported, n.Goal = State(rep), State(goal)
+		if checked {
+			n.HealthChecked = checkedAt
+		}
 		if l, err := pg.ParseLSN(lsn); err == nil {
 			n.LSN = l
 		}

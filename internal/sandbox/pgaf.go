@@ -355,14 +355,41 @@ func (s *Sandbox) PgafView(ctx context.Context) (*pgaf.View, error) {
 // WaitPgafSettled waits until the monitor shows every node settled with
 // primary the primary, and PostgreSQL agrees: every other node streams.
 func (s *Sandbox) WaitPgafSettled(ctx context.Context, primary string, limit time.Duration) error {
+	return s.waitPgafSettled(ctx, primary, time.Time{}, limit)
+}
+
+// WaitPgafHealthySince is WaitPgafSettled once the monitor's health check
+// has also found every node good after since (on the monitor's clock, as
+// PgafView's Read gives it). After a node's link was down, the monitor
+// can show the group settled while a health check begun during the cut
+// has yet to fail; that failure then sends the primary to wait_primary
+// and the standby to catchingup. A good check begun after the heal is
+// the condition that rules it out.
+func (s *Sandbox) WaitPgafHealthySince(ctx context.Context, primary string, since time.Time, limit time.Duration) error {
+	return s.waitPgafSettled(ctx, primary, since, limit)
+}
+
+func (s *Sandbox) waitPgafSettled(ctx context.Context, primary string, since time.Time, limit time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	c, err := pgaf.New(s.pgafManager())
 	if err != nil {
 		return err
 	}
-	if err := s.waitPgaf(ctx, c, "every node settled, "+primary+" the primary", func(v *pgaf.View) bool {
-		return len(v.Nodes) == len(s.Nodes) && v.Unsettled() == "" && v.Primary() == primary
+	what := "every node settled, " + primary + " the primary"
+	if !since.IsZero() {
+		what += ", every node's health check good since " + since.Format("15:04:05.000")
+	}
+	if err := s.waitPgaf(ctx, c, what, func(v *pgaf.View) bool {
+		if len(v.Nodes) != len(s.Nodes) || v.Unsettled() != "" || v.Primary() != primary {
+			return false
+		}
+		for _, n := range v.Nodes {
+			if !since.IsZero() && (n.Health != 1 || !n.HealthChecked.After(since)) {
+				return false
+			}
+		}
+		return true
 	}); err != nil {
 		return err
 	}
