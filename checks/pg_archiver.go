@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
 )
@@ -14,7 +16,7 @@ import (
 func init() {
 	Register(Definition{
 		Kind: "pg.archiver_healthy",
-		Doc:  "WAL archiving on a node is off, or its last attempt succeeded and few segments wait, none for long, to be archived",
+		Doc:  "WAL archiving on a node is off, or its last attempt succeeded, few segments wait, none for long, and the archiver is archiving them now",
 		Params: []params.Spec{
 			{Name: "node", Type: params.Node, Required: true,
 				Doc: "inventory node whose archiver to look at, usually the primary"},
@@ -22,6 +24,8 @@ func init() {
 				Doc: "most WAL segments allowed to wait for archiving (.ready files in pg_wal/archive_status)"},
 			{Name: "max_ready_age", Type: params.Duration, Default: "60s",
 				Doc: "longest a segment may have waited for archiving: one waiting longer means archive_command hangs or cannot keep up, and a clean stop waits for it"},
+			{Name: "progress_within", Type: params.Duration, Default: "5s",
+				Doc: "when segments wait, the archiver must archive one within this long, watched now: a young backlog behind a hung archive_command passes the count and the age, and a clean stop would wait on it; 0s does not watch"},
 		},
 		New: newArchiverHealthy,
 	})
@@ -36,16 +40,23 @@ func init() {
 // archive_command (it neither fails nor succeeds, so only the waiting
 // segment's age shows it) keeps the stop going past its timeout while
 // clients are held.
+//
+// Count and age cannot see an archive_command that hung a moment ago on a
+// few young segments. So when segments wait, the check watches the
+// archiver for up to ProgressWithin and passes only once it has archived
+// one (archived_count rises, or the oldest waiting segment is archived).
 type ArchiverHealthy struct {
-	Node        string
-	MaxReady    int64
-	MaxReadyAge time.Duration
+	Node           string
+	MaxReady       int64
+	MaxReadyAge    time.Duration
+	ProgressWithin time.Duration
 }
 
 var _ Check = (*ArchiverHealthy)(nil)
 
 func newArchiverHealthy(v params.Values) (Check, error) {
-	c := &ArchiverHealthy{Node: v.Node("node"), MaxReady: v.Int("max_ready"), MaxReadyAge: v.Duration("max_ready_age")}
+	c := &ArchiverHealthy{Node: v.Node("node"), MaxReady: v.Int("max_ready"), MaxReadyAge: v.Duration("max_ready_age"),
+		ProgressWithin: v.Duration("progress_within")}
 	if c.Node == "" {
 		return nil, errors.New("node is empty")
 	}
@@ -55,13 +66,20 @@ func newArchiverHealthy(v params.Values) (Check, error) {
 	if c.MaxReadyAge <= 0 {
 		return nil, fmt.Errorf("max_ready_age %s: want more than 0", c.MaxReadyAge)
 	}
+	if c.ProgressWithin < 0 {
+		return nil, fmt.Errorf("progress_within %s: want 0 or more", c.ProgressWithin)
+	}
 	return c, nil
 }
 
 // Describe implements Check.
 func (c *ArchiverHealthy) Describe(*cluster.Target) string {
-	return fmt.Sprintf("WAL archiving on %s is off, or its last attempt did not fail and at most %d segments wait to be archived, none longer than %s",
+	d := fmt.Sprintf("WAL archiving on %s is off, or its last attempt did not fail and at most %d segments wait to be archived, none longer than %s",
 		c.Node, c.MaxReady, c.MaxReadyAge)
+	if c.ProgressWithin > 0 {
+		d += fmt.Sprintf(", and when some wait, one is archived within %s", c.ProgressWithin)
+	}
+	return d
 }
 
 // archiverStats is a row of pg_stat_archiver and the archive_status count.
@@ -95,13 +113,95 @@ func (c *ArchiverHealthy) Run(ctx context.Context, t *cluster.Target) Result {
 		r.Values = map[string]any{"archive_mode": mode}
 		return r
 	}
+	st, now, rerr := readArchiver(ctx, conn, version)
+	if rerr != nil {
+		return Errored(fmt.Errorf("%s on %s: %s", rerr.what, c.Node, queryProblem(ctx, rerr.err)))
+	}
+	r := c.judge(mode, st, now)
+	if r.Status != Pass || st.Ready == 0 || c.ProgressWithin <= 0 {
+		return r
+	}
+	return c.watch(ctx, conn, version, mode, st, now)
+}
+
+// watch passes once the archiver has archived a segment since first, or
+// archived the oldest segment that waited then; it fails when an attempt
+// fails meanwhile or when nothing is archived within ProgressWithin.
+func (c *ArchiverHealthy) watch(ctx context.Context, conn *pgx.Conn, version int, mode string, first archiverStats, start time.Time) Result {
+	deadline := time.Now().Add(c.ProgressWithin)
+	if d, ok := ctx.Deadline(); ok && d.Add(-archiverPoll*3).Before(deadline) {
+		// The check's own timeout comes first: end the watch with a
+		// verdict before it.
+		deadline = d.Add(-archiverPoll * 3)
+	}
+	oldest := strings.TrimSuffix(first.OldestReady, ".ready")
+	for {
+		select {
+		case <-ctx.Done():
+			return Errored(fmt.Errorf("watching the archiver on %s: %w", c.Node, ctx.Err()))
+		case <-time.After(archiverPoll):
+		}
+		st, now, err := readArchiver(ctx, conn, version)
+		if err != nil {
+			return Errored(fmt.Errorf("%s on %s: %s", err.what, c.Node, queryProblem(ctx, err.err)))
+		}
+		took := now.Sub(start).Round(10 * time.Millisecond)
+		r := c.judge(mode, st, now)
+		switch {
+		case r.Status != Pass:
+			return r
+		case st.Failed > first.Failed:
+			r = Failed(fmt.Sprintf("archiver on %s: an archive attempt failed while it was watched (failed_count %d, was %d; last_failed_wal %s)",
+				c.Node, st.Failed, first.Failed, st.LastFailed), c.wantProgress())
+			r.Values = map[string]any{"failed_count": st.Failed, "last_failed_wal": st.LastFailed}
+			return r
+		case st.Archived > first.Archived || st.Ready == 0 || strings.TrimSuffix(st.OldestReady, ".ready") != oldest:
+			r.Observed += fmt.Sprintf("; archiving now: %d archived in %s while %d waited", max(st.Archived-first.Archived, 1), took, first.Ready)
+			r.Values["progress_seconds"] = took.Seconds()
+			return r
+		}
+		if time.Now().After(deadline) {
+			last := "nothing archived since the statistics were reset"
+			if st.ArchivedAt != nil {
+				last = fmt.Sprintf("the last success was %s %s", st.LastArchived, happenedAt(*st.ArchivedAt, now))
+			}
+			waiting := plural(int(st.Ready), "WAL segment") + " wait"
+			if st.Ready == 1 {
+				waiting += "s"
+			}
+			r := Failed(fmt.Sprintf("archiver on %s: %s to be archived and none was archived in the %s watched (%s; the oldest, %s, ready %s): archive_command hangs or cannot keep up, and a clean stop of %s would wait for it",
+				c.Node, waiting, took, last, oldest, happenedAt(*first.ReadySince, now), c.Node), c.wantProgress())
+			r.Values = map[string]any{"archive_mode": mode, "archived_count": st.Archived, "ready_count": st.Ready,
+				"oldest_ready_wal": oldest, "watched_seconds": took.Seconds()}
+			return r
+		}
+	}
+}
+
+func (c *ArchiverHealthy) wantProgress() string {
+	return fmt.Sprintf("the archiver on %s archiving the waiting segments: one archived within %s, no attempt failing", c.Node, c.ProgressWithin)
+}
+
+// archiverPoll is how often watch asks the archiver again.
+const archiverPoll = 200 * time.Millisecond
+
+// archiverReadError is a failed read of the archiver's state, with what
+// was being read.
+type archiverReadError struct {
+	what string
+	err  error
+}
+
+// readArchiver reads pg_stat_archiver and the .ready files, with the
+// server's clock, so that "ago" is right whatever ours says.
+func readArchiver(ctx context.Context, conn *pgx.Conn, version int) (archiverStats, time.Time, *archiverReadError) {
 	var st archiverStats
-	var now time.Time // the server's clock, so that "ago" is right whatever ours says
+	var now time.Time
 	if err := conn.QueryRow(ctx, `SELECT archived_count, coalesce(last_archived_wal, ''), last_archived_time,
 			failed_count, coalesce(last_failed_wal, ''), last_failed_time, clock_timestamp()
 		FROM pg_stat_archiver`).Scan(&st.Archived, &st.LastArchived, &st.ArchivedAt,
 		&st.Failed, &st.LastFailed, &st.FailedAt, &now); err != nil {
-		return Errored(fmt.Errorf("read pg_stat_archiver on %s: %s", c.Node, queryProblem(ctx, err)))
+		return st, now, &archiverReadError{"read pg_stat_archiver", err}
 	}
 	// pg_ls_archive_statusdir() (PostgreSQL 12) needs pg_monitor, not
 	// superuser; before it, only a superuser may list the directory.
@@ -115,10 +215,9 @@ func (c *ArchiverHealthy) Run(ctx context.Context, t *cluster.Target) Result {
 				FROM pg_ls_dir('pg_wal/archive_status') AS name WHERE name LIKE '%.ready') f) r`
 	}
 	if err := conn.QueryRow(ctx, countReady).Scan(&st.Ready, &st.OldestReady, &st.ReadySince); err != nil {
-		return Errored(fmt.Errorf("count .ready files in pg_wal/archive_status on %s (needs pg_monitor or superuser): %s",
-			c.Node, queryProblem(ctx, err)))
+		return st, now, &archiverReadError{"count .ready files in pg_wal/archive_status (needs pg_monitor or superuser)", err}
 	}
-	return c.judge(mode, st, now)
+	return st, now, nil
 }
 
 // judge turns what the node said into a verdict.

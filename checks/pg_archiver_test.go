@@ -58,11 +58,24 @@ func TestArchiverHealthy(t *testing.T) {
 	if _, ok := r.Values["oldest_ready_wal"]; !ok {
 		t.Errorf("values = %v, want oldest_ready_wal", r.Values)
 	}
-	// The default bound lets a segment wait a minute.
-	assertResult(t, runCheck(t, c, tg), Pass, []string{"the oldest ", "(max 1m0s)"}, nil)
+	// The default bound lets a segment wait a minute: by count and age
+	// alone, the young backlog behind the hung command passes.
+	ageOnly := mustBuild(t, "pg.archiver_healthy", map[string]any{"node": "pg1", "progress_within": "0s"})
+	assertResult(t, runCheck(t, ageOnly, tg), Pass, []string{"the oldest ", "(max 1m0s)"}, nil)
+	// Watched, it is refused: nothing is archived while the check looks.
+	watched := mustBuild(t, "pg.archiver_healthy", map[string]any{"node": "pg1", "progress_within": "1s"})
+	r = runCheck(t, watched, tg)
+	assertResult(t, r, Fail, []string{"archiver on pg1: 1 WAL segment waits to be archived and none was archived in the ",
+		"archive_command hangs or cannot keep up, and a clean stop of pg1 would wait for it", "one archived within 1s"}, nil)
 	alterSystem(t, sb, "pg1", "archive_command", "true", "true")
 	sandboxtest.EndArchiveCommand(t, sb, "pg1")
 	runUntil(t, hung, tg, Pass, settleLimit)
+	// With a backlog and an archiver that works, the watch sees it archive.
+	execAll(t, conn, "INSERT INTO wal_switch VALUES (1)", "SELECT pg_switch_wal()", "INSERT INTO wal_switch VALUES (1)", "SELECT pg_switch_wal()")
+	r = runCheck(t, watched, tg)
+	if r.Status != Pass {
+		t.Errorf("a working archiver with segments waiting: %s: %s", r.Status, r.Observed)
+	}
 
 	alterSystem(t, sb, "pg1", "archive_command", "false", "false")
 	deadline := time.Now().Add(settleLimit)

@@ -255,7 +255,13 @@ func (f *PGFollow) rejoin(ctx context.Context, t *cluster.Target, n, up *cluster
 		return fmt.Errorf("%s does not answer (%v), and %w", f.Node, connErr, err)
 	}
 	if running {
-		return fmt.Errorf("pg_ctl status says %s runs, but it does not answer: %w; nothing done", f.Node, connErr)
+		ended, err := endLingering(ctx, t, ex, n)
+		if err != nil {
+			return err
+		}
+		if !ended {
+			return fmt.Errorf("pg_ctl status says %s runs, but it does not answer: %w; nothing done", f.Node, connErr)
+		}
 	}
 	if cd, err := controlData(ctx, ex, n); err == nil {
 		t.Print(fmt.Sprintf("%s is stopped (pg_controldata: %s; latest checkpoint %s on timeline %s)",

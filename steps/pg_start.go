@@ -112,11 +112,20 @@ func (s *PGStart) Apply(ctx context.Context, t *cluster.Target) error {
 			t.Unchanged(fmt.Sprintf("%s is already running (pg_ctl status); nothing to do", s.Node))
 			return nil
 		}
+		ended, err := endLingering(ctx, t, ex, n)
+		if err != nil {
+			return fail(err)
+		}
+		if ended {
+			running = false
+		}
+	}
+	if running {
 		// A shutdown began and did not finish (a smart stop that timed
 		// out waits for clients that may never leave): the server refuses
 		// new connections and cannot leave that state by itself. Finish
 		// the shutdown fast, then start it again.
-		t.Print(fmt.Sprintf("%s is running but shutting down (postmaster.pid says %q): it refuses connections; finishing the shutdown fast before starting it", s.Node, status))
+		t.Print(fmt.Sprintf("%s is running but shutting down (postmaster.pid says %q): it refuses connections; finishing the shutdown fast before starting it", s.Node, pmStatusStopping))
 		out, err := ex.Run(ctx, s.escalateCommand(n))
 		printOutput(t, out)
 		switch {

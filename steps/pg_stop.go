@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,6 +34,8 @@ func init() {
 			{Name: "mode", Type: params.String, Default: "fast", Enum: []string{"fast", "smart"},
 				Doc: "pg_ctl's shutdown mode: fast rolls back open transactions and disconnects clients; smart waits for clients to leave"},
 			{Name: "wait", Type: params.Duration, Default: "60s", Doc: "how long pg_ctl waits for the shutdown (-t)"},
+			{Name: "after_checkpoint", Type: params.Duration, Default: "2s",
+				Doc: "how long the postmaster may stay once its shutdown checkpoint is written (waiting for its archiver or a WAL sender) before the stop counts as done: the server then takes no connection and writes no more WAL, and a step that starts or rejoins it ends it at once; 0s waits for the postmaster to exit"},
 			{Name: "command", Type: params.String,
 				Doc: `shell command that stops the server instead of pg_ctl, e.g. "sudo systemctl stop postgresql@15-main"; the clean shutdown is still checked with pg_controldata`},
 		},
@@ -40,8 +43,9 @@ func init() {
 			return &PGStop{
 				Node:    v.Node("node"),
 				Mode:    v.String("mode"),
-				Wait:    v.Duration("wait"),
-				Command: strings.TrimSpace(v.String("command")),
+				Wait:            v.Duration("wait"),
+				AfterCheckpoint: v.Duration("after_checkpoint"),
+				Command:         strings.TrimSpace(v.String("command")),
 			}, nil
 		},
 	})
@@ -60,11 +64,23 @@ func init() {
 // <node>.system_identifier; a data_dir whose control file has another
 // identifier belongs to another cluster, and the step refuses before it
 // stops anything there.
+//
+// A postmaster that has written its shutdown checkpoint and stays (its
+// archiver runs a hung archive_command, say) takes no connection and
+// writes nothing more: after AfterCheckpoint the stop counts as done, so
+// that the switchover goes forward (pg.caught_up then proves the
+// candidate has that checkpoint) instead of holding clients until the
+// stop times out and leaving no primary, since the rollback could not
+// start a server whose stop never ends either. The WAL files its
+// archiver did not archive are counted; pg.start and pg.follow end such a
+// postmaster with an immediate stop, which loses nothing once the control
+// file says shut down.
 type PGStop struct {
-	Node    string
-	Mode    string // "fast" or "smart"
-	Wait    time.Duration
-	Command string // replaces pg_ctl stop when set
+	Node            string
+	Mode            string // "fast" or "smart"
+	Wait            time.Duration
+	AfterCheckpoint time.Duration // 0: wait for the postmaster to exit
+	Command         string        // replaces pg_ctl stop when set
 }
 
 var _ Step = (*PGStop)(nil)
@@ -82,12 +98,28 @@ func (s *PGStop) stopCommand(n *cluster.Node, sysID string) string {
 		return s.Command
 	}
 	pid := transport.ShellQuote(path.Join(dataDir(n), "postmaster.pid"))
-	return fmt.Sprintf("%[9]s; if [ -e %[1]s ]; then %[2]s stop -D %[3]s -m %[4]s -W || exit $?; n=0; "+
-		"while [ -e %[1]s ]; do n=$((n+1)); if [ $n -gt %[5]d ]; then echo \"still running after %[6]ds\" >&2; exit 3; fi; sleep 0.005; done; "+
+	// Every 20th turn (some 0.1s) while the postmaster stays, the control
+	// file is read: once it says shut down, c is when (date +%s, the
+	// portable clock: whole seconds), and the loop ends AfterCheckpoint
+	// after it, to the second.
+	linger := ""
+	if s.AfterCheckpoint > 0 {
+		linger = fmt.Sprintf("if [ $((n %% 20)) -eq 0 ]; then if [ $c -lt 0 ]; then %s | grep -q '^%s: *%s$' && c=$(date +%%s); "+
+			"elif [ $(( $(date +%%s) - c )) -ge %d ]; then echo %s $(ls %s 2>/dev/null | grep -c '[.]ready$'); break; fi; fi; ",
+			controlDataCommand(n), controlState, stateShutDown, waitSeconds(s.AfterCheckpoint), lingering,
+			transport.ShellQuote(path.Join(dataDir(n), "pg_wal", "archive_status")))
+	}
+	return fmt.Sprintf("%[9]s; if [ -e %[1]s ]; then %[2]s stop -D %[3]s -m %[4]s -W || exit $?; n=0; c=-1; "+
+		"while [ -e %[1]s ]; do n=$((n+1)); if [ $n -gt %[5]d ]; then echo \"still running after %[6]ds\" >&2; exit 3; fi; %[10]ssleep 0.005; done; "+
 		"else echo %[7]s; fi; %[8]s",
 		pid, transport.ShellQuote(binPath(n, "pg_ctl")), transport.ShellQuote(dataDir(n)), s.Mode, waitSeconds(s.Wait)*200, waitSeconds(s.Wait), notRunning, controlDataCommand(n),
-		sameClusterGuard(n, sysID))
+		sameClusterGuard(n, sysID), linger)
 }
+
+// lingering is what the stop script prints, before the number of WAL
+// files that wait to be archived, when the postmaster stays after its
+// shutdown checkpoint.
+const lingering = "switchover:lingering"
 
 // notRunning is what the stop script prints when no server ran.
 const notRunning = "switchover:not-running"
@@ -137,9 +169,13 @@ func (s *PGStop) Describe(t *cluster.Target) Effect {
 	if t != nil && t.Facts != nil {
 		sysID, _ = t.Facts.Get(SystemIDFact(s.Node))
 	}
+	linger := ""
+	if s.AfterCheckpoint > 0 && s.Command == "" {
+		linger = fmt.Sprintf("; a postmaster still there %s after its shutdown checkpoint (waiting for its archiver or a WAL sender) counts as stopped: it takes no connection and writes no more WAL", s.AfterCheckpoint)
+	}
 	return Effect{Node: nodeWhere(t, s.Node), Command: s.stopCommand(n, sysID),
-		Changes: fmt.Sprintf("stops PostgreSQL on %s (%s) only if the control file in its data_dir has %s's system identifier (asked of the server first, fact %s); then %s must report a clean shutdown of that cluster, and its latest checkpoint location is recorded as %s.shutdown_lsn",
-			s.Node, how, s.Node, SystemIDFact(s.Node), controlDataCommand(n), s.Node)}
+		Changes: fmt.Sprintf("stops PostgreSQL on %s (%s) only if the control file in its data_dir has %s's system identifier (asked of the server first, fact %s); then %s must report a clean shutdown of that cluster, and its latest checkpoint location is recorded as %s.shutdown_lsn%s",
+			s.Node, how, s.Node, SystemIDFact(s.Node), controlDataCommand(n), s.Node, linger)}
 }
 
 // controlDataCommand is the command line that reads n's control file, in
@@ -211,6 +247,7 @@ func (s *PGStop) Apply(ctx context.Context, t *cluster.Target) error {
 		return fail(err)
 	}
 	wasRunning := !strings.HasPrefix(out.Stdout, notRunning)
+	stayed, unarchived := lingered(out.Stdout)
 	cd := pg.ParseControlData(out.Stdout)
 	if cd[controlState] == "" {
 		return fail(fmt.Errorf("pg_controldata printed no %q", controlState))
@@ -230,8 +267,29 @@ func (s *PGStop) Apply(ctx context.Context, t *cluster.Target) error {
 	if !cleanlyShutDown(cd) {
 		return fail(fmt.Errorf("pg_ctl stop succeeded, but pg_controldata says %q, not a clean shutdown", cd[controlState]))
 	}
+	if stayed {
+		t.Print(fmt.Sprintf("%s wrote its shutdown checkpoint (pg_controldata: %s), but its postmaster still runs %s later, waiting for its archiver or a WAL sender: it takes no connection and writes no more WAL, so the stop counts as done. It has %s waiting to be archived (pg_wal/archive_status): once it is a standby, it does not archive them (unless archive_mode=always); copy them to the archive by hand. pg.follow or pg.start ends that postmaster with an immediate stop",
+			s.Node, cd[controlState], s.AfterCheckpoint, plural(unarchived, "1 WAL file", fmt.Sprintf("%d WAL files", unarchived))))
+		if t.Facts != nil {
+			t.Facts.Set(s.Node+".unarchived_at_stop", fmt.Sprint(unarchived))
+		}
+		return s.record(t, cd)
+	}
 	t.Print(fmt.Sprintf("%s shut down cleanly (pg_controldata: %s)", s.Node, cd[controlState]))
 	return s.record(t, cd)
+}
+
+// lingered reads the stop script's output: whether the postmaster stayed
+// after its shutdown checkpoint, and how many files then waited to be
+// archived.
+func lingered(stdout string) (bool, int) {
+	for _, line := range strings.Split(stdout, "\n") {
+		if rest, ok := strings.CutPrefix(line, lingering); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(rest))
+			return true, n
+		}
+	}
+	return false, 0
 }
 
 // applyCommand stops the server with the runbook's own command (systemctl,
@@ -365,4 +423,31 @@ func (s *PGStop) otherClusterError(n *cluster.Node, ex transport.Executor, sysID
 	}
 	return fmt.Errorf("refused: the control file in data_dir %s (on %s) has system identifier %s, but %s's cluster has %s: that data_dir is another cluster's; nothing stopped",
 		n.DataDir, ex.Where(), found, s.Node, sysID)
+}
+
+// endLingering ends a postmaster that stays after its shutdown checkpoint
+// (pg.stop counted that stop as done): when postmaster.pid says it is
+// stopping and the control file says shut down, an immediate stop loses
+// nothing, and a fast one would wait on what it waits for. It reports
+// whether it found such a postmaster.
+func endLingering(ctx context.Context, t *cluster.Target, ex transport.Executor, n *cluster.Node) (bool, error) {
+	status, err := postmasterStatus(ctx, ex, n)
+	if err != nil || status != pmStatusStopping {
+		return false, err
+	}
+	cd, err := controlData(ctx, ex, n)
+	if err != nil || cd[controlState] != stateShutDown {
+		return false, err
+	}
+	t.Print(fmt.Sprintf("%s's postmaster still runs after its shutdown checkpoint (pg_controldata: %s; postmaster.pid: %s), waiting for its archiver or a WAL sender: stopping it immediately, which loses nothing now",
+		n.Name, cd[controlState], status))
+	out, err := ex.Run(ctx, fmt.Sprintf("%s stop -D %s -m immediate -w -t 30", transport.ShellQuote(binPath(n, "pg_ctl")), transport.ShellQuote(dataDir(n))))
+	printOutput(t, out)
+	switch {
+	case err != nil:
+		return true, fmt.Errorf("pg_ctl stop -m immediate: %w", err)
+	case out.ExitCode != 0:
+		return true, errorWithLast(fmt.Sprintf("pg_ctl stop -m immediate exited %d", out.ExitCode), out)
+	}
+	return true, nil
 }
