@@ -41,8 +41,8 @@ func init() {
 		},
 		New: func(v params.Values) (Step, error) {
 			return &PGStop{
-				Node:    v.Node("node"),
-				Mode:    v.String("mode"),
+				Node:            v.Node("node"),
+				Mode:            v.String("mode"),
 				Wait:            v.Duration("wait"),
 				AfterCheckpoint: v.Duration("after_checkpoint"),
 				Command:         strings.TrimSpace(v.String("command")),
