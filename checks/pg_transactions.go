@@ -55,66 +55,6 @@ func (c *NoLongTransactions) Describe(*cluster.Target) string {
 	return fmt.Sprintf("no session on %s has a transaction open longer than %s or sits idle in transaction", c.Node, c.MaxXactAge)
 }
 
-// openXact is a client session with a transaction that would hold up a
-// pause or a stop.
-type openXact struct {
-	PID         int
-	User        string
-	Application string
-	Client      string // address:port, or "local" for a Unix socket
-	State       string
-	XactStart   time.Time
-	XactAge     time.Duration
-	Query       string
-}
-
-// String renders the session on one line for the check's detail.
-func (s openXact) String() string {
-	return fmt.Sprintf("pid %d  user %s  app %q  client %s  %s  xact %s  query: %s",
-		s.PID, s.User, s.Application, s.Client, s.State, s.XactAge.Round(time.Millisecond), shortQuery(s.Query, 80))
-}
-
-// shortQuery is a query on one line (runs of blanks and newlines made one
-// space, no trailing semicolon), cut to at most n characters.
-func shortQuery(q string, n int) string {
-	q = strings.TrimRight(strings.Join(strings.Fields(q), " "), "; ")
-	if r := []rune(q); len(r) > n {
-		q = string(r[:n-3]) + "..."
-	}
-	return q
-}
-
-// openXacts lists the client sessions other than the caller's and
-// switchover's own whose transaction is older than maxAge or that are idle
-// in transaction.
-func openXacts(ctx context.Context, q pg.Querier, maxAge time.Duration) ([]openXact, error) {
-	rows, err := q.Query(ctx, `
-SELECT pid, coalesce(usename, ''), coalesce(application_name, ''),
-       CASE WHEN client_addr IS NULL THEN 'local' ELSE host(client_addr) || ':' || client_port END,
-       coalesce(state, ''), xact_start, extract(epoch FROM clock_timestamp() - xact_start)::float8, coalesce(query, '')
-FROM pg_stat_activity
-WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'
-  AND coalesce(application_name, '') <> 'switchover'
-  AND xact_start IS NOT NULL
-  AND (state LIKE 'idle in transaction%' OR clock_timestamp() - xact_start > make_interval(secs => $1))
-ORDER BY xact_start, pid`, maxAge.Seconds())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []openXact
-	for rows.Next() {
-		var s openXact
-		var age float64
-		if err := rows.Scan(&s.PID, &s.User, &s.Application, &s.Client, &s.State, &s.XactStart, &age, &s.Query); err != nil {
-			return nil, err
-		}
-		s.XactAge = time.Duration(age * float64(time.Second))
-		out = append(out, s)
-	}
-	return out, rows.Err()
-}
-
 // Run implements Check. What a first look finds is looked at again a moment
 // later: only a transaction still open then, the same one, counts. A busy
 // application's sessions are idle in transaction for microseconds between
@@ -128,18 +68,18 @@ func (c *NoLongTransactions) Run(ctx context.Context, t *cluster.Target) Result 
 	problem := func(err error) Result {
 		return Errored(fmt.Errorf("list transactions on %s: %s", c.Node, queryProblem(ctx, err)))
 	}
-	first, err := openXacts(ctx, conn, c.MaxXactAge)
+	first, err := pg.OpenTransactions(ctx, conn, c.MaxXactAge)
 	if err != nil {
 		return problem(err)
 	}
-	var sessions []openXact
+	var sessions []pg.OpenXact
 	if len(first) > 0 {
 		select {
 		case <-ctx.Done():
 			return problem(ctx.Err())
 		case <-time.After(secondLook):
 		}
-		again, err := openXacts(ctx, conn, c.MaxXactAge)
+		again, err := pg.OpenTransactions(ctx, conn, c.MaxXactAge)
 		if err != nil {
 			return problem(err)
 		}
@@ -158,7 +98,7 @@ func (c *NoLongTransactions) Run(ctx context.Context, t *cluster.Target) Result 
 
 // judge turns the sessions still open at the second look into a verdict;
 // firstLook is how many the first look found.
-func (c *NoLongTransactions) judge(firstLook int, sessions []openXact) Result {
+func (c *NoLongTransactions) judge(firstLook int, sessions []pg.OpenXact) Result {
 	pids := make([]int, len(sessions))
 	lines := make([]string, len(sessions))
 	idle := 0

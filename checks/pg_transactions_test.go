@@ -126,20 +126,20 @@ func TestNoLongTransactions(t *testing.T) {
 func TestNoLongTransactionsJudge(t *testing.T) {
 	t.Parallel()
 	c := &NoLongTransactions{Node: "pg1", MaxXactAge: 5 * time.Second}
-	long := openXact{PID: 11, User: "app", Application: "api", Client: "10.0.0.5:41000", State: "active",
+	long := pg.OpenXact{PID: 11, User: "app", Application: "api", Client: "10.0.0.5:41000", State: "active",
 		XactAge: 42 * time.Second, Query: "SELECT\n  pg_sleep(60) -- " + strings.Repeat("x", 100)}
-	idle := openXact{PID: 12, User: "app", Application: "cron", Client: "local", State: "idle in transaction",
+	idle := pg.OpenXact{PID: 12, User: "app", Application: "cron", Client: "local", State: "idle in transaction",
 		XactAge: time.Second, Query: "UPDATE t SET x = 1"}
 	tests := []struct {
 		name     string
-		sessions []openXact
+		sessions []pg.OpenXact
 		status   Status
 		want     []string
 	}{
 		{"none", nil, Pass, []string{"no session on pg1"}},
-		{"long", []openXact{long}, Fail, []string{"1 transaction open longer than 5s on pg1 (pid 11)",
+		{"long", []pg.OpenXact{long}, Fail, []string{"1 transaction open longer than 5s on pg1 (pid 11)",
 			`pid 11  user app  app "api"  client 10.0.0.5:41000  active  xact 42s  query: SELECT pg_sleep(60) -- xxx`, "..."}},
-		{"both", []openXact{long, idle}, Fail, []string{"1 transaction open longer than 5s and 1 session idle in transaction on pg1 (pid 11, 12)",
+		{"both", []pg.OpenXact{long, idle}, Fail, []string{"1 transaction open longer than 5s and 1 session idle in transaction on pg1 (pid 11, 12)",
 			"client local  idle in transaction"}},
 	}
 	for _, tc := range tests {

@@ -100,7 +100,7 @@ func TestStreamingSwitchoverTwoPoolers(t *testing.T) {
 			_, hookErr = holder.Exec(ctx, "SELECT txid_current()")
 		}
 	}
-	ev, err := runHooked(t, sb, streaming, hook, "pause_max_wait=1s")
+	ev, err := runHooked(t, sb, streaming, hook, "pause_max_wait=1s", "pause_attempts=1")
 	if holderConn != nil {
 		defer holderConn.Close(context.Background())
 	}

@@ -17,10 +17,16 @@ func init() {
 		Kind: "pgbouncer.pause",
 		Doc:  "pauses the client database of every pooler, all or none: clients wait instead of failing while the primary moves",
 		Params: []params.Spec{
-			{Name: "max_wait", Type: params.Duration, Default: "10s",
-				Doc: "how long PAUSE may wait for running transactions to finish, on every pooler at once; after that every pooler is resumed and the step fails"},
+			{Name: "max_wait", Type: params.Duration, Default: "2s",
+				Doc: "how long one PAUSE may wait for running transactions to finish, on every pooler at once, while new clients wait behind it; after that every pooler is resumed at once"},
 			{Name: "max_hold", Type: params.Duration, Default: "30s",
 				Doc: "the most clients may be held, from the pause to the resume, whatever happens: every step in between spends it, and a guard that outlives the run resumes the pooler by then"},
+			{Name: "node", Type: params.Node,
+				Doc: "the node the poolers send the clients to (the primary): when a PAUSE does not complete, the transactions it waited for are read there and named, and the PAUSE is tried again once they end"},
+			{Name: "attempts", Type: params.Int, Default: "3",
+				Doc: "how many times PAUSE is tried when it does not complete within max_wait (needs node): between two, clients go on and the transactions it waited for are given retry_within to end"},
+			{Name: "retry_within", Type: params.Duration, Default: "30s",
+				Doc: "how long, between two attempts, the transactions a PAUSE waited for may take to end, with no client held; still running then, the step fails, naming them"},
 		},
 		New: func(v params.Values) (Step, error) {
 			switch {
@@ -31,7 +37,14 @@ func init() {
 			case v.Duration("max_wait") >= v.Duration("max_hold"):
 				return nil, fmt.Errorf(`parameter "max_wait" (%s) must be less than "max_hold" (%s): the pause itself spends the hold`, v.Duration("max_wait"), v.Duration("max_hold"))
 			}
-			return &PgBouncerPause{MaxWait: v.Duration("max_wait"), MaxHold: v.Duration("max_hold")}, nil
+			if v.Int("attempts") < 1 {
+				return nil, fmt.Errorf(`parameter "attempts" (%d) must be 1 or more`, v.Int("attempts"))
+			}
+			if v.Duration("retry_within") <= 0 {
+				return nil, errors.New(`parameter "retry_within" must be more than 0`)
+			}
+			return &PgBouncerPause{MaxWait: v.Duration("max_wait"), MaxHold: v.Duration("max_hold"), Node: v.Node("node"),
+				Attempts: int(v.Int("attempts")), RetryWithin: v.Duration("retry_within")}, nil
 		},
 	})
 	Register(Definition{

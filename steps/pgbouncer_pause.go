@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/pgbouncer"
 )
 
@@ -22,11 +23,24 @@ import (
 // complete in time (or is refused, or cannot be reached), every one this
 // run paused is resumed and the step fails with clients still on the old
 // primary, before anything is stopped.
+//
+// A PAUSE waits for the transactions running through the pooler, and new
+// clients wait behind it: a query begun a moment before, younger than any
+// precondition's bound, would hold everyone for as long as it runs. So a
+// PAUSE waits MaxWait at most (a small budget); then every pooler is
+// resumed at once, the transactions it waited for are read on Node and
+// named, and once they have ended (RetryWithin at most, with no client
+// held) the PAUSE is tried again, Attempts times in all.
 type PgBouncerPause struct {
 	MaxWait time.Duration
 	// MaxHold caps how long clients are held, from the pause to the
 	// resume (see cluster.Target.BeginHold).
 	MaxHold time.Duration
+	// Node is where the poolers send clients, for naming what a PAUSE
+	// waited for; "" names nothing and tries once.
+	Node        string
+	Attempts    int
+	RetryWithin time.Duration
 }
 
 var _ Step = (*PgBouncerPause)(nil)
@@ -37,10 +51,17 @@ func (s *PgBouncerPause) Describe(t *cluster.Target) Effect {
 	if ps, err := poolers(t); err == nil && len(ps) > 1 {
 		what = fmt.Sprintf("every PgBouncer (%s), at once, waits", strings.Join(t.Cluster.PoolerNames(), ", "))
 	}
+	retry := "every pooler is resumed and the step fails: all or none"
+	if s.retries() {
+		retry = fmt.Sprintf("every pooler is resumed at once, the transactions it waited for are named from %s, and once they end (%s at most, no client held) PAUSE is tried again, %d times in all", s.Node, s.RetryWithin, s.Attempts)
+	}
 	return Effect{Node: poolerWhere(t), Command: describeAdmin(t, "PAUSE"),
-		Changes: fmt.Sprintf("%s up to %s for running transactions on %s to finish, closes its server connections, and holds new queries until RESUME; clients wait instead of failing (if one does not complete in time, every pooler is resumed and the step fails: all or none); clients are held %s at most, whatever happens to this run",
-			what, s.MaxWait, poolersDatabase(t), s.MaxHold)}
+		Changes: fmt.Sprintf("%s up to %s for running transactions on %s to finish, closes its server connections, and holds new queries until RESUME; clients wait instead of failing (if one does not complete in time, %s); clients are held %s at most, whatever happens to this run",
+			what, s.MaxWait, poolersDatabase(t), retry, s.MaxHold)}
 }
+
+// retries reports whether a PAUSE that does not complete is tried again.
+func (s *PgBouncerPause) retries() bool { return s.Node != "" && s.Attempts > 1 }
 
 // pausing is one pooler on its way to being paused.
 type pausing struct {
@@ -48,9 +69,10 @@ type pausing struct {
 	client *pgbouncer.Client
 	// err is why the pooler could not be paused; refused says PgBouncer
 	// itself refused it, so this run holds nothing there.
-	err     error
-	refused bool
-	took    string // how long its PAUSE took, for output
+	err      error
+	refused  bool
+	timedOut bool   // its PAUSE did not complete within MaxWait
+	took     string // how long its PAUSE took, for output
 }
 
 // errOtherPooler cancels the PAUSEs still waiting once one has failed.
@@ -89,30 +111,162 @@ func (s *PgBouncerPause) Apply(ctx context.Context, t *cluster.Target) error {
 	for _, p := range ps {
 		keepPoolerConfig(ctx, t, p)
 	}
-	// The budget and the guard before anything is held.
-	if err := t.BeginHold(s.MaxHold); err != nil {
-		setPausedAll(t, pausedNo)
-		return fail(fmt.Errorf("%w; nothing paused", err))
+	attempts := 1
+	if s.retries() {
+		attempts = s.Attempts
 	}
-	// Journaled before PAUSE is sent: a run killed while it waits has
-	// paused every pooler as far as anyone can tell, and its resume sends
-	// RESUME to each.
-	setPausedAll(t, pausedSent)
-	s.pauseAll(ctx, all)
-	var failed []*pausing
-	for _, a := range all {
-		if a.err != nil {
-			failed = append(failed, a)
+	for attempt := 1; ; attempt++ {
+		// The budget and the guard before anything is held.
+		if err := t.BeginHold(s.MaxHold); err != nil {
+			setPausedAll(t, pausedNo)
+			return fail(fmt.Errorf("%w; nothing paused", err))
 		}
-	}
-	if len(failed) == 0 {
-		setPausedAll(t, pausedYes)
+		// Journaled before PAUSE is sent: a run killed while it waits has
+		// paused every pooler as far as anyone can tell, and its resume
+		// sends RESUME to each.
+		setPausedAll(t, pausedSent)
+		sent := time.Now()
+		s.pauseAll(ctx, all)
+		var failed []*pausing
+		timedOut := false
 		for _, a := range all {
-			t.Print(fmt.Sprintf("%s paused %s in %s: clients wait until RESUME, %s at most (fact %s)", label(t, a.p), poolerDatabase(a.p), a.took, s.MaxHold, PausedFact))
+			if a.err != nil {
+				failed = append(failed, a)
+			}
+			timedOut = timedOut || a.timedOut
 		}
-		return nil
+		if len(failed) == 0 {
+			setPausedAll(t, pausedYes)
+			for _, a := range all {
+				t.Print(fmt.Sprintf("%s paused %s in %s: clients wait until RESUME, %s at most (fact %s)", label(t, a.p), poolerDatabase(a.p), a.took, s.MaxHold, PausedFact))
+			}
+			return nil
+		}
+		// What the PAUSE waits for, read while it still waits: the
+		// transactions open since before it was sent.
+		var holders []pg.OpenXact
+		var holdersErr error
+		if timedOut && s.Node != "" {
+			holders, holdersErr = s.holders(ctx, t, time.Since(sent))
+		}
+		err := s.undo(ctx, t, all, failed, fail)
+		if !timedOut || s.Node == "" {
+			return err
+		}
+		named := describeHolders(s.Node, holders, holdersErr)
+		if attempt >= attempts || holdersErr != nil || len(holders) == 0 || ctx.Err() != nil {
+			return fmt.Errorf("%w; %s", err, named)
+		}
+		t.Print(fmt.Sprintf("PAUSE waited %s for %s; clients went on at once. Waiting up to %s, with no client held, for them to end, then PAUSE again (attempt %d of %d)",
+			s.MaxWait, named, s.RetryWithin, attempt+1, attempts))
+		if werr := s.awaitEnd(ctx, t, holders); werr != nil {
+			return fmt.Errorf("%w; %w", err, werr)
+		}
+		// A PAUSE cut off by its deadline closed its admin connection:
+		// every pooler gets a fresh one, and is looked at again.
+		for _, a := range all {
+			a.client.Close()
+			a.client, a.err, a.refused, a.timedOut, a.took = nil, nil, false, false, ""
+		}
+		if err := s.ready(ctx, t, all, fail); err != nil {
+			return err
+		}
 	}
-	return s.undo(ctx, t, all, failed, fail)
+}
+
+// holders reads on Node the transactions open longer than age: those a
+// PAUSE sent age ago waits for.
+func (s *PgBouncerPause) holders(ctx context.Context, t *cluster.Target, age time.Duration) ([]pg.OpenXact, error) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	n, err := t.Node(s.Node)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := connectNode(rctx, t, n, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer closeConn(conn)
+	all, err := pg.OpenTransactions(rctx, conn, age)
+	if err != nil {
+		return nil, err
+	}
+	// Idle in transaction counts only when it began before the PAUSE.
+	var out []pg.OpenXact
+	for _, x := range all {
+		if x.XactAge >= age {
+			out = append(out, x)
+		}
+	}
+	return out, nil
+}
+
+// describeHolders names what a PAUSE waited for, for output and errors.
+func describeHolders(node string, holders []pg.OpenXact, err error) string {
+	switch {
+	case err != nil:
+		return fmt.Sprintf("transactions on %s that could not be named (%v)", node, err)
+	case len(holders) == 0:
+		return fmt.Sprintf("no transaction on %s open since before it (one ended meanwhile, or it runs on another server)", node)
+	}
+	parts := make([]string, len(holders))
+	for i, h := range holders {
+		parts[i] = h.String()
+	}
+	return fmt.Sprintf("%s on %s open since before it: %s", plural(len(holders), "1 transaction", fmt.Sprintf("%d transactions", len(holders))), node, strings.Join(parts, "; "))
+}
+
+// awaitEnd waits, RetryWithin at most, until none of the transactions
+// holders names is open any more (the same pid with the same start).
+func (s *PgBouncerPause) awaitEnd(ctx context.Context, t *cluster.Target, holders []pg.OpenXact) error {
+	wctx, cancel := context.WithTimeout(ctx, s.RetryWithin)
+	defer cancel()
+	n, err := t.Node(s.Node)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	for {
+		still, err := stillOpen(wctx, t, n, holders)
+		if err == nil && len(still) == 0 {
+			t.Print(fmt.Sprintf("the transactions PAUSE waited for ended %s later", since(start)))
+			return nil
+		}
+		select {
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil {
+				return fmt.Errorf("whether the transactions PAUSE waited for ended is not known after %s: %w; clients are on the old primary, nothing stopped", s.RetryWithin, err)
+			}
+			return fmt.Errorf("still open after %s: %s; clients are on the old primary, nothing stopped: let it finish or end it, then run again", s.RetryWithin, describeHolders(s.Node, still, nil))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// stillOpen returns those of holders whose transaction is still open.
+func stillOpen(ctx context.Context, t *cluster.Target, n *cluster.Node, holders []pg.OpenXact) ([]pg.OpenXact, error) {
+	conn, err := connectNode(ctx, t, n, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer closeConn(conn)
+	now, err := pg.OpenTransactions(ctx, conn, 0)
+	if err != nil {
+		return nil, err
+	}
+	var still []pg.OpenXact
+	for _, h := range holders {
+		for _, x := range now {
+			if x.PID == h.PID && x.XactStart.Equal(h.XactStart) {
+				still = append(still, x)
+			}
+		}
+	}
+	return still, nil
 }
 
 // ready connects to every pooler's admin console at once and looks for a
@@ -182,7 +336,7 @@ func (s *PgBouncerPause) pauseAll(ctx context.Context, all []*pausing) {
 			case errors.Is(context.Cause(base), errOtherPooler):
 				a.err = fmt.Errorf("stopped after %s: %w", since(start), errOtherPooler)
 			case pctx.Err() != nil:
-				a.err = fmt.Errorf("running transactions did not finish within %s", s.MaxWait)
+				a.err, a.timedOut = fmt.Errorf("running transactions did not finish within %s", s.MaxWait), true
 			case errors.As(err, &pe):
 				// PgBouncer refused it: this run paused nothing there.
 				a.err, a.refused = pe, true
