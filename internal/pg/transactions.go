@@ -66,4 +66,3 @@ ORDER BY xact_start, pid`, maxAge.Seconds())
 	}
 	return out, rows.Err()
 }
-
