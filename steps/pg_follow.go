@@ -27,6 +27,8 @@ func init() {
 			{Name: "upstream", Type: params.Node, Required: true, Doc: "the node to stream from, usually the new primary"},
 			{Name: "slot", Type: params.String,
 				Doc: `physical replication slot on the upstream to stream through, created when missing; default the node's name; "" streams without a slot`},
+			{Name: "within", Type: params.Duration, Default: "60s",
+				Doc: "how long the node may take to stream from the upstream once configured; then the step fails, with what a replication connection from the node's host to the upstream answers"},
 			{Name: "conninfo", Type: params.String,
 				Doc: "primary_conninfo to set, written as given; default the upstream's inventory conninfo resolved to host, port, user and sslmode, with application_name=<node> and never a password (the node's OS user uses its own ~/.pgpass or passfile)"},
 		},
@@ -36,6 +38,7 @@ func init() {
 				Upstream: v.Node("upstream"),
 				Slot:     v.Node("node"),
 				Conninfo: strings.TrimSpace(v.String("conninfo")),
+				Within:   v.Duration("within"),
 			}
 			if v.Has("slot") {
 				f.Slot = strings.TrimSpace(v.String("slot"))
@@ -63,8 +66,9 @@ var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 type PGFollow struct {
 	Node     string
 	Upstream string
-	Slot     string // "" streams without a slot
-	Conninfo string // "" builds it from the upstream's inventory conninfo
+	Slot     string        // "" streams without a slot
+	Conninfo string        // "" builds it from the upstream's inventory conninfo
+	Within   time.Duration // how long to wait for it to stream; 0: the step's limit
 }
 
 var _ Step = (*PGFollow)(nil)
@@ -81,12 +85,11 @@ func (f *PGFollow) primaryConninfo(t *cluster.Target) (string, error) {
 	if f.Conninfo != "" {
 		return f.Conninfo, nil
 	}
-	up, err := nodeConninfo(t, f.Upstream)
+	up, err := t.Node(f.Upstream)
 	if err != nil {
 		return "", err
 	}
-	up.Database, up.ApplicationName = "", f.Node
-	return up.String(), nil
+	return up.FollowConninfo(f.Node)
 }
 
 // upstreamAddress is the host:port the node's WAL receiver is to show: the
@@ -203,8 +206,16 @@ func (f *PGFollow) Apply(ctx context.Context, t *cluster.Target) error {
 	if err != nil {
 		return fail(fmt.Errorf("read the timeline of %s: %w", f.Upstream, err))
 	}
-	st, err := f.waitStreaming(ctx, n, want, upTimeline)
+	wctx, cancel := ctx, context.CancelFunc(func() {})
+	if f.Within > 0 {
+		wctx, cancel = context.WithTimeout(ctx, f.Within)
+	}
+	st, err := f.waitStreaming(wctx, n, want, upTimeline)
+	cancel()
 	if err != nil {
+		if ctx.Err() == nil {
+			err = fmt.Errorf("%w%s", err, f.probe(ctx, t, n, conninfo))
+		}
 		return fail(fmt.Errorf("%s is configured to stream from %s and runs, but %w", f.Node, f.Upstream, err))
 	}
 	slot := "without a slot"
@@ -438,4 +449,30 @@ func timelineOf(ctx context.Context, t *cluster.Target, n *cluster.Node) (int, e
 		return 0, err
 	}
 	return st.Timeline, nil
+}
+
+// probe says what a replication connection from n's host to the upstream
+// answers, with conninfo (no password: the command line is visible on the
+// host), for the error of a node that does not stream: "" when it opens.
+func (f *PGFollow) probe(ctx context.Context, t *cluster.Target, n *cluster.Node, conninfo string) string {
+	ex, err := t.Executor(f.Node)
+	if err != nil {
+		return ""
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	out, err := ex.Run(pctx, "LC_ALL=C; export LC_ALL; "+pg.ReplicationProbe(n.BinDir, conninfo))
+	switch {
+	case err != nil:
+		return fmt.Sprintf("; a replication connection from %s's host to %s could not be tried: %v", f.Node, f.Upstream, err)
+	case out.ExitCode != 0:
+		return fmt.Sprintf("; a replication connection from %s's host to %s, as its primary_conninfo makes it, fails: %s",
+			f.Node, f.Upstream, lastOf(splitLines(out.Combined()), 3))
+	}
+	return fmt.Sprintf("; a replication connection from %s's host to %s opens (IDENTIFY_SYSTEM answers), so look at %s's log for why its WAL receiver does not", f.Node, f.Upstream, f.Node)
+}
+
+// lastOf joins the last n lines, for an error on one line.
+func lastOf(lines []string, n int) string {
+	return strings.Join(lines[max(0, len(lines)-n):], " | ")
 }

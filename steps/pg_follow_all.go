@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/params"
@@ -18,9 +19,10 @@ func init() {
 		Params: []params.Spec{
 			{Name: "upstream", Type: params.Node, Required: true, Doc: "the node to stream from, usually the new primary"},
 			{Name: "except", Type: params.Nodes, Doc: "nodes to leave alone, e.g. the old primary that rejoins on its own"},
+			{Name: "within", Type: params.Duration, Default: "60s", Doc: "how long each may take to stream from the upstream once configured"},
 		},
 		New: func(v params.Values) (Step, error) {
-			return &PGFollowAll{Upstream: v.Node("upstream"), Except: v.Nodes("except")}, nil
+			return &PGFollowAll{Upstream: v.Node("upstream"), Except: v.Nodes("except"), Within: v.Duration("within")}, nil
 		},
 	})
 }
@@ -32,6 +34,7 @@ func init() {
 type PGFollowAll struct {
 	Upstream string
 	Except   []string
+	Within   time.Duration
 }
 
 var _ Step = (*PGFollowAll)(nil)
@@ -66,7 +69,7 @@ func (f *PGFollowAll) Describe(t *cluster.Target) Effect {
 func (f *PGFollowAll) Apply(ctx context.Context, t *cluster.Target) error {
 	var errs []error
 	for _, name := range f.followers(t) {
-		one := &PGFollow{Node: name, Upstream: f.Upstream, Slot: name}
+		one := &PGFollow{Node: name, Upstream: f.Upstream, Slot: name, Within: f.Within}
 		if err := one.Apply(ctx, t); err != nil {
 			errs = append(errs, err)
 		}

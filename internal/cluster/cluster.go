@@ -89,6 +89,20 @@ func (p *Pooler) ClientConninfo() (conninfo.Resolved, error) {
 	return r, nil
 }
 
+// FollowConninfo is the primary_conninfo with which follower streams
+// from n, as pg.follow writes it by default: n's inventory conninfo
+// resolved to host, port, user and TLS settings, no database, and
+// application_name the follower's name. It never holds a password: the
+// follower's OS user uses its own ~/.pgpass or passfile.
+func (n *Node) FollowConninfo(follower string) (string, error) {
+	r, err := conninfo.Resolve(n.Conninfo)
+	if err != nil {
+		return "", fmt.Errorf("conninfo of %q: %w", n.Name, err)
+	}
+	r.Database, r.ApplicationName = "", follower
+	return r.String(), nil
+}
+
 // Manager is the cluster manager that could fail over on its own.
 type Manager struct {
 	Kind string // "patroni", "repmgr" or "pg_auto_failover"

@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchover/switchover/internal/conninfo"
 	"github.com/switchover/switchover/internal/pgbouncer"
+	"github.com/switchover/switchover/internal/transport"
 )
 
 // ReplayDelay is how long a standby's replay is behind: the age of the
@@ -133,4 +134,20 @@ func ReceiverApplicationName(ctx context.Context, q Querier) (string, error) {
 		return "", nil
 	}
 	return conninfo.ApplicationName(*ci), nil
+}
+
+// ReplicationProbe is the shell command that opens a replication
+// connection with conninfo, as a WAL receiver would, and asks
+// IDENTIFY_SYSTEM: it prints "system identifier|timeline|position|" and
+// exits 0, or prints the server's refusal. psql is taken from binDir
+// ("" for the PATH); it never waits for a password prompt, and gives up
+// connecting after 5s. conninfo must not hold a password: the command
+// line is visible to every process on the host.
+func ReplicationProbe(binDir, conninfo string) string {
+	psql := "psql"
+	if binDir != "" {
+		psql = strings.TrimRight(binDir, "/") + "/psql"
+	}
+	return fmt.Sprintf("PGCONNECT_TIMEOUT=5 %s -X -A -t -w -d %s -c IDENTIFY_SYSTEM",
+		transport.ShellQuote(psql), transport.ShellQuote(conninfo+" replication=true"))
 }
