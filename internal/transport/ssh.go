@@ -173,6 +173,11 @@ func (s SSH) run(ctx context.Context, user, host, port, socket, command string, 
 	go func() { done <- cmd.Wait() }()
 	stop := func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		// The end of ssh's stdin is the host's sign that this side is
+		// gone, and it must not wait for ssh: over a shared connection
+		// the master holds that stdin (the client passed it on), so the
+		// killed client's end is no sign; this one is.
+		_ = stdinW.Close()
 		select {
 		case <-done:
 		case <-time.After(2 * time.Second):

@@ -269,6 +269,7 @@ func TestSSHReuseCutOff(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || out.ExitCode != -1 {
 		t.Fatalf("Run = %+v, %v; want it cut off with exit code -1", out, err)
 	}
+	cutAt := time.Now()
 	for _, file := range []string{bgFile, fgFile} {
 		pid := readPID(t, file)
 		deadline := time.Now().Add(5 * time.Second)
@@ -280,6 +281,7 @@ func TestSSHReuseCutOff(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	t.Logf("the remote processes were gone %s after the cut-off returned", time.Since(cutAt).Round(time.Millisecond))
 	// The master outlives a cut-off session: the next command reuses it.
 	if out, err := sshTo(server).Run(warm, "echo still"); err != nil || out.Stdout != "still\n" {
 		t.Errorf("Run after the cut-off = %+v, %v", out, err)
