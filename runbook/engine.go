@@ -119,15 +119,18 @@ var (
 // engine is one run (or resume) of a plan: its options, journal and
 // redactor, and where the run stands.
 type engine struct {
-	p       *Plan
-	o       Options
-	obs     Observer
-	j       *Journal
-	runID   string
-	red     *secret.Redactor
-	approve map[string]bool
-	facts   *cluster.Facts
-	session *cluster.Session // what steps keep across steps; released when the run returns
+	// takeOverNote says, once the run has started, whose claim it takes
+	// over (--take-over); "" when none.
+	takeOverNote string
+	p            *Plan
+	o            Options
+	obs          Observer
+	j            *Journal
+	runID        string
+	red          *secret.Redactor
+	approve      map[string]bool
+	facts        *cluster.Facts
+	session      *cluster.Session // what steps keep across steps; released when the run returns
 
 	mu   sync.Mutex
 	seq  int
@@ -307,6 +310,9 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 		e.releaseClaimIf(ctx, !o.DryRun)
 		lock.release(true)
 		return res, notStarted(err)
+	}
+	if e.takeOverNote != "" {
+		_ = e.emit(Event{Type: EventNote, Message: e.takeOverNote})
 	}
 	if o.DryRun {
 		return res, e.dryRun(ctx, res)

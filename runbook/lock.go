@@ -48,6 +48,16 @@ func (e *engine) checkHeld(ctx context.Context) error {
 	defer cancel()
 	var held *claim.HeldError
 	if err := e.o.Claim.Check(ctx, e.runID); errors.As(err, &held) {
+		if e.o.TakeOver {
+			// Taken over at the first action, when this run writes its
+			// own claim in its place; a dry run only says so.
+			verb := "takes it over before its first action"
+			if e.o.DryRun {
+				verb = "would take it over (--take-over)"
+			}
+			e.takeOverNote = fmt.Sprintf("cluster %q is claimed by %s (seen on %s); this run %s", e.p.LockName, held.Holder, held.Node, verb)
+			return nil
+		}
 		return &LockedError{Cluster: e.p.LockName, Holder: held.Holder, SeenOn: held.Node}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/switchover/switchover/internal/claim"
 	"github.com/switchover/switchover/internal/topology"
 	"github.com/switchover/switchover/runbook"
 )
@@ -125,4 +126,33 @@ func (r *refusal) Unwrap() error { return runbook.ErrPrecondition }
 
 func refusef(format string, args ...any) error {
 	return &refusal{msg: fmt.Sprintf(format, args...)}
+}
+
+// refuseCandidateIsPrimary refuses a switchover to the node that is the
+// primary already, found in the cluster: most often a switchover that
+// stopped after its promotion. It says so, and who still claims the
+// cluster, instead of every check and step that cannot take a primary
+// for the candidate.
+func refuseCandidateIsPrimary(ctx context.Context, l *loaded, cand *candidate) error {
+	if l.inv == nil || l.primary == nil {
+		return nil
+	}
+	name := ""
+	if cand != nil {
+		name = cand.Node
+	} else if v, ok := l.givenVar("candidate"); ok {
+		name = v.Value
+	}
+	if name == "" || name != l.primary.Value {
+		return nil
+	}
+	msg := fmt.Sprintf("%s is already the primary of cluster %s (the one node out of recovery): there is nothing to switch over to it; nothing was done", name, l.inv.Cluster.Name)
+	cctx, cancel := context.WithTimeout(ctx, discoverTimeout)
+	defer cancel()
+	var held *claim.HeldError
+	if err := (&claim.Store{Cluster: l.inv.Cluster}).Check(cctx, ""); errors.As(err, &held) {
+		msg += fmt.Sprintf(". The cluster is claimed by %s (seen on %s): a switchover that stopped after its promotion. Finish it with `switchover resume %s` where its journal is; without that journal, from any machine: `switchover run rejoin-old-primary -i %s --var old=OLD_PRIMARY --var new=%s --take-over` (README: finishing another operator's run)",
+			held.Holder, held.Node, held.Holder.RunID, l.inv.File, name)
+	}
+	return refusef("%s", msg)
 }

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"sort"
 
 	"github.com/spf13/cobra"
@@ -60,9 +63,12 @@ func runResume(ctx context.Context, io *streams, opts *resumeOpts, id string) er
 			return err
 		}
 		if latest == "" {
-			return usagef("no unfinished run in %s", dir)
+			return usagef("no unfinished run in %s; %s", dir, lostJournalHint)
 		}
 		id = latest
+	}
+	if _, err := os.Stat(runbook.JournalPath(dir, id)); errors.Is(err, fs.ErrNotExist) {
+		return usagef("no journal of run %s in %s; %s", id, dir, lostJournalHint)
 	}
 	rec, err := runbook.ReadRun(dir, id)
 	if err != nil {
@@ -118,3 +124,7 @@ func runResume(ctx context.Context, io *streams, opts *resumeOpts, id string) er
 	report(io, hv, res)
 	return err
 }
+
+// lostJournalHint is what resume says when it finds no journal to resume:
+// a run's journal may be on another machine, or lost with it.
+const lostJournalHint = "a run whose journal is on another machine is resumed there (--journal-dir); if it is lost, `switchover status -i INVENTORY` shows the claim the run left in the cluster and whether the cluster is switched, and README (finishing another operator's run) says how to finish it from the cluster's state"

@@ -202,6 +202,9 @@ func runEngine(ctx context.Context, io *streams, opts *runOpts, o runbook.Option
 			return err
 		}
 	}
+	if err := refuseCandidateIsPrimary(ctx, l, cand); err != nil {
+		return err
+	}
 	given := append([]string(nil), opts.vars...)
 	if cand != nil {
 		given = append(given, "candidate="+cand.Node)

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -79,9 +81,15 @@ type clusterStatus struct {
 	// LocalLock is the run holding the cluster's lock in the journal
 	// directory status was pointed at; the claim kept in the cluster is
 	// the topology's run_claim.
-	LocalLock   *runbook.LocalLock `json:"local_lock,omitempty"`
-	Maintenance string             `json:"maintenance"`
-	Paused      *bool              `json:"maintenance_paused,omitempty"`
+	LocalLock *runbook.LocalLock `json:"local_lock,omitempty"`
+	// ClaimProcess says whether the run that claims the cluster still
+	// runs: "alive" or "gone" when it ran on this host, "unknown" when it
+	// ran on another; ClaimJournal whether its journal is in the journal
+	// directory status was pointed at.
+	ClaimProcess string `json:"run_claim_process,omitempty"`
+	ClaimJournal bool   `json:"run_claim_journal_here,omitempty"`
+	Maintenance  string `json:"maintenance"`
+	Paused       *bool  `json:"maintenance_paused,omitempty"`
 	// PatroniLeader is who holds Patroni's leader lock ("" for none);
 	// PatroniError says why /cluster could not be read.
 	PatroniLeader string   `json:"patroni_leader,omitempty"`
@@ -106,6 +114,13 @@ func runStatus(ctx context.Context, io *streams, opts *statusOpts) error {
 	st := inspectCluster(ctx, inv.Cluster)
 	if opts.journalDir != "" {
 		st.LocalLock = runbook.ReadLocalLock(opts.journalDir, inv.Cluster.Name)
+	}
+	if c := st.Claim; c != nil {
+		st.ClaimProcess = processState(c.Host, c.PID)
+		if opts.journalDir != "" {
+			_, err := os.Stat(runbook.JournalPath(opts.journalDir, c.RunID))
+			st.ClaimJournal = err == nil
+		}
 	}
 	if opts.json {
 		enc := json.NewEncoder(io.out)
@@ -322,6 +337,16 @@ func renderLocks(io *streams, st *clusterStatus) {
 	}
 	if c := st.Claim; c != nil {
 		fmt.Fprintf(io.out, "claim:    %s, seen on %s\n", c.Holder, strings.Join(c.SeenOn, ", "))
+		switch {
+		case st.ClaimProcess == "alive":
+			fmt.Fprintf(io.out, "          its process (pid %d) runs on this host: the run is under way\n", c.PID)
+		case st.ClaimJournal:
+			fmt.Fprintf(io.out, "          its process is not running here; its journal is: `switchover resume %s`\n", c.RunID)
+		case st.ClaimProcess == "gone":
+			fmt.Fprintf(io.out, "          its process (pid %d) is gone and its journal is not in this journal directory: finish it from the cluster's state (README: finishing another operator's run)\n", c.PID)
+		default:
+			fmt.Fprintf(io.out, "          it ran on %s: whether pid %d still runs cannot be told from here; if that run is gone and its journal with it, finish it from the cluster's state (README: finishing another operator's run)\n", c.Host, c.PID)
+		}
 	} else {
 		fmt.Fprintln(io.out, "claim:    none in the cluster")
 	}
@@ -510,4 +535,17 @@ func renderPgaf(io *streams, t *topology.Topology) {
 			fmt.Fprintf(io.out, "DISAGREE: %s: %s\n", ns.Name, ns.Disagrees)
 		}
 	}
+}
+
+// processState says whether process pid of host runs: "alive" or "gone"
+// when host is this one, "unknown" otherwise.
+func processState(host string, pid int) string {
+	me, err := os.Hostname()
+	if err != nil || host != me || pid <= 0 {
+		return "unknown"
+	}
+	if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+		return "alive"
+	}
+	return "gone"
 }
