@@ -104,6 +104,12 @@ func connProblem(ctx context.Context, err error) string {
 		return dialProblem(cerr)
 	}
 	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == "53300" || pe.Code == "53400") {
+		// Not this check's problem but the node's: every check that
+		// connects to it meets the same refusal, whichever came first.
+		return fmt.Sprintf("the node refuses every new connection: %s (SQLSTATE %s): no connection slot is free (max_connections reached, the rest reserved), so its clients are refused too; this check could not look",
+			pe.Message, pe.Code)
+	}
 	if errors.As(err, &pe) {
 		return fmt.Sprintf("server said: %s (SQLSTATE %s)", pe.Message, pe.Code)
 	}

@@ -1,8 +1,12 @@
 package checks
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func TestMatchesEndpoint(t *testing.T) {
@@ -50,5 +54,21 @@ func TestDedupeAndDescribeNodes(t *testing.T) {
 	}
 	if got := describeNodes([]string{"pg1", "pg2"}); got != "pg1, pg2" {
 		t.Errorf("describeNodes = %q", got)
+	}
+}
+
+// A node with no free connection slot refuses every check alike: the
+// refusal names the node's state, not the check that met it first.
+func TestConnProblemNoFreeSlot(t *testing.T) {
+	err := fmt.Errorf("connect: %w", &pgconn.PgError{Code: "53300", Message: "sorry, too many clients already"})
+	got := connProblem(context.Background(), err)
+	for _, want := range []string{"the node refuses every new connection: sorry, too many clients already (SQLSTATE 53300)", "no connection slot is free", "this check could not look"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("connProblem = %q, want it to say %q", got, want)
+		}
+	}
+	other := connProblem(context.Background(), &pgconn.PgError{Code: "28P01", Message: "password authentication failed for user \"app\""})
+	if strings.Contains(other, "connection slot") {
+		t.Errorf("an authentication failure is worded as a full node: %q", other)
 	}
 }

@@ -122,7 +122,7 @@ func TestExecuteUsageErrors(t *testing.T) {
 		{"approve a step that needs none", []string{"run", file, "--approve", "first"}, "nothing to approve"},
 		{"no inventory file", []string{"run", file, "-i", filepath.Join(work, "nope.yaml")}, "inventory"},
 		{"resume with nothing to resume", []string{"resume"}, "no unfinished run in"},
-		{"resume unknown run", []string{"resume", "20260101T000000Z-abcdef"}, `no run "20260101T000000Z-abcdef"`},
+		{"resume unknown run", []string{"resume", "20260101T000000Z-abcdef"}, `no journal of run 20260101T000000Z-abcdef in `},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

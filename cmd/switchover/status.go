@@ -337,7 +337,10 @@ func renderLocks(io *streams, st *clusterStatus) {
 	}
 	if c := st.Claim; c != nil {
 		fmt.Fprintf(io.out, "claim:    %s, seen on %s\n", c.Holder, strings.Join(c.SeenOn, ", "))
+		local := st.LocalLock != nil && st.LocalLock.RunID == c.RunID
 		switch {
+		case local && st.LocalLock.Live:
+			// The lock line says it is under way.
 		case st.ClaimProcess == "alive":
 			fmt.Fprintf(io.out, "          its process (pid %d) runs on this host: the run is under way\n", c.PID)
 		case st.ClaimJournal:

@@ -90,7 +90,15 @@ func TestStatusVerdicts(t *testing.T) {
 		wantWhy   string
 		primaries []string
 	}{
-		{"healthy", []*topology.Node{primary("pg1"), standby("pg2", "pg1"), standby("pg3", "pg2")}, exitOK, "", []string{"pg1"}},
+		{"healthy", []*topology.Node{primary("pg1"), standby("pg2", "pg1"), standby("pg3", "pg1")}, exitOK, "", []string{"pg1"}},
+		{"a cascade", []*topology.Node{primary("pg1"), standby("pg2", "pg1"), standby("pg3", "pg2")}, exitPrecondition,
+			"pg3 streams from pg2, a standby (cascading replication): a switchover's preflight refuses it, every standby must stream from the primary pg1", []string{"pg1"}},
+		{"no free connection slot", []*topology.Node{func() *topology.Node {
+			n, none := primary("pg1"), 0
+			n.FreeSlots, n.MaxConnections = &none, 100
+			return n
+		}(), standby("pg2", "pg1")}, exitPrecondition,
+			"pg1 has no free connection slot for an ordinary client (max_connections 100, the rest reserved for superusers): new clients are refused", []string{"pg1"}},
 		{"a standby down", []*topology.Node{primary("pg1"), standby("pg2", "pg1"), down}, exitPrecondition, "pg3 does not answer: connection refused", []string{"pg1"}},
 		{"a standby not streaming", []*topology.Node{primary("pg1"), standby("pg2", "")}, exitPrecondition, "pg2 does not stream", []string{"pg1"}},
 		{"a cascade cut off", []*topology.Node{primary("pg1"), standby("pg2", ""), standby("pg3", "pg2")}, exitPrecondition,

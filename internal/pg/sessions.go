@@ -78,3 +78,24 @@ ORDER BY a.pid`, maxXactAge.Seconds())
 	}
 	return out, rows.Err()
 }
+
+// Slots is how a server's connection slots stand: how many client
+// backends run, of max_connections, and how many of those are reserved
+// for superusers (superuser_reserved_connections, and PostgreSQL 16's
+// reserved_connections) and so closed to an ordinary client.
+type Slots struct {
+	Used, Max, Reserved int
+}
+
+// Free is how many more ordinary clients the server takes.
+func (s Slots) Free() int { return max(0, s.Max-s.Reserved-s.Used) }
+
+// ConnectionSlots reads a server's connection slots.
+func ConnectionSlots(ctx context.Context, q Querier) (Slots, error) {
+	var s Slots
+	err := q.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int,
+		current_setting('max_connections')::int,
+		current_setting('superuser_reserved_connections')::int + coalesce(current_setting('reserved_connections', true), '0')::int`).
+		Scan(&s.Used, &s.Max, &s.Reserved)
+	return s, err
+}

@@ -77,6 +77,15 @@ var nodeFacts = []nodeFact{
 		n.claim, err = claim.Read(ctx, q, n.cluster)
 		return err
 	}},
+	{name: "connection slots", on: RolePrimary, read: func(ctx context.Context, q pg.Querier, n *Node) error {
+		s, err := pg.ConnectionSlots(ctx, q)
+		if err == nil {
+			free := s.Free()
+			n.FreeSlots = &free
+			n.MaxConnections = s.Max
+		}
+		return err
+	}},
 	{name: "blocking sessions", read: func(ctx context.Context, q pg.Querier, n *Node) error {
 		sessions, err := pg.BlockingSessions(ctx, q, DefaultStatementTimeout)
 		n.Blocking = len(sessions)

@@ -143,7 +143,12 @@ func (t *Topology) Verdict() Verdict {
 		default:
 			if end, _ := t.leadsTo(n); end != p {
 				reasons = append(reasons, fmt.Sprintf("%s streams from %s, which does not stream from %s", n.Name, n.UpstreamNode, p))
+			} else if n.UpstreamNode != p {
+				reasons = append(reasons, fmt.Sprintf("%s streams from %s, a standby (cascading replication): a switchover's preflight refuses it, every standby must stream from the primary %s", n.Name, n.UpstreamNode, p))
 			}
+		}
+		if n.Role == RolePrimary && n.FreeSlots != nil && *n.FreeSlots == 0 {
+			reasons = append(reasons, fmt.Sprintf("%s has no free connection slot for an ordinary client (max_connections %d, the rest reserved for superusers): new clients are refused", n.Name, n.MaxConnections))
 		}
 	}
 	if why := t.routerReason(); why != "" {

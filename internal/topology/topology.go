@@ -101,6 +101,11 @@ type Node struct {
 	// Blocking is how many sessions would block a switchover to the node
 	// (locks, advisory locks, old transactions).
 	Blocking int `json:"blocking_sessions"`
+	// FreeSlots is how many more ordinary clients a primary takes
+	// (max_connections less the client backends and the slots reserved
+	// for superusers); nil for a standby or when it could not be read.
+	FreeSlots      *int `json:"free_connection_slots,omitempty"`
+	MaxConnections int  `json:"max_connections,omitempty"`
 	// Version is server_version_num, Major its major version.
 	Version int `json:"server_version_num,omitempty"`
 	Major   int `json:"major_version,omitempty"`
