@@ -282,7 +282,11 @@ func TestStreamingSwitchoverKeepsArchiving(t *testing.T) {
 	exec(t, sb, "pg2", archiveOn...)
 	restartNode(t, sb, "pg2")
 	eventuallyQuery(t, sb, "pg1", streamingStandbys, "1")
+	w := watchStalls(t, sb)
+	roles := sandboxtest.StartSampler(sb)
 	ev, err := run(t, sb, streaming, false)
+	roles.Finish().Check(t)
+	w.check(t, 5*time.Second)
 	if err != nil {
 		t.Fatalf("switchover with both nodes archiving: %v\n%s", err, ev.text())
 	}

@@ -84,11 +84,13 @@ func TestCandidateThatRefusesReplication(t *testing.T) {
 		}()
 		rejectReplication(t, sb, "pg2")
 	}
+	w := watchStalls(t, sb)
 	roles := sandboxtest.StartSampler(sb)
 	start := time.Now()
 	ev, err := runHooked(t, sb, streaming, hook, "follow_within=3s")
 	took := time.Since(start)
 	roles.Finish().Check(t)
+	w.check(t, 5*time.Second)
 	if !hooked || hookErr != nil {
 		t.Fatalf("pg2's pg_hba.conf was not changed during the run: %v", hookErr)
 	}
