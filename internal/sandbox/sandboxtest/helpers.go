@@ -7,12 +7,15 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/sandbox"
+
+	"github.com/switchover/switchover/internal/integration"
 )
 
 // require fails t under CI, or skips it, when what a sandbox needs is
 // missing (err not nil).
 func require(t testing.TB, what string, err error) {
 	t.Helper()
+	integration.Need(t)
 	if err == nil {
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/internal/integration"
 	"github.com/switchover/switchover/internal/sandbox"
 )
 
@@ -28,6 +29,7 @@ var (
 // available reports whether a sandbox can be brought up here.
 func available(t testing.TB) {
 	t.Helper()
+	integration.Need(t)
 	_, err := sandbox.FindBinDir("")
 	require(t, "PostgreSQL", err)
 }

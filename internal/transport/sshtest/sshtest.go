@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchover/switchover/internal/integration"
 )
 
 // Buffer collects what sshd logs; it is safe for concurrent use.
@@ -77,6 +79,7 @@ func skipOrFailOutsideCI(t *testing.T, format string, args ...any) {
 // when t ends. It skips t (or, under CI, fails it) when sshd cannot run here.
 func Start(t *testing.T, extraConfig ...string) *Server {
 	t.Helper()
+	integration.Need(t)
 	sshd := "/usr/sbin/sshd"
 	for _, tool := range []string{sshd, "ssh", "ssh-keygen"} {
 		if _, err := exec.LookPath(tool); err != nil {
