@@ -8,15 +8,18 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/switchover
 
-# The whole test suite: vet, every package, then the loader's fuzz targets
-# for a bounded time (their seed corpus runs with every package above).
-# -timeout bounds a hung test binary, not the suite's speed: the longest
-# package takes about 8 minutes on an idle 2-core machine, and half as
-# long again with both cores busy.
+# The whole test suite: vet; the tests that need no server, with the race
+# detector (what a plain `go test -race ./...` runs, in under a minute);
+# every test again with real servers (SWITCHOVER_INTEGRATION=1); then the
+# loader's fuzz targets for a bounded time (their seed corpus runs with
+# every package above). -timeout bounds a hung test binary, not the
+# suite's speed: the longest package takes about 8 minutes on an idle
+# 2-core machine, and half as long again with both cores busy.
 FUZZTIME ?= 20s
 test:
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 5m ./...
+	SWITCHOVER_INTEGRATION=1 $(GO) test -count=1 -timeout 30m ./...
 	$(GO) test ./runbook -run '^$$' -fuzz '^FuzzLoadRunbook$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./runbook -run '^$$' -fuzz '^FuzzLoadInventory$$' -fuzztime $(FUZZTIME)
 
