@@ -36,8 +36,16 @@ func query(t *testing.T, sb *sandbox.Sandbox, name, sql string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// A connection of its own, closed at once: eventuallyQuery polls
+	// every 50ms, and connections kept to the end of the test filled the
+	// node's max_connections, so that the run under test found it full.
+	c, err := pg.Connect(ctx, sb.Conninfo(node(t, sb, name), "postgres"), 0)
+	if err != nil {
+		t.Fatalf("connect %s: %v", name, err)
+	}
+	defer c.Close(context.Background())
 	var v string
-	if err := connect(t, sb, name, "postgres").QueryRow(ctx, sql).Scan(&v); err != nil {
+	if err := c.QueryRow(ctx, sql).Scan(&v); err != nil {
 		t.Fatalf("%s on %s: %v", sql, name, err)
 	}
 	return v
