@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/runbook"
@@ -30,9 +31,11 @@ func TestStreamingSwitchoverWithADelayedStandby(t *testing.T) {
 		t.Errorf("plan does not refuse pg3 for its delay:\n%s", text)
 	}
 
+	w := watchStalls(t, sb)
 	roles := sandboxtest.StartSampler(sb)
 	ev, err = run(t, sb, streaming, false)
 	roles.Finish().Check(t)
+	w.check(t, 5*time.Second)
 	if err != nil {
 		t.Fatalf("switchover to pg2 beside the delayed pg3: %v\n%s", err, ev.text())
 	}
