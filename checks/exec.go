@@ -67,7 +67,7 @@ func (c *Exec) run(ctx context.Context, t *cluster.Target, p *Poll) Result {
 	if err != nil {
 		return Errored(fmt.Errorf("%q: %w", c.Command, err))
 	}
-	out, err := ex.Run(ctx, p.command(c.Command, `[ "$rc" -eq 0 ]`))
+	out, err := ex.Run(ctx, pollCommand(p, c.Command, `[ "$rc" -eq 0 ]`))
 	tail := tailLines(out.Combined(), 5, 300)
 	values := map[string]any{"exit_code": out.ExitCode, "elapsed": out.Elapsed.String()}
 	if err != nil {

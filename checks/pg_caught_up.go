@@ -232,7 +232,7 @@ func (c *PGCaughtUp) shutdownLSN(ctx context.Context, t *cluster.Target, p *Poll
 		bin = filepath.Join(n.BinDir, bin)
 	}
 	cmd := fmt.Sprintf("LC_ALL=C %s -D %s", transport.ShellQuote(bin), transport.ShellQuote(n.DataDir))
-	out, err := ex.Run(ctx, p.command(cmd, `[ "$rc" -eq 0 ] && grep -q -E '^Database cluster state: +shut down$' "$out"`))
+	out, err := ex.Run(ctx, pollCommand(p, cmd, `[ "$rc" -eq 0 ] && grep -q -E '^Database cluster state: +shut down$' "$out"`))
 	if err != nil {
 		return 0, "", Errored(fmt.Errorf("%s on %s: %w", cmd, ex.Where(), err)), false
 	}

@@ -124,7 +124,7 @@ func (c *PGNotPrimary) fromControlFile(ctx context.Context, t *cluster.Target, c
 	// and a signal file.
 	done := fmt.Sprintf(`[ "$rc" -eq 0 ] && grep -q -E '^Database cluster state: +(%s|%s)$' "$out" && grep -q '^%s ' "$out"`,
 		stateInArchiveRecovery, stateShutDownInRecovery, signalMark)
-	out, err := ex.Run(ctx, p.command(cmd, done))
+	out, err := ex.Run(ctx, pollCommand(p, cmd, done))
 	if err != nil {
 		return Errored(fmt.Errorf("%v; pg_controldata on %s: %w", connErr, ex.Where(), err))
 	}

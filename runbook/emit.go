@@ -5,8 +5,8 @@ package runbook
 
 import (
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/kinds"
 	"github.com/switchover/switchover/internal/secret"
-	"github.com/switchover/switchover/steps"
 )
 
 // emit journals an event and hands it to the observer. Secrets are masked
@@ -103,7 +103,7 @@ func (e *engine) redactEvent(ev *Event) {
 
 // redactEffect masks the secrets in an effect, for events and for the
 // operator's questions alike.
-func (e *engine) redactEffect(f steps.Effect) steps.Effect {
+func (e *engine) redactEffect(f kinds.Effect) kinds.Effect {
 	r := e.red.Redact
 	f.Command, f.Node, f.Changes = r(f.Command), r(f.Node), r(f.Changes)
 	return f

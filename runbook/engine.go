@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/kinds"
 	"github.com/switchover/switchover/internal/secret"
 	"github.com/switchover/switchover/internal/transport"
-	"github.com/switchover/switchover/steps"
 )
 
 // Operator asks a person. The CLI implements it at a terminal; without a
@@ -48,7 +48,7 @@ const (
 type Question struct {
 	Kind    QuestionKind
 	Step    *Step
-	Effect  steps.Effect
+	Effect  kinds.Effect
 	Cluster string
 	// TypeToConfirm, when set, must be typed back before the first
 	// destructive step of a run acts: the cluster's name.
@@ -62,7 +62,7 @@ type Question struct {
 // Also is a later step approved ahead, with its exact effect.
 type Also struct {
 	Step   *Step
-	Effect steps.Effect
+	Effect kinds.Effect
 }
 
 // Answer is the operator's answer.

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/kinds"
 )
 
 // checkGrace is how long a check may overrun its timeout before the
@@ -42,14 +42,14 @@ type evaluator struct {
 // attempt is one try of a polled check that did not pass yet.
 type attempt struct {
 	cond    *Cond
-	result  checks.Result
+	result  kinds.Result
 	n       int           // 1 for the first try
 	elapsed time.Duration // since the check's first try
 }
 
 // verdict is what one check came to.
 type verdict struct {
-	result  checks.Result
+	result  kinds.Result
 	elapsed time.Duration
 	// cut: the check was not waited for to the end, because another check
 	// of the step failed for good or the context ended; its result is the
@@ -74,7 +74,7 @@ func (v *evaluator) run(ctx context.Context, list []*Cond) []verdict {
 			start := time.Now()
 			out[i] = v.evaluate(sctx, c)
 			out[i].elapsed = time.Since(start)
-			if out[i].result.Status != checks.Pass && !out[i].cut {
+			if out[i].result.Status != kinds.Pass && !out[i].cut {
 				stopSiblings()
 			}
 		}()
@@ -85,33 +85,33 @@ func (v *evaluator) run(ctx context.Context, list []*Cond) []verdict {
 
 // evaluate runs one check, polling until it passes when it has within:
 // and polling is on, and never longer than its deadline. A check that runs
-// a command on a host (checks.RemotePoller) is then asked to poll on the
+// a command on a host (kinds.RemotePoller) is then asked to poll on the
 // host itself, up to the same deadline, in one command.
 func (v *evaluator) evaluate(ctx context.Context, c *Cond) verdict {
 	start := time.Now()
-	rp, remote := c.Check.(checks.RemotePoller)
+	rp, remote := c.Check.(kinds.RemotePoller)
 	remote = remote && v.poll && c.Within > 0
 	for n := 1; ; n++ {
-		var r checks.Result
+		var r kinds.Result
 		if remote {
 			if v.onWait != nil && n == 1 {
 				// One command waits on the host: say so once, so the
 				// operator sees the wait and its deadline from the start.
-				v.onWait(attempt{cond: c, result: checks.Result{Status: checks.Unknown, Observed: "polling on the host until it passes"}, n: 0})
+				v.onWait(attempt{cond: c, result: kinds.Result{Status: kinds.Unknown, Observed: "polling on the host until it passes"}, n: 0})
 			}
 			var interrupted bool
 			r, interrupted = v.pollRemote(ctx, c, rp, start.Add(c.Within))
 			if interrupted {
-				return verdict{result: checks.Result{Status: checks.Error, Observed: interruptedObserved}, interrupted: true}
+				return verdict{result: kinds.Result{Status: kinds.Error, Observed: interruptedObserved}, interrupted: true}
 			}
 		} else {
 			r = v.once(ctx, c)
 		}
-		if ctx.Err() != nil && r.Status != checks.Pass {
+		if ctx.Err() != nil && r.Status != kinds.Pass {
 			return verdict{result: r, cut: true} // by a failed sibling, or the caller
 		}
 		left := c.Within - time.Since(start)
-		if r.Status == checks.Pass || !v.poll || c.Within == 0 || left <= 0 {
+		if r.Status == kinds.Pass || !v.poll || c.Within == 0 || left <= 0 {
 			return verdict{result: r}
 		}
 		if v.onWait != nil {
@@ -125,7 +125,7 @@ func (v *evaluator) evaluate(ctx context.Context, c *Cond) verdict {
 			return verdict{result: r, cut: true}
 		case <-v.interrupt:
 			timer.Stop()
-			return verdict{result: checks.Result{Status: checks.Error, Observed: interruptedObserved}, interrupted: true}
+			return verdict{result: kinds.Result{Status: kinds.Error, Observed: interruptedObserved}, interrupted: true}
 		}
 	}
 }
@@ -133,7 +133,7 @@ func (v *evaluator) evaluate(ctx context.Context, c *Cond) verdict {
 // once runs a check once under its timeout and a recover(). A check that
 // ignores its context is abandoned, so checks never pile up; one that
 // returns no verdict is an error.
-func (v *evaluator) once(ctx context.Context, c *Cond) checks.Result {
+func (v *evaluator) once(ctx context.Context, c *Cond) kinds.Result {
 	return v.bounded(ctx, c, c.Timeout, c.Check.Run)
 }
 
@@ -141,7 +141,7 @@ func (v *evaluator) once(ctx context.Context, c *Cond) checks.Result {
 // the time left to then plus one evaluation's timeout (for the last
 // reading), as once runs a check. The operator's interrupt ends it at once
 // (its command is killed), as it ends the wait between two polls.
-func (v *evaluator) pollRemote(ctx context.Context, c *Cond, rp checks.RemotePoller, until time.Time) (r checks.Result, interrupted bool) {
+func (v *evaluator) pollRemote(ctx context.Context, c *Cond, rp kinds.RemotePoller, until time.Time) (r kinds.Result, interrupted bool) {
 	ictx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -151,50 +151,50 @@ func (v *evaluator) pollRemote(ctx context.Context, c *Cond, rp checks.RemotePol
 		case <-ictx.Done():
 		}
 	}()
-	p := checks.Poll{Until: until, Every: c.Every}
-	r = v.bounded(ictx, c, max(time.Until(until), 0)+c.Timeout, func(ctx context.Context, t *cluster.Target) checks.Result {
+	p := kinds.Poll{Until: until, Every: c.Every}
+	r = v.bounded(ictx, c, max(time.Until(until), 0)+c.Timeout, func(ctx context.Context, t *cluster.Target) kinds.Result {
 		return rp.PollRemote(ctx, t, p)
 	})
 	select {
 	case <-v.interrupt:
-		return r, r.Status != checks.Pass
+		return r, r.Status != kinds.Pass
 	default:
 		return r, false
 	}
 }
 
 // bounded runs eval under timeout and a recover(): see once.
-func (v *evaluator) bounded(ctx context.Context, c *Cond, timeout time.Duration, eval func(context.Context, *cluster.Target) checks.Result) checks.Result {
+func (v *evaluator) bounded(ctx context.Context, c *Cond, timeout time.Duration, eval func(context.Context, *cluster.Target) kinds.Result) kinds.Result {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	done := make(chan checks.Result, 1)
+	done := make(chan kinds.Result, 1)
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
-				done <- checks.Result{Status: checks.Error, Observed: fmt.Sprintf("the check panicked: %v", r)}
+				done <- kinds.Result{Status: kinds.Error, Observed: fmt.Sprintf("the check panicked: %v", r)}
 			}
 		}()
 		done <- eval(cctx, v.target)
 	}()
-	var r checks.Result
+	var r kinds.Result
 	select {
 	case r = <-done:
 	case <-cctx.Done():
 		select {
 		case r = <-done:
 		case <-time.After(checkGrace):
-			r = checks.Result{Status: checks.Error, Observed: fmt.Sprintf("no answer within %s", timeout)}
+			r = kinds.Result{Status: kinds.Error, Observed: fmt.Sprintf("no answer within %s", timeout)}
 		}
-		if r.Status == checks.Pass {
+		if r.Status == kinds.Pass {
 			break
 		}
 		if cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-			r.Status = checks.Error
+			r.Status = kinds.Error
 			r.Observed = strings.TrimSpace(fmt.Sprintf("no answer within %s %s", timeout, r.Observed))
 		}
 	}
-	if r.Status == checks.Unknown {
-		r = checks.Result{Status: checks.Error, Observed: "the check returned no verdict"}
+	if r.Status == kinds.Unknown {
+		r = kinds.Result{Status: kinds.Error, Observed: "the check returned no verdict"}
 	}
 	return r
 }

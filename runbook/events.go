@@ -3,7 +3,7 @@ package runbook
 import (
 	"time"
 
-	"github.com/switchover/switchover/steps"
+	"github.com/switchover/switchover/internal/kinds"
 )
 
 // EventType names an event. The names are stable: scripts read them in the
@@ -68,7 +68,7 @@ type Event struct {
 	State    StepState     `json:"state,omitempty"`
 	Phase    string        `json:"phase,omitempty"` // requires, ensures, action, approval, settle
 	Check    *CheckEvent   `json:"check,omitempty"`
-	Effect   *steps.Effect `json:"effect,omitempty"`
+	Effect   *kinds.Effect `json:"effect,omitempty"`
 	Approval *Approval     `json:"approval,omitempty"`
 	Output   string        `json:"output,omitempty"`
 	Fact     *Fact         `json:"fact,omitempty"`

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/kinds"
 	"github.com/switchover/switchover/internal/topology"
-	"github.com/switchover/switchover/steps"
 )
 
 // A guard keeps the promise that clients are never held in a paused pooler
@@ -50,9 +50,9 @@ type GuardRecord struct {
 	// Refused are the databases the guard closed to clients, by pooler,
 	// when no node could be trusted with writes; the run's resume enables
 	// them again.
-	Refused steps.Refused `json:"refused,omitempty"`
-	Message string        `json:"message,omitempty"`
-	Error   string        `json:"error,omitempty"`
+	Refused cluster.Refused `json:"refused,omitempty"`
+	Message string          `json:"message,omitempty"`
+	Error   string          `json:"error,omitempty"`
 }
 
 // GuardPath is where the guard of run id writes its record.
@@ -177,13 +177,19 @@ func actForRun(ctx context.Context, spec GuardSpec, rec *guardRecorder, why stri
 	if !asked {
 		w = topology.Writer{Why: "the cluster did not answer before the budget ended"}
 	}
+	held := kinds.HeldClients()
+	if held == nil {
+		err := fmt.Errorf("guard of run %s: this program provides no way to act on held clients (it links no steps)", spec.RunID)
+		out.Error = err.Error()
+		return out, err
+	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), guardActTimeout)
 	defer cancel()
 	// The guard exists because this run paused the poolers (it starts
 	// only once none is paused by another): the resume of every one is
 	// this run's to send.
 	facts := &cluster.Facts{}
-	facts.Restore(steps.PausedFact, "sent")
+	facts.Restore(cluster.PausedByRunFact, "sent")
 	t := &cluster.Target{RunID: spec.RunID, Cluster: c, Facts: facts, Output: func(line string) {
 		rec.write(GuardRecord{Event: "output", Message: line})
 	}}
@@ -196,12 +202,12 @@ func actForRun(ctx context.Context, spec GuardSpec, rec *guardRecorder, why stri
 			out.Message += " (" + w.Agrees + ")"
 		}
 		if len(c.Poolers) > 0 {
-			if err := (&steps.PgBouncerRepoint{To: w.Node}).Apply(actx, t); err != nil {
+			if err := held.RouteTo(actx, t, w.Node); err != nil {
 				errs = append(errs, err.Error())
 			}
 		}
 	default:
-		refused, err := steps.RefuseClients(actx, t)
+		refused, err := held.Refuse(actx, t)
 		out.Refused = refused
 		if err != nil {
 			errs = append(errs, err.Error())
@@ -215,7 +221,7 @@ func actForRun(ctx context.Context, spec GuardSpec, rec *guardRecorder, why stri
 		out.Message = fmt.Sprintf("no node could be trusted with writes (%s): clients are refused, not resumed, so that none is acknowledged on a node about to lose its writes; `switchover resume %s` enables %s again once it has finished", w.Why, spec.RunID, refused.Describe())
 	}
 	if len(out.Refused) == 0 {
-		if err := (&steps.PgBouncerResume{}).Apply(actx, t); err != nil {
+		if err := held.Resume(actx, t); err != nil {
 			errs = append(errs, err.Error())
 		}
 	}

@@ -11,8 +11,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/kinds"
 )
 
 // runStep takes one step through its lifecycle. caught is the state a
@@ -190,8 +190,8 @@ func (e *engine) conds(ctx context.Context, s *Step, list []*Cond, ph phase, pol
 			Wanted: r.Wanted, Detail: r.Detail, Values: r.Values, ElapsedMS: v.elapsed.Milliseconds(),
 			WithinMS: c.Within.Milliseconds(),
 		}
-		if v.cut && r.Status != checks.Pass && !windowEnded {
-			ce.Status, ce.NotEvaluated = checks.Unknown.String(), "not waited for: another check of this step failed"
+		if v.cut && r.Status != kinds.Pass && !windowEnded {
+			ce.Status, ce.NotEvaluated = kinds.Unknown.String(), "not waited for: another check of this step failed"
 			if r.Observed != "" {
 				ce.Observed = "last seen: " + r.Observed
 			}
@@ -199,7 +199,7 @@ func (e *engine) conds(ctx context.Context, s *Step, list []*Cond, ph phase, pol
 		if err := e.emit(Event{Type: EventCheck, Section: s.Section, Step: s.Name, Phase: ph.String(), Check: ce}); err != nil && firstFail == nil {
 			firstFail = err
 		}
-		if r.Status != checks.Pass && (!v.cut || windowEnded) && firstFail == nil {
+		if r.Status != kinds.Pass && (!v.cut || windowEnded) && firstFail == nil {
 			firstFail = checkFailure(c, r, ph)
 		}
 	}
@@ -210,7 +210,7 @@ func (e *engine) conds(ctx context.Context, s *Step, list []*Cond, ph phase, pol
 }
 
 // checkFailure is the error of a check that failed for good in phase ph.
-func checkFailure(c *Cond, r checks.Result, ph phase) error {
+func checkFailure(c *Cond, r kinds.Result, ph phase) error {
 	msg := fmt.Sprintf("%s %s: %s", ph, c.Kind, r.Status)
 	if r.Observed != "" {
 		msg += ": " + r.Observed

@@ -5,10 +5,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/kinds"
 	"github.com/switchover/switchover/internal/params"
-	"github.com/switchover/switchover/steps"
 )
 
 // suggest is the typo suggester every message shares.
@@ -356,9 +355,9 @@ func (z *resolver) step(rs *rawStep, sec Section, d Defaults) *Step {
 		return s
 	}
 	a := rs.Action
-	def, ok := steps.Lookup(a.Kind)
+	def, ok := kinds.Steps.Lookup(a.Kind)
 	if !ok {
-		z.unknownKind(a, what+": action", "action", steps.Names(), checks.Names())
+		z.unknownKind(a, what+": action", "action", kinds.Steps.Names(), kinds.Checks.Names())
 		return s
 	}
 	z.needManager(def.Manager, a.Pos, what+": action "+a.Kind)
@@ -382,7 +381,7 @@ func (z *resolver) step(rs *rawStep, sec Section, d Defaults) *Step {
 		return s
 	}
 	s.Action, s.ActionKind, s.ActionArgs = st, a.Kind, vals.Map()
-	_, s.Manual = st.(steps.Manual)
+	_, s.Manual = st.(kinds.Manual)
 	if def.Destructive {
 		if rs.Destructive.Set && !rs.Destructive.Value {
 			z.probs.add(rs.Destructive.Pos, "%s: action %s is always destructive; remove `destructive: false`", what, a.Kind)
@@ -420,9 +419,9 @@ func (z *resolver) cond(c *rawCall, what string, d Defaults) *Cond {
 	within := z.duration(c.Within, what+": "+c.Kind+": within", 0)
 	every := z.duration(c.Every, what+": "+c.Kind+": every", d.PollInterval)
 	timeout := z.duration(c.Timeout, what+": "+c.Kind+": timeout", d.CheckTimeout)
-	def, ok := checks.Lookup(c.Kind)
+	def, ok := kinds.Checks.Lookup(c.Kind)
 	if !ok {
-		z.unknownKind(c, what, "check", checks.Names(), steps.Names())
+		z.unknownKind(c, what, "check", kinds.Checks.Names(), kinds.Steps.Names())
 		return nil
 	}
 	z.needManager(def.Manager, c.Pos, what+": "+c.Kind)

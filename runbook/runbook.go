@@ -12,9 +12,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/cluster"
-	"github.com/switchover/switchover/steps"
+	"github.com/switchover/switchover/internal/kinds"
 )
 
 // Runbook is a parsed runbook file, before variables are applied.
@@ -119,7 +118,7 @@ type Step struct {
 	Pos         Pos
 	Section     Section
 	Requires    []*Cond
-	Action      steps.Step // nil for a step that only checks
+	Action      kinds.Step // nil for a step that only checks
 	ActionKind  string
 	ActionArgs  map[string]any
 	Manual      bool // the action is an operator's confirmation
@@ -142,7 +141,7 @@ type Step struct {
 type Cond struct {
 	Kind    string
 	Args    map[string]any
-	Check   checks.Check
+	Check   kinds.Check
 	Within  time.Duration // poll until it passes or this long has passed; 0 = once
 	Every   time.Duration // between polls
 	Timeout time.Duration // one evaluation

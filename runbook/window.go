@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
-	"github.com/switchover/switchover/steps"
+	"github.com/switchover/switchover/internal/kinds"
 )
 
 var (
@@ -35,7 +35,7 @@ func (e *engine) holding() bool {
 // releasesClients reports whether s's action is one that lets held clients
 // go on (repoint, resume): it runs whatever the budget says.
 func releasesClients(s *Step) bool {
-	r, ok := s.Action.(steps.ClientReleaser)
+	r, ok := s.Action.(kinds.ClientReleaser)
 	return ok && r.ReleasesClients()
 }
 
@@ -167,18 +167,18 @@ func (e *engine) settleHold(ctx context.Context) {
 }
 
 // absorbRefused takes into the run's facts the databases its guard closed
-// to clients (steps.RefusedFact), once, so that the run's resume of the
+// to clients (cluster.RefusedByGuardFact), once, so that the run's resume of the
 // pooler enables them again: the guard acts in a process of its own, and
 // may have acted while this run still lives (the budget ran out) or
 // before it was resumed.
 func (e *engine) absorbRefused() {
-	if _, known := e.facts.Get(steps.RefusedFact); known {
+	if _, known := e.facts.Get(cluster.RefusedByGuardFact); known {
 		return
 	}
 	recs, _ := ReadGuard(e.o.JournalDir, e.runID)
 	for _, r := range recs {
 		if r.Event == "acted" && len(r.Refused) > 0 {
-			e.facts.Set(steps.RefusedFact, r.Refused.String())
+			e.facts.Set(cluster.RefusedByGuardFact, r.Refused.String())
 		}
 	}
 }
@@ -211,7 +211,7 @@ func (e *engine) awaitGuard(ctx context.Context) {
 // (its budget ran out mid-step) and after the run's own resume of the
 // pooler. The operator enables it once the routing is checked.
 func (e *engine) noteGuardLeftRefused() {
-	if v, known := e.facts.Get(steps.RefusedFact); known && v == "" {
+	if v, known := e.facts.Get(cluster.RefusedByGuardFact); known && v == "" {
 		return // enabled again by this run
 	}
 	recs, _ := ReadGuard(e.o.JournalDir, e.runID)

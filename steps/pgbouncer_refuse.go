@@ -4,43 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/kinds"
 	"github.com/switchover/switchover/internal/pgbouncer"
 )
 
 // RefusedFact names, for each pooler, the client databases a run's guard
-// closed (RefuseClients) because no node could be trusted with writes when
-// it had to let the clients go: a JSON object, pooler name to database
-// names. The run's resume (PgBouncerResume) enables them again once the
-// switchover is finished or rolled back, and says so.
-const RefusedFact = "pgbouncer.refused_by_guard"
+// closed (RefuseClients); see cluster.RefusedByGuardFact.
+const RefusedFact = cluster.RefusedByGuardFact
 
 // Refused is what RefusedFact holds: pooler name to database names.
-type Refused map[string][]string
-
-// String is the fact's value.
-func (r Refused) String() string {
-	b, _ := json.Marshal(r)
-	return string(b)
-}
-
-// Describe is the refusal for a person: "pgbouncer: app; pgb2: app, app_ro".
-func (r Refused) Describe() string {
-	names := make([]string, 0, len(r))
-	for n := range r {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	parts := make([]string, len(names))
-	for i, n := range names {
-		parts[i] = n + ": " + strings.Join(r[n], ", ")
-	}
-	return strings.Join(parts, "; ")
-}
+type Refused = cluster.Refused
 
 // ReadRefused reads RefusedFact; nothing when no guard refused clients.
 func ReadRefused(t *cluster.Target) (Refused, error) {
@@ -210,3 +187,21 @@ func clientDatabases(ctx context.Context, client *pgbouncer.Client, p *cluster.P
 	}
 	return out, nil
 }
+
+// guardClients is what a run's guard does to held clients, through the
+// poolers (kinds.Clients).
+type guardClients struct{}
+
+func (guardClients) RouteTo(ctx context.Context, t *cluster.Target, node string) error {
+	return (&PgBouncerRepoint{To: node}).Apply(ctx, t)
+}
+
+func (guardClients) Refuse(ctx context.Context, t *cluster.Target) (cluster.Refused, error) {
+	return RefuseClients(ctx, t)
+}
+
+func (guardClients) Resume(ctx context.Context, t *cluster.Target) error {
+	return (&PgBouncerResume{}).Apply(ctx, t)
+}
+
+func init() { kinds.SetClients(guardClients{}) }

@@ -9,6 +9,10 @@ import (
 
 	"github.com/switchover/switchover/playbooks"
 	"github.com/switchover/switchover/runbook"
+
+	// The kinds the playbooks use: the engine knows none itself.
+	_ "github.com/switchover/switchover/checks"
+	_ "github.com/switchover/switchover/steps"
 )
 
 // loadPlaybook reads a shipped playbook as `switchover run NAME` does.
