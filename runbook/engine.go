@@ -122,15 +122,18 @@ type engine struct {
 	// takeOverNote says, once the run has started, whose claim it takes
 	// over (--take-over); "" when none.
 	takeOverNote string
-	p            *Plan
-	o            Options
-	obs          Observer
-	j            *Journal
-	runID        string
-	red          *secret.Redactor
-	approve      map[string]bool
-	facts        *cluster.Facts
-	session      *cluster.Session // what steps keep across steps; released when the run returns
+	// newPrimary is the node a done step made the primary
+	// (kinds.Promoter); "" while none has.
+	newPrimary string
+	p          *Plan
+	o          Options
+	obs        Observer
+	j          *Journal
+	runID      string
+	red        *secret.Redactor
+	approve    map[string]bool
+	facts      *cluster.Facts
+	session    *cluster.Session // what steps keep across steps; released when the run returns
 
 	mu   sync.Mutex
 	seq  int

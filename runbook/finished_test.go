@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/kinds"
 )
 
 // run.finished carries the run's figures as numbers: how long it took,
@@ -31,6 +32,7 @@ func TestRunFinishedCarriesFigures(t *testing.T) {
 		return nil
 	}
 	promote := act(l, "promote")
+	promote.Action = promoting{promote.Action, "pg2"}
 	promote.PointOfNoReturn = true
 	p := newPlan(act(l, "checkpoint"), promote, canary)
 	p.PointOfNoReturn = "promote"
@@ -65,3 +67,12 @@ func TestRunFinishedCarriesFigures(t *testing.T) {
 		t.Fatalf("dry run's run.finished = %+v; want a duration, no new primary, no canary", last)
 	}
 }
+
+// promoting is a fake action that says it makes node the primary
+// (kinds.Promoter), as pg.promote does.
+type promoting struct {
+	kinds.Step
+	node string
+}
+
+func (p promoting) Promotes() string { return p.node }

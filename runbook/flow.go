@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/switchover/switchover/internal/kinds"
 	"strings"
 )
 
@@ -30,6 +31,7 @@ func (e *engine) execute(ctx context.Context, pos *position, res *Result) (err e
 				if s.PointOfNoReturn {
 					e.pastPONR = true
 				}
+				e.promoted(s)
 				continue
 			}
 			if e.interrupted() {
@@ -50,6 +52,7 @@ func (e *engine) execute(ctx context.Context, pos *position, res *Result) (err e
 				s = e.p.Step(se.Step) // the step asked ahead was declined
 			}
 			if err == nil {
+				e.promoted(s)
 				if s.PointOfNoReturn {
 					e.pastPONR = true
 					e.note(s, "point of no return passed: from here on the engine finishes forward and never rolls back")
@@ -322,4 +325,12 @@ func (e *engine) finally(ctx context.Context, pos *position, res *Result) *StepE
 		first.Recovery = "finally section failed at " + strings.Join(failed, ", ")
 	}
 	return first
+}
+
+// promoted notes the node a done step made the primary (kinds.Promoter),
+// for run.finished's new primary.
+func (e *engine) promoted(s *Step) {
+	if p, ok := s.Action.(kinds.Promoter); ok {
+		e.newPrimary = p.Promotes()
+	}
 }

@@ -40,7 +40,10 @@ type Report struct {
 	// of an unfinished run), suspensions included.
 	DurationMS int64 `json:"duration_ms"`
 	// Outcome is the run's outcome, OutcomeSuspended, or OutcomeUnfinished.
-	Outcome         Outcome            `json:"outcome"`
+	Outcome Outcome `json:"outcome"`
+	// NewPrimary is the node the run made the primary (run.finished's
+	// new_primary); "" when it made none.
+	NewPrimary      string             `json:"new_primary,omitempty"`
 	DryRun          bool               `json:"dry_run"`
 	Resumes         []ReportResume     `json:"resumes,omitempty"`
 	Suspensions     []ReportSuspension `json:"suspensions,omitempty"`
@@ -389,7 +392,7 @@ func (b *reportBuilder) add(e Event) {
 		b.r.Outcome, b.r.Summary = OutcomeSuspended, e.Message
 	case EventRunFinished:
 		t := e.Time
-		b.r.Outcome, b.r.Finished, b.r.Summary = e.Outcome, &t, e.Message
+		b.r.Outcome, b.r.Finished, b.r.Summary, b.r.NewPrimary = e.Outcome, &t, e.Message, e.NewPrimary
 		if e.Error != "" {
 			b.failed = &ReportFailure{Step: e.Step, Error: e.Error}
 		}
@@ -670,7 +673,7 @@ func headline(r *Report) string {
 	switch r.Outcome {
 	case OutcomeDone:
 		if after == "" {
-			after = r.Vars["candidate"]
+			after = r.NewPrimary
 		}
 		switch {
 		case before != "" && after != "" && before != after:

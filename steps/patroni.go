@@ -428,3 +428,6 @@ func seen(last *patroni.State, lastErr error) string {
 	}
 	return fmt.Sprintf("GET %s shows: %s", last.URL, last)
 }
+
+// Promotes implements kinds.Promoter.
+func (s *PatroniSwitchover) Promotes() string { return s.Candidate }

@@ -109,3 +109,6 @@ func (p *PGPromote) Apply(ctx context.Context, t *cluster.Target) error {
 		p.Node, st.Timeline, st.CurrentLSN, since(start)))
 	return nil
 }
+
+// Promotes implements kinds.Promoter.
+func (s *PGPromote) Promotes() string { return s.Node }

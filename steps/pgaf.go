@@ -179,3 +179,6 @@ func pgafSeen(last *pgaf.View, lastErr error) string {
 	}
 	return fmt.Sprintf("the monitor at %s shows: %s", last.Monitor, last)
 }
+
+// Promotes implements kinds.Promoter.
+func (s *PgafPromotion) Promotes() string { return s.Candidate }

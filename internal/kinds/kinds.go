@@ -167,3 +167,10 @@ func SetClients(c Clients) { clients = c }
 // HeldClients returns what the guard acts with; nil when no package
 // provided it (a program that links no steps holds no clients).
 func HeldClients() Clients { return clients }
+
+// Promoter is implemented by steps that make a node the primary (a
+// promotion, a manager's switchover): once such a step is done, the
+// engine reports that node as the run's new primary.
+type Promoter interface {
+	Promotes() string
+}
