@@ -48,11 +48,11 @@ demo: build
 # pooler, the patroni-switchover playbook beside plain patronictl when
 # Patroni is installed, and the preflight alone with 2 and with 8 standbys.
 # The last line printed is one JSON object with the figures. The harness
-# is internal/bench; its tests run with `make test`, the benchmark itself
-# does not.
+# is cmd/switchover-bench, a tool of the project, not the product; its
+# tests run with `make test`, the benchmark itself does not.
 RUNS ?= 5
 bench: build
-	$(GO) run ./internal/bench/run -runs $(RUNS)
+	$(GO) run ./cmd/switchover-bench -runs $(RUNS)
 
 vet:
 	$(GO) vet ./...

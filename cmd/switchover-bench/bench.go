@@ -1,4 +1,4 @@
-// Package bench measures what DESIGN.md calls the measures that matter, on
+// The benchmark measures what the design calls the measures that matter, on
 // real sandbox clusters: the write-unavailability window a client sees, the
 // client errors, the acknowledged commits lost (must be 0), the time a
 // switchover takes and the time spent in preconditions, and how the
@@ -22,7 +22,8 @@
 // pgaf.go). Last it times the preflight on a sandbox with eight standbys.
 // Every sandbox is brought down at the end, also on a failure or an
 // interrupt. The last line printed is one JSON object with the figures.
-package bench
+
+package main
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package bench
+package main
 
 // What an operator does by hand, outside the engine, in the comparison
 // runs: plain patronictl, then pointing PgBouncer at the new leader. The

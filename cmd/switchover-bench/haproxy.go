@@ -1,4 +1,4 @@
-package bench
+package main
 
 // The HAProxy comparison: on a Patroni sandbox with HAProxy in front
 // instead of PgBouncer (sandbox up --manager patroni --router haproxy: a

@@ -1,4 +1,4 @@
-package bench
+package main
 
 // Two PgBouncers: on a sandbox with two PgBouncers in front of the cluster
 // (sandbox up --poolers 2), Runs round trips pg1 -> pg2 -> pg1 of the

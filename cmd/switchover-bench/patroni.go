@@ -1,4 +1,4 @@
-package bench
+package main
 
 // The Patroni comparison: on a Patroni sandbox (real Patroni and etcd),
 // Runs round trips pg1 -> pg2 -> pg1 through the shipped

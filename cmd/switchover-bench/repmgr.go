@@ -1,4 +1,4 @@
-package bench
+package main
 
 // The repmgr comparison: on a repmgr sandbox (real repmgr, a repmgrd per
 // node, the sandbox's sshd for repmgr's own ssh), Runs round trips pg1 ->

@@ -1,8 +1,9 @@
-// Command run is what `make bench` runs: the benchmark of package bench on
-// sandbox clusters, its report on stdout, the JSON line last.
+// Command switchover-bench is what `make bench` runs: the project's
+// benchmark of the switchover on sandbox clusters, its report on stdout,
+// the JSON line last. A tool of the project, not part of the product.
 //
 //	make bench RUNS=5
-//	go run ./internal/bench/run -runs 5
+//	go run ./cmd/switchover-bench -runs 5
 package main
 
 import (
@@ -13,7 +14,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/switchover/switchover/internal/bench"
 	"github.com/switchover/switchover/runbook"
 )
 
@@ -23,14 +23,14 @@ func main() {
 	if served, code := runbook.ServeGuards(os.Args[1:], os.Stdin, os.Stderr); served {
 		os.Exit(code)
 	}
-	o := bench.Options{Out: os.Stdout, Log: os.Stderr}
+	o := Options{Out: os.Stdout, Log: os.Stderr}
 	flag.IntVar(&o.Runs, "runs", 5, "round trips pg1 -> pg2 -> pg1 per mode, and preflight runs per sandbox")
 	flag.IntVar(&o.PortBase, "port-base", 0, "PgBouncer's port, node i on port-base+i (default: a free block below 32000)")
 	flag.BoolVar(&o.Keep, "keep", false, "leave the sandbox in use, its journals and inventories up and on disk when the benchmark ends or stops")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: switchover-bench [-runs N] [-port-base PORT] [-keep]\n\n"+
 			"Measures the write-unavailability window, client errors, lost commits, switchover and\n"+
-			"precondition times of the %s playbook on sandbox clusters.\n\n", bench.Playbook)
+			"precondition times of the %s playbook on sandbox clusters.\n\n", Playbook)
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -39,7 +39,7 @@ func main() {
 		os.Exit(2)
 	}
 	ctx, stop := signalContext()
-	err := bench.Run(ctx, o)
+	err := Run(ctx, o)
 	interrupted := ctx.Err() != nil
 	stop()
 	switch {
@@ -71,7 +71,7 @@ func signalContext() (context.Context, func()) {
 					cancel()
 					continue
 				}
-				fmt.Fprintf(os.Stderr, "\ninterrupt: still bringing the sandbox down (at most %s)\n", bench.DownTimeout)
+				fmt.Fprintf(os.Stderr, "\ninterrupt: still bringing the sandbox down (at most %s)\n", DownTimeout)
 			case <-done:
 				return
 			}

@@ -1,4 +1,4 @@
-package bench
+package main
 
 // The pg_auto_failover comparison: on a pg_auto_failover sandbox (a real
 // monitor and keepers, pg1 and one secondary), Runs round trips
