@@ -39,10 +39,10 @@ func (c *Maintenance) Describe(t *cluster.Target) string {
 		return "the cluster manager, if the inventory names one, is paused"
 	}
 	m := t.Cluster.Manager
-	if m.Kind == "repmgr" {
+	if m.Kind == cluster.ManagerRepmgr {
 		return "repmgrd is paused on every node (SELECT repmgr.repmgrd_is_paused())"
 	}
-	if m.Kind == "pg_auto_failover" {
+	if m.Kind == cluster.ManagerPgAutoFailover {
 		return "no pg_auto_failover monitor is in charge (a monitor cannot be paused)"
 	}
 	return fmt.Sprintf("%s is paused (asked at %s)", m.Kind, strings.Join(patroniURLs(m.URLs), ", "))
@@ -55,11 +55,11 @@ func (c *Maintenance) Run(ctx context.Context, t *cluster.Target) Result {
 	}
 	m := t.Cluster.Manager
 	switch m.Kind {
-	case "patroni":
+	case cluster.ManagerPatroni:
 		return patroniPaused(ctx, m)
-	case "repmgr":
+	case cluster.ManagerRepmgr:
 		return repmgrdPaused(ctx, t.Cluster)
-	case "pg_auto_failover":
+	case cluster.ManagerPgAutoFailover:
 		// A monitor has no maintenance mode for a whole group: it fails
 		// over from a primary stopped behind its back.
 		return Failed("pg_auto_failover's monitor cannot be paused: it fails over on its own. pg-auto-failover-switchover has the monitor switch over itself; a runbook that stops or promotes servers directly must not run under a monitor",

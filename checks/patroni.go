@@ -13,7 +13,7 @@ import (
 func init() {
 	Register(Definition{
 		Kind:    "patroni.leader",
-		Manager: "patroni",
+		Manager: cluster.ManagerPatroni,
 		Doc:     "every Patroni member that answers shows exactly one leader (the leader lock is held) and it is the node; PostgreSQL agrees: the node is out of recovery and no other member is",
 		Params: []params.Spec{
 			{Name: "node", Type: params.Node, Required: true, Doc: "the expected leader (its Patroni member name)"},
@@ -24,7 +24,7 @@ func init() {
 	})
 	Register(Definition{
 		Kind:    "patroni.candidate_ok",
-		Manager: "patroni",
+		Manager: cluster.ManagerPatroni,
 		Doc:     "the node is a running Patroni replica, not tagged nofailover, with lag under max_lag and Patroni's maximum_lag_on_failover; in synchronous_mode, a synchronous standby",
 		Params: []params.Spec{
 			{Name: "node", Type: params.Node, Required: true, Doc: "the switchover candidate (its Patroni member name)"},

@@ -13,13 +13,13 @@ import (
 func init() {
 	Register(Definition{
 		Kind:    "pgaf.settled",
-		Manager: "pg_auto_failover",
+		Manager: cluster.ManagerPgAutoFailover,
 		Doc:     "the pg_auto_failover monitor shows every node of the group in the state it assigned, healthy and running, one primary and the others secondaries; every node the monitor lists is in the inventory",
 		New:     func(params.Values) (Check, error) { return &PgafSettled{}, nil },
 	})
 	Register(Definition{
 		Kind:    "pgaf.primary",
-		Manager: "pg_auto_failover",
+		Manager: cluster.ManagerPgAutoFailover,
 		Doc:     "the pg_auto_failover monitor assigns the node, and only it, a primary's state; PostgreSQL agrees: the node is out of recovery and no other node is",
 		Params: []params.Spec{
 			{Name: "node", Type: params.Node, Required: true, Doc: "the expected primary (its pg_auto_failover node name)"},

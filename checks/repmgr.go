@@ -16,13 +16,13 @@ import (
 func init() {
 	Register(Definition{
 		Kind:    "repmgr.agrees",
-		Manager: "repmgr",
+		Manager: cluster.ManagerRepmgr,
 		Doc:     "repmgr's metadata (repmgr.nodes on the primary) registers as the active primary the node PostgreSQL runs as the only primary, and every standby with the upstream it streams from",
 		New:     func(params.Values) (Check, error) { return &RepmgrAgrees{}, nil },
 	})
 	Register(Definition{
 		Kind:    "repmgr.daemon_paused",
-		Manager: "repmgr",
+		Manager: cluster.ManagerRepmgr,
 		Doc:     "repmgrd is paused on every node (repmgr.repmgrd_is_paused()), so it neither promotes a standby nor makes one follow on its own",
 		New:     func(params.Values) (Check, error) { return &RepmgrPaused{}, nil },
 	})
@@ -52,7 +52,7 @@ func managerOf(t *cluster.Target) *cluster.Manager {
 
 // Run implements Check.
 func (c *RepmgrAgrees) Run(ctx context.Context, t *cluster.Target) Result {
-	if m := managerOf(t); m == nil || m.Kind != "repmgr" {
+	if m := managerOf(t); m == nil || m.Kind != cluster.ManagerRepmgr {
 		return Errored(fmt.Errorf("repmgr.agrees: the inventory's manager is not repmgr"))
 	}
 	top := topology.Inspect(ctx, t.Cluster, topology.Options{StateOnly: true,
@@ -123,7 +123,7 @@ func (c *RepmgrPaused) Describe(t *cluster.Target) string {
 // Run implements Check.
 func (c *RepmgrPaused) Run(ctx context.Context, t *cluster.Target) Result {
 	m := managerOf(t)
-	if m == nil || m.Kind != "repmgr" {
+	if m == nil || m.Kind != cluster.ManagerRepmgr {
 		return Errored(fmt.Errorf("repmgr.daemon_paused: the inventory's manager is not repmgr"))
 	}
 	return repmgrdPaused(ctx, t.Cluster)

@@ -129,8 +129,8 @@ func (r *reader) manager(n *yaml.Node) *cluster.Manager {
 	m := &cluster.Manager{}
 	r.fields(n, "manager", map[string]func(k, v *yaml.Node){
 		"kind": func(_, v *yaml.Node) {
-			m.Kind = r.str(v, "manager: kind")
-			if m.Kind != "patroni" && m.Kind != "repmgr" && m.Kind != "pg_auto_failover" {
+			m.Kind = cluster.ManagerKind(r.str(v, "manager: kind"))
+			if m.Kind != cluster.ManagerPatroni && m.Kind != cluster.ManagerRepmgr && m.Kind != cluster.ManagerPgAutoFailover {
 				r.errf(v, "manager: unknown kind %q (expected \"patroni\", \"repmgr\" or \"pg_auto_failover\")", m.Kind)
 			}
 		},
@@ -173,7 +173,7 @@ func (r *reader) manager(n *yaml.Node) *cluster.Manager {
 			}
 		},
 	})
-	if m.Kind == "pg_auto_failover" {
+	if m.Kind == cluster.ManagerPgAutoFailover {
 		if m.Monitor == "" {
 			r.errf(n, "manager: kind pg_auto_failover needs monitor: the monitor's connection string")
 		}

@@ -443,7 +443,7 @@ func (z *resolver) cond(c *rawCall, what string, d Defaults) *Cond {
 
 // needManager reports a kind that talks to a cluster manager the
 // inventory does not have: it could only fail when it runs.
-func (z *resolver) needManager(kind string, at Pos, what string) {
+func (z *resolver) needManager(kind cluster.ManagerKind, at Pos, what string) {
 	if kind == "" || z.inv == nil {
 		return
 	}

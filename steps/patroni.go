@@ -15,19 +15,19 @@ import (
 func init() {
 	Register(Definition{
 		Kind:    "patroni.pause",
-		Manager: "patroni",
+		Manager: cluster.ManagerPatroni,
 		Doc:     "puts Patroni in maintenance mode (PATCH /config pause true), so it cannot fail over on its own; succeeds when it is paused already",
 		New:     func(params.Values) (Step, error) { return &PatroniPause{Pause: true}, nil },
 	})
 	Register(Definition{
 		Kind:    "patroni.resume",
-		Manager: "patroni",
+		Manager: cluster.ManagerPatroni,
 		Doc:     "takes Patroni out of maintenance mode (PATCH /config pause false); succeeds when it is not paused, so finally may always run it",
 		New:     func(params.Values) (Step, error) { return &PatroniPause{Pause: false}, nil },
 	})
 	Register(Definition{
 		Kind:    "patroni.switchover",
-		Manager: "patroni",
+		Manager: cluster.ManagerPatroni,
 		Doc:     "asks Patroni to switch the leader over to the candidate (POST /switchover) and follows /cluster until the candidate leads and runs",
 		Params: []params.Spec{
 			{Name: "leader", Type: params.Node, Required: true, Doc: "the current leader (the node's name is its Patroni member name)"},

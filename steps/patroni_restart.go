@@ -15,7 +15,7 @@ import (
 func init() {
 	Register(Definition{
 		Kind:    "patroni.restart",
-		Manager: "patroni",
+		Manager: cluster.ManagerPatroni,
 		Doc:     "asks the node's own Patroni to restart its PostgreSQL (POST /restart on the member's api_url) and follows /cluster until it runs again (a replica: running or streaming, lag known) with a pg_postmaster_start_time() later than before the request, recorded as fact <node>.restarted_at",
 		Params: []params.Spec{
 			{Name: "node", Type: params.Node, Required: true, Doc: "the member to restart (the node's name is its Patroni member name)"},

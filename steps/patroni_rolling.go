@@ -19,7 +19,7 @@ import (
 func init() {
 	Register(Definition{
 		Kind:    "patroni.restart_replicas",
-		Manager: "patroni",
+		Manager: cluster.ManagerPatroni,
 		Doc:     "restarts every replica of the inventory through Patroni, one at a time in the inventory's order, each after an optional patch command on its host, and waits until it streams from the leader again before the next; records fact <node>.restarted_at (the restarted server's pg_postmaster_start_time()), so that a resumed run neither patches nor restarts that replica again",
 		Params: []params.Spec{
 			{Name: "leader", Type: params.Node, Required: true, Doc: "the current leader, left alone; every other node of the inventory is restarted"},

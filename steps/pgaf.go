@@ -14,7 +14,7 @@ import (
 func init() {
 	Register(Definition{
 		Kind:    "pgaf.perform_promotion",
-		Manager: "pg_auto_failover",
+		Manager: cluster.ManagerPgAutoFailover,
 		Doc:     "asks the pg_auto_failover monitor to promote the candidate (pgautofailover.perform_promotion, the supported way to choose it) and follows the monitor and PostgreSQL until the candidate is the primary and takes writes",
 		Params: []params.Spec{
 			{Name: "primary", Type: params.Node, Required: true, Doc: "the current primary (the node's name is its pg_auto_failover node name)"},

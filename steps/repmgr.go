@@ -17,19 +17,19 @@ import (
 func init() {
 	Register(Definition{
 		Kind:    "repmgr.pause",
-		Manager: "repmgr",
+		Manager: cluster.ManagerRepmgr,
 		Doc:     "pauses repmgrd on every node (repmgr service pause), so it neither promotes nor follows on its own; succeeds when it is paused already, and then the run does not unpause it",
 		New:     func(params.Values) (Step, error) { return &RepmgrPause{Pause: true}, nil },
 	})
 	Register(Definition{
 		Kind:    "repmgr.unpause",
-		Manager: "repmgr",
+		Manager: cluster.ManagerRepmgr,
 		Doc:     "unpauses repmgrd on every node (repmgr service unpause), only when this run paused it; so finally may always run it",
 		New:     func(params.Values) (Step, error) { return &RepmgrPause{Pause: false}, nil },
 	})
 	Register(Definition{
 		Kind:    "repmgr.register_after_switchover",
-		Manager: "repmgr",
+		Manager: cluster.ManagerRepmgr,
 		Doc:     "brings repmgr's metadata into agreement with PostgreSQL through repmgr's own commands: the new primary registered as primary (repmgr primary register --force), each standby under the node it streams from (repmgr standby register --force --upstream-node-id); a node already registered right is left alone",
 		Params: []params.Spec{
 			{Name: "primary", Type: params.Node, Required: true, Doc: "the new primary, as PostgreSQL runs it"},

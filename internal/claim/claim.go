@@ -237,7 +237,7 @@ func (s *Store) readAll(ctx context.Context) []nodeClaim {
 // patroni is the client of the cluster's Patroni, or nil.
 func (s *Store) patroni() *patroni.Client {
 	m := s.Cluster.Manager
-	if m == nil || m.Kind != "patroni" {
+	if m == nil || m.Kind != cluster.ManagerPatroni {
 		return nil
 	}
 	c, err := patroni.New(m)

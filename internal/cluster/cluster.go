@@ -103,9 +103,19 @@ func (n *Node) FollowConninfo(follower string) (string, error) {
 	return r.String(), nil
 }
 
+// ManagerKind names a kind of cluster manager, as inventories write it.
+type ManagerKind string
+
+// The cluster managers the tool knows.
+const (
+	ManagerPatroni        ManagerKind = "patroni"
+	ManagerRepmgr         ManagerKind = "repmgr"
+	ManagerPgAutoFailover ManagerKind = "pg_auto_failover"
+)
+
 // Manager is the cluster manager that could fail over on its own.
 type Manager struct {
-	Kind string // "patroni", "repmgr" or "pg_auto_failover"
+	Kind ManagerKind
 	URLs []string
 	// Username and Password are sent as HTTP basic auth when Username is set.
 	Username string

@@ -88,9 +88,9 @@ type CheckDefinition struct {
 	Kind   string        // the name runbooks use, e.g. "tcp.reachable"
 	Doc    string        // one line: what condition holds when it passes
 	Params []params.Spec // its parameters
-	// Manager is the cluster manager the kind asks ("patroni"): a runbook
-	// using it needs an inventory whose manager is of that kind.
-	Manager string
+	// Manager is the cluster manager the kind asks: a runbook using it
+	// needs an inventory whose manager is of that kind.
+	Manager cluster.ManagerKind
 	// New builds a check from decoded parameters. It returns an error for
 	// combinations of parameters that the schema alone cannot reject.
 	New func(v params.Values) (Check, error)
@@ -136,9 +136,9 @@ type StepDefinition struct {
 	Params []params.Spec
 	// Destructive kinds always need approval, whatever the runbook says.
 	Destructive bool
-	// Manager is the cluster manager the kind talks to ("patroni"): a
-	// runbook using it needs an inventory whose manager is of that kind.
-	Manager string
+	// Manager is the cluster manager the kind talks to: a runbook using
+	// it needs an inventory whose manager is of that kind.
+	Manager cluster.ManagerKind
 	New     func(v params.Values) (Step, error)
 }
 

@@ -62,7 +62,7 @@ func New(m *cluster.Manager) (*Client, error) {
 	if m == nil {
 		return nil, errors.New("patroni: the inventory has no manager")
 	}
-	if m.Kind != "patroni" {
+	if m.Kind != cluster.ManagerPatroni {
 		return nil, fmt.Errorf("patroni: the inventory's manager is %q, not patroni", m.Kind)
 	}
 	if len(m.URLs) == 0 {

@@ -178,7 +178,7 @@ type Client struct {
 
 // New returns a client for the inventory's pg_auto_failover manager.
 func New(m *cluster.Manager) (*Client, error) {
-	if m == nil || m.Kind != "pg_auto_failover" {
+	if m == nil || m.Kind != cluster.ManagerPgAutoFailover {
 		return nil, errors.New("pg_auto_failover: the inventory has no manager of kind pg_auto_failover")
 	}
 	if strings.TrimSpace(m.Monitor) == "" {

@@ -285,7 +285,7 @@ func (v *View) String() string {
 
 // Config is node's repmgr.conf as the inventory gives it.
 func Config(m *cluster.Manager, node string) (string, error) {
-	if m == nil || m.Kind != "repmgr" {
+	if m == nil || m.Kind != cluster.ManagerRepmgr {
 		return "", errors.New("the inventory's manager is not repmgr")
 	}
 	p := m.Configs[node]

@@ -92,7 +92,7 @@ func (s *Sandbox) manager() *cluster.Manager {
 	if s.Manager != ManagerPatroni {
 		return nil
 	}
-	m := &cluster.Manager{Kind: "patroni"}
+	m := &cluster.Manager{Kind: cluster.ManagerPatroni}
 	for _, n := range s.Nodes {
 		m.URLs = append(m.URLs, s.RESTURL(n))
 	}

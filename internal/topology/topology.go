@@ -245,7 +245,7 @@ func Inspect(ctx context.Context, c *cluster.Cluster, o Options) *Topology {
 			wg.Go(func() { t.Poolers[i] = askPooler(ctx, p) })
 		}
 	}
-	if !o.NodesOnly && c.Manager != nil && c.Manager.Kind == "patroni" {
+	if !o.NodesOnly && c.Manager != nil && c.Manager.Kind == cluster.ManagerPatroni {
 		wg.Go(func() { view = askPatroni(ctx, c.Manager) })
 	}
 	var router *RouterView
@@ -253,7 +253,7 @@ func Inspect(ctx context.Context, c *cluster.Cluster, o Options) *Topology {
 		wg.Go(func() { router = askRouter(ctx, c.Router) })
 	}
 	var afView *PgafView
-	if !o.NodesOnly && c.Manager != nil && c.Manager.Kind == "pg_auto_failover" {
+	if !o.NodesOnly && c.Manager != nil && c.Manager.Kind == cluster.ManagerPgAutoFailover {
 		wg.Go(func() { afView = askPgaf(ctx, c.Manager) })
 	}
 	wg.Wait()
@@ -267,7 +267,7 @@ func Inspect(ctx context.Context, c *cluster.Cluster, o Options) *Topology {
 	for _, f := range clusterFacts {
 		f(ctx, t, book)
 	}
-	if !o.NodesOnly && c.Manager != nil && c.Manager.Kind == "repmgr" {
+	if !o.NodesOnly && c.Manager != nil && c.Manager.Kind == cluster.ManagerRepmgr {
 		askRepmgr(ctx, c, t) // after the facts: it reads repmgr.nodes on the primary they found
 	}
 	return t

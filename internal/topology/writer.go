@@ -61,17 +61,17 @@ func FindWriter(ctx context.Context, c *cluster.Cluster) Writer {
 	mctx, cancel := context.WithTimeout(ctx, writerTimeout)
 	defer cancel()
 	switch c.Manager.Kind {
-	case "patroni":
+	case cluster.ManagerPatroni:
 		w.Why = patroniWriter(mctx, c.Manager, node)
-	case "pg_auto_failover":
+	case cluster.ManagerPgAutoFailover:
 		w.Why = pgafWriter(mctx, c.Manager, node)
 	}
 	if w.Why == "" {
 		w.Node = node
 		switch c.Manager.Kind {
-		case "patroni":
+		case cluster.ManagerPatroni:
 			w.Agrees = "Patroni shows it the running leader"
-		case "pg_auto_failover":
+		case cluster.ManagerPgAutoFailover:
 			w.Agrees = "the pg_auto_failover monitor has settled it as the primary"
 		}
 	}
