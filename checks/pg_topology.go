@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/kinds"
 	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/topology"
 )
@@ -60,7 +61,7 @@ func (c *Topology) Run(ctx context.Context, t *cluster.Target) Result {
 			return connectNode(ctx, t, name)
 		}})
 	var primaries, problems, seen []string
-	var nodes []map[string]any // what a report shows as the topology before and after
+	var nodes []kinds.TopologyNode // what a report shows as the topology before and after
 	for _, n := range top.Nodes {
 		name := n.Name
 		nodes = append(nodes, topologyValue(n))
@@ -101,7 +102,7 @@ func (c *Topology) Run(ctx context.Context, t *cluster.Target) Result {
 			}
 		}
 	}
-	r := Result{Observed: strings.Join(seen, "; "), Values: map[string]any{"primaries": primaries, "nodes": nodes}}
+	r := Result{Observed: strings.Join(seen, "; "), Values: map[string]any{"primaries": primaries, kinds.TopologyKey: nodes}}
 	if len(problems) == 0 {
 		r.Status = Pass
 		return r
@@ -117,20 +118,21 @@ func (c *Topology) Run(ctx context.Context, t *cluster.Target) Result {
 }
 
 // topologyValue is one node as the check's values carry it to the journal.
-func topologyValue(n *topology.Node) map[string]any {
-	v := map[string]any{"name": n.Name, "timeline": n.Timeline}
+func topologyValue(n *topology.Node) kinds.TopologyNode {
+	v := kinds.TopologyNode{Name: n.Name, Timeline: n.Timeline}
 	switch {
 	case !n.Reachable():
-		v["role"] = "unreachable"
+		v.Role = "unreachable"
 	case n.Role == topology.RolePrimary:
-		v["role"] = "primary"
+		v.Role = "primary"
 	default:
-		v["role"] = "standby"
-		v["upstream"] = n.UpstreamNode
-		if v["upstream"] == "" {
-			v["upstream"] = n.Upstream
+		v.Role = "standby"
+		v.Upstream = n.UpstreamNode
+		if v.Upstream == "" {
+			v.Upstream = n.Upstream
 		}
-		v["streaming"] = n.Streaming
+		streaming := n.Streaming
+		v.Streaming = &streaming
 	}
 	return v
 }

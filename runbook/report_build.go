@@ -1,6 +1,7 @@
 package runbook
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"sort"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/kinds"
 	"github.com/switchover/switchover/internal/secret"
 )
 
@@ -155,7 +157,7 @@ func (b *reportBuilder) add(e Event) {
 			delete(b.polls, key)
 		}
 		s.Checks = append(s.Checks, rc)
-		if c.Kind == "pg.topology" && c.Status == "pass" {
+		if _, reports := c.Values[kinds.TopologyKey]; reports && c.Status == "pass" {
 			b.topology(c.Values)
 		}
 	case EventWaiting:
@@ -339,36 +341,26 @@ func (b *reportBuilder) finish(lastEv Event) *Report {
 // topology keeps the nodes a passing pg.topology check saw: the first
 // such check is the cluster before the run, the last one after it.
 func (b *reportBuilder) topology(values map[string]any) {
-	list, _ := values["nodes"].([]any)
-	if list == nil {
-		if typed, ok := values["nodes"].([]map[string]any); ok {
-			for _, m := range typed {
-				list = append(list, m)
-			}
-		}
+	// The value is a []kinds.TopologyNode in a run's own events and its
+	// JSON in a journal read back: one decoding serves both.
+	raw, err := json.Marshal(values[kinds.TopologyKey])
+	if err != nil {
+		return
+	}
+	var reported []kinds.TopologyNode
+	if json.Unmarshal(raw, &reported) != nil {
+		return
 	}
 	var nodes []ReportNode
-	for _, v := range list {
-		m, ok := v.(map[string]any)
-		if !ok {
+	for _, n := range reported {
+		if n.Name == "" {
 			continue
 		}
-		n := ReportNode{}
-		n.Name, _ = m["name"].(string)
-		n.Role, _ = m["role"].(string)
-		n.Upstream, _ = m["upstream"].(string)
-		n.Streaming, _ = m["streaming"].(bool)
-		switch tl := m["timeline"].(type) {
-		case float64:
-			n.Timeline = int64(tl)
-		case int:
-			n.Timeline = int64(tl)
-		case int64:
-			n.Timeline = tl
+		rn := ReportNode{Name: n.Name, Role: n.Role, Upstream: n.Upstream, Timeline: int64(n.Timeline)}
+		if n.Streaming != nil {
+			rn.Streaming = *n.Streaming
 		}
-		if n.Name != "" {
-			nodes = append(nodes, n)
-		}
+		nodes = append(nodes, rn)
 	}
 	if len(nodes) == 0 {
 		return

@@ -174,3 +174,22 @@ func HeldClients() Clients { return clients }
 type Promoter interface {
 	Promotes() string
 }
+
+// TopologyKey is the key of a check result's Values under which a check
+// that reads the cluster's topology (pg.topology) reports it, as a
+// []TopologyNode: the report shows the cluster before and after the run
+// from the first and the last passing check that reports one, whatever
+// the check's kind.
+const TopologyKey = "nodes"
+
+// TopologyNode is one node of a reported topology.
+type TopologyNode struct {
+	Name string `json:"name"`
+	Role string `json:"role"` // primary, standby or unreachable
+	// Streaming is set for a standby only.
+	Streaming *bool `json:"streaming,omitempty"`
+	Timeline  int   `json:"timeline"`
+	// Upstream is the node (or, when no node of the inventory is there,
+	// the address) a standby streams from.
+	Upstream string `json:"upstream,omitempty"`
+}
