@@ -268,8 +268,13 @@ func (s *PGStop) Apply(ctx context.Context, t *cluster.Target) error {
 		return fail(fmt.Errorf("pg_ctl stop succeeded, but pg_controldata says %q, not a clean shutdown", cd[controlState]))
 	}
 	if stayed {
-		t.Print(fmt.Sprintf("%s wrote its shutdown checkpoint (pg_controldata: %s), but its postmaster still runs %s later, waiting for its archiver or a WAL sender: it takes no connection and writes no more WAL, so the stop counts as done. It has %s waiting to be archived (pg_wal/archive_status): once it is a standby, it does not archive them (unless archive_mode=always); copy them to the archive by hand. pg.follow or pg.start ends that postmaster with an immediate stop",
-			s.Node, cd[controlState], s.AfterCheckpoint, plural(unarchived, "1 WAL file", fmt.Sprintf("%d WAL files", unarchived))))
+		archive := "Nothing waits to be archived there."
+		if unarchived > 0 {
+			archive = fmt.Sprintf("It has %s waiting to be archived (pg_wal/archive_status): once it is a standby, it does not archive them (unless archive_mode=always); copy them to the archive by hand.",
+				plural(unarchived, "1 WAL file", fmt.Sprintf("%d WAL files", unarchived)))
+		}
+		t.Print(fmt.Sprintf("%s wrote its shutdown checkpoint (pg_controldata: %s), but its postmaster still runs %s later, waiting for its archiver or a WAL sender: it takes no connection and writes no more WAL, so the stop counts as done. %s pg.follow or pg.start ends that postmaster with an immediate stop",
+			s.Node, cd[controlState], s.AfterCheckpoint, archive))
 		if t.Facts != nil {
 			t.Facts.Set(s.Node+".unarchived_at_stop", fmt.Sprint(unarchived))
 		}
