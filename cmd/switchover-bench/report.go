@@ -55,6 +55,9 @@ func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat 
 
 	fmt.Fprintf(w, "\n== where the time goes: median per step, pooler mode (%d switchovers)\n", 2*runs)
 	breakdown(w, all, modePooler, median(pooler.total))
+	fmt.Fprintf(w, "\n== inside the window: median per step from the pause to the resume, pooler mode (%d switchovers)\n", 2*runs)
+	window := windowOf(all, modePooler)
+	windowTable(w, window)
 	sshSummary(w, all, sshSkip)
 
 	fmt.Fprintf(w, "\n== preflight alone (the playbook's first step, %s each)\n", plural(runs, "run"))
@@ -70,6 +73,7 @@ func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat 
 	}
 	res := resultOf(runs, all, pre2, pre8, pat)
 	res.SSH, res.SSHSkipped = sshResultOf(all, sshSkip), sshSkip
+	res.Window = window
 	for _, r := range extras {
 		r.summary(w, runs)
 		fmt.Fprintln(w)
@@ -180,4 +184,73 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// Where the held window begins and ends: the pause's action, and the
+// step whose action lets the clients go on.
+const (
+	windowFirst = "pause-pooler"
+	windowLast  = "resume-pooler"
+)
+
+// windowStep is one step inside the held window, by phase: the median ms
+// of its preconditions (checks, approval), of its action, and of its
+// postconditions with their polls (ensures), over one mode's switchovers.
+type windowStep struct {
+	Step    string `json:"step"`
+	Checks  ms     `json:"checks_ms"`
+	Action  ms     `json:"action_ms"`
+	Ensures ms     `json:"ensures_ms"`
+}
+
+// windowOf is the steps from windowFirst to windowLast, in run order,
+// with their medians by phase; nil when the mode has none.
+func windowOf(all []*switchover, mode string) []windowStep {
+	t := stepTimesOf(all, mode)
+	var out []windowStep
+	in := false
+	for _, name := range t.order {
+		if name == windowFirst {
+			in = true
+		}
+		if !in || t.section[name] != runbook.SectionSteps {
+			continue
+		}
+		var checks, action, ensures []float64
+		for _, s := range all {
+			if s.mode != mode {
+				continue
+			}
+			if ph, ok := s.phases[name]; ok {
+				checks, action, ensures = append(checks, ph.checks), append(action, ph.action), append(ensures, ph.ensures)
+			}
+		}
+		out = append(out, windowStep{Step: name, Checks: ms(median(checks)), Action: ms(median(action)), Ensures: ms(median(ensures))})
+		if name == windowLast {
+			break
+		}
+	}
+	return out
+}
+
+// windowTable prints the window's steps by phase. The pause step's checks
+// run before the clients are held; its action is the PAUSE itself.
+func windowTable(w io.Writer, steps []windowStep) {
+	if len(steps) == 0 {
+		fmt.Fprintln(w, "  (no step between the pause and the resume)")
+		return
+	}
+	rows := [][]string{{"step", "checks ms", "action ms", "ensures ms", "total"}}
+	var sum float64
+	for _, st := range steps {
+		total := float64(st.Checks + st.Action + st.Ensures)
+		if st.Step == windowFirst {
+			total = float64(st.Action + st.Ensures) // its checks come before the hold
+		}
+		sum += total
+		rows = append(rows, []string{st.Step, st.Checks.String(), st.Action.String(), st.Ensures.String(), ms(total).String()})
+	}
+	rows = append(rows, []string{"held (sum of the medians)", "", "", "", ms(sum).String()})
+	table(w, rows, 1)
+	fmt.Fprintf(w, "  (%s's checks run before the clients are held)\n", windowFirst)
 }

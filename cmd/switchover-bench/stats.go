@@ -62,6 +62,9 @@ type result struct {
 	RepmgrSkipped         string        `json:"repmgr_skipped,omitempty"`
 	PgAutoFailover        *pgafResult   `json:"pg_auto_failover"`
 	PgAutoFailoverSkipped string        `json:"pg_auto_failover_skipped,omitempty"`
+	// Window is the pooler mode's held window, step by step and phase by
+	// phase (medians): where each millisecond clients wait goes.
+	Window []windowStep `json:"window_breakdown,omitempty"`
 }
 
 // patroniResult is the Patroni part of the last line; the rows stay out of

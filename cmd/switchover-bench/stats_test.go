@@ -251,6 +251,9 @@ func TestAnalyse(t *testing.T) {
 		precond:   map[string]float64{"preflight": 100, "promote": 30},
 		order:     []string{"preflight", "promote", "resume-pooler"},
 		section:   map[string]runbook.Section{"preflight": main, "promote": main, "resume-pooler": fin},
+		// Main steps only: checks (and approval) until running, the
+		// action until verifying, the ensures until done.
+		phases: map[string]phaseTimes{"preflight": {checks: 100}, "promote": {checks: 40, action: 440, ensures: 120}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("analyse =\n%+v\nwant\n%+v", got, want)
@@ -403,5 +406,39 @@ func TestWithoutPooler(t *testing.T) {
 				t.Errorf("got\n%s\nwant\n%s", got, tt.want)
 			}
 		})
+	}
+}
+
+// The held window's steps, from the pause to the resume, each by phase:
+// medians over one mode's switchovers; the pause's checks come before the
+// hold and are left out of the sum.
+func TestWindowBreakdown(t *testing.T) {
+	t.Parallel()
+	main := runbook.SectionSteps
+	one := func(pause, stop, resume phaseTimes) *switchover {
+		return &switchover{mode: modePooler, timing: timing{
+			order:   []string{"preflight", "pause-pooler", "stop-primary", "resume-pooler", "verify"},
+			section: map[string]runbook.Section{"preflight": main, "pause-pooler": main, "stop-primary": main, "resume-pooler": main, "verify": main},
+			phases:  map[string]phaseTimes{"preflight": {checks: 90}, "pause-pooler": pause, "stop-primary": stop, "resume-pooler": resume, "verify": {checks: 50}},
+		}}
+	}
+	all := []*switchover{
+		one(phaseTimes{checks: 30, action: 2}, phaseTimes{action: 40, ensures: 10}, phaseTimes{action: 3, ensures: 20}),
+		one(phaseTimes{checks: 50, action: 4}, phaseTimes{action: 60, ensures: 30}, phaseTimes{action: 5, ensures: 40}),
+		{mode: modeDirect},
+	}
+	got := windowOf(all, modePooler)
+	want := []windowStep{
+		{Step: "pause-pooler", Checks: 40, Action: 3},
+		{Step: "stop-primary", Action: 50, Ensures: 20},
+		{Step: "resume-pooler", Action: 4, Ensures: 30},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("windowOf = %+v, want %+v", got, want)
+	}
+	var b strings.Builder
+	windowTable(&b, got)
+	if !strings.Contains(b.String(), "held (sum of the medians)") || !strings.Contains(b.String(), "107.0") {
+		t.Errorf("the window table does not sum to 107.0 ms held (3 + 70 + 34):\n%s", b.String())
 	}
 }

@@ -15,14 +15,29 @@ type timing struct {
 	precond   map[string]float64 // per main step: checking to the step's next event
 	order     []string           // steps in the order they started
 	section   map[string]runbook.Section
+	// phases splits each main step's time: its preconditions (checking
+	// to running), its action (running to verifying or done) and its
+	// postconditions with their polls (verifying to done).
+	phases map[string]phaseTimes
+}
+
+// phaseTimes is one step's time by phase, in ms.
+type phaseTimes struct {
+	checks, action, ensures float64
 }
 
 // analyse times a run by its events: the whole run, each step from
 // checking to done, and each main step's preconditions (checking to the
 // step's next state).
 func analyse(evs []runbook.Event) timing {
-	t := timing{steps: map[string]float64{}, precond: map[string]float64{}, section: map[string]runbook.Section{}}
+	t := timing{steps: map[string]float64{}, precond: map[string]float64{}, section: map[string]runbook.Section{}, phases: map[string]phaseTimes{}}
 	var started time.Time
+	// last is when each main step entered its current state, and which.
+	type at struct {
+		state runbook.StepState
+		time  time.Time
+	}
+	last := map[string]at{}
 	checking := map[string]time.Time{}
 	open := map[string]bool{} // checking seen, next step event not yet
 	for _, ev := range evs {
@@ -34,6 +49,22 @@ func analyse(evs []runbook.Event) timing {
 				t.totalMS = msSince(started, ev.Time)
 			}
 		case runbook.EventStep:
+			if ev.Section == runbook.SectionSteps {
+				if prev, ok := last[ev.Step]; ok && ev.State != runbook.StateChecking {
+					d := msSince(prev.time, ev.Time)
+					ph := t.phases[ev.Step]
+					switch prev.state {
+					case runbook.StateChecking, runbook.StateAwaitingApproval:
+						ph.checks += d
+					case runbook.StateRunning:
+						ph.action += d
+					case runbook.StateVerifying:
+						ph.ensures += d
+					}
+					t.phases[ev.Step] = ph
+				}
+				last[ev.Step] = at{ev.State, ev.Time}
+			}
 			if ev.State == runbook.StateChecking {
 				checking[ev.Step] = ev.Time
 				open[ev.Step] = true
