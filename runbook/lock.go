@@ -156,7 +156,7 @@ func acquireLock(dir, name string, h Holder, resuming string, takeOver bool) (*c
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := flockReleased(f); err != nil {
 		prev, _ := readHolder(f)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
@@ -175,6 +175,29 @@ func acquireLock(dir, name string, h Holder, resuming string, takeOver bool) (*c
 		return nil, err
 	}
 	return l, nil
+}
+
+// lockSettle bounds how long a lock whose file names no run may still be
+// held: a run that finished empties the file, then closes it; a process
+// this one forked at that moment (an ssh, a guard) holds the same open
+// file, and so the lock, until it has exec'd.
+const lockSettle = 2 * time.Second
+
+// flockReleased takes f's lock without waiting, except while the file
+// names no run: then the lock is on its way out, and it is tried again
+// until lockSettle.
+func flockReleased(f *os.File) error {
+	deadline := time.Now().Add(lockSettle)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			return err
+		}
+		if h, rerr := readHolder(f); rerr != nil || h.RunID != "" {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func readHolder(f *os.File) (Holder, error) {
