@@ -156,7 +156,7 @@ func acquireLock(dir, name string, h Holder, resuming string, takeOver bool) (*c
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	if err := flockReleased(f); err != nil {
+	if err := flockReleased(f, resuming); err != nil {
 		prev, _ := readHolder(f)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
@@ -177,23 +177,26 @@ func acquireLock(dir, name string, h Holder, resuming string, takeOver bool) (*c
 	return l, nil
 }
 
-// lockSettle bounds how long a lock whose file names no run may still be
-// held: a run that finished empties the file, then closes it; a process
-// this one forked at that moment (an ssh, a guard) holds the same open
-// file, and so the lock, until it has exec'd.
+// lockSettle bounds how long a lock that is on its way out may still be
+// held. A run that ends empties the file (or, unfinished, leaves its
+// name in it for resume), then closes it; a process forked at that moment
+// by this one (an ssh, a guard) holds the same open file, and so the
+// lock, until it has exec'd.
 const lockSettle = 2 * time.Second
 
-// flockReleased takes f's lock without waiting, except while the file
-// names no run: then the lock is on its way out, and it is tried again
-// until lockSettle.
-func flockReleased(f *os.File) error {
+// flockReleased takes f's lock without waiting, except while the lock is
+// on its way out: the file names no run, or a run of this very process
+// (which has ended, or is the one being resumed): then it is tried again
+// until lockSettle. A lock another process holds is refused at once.
+func flockReleased(f *os.File, resuming string) error {
 	deadline := time.Now().Add(lockSettle)
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
 			return err
 		}
-		if h, rerr := readHolder(f); rerr != nil || h.RunID != "" {
+		h, rerr := readHolder(f)
+		if rerr != nil || (h.RunID != "" && h.PID != os.Getpid() && (resuming == "" || h.RunID != resuming)) {
 			return err
 		}
 		time.Sleep(10 * time.Millisecond)
