@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -52,10 +53,19 @@ func TestColleagueFinishesARunWhoseJournalIsLost(t *testing.T) {
 		"--var", "primary=pg1", "--var", "candidate=pg2", "--var", "pause_max_hold="+killCap.String())
 	killWhen(t, p, lost, "promote done", 0, mainStep("promote", "done"))
 	id := runIDOf(t, lost)
-	if err := os.RemoveAll(lost); err != nil {
-		t.Fatal(err)
-	}
 	waitFor(t, "clients served through the pooler after the kill", func(ctx context.Context) error { return writeThroughPooler(sb) })
+	// The journal directory goes with the operator's machine. The run's
+	// guard (a process of its own) may still be writing its record there:
+	// removed until it stays removed.
+	waitFor(t, "the lost run's journal directory removed", func(ctx context.Context) error {
+		if err := os.RemoveAll(lost); err != nil {
+			return err
+		}
+		if _, err := os.Stat(lost); !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s is still there: %v", lost, err)
+		}
+		return nil
+	})
 
 	colleague := "--journal-dir=" + t.TempDir()
 	res := runBinary(t, work, "status", "-i", sb.Inventory(), colleague)
