@@ -58,6 +58,7 @@ func pgafAgrees(t *testing.T, sb *sandbox.Sandbox, primary string) {
 // primary stops at preflight with nothing done.
 func TestPgafSwitchoverThereAndBack(t *testing.T) {
 	sb := sandboxtest.NewPgaf(t, 1)
+	sandboxtest.LogPgafEventsOnFailure(t, sb)
 	ports := map[string]int{}
 	for _, n := range sb.Nodes {
 		ports[n.Name] = n.Port

@@ -41,7 +41,11 @@ const pgafPoll = 100 * time.Millisecond
 
 // PgafPromotion is a step that has the pg_auto_failover monitor promote
 // the candidate, and follows the promotion until the candidate takes
-// writes. With a monitor in charge this is the only safe way: a server
+// writes. Before it asks, it fences the old primary (see pg.ApplyFence):
+// the monitor promotes the candidate once the old primary's keeper reports
+// it stopped or, when the keeper is late, once its demote timeout expires;
+// without synchronous replication to the candidate the old primary would
+// acknowledge commits until then that the new primary never receives. With a monitor in charge this is the only safe way: a server
 // stopped or promoted behind its back is one the monitor fails over from,
 // or demotes again. The monitor drains the old primary, has the standbys
 // report their LSN, promotes the candidate and lets it take writes once it
@@ -66,10 +70,10 @@ func (s *PgafPromotion) Describe(t *cluster.Target) Effect {
 		where, formation = c.Where(), c.Formation()
 	}
 	return Effect{Node: "pg_auto_failover monitor " + where,
-		Command: fmt.Sprintf("SELECT pgautofailover.perform_promotion('%s', '%s') on the monitor at %s, unless the monitor shows %s promoted or being promoted already; then %s on %s every %s and the monitor's pgautofailover.node every %s, until the monitor assigns %s a primary's state and it takes writes, for up to %s",
-			formation, s.Candidate, where, s.Candidate, writableSQL, s.Candidate, switchoverPoll, pgafPoll, s.Candidate, s.Within),
-		Changes: fmt.Sprintf("the monitor drains and demotes %s and promotes %s; writes fail until %s takes them; %s rejoins as a secondary on its own",
-			s.Primary, s.Candidate, s.Candidate, s.Primary)}
+		Command: fmt.Sprintf("unless the monitor shows %[4]s promoted or being promoted already: on %[10]s %[11]s (what it replaces in postgresql.auto.conf recorded as fact %[12]s), then SELECT pgautofailover.perform_promotion('%[1]s', '%[2]s') on the monitor at %[3]s; then %[5]s on %[4]s every %[6]s and the monitor's pgautofailover.node every %[7]s, until the monitor assigns %[4]s a primary's state and it takes writes, for up to %[9]s",
+			formation, s.Candidate, where, s.Candidate, writableSQL, switchoverPoll, pgafPoll, s.Candidate, s.Within, s.Primary, fenceSQL, FenceFact(s.Primary)),
+		Changes: fmt.Sprintf("%[1]s is fenced first: from then on it acknowledges no commit and its client sessions are ended, so that it cannot take writes beside %[2]s however late its keeper stops it (pgaf.unfence lifts the fence once it is a standby, or at once when the monitor refuses); the monitor drains and demotes %[1]s and promotes %[2]s; writes fail until %[2]s takes them; %[1]s rejoins as a secondary on its own",
+			s.Primary, s.Candidate)}
 }
 
 // promoting says why the view shows the candidate promoted or being
@@ -116,8 +120,16 @@ func (s *PgafPromotion) Apply(ctx context.Context, t *cluster.Target) error {
 	if why := promoting(v, s.Candidate); why != "" {
 		t.Print(fmt.Sprintf("pg_auto_failover: %s (%s); following it, nothing asked", why, v))
 	} else {
+		// The old primary is fenced before the monitor is asked: the
+		// monitor promotes the candidate once the old primary's keeper
+		// reports it stopped, or when its demote timeout expires, and a
+		// keeper that is late (a starved host) leaves the old primary
+		// acknowledging commits that the candidate never receives.
+		if err := s.fence(dctx, t); err != nil {
+			return fail(fmt.Errorf("fencing %s before the monitor is asked: %w; %s; nothing asked of the monitor", s.Primary, err, s.lift(ctx, t, c)))
+		}
 		if _, err := c.Promote(dctx, s.Candidate); err != nil {
-			return fail(fmt.Errorf("%w; the monitor showed %s", err, v))
+			return fail(fmt.Errorf("%w; the monitor showed %s; %s", err, v, s.lift(ctx, t, c)))
 		}
 		t.Print(fmt.Sprintf("pg_auto_failover: the monitor at %s accepted perform_promotion('%s', '%s')", c.Where(), c.Formation(), s.Candidate))
 	}
@@ -133,10 +145,10 @@ func (s *PgafPromotion) Apply(ctx context.Context, t *cluster.Target) error {
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
-			return fail(fmt.Errorf("cut off (%w) before %s took writes, the promotion may still be going on; %s; PostgreSQL on %s: %s", ctx.Err(), s.Candidate, pgafSeen(last, lastErr), s.Candidate, pgSeen))
+			return fail(fmt.Errorf("cut off (%w) before %s took writes, the promotion may still be going on; %s; PostgreSQL on %s: %s; %s stays fenced", ctx.Err(), s.Candidate, pgafSeen(last, lastErr), s.Candidate, pgSeen, s.Primary))
 		}
 		if !time.Now().Before(deadline) {
-			return fail(fmt.Errorf("%s is not the primary taking writes within %s; %s; PostgreSQL on %s: %s", s.Candidate, s.Within, pgafSeen(last, lastErr), s.Candidate, pgSeen))
+			return fail(fmt.Errorf("%s is not the primary taking writes within %s; %s; PostgreSQL on %s: %s; %s", s.Candidate, s.Within, pgafSeen(last, lastErr), s.Candidate, pgSeen, s.lift(ctx, t, c)))
 		}
 		ok, seen, err := writable(dctx, t)
 		if err != nil {

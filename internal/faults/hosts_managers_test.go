@@ -110,6 +110,7 @@ func TestPgafOnHostsOfTheirOwn(t *testing.T) {
 		t.Skipf("no pg_auto_failover here: %v", err)
 	}
 	sb, work := upOnHosts(t, sandbox.ManagerPgAutoFailover)
+	sandboxtest.LogPgafEventsOnFailure(t, sb)
 	checkManagerHosts(t, sb, "pgaf-%s")
 	if got, want := sb.MonitorAddr(), sb.Net.Bastion; got != want {
 		t.Errorf("the monitor is on %s, want this host's address on the bridge %s", got, want)
@@ -197,7 +198,7 @@ func pgafCandidateCut(t *testing.T, sb *sandbox.Sandbox, work, book string) {
 	}
 	seen := smp.Finish()
 	stopWriter(t, w)
-	seen.Check(t)
+	seen.CheckKept(t, sb, top.primary)
 }
 
 // repmgrAgreesOnHosts fails t unless repmgr's metadata agrees with
@@ -322,7 +323,7 @@ func switchOnHosts(t *testing.T, sb *sandbox.Sandbox, work, book, primary, candi
 		t.Errorf("after the switchover: %s, want %s the primary", top.roles, candidate)
 	}
 	stopWriter(t, w)
-	seen.Check(t)
+	seen.CheckKept(t, sb, top.primary)
 }
 
 // downOnHosts brings the sandbox down with the binary: every process by

@@ -92,7 +92,13 @@ func descendants(pid int) []int {
 // t ends too, so a failed test leaves nothing stopped.
 func Freeze(t testing.TB, pid int) (thaw func()) {
 	t.Helper()
-	pids := append([]int{pid}, descendants(pid)...)
+	return FreezePIDs(t, append([]int{pid}, descendants(pid)...)...)
+}
+
+// FreezePIDs stops exactly the processes pids (SIGSTOP), none of their
+// children, until thaw or the end of the test.
+func FreezePIDs(t testing.TB, pids ...int) (thaw func()) {
+	t.Helper()
 	for _, p := range pids {
 		if err := syscall.Kill(p, syscall.SIGSTOP); err != nil && err != syscall.ESRCH {
 			t.Fatalf("freeze process %d: %v", p, err)

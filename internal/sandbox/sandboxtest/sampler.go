@@ -387,3 +387,25 @@ func (v Verdict) Nodes() string {
 	}
 	return strings.Join(out, " -> ")
 }
+
+// CheckKept is Check, and then fails t for every commit the sampler got
+// acknowledged, on any node, that primary does not have: a commit an old
+// primary took beside the new one, lost. It returns how many were lost.
+func (v Verdict) CheckKept(t testing.TB, sb *sandbox.Sandbox, primary string) int {
+	t.Helper()
+	v.Check(t)
+	n, ok := sb.Node(primary)
+	if !ok {
+		t.Fatalf("the sampler's commits: no node %q", primary)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lost, err := v.Lost(ctx, sb.Conninfo(n, "postgres"))
+	if err != nil {
+		t.Fatalf("the sampler's commits on %s: %v", primary, err)
+	}
+	if len(lost) > 0 {
+		t.Errorf("%d commits acknowledged to direct writers are not on %s, first %s", len(lost), primary, lost[0])
+	}
+	return len(lost)
+}
