@@ -137,6 +137,7 @@ func (s *PgafPromotion) Apply(ctx context.Context, t *cluster.Target) error {
 	var lastErr error
 	pgSeen := "not asked yet"
 	var lastView time.Time
+	var shown progressShown
 	tick := time.NewTicker(switchoverPoll)
 	defer tick.Stop()
 	for {
@@ -168,6 +169,9 @@ func (s *PgafPromotion) Apply(ctx context.Context, t *cluster.Target) error {
 			continue
 		}
 		last, lastErr = v, nil
+		if line := s.progress(v, start, &shown); line != "" {
+			t.Print(line)
+		}
 		if p := v.Primary(); p != "" && p != s.Candidate && p != s.Primary {
 			return fail(fmt.Errorf("the monitor made %s the primary instead of %s (%s)", p, s.Candidate, v))
 		}
@@ -177,6 +181,43 @@ func (s *PgafPromotion) Apply(ctx context.Context, t *cluster.Target) error {
 		t.Print(fmt.Sprintf("pg_auto_failover: %s takes writes after %s; the monitor shows %s", s.Candidate, since(start), v))
 		return nil
 	}
+}
+
+// pgafQuiet is how long the step follows the promotion without a word;
+// past it, it says what the monitor shows at every change, and every
+// pgafRepeat when nothing changes, so that a slow promotion is explained
+// as it happens.
+const (
+	pgafQuiet  = 2 * time.Second
+	pgafRepeat = 5 * time.Second
+)
+
+// progressShown is what the step said last about a slow promotion.
+type progressShown struct {
+	view      string
+	at        time.Time
+	explained bool
+}
+
+// progress says what the monitor shows once the promotion is slow: at a
+// change of view, or pgafRepeat after the last line; "" otherwise.
+func (s *PgafPromotion) progress(v *pgaf.View, start time.Time, shown *progressShown) string {
+	now := time.Now()
+	if now.Sub(start) < pgafQuiet {
+		return ""
+	}
+	view := v.String()
+	if view == shown.view && now.Sub(shown.at) < pgafRepeat {
+		return ""
+	}
+	shown.view, shown.at = view, now
+	line := fmt.Sprintf("pg_auto_failover: after %s the monitor shows %s", since(start), view)
+	if n, ok := v.Node(s.Primary); ok && n.Reported.IsPrimary() && !n.Goal.IsPrimary() && !shown.explained {
+		shown.explained = true
+		line += fmt.Sprintf("; %s's keeper has not reported it stopped (%s is fenced meanwhile): the monitor lets %s take writes once it does, or when its demote timeout expires (pgautofailover.primary_demote_timeout, 30s unless set)",
+			s.Primary, s.Primary, s.Candidate)
+	}
+	return line
 }
 
 // pgafSeen says what the monitor showed last.
