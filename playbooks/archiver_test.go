@@ -113,7 +113,7 @@ func TestStreamingSwitchoverWithAHungArchiver(t *testing.T) {
 		w := watchStalls(t, sb)
 		roles := sandboxtest.StartSampler(sb)
 		ev, err := runHooked(t, sb, streaming, hook)
-		roles.Finish().Check(t)
+		roles.Finish().CheckKeptOnPrimary(t, sb)
 		w.check(t, 10*time.Second)
 		if hookErr != nil || !hooked {
 			t.Fatalf("the archiver was not hung at the stop (hooked %v): %v", hooked, hookErr)

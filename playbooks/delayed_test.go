@@ -34,7 +34,7 @@ func TestStreamingSwitchoverWithADelayedStandby(t *testing.T) {
 	w := watchStalls(t, sb)
 	roles := sandboxtest.StartSampler(sb)
 	ev, err = run(t, sb, streaming, false)
-	roles.Finish().Check(t)
+	roles.Finish().CheckKeptOnPrimary(t, sb)
 	w.check(t, 5*time.Second)
 	if err != nil {
 		t.Fatalf("switchover to pg2 beside the delayed pg3: %v\n%s", err, ev.text())

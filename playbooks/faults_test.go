@@ -172,7 +172,7 @@ func TestFaultBlockingSessionAppearsAfterPreflight(t *testing.T) {
 	}
 	roles := sandboxtest.StartSampler(sb)
 	ev, err := runHooked(t, sb, streaming, hook)
-	roles.Finish().Check(t)
+	roles.Finish().CheckKeptOnPrimary(t, sb)
 	if holder != nil {
 		defer holder.close()
 	}
@@ -223,7 +223,7 @@ func TestFaultOldPrimaryDoesNotStopInTime(t *testing.T) {
 	}
 	roles := sandboxtest.StartSampler(sb)
 	ev, err := run(t, sb, streaming, false, "stop_mode=smart", "stop_timeout=2s")
-	roles.Finish().Check(t)
+	roles.Finish().CheckKeptOnPrimary(t, sb)
 	if !errors.Is(err, runbook.ErrAction) {
 		t.Fatalf("run with a smart stop that cannot finish: %v, want an action failure (exit 4)\n%s", err, ev.text())
 	}
@@ -255,7 +255,7 @@ func TestFaultPromotionImpossible(t *testing.T) {
 	}
 	roles := sandboxtest.StartSampler(sb)
 	ev, err := runHooked(t, sb, streaming, hook)
-	roles.Finish().Check(t)
+	roles.Finish().CheckKeptOnPrimary(t, sb)
 	if hookErr != nil || !stopped {
 		t.Fatalf("pg2 was not stopped after stop-primary: %v\n%s", hookErr, ev.text())
 	}

@@ -255,7 +255,7 @@ func wantRefused(t *testing.T, sb *sandbox.Sandbox, fault, check string, see []s
 			recordFault(t, fault, ev, err, sb)
 		}
 	}
-	roles.Finish().Check(t)
+	roles.Finish().CheckKeptOnPrimary(t, sb)
 	paused.check(t)
 	// Normal here is a few milliseconds; the pause budget is 10s.
 	writer.check(t, time.Second)
@@ -380,7 +380,7 @@ func TestGatesRefuseBeforeThePause(t *testing.T) {
 		writer := watchStalls(t, sb)
 		roles := sandboxtest.StartSampler(sb)
 		ev, err := runHooked(t, sb, streaming, hook)
-		roles.Finish().Check(t)
+		roles.Finish().CheckKeptOnPrimary(t, sb)
 		paused.check(t)
 		writer.check(t, time.Second)
 		if c != nil {

@@ -132,7 +132,7 @@ func TestHAProxyStreamingSwitchover(t *testing.T) {
 			roles := sandboxtest.StartSampler(sb)
 			ev, err := run(t, sb, streaming, false, "primary="+d.from, "candidate="+d.to)
 			acked, errs := w.finish()
-			roles.Finish().Check(t)
+			roles.Finish().CheckKeptOnPrimary(t, sb)
 			if err != nil {
 				t.Fatalf("switchover %s -> %s: %v\n%s", d.from, d.to, err, ev.text())
 			}

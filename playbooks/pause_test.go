@@ -76,7 +76,7 @@ func TestPauseBehindAYoungQuery(t *testing.T) {
 			w := watchStalls(t, sb)
 			roles := sandboxtest.StartSampler(sb)
 			ev, err := runHooked(t, sb, streaming, hook, append([]string{"primary=" + primary, "candidate=" + other(primary)}, tc.vars...)...)
-			roles.Finish().Check(t)
+			roles.Finish().CheckKeptOnPrimary(t, sb)
 			w.check(t, 5*time.Second)
 			if !hooked {
 				t.Fatalf("the run never reached pause-pooler: %v\n%s", err, ev.text())

@@ -293,7 +293,7 @@ func TestStreamingSwitchoverKeepsArchiving(t *testing.T) {
 	w := watchStalls(t, sb)
 	roles := sandboxtest.StartSampler(sb)
 	ev, err := run(t, sb, streaming, false)
-	roles.Finish().Check(t)
+	roles.Finish().CheckKeptOnPrimary(t, sb)
 	w.check(t, 5*time.Second)
 	if err != nil {
 		t.Fatalf("switchover with both nodes archiving: %v\n%s", err, ev.text())

@@ -89,7 +89,7 @@ func TestCandidateThatRefusesReplication(t *testing.T) {
 	start := time.Now()
 	ev, err := runHooked(t, sb, streaming, hook, "follow_within=3s")
 	took := time.Since(start)
-	roles.Finish().Check(t)
+	roles.Finish().CheckKeptOnPrimary(t, sb)
 	w.check(t, 5*time.Second)
 	if !hooked || hookErr != nil {
 		t.Fatalf("pg2's pg_hba.conf was not changed during the run: %v", hookErr)

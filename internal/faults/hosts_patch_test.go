@@ -190,7 +190,7 @@ func rollingPatchKilledAndResumed(t *testing.T, sb *sandbox.Sandbox, runbook str
 		t.Errorf("after the rolling patch: %s, want %s the primary", after.roles, candidate)
 	}
 	stopWriter(t, w)
-	seen.Check(t)
+	seen.CheckKept(t, sb, after.primary)
 
 	// Patched once: one mark per host.
 	b, err := os.ReadFile(marks)
@@ -288,7 +288,7 @@ func primaryCutDuringStop(t *testing.T, sb *sandbox.Sandbox, runbook string) {
 		end = top.primary
 		return err
 	})
-	smp.Finish().Check(t)
+	smp.Finish().CheckKept(t, sb, end)
 	stopWriter(t, w)
 	first, last := pw.finish()
 	t.Logf("PgBouncer seen paused from %s to %s", first.Format("15:04:05.000"), last.Format("15:04:05.000"))

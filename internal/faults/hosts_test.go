@@ -99,7 +99,7 @@ func TestHostsOfTheirOwn(t *testing.T) {
 				t.Fatalf("%s -> %s: the primary is %s", sw[0], sw[1], top.roles)
 			}
 			stopWriter(t, w)
-			seen.Check(t)
+			seen.CheckKept(t, sb, top.primary)
 			t.Logf("%s -> %s over ssh: %s", sw[0], sw[1], top.roles)
 		}
 	})
@@ -212,7 +212,7 @@ func TestHostsOfTheirOwn(t *testing.T) {
 			}
 			return nil
 		})
-		smp.Finish().Check(t)
+		smp.Finish().CheckKept(t, sb, "pg2")
 		stopWriter(t, w)
 	})
 

@@ -148,5 +148,5 @@ func TestKilledBeforeThePromotionNoClientWaitsPastTheCap(t *testing.T) {
 	if rep.LongestWait > hold+time.Second {
 		t.Errorf("a commit of the writer through PgBouncer waited %s for its answer, past the cap %s", rep.LongestWait.Round(time.Millisecond), hold)
 	}
-	smp.Finish().Check(t)
+	smp.Finish().CheckKept(t, sb, after.primary)
 }

@@ -126,5 +126,5 @@ func TestColleagueFinishesARunWhoseJournalIsLost(t *testing.T) {
 	if rep.Acked == 0 || len(rep.Lost) > 0 {
 		t.Errorf("writer through the pooler: %d acknowledged, %d lost; want commits and none lost", rep.Acked, len(rep.Lost))
 	}
-	smp.Finish().Check(t)
+	smp.Finish().CheckKept(t, sb, "pg2")
 }

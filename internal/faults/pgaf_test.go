@@ -321,7 +321,7 @@ func hungMonitorCase(t *testing.T, sb *sandbox.Sandbox) {
 		t.Errorf("after the case: %v", err)
 	}
 	stopWriter(t, w)
-	smp.Finish().Check(t)
+	smp.Finish().CheckKept(t, sb, after.primary)
 }
 
 // bothOutOfRecovery reports whether a and b both answer "not in recovery".

@@ -171,7 +171,11 @@ func runWindowCase(t *testing.T, sb *sandbox.Sandbox, i int, c windowCase) {
 		}
 	}
 	seen := smp.Finish()
-	seen.Check(t)
+	if herr == nil {
+		seen.CheckKept(t, sb, after.primary)
+	} else {
+		seen.Check(t)
+	}
 	if c.sig == syscall.SIGKILL {
 		// Put pg1 back as the primary for the cases after this one.
 		back := runBinary(t, work, "run", playbook, "-i", sb.Inventory(), "--yes", jd, "--var", "primary=pg2", "--var", "candidate=pg1")

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/switchover/switchover/internal/pg"
 )
 
 // Health is the cluster's state as `switchover status` judges it, and what
@@ -146,6 +148,9 @@ func (t *Topology) Verdict() Verdict {
 			} else if n.UpstreamNode != p {
 				reasons = append(reasons, fmt.Sprintf("%s streams from %s, a standby (cascading replication): a switchover's preflight refuses it, every standby must stream from the primary %s", n.Name, n.UpstreamNode, p))
 			}
+		}
+		if n.Role == RolePrimary && n.SynchronousStandbyNames == pg.FenceSyncName {
+			reasons = append(reasons, fmt.Sprintf("%s is fenced by a switchover (synchronous_standby_names = '%s'): it acknowledges no commit; `switchover resume` finishes that run, whose pgaf.unfence lifts the fence", n.Name, pg.FenceSyncName))
 		}
 		if n.Role == RolePrimary && n.FreeSlots != nil && *n.FreeSlots == 0 {
 			reasons = append(reasons, fmt.Sprintf("%s has no free connection slot for an ordinary client (max_connections %d, the rest reserved for superusers): new clients are refused", n.Name, n.MaxConnections))

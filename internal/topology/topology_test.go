@@ -283,3 +283,17 @@ func TestInspectRouter(t *testing.T) {
 		t.Fatalf("verdict %+v with the router on both nodes; want degraded, naming where it routes", v)
 	}
 }
+
+// TestVerdictFencedPrimary: a primary a switchover left fenced takes no
+// commit; the cluster is degraded, and the reason says how it ends.
+func TestVerdictFencedPrimary(t *testing.T) {
+	top := &topology.Topology{Primaries: []string{"pg1"}, Nodes: []*topology.Node{{Name: "pg1", Role: topology.RolePrimary, SynchronousStandbyNames: pg.FenceSyncName}}}
+	v := top.Verdict()
+	if v.Health != topology.Degraded || len(v.Reasons) != 1 || !strings.Contains(v.Reasons[0], "pg1 is fenced by a switchover") || !strings.Contains(v.Reasons[0], "switchover resume") {
+		t.Fatalf("verdict %+v; want degraded naming the fence and how it is lifted", v)
+	}
+	top.Nodes[0].SynchronousStandbyNames = "ANY 1 (pg2)"
+	if v := top.Verdict(); v.Health != topology.Healthy {
+		t.Errorf("with synchronous_standby_names %q: verdict %+v, want healthy", top.Nodes[0].SynchronousStandbyNames, v)
+	}
+}

@@ -409,3 +409,34 @@ func (v Verdict) CheckKept(t testing.TB, sb *sandbox.Sandbox, primary string) in
 	}
 	return len(lost)
 }
+
+// CheckKeptOnPrimary is CheckKept on the one node of sb out of recovery,
+// waited for up to a minute; a cluster left without exactly one fails t.
+func (v Verdict) CheckKeptOnPrimary(t testing.TB, sb *sandbox.Sandbox) int {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var primaries []string
+		for _, n := range sb.Nodes {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			c, err := pg.Connect(ctx, sb.Conninfo(n, "postgres"), 0)
+			if err == nil {
+				var rec bool
+				if c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&rec) == nil && !rec {
+					primaries = append(primaries, n.Name)
+				}
+				c.Close(context.Background())
+			}
+			cancel()
+		}
+		if len(primaries) == 1 {
+			return v.CheckKept(t, sb, primaries[0])
+		}
+		if time.Now().After(deadline) {
+			v.Check(t)
+			t.Errorf("the sampler's commits: %d nodes out of recovery %v after the case, want one to look for them on", len(primaries), primaries)
+			return 0
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
