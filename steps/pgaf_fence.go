@@ -176,7 +176,13 @@ func (s *PgafUnfence) liftIfSafe(ctx context.Context, t *cluster.Target, c *pgaf
 		if !found || !node.Goal.IsPrimary() || !node.Settled() || v.Primary() != s.Node || len(v.Primaries()) != 1 || anyPromoting(v) != "" {
 			return false, "", fmt.Errorf("the monitor does not have %s the settled primary with nothing under way (%s): lifting the fence could let it acknowledge commits another node never receives", s.Node, v)
 		}
-		why = fmt.Sprintf("the monitor has %s the primary, with nothing under way", s.Node)
+		if n, err := c.PromotionsInFlight(ctx); err != nil || n > 0 {
+			if err == nil {
+				err = fmt.Errorf("%d promotion requests are still in flight at the monitor", n)
+			}
+			return false, "", fmt.Errorf("%w: one may yet promote another node, so %s stays fenced", err, s.Node)
+		}
+		why = fmt.Sprintf("the monitor has %s the primary, with nothing under way or in flight", s.Node)
 	}
 	changed, err := pg.LiftFence(ctx, conn, f, fenceWait)
 	if err != nil {

@@ -376,6 +376,9 @@ func (s *Store) write(ctx context.Context, node string, h Holder, resuming strin
 		return fmt.Errorf("claim the cluster on %s: %w", node, err)
 	}
 	defer pg.Release(conn)
+	if err := ownSession(ctx, conn); err != nil {
+		return fmt.Errorf("claim the cluster on %s: %w", node, err)
+	}
 	// Two runs creating the table at once: one of them may see the other's
 	// catalog row as a duplicate; the second try finds the table.
 	for try := 0; ; try++ {
@@ -445,6 +448,23 @@ func (s *Store) deleteOn(ctx context.Context, node, runID string) error {
 		return err
 	}
 	defer pg.Release(conn)
+	if err := ownSession(ctx, conn); err != nil {
+		return err
+	}
 	_, err = conn.Exec(ctx, releaseSQL, s.Cluster.Name, runID)
 	return err
+}
+
+// ownSessionSQL makes the claim's session write on a primary that a run
+// has fenced (pg.ApplyFence: read-only by default, its commits waiting for
+// a synchronous standby that never comes), as a resumed run, or the run
+// that finishes another, must: the claim is the runs' own record, not a
+// client's write, and its commit does not wait for a synchronous standby.
+const ownSessionSQL = "SET default_transaction_read_only = off; SET synchronous_commit = local"
+
+func ownSession(ctx context.Context, conn *pgx.Conn) error {
+	if _, err := conn.Exec(ctx, ownSessionSQL); err != nil {
+		return fmt.Errorf("%s: %w", ownSessionSQL, err)
+	}
+	return nil
 }

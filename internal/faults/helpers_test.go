@@ -196,6 +196,7 @@ type journalEvent struct {
 	State   string `json:"state"`
 	Outcome string `json:"outcome"`
 	Error   string `json:"error"`
+	Output  string `json:"output"`
 	Fact    *struct {
 		Key   string `json:"key"`
 		Value string `json:"value"`

@@ -79,6 +79,143 @@ func TestKillAndResumePgaf(t *testing.T) {
 	t.Run("pg_auto_failover: the old primary fenced while its keeper is late, without synchronous replication", func(t *testing.T) {
 		fencedOldPrimaryCase(t, sb)
 	})
+	t.Run("pg_auto_failover: SIGKILL once the old primary is fenced, the monitor not answering", func(t *testing.T) {
+		fencedThenKilledCase(t, sb)
+	})
+}
+
+// fencedThenKilledCase: the run fences the old primary and asks the
+// monitor, which cannot answer (a session holds its node table locked
+// against writes, as a monitor stalled on a lock would), and the run is
+// killed there. The fenced old primary takes no write, so the guard has
+// nowhere safe to send the held clients: it refuses them at the cap.
+// Once the monitor goes on (the lock released, and with it the promotion
+// the run asked), `switchover resume` finishes the switchover, its claim
+// on the fenced old primary included, and enables the database: the
+// candidate the primary, the fence gone, 0 lost, never two primaries.
+func fencedThenKilledCase(t *testing.T, sb *sandbox.Sandbox) {
+	primary, candidate := switchPair(t, sb)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	lock, err := pg.Connect(ctx, fmt.Sprintf("host=%s port=%d user=postgres dbname=pg_auto_failover sslmode=disable connect_timeout=5", sb.MonitorAddr(), sb.MonitorPort()), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close(context.Background())
+	w := startWriter(t, sb, "faults_fenced_killed")
+	smp := sandboxtest.StartSampler(sb)
+	t.Cleanup(func() { smp.Finish() })
+
+	const hold = 6 * time.Second
+	work, jdir := t.TempDir(), t.TempDir()
+	jd := "--journal-dir=" + jdir
+	p := start(t, work, "run", pgafPlaybook, "-i", sb.Inventory(), "--yes", jd,
+		"--var", "primary="+primary, "--var", "candidate="+candidate, "--var", "pause_max_hold="+hold.String(), "--var", "pause_max_wait=2s")
+	// The monitor's node table locked against writes once the run's
+	// checks of it have passed: reads go on, the promotion waits.
+	waitJournal(t, p, jdir, "pause-pooler done", mainStep("pause-pooler", "done"))
+	paused := time.Now()
+	for _, sql := range []string{"BEGIN", "LOCK TABLE pgautofailover.node IN EXCLUSIVE MODE"} {
+		if _, err := lock.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s on the monitor: %v", sql, err)
+		}
+	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			if _, err := lock.Exec(ctx, "ROLLBACK"); err != nil {
+				t.Errorf("releasing the monitor's lock: %v", err)
+			}
+		}
+	}
+	defer release()
+	killWhen(t, p, jdir, primary+" fenced", 200*time.Millisecond, func(e journalEvent) bool {
+		return e.Event == "action.output" && e.Step == "switchover" && strings.HasPrefix(e.Output, primary+" fenced in")
+	})
+	t.Logf("the run fenced %s and was killed %s after the pause, its promotion waiting on the monitor", primary, time.Since(paused).Round(time.Millisecond))
+
+	// The guard: no node takes writes (the old primary fenced, the
+	// candidate a standby): the held clients are refused by the cap.
+	deadline := paused.Add(hold + time.Second)
+	var d pg.PoolerDatabase
+	for {
+		d = showDatabase(t, sb, "app")
+		if !d.Paused {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("PgBouncer still holds app %s after the pause (cap %s)", time.Since(paused).Round(time.Millisecond), hold)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("PgBouncer let app go %s after the pause (cap %s): %+v", time.Since(paused).Round(time.Millisecond), hold, d)
+	if !d.Disabled {
+		t.Errorf("app is not disabled: the guard sent the held clients to a node while the old primary was fenced and the candidate not promoted")
+	}
+	if writable, err := nodeWritable(ctx, sb, primary); err != nil || writable {
+		t.Errorf("the fenced old primary %s takes writes (%v, %v)", primary, writable, err)
+	}
+
+	release()
+	res := runBinary(t, work, "resume", "--yes", jd)
+	if res.code == 4 && cutOff.MatchString(res.output()) {
+		res = runBinary(t, work, "resume", "--yes", "--settle", "rerun", jd)
+	}
+	if res.code != 0 {
+		t.Fatalf("resume: %s", res)
+	}
+	if !strings.Contains(res.output(), "ENABLE app") {
+		t.Errorf("the resume does not say it enabled app again: %s", res)
+	}
+	after, err := waitHealthy(t, sb)
+	if err != nil {
+		t.Fatalf("after the case: %v", err)
+	}
+	if after.primary != candidate {
+		t.Errorf("after the case the primary is %s, want %s", after.primary, candidate)
+	}
+	if err := sb.WaitPgafSettled(ctx, after.primary, 90*time.Second); err != nil {
+		t.Errorf("after the case: %v", err)
+	}
+	if fenced, err := nodeFenced(ctx, sb, primary); err != nil || fenced {
+		t.Errorf("after the resume, %s still holds the fence (%v, %v)", primary, fenced, err)
+	}
+	stopWriter(t, w)
+	smp.Finish().CheckKept(t, sb, after.primary)
+}
+
+// nodeWritable reports whether a new session on name can write: out of
+// recovery and not read-only.
+func nodeWritable(ctx context.Context, sb *sandbox.Sandbox, name string) (bool, error) {
+	n, _ := sb.Node(name)
+	c, err := pg.Connect(ctx, sb.Conninfo(n, "postgres"), 5*time.Second)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close(context.Background())
+	var rec bool
+	var ro string
+	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')").Scan(&rec, &ro); err != nil {
+		return false, err
+	}
+	return !rec && ro == "off", nil
+}
+
+// nodeFenced reports whether name runs with a switchover's fence, or its
+// postgresql.auto.conf still holds one.
+func nodeFenced(ctx context.Context, sb *sandbox.Sandbox, name string) (bool, error) {
+	n, _ := sb.Node(name)
+	c, err := pg.Connect(ctx, sb.Conninfo(n, "postgres"), 5*time.Second)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close(context.Background())
+	var inFile bool
+	if err := c.QueryRow(ctx, "SELECT current_setting('synchronous_standby_names') = $1 OR EXISTS (SELECT 1 FROM pg_file_settings WHERE name = 'synchronous_standby_names' AND setting = $1)", pg.FenceSyncName).Scan(&inFile); err != nil {
+		return false, err
+	}
+	return inFile, nil
 }
 
 // fencedOldPrimaryCase: the old primary has no synchronous standby (as a

@@ -277,6 +277,30 @@ func (c *Client) View(ctx context.Context) (*View, error) {
 // `pg_autoctl perform promotion` calls.
 const PromoteSQL = "SELECT pgautofailover.perform_promotion($1, $2)"
 
+// inFlightSQL counts the monitor's sessions, other than this one, in the
+// middle of a promotion request (ours included, when a run that asked was
+// cut off before the answer, and one typed by hand).
+const inFlightSQL = `SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND state <> 'idle'
+  AND (query ILIKE '%perform_promotion%' OR query ILIKE '%perform_failover%')`
+
+// PromotionsInFlight counts the promotion requests the monitor is still
+// working on: a request whose answer never came (a timeout, a cut
+// connection) may still promote a node while it is in flight.
+func (c *Client) PromotionsInFlight(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
+	defer cancel()
+	conn, err := pg.Connect(ctx, c.conninfo, DefaultTimeout)
+	if err != nil {
+		return 0, fmt.Errorf("pg_auto_failover monitor %s: %w", c.where, err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(ctx, inFlightSQL).Scan(&n); err != nil {
+		return 0, fmt.Errorf("pg_auto_failover monitor %s: its sessions: %w", c.where, err)
+	}
+	return n, nil
+}
+
 // Promote asks the monitor to promote the node called name. The monitor
 // only assigns goal states: the keepers carry them out over the next
 // seconds, and the view shows how far they got. It answers false when the
