@@ -40,8 +40,8 @@ func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat 
 	for _, m := range []struct {
 		name string
 		s    modeStats
-	}{{modePooler, pooler}, {modeDirect, direct}, {modeSSH, statsOf(all, modeSSH)}} {
-		if len(m.s.window) == 0 && m.name == modeSSH {
+	}{{modePooler, pooler}, {modeDirect, direct}, {modeSSH, statsOf(all, modeSSH)}, {modeSSHSessions, statsOf(all, modeSSHSessions)}} {
+		if len(m.s.window) == 0 && (m.name == modeSSH || m.name == modeSSHSessions) {
 			continue
 		}
 		rows = append(rows, []string{m.name, ms(minOf(m.s.window)).String(), ms(median(m.s.window)).String(), ms(maxOf(m.s.window)).String(),
@@ -50,7 +50,8 @@ func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat 
 	table(w, rows, 1)
 	fmt.Fprintln(w, "   window: the longest time the canary could not commit through the client endpoint;")
 	fmt.Fprintln(w, "   pooler: through PgBouncer; direct: a multi-host read-write connection string, no pooler;")
-	fmt.Fprintln(w, "   ssh: through PgBouncer, every node and the pooler on a host of its own, reached over ssh;")
+	fmt.Fprintln(w, "   ssh: through PgBouncer, every node and the pooler on a host of its own, reached over ssh")
+	fmt.Fprintln(w, "   (one shell per host; ssh-sessions: the same with a session per command, alternated with it);")
 	fmt.Fprintln(w, "   the JSON line's switchover_ms and preconditions_ms are the pooler mode's medians")
 
 	fmt.Fprintf(w, "\n== where the time goes: median per step, pooler mode (%d switchovers)\n", 2*runs)
@@ -73,6 +74,7 @@ func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat 
 	}
 	res := resultOf(runs, all, pre2, pre8, pat)
 	res.SSH, res.SSHSkipped = sshResultOf(all, sshSkip), sshSkip
+	res.SSHSessions = modeResultOf(all, modeSSHSessions, sshSkip)
 	res.Window = window
 	for _, r := range extras {
 		r.summary(w, runs)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/sandbox"
+	"github.com/switchover/switchover/internal/transport"
 )
 
 // modeSSH is the mode on hosts of their own: every node and PgBouncer in a
@@ -18,6 +19,11 @@ import (
 // bastion. It is the same switchover as the pooler mode, reached the way a
 // real cluster is, so the two windows side by side say what ssh costs.
 const modeSSH = "ssh"
+
+// modeSSHSessions is the ssh mode with every command a session of its own
+// (SWITCHOVER_SSH_SHELLS=off), as before one shell per host: the same
+// sandbox, alternated with modeSSH in the same run.
+const modeSSHSessions = "ssh-sessions"
 
 // sshSkipped says why the ssh mode cannot run here, "" when it can: a
 // multi-host sandbox needs root (network namespaces, a bridge, an sshd per
@@ -41,14 +47,22 @@ func (b *bench) sshMode(ctx context.Context) (rows []*switchover, skipped string
 	if err := b.upHosts(ctx, 2); err != nil {
 		return nil, "", err
 	}
+	defer os.Unsetenv(transport.ShellsOff)
 	for i := 1; i <= b.o.Runs; i++ {
-		for _, d := range [][2]string{{"pg1", "pg2"}, {"pg2", "pg1"}} {
-			s, err := b.switchover(ctx, b.rb, modeSSH, b.sb.Inventory(), i, d[0], d[1])
-			if err != nil {
-				return rows, "", err
+		for _, mode := range []string{modeSSH, modeSSHSessions} {
+			if mode == modeSSHSessions {
+				os.Setenv(transport.ShellsOff, "off")
+			} else {
+				os.Unsetenv(transport.ShellsOff)
 			}
-			s.print(b.out)
-			rows = append(rows, s)
+			for _, d := range [][2]string{{"pg1", "pg2"}, {"pg2", "pg1"}} {
+				s, err := b.switchover(ctx, b.rb, mode, b.sb.Inventory(), i, d[0], d[1])
+				if err != nil {
+					return rows, "", err
+				}
+				s.print(b.out)
+				rows = append(rows, s)
+			}
 		}
 	}
 	return rows, "", b.down()
@@ -115,12 +129,14 @@ func sshSummary(w io.Writer, all []*switchover, skipped string) {
 	}
 	order, lm := steps(modePooler)
 	sorder, sm := steps(modeSSH)
+	_, pm := steps(modeSSHSessions)
 	for _, name := range sorder {
 		if _, ok := lm[name]; !ok {
 			order = append(order, name)
 		}
 	}
-	rows := [][]string{{"step", "local ms", "ssh ms", "ssh - local"}}
+	sessions := statsOf(all, modeSSHSessions)
+	rows := [][]string{{"step", "local ms", "ssh ms", "ssh - local", "ssh, a session per command ms"}}
 	cell := func(m map[string]float64, name string) string {
 		if d, ok := m[name]; ok {
 			return ms(d).String()
@@ -134,20 +150,35 @@ func sshSummary(w io.Writer, all []*switchover, skipped string) {
 		if lok && rok {
 			diff = fmt.Sprintf("%+.1f", r-l)
 		}
-		rows = append(rows, []string{name, cell(lm, name), cell(sm, name), diff})
+		rows = append(rows, []string{name, cell(lm, name), cell(sm, name), diff, cell(pm, name)})
+	}
+	orDash := func(xs []float64) string {
+		if len(xs) == 0 {
+			return "-"
+		}
+		return ms(median(xs)).String()
 	}
 	rows = append(rows,
 		[]string{"clients held (window)", ms(median(local.window)).String(), ms(median(remote.window)).String(),
-			fmt.Sprintf("%+.1f", median(remote.window)-median(local.window))},
+			fmt.Sprintf("%+.1f", median(remote.window)-median(local.window)), orDash(sessions.window)},
 		[]string{"whole switchover", ms(median(local.total)).String(), ms(median(remote.total)).String(),
-			fmt.Sprintf("%+.1f", median(remote.total)-median(local.total))})
+			fmt.Sprintf("%+.1f", median(remote.total)-median(local.total)), orDash(sessions.total)})
 	table(w, rows, 1)
+	if m := median(local.window); m > 0 && len(sessions.window) > 0 {
+		fmt.Fprintf(w, "   ssh with a session per command (no shell on the hosts), same run: window %.2fx local\n", median(sessions.window)/m)
+	}
 }
 
 // sshResultOf is the ssh part of the last line: nil when the mode was
 // skipped or measured nothing.
 func sshResultOf(all []*switchover, skipped string) *modeResult {
-	st := statsOf(all, modeSSH)
+	return modeResultOf(all, modeSSH, skipped)
+}
+
+// modeResultOf is one mode's part of the last line: nil when the mode was
+// skipped or measured nothing.
+func modeResultOf(all []*switchover, mode, skipped string) *modeResult {
+	st := statsOf(all, mode)
 	if skipped != "" || len(st.window) == 0 {
 		return nil
 	}

@@ -40,11 +40,14 @@ type preflightResult struct {
 
 // result is the last line: the figures a script or a later README reads.
 type result struct {
-	Runs          int             `json:"runs"`
-	Pooler        modeResult      `json:"pooler"`
-	Direct        modeResult      `json:"direct"`
-	SSH           *modeResult     `json:"ssh"`                   // null when the ssh mode did not run
-	SSHSkipped    string          `json:"ssh_skipped,omitempty"` // why it did not (not root)
+	Runs       int         `json:"runs"`
+	Pooler     modeResult  `json:"pooler"`
+	Direct     modeResult  `json:"direct"`
+	SSH        *modeResult `json:"ssh"`                   // null when the ssh mode did not run
+	SSHSkipped string      `json:"ssh_skipped,omitempty"` // why it did not (not root)
+	// SSHSessions is the ssh mode with a session per command (no shell
+	// on the hosts), alternated with it in the same run.
+	SSHSessions   *modeResult     `json:"ssh_sessions,omitempty"`
 	Preconditions med             `json:"preconditions_ms"`
 	Switchover    med             `json:"switchover_ms"`
 	Preflight     preflightResult `json:"preflight_ms"`

@@ -118,6 +118,17 @@ func (s SSH) runInput(ctx context.Context, command string, input []byte) (Output
 	if err != nil {
 		return Output{}, err
 	}
+	if _, tapped := ctx.Value(stdoutTap{}).(io.Writer); socket != "" && input == nil && !tapped {
+		asUser := s.User
+		if asUser == user {
+			asUser = ""
+		}
+		if sh := s.shellFor(ctx, shellKey(s.masterKey(user, host, port), asUser), user, host, port, socket, asUser); sh != nil {
+			if out, taken, err := sh.run(ctx, s.Where(), command); taken {
+				return out, err
+			}
+		}
+	}
 	out, refused, err := s.run(ctx, user, host, port, socket, command, input)
 	if refused && socket != "" {
 		// The shared connection has as many sessions open as sshd allows:

@@ -42,6 +42,7 @@ type muxPool struct {
 	periods int                // open reuse periods
 	dir     string             // the private directory of the control sockets; "" before the first
 	masters map[string]*master // by masterKey
+	shells  map[string]*shell  // by shellKey
 	next    int                // the name of the next control socket
 }
 
@@ -77,10 +78,15 @@ func ReuseConnections() (end func()) {
 				pool.mu.Unlock()
 				return
 			}
-			masters, dir := pool.masters, pool.dir
-			pool.masters, pool.dir = nil, ""
+			masters, shells, dir := pool.masters, pool.shells, pool.dir
+			pool.masters, pool.shells, pool.dir = nil, nil, ""
 			pool.mu.Unlock()
 			var wg sync.WaitGroup
+			for _, sh := range shells {
+				wg.Add(1)
+				go func() { defer wg.Done(); sh.close() }()
+			}
+			wg.Wait()
 			for _, m := range masters {
 				wg.Add(1)
 				go func() { defer wg.Done(); m.close() }()
