@@ -14,6 +14,7 @@ import (
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	clustertopology "github.com/switchover/switchover/internal/topology"
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/steps"
 )
 
 const pgafSwitchover = "pg-auto-failover-switchover"
@@ -73,7 +74,16 @@ func TestPgafSwitchoverThereAndBack(t *testing.T) {
 			t.Fatalf("pg_auto_failover switchover %s -> %s: %v\n%s", from, to, err, ev.text())
 		}
 		f := ev.facts()
-		if f["canary.lost"] != "0" || f["canary.errors"] != "0" {
+		if race := f[steps.PgafRaceFact]; race != "" {
+			// pg_auto_failover's own race (see steps.PgafRaceFact): the
+			// promotion waits for the monitor's demote timeout, the old
+			// primary fenced, clients held in the pooler; the canary's
+			// commits may time out meanwhile, none may be lost.
+			t.Logf("%s -> %s: %s", from, to, race)
+			if f["canary.lost"] != "0" {
+				t.Errorf("%s -> %s: canary facts %v, want canary.lost 0", from, to, f)
+			}
+		} else if f["canary.lost"] != "0" || f["canary.errors"] != "0" {
 			t.Errorf("%s -> %s: canary facts %v, want canary.lost 0 and canary.errors 0", from, to, f)
 		}
 		topo := topology(t, sb)

@@ -138,6 +138,7 @@ func (s *PgafPromotion) Apply(ctx context.Context, t *cluster.Target) error {
 	pgSeen := "not asked yet"
 	var lastView time.Time
 	var shown progressShown
+	raced := false
 	tick := time.NewTicker(switchoverPoll)
 	defer tick.Stop()
 	for {
@@ -171,6 +172,13 @@ func (s *PgafPromotion) Apply(ctx context.Context, t *cluster.Target) error {
 		last, lastErr = v, nil
 		if line := s.progress(v, start, &shown); line != "" {
 			t.Print(line)
+		}
+		if !raced {
+			if why := s.raced(v); why != "" {
+				raced = true
+				t.Facts.Set(PgafRaceFact, why)
+				t.Print("pg_auto_failover: " + why)
+			}
 		}
 		if p := v.Primary(); p != "" && p != s.Candidate && p != s.Primary {
 			return fail(fmt.Errorf("the monitor made %s the primary instead of %s (%s)", p, s.Candidate, v))
@@ -218,6 +226,34 @@ func (s *PgafPromotion) progress(v *pgaf.View, start time.Time, shown *progressS
 			s.Primary, s.Primary, s.Candidate)
 	}
 	return line
+}
+
+// PgafRaceFact records that the monitor moved the old primary to
+// wait_primary in the middle of the promotion (see raced): the
+// switchover then waits for the monitor's demote timeout.
+const PgafRaceFact = "pgaf.old_primary_wait_primary"
+
+// raced says, when the view shows it, that the monitor has moved the old
+// primary to wait_primary while it promotes the candidate: a race in the
+// monitor (pg_auto_failover 2.0), which reads the old primary before the
+// promotion and its standby after, counts no healthy standby, and sends
+// the old primary to wait_primary, emptying its synchronous_standby_names.
+// The old primary's keeper has no way from wait_primary to the drain, so
+// the monitor promotes the candidate only when its demote timeout
+// expires. "" when the view does not show it.
+func (s *PgafPromotion) raced(v *pgaf.View) string {
+	old, ok := v.Node(s.Primary)
+	cand, ok2 := v.Node(s.Candidate)
+	if !ok || !ok2 || (old.Goal != pgaf.StateWaitPrimary && old.Reported != pgaf.StateWaitPrimary) {
+		return ""
+	}
+	switch cand.Goal {
+	case pgaf.StatePreparePromotion, pgaf.StateStopReplication:
+	default:
+		return ""
+	}
+	return fmt.Sprintf("the monitor moved %[1]s to wait_primary while it promotes %[2]s (%[3]s): a race in the monitor, which counted no healthy standby once %[2]s was being promoted. %[1]s's keeper cannot drain from wait_primary, so the monitor lets %[2]s take writes only when its demote timeout expires (pgautofailover.primary_demote_timeout, 30s unless set); %[1]s is fenced meanwhile, and clients wait in the pooler",
+		s.Primary, s.Candidate, v)
 }
 
 // pgafSeen says what the monitor showed last.
