@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -174,21 +175,57 @@ func poolerTarget(t *testing.T, sb *sandbox.Sandbox) string {
 // server took it.
 func writeThroughPooler(t *testing.T, sb *sandbox.Sandbox) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Polled: a write through the pooler is the condition, and a loaded
+	// machine may take PgBouncer a moment to reach the server. What a
+	// failed attempt met is logged, with PgBouncer's last lines.
+	deadline := time.Now().Add(30 * time.Second)
+	var last error
+	for attempt := 1; ; attempt++ {
+		port, err := writeOnce(sb)
+		if err == nil {
+			if last != nil {
+				t.Logf("a write through the pooler took %d attempts; the first failed: %v", attempt, last)
+			}
+			return port
+		}
+		if last == nil {
+			last = err
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("write through the pooler, %d attempts in 30s: %v (first: %v)\nPgBouncer's last lines:\n%s", attempt, err, last, tailOf(filepath.Join(filepath.Dir(sb.PoolerConfig()), "pgbouncer.log"), 20))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// writeOnce writes one row through the pooler and returns the port of the
+// server it landed on.
+func writeOnce(sb *sandbox.Sandbox) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c, err := pg.ConnectPooled(ctx, sb.ClientConninfo())
 	if err != nil {
-		t.Fatalf("connect through the pooler: %v", err)
+		return 0, fmt.Errorf("connect through the pooler: %w", err)
 	}
 	defer c.Close(ctx)
 	if _, err := c.Exec(ctx, "CREATE TABLE IF NOT EXISTS probe (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())"); err != nil {
-		t.Fatalf("write through the pooler: %v", err)
+		return 0, fmt.Errorf("write through the pooler: %w", err)
 	}
 	var port int
 	if err := c.QueryRow(ctx, "INSERT INTO probe DEFAULT VALUES RETURNING inet_server_port()").Scan(&port); err != nil {
-		t.Fatalf("write through the pooler: %v", err)
+		return 0, fmt.Errorf("write through the pooler: %w", err)
 	}
-	return port
+	return port, nil
+}
+
+// tailOf is the last n lines of a file, or why it cannot be read.
+func tailOf(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 func node(t *testing.T, sb *sandbox.Sandbox, name string) sandbox.Node {
