@@ -342,3 +342,45 @@ exec runuser -u "$user" -- "$@"
 		t.Errorf("Run as a user sudo refuses = %+v, %v; want the error %q", out, err, want)
 	}
 }
+
+// TestSSHShellPartialCommandNeverRuns: a command whose frame is cut short
+// (the shell's input ends before its end line) is not run.
+func TestSSHShellPartialCommandNeverRuns(t *testing.T) {
+	server := startSSHD(t)
+	end := ReuseConnections()
+	defer end()
+	ssh := sshTo(server)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := ssh.Run(ctx, "true"); err != nil {
+		t.Fatal(err)
+	}
+	sh := shellOf(t, ssh)
+	if sh == nil {
+		t.Fatal("no shell after the first command")
+	}
+	marker := filepath.Join(t.TempDir(), "ran")
+	command := "touch " + ShellQuote(marker)
+	// The whole command, but not its end line; a second in which a shell
+	// that ran it would have; then the input ends.
+	sh.busy.Lock()
+	if _, err := fmt.Fprintf(sh.stdin, "C 99 %d\n%s", len(command), command); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50; i++ {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = sh.stdin.Close()
+	select {
+	case <-sh.gone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the shell still runs 10s after its input ended")
+	}
+	sh.busy.Unlock()
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("the command cut short before its end line ran")
+	}
+}
