@@ -266,12 +266,17 @@ func (s *PatroniRestartReplicas) waitStreaming(ctx context.Context, t *cluster.T
 	deadline := start.Add(s.Within)
 	wctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	var seen, last string
+	// last is the last answer that said why not yet; silent, a request
+	// that got no answer since (the last one may be cut off by the
+	// deadline itself), said after it.
+	var seen, last, silent string
 	probe := func(ctx context.Context) (bool, string, error) {
 		st, err := c.Cluster(ctx)
 		if err != nil {
-			return false, err.Error(), nil
+			silent = err.Error()
+			return false, silent, nil
 		}
+		silent = ""
 		if l := st.Leaders(); len(l) != 1 || l[0].Name != s.Leader {
 			return false, "", fmt.Errorf("%s no longer leads: GET %s shows %s", s.Leader, st.URL, st)
 		}
@@ -297,7 +302,7 @@ func (s *PatroniRestartReplicas) waitStreaming(ctx context.Context, t *cluster.T
 	}
 	err := poll(wctx, restartPollInterval, func(ctx context.Context) (bool, string, error) {
 		done, why, err := probe(ctx)
-		if why != "" {
+		if why != "" && silent == "" {
 			last = why
 		}
 		return done, why, err
@@ -310,6 +315,12 @@ func (s *PatroniRestartReplicas) waitStreaming(ctx context.Context, t *cluster.T
 		from := "of its restart request"
 		if !asked {
 			from = "of the resume"
+		}
+		switch {
+		case last == "":
+			last = silent
+		case silent != "":
+			last += "; then no answer: " + silent
 		}
 		return fmt.Errorf("%s does not stream from %s within %s %s; last seen: %s", m, s.Leader, s.Within, from, last)
 	default:
