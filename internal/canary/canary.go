@@ -237,6 +237,13 @@ func (w *Writer) pause(d time.Duration) {
 	}
 }
 
+// Acked counts the commits acknowledged so far.
+func (w *Writer) Acked() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acks)
+}
+
 // Close stops writing without verifying: for a run that ends before its
 // canary.stop step. It is safe to call more than once.
 func (w *Writer) Close() {

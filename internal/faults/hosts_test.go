@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -272,6 +273,15 @@ func startWriter(t *testing.T, sb *sandbox.Sandbox, table string) *canary.Writer
 		t.Fatalf("canary: %v", err)
 	}
 	t.Cleanup(w.Close)
+	// The writer has a commit acknowledged before the case begins: a
+	// case that holds or refuses clients at once (the guard's) would
+	// otherwise leave a slow writer on a loaded machine none to show.
+	waitFor(t, "the writer's first commit through the pooler", func(context.Context) error {
+		if w.Acked() == 0 {
+			return errors.New("none acknowledged yet")
+		}
+		return nil
+	})
 	return w
 }
 
