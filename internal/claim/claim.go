@@ -140,12 +140,14 @@ func (s *Store) readNode(ctx context.Context, name string) nodeClaim {
 		return nc
 	}
 	defer pg.Release(conn)
-	var inRecovery bool
-	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil {
+	// A primary a switchover has fenced (pg.ApplyFence) acknowledges no
+	// commit: it is an old primary on its way out, not a second one.
+	var inRecovery, fenced bool
+	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery(), current_setting('synchronous_standby_names') = $1", pg.FenceSyncName).Scan(&inRecovery, &fenced); err != nil {
 		nc.err = err
 		return nc
 	}
-	nc.primary = !inRecovery
+	nc.primary = !inRecovery && !fenced
 	h, err := readHolder(ctx, conn, s.Cluster.Name)
 	switch {
 	case isUndefinedTable(err):
