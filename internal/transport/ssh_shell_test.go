@@ -304,21 +304,7 @@ func TestSSHShellAsUser(t *testing.T) {
 	if _, err := exec.LookPath("runuser"); err != nil {
 		t.Skip(needRootAndRunuser(err))
 	}
-	bin := t.TempDir()
-	sudoLog := filepath.Join(bin, "sudo.log")
-	writeFile(t, filepath.Join(bin, "sudo"), `#!/bin/sh
-[ "$1" = -n ] && [ "$2" = -u ] && [ "$4" = -- ] || { echo "fake sudo: unexpected arguments: $*" >&2; exit 2; }
-echo "$3" >> `+ShellQuote(sudoLog)+`
-case $3 in
-nopass) echo "sudo: a password is required" >&2; exit 1;;
-esac
-user=$3
-shift 4
-exec runuser -u "$user" -- "$@"
-`)
-	if err := os.Chmod(filepath.Join(bin, "sudo"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin, sudoLog := fakeSudo(t)
 	server := startSSHD(t, "SetEnv PATH="+bin+":/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
 	end := ReuseConnections()
 	defer end()

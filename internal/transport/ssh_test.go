@@ -552,22 +552,7 @@ func TestSSHRunConnectionFailed(t *testing.T) {
 // sudo (runuser underneath) plays a sudo that works or wants a password.
 func TestSSHRunAsUser(t *testing.T) {
 	t.Parallel()
-	bin := t.TempDir()
-	sudoLog := filepath.Join(bin, "sudo.log")
-	writeFile(t, filepath.Join(bin, "sudo"), `#!/bin/sh
-# A stand-in for sudo -n -u USER -- COMMAND...
-[ "$1" = -n ] && [ "$2" = -u ] && [ "$4" = -- ] || { echo "fake sudo: unexpected arguments: $*" >&2; exit 2; }
-echo "$3" >> `+ShellQuote(sudoLog)+`
-case $3 in
-nopass) echo "sudo: a password is required" >&2; exit 1;;
-esac
-user=$3
-shift 4
-exec runuser -u "$user" -- "$@"
-`)
-	if err := os.Chmod(filepath.Join(bin, "sudo"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin, sudoLog := fakeSudo(t)
 	withSudo := startSSHD(t, "SetEnv PATH="+bin+":/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
 	plain := startSSHD(t)
 	login := withSudo.LoginUser
@@ -644,6 +629,31 @@ exec runuser -u "$user" -- "$@"
 			}
 		}
 	})
+}
+
+// fakeSudo writes a stand-in for sudo -n -u USER -- COMMAND... into a new
+// directory, which it returns with the file where each use is logged: it
+// refuses the user nopass as sudo does without a password, and runs the
+// command as any other user through runuser.
+func fakeSudo(t *testing.T) (bin, log string) {
+	t.Helper()
+	bin = t.TempDir()
+	log = filepath.Join(bin, "sudo.log")
+	writeFile(t, filepath.Join(bin, "sudo"), `#!/bin/sh
+# A stand-in for sudo -n -u USER -- COMMAND...
+[ "$1" = -n ] && [ "$2" = -u ] && [ "$4" = -- ] || { echo "fake sudo: unexpected arguments: $*" >&2; exit 2; }
+echo "$3" >> `+ShellQuote(log)+`
+case $3 in
+nopass) echo "sudo: a password is required" >&2; exit 1;;
+esac
+user=$3
+shift 4
+exec runuser -u "$user" -- "$@"
+`)
+	if err := os.Chmod(filepath.Join(bin, "sudo"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin, log
 }
 
 func needRootAndRunuser(runuserErr error) string {
