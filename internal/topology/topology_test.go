@@ -90,7 +90,7 @@ func TestInspectASandbox(t *testing.T) {
 	// active, pg3 async): a standby restarting its WAL receiver after
 	// the primary's restart can say it streams before the primary shows
 	// its sender.
-	top := until(t, ctx, c, "pg2 synchronous and pg3 streaming from pg1, as pg1 sees them", func(top *topology.Topology) bool {
+	top := until(t, ctx, c, "pg2 synchronous and pg3 streaming from pg1, as pg1 sees them, their lag known", func(top *topology.Topology) bool {
 		pg1, pg2, pg3 := top.Node("pg1"), top.Node("pg2"), top.Node("pg3")
 		active := 0
 		for _, s := range pg1.Slots {
@@ -98,8 +98,12 @@ func TestInspectASandbox(t *testing.T) {
 				active++
 			}
 		}
+		// A standby that has received WAL it has not replayed yet, and
+		// has replayed no transaction since it started, cannot tell its
+		// lag in time (no replay timestamp): wait until it can.
+		lagKnown := func(n *topology.Node) bool { return n.LagBytes != nil && n.LagSeconds != nil }
 		return pg2.Streaming && pg3.Streaming && pg2.SyncState == "sync" && pg3.SyncState == "async" &&
-			len(pg1.Senders) == 2 && active == 2
+			len(pg1.Senders) == 2 && active == 2 && lagKnown(pg2) && lagKnown(pg3)
 	})
 	if !slices.Equal(top.Primaries, []string{"pg1"}) {
 		t.Fatalf("primaries = %v, want [pg1]", top.Primaries)
