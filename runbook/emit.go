@@ -49,7 +49,7 @@ func (e *engine) finishedFigures(ev *Event) {
 		ev.DurationMS = &d
 	}
 	if e.pastPONR && !e.o.DryRun {
-		ev.NewPrimary = e.newPrimary
+		ev.NewPrimary, ev.OldPrimary = e.newPrimary, e.oldPrimary
 	}
 }
 

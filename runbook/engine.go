@@ -125,6 +125,9 @@ type engine struct {
 	// newPrimary is the node a done step made the primary
 	// (kinds.Promoter); "" while none has.
 	newPrimary string
+	// oldPrimary is the node that step took the role from, when it
+	// names one (kinds.Demoter).
+	oldPrimary string
 	p          *Plan
 	o          Options
 	obs        Observer

@@ -80,13 +80,15 @@ type Event struct {
 	ElapsedMS int64 `json:"elapsed_ms,omitempty"`
 	// DryRun marks events of a dry run, which changes nothing.
 	DryRun bool `json:"dry_run,omitempty"`
-	// DurationMS, NewPrimary and Canary are run.finished's figures, as
-	// numbers for scripts: how long the run (or the resume) took, the
-	// node that is the primary after it (only when the run passed its
-	// point of no return: the role moved to the candidate), and what the
-	// canary writer saw.
+	// DurationMS, NewPrimary, OldPrimary and Canary are run.finished's
+	// figures, as numbers for scripts: how long the run (or the resume)
+	// took, the node that is the primary after it (only when the run
+	// passed its point of no return: the role moved to the candidate),
+	// the node the role moved from when the promoting step names it, and
+	// what the canary writer saw.
 	DurationMS *int64         `json:"duration_ms,omitempty"`
 	NewPrimary string         `json:"new_primary,omitempty"`
+	OldPrimary string         `json:"old_primary,omitempty"`
 	Canary     *CanaryFigures `json:"canary,omitempty"`
 	// Unchanged marks a step done whose action found nothing to do (a
 	// RESUME not sent, a canary that never ran), so that summaries list

@@ -14,7 +14,8 @@ import (
 )
 
 // run.finished carries the run's figures as numbers: how long it took,
-// the new primary once the run passed its point of no return, and the
+// the new primary (and the old one, when the promoting step names it)
+// once the run passed its point of no return, and the
 // canary's acked, lost, errors and window, read from the facts the
 // canary recorded. Compared with a golden event (the run id masked).
 func TestRunFinishedCarriesFigures(t *testing.T) {
@@ -32,7 +33,7 @@ func TestRunFinishedCarriesFigures(t *testing.T) {
 		return nil
 	}
 	promote := act(l, "promote")
-	promote.Action = promoting{promote.Action, "pg2"}
+	promote.Action = promoting{promote.Action, "pg2", "pg1"}
 	promote.PointOfNoReturn = true
 	p := newPlan(act(l, "checkpoint"), promote, canary)
 	p.PointOfNoReturn = "promote"
@@ -69,10 +70,14 @@ func TestRunFinishedCarriesFigures(t *testing.T) {
 }
 
 // promoting is a fake action that says it makes node the primary
-// (kinds.Promoter), as pg.promote does.
+// (kinds.Promoter), as pg.promote does, and, when from is set, which
+// node it takes the role from (kinds.Demoter), as a manager's
+// switchover does.
 type promoting struct {
 	kinds.Step
-	node string
+	node, from string
 }
 
 func (p promoting) Promotes() string { return p.node }
+
+func (p promoting) Demotes() string { return p.from }

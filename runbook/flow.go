@@ -328,9 +328,12 @@ func (e *engine) finally(ctx context.Context, pos *position, res *Result) *StepE
 }
 
 // promoted notes the node a done step made the primary (kinds.Promoter),
-// for run.finished's new primary.
+// and the one it took the role from (kinds.Demoter), for run.finished.
 func (e *engine) promoted(s *Step) {
 	if p, ok := s.Action.(kinds.Promoter); ok {
 		e.newPrimary = p.Promotes()
+	}
+	if d, ok := s.Action.(kinds.Demoter); ok {
+		e.oldPrimary = d.Demotes()
 	}
 }

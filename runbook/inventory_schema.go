@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/manager"
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/transport"
 )
@@ -130,8 +131,8 @@ func (r *reader) manager(n *yaml.Node) *cluster.Manager {
 	r.fields(n, "manager", map[string]func(k, v *yaml.Node){
 		"kind": func(_, v *yaml.Node) {
 			m.Kind = cluster.ManagerKind(r.str(v, "manager: kind"))
-			if m.Kind != cluster.ManagerPatroni && m.Kind != cluster.ManagerRepmgr && m.Kind != cluster.ManagerPgAutoFailover {
-				r.errf(v, "manager: unknown kind %q (expected \"patroni\", \"repmgr\" or \"pg_auto_failover\")", m.Kind)
+			if _, ok := manager.Lookup(m.Kind); !ok {
+				r.errf(v, "manager: unknown kind %q (expected %s)", m.Kind, manager.Known())
 			}
 		},
 		"urls": func(_, v *yaml.Node) {

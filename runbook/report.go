@@ -37,7 +37,10 @@ type Report struct {
 	Outcome Outcome `json:"outcome"`
 	// NewPrimary is the node the run made the primary (run.finished's
 	// new_primary); "" when it made none.
-	NewPrimary      string             `json:"new_primary,omitempty"`
+	NewPrimary string `json:"new_primary,omitempty"`
+	// OldPrimary is the node the promoting step took the role from, when
+	// it names one (run.finished's old_primary).
+	OldPrimary      string             `json:"old_primary,omitempty"`
 	DryRun          bool               `json:"dry_run"`
 	Resumes         []ReportResume     `json:"resumes,omitempty"`
 	Suspensions     []ReportSuspension `json:"suspensions,omitempty"`

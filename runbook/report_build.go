@@ -133,7 +133,7 @@ func (b *reportBuilder) add(e Event) {
 		b.r.Outcome, b.r.Summary = OutcomeSuspended, e.Message
 	case EventRunFinished:
 		t := e.Time
-		b.r.Outcome, b.r.Finished, b.r.Summary, b.r.NewPrimary = e.Outcome, &t, e.Message, e.NewPrimary
+		b.r.Outcome, b.r.Finished, b.r.Summary, b.r.NewPrimary, b.r.OldPrimary = e.Outcome, &t, e.Message, e.NewPrimary, e.OldPrimary
 		if e.Error != "" {
 			b.failed = &ReportFailure{Step: e.Step, Error: e.Error}
 		}
@@ -398,7 +398,7 @@ func headline(r *Report) string {
 		after, tlAfter = primaryOf(t.After)
 	}
 	if before == "" {
-		before = r.Vars["primary"]
+		before = r.OldPrimary
 	}
 	var parts []string
 	switch r.Outcome {

@@ -555,3 +555,27 @@ func jsonOf(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// The headline names where the primary went: from the topology reported
+// before and after the run, else from the promoting step; never from a
+// variable's name (a runbook may call its variables anything).
+func TestReportHeadlineNamesTheMove(t *testing.T) {
+	t.Parallel()
+	nodes := func(primary string) []ReportNode {
+		return []ReportNode{{Name: primary, Role: "primary", Timeline: 1}, {Name: "pgx", Role: "standby", Timeline: 1}}
+	}
+	for _, tc := range []struct {
+		name string
+		r    Report
+		want string
+	}{
+		{"topology", Report{Topology: &ReportTopology{Before: nodes("pg1"), After: nodes("pg2")}, NewPrimary: "pg2"}, "pg1 → pg2"},
+		{"the step's old primary", Report{OldPrimary: "pg1", NewPrimary: "pg2"}, "pg1 → pg2"},
+		{"a variable called primary", Report{Vars: map[string]string{"primary": "pg9"}, NewPrimary: "pg2"}, "pg2 is the primary"},
+	} {
+		tc.r.Outcome = OutcomeDone
+		if got := headline(&tc.r); got != tc.want {
+			t.Errorf("%s: headline %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

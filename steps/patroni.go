@@ -57,9 +57,6 @@ func init() {
 	})
 }
 
-// pollInterval is how often patroni.switchover reads /cluster.
-const pollInterval = 100 * time.Millisecond
-
 // patroniWhere names the APIs for plans; the first that answers is used.
 func patroniWhere(t *cluster.Target) (first, all string) {
 	c, err := patroni.ForTarget(t)
@@ -136,7 +133,7 @@ func (s *PatroniPause) Apply(ctx context.Context, t *cluster.Target) error {
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(pollInterval):
+		case <-time.After(managerPoll):
 		}
 	}
 }
@@ -162,15 +159,6 @@ type PatroniSwitchover struct {
 
 var _ Step = (*PatroniSwitchover)(nil)
 
-// switchoverPoll is how often patroni.switchover asks PostgreSQL on the
-// candidate whether it takes writes; /cluster is read every pollInterval,
-// and at once when the candidate takes writes.
-const switchoverPoll = 10 * time.Millisecond
-
-// writableSQL is what the candidate is asked: a primary out of recovery
-// whose sessions are not read-only.
-const writableSQL = "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')"
-
 // Describe implements Step.
 func (s *PatroniSwitchover) Describe(t *cluster.Target) Effect {
 	first, all := patroniWhere(t)
@@ -180,7 +168,7 @@ func (s *PatroniSwitchover) Describe(t *cluster.Target) Effect {
 	}
 	return Effect{Node: all,
 		Command: fmt.Sprintf("POST <%s's api_url>/switchover %s (the leader's own API, as GET %s/cluster names it; else the first url that answers); meanwhile %s on %s every %s and GET /cluster every %s, until /cluster shows %s as the one running leader and it takes writes, for up to %s",
-			s.Leader, patroni.SwitchoverRequest(s.Leader, s.Candidate, s.ScheduledAt), first, writableSQL, s.Candidate, switchoverPoll, pollInterval, s.Candidate, s.Within),
+			s.Leader, patroni.SwitchoverRequest(s.Leader, s.Candidate, s.ScheduledAt), first, writableSQL, s.Candidate, switchoverPoll, managerPoll, s.Candidate, s.Within),
 		Changes: fmt.Sprintf("Patroni stops %s as the leader %s and promotes %s; %s comes back as a replica; writes fail until %s leads",
 			s.Leader, when, s.Candidate, s.Leader, s.Candidate)}
 }
@@ -237,101 +225,86 @@ func (s *PatroniSwitchover) Apply(ctx context.Context, t *cluster.Target) error 
 		t.Session.Put(fmt.Sprintf("patroni.switchover.post.%p", posted), &openPost{done: posted, cancel: postCancel})
 	}()
 	answer := "" // Patroni's answer, once it came
-	var last *patroni.State
-	var lastErr error
-	pgSeen := "not asked yet"
-	var lastGet time.Time
-	tick := time.NewTicker(switchoverPoll)
-	defer tick.Stop()
-	// The first look waits a poll interval: a refusal comes at once, and
-	// then the cluster need not be read at all.
-	first := time.NewTimer(pollInterval)
-	defer first.Stop()
-	waiting := true
-	for {
+	// heard takes Patroni's answer to the request once it comes.
+	heard := func() error {
+		var a postAnswer
 		select {
-		case a := <-posted:
+		case a = <-posted:
 			posted = nil
-			var he *patroni.HTTPError
-			switch {
-			case errors.As(a.err, &he) && he.Status >= 400 && he.Status < 500:
-				// Refused before acting: 412 for a precondition, 400 for a
-				// bad request. Unless the lock moved meanwhile (a switchover
-				// from elsewhere, or one this run started before a kill).
-				refused := fmt.Sprintf("patroni refused (%d): %s", he.Status, strings.TrimSpace(he.Body))
-				if st, err := c.Cluster(dctx); err == nil && underWay(st, s.Candidate) != "" {
-					answer = refused
-					t.Print(fmt.Sprintf("patroni: %s, but %s (%s); following it", refused, underWay(st, s.Candidate), st))
-					continue
-				}
-				return fail(errors.New(refused + "; nothing changed"))
-			case errors.Is(a.err, patroni.ErrNotSent):
-				return fail(fmt.Errorf("%w; nothing changed", a.err))
-			case a.err != nil && dctx.Err() != nil:
-				// Cut off by the deadline: the loop below says what the cluster shows.
-			case a.err != nil:
-				// 503 or no answer: Patroni may be switching over all the same.
-				answer = a.err.Error()
-				t.Print(fmt.Sprintf("patroni: %s (after %s); following /cluster to see what happens", answer, since(start)))
-			default:
-				answer = a.text
-				t.Print(fmt.Sprintf("patroni: %s (answered after %s)", answer, since(start)))
+		default:
+			return nil
+		}
+		var he *patroni.HTTPError
+		switch {
+		case errors.As(a.err, &he) && he.Status >= 400 && he.Status < 500:
+			// Refused before acting: 412 for a precondition, 400 for a
+			// bad request. Unless the lock moved meanwhile (a switchover
+			// from elsewhere, or one this run started before a kill).
+			refused := fmt.Sprintf("patroni refused (%d): %s", he.Status, strings.TrimSpace(he.Body))
+			if st, err := c.Cluster(dctx); err == nil && underWay(st, s.Candidate) != "" {
+				answer = refused
+				t.Print(fmt.Sprintf("patroni: %s, but %s (%s); following it", refused, underWay(st, s.Candidate), st))
+				return nil
 			}
-			continue
-		case <-first.C:
-			waiting = false
-		case <-tick.C:
-			if waiting {
-				continue
-			}
-		case <-ctx.Done():
+			return fail(errors.New(refused + "; nothing changed"))
+		case errors.Is(a.err, patroni.ErrNotSent):
+			return fail(fmt.Errorf("%w; nothing changed", a.err))
+		case a.err != nil && dctx.Err() != nil:
+			// Cut off by the deadline: the follow says what the cluster shows.
+		case a.err != nil:
+			// 503 or no answer: Patroni may be switching over all the same.
+			answer = a.err.Error()
+			t.Print(fmt.Sprintf("patroni: %s (after %s); following /cluster to see what happens", answer, since(start)))
+		default:
+			answer = a.text
+			t.Print(fmt.Sprintf("patroni: %s (answered after %s)", answer, since(start)))
 		}
-		if ctx.Err() != nil {
-			return fail(fmt.Errorf("cut off (%w) before the cluster settled, the switchover may still be going on; %s; PostgreSQL on %s: %s", ctx.Err(), seen(last, lastErr), s.Candidate, pgSeen))
-		}
-		if !time.Now().Before(deadline) {
-			return fail(fmt.Errorf("%s is not the running leader taking writes within %s (patroni answered: %s); %s; PostgreSQL on %s: %s",
-				s.Candidate, s.Within, orNone(answer), seen(last, lastErr), s.Candidate, pgSeen))
-		}
-		ok, pgs, err := writable(dctx, t)
-		if err != nil {
-			pgSeen = err.Error()
-		} else {
-			pgSeen = pgs
-		}
-		if !ok && time.Since(lastGet) < pollInterval {
-			continue
-		}
-		lastGet = time.Now()
-		st, err := c.Cluster(dctx)
-		if err != nil {
-			if time.Now().Before(deadline) {
-				lastErr = err // not merely cut off by the deadline
-			}
-			continue
-		}
-		last, lastErr = st, nil
-		leaders := st.Leaders()
-		if len(leaders) == 1 && leaders[0].Name != s.Candidate && leaders[0].Name != s.Leader && leaders[0].SettledLeader() {
-			// Patroni may take another member when the candidate does not
-			// qualify at the moment it acts ("Switched over to X instead
-			// of Y"); waiting on would only hold clients to the deadline.
-			return fail(fmt.Errorf("patroni made %s the leader instead of %s (patroni answered: %s); %s",
-				leaders[0].Name, s.Candidate, orNone(answer), seen(last, nil)))
-		}
-		if !ok || len(leaders) != 1 || leaders[0].Name != s.Candidate || !leaders[0].SettledLeader() {
-			continue
-		}
-		before := ""
-		if posted != nil {
-			// Patroni answers only when its own poll of the DCS, once a
-			// second, sees the new leader; the step does not wait for it.
-			before = ", before Patroni answered the request"
-		}
-		t.Print(fmt.Sprintf("patroni: %s leads (running, timeline %d) and takes writes after %s%s; %s",
-			s.Candidate, leaders[0].Timeline, since(start), before, st))
 		return nil
 	}
+	f := &managerFollow[*patroni.State]{
+		writable: writable,
+		look:     c.Cluster,
+		wake:     heard,
+		// The first look waits a poll interval: a refusal comes at once,
+		// and then the cluster need not be read at all.
+		quiet: managerPoll,
+		judge: func(st *patroni.State, writes bool) (bool, error) {
+			leaders := st.Leaders()
+			if len(leaders) == 1 && leaders[0].Name != s.Candidate && leaders[0].Name != s.Leader && leaders[0].SettledLeader() {
+				// Patroni may take another member when the candidate does
+				// not qualify at the moment it acts ("Switched over to X
+				// instead of Y"); waiting on would only hold clients to the
+				// deadline.
+				return false, fail(fmt.Errorf("patroni made %s the leader instead of %s (patroni answered: %s); %s",
+					leaders[0].Name, s.Candidate, orNone(answer), seen(st, nil)))
+			}
+			if !writes || len(leaders) != 1 || leaders[0].Name != s.Candidate || !leaders[0].SettledLeader() {
+				return false, nil
+			}
+			before := ""
+			if posted != nil {
+				// Patroni answers only when its own poll of the DCS, once a
+				// second, sees the new leader; the step does not wait for it.
+				before = ", before Patroni answered the request"
+			}
+			t.Print(fmt.Sprintf("patroni: %s leads (running, timeline %d) and takes writes after %s%s; %s",
+				s.Candidate, leaders[0].Timeline, since(start), before, st))
+			return true, nil
+		},
+	}
+	end, err := f.run(ctx, t, start, deadline)
+	if err != nil || end == nil {
+		return err
+	}
+	var last *patroni.State
+	if end.Seen {
+		last = end.Last
+	}
+	if end.Cut != nil {
+		return fail(fmt.Errorf("cut off (%w) before the cluster settled, the switchover may still be going on; %s; PostgreSQL on %s: %s", end.Cut, seen(last, end.LastErr), s.Candidate, end.Postgres))
+	}
+	return fail(fmt.Errorf("%s is not the running leader taking writes within %s (patroni answered: %s); %s; PostgreSQL on %s: %s",
+		s.Candidate, s.Within, orNone(answer), seen(last, end.LastErr), s.Candidate, end.Postgres))
 }
 
 // orNone is Patroni's answer for a message, or says there was none yet.
@@ -376,46 +349,6 @@ func (p *openPost) Close() {
 	p.cancel()
 }
 
-// writesProbe says whether a node takes writes now, and what was seen.
-type writesProbe func(ctx context.Context, t *cluster.Target) (ok bool, seen string, err error)
-
-// candidateWrites is the probe a manager-driven switchover follows: set
-// (a test's) when given, else takesWrites on the candidate.
-func candidateWrites(t *cluster.Target, candidate string, set writesProbe) (writesProbe, error) {
-	if set != nil {
-		return set, nil
-	}
-	n, err := t.Node(candidate)
-	if err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context, t *cluster.Target) (bool, string, error) { return takesWrites(ctx, t, n) }, nil
-}
-
-// takesWrites asks PostgreSQL on n whether it is out of recovery with
-// read-write sessions, and says what it saw.
-func takesWrites(ctx context.Context, t *cluster.Target, n *cluster.Node) (bool, string, error) {
-	qctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	conn, err := connectNode(qctx, t, n, time.Second)
-	if err != nil {
-		return false, "", err
-	}
-	defer closeConn(conn)
-	var recovery bool
-	var readOnly string
-	if err := conn.QueryRow(qctx, writableSQL).Scan(&recovery, &readOnly); err != nil {
-		return false, "", fmt.Errorf("%s: %w", n.Name, err)
-	}
-	switch {
-	case recovery:
-		return false, "in recovery (a standby)", nil
-	case readOnly != "off":
-		return false, "out of recovery, but transaction_read_only is " + readOnly, nil
-	}
-	return true, "out of recovery, read-write", nil
-}
-
 // seen says what /cluster showed last.
 func seen(last *patroni.State, lastErr error) string {
 	switch {
@@ -431,3 +364,6 @@ func seen(last *patroni.State, lastErr error) string {
 
 // Promotes implements kinds.Promoter.
 func (s *PatroniSwitchover) Promotes() string { return s.Candidate }
+
+// Demotes implements kinds.Demoter.
+func (s *PatroniSwitchover) Demotes() string { return s.Leader }

@@ -35,10 +35,6 @@ func init() {
 	})
 }
 
-// pgafPoll is how often pgaf.perform_promotion reads the monitor's view;
-// the candidate is asked whether it takes writes every switchoverPoll.
-const pgafPoll = 100 * time.Millisecond
-
 // PgafPromotion is a step that has the pg_auto_failover monitor promote
 // the candidate, and follows the promotion until the candidate takes
 // writes. Before it asks, it fences the old primary (see pg.ApplyFence):
@@ -71,7 +67,7 @@ func (s *PgafPromotion) Describe(t *cluster.Target) Effect {
 	}
 	return Effect{Node: "pg_auto_failover monitor " + where,
 		Command: fmt.Sprintf("unless the monitor shows %[4]s promoted or being promoted already: on %[10]s %[11]s (what it replaces in postgresql.auto.conf recorded as fact %[12]s), then SELECT pgautofailover.perform_promotion('%[1]s', '%[2]s') on the monitor at %[3]s; then %[5]s on %[4]s every %[6]s and the monitor's pgautofailover.node every %[7]s, until the monitor assigns %[4]s a primary's state and it takes writes, for up to %[9]s",
-			formation, s.Candidate, where, s.Candidate, writableSQL, switchoverPoll, pgafPoll, s.Candidate, s.Within, s.Primary, fenceSQL, FenceFact(s.Primary)),
+			formation, s.Candidate, where, s.Candidate, writableSQL, switchoverPoll, managerPoll, s.Candidate, s.Within, s.Primary, fenceSQL, FenceFact(s.Primary)),
 		Changes: fmt.Sprintf("%[1]s is fenced first: from then on it acknowledges no commit and its client sessions are ended, so that it cannot take writes beside %[2]s however late its keeper stops it (pgaf.unfence lifts the fence once it is a standby, or at once when the monitor refuses); the monitor drains and demotes %[1]s and promotes %[2]s; writes fail until %[2]s takes them; %[1]s rejoins as a secondary on its own",
 			s.Primary, s.Candidate)}
 }
@@ -133,62 +129,42 @@ func (s *PgafPromotion) Apply(ctx context.Context, t *cluster.Target) error {
 		}
 		t.Print(fmt.Sprintf("pg_auto_failover: the monitor at %s accepted perform_promotion('%s', '%s')", c.Where(), c.Formation(), s.Candidate))
 	}
-	var last *pgaf.View
-	var lastErr error
-	pgSeen := "not asked yet"
-	var lastView time.Time
 	var shown progressShown
 	raced := false
-	tick := time.NewTicker(switchoverPoll)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			return fail(fmt.Errorf("cut off (%w) before %s took writes, the promotion may still be going on; %s; PostgreSQL on %s: %s; %s stays fenced", ctx.Err(), s.Candidate, pgafSeen(last, lastErr), s.Candidate, pgSeen, s.Primary))
-		}
-		if !time.Now().Before(deadline) {
-			return fail(fmt.Errorf("%s is not the primary taking writes within %s; %s; PostgreSQL on %s: %s; %s", s.Candidate, s.Within, pgafSeen(last, lastErr), s.Candidate, pgSeen, s.lift(ctx, t, c)))
-		}
-		ok, seen, err := writable(dctx, t)
-		if err != nil {
-			pgSeen = err.Error()
-		} else {
-			pgSeen = seen
-		}
-		if !ok && time.Since(lastView) < pgafPoll {
-			continue
-		}
-		lastView = time.Now()
-		v, err := c.View(dctx)
-		if err != nil {
-			if time.Now().Before(deadline) {
-				lastErr = err
+	f := &managerFollow[*pgaf.View]{
+		writable: writable,
+		look:     c.View,
+		judge: func(v *pgaf.View, writes bool) (bool, error) {
+			if line := s.progress(v, start, &shown); line != "" {
+				t.Print(line)
 			}
-			continue
-		}
-		last, lastErr = v, nil
-		if line := s.progress(v, start, &shown); line != "" {
-			t.Print(line)
-		}
-		if !raced {
-			if why := s.raced(v); why != "" {
+			if why := s.raced(v); !raced && why != "" {
 				raced = true
 				t.Facts.Set(PgafRaceFact, why)
 				t.Print("pg_auto_failover: " + why)
 			}
-		}
-		if p := v.Primary(); p != "" && p != s.Candidate && p != s.Primary {
-			return fail(fmt.Errorf("the monitor made %s the primary instead of %s (%s)", p, s.Candidate, v))
-		}
-		if n, found := v.Node(s.Candidate); !ok || !found || !n.Goal.IsPrimary() {
-			continue
-		}
-		t.Print(fmt.Sprintf("pg_auto_failover: %s takes writes after %s; the monitor shows %s", s.Candidate, since(start), v))
-		return nil
+			if p := v.Primary(); p != "" && p != s.Candidate && p != s.Primary {
+				return false, fail(fmt.Errorf("the monitor made %s the primary instead of %s (%s)", p, s.Candidate, v))
+			}
+			if n, found := v.Node(s.Candidate); !writes || !found || !n.Goal.IsPrimary() {
+				return false, nil
+			}
+			t.Print(fmt.Sprintf("pg_auto_failover: %s takes writes after %s; the monitor shows %s", s.Candidate, since(start), v))
+			return true, nil
+		},
 	}
+	end, err := f.run(ctx, t, start, deadline)
+	if err != nil || end == nil {
+		return err
+	}
+	var last *pgaf.View
+	if end.Seen {
+		last = end.Last
+	}
+	if end.Cut != nil {
+		return fail(fmt.Errorf("cut off (%w) before %s took writes, the promotion may still be going on; %s; PostgreSQL on %s: %s; %s stays fenced", end.Cut, s.Candidate, pgafSeen(last, end.LastErr), s.Candidate, end.Postgres, s.Primary))
+	}
+	return fail(fmt.Errorf("%s is not the primary taking writes within %s; %s; PostgreSQL on %s: %s; %s", s.Candidate, s.Within, pgafSeen(last, end.LastErr), s.Candidate, end.Postgres, s.lift(ctx, t, c)))
 }
 
 // pgafQuiet is how long the step follows the promotion without a word;
@@ -271,3 +247,6 @@ func pgafSeen(last *pgaf.View, lastErr error) string {
 
 // Promotes implements kinds.Promoter.
 func (s *PgafPromotion) Promotes() string { return s.Candidate }
+
+// Demotes implements kinds.Demoter.
+func (s *PgafPromotion) Demotes() string { return s.Primary }

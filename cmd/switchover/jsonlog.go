@@ -89,6 +89,7 @@ func (j *jsonView) Observe(e runbook.Event) {
 	add("elapsed_ms", e.ElapsedMS, e.ElapsedMS != 0)
 	add("duration_ms", e.DurationMS, e.DurationMS != nil)
 	add("new_primary", e.NewPrimary, e.NewPrimary != "")
+	add("old_primary", e.OldPrimary, e.OldPrimary != "")
 	add("canary", e.Canary, e.Canary != nil)
 	msg := message(e)
 	switch {

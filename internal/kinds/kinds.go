@@ -175,6 +175,13 @@ type Promoter interface {
 	Promotes() string
 }
 
+// Demoter is implemented by promoting steps that know the primary they
+// take the role from (a manager's switchover names it): the report's
+// headline names it when no check reported the topology before the run.
+type Demoter interface {
+	Demotes() string
+}
+
 // TopologyKey is the key of a check result's Values under which a check
 // that reads the cluster's topology (pg.topology) reports it, as a
 // []TopologyNode: the report shows the cluster before and after the run

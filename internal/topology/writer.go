@@ -2,14 +2,13 @@ package topology
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
-	"github.com/switchover/switchover/internal/patroni"
+	"github.com/switchover/switchover/internal/manager"
 	"github.com/switchover/switchover/internal/pg"
 )
 
@@ -58,67 +57,17 @@ func FindWriter(ctx context.Context, c *cluster.Cluster) Writer {
 		w.Node = node
 		return w
 	}
+	k, ok := manager.Lookup(c.Manager.Kind)
+	if !ok || k.Settled == nil {
+		w.Node = node
+		return w
+	}
 	mctx, cancel := context.WithTimeout(ctx, writerTimeout)
 	defer cancel()
-	switch c.Manager.Kind {
-	case cluster.ManagerPatroni:
-		w.Why = patroniWriter(mctx, c.Manager, node)
-	case cluster.ManagerPgAutoFailover:
-		w.Why = pgafWriter(mctx, c.Manager, node)
-	}
-	if w.Why == "" {
-		w.Node = node
-		switch c.Manager.Kind {
-		case cluster.ManagerPatroni:
-			w.Agrees = "Patroni shows it the running leader"
-		case cluster.ManagerPgAutoFailover:
-			w.Agrees = "the pg_auto_failover monitor has settled it as the primary"
-		}
+	if w.Why = k.Settled(mctx, c.Manager, node); w.Why == "" {
+		w.Node, w.Agrees = node, k.Agrees
 	}
 	return w
-}
-
-// patroniWriter says why node may not take clients in Patroni's view, or
-// "" when Patroni agrees it is the primary: it holds the leader lock and
-// its PostgreSQL runs.
-func patroniWriter(ctx context.Context, m *cluster.Manager, node string) string {
-	v := askPatroni(ctx, m)
-	if v.Error != "" {
-		return fmt.Sprintf("%s takes writes, but Patroni could not be asked whether it is the leader: %s", node, v.Error)
-	}
-	for _, pm := range v.Members {
-		if pm.Name != node {
-			continue
-		}
-		if pm.leader && pm.State == patroni.StateRunning {
-			return ""
-		}
-		return fmt.Sprintf("%s takes writes, but Patroni shows it %s, %s, not the running leader", node, pm.Role, pm.State)
-	}
-	return fmt.Sprintf("%s takes writes, but Patroni lists no member %s", node, node)
-}
-
-// pgafWriter says why node may not take clients in the pg_auto_failover
-// monitor's view, or "" when the monitor has assigned it, and no other
-// node, a primary's state, and it has reached that state.
-func pgafWriter(ctx context.Context, m *cluster.Manager, node string) string {
-	v := askPgaf(ctx, m)
-	if v.Error != "" {
-		return fmt.Sprintf("%s takes writes, but the pg_auto_failover monitor could not be asked whether it is the primary: %s", node, v.Error)
-	}
-	var seen []string
-	for _, n := range v.Nodes {
-		seen = append(seen, n.Name+" "+n.String())
-	}
-	if v.Primary != node {
-		return fmt.Sprintf("%s takes writes, but the monitor does not assign it alone a primary's state (%s)", node, strings.Join(seen, ", "))
-	}
-	for _, n := range v.Nodes {
-		if n.Name == node && n.Reported != n.Goal {
-			return fmt.Sprintf("%s takes writes, but has not reached the state the monitor assigned it (%s)", node, strings.Join(seen, ", "))
-		}
-	}
-	return ""
 }
 
 // WritableNodes returns the nodes that answer as a primary taking writes
