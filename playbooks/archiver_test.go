@@ -14,6 +14,7 @@ import (
 	"github.com/switchover/switchover/internal/pgbouncer"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
 )
 
 // A hung archive_command, two ways, with both nodes archiving through a
@@ -88,8 +89,8 @@ func TestStreamingSwitchoverWithAHungArchiver(t *testing.T) {
 	t.Run("hung at the stop", func(t *testing.T) {
 		var hookErr error
 		hooked := false
-		hook := func(ev runbook.Event) {
-			if hooked || !isStep(ev, "stop-primary", runbook.StateRunning) {
+		hook := func(ev journal.Event) {
+			if hooked || !isStep(ev, "stop-primary", journal.StateRunning) {
 				return
 			}
 			hooked = true

@@ -18,6 +18,8 @@ import (
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // hooked is an observer that records every event and calls hook with each
@@ -25,10 +27,10 @@ import (
 // point of the run.
 type hooked struct {
 	*events
-	hook func(runbook.Event)
+	hook func(journal.Event)
 }
 
-func (h hooked) Observe(ev runbook.Event) {
+func (h hooked) Observe(ev journal.Event) {
 	h.events.Observe(ev)
 	if h.hook != nil {
 		h.hook(ev)
@@ -36,7 +38,7 @@ func (h hooked) Observe(ev runbook.Event) {
 }
 
 // runHooked runs a playbook scripted (--yes) with hook called on each event.
-func runHooked(t *testing.T, sb *sandbox.Sandbox, name string, hook func(runbook.Event), vars ...string) (*events, error) {
+func runHooked(t *testing.T, sb *sandbox.Sandbox, name string, hook func(journal.Event), vars ...string) (*events, error) {
 	t.Helper()
 	ev := &events{}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -48,8 +50,8 @@ func runHooked(t *testing.T, sb *sandbox.Sandbox, name string, hook func(runbook
 }
 
 // isStep reports whether ev is step's move to state in the main steps.
-func isStep(ev runbook.Event, step string, state runbook.StepState) bool {
-	return ev.Type == runbook.EventStep && ev.Section == runbook.SectionSteps && ev.Step == step && ev.State == state
+func isStep(ev journal.Event, step string, state journal.StepState) bool {
+	return ev.Type == journal.EventStep && ev.Section == spec.SectionSteps && ev.Step == step && ev.State == state
 }
 
 // pgCtlOn runs pg_ctl on a node's data directory as the servers' user.
@@ -164,8 +166,8 @@ func TestFaultBlockingSessionAppearsAfterPreflight(t *testing.T) {
 	sb := sandboxtest.New(t, 2)
 	var holder *pgConn
 	var hookErr error
-	hook := func(ev runbook.Event) {
-		if holder != nil || !isStep(ev, "checkpoint", runbook.StateRunning) {
+	hook := func(ev journal.Event) {
+		if holder != nil || !isStep(ev, "checkpoint", journal.StateRunning) {
 			return
 		}
 		holder, hookErr = openLocked(sb, node(t, sb, "pg2"))
@@ -246,8 +248,8 @@ func TestFaultPromotionImpossible(t *testing.T) {
 	sb := sandboxtest.New(t, 2)
 	var hookErr error
 	stopped := false
-	hook := func(ev runbook.Event) {
-		if stopped || !isStep(ev, "stop-primary", runbook.StateDone) {
+	hook := func(ev journal.Event) {
+		if stopped || !isStep(ev, "stop-primary", journal.StateDone) {
 			return
 		}
 		stopped = true
@@ -301,7 +303,7 @@ func (e *events) output() string {
 	defer e.mu.Unlock()
 	var b strings.Builder
 	for _, ev := range e.all {
-		if ev.Type == runbook.EventOutput {
+		if ev.Type == journal.EventOutput {
 			fmt.Fprintf(&b, "%s: %s\n", ev.Step, ev.Output)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
 )
 
 // faultRow is one fault of the suite's table.
@@ -84,7 +85,7 @@ func roles(sb *sandbox.Sandbox) string {
 // recovery says what ran after a failure, from the events.
 func recovery(ev *events) string {
 	for _, e := range ev.all {
-		if e.Type == runbook.EventSection && strings.HasPrefix(string(e.Section), "rollback:") {
+		if e.Type == journal.EventSection && strings.HasPrefix(string(e.Section), "rollback:") {
 			return "rolled back, old primary serving"
 		}
 	}

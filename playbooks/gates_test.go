@@ -23,6 +23,7 @@ import (
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
 )
 
 // pauseWatch polls PgBouncer's SHOW DATABASES and remembers whether the
@@ -362,8 +363,8 @@ func TestGatesRefuseBeforeThePause(t *testing.T) {
 	t.Run("a session idle in transaction that appears after preflight", func(t *testing.T) {
 		var c *pgx.Conn
 		var hookErr error
-		hook := func(ev runbook.Event) {
-			if c != nil || hookErr != nil || !isStep(ev, "checkpoint", runbook.StateRunning) {
+		hook := func(ev journal.Event) {
+			if c != nil || hookErr != nil || !isStep(ev, "checkpoint", journal.StateRunning) {
 				return
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

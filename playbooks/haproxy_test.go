@@ -14,7 +14,7 @@ import (
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
-	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
 )
 
 // routedWriter commits numbered rows through HAProxy, each on a
@@ -105,7 +105,7 @@ func (w *routedWriter) finish() ([]routedAck, int) {
 }
 
 // stepTime is when a main step reached state, zero when it did not.
-func stepTime(ev *events, step string, state runbook.StepState) time.Time {
+func stepTime(ev *events, step string, state journal.StepState) time.Time {
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
 	for _, e := range ev.all {
@@ -136,9 +136,9 @@ func TestHAProxyStreamingSwitchover(t *testing.T) {
 			if err != nil {
 				t.Fatalf("switchover %s -> %s: %v\n%s", d.from, d.to, err, ev.text())
 			}
-			promoted := stepTime(ev, "promote", runbook.StateDone)
-			drained := stepTime(ev, "drain-router", runbook.StateDone)
-			routed := stepTime(ev, "route-router", runbook.StateDone)
+			promoted := stepTime(ev, "promote", journal.StateDone)
+			drained := stepTime(ev, "drain-router", journal.StateDone)
+			routed := stepTime(ev, "route-router", journal.StateDone)
 			if promoted.IsZero() || drained.IsZero() || routed.IsZero() {
 				t.Fatalf("drain-router, promote or route-router did not finish:\n%s", ev.text())
 			}
@@ -228,8 +228,8 @@ func TestHAProxyPatroniSwitchover(t *testing.T) {
 			if err != nil {
 				t.Fatalf("switchover %s -> %s: %v\n%s", d.from, d.to, err, ev.text())
 			}
-			switched := stepTime(ev, "switchover", runbook.StateDone)
-			routed := stepTime(ev, "route-router", runbook.StateDone)
+			switched := stepTime(ev, "switchover", journal.StateDone)
+			routed := stepTime(ev, "route-router", journal.StateDone)
 			if switched.IsZero() || routed.IsZero() || routed.Sub(switched) > d.bound {
 				t.Errorf("route-router done %s after the switchover; want under %s", routed.Sub(switched), d.bound)
 			}

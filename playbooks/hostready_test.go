@@ -12,6 +12,7 @@ import (
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/playbooks"
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // TestHostReadyRefusesAClosedSSHPort reaches the candidate's host over
@@ -31,20 +32,20 @@ func TestHostReadyRefusesAClosedSSHPort(t *testing.T) {
 		t.Fatalf("the sandbox inventory has no host line for pg2:\n%s", b)
 	}
 	text := hostLine.ReplaceAllString(string(b), `${1}{transport: ssh, address: "127.0.0.1:1", user: postgres}`)
-	inv, err := runbook.LoadInventory("inventory.yaml", []byte(text))
+	inv, err := spec.LoadInventory("inventory.yaml", []byte(text))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, text)
 	}
 	src, _ := playbooks.Read(streaming)
-	rb, err := runbook.LoadRunbook("playbook:"+streaming, src)
+	rb, err := spec.LoadRunbook("playbook:"+streaming, src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	decls, err := runbook.ParseVarFlags(withPrimary(rb, inv, nil))
+	decls, err := spec.ParseVarFlags(withPrimary(rb, inv, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := runbook.Resolve(rb, inv, decls)
+	p, err := spec.Resolve(rb, inv, decls)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
 )
 
 // A query through PgBouncer begun just before the pause, younger than
@@ -50,8 +51,8 @@ func TestPauseBehindAYoungQuery(t *testing.T) {
 			started := make(chan error, 1)
 			finished := make(chan error, 1)
 			hooked := false
-			hook := func(ev runbook.Event) {
-				if hooked || !isStep(ev, "pause-pooler", runbook.StateChecking) {
+			hook := func(ev journal.Event) {
+				if hooked || !isStep(ev, "pause-pooler", journal.StateChecking) {
 					return
 				}
 				hooked = true

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/switchover/switchover/playbooks"
-	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // testInventory stands in for the operator's inventory for the playbooks
@@ -24,7 +24,7 @@ manager: {kind: patroni, urls: ["http://127.0.0.1:8008"]}
 
 // needsInventory reports whether a runbook names nodes or leaves variables
 // for an inventory to give, so that it cannot resolve without one.
-func needsInventory(rb *runbook.Runbook, src []byte) bool {
+func needsInventory(rb *spec.Runbook, src []byte) bool {
 	for _, v := range rb.Vars {
 		if !v.HasValue {
 			return true
@@ -55,7 +55,7 @@ func TestPlaybooksLoad(t *testing.T) {
 			if again, ok := playbooks.Read(name + ".yaml"); !ok || string(again) != string(src) {
 				t.Errorf("Read(%q) differs from Read(%q)", name+".yaml", name)
 			}
-			rb, err := runbook.LoadRunbook("playbook:"+name, src)
+			rb, err := spec.LoadRunbook("playbook:"+name, src)
 			if err != nil {
 				t.Fatalf("load:\n%v", err)
 			}
@@ -65,7 +65,7 @@ func TestPlaybooksLoad(t *testing.T) {
 			if rb.Description == "" {
 				t.Error("no description: `switchover playbooks` would list it without one")
 			}
-			var inv *runbook.Inventory // the example and its kind need none
+			var inv *spec.Inventory // the example and its kind need none
 			if needsInventory(rb, src) {
 				src := testInventory
 				if strings.HasPrefix(name, "repmgr-") { // a repmgr cluster's playbook
@@ -75,12 +75,12 @@ func TestPlaybooksLoad(t *testing.T) {
 					src = strings.Replace(src, `manager: {kind: patroni, urls: ["http://127.0.0.1:8008"]}`,
 						`manager: {kind: pg_auto_failover, monitor: "host=127.0.0.1 port=5431 user=autoctl_node dbname=pg_auto_failover"}`, 1)
 				}
-				inv, err = runbook.LoadInventory("test-inventory.yaml", []byte(src))
+				inv, err = spec.LoadInventory("test-inventory.yaml", []byte(src))
 				if err != nil {
 					t.Fatal(err)
 				}
 			}
-			p, err := runbook.Resolve(rb, inv, nil)
+			p, err := spec.Resolve(rb, inv, nil)
 			if err != nil {
 				t.Fatalf("resolve:\n%v", err)
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	topo "github.com/switchover/switchover/internal/topology"
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
 )
 
 // writeThrough commits one row through a sandbox pooler and says which
@@ -87,8 +88,8 @@ func TestStreamingSwitchoverTwoPoolers(t *testing.T) {
 	var holder pgx.Tx
 	var holderConn *pgx.Conn
 	var hookErr error
-	hook := func(ev runbook.Event) {
-		if holderConn != nil || !isStep(ev, "pause-pooler", runbook.StateRunning) {
+	hook := func(ev journal.Event) {
+		if holderConn != nil || !isStep(ev, "pause-pooler", journal.StateRunning) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

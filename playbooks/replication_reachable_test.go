@@ -11,6 +11,7 @@ import (
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
 )
 
 // rejectReplication makes a node's pg_hba.conf refuse replication
@@ -72,8 +73,8 @@ func TestCandidateThatRefusesReplication(t *testing.T) {
 
 	var hookErr error
 	hooked := false
-	hook := func(ev runbook.Event) {
-		if hooked || !isStep(ev, "drain-router", runbook.StateRunning) {
+	hook := func(ev journal.Event) {
+		if hooked || !isStep(ev, "drain-router", journal.StateRunning) {
 			return
 		}
 		hooked = true

@@ -15,6 +15,7 @@ import (
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/playbooks"
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // serviceInventory writes the sandbox's inventory with every node named by
@@ -50,7 +51,7 @@ func serviceInventory(t *testing.T, sb *sandbox.Sandbox, dir string) (inventory,
 func runWith(t *testing.T, inventory string, vars ...string) (*events, error) {
 	t.Helper()
 	src, _ := playbooks.Read(streaming)
-	rb, err := runbook.LoadRunbook("playbook:"+streaming, src)
+	rb, err := spec.LoadRunbook("playbook:"+streaming, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,15 +59,15 @@ func runWith(t *testing.T, inventory string, vars ...string) (*events, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := runbook.LoadInventory(inventory, b)
+	inv, err := spec.LoadInventory(inventory, b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	decls, err := runbook.ParseVarFlags(vars)
+	decls, err := spec.ParseVarFlags(vars)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := runbook.Resolve(rb, inv, decls)
+	p, err := spec.Resolve(rb, inv, decls)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,8 @@ import (
 	"github.com/switchover/switchover/internal/transport"
 	"github.com/switchover/switchover/playbooks"
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 func TestMain(m *testing.M) { sandboxtest.MainThen(m, printFaultTable) }
@@ -30,10 +32,10 @@ const streaming = "postgres-streaming-switchover"
 // events collects a run's events.
 type events struct {
 	mu  sync.Mutex
-	all []runbook.Event
+	all []journal.Event
 }
 
-func (e *events) Observe(ev runbook.Event) {
+func (e *events) Observe(ev journal.Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.all = append(e.all, ev)
@@ -70,7 +72,7 @@ func (e *events) actionsRun() []string {
 	defer e.mu.Unlock()
 	var out []string
 	for _, ev := range e.all {
-		if ev.Type == runbook.EventStep && ev.State == runbook.StateRunning && ev.Section == runbook.SectionSteps {
+		if ev.Type == journal.EventStep && ev.State == journal.StateRunning && ev.Section == spec.SectionSteps {
 			out = append(out, ev.Step)
 		}
 	}
@@ -78,7 +80,7 @@ func (e *events) actionsRun() []string {
 }
 
 // plan resolves a shipped playbook against the sandbox's inventory.
-func plan(t *testing.T, sb *sandbox.Sandbox, name string, vars ...string) *runbook.Plan {
+func plan(t *testing.T, sb *sandbox.Sandbox, name string, vars ...string) *spec.Plan {
 	t.Helper()
 	src, ok := playbooks.Read(name)
 	if !ok {
@@ -88,9 +90,9 @@ func plan(t *testing.T, sb *sandbox.Sandbox, name string, vars ...string) *runbo
 }
 
 // planFrom resolves a runbook's source against the sandbox's inventory.
-func planFrom(t *testing.T, sb *sandbox.Sandbox, label string, src []byte, vars ...string) *runbook.Plan {
+func planFrom(t *testing.T, sb *sandbox.Sandbox, label string, src []byte, vars ...string) *spec.Plan {
 	t.Helper()
-	rb, err := runbook.LoadRunbook(label, src)
+	rb, err := spec.LoadRunbook(label, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,16 +100,16 @@ func planFrom(t *testing.T, sb *sandbox.Sandbox, label string, src []byte, vars 
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := runbook.LoadInventory(sb.Inventory(), b)
+	inv, err := spec.LoadInventory(sb.Inventory(), b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	vars = withPrimary(rb, inv, vars)
-	decls, err := runbook.ParseVarFlags(vars)
+	decls, err := spec.ParseVarFlags(vars)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := runbook.Resolve(rb, inv, decls)
+	p, err := spec.Resolve(rb, inv, decls)
 	if err != nil {
 		t.Fatalf("resolve %s: %v", label, err)
 	}
@@ -118,8 +120,8 @@ func planFrom(t *testing.T, sb *sandbox.Sandbox, label string, src []byte, vars 
 // starts the primary), to the variables of a runbook that declares a
 // primary when they do not give it: the tests name the primary they
 // expect, where `switchover run` would find it in the cluster.
-func withPrimary(rb *runbook.Runbook, inv *runbook.Inventory, vars []string) []string {
-	if !slices.ContainsFunc(rb.Vars, func(d runbook.VarDecl) bool { return d.Name == "primary" }) ||
+func withPrimary(rb *spec.Runbook, inv *spec.Inventory, vars []string) []string {
+	if !slices.ContainsFunc(rb.Vars, func(d spec.VarDecl) bool { return d.Name == "primary" }) ||
 		slices.ContainsFunc(vars, func(v string) bool { return strings.HasPrefix(v, "primary=") }) {
 		return vars
 	}

@@ -8,6 +8,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // preapprove refuses a scripted run up front when a step that needs
@@ -56,16 +59,16 @@ func (e *engine) missingApprovals(missing []string) error {
 	if len(missing) > 1 {
 		msg = "steps" + strings.Replace(strings.TrimPrefix(msg, "step"), " needs approval", " need approval", 1)
 	}
-	_ = e.emit(Event{Type: EventApproval, Step: missing[0], Approval: &Approval{Granted: false, User: e.o.Identity.User, Host: e.o.Identity.Host, How: "none", Note: msg}})
+	_ = e.emit(journal.Event{Type: journal.EventApproval, Step: missing[0], Approval: &journal.Approval{Granted: false, User: e.o.Identity.User, Host: e.o.Identity.Host, How: "none", Note: msg}})
 	return &StepError{Step: missing[0], Phase: phaseApproval.String(), Err: fmt.Errorf("%w: %s", ErrDeclined, msg)}
 }
 
 // approveStep gets approval for a destructive step (under steps:) and the
 // operator's confirmation for a manual one.
-func (e *engine) approveStep(ctx context.Context, s *Step) error {
+func (e *engine) approveStep(ctx context.Context, s *spec.Step) error {
 	// Later destructive steps approved together with this one, at a
 	// terminal, so that no prompt waits while clients are held.
-	var together []*Step
+	var together []*spec.Step
 	if e.o.Operator != nil && !e.approved[s.Name] {
 		for _, name := range s.ApproveWith {
 			if later := e.p.Step(name); later != nil && !e.approved[name] && !e.approve[name] && !e.o.Yes {
@@ -73,14 +76,14 @@ func (e *engine) approveStep(ctx context.Context, s *Step) error {
 			}
 		}
 	}
-	needs := (s.Destructive && s.Section == SectionSteps) || s.Manual || len(together) > 0
+	needs := (s.Destructive && s.Section == spec.SectionSteps) || s.Manual || len(together) > 0
 	if !needs || e.approved[s.Name] {
 		return nil
 	}
-	if err := e.transition(s, StateAwaitingApproval, phaseUnknown, "", nil); err != nil {
+	if err := e.transition(s, journal.StateAwaitingApproval, phaseUnknown, "", nil); err != nil {
 		return e.fail(s, phaseApproval, err)
 	}
-	a := &Approval{User: e.o.Identity.User, Host: e.o.Identity.Host}
+	a := &journal.Approval{User: e.o.Identity.User, Host: e.o.Identity.Host}
 	switch {
 	case e.approve[s.Name]:
 		a.Granted, a.How = true, "--approve"
@@ -107,7 +110,7 @@ func (e *engine) approveStep(ctx context.Context, s *Step) error {
 		ans, err := e.o.Operator.Ask(ctx, q)
 		if err != nil {
 			a.How, a.Note = "prompt", "no answer: "+err.Error()
-			_ = e.emit(Event{Type: EventApproval, Section: s.Section, Step: s.Name, Approval: a})
+			_ = e.emit(journal.Event{Type: journal.EventApproval, Section: s.Section, Step: s.Name, Approval: a})
 			return e.declined(s, fmt.Sprintf("approval of step %q was not given: %v", s.Name, err))
 		}
 		a.Granted, a.How = ans.Yes, "prompt"
@@ -118,7 +121,7 @@ func (e *engine) approveStep(ctx context.Context, s *Step) error {
 	default:
 		return e.missingApprovals([]string{s.Name})
 	}
-	if err := e.emit(Event{Type: EventApproval, Section: s.Section, Step: s.Name, Approval: a}); err != nil {
+	if err := e.emit(journal.Event{Type: journal.EventApproval, Section: s.Section, Step: s.Name, Approval: a}); err != nil {
 		return e.fail(s, phaseApproval, err)
 	}
 	if !a.Granted {
@@ -127,8 +130,8 @@ func (e *engine) approveStep(ctx context.Context, s *Step) error {
 	e.approved[s.Name] = true
 	if a.How == "prompt" {
 		for _, later := range together {
-			la := &Approval{Granted: true, User: a.User, Host: a.Host, How: "prompt", Note: fmt.Sprintf("approved ahead, with step %q", s.Name)}
-			if err := e.emit(Event{Type: EventApproval, Section: later.Section, Step: later.Name, Approval: la}); err != nil {
+			la := &journal.Approval{Granted: true, User: a.User, Host: a.Host, How: "prompt", Note: fmt.Sprintf("approved ahead, with step %q", s.Name)}
+			if err := e.emit(journal.Event{Type: journal.EventApproval, Section: later.Section, Step: later.Name, Approval: la}); err != nil {
 				return e.fail(s, phaseApproval, err)
 			}
 			e.approved[later.Name] = true
@@ -142,8 +145,8 @@ func (e *engine) approveStep(ctx context.Context, s *Step) error {
 // (approve_with): the only prompt of a switchover then comes before
 // anything is written to the cluster (no canary row, no checkpoint, no
 // setting), and a run declined there has changed nothing.
-func (e *engine) askAhead(ctx context.Context, s *Step) error {
-	if e.o.Operator == nil || e.askedAhead || s.Action == nil || s.Section != SectionSteps {
+func (e *engine) askAhead(ctx context.Context, s *spec.Step) error {
+	if e.o.Operator == nil || e.askedAhead || s.Action == nil || s.Section != spec.SectionSteps {
 		return nil
 	}
 	e.askedAhead = true
@@ -169,21 +172,7 @@ func (e *engine) askAhead(ctx context.Context, s *Step) error {
 }
 
 // declined skips a step the operator did not approve.
-func (e *engine) declined(s *Step, msg string) error {
-	_ = e.transition(s, StateSkipped, phaseApproval, msg, nil)
+func (e *engine) declined(s *spec.Step, msg string) error {
+	_ = e.transition(s, journal.StateSkipped, phaseApproval, msg, nil)
 	return &StepError{Step: s.Name, Phase: phaseApproval.String(), Err: fmt.Errorf("%w: %s", ErrDeclined, msg)}
-}
-
-// ApprovableSteps names the steps of a runbook that take an approval
-// (destructive steps and checklist items under steps:), in order: what
-// --approve accepts, for shell completion.
-func (rb *Runbook) ApprovableSteps() []string {
-	var out []string
-	for _, s := range rb.Steps {
-		manual := s.Action != nil && s.Action.Kind == "manual"
-		if s.Name != "" && ((s.Destructive.Set && s.Destructive.Value) || manual) {
-			out = append(out, s.Name)
-		}
-	}
-	return out
 }

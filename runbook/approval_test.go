@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
+
 	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/cluster"
 )
@@ -20,17 +23,17 @@ import (
 var runCasesApproval = []runCase{
 	{
 		name: "no terminal: a destructive step without approval stops the run before any action",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			stop := act(l, "stop-primary")
 			stop.Destructive = true
 			return newPlan(act(l, "checkpoint"), stop)
 		},
 		wantErr:     ErrDeclined,
 		wantInErr:   []string{"--approve stop-primary"},
-		wantOutcome: OutcomeDeclined,
+		wantOutcome: journal.OutcomeDeclined,
 		wantTrace:   []string{"stop-primary: approval declined none", "finished declined"},
 		check: func(t *testing.T, res *Result, err error, rec *recorder) {
-			a := rec.ofType(EventApproval)[0].Approval
+			a := rec.ofType(journal.EventApproval)[0].Approval
 			if a.User != testIdentity.User || a.Host != testIdentity.Host {
 				t.Errorf("approval %+v: want who was running it", a)
 			}
@@ -38,13 +41,13 @@ var runCasesApproval = []runCase{
 	},
 	{
 		name: "no terminal: --approve STEP approves that step",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			stop := act(l, "stop-primary")
 			stop.Destructive = true
 			return newPlan(act(l, "checkpoint"), stop)
 		},
 		opts:        func(o *Options) { o.Approve = []string{"stop-primary"} },
-		wantOutcome: OutcomeDone,
+		wantOutcome: journal.OutcomeDone,
 		wantApplied: []string{"checkpoint", "stop-primary"},
 		wantTrace: []string{
 			"checkpoint: checking", "checkpoint: running", "checkpoint: done",
@@ -54,7 +57,7 @@ var runCasesApproval = []runCase{
 			"finished done",
 		},
 		check: func(t *testing.T, res *Result, err error, rec *recorder) {
-			a := rec.ofType(EventApproval)[0].Approval
+			a := rec.ofType(journal.EventApproval)[0].Approval
 			if a.User != "dba" || a.Host != "bastion-1" {
 				t.Errorf("approval %+v: want user dba, host bastion-1", a)
 			}
@@ -62,16 +65,16 @@ var runCasesApproval = []runCase{
 	},
 	{
 		name: "no terminal: --yes approves every destructive step",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			stop, promote := act(l, "stop-primary"), act(l, "promote")
 			stop.Destructive, promote.Destructive = true, true
 			return newPlan(stop, promote)
 		},
 		opts:        func(o *Options) { o.Yes = true },
-		wantOutcome: OutcomeDone,
+		wantOutcome: journal.OutcomeDone,
 		wantApplied: []string{"stop-primary", "promote"},
 		check: func(t *testing.T, res *Result, err error, rec *recorder) {
-			apps := rec.ofType(EventApproval)
+			apps := rec.ofType(journal.EventApproval)
 			if len(apps) != 2 {
 				t.Fatalf("%d approval events, want 2", len(apps))
 			}
@@ -84,7 +87,7 @@ var runCasesApproval = []runCase{
 	},
 	{
 		name: "no terminal: --yes does not confirm a manual step",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			m := act(l, "confirm-window")
 			m.Action, m.Manual = fakeManual{fake(m)}, true
 			return newPlan(act(l, "checkpoint"), m)
@@ -92,18 +95,18 @@ var runCasesApproval = []runCase{
 		opts:        func(o *Options) { o.Yes = true },
 		wantErr:     ErrDeclined,
 		wantInErr:   []string{"--approve confirm-window"},
-		wantOutcome: OutcomeDeclined,
+		wantOutcome: journal.OutcomeDeclined,
 		wantTrace:   []string{"confirm-window: approval declined none", "finished declined"},
 	},
 	{
 		name: "no terminal: --approve confirms a manual step, which is not applied",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			m := act(l, "confirm-window")
 			m.Action, m.Manual = fakeManual{fake(m)}, true
 			return newPlan(m, act(l, "checkpoint"))
 		},
 		opts:        func(o *Options) { o.Approve = []string{"confirm-window"} },
-		wantOutcome: OutcomeDone,
+		wantOutcome: journal.OutcomeDone,
 		wantApplied: []string{"checkpoint"},
 		wantTrace: []string{
 			"confirm-window: checking", "confirm-window: awaiting-approval",
@@ -115,7 +118,7 @@ var runCasesApproval = []runCase{
 	},
 	{
 		name: "an unknown --approve name is invalid before anything runs",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			stop := act(l, "stop-primary")
 			stop.Destructive = true
 			return newPlan(act(l, "checkpoint"), stop)
@@ -132,19 +135,19 @@ var runCasesApproval = []runCase{
 	},
 	{
 		name: "at a terminal: the cluster name is asked for at the first destructive step only",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			pause, stop := act(l, "pause-pooler"), act(l, "stop-primary")
 			pause.Destructive, stop.Destructive = true, true
 			return newPlan(pause, stop)
 		},
 		// The questions are checked in the loop below, which has the operator.
 		opts:        func(o *Options) { o.Operator = &fakeOperator{} },
-		wantOutcome: OutcomeDone,
+		wantOutcome: journal.OutcomeDone,
 		wantApplied: []string{"pause-pooler", "stop-primary"},
 	},
 	{
 		name: "at a terminal: a declined step is skipped, the rollback and finally run",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			pause, stop := act(l, "pause-pooler"), act(l, "stop-primary")
 			pause.Destructive, stop.Destructive = true, true
 			pause.OnFailure, stop.OnFailure = "restore", "restore"
@@ -153,7 +156,7 @@ var runCasesApproval = []runCase{
 		},
 		opts:        func(o *Options) { o.Operator = &fakeOperator{answers: []Answer{{Yes: true}, {Yes: false}}} },
 		wantErr:     ErrDeclined,
-		wantOutcome: OutcomeDeclined,
+		wantOutcome: journal.OutcomeDeclined,
 		wantApplied: []string{"pause-pooler", "resume-pooler", "unpause-manager"},
 		wantTrace: []string{
 			"pause-pooler: checking", "pause-pooler: awaiting-approval", "pause-pooler: approval granted prompt",
@@ -169,7 +172,7 @@ var runCasesApproval = []runCase{
 	},
 	{
 		name: "at a terminal: declining the first step changes nothing and rolls nothing back",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			stop := act(l, "stop-primary")
 			stop.Destructive, stop.OnFailure = true, "restore"
 			p := withRollback(newPlan(stop), "restore", act(l, "start-primary"))
@@ -177,12 +180,12 @@ var runCasesApproval = []runCase{
 		},
 		opts:        func(o *Options) { o.Operator = &fakeOperator{answers: []Answer{{Yes: false}}} },
 		wantErr:     ErrDeclined,
-		wantOutcome: OutcomeDeclined,
+		wantOutcome: journal.OutcomeDeclined,
 		wantApplied: []string{"unpause-manager"},
 	},
 	{
 		name: "at a terminal: no answer (stdin closed) is a refusal, not a wait",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			stop := act(l, "stop-primary")
 			stop.Destructive = true
 			return newPlan(act(l, "checkpoint"), stop)
@@ -190,10 +193,10 @@ var runCasesApproval = []runCase{
 		opts:        func(o *Options) { o.Operator = &fakeOperator{err: io.EOF} },
 		wantErr:     ErrDeclined,
 		wantInErr:   []string{"EOF"},
-		wantOutcome: OutcomeDeclined,
+		wantOutcome: journal.OutcomeDeclined,
 		wantApplied: []string{"checkpoint"},
 		check: func(t *testing.T, res *Result, err error, rec *recorder) {
-			a := rec.ofType(EventApproval)[0].Approval
+			a := rec.ofType(journal.EventApproval)[0].Approval
 			if a.Granted || a.How != "prompt" || !strings.Contains(a.Note, "no answer") {
 				t.Errorf("approval %+v: want refused at the prompt, for want of an answer", a)
 			}
@@ -214,9 +217,9 @@ func TestScriptedResumeNeedsApprovalsUpFront(t *testing.T) {
 		}
 		return checks.Failed("closed", "open")
 	}}
-	build := func() *Plan {
+	build := func() *spec.Plan {
 		wait := act(l, "wait")
-		wait.Requires = []*Cond{within(gate, 30*time.Second, 20*time.Millisecond)}
+		wait.Requires = []*spec.Cond{within(gate, 30*time.Second, 20*time.Millisecond)}
 		promote := act(l, "promote")
 		promote.Destructive = true
 		return newPlan(act(l, "checkpoint"), wait, promote)
@@ -227,10 +230,10 @@ func TestScriptedResumeNeedsApprovalsUpFront(t *testing.T) {
 	interrupt := make(chan struct{})
 	o.Interrupt = interrupt
 	ch := goRun(func() (*Result, error) { return Run(context.Background(), build(), o) })
-	rec.waitFor(t, "check.waiting", func(e Event) bool { return e.Type == EventWaiting })
+	rec.waitFor(t, "check.waiting", func(e journal.Event) bool { return e.Type == journal.EventWaiting })
 	close(interrupt)
 	r := await(t, "the interrupted run", 3*time.Second, ch)
-	if r.res == nil || r.res.Outcome != OutcomeSuspended {
+	if r.res == nil || r.res.Outcome != journal.OutcomeSuspended {
 		t.Fatalf("interrupted run: %+v, %v; want suspended", r.res, r.err)
 	}
 	id := r.res.RunID

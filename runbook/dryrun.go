@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // dryRun evaluates every precondition for real (checks are read-only by
@@ -25,7 +28,7 @@ func (e *engine) dryRun(ctx context.Context, res *Result) error {
 	var blocking *StepError
 	for i, s := range e.p.Steps {
 		e.cur = s
-		if err := e.transition(s, StateChecking, "", "dry run", nil); err != nil {
+		if err := e.transition(s, journal.StateChecking, "", "dry run", nil); err != nil {
 			return err
 		}
 		beforeActions := firstAction < 0 || i <= firstAction
@@ -41,17 +44,17 @@ func (e *engine) dryRun(ctx context.Context, res *Result) error {
 			e.note(s, fmt.Sprintf("evaluated on the cluster as it is now, before step %q has acted; in a real run it may hold", e.p.Steps[firstAction].Name))
 		}
 		e.describeStep(s)
-		_ = e.transition(s, StateSkipped, "", "dry run: not run", nil)
+		_ = e.transition(s, journal.StateSkipped, "", "dry run: not run", nil)
 	}
 	for _, sec := range e.p.Runbook.Rollback {
-		e.describeSection(RollbackSection(sec.Name), e.p.Rollback[sec.Name])
+		e.describeSection(spec.RollbackSection(sec.Name), e.p.Rollback[sec.Name])
 	}
 	for _, sec := range e.p.Runbook.Repair {
-		e.describeSection(RepairSection(sec.Name), e.p.Repair[sec.Name])
+		e.describeSection(spec.RepairSection(sec.Name), e.p.Repair[sec.Name])
 	}
-	e.describeSection(SectionFinally, e.p.Finally)
-	res.Outcome = OutcomeDryRun
-	ev := Event{Type: EventRunFinished, Outcome: OutcomeDryRun, Message: "dry run: nothing was changed"}
+	e.describeSection(spec.SectionFinally, e.p.Finally)
+	res.Outcome = journal.OutcomeDryRun
+	ev := journal.Event{Type: journal.EventRunFinished, Outcome: journal.OutcomeDryRun, Message: "dry run: nothing was changed"}
 	if blocking != nil {
 		ev.Step, ev.Error = blocking.Step, blocking.Err.Error()
 		ev.Message = fmt.Sprintf("dry run: nothing was changed; a real run would stop at step %q", blocking.Step)
@@ -65,30 +68,30 @@ func (e *engine) dryRun(ctx context.Context, res *Result) error {
 
 // describeStep emits what a step's action would do and its postconditions
 // as not evaluated.
-func (e *engine) describeStep(s *Step) {
+func (e *engine) describeStep(s *spec.Step) {
 	t := e.target()
 	if s.Action != nil {
 		eff := s.Action.Describe(t)
-		_ = e.emit(Event{Type: EventEffect, Section: s.Section, Step: s.Name, Effect: &eff})
+		_ = e.emit(journal.Event{Type: journal.EventEffect, Section: s.Section, Step: s.Name, Effect: &eff})
 	}
 	for _, c := range s.Ensures {
-		_ = e.emit(Event{Type: EventCheck, Section: s.Section, Step: s.Name, Phase: "ensures", Check: &CheckEvent{
+		_ = e.emit(journal.Event{Type: journal.EventCheck, Section: s.Section, Step: s.Name, Phase: "ensures", Check: &journal.CheckEvent{
 			Kind: c.Kind, Describe: c.Check.Describe(t), Status: "unknown",
 			NotEvaluated: fmt.Sprintf("after step %q acts", s.Name), WithinMS: c.Within.Milliseconds(),
 		}})
 	}
 }
 
-func (e *engine) describeSection(sec Section, list []*Step) {
+func (e *engine) describeSection(sec spec.Section, list []*spec.Step) {
 	if len(list) == 0 {
 		return
 	}
-	_ = e.emit(Event{Type: EventSection, Section: sec, Message: "dry run: shown, not run"})
+	_ = e.emit(journal.Event{Type: journal.EventSection, Section: sec, Message: "dry run: shown, not run"})
 	for _, s := range list {
 		e.cur = s
 		t := e.target()
 		for _, c := range s.Requires {
-			_ = e.emit(Event{Type: EventCheck, Section: s.Section, Step: s.Name, Phase: "requires", Check: &CheckEvent{
+			_ = e.emit(journal.Event{Type: journal.EventCheck, Section: s.Section, Step: s.Name, Phase: "requires", Check: &journal.CheckEvent{
 				Kind: c.Kind, Describe: c.Check.Describe(t), Status: "unknown", NotEvaluated: "runs only if the section runs",
 			}})
 		}

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
+
 	"github.com/switchover/switchover/internal/cluster"
 )
 
@@ -13,20 +16,20 @@ func TestDryRun(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name      string
-		build     func(l *callLog) *Plan
+		build     func(l *callLog) *spec.Plan
 		wantErr   error
 		wantNote  string // a note event about this step
 		wantCalls map[string]int
 	}{
 		{
 			name: "preconditions are evaluated, nothing is applied, postconditions are not evaluated",
-			build: func(l *callLog) *Plan {
+			build: func(l *callLog) *spec.Plan {
 				cp, stop := act(l, "checkpoint"), act(l, "stop-primary")
-				cp.Requires = []*Cond{cond(passCheck("primary-up"))}
-				cp.Ensures = []*Cond{cond(passCheck("checkpoint-done"))}
+				cp.Requires = []*spec.Cond{cond(passCheck("primary-up"))}
+				cp.Ensures = []*spec.Cond{cond(passCheck("checkpoint-done"))}
 				stop.Destructive = true // a dry run needs no approval
-				stop.Requires = []*Cond{cond(passCheck("pooler-paused"))}
-				stop.Ensures = []*Cond{cond(passCheck("primary-stopped"))}
+				stop.Requires = []*spec.Cond{cond(passCheck("pooler-paused"))}
+				stop.Ensures = []*spec.Cond{cond(passCheck("primary-stopped"))}
 				p := withRollback(newPlan(cp, stop), "restore", act(l, "start-primary"))
 				return withFinally(p, act(l, "unpause-manager"))
 			},
@@ -34,9 +37,9 @@ func TestDryRun(t *testing.T) {
 		},
 		{
 			name: "a failing precondition of the first step is a precondition failure",
-			build: func(l *callLog) *Plan {
+			build: func(l *callLog) *spec.Plan {
 				cp := act(l, "checkpoint")
-				cp.Requires = []*Cond{cond(failCheck("primary-up"))}
+				cp.Requires = []*spec.Cond{cond(failCheck("primary-up"))}
 				return newPlan(cp, act(l, "stop-primary"))
 			},
 			wantErr:   ErrPrecondition,
@@ -44,9 +47,9 @@ func TestDryRun(t *testing.T) {
 		},
 		{
 			name: "a failing precondition after an action is only a note",
-			build: func(l *callLog) *Plan {
+			build: func(l *callLog) *spec.Plan {
 				stop := act(l, "stop-primary")
-				stop.Requires = []*Cond{cond(failCheck("primary-down"))}
+				stop.Requires = []*spec.Cond{cond(failCheck("primary-down"))}
 				return newPlan(act(l, "checkpoint"), stop)
 			},
 			wantNote:  "stop-primary",
@@ -68,7 +71,7 @@ func TestDryRun(t *testing.T) {
 			case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
 				t.Fatalf("dry run: %v, want an error wrapping %v", err, tc.wantErr)
 			}
-			if res.Outcome != OutcomeDryRun {
+			if res.Outcome != journal.OutcomeDryRun {
 				t.Errorf("Outcome = %q, want dry-run", res.Outcome)
 			}
 			if got := l.list(); len(got) != 0 {
@@ -76,7 +79,7 @@ func TestDryRun(t *testing.T) {
 			}
 			calls := map[string]int{}
 			for _, s := range p.AllSteps() {
-				for _, c := range append(append([]*Cond(nil), s.Requires...), s.Ensures...) {
+				for _, c := range append(append([]*spec.Cond(nil), s.Requires...), s.Ensures...) {
 					f := c.Check.(*fakeCheck)
 					calls[f.name] = f.count()
 				}
@@ -92,11 +95,11 @@ func TestDryRun(t *testing.T) {
 					t.Errorf("event %+v not marked dry_run", e)
 				}
 				switch {
-				case e.Type == EventStep && e.State != StateChecking && e.State != StateSkipped:
+				case e.Type == journal.EventStep && e.State != journal.StateChecking && e.State != journal.StateSkipped:
 					t.Errorf("a dry run moved %s to %s", e.Step, e.State)
-				case e.Type == EventCheck && e.Phase == "ensures" && (e.Check.NotEvaluated == "" || e.Check.Status != "unknown"):
+				case e.Type == journal.EventCheck && e.Phase == "ensures" && (e.Check.NotEvaluated == "" || e.Check.Status != "unknown"):
 					t.Errorf("postcondition of %s reported as %+v, want not evaluated", e.Step, *e.Check)
-				case e.Type == EventEffect && e.Section == SectionSteps:
+				case e.Type == journal.EventEffect && e.Section == spec.SectionSteps:
 					effects++
 				}
 			}
@@ -104,13 +107,13 @@ func TestDryRun(t *testing.T) {
 				t.Errorf("%d effects described, want one per step (%d)", effects, len(p.Steps))
 			}
 			var noted bool
-			for _, e := range rec.ofType(EventNote) {
+			for _, e := range rec.ofType(journal.EventNote) {
 				noted = noted || e.Step == tc.wantNote
 			}
 			if tc.wantNote != "" && !noted {
 				t.Errorf("no note about %s", tc.wantNote)
 			}
-			if fin := rec.ofType(EventRunFinished); len(fin) != 1 || fin[0].Outcome != OutcomeDryRun {
+			if fin := rec.ofType(journal.EventRunFinished); len(fin) != 1 || fin[0].Outcome != journal.OutcomeDryRun {
 				t.Errorf("run.finished %+v, want one dry-run", fin)
 			}
 		})

@@ -7,12 +7,14 @@ import (
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/kinds"
 	"github.com/switchover/switchover/internal/secret"
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // emit journals an event and hands it to the observer. Secrets are masked
 // first. A journal that cannot be written stops the run at the next step.
-func (e *engine) emit(ev Event) error {
-	if ev.Type == EventRunFinished && !e.o.DryRun {
+func (e *engine) emit(ev journal.Event) error {
+	if ev.Type == journal.EventRunFinished && !e.o.DryRun {
 		ev.Canary = canaryFigures(e.facts) // before e.mu: facts call emit
 	}
 	e.mu.Lock()
@@ -23,15 +25,15 @@ func (e *engine) emit(ev Event) error {
 		ev.Time = e.o.now()
 	}
 	switch ev.Type {
-	case EventRunStarted, EventRunResumed:
+	case journal.EventRunStarted, journal.EventRunResumed:
 		e.started = ev.Time
-	case EventRunFinished:
+	case journal.EventRunFinished:
 		e.finishedFigures(&ev)
 	}
 	e.redactEvent(&ev)
 	var err error
 	if e.j != nil && e.jerr == nil {
-		if err = e.j.append(ev); err != nil {
+		if err = e.j.Append(ev); err != nil {
 			e.jerr = err
 		}
 	}
@@ -43,7 +45,7 @@ func (e *engine) emit(ev Event) error {
 }
 
 // finishedFigures adds run.finished's duration and new primary.
-func (e *engine) finishedFigures(ev *Event) {
+func (e *engine) finishedFigures(ev *journal.Event) {
 	if !e.started.IsZero() {
 		d := ev.Time.Sub(e.started).Milliseconds()
 		ev.DurationMS = &d
@@ -55,12 +57,12 @@ func (e *engine) finishedFigures(ev *Event) {
 
 // canaryFigures reads the canary's figures from the run's facts, as
 // numbers; nil when the run recorded none.
-func canaryFigures(f *cluster.Facts) *CanaryFigures {
+func canaryFigures(f *cluster.Facts) *journal.CanaryFigures {
 	if f == nil {
 		return nil
 	}
 	m := map[string]string{}
-	for _, k := range []string{FactCanaryAcked, FactCanaryLost, FactCanaryErrors, FactCanaryWindowMS} {
+	for _, k := range []string{journal.FactCanaryAcked, journal.FactCanaryLost, journal.FactCanaryErrors, journal.FactCanaryWindowMS} {
 		if v, ok := f.Get(k); ok {
 			m[k] = v
 		}
@@ -68,12 +70,12 @@ func canaryFigures(f *cluster.Facts) *CanaryFigures {
 	if len(m) == 0 {
 		return nil
 	}
-	c := canaryFrom(m)
-	return &CanaryFigures{Acked: c.Acked, Lost: c.Lost, Errors: c.Errors, WindowMS: c.LongestGapMS}
+	c := journal.CanaryFrom(m)
+	return &journal.CanaryFigures{Acked: c.Acked, Lost: c.Lost, Errors: c.Errors, WindowMS: c.LongestGapMS}
 }
 
 // redactEvent masks the secrets in every text an event carries.
-func (e *engine) redactEvent(ev *Event) {
+func (e *engine) redactEvent(ev *journal.Event) {
 	r := e.red.Redact
 	ev.Output, ev.Message, ev.Error = r(ev.Output), r(ev.Message), r(ev.Error)
 	if ev.Check != nil {
@@ -86,7 +88,7 @@ func (e *engine) redactEvent(ev *Event) {
 		ev.Effect = &f
 	}
 	if ev.Fact != nil {
-		ev.Fact = &Fact{Key: ev.Fact.Key, Value: r(ev.Fact.Value)}
+		ev.Fact = &journal.Fact{Key: ev.Fact.Key, Value: r(ev.Fact.Value)}
 	}
 	if ev.Run != nil {
 		info := *ev.Run
@@ -110,8 +112,8 @@ func (e *engine) redactEffect(f kinds.Effect) kinds.Effect {
 }
 
 // transition journals a step's move to state st, in phase ph.
-func (e *engine) transition(s *Step, st StepState, ph phase, msg string, cause error) error {
-	ev := Event{Type: EventStep, Section: s.Section, Step: s.Name, State: st, Phase: ph.String(), Message: msg}
+func (e *engine) transition(s *spec.Step, st journal.StepState, ph phase, msg string, cause error) error {
+	ev := journal.Event{Type: journal.EventStep, Section: s.Section, Step: s.Name, State: st, Phase: ph.String(), Message: msg}
 	if cause != nil {
 		ev.Error = cause.Error()
 	}
@@ -119,8 +121,8 @@ func (e *engine) transition(s *Step, st StepState, ph phase, msg string, cause e
 }
 
 // note emits a line of explanation, about step s when it is not nil.
-func (e *engine) note(s *Step, msg string) {
-	ev := Event{Type: EventNote, Message: msg}
+func (e *engine) note(s *spec.Step, msg string) {
+	ev := journal.Event{Type: journal.EventNote, Message: msg}
 	if s != nil {
 		ev.Section, ev.Step = s.Section, s.Name
 	}

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
+
 	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/secret"
@@ -19,9 +22,9 @@ import (
 
 // assertJournal checks the journal of run id as a file: owner-only, one
 // JSON event per line, seq strictly increasing, run.started first.
-func assertJournal(t *testing.T, dir, id string) []Event {
+func assertJournal(t *testing.T, dir, id string) []journal.Event {
 	t.Helper()
-	path := JournalPath(dir, id)
+	path := journal.JournalPath(dir, id)
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -33,14 +36,14 @@ func assertJournal(t *testing.T, dir, id string) []Event {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var evs []Event
+	var evs []journal.Event
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 1<<20)
 	for n := 1; sc.Scan(); n++ {
 		if !json.Valid(sc.Bytes()) {
 			t.Fatalf("journal line %d is not JSON: %s", n, sc.Bytes())
 		}
-		var e Event
+		var e journal.Event
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			t.Fatalf("journal line %d: %v", n, err)
 		}
@@ -56,7 +59,7 @@ func assertJournal(t *testing.T, dir, id string) []Event {
 		t.Fatal("empty journal")
 	}
 	first := evs[0]
-	if first.Type != EventRunStarted || first.Run == nil {
+	if first.Type != journal.EventRunStarted || first.Run == nil {
 		t.Fatalf("first journal event %+v, want run.started with run info", first)
 	}
 	if r := first.Run; r.Cluster != testCluster || r.User != "dba" || r.Host != "bastion-1" || r.PID != os.Getpid() ||
@@ -81,7 +84,7 @@ func TestJournalKeepsSecretsOut(t *testing.T) {
 		return nil
 	}
 	cp.Destructive = true
-	cp.Requires = []*Cond{cond(&fakeCheck{name: "login", results: []checks.Result{checks.Passed("logged in with " + pw)}})}
+	cp.Requires = []*spec.Cond{cond(&fakeCheck{name: "login", results: []checks.Result{checks.Passed("logged in with " + pw)}})}
 	unpause := act(l, "unpause-manager")
 	fake(unpause).apply = failing("patroni rejected password " + pw)
 	p := withFinally(newPlan(cp), unpause)
@@ -120,10 +123,10 @@ func TestJournalKeepsSecretsOut(t *testing.T) {
 	if v := evs[0].Run.Vars["db_password"]; v != secret.Mask {
 		t.Errorf("journaled db_password = %q, want it masked", v)
 	}
-	if out := rec.ofType(EventOutput); len(out) != 1 || !strings.Contains(out[0].Output, "connecting with "+secret.Mask) {
+	if out := rec.ofType(journal.EventOutput); len(out) != 1 || !strings.Contains(out[0].Output, "connecting with "+secret.Mask) {
 		t.Errorf("output events %+v: want the line with the secrets masked", out)
 	}
-	if fs := rec.ofType(EventFact); len(fs) != 1 || fs[0].Fact.Key != "conninfo" || fs[0].Step != "checkpoint" {
+	if fs := rec.ofType(journal.EventFact); len(fs) != 1 || fs[0].Fact.Key != "conninfo" || fs[0].Step != "checkpoint" {
 		t.Errorf("fact events %+v: want the conninfo fact of checkpoint", fs)
 	}
 }

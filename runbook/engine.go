@@ -14,8 +14,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
+
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/kinds"
+	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/secret"
 	"github.com/switchover/switchover/internal/transport"
 )
@@ -47,7 +51,7 @@ const (
 // Question is one question for the operator.
 type Question struct {
 	Kind    QuestionKind
-	Step    *Step
+	Step    *spec.Step
 	Effect  kinds.Effect
 	Cluster string
 	// TypeToConfirm, when set, must be typed back before the first
@@ -61,7 +65,7 @@ type Question struct {
 
 // Also is a later step approved ahead, with its exact effect.
 type Also struct {
-	Step   *Step
+	Step   *spec.Step
 	Effect kinds.Effect
 }
 
@@ -77,7 +81,7 @@ type Options struct {
 	Yes        bool     // approve every destructive step
 	Approve    []string // approve these steps by name
 	Operator   Operator // nil: no terminal, never ask
-	Observer   Observer
+	Observer   journal.Observer
 	JournalDir string
 	TakeOver   bool // take the claim of an unfinished run on the cluster
 	// Claim is the run's claim kept in the cluster itself; nil takes the
@@ -101,7 +105,7 @@ type Options struct {
 type Result struct {
 	RunID   string
 	Journal string
-	Outcome Outcome
+	Outcome journal.Outcome
 	// Changed lists the steps whose action ran (or started), in order.
 	Changed []string
 	// Recovery says what ran after a failure.
@@ -128,10 +132,10 @@ type engine struct {
 	// oldPrimary is the node that step took the role from, when it
 	// names one (kinds.Demoter).
 	oldPrimary string
-	p          *Plan
+	p          *spec.Plan
 	o          Options
-	obs        Observer
-	j          *Journal
+	obs        journal.Observer
+	j          *journal.Journal
 	runID      string
 	red        *secret.Redactor
 	approve    map[string]bool
@@ -142,7 +146,7 @@ type engine struct {
 	seq  int
 	jerr error // the first journal write failure; the run stops on it
 
-	cur          *Step
+	cur          *spec.Step
 	changed      []string
 	pastPONR     bool
 	askedCluster bool
@@ -159,9 +163,9 @@ type engine struct {
 // newEngine checks the options against the plan (every --approve names a
 // step that asks for approval, --settle is rerun or done) and sets up the
 // redactor with every secret the plan and environment hold.
-func newEngine(p *Plan, o Options) (*engine, error) {
+func newEngine(p *spec.Plan, o Options) (*engine, error) {
 	if o.Observer == nil {
-		o.Observer = nopObserver{}
+		o.Observer = journal.ObserverFunc(func(journal.Event) {})
 	}
 	if o.Identity.User == "" {
 		o.Identity = CurrentIdentity()
@@ -170,7 +174,7 @@ func newEngine(p *Plan, o Options) (*engine, error) {
 		o.now = time.Now
 	}
 	if o.JournalDir == "" {
-		o.JournalDir = DefaultJournalDir()
+		o.JournalDir = journal.DefaultJournalDir()
 	}
 	// The library takes its own safety: whoever runs a plan gets the
 	// cluster's claim and, in a program that serves guards, the guard.
@@ -181,7 +185,7 @@ func newEngine(p *Plan, o Options) (*engine, error) {
 		o.Guard = startGuardProcess
 	}
 	e := &engine{p: p, o: o, obs: o.Observer, approve: map[string]bool{}, approved: map[string]bool{}, red: &secret.Redactor{}, intr: o.Interrupt}
-	var probs problems
+	var probs []spec.Problem
 	for _, a := range o.Approve {
 		s := p.Step(a)
 		switch {
@@ -191,20 +195,20 @@ func newEngine(p *Plan, o Options) (*engine, error) {
 			for _, s := range p.AllSteps() {
 				names = append(names, s.Name)
 			}
-			if sug := suggest(a, names); sug != "" {
+			if sug := params.Suggest(a, names); sug != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", sug)
 			}
-			probs.add(Pos{}, "%s", msg)
+			probs = append(probs, spec.Problem{Msg: msg})
 		case !s.Destructive && !s.Manual:
-			probs.add(Pos{}, "--approve %s: step %q neither is destructive nor asks for confirmation; nothing to approve", a, a)
+			probs = append(probs, spec.Problem{Msg: fmt.Sprintf("--approve %s: step %q neither is destructive nor asks for confirmation; nothing to approve", a, a)})
 		}
 		e.approve[a] = true
 	}
 	if o.Settle != "" && o.Settle != SettleRerun && o.Settle != SettleDone {
-		probs.add(Pos{}, "--settle %s: want %q or %q", o.Settle, SettleRerun, SettleDone)
+		probs = append(probs, spec.Problem{Msg: fmt.Sprintf("--settle %s: want %q or %q", o.Settle, SettleRerun, SettleDone)})
 	}
-	if err := probs.err(); err != nil {
-		return nil, err
+	if len(probs) > 0 {
+		return nil, spec.NewValidationError(probs)
 	}
 	if p.Cluster != nil {
 		for _, n := range p.Cluster.Nodes {
@@ -225,7 +229,7 @@ func newEngine(p *Plan, o Options) (*engine, error) {
 	e.red.Add(os.Getenv("PGPASSWORD"))
 	e.session = &cluster.Session{}
 	e.facts = &cluster.Facts{OnSet: func(k, v string) {
-		_ = e.emit(Event{Type: EventFact, Step: e.curName(), Fact: &Fact{Key: k, Value: v}})
+		_ = e.emit(journal.Event{Type: journal.EventFact, Step: e.curName(), Fact: &journal.Fact{Key: k, Value: v}})
 	}}
 	return e, nil
 }
@@ -239,8 +243,8 @@ func (e *engine) curName() string {
 }
 
 // runInfo is what a run.started or run.resumed event records of the run.
-func (e *engine) runInfo() *RunInfo {
-	info := &RunInfo{
+func (e *engine) runInfo() *journal.RunInfo {
+	info := &journal.RunInfo{
 		Runbook: e.p.Runbook.File, RunbookName: e.p.Runbook.Name, RunbookDigest: e.p.Runbook.Digest,
 		Cluster: e.p.LockName, Vars: e.p.Vars, User: e.o.Identity.User, Host: e.o.Identity.Host,
 		PID: os.Getpid(), PointOfNoReturn: e.p.PointOfNoReturn, VarFlags: e.p.VarFlags, Found: e.p.Found,
@@ -258,7 +262,7 @@ func (e *engine) runInfo() *RunInfo {
 // emitted as the current step's.
 func (e *engine) target() *cluster.Target {
 	return &cluster.Target{RunID: e.runID, Cluster: e.p.Cluster, Facts: e.facts, Session: e.session, Hold: e, Output: func(line string) {
-		_ = e.emit(Event{Type: EventOutput, Section: e.cur.Section, Step: e.cur.Name, Output: line})
+		_ = e.emit(journal.Event{Type: journal.EventOutput, Section: e.cur.Section, Step: e.cur.Name, Output: line})
 	}, NoChange: func() { e.noChange.Store(true) }}
 }
 
@@ -279,7 +283,7 @@ func (e *engine) interrupted() bool {
 // action and postconditions, the rollback or repair a failure calls for,
 // and the finally section. With Options.DryRun it evaluates the
 // preconditions and describes every action without acting.
-func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
+func Run(ctx context.Context, p *spec.Plan, o Options) (*Result, error) {
 	e, err := newEngine(p, o)
 	if err != nil {
 		return nil, err
@@ -288,7 +292,7 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 	// the session holds.
 	defer transport.ReuseConnections()()
 	defer e.session.CloseAll()
-	e.runID = NewRunID(e.o.now())
+	e.runID = journal.NewRunID(e.o.now())
 	res := &Result{RunID: e.runID}
 	var lock *clusterLock
 	if !o.DryRun {
@@ -304,30 +308,30 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 		lock.release(true)
 		return nil, notStarted(err)
 	}
-	e.j, err = createJournal(e.o.JournalDir, e.runID)
+	e.j, err = journal.Create(e.o.JournalDir, e.runID)
 	if err != nil {
 		lock.release(true)
 		e.releaseClaimIf(ctx, !o.DryRun)
 		return nil, notStarted(err)
 	}
-	defer e.j.close()
+	defer e.j.Close()
 	res.Journal = e.j.Path()
-	if err := e.emit(Event{Type: EventRunStarted, Run: e.runInfo()}); err != nil {
+	if err := e.emit(journal.Event{Type: journal.EventRunStarted, Run: e.runInfo()}); err != nil {
 		e.releaseClaimIf(ctx, !o.DryRun)
 		lock.release(true)
 		return res, notStarted(err)
 	}
 	if e.takeOverNote != "" {
-		_ = e.emit(Event{Type: EventNote, Message: e.takeOverNote})
+		_ = e.emit(journal.Event{Type: journal.EventNote, Message: e.takeOverNote})
 	}
 	if o.DryRun {
 		return res, e.dryRun(ctx, res)
 	}
 	if err := e.preapprove(nil); err != nil {
-		res.Outcome = OutcomeDeclined
+		res.Outcome = journal.OutcomeDeclined
 		var se *StepError
 		errors.As(err, &se)
-		_ = e.emit(Event{Type: EventRunFinished, Step: se.Step, Outcome: OutcomeDeclined, Error: se.Err.Error(), Message: "nothing was changed"})
+		_ = e.emit(journal.Event{Type: journal.EventRunFinished, Step: se.Step, Outcome: journal.OutcomeDeclined, Error: se.Err.Error(), Message: "nothing was changed"})
 		e.releaseClaim(ctx)
 		lock.release(true)
 		return res, err
@@ -336,12 +340,12 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 	// moment later is refused before its preflight; a claim that cannot be
 	// written yet is taken before the first action.
 	if err := e.takeClaim(ctx, false); err != nil {
-		res.Outcome = OutcomePrecondition
-		_ = e.emit(Event{Type: EventRunFinished, Outcome: OutcomePrecondition, Error: err.Error(), Message: "refused: nothing was changed"})
+		res.Outcome = journal.OutcomePrecondition
+		_ = e.emit(journal.Event{Type: journal.EventRunFinished, Outcome: journal.OutcomePrecondition, Error: err.Error(), Message: "refused: nothing was changed"})
 		lock.release(true)
 		return res, err
 	}
-	err = e.execute(ctx, &position{done: map[string]bool{}, caught: map[string]StepState{}}, res)
+	err = e.execute(ctx, &position{done: map[string]bool{}, caught: map[string]journal.StepState{}}, res)
 	e.finish(ctx, lock, res, err)
 	return res, err
 }
@@ -349,7 +353,7 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 // releasesClaim reports whether a run that ended with res and err gives
 // up its claim on the cluster: an unfinished, resumable run keeps it.
 func releasesClaim(res *Result, err error) bool {
-	return res.Outcome != OutcomeSuspended && !errors.Is(err, errKilled) && !isSettleStop(err) && !errors.Is(err, errJournal)
+	return res.Outcome != journal.OutcomeSuspended && !errors.Is(err, errKilled) && !isSettleStop(err) && !errors.Is(err, errJournal)
 }
 
 // finish lets go of the run's lock and its claim kept in the cluster when

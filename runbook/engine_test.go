@@ -9,18 +9,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
+
 	"github.com/switchover/switchover/internal/cluster"
 )
 
 // runCase is one run of a plan through Run and what it must come to.
 type runCase struct {
 	name  string
-	build func(t *testing.T, l *callLog) *Plan
+	build func(t *testing.T, l *callLog) *spec.Plan
 	opts  func(o *Options)
 
 	wantErr     error // a sentinel the error must wrap; nil: no error
 	wantInErr   []string
-	wantOutcome Outcome
+	wantOutcome journal.Outcome
 	wantApplied []string
 	wantTrace   []string // nil: not compared
 	// minDur and maxDur bound how long Run takes, when set.
@@ -65,7 +68,7 @@ func TestRun(t *testing.T) {
 				if res.Outcome != tc.wantOutcome {
 					t.Errorf("Outcome = %q, want %q", res.Outcome, tc.wantOutcome)
 				}
-				fin := rec.ofType(EventRunFinished)
+				fin := rec.ofType(journal.EventRunFinished)
 				if len(fin) != 1 || fin[0].Outcome != tc.wantOutcome {
 					t.Errorf("run.finished events %+v: want one with outcome %q", fin, tc.wantOutcome)
 				}
@@ -84,7 +87,7 @@ func TestRun(t *testing.T) {
 			if tc.maxDur > 0 && r.dur > tc.maxDur {
 				t.Errorf("Run took %s, want at most %s", r.dur, tc.maxDur)
 			}
-			if op, ok := o.Operator.(*fakeOperator); ok && tc.wantOutcome == OutcomeDone {
+			if op, ok := o.Operator.(*fakeOperator); ok && tc.wantOutcome == journal.OutcomeDone {
 				qs := op.asked()
 				if len(qs) == 0 || qs[0].TypeToConfirm != testCluster || (len(qs) > 1 && qs[1].TypeToConfirm != "") {
 					t.Errorf("questions %+v: want the cluster name typed at the first destructive step only", qs)
@@ -94,7 +97,7 @@ func TestRun(t *testing.T) {
 						t.Errorf("question %+v: want an approval naming the step's effect and the cluster", q)
 					}
 				}
-				for _, e := range rec.ofType(EventApproval) {
+				for _, e := range rec.ofType(journal.EventApproval) {
 					if a := e.Approval; !a.Granted || a.How != "prompt" || a.User != "dba" || a.Host != "bastion-1" {
 						t.Errorf("approval %+v: want granted at the prompt by dba@bastion-1", a)
 					}
@@ -131,7 +134,7 @@ func TestRunLocked(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the first run never reached its action")
 	}
-	runID := rec.ofType(EventRunStarted)[0].RunID
+	runID := rec.ofType(journal.EventRunStarted)[0].RunID
 
 	l2 := &callLog{}
 	res, err := Run(context.Background(), newPlan(act(l2, "checkpoint")), Options{JournalDir: o.JournalDir, Identity: Identity{User: "other", Host: "elsewhere"}})

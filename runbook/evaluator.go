@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchover/switchover/runbook/spec"
+
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/kinds"
 )
@@ -41,7 +43,7 @@ type evaluator struct {
 
 // attempt is one try of a polled check that did not pass yet.
 type attempt struct {
-	cond    *Cond
+	cond    *spec.Cond
 	result  kinds.Result
 	n       int           // 1 for the first try
 	elapsed time.Duration // since the check's first try
@@ -62,7 +64,7 @@ type verdict struct {
 // run evaluates list concurrently and returns a verdict per check, in the
 // order of list. Once one check has failed for good the step fails
 // whatever the others say, so the others are no longer waited for.
-func (v *evaluator) run(ctx context.Context, list []*Cond) []verdict {
+func (v *evaluator) run(ctx context.Context, list []*spec.Cond) []verdict {
 	sctx, stopSiblings := context.WithCancel(ctx)
 	defer stopSiblings()
 	out := make([]verdict, len(list))
@@ -87,7 +89,7 @@ func (v *evaluator) run(ctx context.Context, list []*Cond) []verdict {
 // and polling is on, and never longer than its deadline. A check that runs
 // a command on a host (kinds.RemotePoller) is then asked to poll on the
 // host itself, up to the same deadline, in one command.
-func (v *evaluator) evaluate(ctx context.Context, c *Cond) verdict {
+func (v *evaluator) evaluate(ctx context.Context, c *spec.Cond) verdict {
 	start := time.Now()
 	rp, remote := c.Check.(kinds.RemotePoller)
 	remote = remote && v.poll && c.Within > 0
@@ -133,7 +135,7 @@ func (v *evaluator) evaluate(ctx context.Context, c *Cond) verdict {
 // once runs a check once under its timeout and a recover(). A check that
 // ignores its context is abandoned, so checks never pile up; one that
 // returns no verdict is an error.
-func (v *evaluator) once(ctx context.Context, c *Cond) kinds.Result {
+func (v *evaluator) once(ctx context.Context, c *spec.Cond) kinds.Result {
 	return v.bounded(ctx, c, c.Timeout, c.Check.Run)
 }
 
@@ -141,7 +143,7 @@ func (v *evaluator) once(ctx context.Context, c *Cond) kinds.Result {
 // the time left to then plus one evaluation's timeout (for the last
 // reading), as once runs a check. The operator's interrupt ends it at once
 // (its command is killed), as it ends the wait between two polls.
-func (v *evaluator) pollRemote(ctx context.Context, c *Cond, rp kinds.RemotePoller, until time.Time) (r kinds.Result, interrupted bool) {
+func (v *evaluator) pollRemote(ctx context.Context, c *spec.Cond, rp kinds.RemotePoller, until time.Time) (r kinds.Result, interrupted bool) {
 	ictx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -164,7 +166,7 @@ func (v *evaluator) pollRemote(ctx context.Context, c *Cond, rp kinds.RemotePoll
 }
 
 // bounded runs eval under timeout and a recover(): see once.
-func (v *evaluator) bounded(ctx context.Context, c *Cond, timeout time.Duration, eval func(context.Context, *cluster.Target) kinds.Result) kinds.Result {
+func (v *evaluator) bounded(ctx context.Context, c *spec.Cond, timeout time.Duration, eval func(context.Context, *cluster.Target) kinds.Result) kinds.Result {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	done := make(chan kinds.Result, 1)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/runbook/spec"
+
 	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/transport"
@@ -70,7 +72,7 @@ func TestEvaluatorPollsOnTheHost(t *testing.T) {
 					"pg1": {Name: "pg1", Host: cluster.Host{Transport: "local"}}}}}
 				ev := &evaluator{target: tg, poll: true, onWait: w.add}
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				v := ev.run(ctx, []*Cond{k})[0]
+				v := ev.run(ctx, []*spec.Cond{k})[0]
 				cancel()
 				verdicts[how] = v
 				if v.result.Status != tt.wantStatus || !strings.Contains(v.result.Observed, tt.wantObserved) {
@@ -117,7 +119,7 @@ func TestEvaluatorInterruptsAPollOnTheHost(t *testing.T) {
 	k := within(&checks.Exec{Command: "exit 1"}, time.Minute, 10*time.Millisecond)
 	time.AfterFunc(200*time.Millisecond, func() { close(interrupt) })
 	start := time.Now()
-	v := ev.run(context.Background(), []*Cond{k})[0]
+	v := ev.run(context.Background(), []*spec.Cond{k})[0]
 	if !v.interrupted || v.result.Observed != interruptedObserved {
 		t.Errorf("verdict %+v, want interrupted", v)
 	}

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
+
 	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/cluster"
 )
@@ -20,14 +23,14 @@ import (
 var runCasesChecks = []runCase{
 	{
 		name: "a panicking check is a failed step",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			s := act(l, "checkpoint")
-			s.Requires = []*Cond{cond(&fakeCheck{name: "bad", panicMsg: "check exploded"})}
+			s.Requires = []*spec.Cond{cond(&fakeCheck{name: "bad", panicMsg: "check exploded"})}
 			return newPlan(s)
 		},
 		wantErr:     ErrPrecondition,
 		wantInErr:   []string{"the check panicked: check exploded"},
-		wantOutcome: OutcomePrecondition,
+		wantOutcome: journal.OutcomePrecondition,
 		wantTrace: []string{
 			"checkpoint: checking", "checkpoint: requires error", "checkpoint: failed (requires)",
 			"finished precondition-failed",
@@ -35,18 +38,18 @@ var runCasesChecks = []runCase{
 	},
 	{
 		name: "a check that ignores its context is abandoned at its timeout",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			block := make(chan struct{})
 			t.Cleanup(func() { close(block) })
 			c := cond(&fakeCheck{name: "hung", block: block})
 			c.Timeout = 200 * time.Millisecond
 			s := act(l, "checkpoint")
-			s.Requires = []*Cond{c}
+			s.Requires = []*spec.Cond{c}
 			return newPlan(s)
 		},
 		wantErr:     ErrPrecondition,
 		wantInErr:   []string{"no answer within 200ms"},
-		wantOutcome: OutcomePrecondition,
+		wantOutcome: journal.OutcomePrecondition,
 		wantTrace: []string{
 			"checkpoint: checking", "checkpoint: requires error", "checkpoint: failed (requires)",
 			"finished precondition-failed",
@@ -56,7 +59,7 @@ var runCasesChecks = []runCase{
 	},
 	{
 		name: "the checks of one step run concurrently",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			// Each check passes only when it meets the other one
 			// running: checks run one after the other never meet.
 			arrived := make(chan struct{}, 2)
@@ -75,30 +78,30 @@ var runCasesChecks = []runCase{
 				}
 			}
 			s := act(l, "checkpoint")
-			s.Requires = []*Cond{
+			s.Requires = []*spec.Cond{
 				cond(&fakeCheck{name: "slow-1", fn: meet("slow-1")}),
 				cond(&fakeCheck{name: "slow-2", fn: meet("slow-2")}),
 			}
 			return newPlan(s)
 		},
-		wantOutcome: OutcomeDone,
+		wantOutcome: journal.OutcomeDone,
 		wantApplied: []string{"checkpoint"},
 	},
 	{
 		name: "within: a check that passes on its third try passes",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			s := act(l, "promote")
-			s.Requires = []*Cond{within(script("caught-up", "ffp"), 5*time.Second, 20*time.Millisecond)}
+			s.Requires = []*spec.Cond{within(script("caught-up", "ffp"), 5*time.Second, 20*time.Millisecond)}
 			return newPlan(s)
 		},
-		wantOutcome: OutcomeDone,
+		wantOutcome: journal.OutcomeDone,
 		wantApplied: []string{"promote"},
 		wantTrace: []string{
 			"promote: checking", "promote: waiting requires", "promote: waiting requires", "promote: requires pass",
 			"promote: running", "promote: done", "finished done",
 		},
 		check: func(t *testing.T, res *Result, err error, rec *recorder) {
-			w := rec.ofType(EventWaiting)
+			w := rec.ofType(journal.EventWaiting)
 			if w[0].Check.Attempt != 1 || w[1].Check.Attempt != 2 || w[1].Check.WithinMS != 5000 {
 				t.Errorf("waiting events %+v %+v: want attempts 1, 2 within 5000ms", *w[0].Check, *w[1].Check)
 			}
@@ -106,14 +109,14 @@ var runCasesChecks = []runCase{
 	},
 	{
 		name: "within: a check that never passes gives up at its deadline",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			s := act(l, "promote")
-			s.Requires = []*Cond{within(failCheck("caught-up"), 300*time.Millisecond, 50*time.Millisecond)}
+			s.Requires = []*spec.Cond{within(failCheck("caught-up"), 300*time.Millisecond, 50*time.Millisecond)}
 			return newPlan(s)
 		},
 		wantErr:     ErrPrecondition,
 		wantInErr:   []string{"within 300ms"},
-		wantOutcome: OutcomePrecondition,
+		wantOutcome: journal.OutcomePrecondition,
 		minDur:      300 * time.Millisecond,
 		maxDur:      2 * time.Second,
 	},
@@ -125,7 +128,7 @@ func TestAFailedCheckStopsWaitingOnItsSiblings(t *testing.T) {
 	t.Parallel()
 	l := &callLog{}
 	s := act(l, "promote")
-	s.Requires = []*Cond{cond(failCheck("quorum")), within(failCheck("lag"), 30*time.Second, 20*time.Millisecond)}
+	s.Requires = []*spec.Cond{cond(failCheck("quorum")), within(failCheck("lag"), 30*time.Second, 20*time.Millisecond)}
 	rec := &recorder{}
 	start := time.Now()
 	_, err := Run(context.Background(), newPlan(s), options(t, rec))
@@ -135,8 +138,8 @@ func TestAFailedCheckStopsWaitingOnItsSiblings(t *testing.T) {
 	if !errors.Is(err, ErrPrecondition) || !strings.Contains(err.Error(), "fake check quorum") && !strings.Contains(err.Error(), "fake.check") {
 		t.Fatalf("err = %v, want the quorum check's precondition failure", err)
 	}
-	var lag *CheckEvent
-	for _, e := range rec.ofType(EventCheck) {
+	var lag *journal.CheckEvent
+	for _, e := range rec.ofType(journal.EventCheck) {
 		if e.Check.Describe == "fake check lag" {
 			lag = e.Check
 		}
@@ -174,7 +177,7 @@ func TestEvaluatorVerdicts(t *testing.T) {
 	tests := []struct {
 		name  string
 		check func(t *testing.T) *fakeCheck
-		cond  func(c *fakeCheck) *Cond
+		cond  func(c *fakeCheck) *spec.Cond
 		poll  bool
 
 		wantStatus   checks.Status
@@ -221,7 +224,7 @@ func TestEvaluatorVerdicts(t *testing.T) {
 				t.Cleanup(func() { close(block) })
 				return &fakeCheck{name: "hung", block: block}
 			},
-			cond: func(c *fakeCheck) *Cond {
+			cond: func(c *fakeCheck) *spec.Cond {
 				k := cond(c)
 				k.Timeout = 100 * time.Millisecond
 				return k
@@ -233,7 +236,7 @@ func TestEvaluatorVerdicts(t *testing.T) {
 		{
 			name:  "a check that gives up at its timeout is an error naming the timeout",
 			check: func(*testing.T) *fakeCheck { return &fakeCheck{name: "slow", sleep: time.Minute} },
-			cond: func(c *fakeCheck) *Cond {
+			cond: func(c *fakeCheck) *spec.Cond {
 				k := cond(c)
 				k.Timeout = 100 * time.Millisecond
 				return k
@@ -245,7 +248,7 @@ func TestEvaluatorVerdicts(t *testing.T) {
 		{
 			name:         "within: polls until the check passes, reporting each failed try",
 			check:        func(*testing.T) *fakeCheck { return script("caught-up", "ffp") },
-			cond:         func(c *fakeCheck) *Cond { return within(c, 5*time.Second, 10*time.Millisecond) },
+			cond:         func(c *fakeCheck) *spec.Cond { return within(c, 5*time.Second, 10*time.Millisecond) },
 			poll:         true,
 			wantStatus:   checks.Pass,
 			wantObserved: "caught-up holds",
@@ -255,7 +258,7 @@ func TestEvaluatorVerdicts(t *testing.T) {
 		{
 			name:         "within: a check that never holds fails at its deadline",
 			check:        func(*testing.T) *fakeCheck { return failCheck("caught-up") },
-			cond:         func(c *fakeCheck) *Cond { return within(c, 200*time.Millisecond, 20*time.Millisecond) },
+			cond:         func(c *fakeCheck) *spec.Cond { return within(c, 200*time.Millisecond, 20*time.Millisecond) },
 			poll:         true,
 			wantStatus:   checks.Fail,
 			wantObserved: "caught-up does not hold",
@@ -264,7 +267,7 @@ func TestEvaluatorVerdicts(t *testing.T) {
 		{
 			name:         "without polling, within: is not waited for",
 			check:        func(*testing.T) *fakeCheck { return script("caught-up", "fp") },
-			cond:         func(c *fakeCheck) *Cond { return within(c, 5*time.Second, 10*time.Millisecond) },
+			cond:         func(c *fakeCheck) *spec.Cond { return within(c, 5*time.Second, 10*time.Millisecond) },
 			wantStatus:   checks.Fail,
 			wantObserved: "caught-up does not hold",
 			wantCalls:    1,
@@ -282,7 +285,7 @@ func TestEvaluatorVerdicts(t *testing.T) {
 			w := &waits{}
 			ev := &evaluator{target: &cluster.Target{}, poll: tc.poll, onWait: w.add}
 			start := time.Now()
-			vs := ev.run(context.Background(), []*Cond{c})
+			vs := ev.run(context.Background(), []*spec.Cond{c})
 			took := time.Since(start)
 			if len(vs) != 1 {
 				t.Fatalf("%d verdicts, want 1", len(vs))
@@ -330,7 +333,7 @@ func TestEvaluatorRunsChecksConcurrently(t *testing.T) {
 		}
 		return checks.Passed("met the other check")
 	}
-	list := []*Cond{cond(&fakeCheck{name: "a", fn: meet}), cond(&fakeCheck{name: "b", fn: meet})}
+	list := []*spec.Cond{cond(&fakeCheck{name: "a", fn: meet}), cond(&fakeCheck{name: "b", fn: meet})}
 	ev := &evaluator{target: &cluster.Target{}, poll: true}
 	for i, v := range ev.run(context.Background(), list) {
 		if v.result.Status != checks.Pass {
@@ -344,7 +347,7 @@ func TestEvaluatorRunsChecksConcurrently(t *testing.T) {
 // and the verdicts come back in the order of the list.
 func TestEvaluatorStopsWaitingOnceOneFailed(t *testing.T) {
 	t.Parallel()
-	list := []*Cond{
+	list := []*spec.Cond{
 		cond(passCheck("primary-up")),
 		within(failCheck("caught-up"), 30*time.Second, 10*time.Millisecond),
 		cond(failCheck("quorum")),
@@ -397,7 +400,7 @@ func TestEvaluatorStops(t *testing.T) {
 			}
 			ev := &evaluator{target: &cluster.Target{}, poll: true, interrupt: interrupt, onWait: stop}
 			start := time.Now()
-			vs := ev.run(ctx, []*Cond{within(failCheck("caught-up"), 30*time.Second, time.Second)})
+			vs := ev.run(ctx, []*spec.Cond{within(failCheck("caught-up"), 30*time.Second, time.Second)})
 			if took := time.Since(start); took > 5*time.Second {
 				t.Fatalf("took %s: it did not stop polling", took)
 			}

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
+
 	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/steps"
@@ -203,23 +206,23 @@ func onFirstCall(first, later func(context.Context, *cluster.Target, int) error)
 // recorder is an Observer that keeps every event.
 type recorder struct {
 	mu  sync.Mutex
-	evs []Event
+	evs []journal.Event
 }
 
-func (r *recorder) Observe(e Event) {
+func (r *recorder) Observe(e journal.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.evs = append(r.evs, e)
 }
 
-func (r *recorder) events() []Event {
+func (r *recorder) events() []journal.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]Event(nil), r.evs...)
+	return append([]journal.Event(nil), r.evs...)
 }
 
-func (r *recorder) ofType(t EventType) []Event {
-	var out []Event
+func (r *recorder) ofType(t journal.EventType) []journal.Event {
+	var out []journal.Event
 	for _, e := range r.events() {
 		if e.Type == t {
 			out = append(out, e)
@@ -229,7 +232,7 @@ func (r *recorder) ofType(t EventType) []Event {
 }
 
 // waitFor waits until an event satisfies ok, or fails the test.
-func (r *recorder) waitFor(t *testing.T, what string, ok func(Event) bool) Event {
+func (r *recorder) waitFor(t *testing.T, what string, ok func(journal.Event) bool) journal.Event {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
@@ -241,7 +244,7 @@ func (r *recorder) waitFor(t *testing.T, what string, ok func(Event) bool) Event
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("no %s event within 5s", what)
-	return Event{}
+	return journal.Event{}
 }
 
 // fakeOperator answers questions from a script; when the script runs out
@@ -275,23 +278,23 @@ func (o *fakeOperator) asked() []Question {
 
 // Plan building.
 
-func newPlan(main ...*Step) *Plan {
-	return &Plan{
-		Runbook:  &Runbook{Name: "test-switchover", File: "test.yaml", Digest: "sha256:test-digest"},
+func newPlan(main ...*spec.Step) *spec.Plan {
+	return &spec.Plan{
+		Runbook:  &spec.Runbook{Name: "test-switchover", File: "test.yaml", Digest: "sha256:test-digest"},
 		LockName: testCluster,
 		Vars:     map[string]string{"primary": "pg1", "candidate": "pg2"},
-		Defaults: DefaultDefaults,
+		Defaults: spec.DefaultDefaults,
 		Steps:    main,
-		Rollback: map[string][]*Step{},
-		Repair:   map[string][]*Step{},
+		Rollback: map[string][]*spec.Step{},
+		Repair:   map[string][]*spec.Step{},
 	}
 }
 
 // act returns a main-section step whose action is a fakeStep logging to log.
-func act(log *callLog, name string) *Step {
-	return &Step{
+func act(log *callLog, name string) *spec.Step {
+	return &spec.Step{
 		Name:       name,
-		Section:    SectionSteps,
+		Section:    spec.SectionSteps,
 		Action:     &fakeStep{name: name, log: log},
 		ActionKind: "fake.step",
 		Timeout:    5 * time.Second,
@@ -299,7 +302,7 @@ func act(log *callLog, name string) *Step {
 }
 
 // fake returns the fakeStep behind s.
-func fake(s *Step) *fakeStep {
+func fake(s *spec.Step) *fakeStep {
 	switch a := s.Action.(type) {
 	case *fakeStep:
 		return a
@@ -309,37 +312,37 @@ func fake(s *Step) *fakeStep {
 	panic(fmt.Sprintf("step %s has no fake action", s.Name))
 }
 
-func cond(c checks.Check) *Cond {
-	return &Cond{Kind: "fake.check", Check: c, Timeout: 2 * time.Second, Every: 20 * time.Millisecond}
+func cond(c checks.Check) *spec.Cond {
+	return &spec.Cond{Kind: "fake.check", Check: c, Timeout: 2 * time.Second, Every: 20 * time.Millisecond}
 }
 
-func within(c checks.Check, within, every time.Duration) *Cond {
+func within(c checks.Check, within, every time.Duration) *spec.Cond {
 	k := cond(c)
 	k.Within, k.Every = within, every
 	return k
 }
 
-func withRollback(p *Plan, name string, list ...*Step) *Plan {
+func withRollback(p *spec.Plan, name string, list ...*spec.Step) *spec.Plan {
 	for _, s := range list {
-		s.Section = RollbackSection(name)
+		s.Section = spec.RollbackSection(name)
 	}
 	p.Rollback[name] = list
-	p.Runbook.Rollback = append(p.Runbook.Rollback, &rawSection{Name: name})
+	p.Runbook.Rollback = append(p.Runbook.Rollback, &spec.SectionDecl{Name: name})
 	return p
 }
 
-func withRepair(p *Plan, name string, list ...*Step) *Plan {
+func withRepair(p *spec.Plan, name string, list ...*spec.Step) *spec.Plan {
 	for _, s := range list {
-		s.Section = RepairSection(name)
+		s.Section = spec.RepairSection(name)
 	}
 	p.Repair[name] = list
-	p.Runbook.Repair = append(p.Runbook.Repair, &rawSection{Name: name})
+	p.Runbook.Repair = append(p.Runbook.Repair, &spec.SectionDecl{Name: name})
 	return p
 }
 
-func withFinally(p *Plan, list ...*Step) *Plan {
+func withFinally(p *spec.Plan, list ...*spec.Step) *spec.Plan {
 	for _, s := range list {
-		s.Section = SectionFinally
+		s.Section = spec.SectionFinally
 	}
 	p.Finally = list
 	return p
@@ -347,41 +350,41 @@ func withFinally(p *Plan, list ...*Step) *Plan {
 
 // trace renders the events that tell a run's story, one short line each:
 // step transitions, verdicts, waits, approvals, sections and the outcome.
-func trace(evs []Event) []string {
+func trace(evs []journal.Event) []string {
 	var out []string
 	for _, e := range evs {
 		switch e.Type {
-		case EventStep:
+		case journal.EventStep:
 			s := fmt.Sprintf("%s: %s", e.Step, e.State)
-			if e.State == StateFailed || e.State == StateSkipped {
+			if e.State == journal.StateFailed || e.State == journal.StateSkipped {
 				s += " (" + e.Phase + ")"
 			}
 			out = append(out, s)
-		case EventCheck:
+		case journal.EventCheck:
 			out = append(out, fmt.Sprintf("%s: %s %s", e.Step, e.Phase, e.Check.Status))
-		case EventWaiting:
+		case journal.EventWaiting:
 			out = append(out, fmt.Sprintf("%s: waiting %s", e.Step, e.Phase))
-		case EventApproval:
+		case journal.EventApproval:
 			verdict := "declined"
 			if e.Approval.Granted {
 				verdict = "granted"
 			}
 			out = append(out, fmt.Sprintf("%s: approval %s %s", e.Step, verdict, e.Approval.How))
-		case EventSection:
+		case journal.EventSection:
 			out = append(out, "section "+string(e.Section))
-		case EventRunSuspended:
+		case journal.EventRunSuspended:
 			out = append(out, "suspended")
-		case EventRunFinished:
+		case journal.EventRunFinished:
 			out = append(out, "finished "+string(e.Outcome))
 		}
 	}
 	return out
 }
 
-func stepStates(evs []Event, step string) []StepState {
-	var out []StepState
+func stepStates(evs []journal.Event, step string) []journal.StepState {
+	var out []journal.StepState
 	for _, e := range evs {
-		if e.Type == EventStep && e.Step == step {
+		if e.Type == journal.EventStep && e.Step == step {
 			out = append(out, e.State)
 		}
 	}

@@ -3,11 +3,14 @@ package runbook
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/switchover/switchover/runbook/journal"
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/kinds"
@@ -25,10 +28,10 @@ func TestRunFinishedCarriesFigures(t *testing.T) {
 	l := &callLog{}
 	canary := act(l, "stop-canary")
 	fake(canary).apply = func(_ context.Context, tg *cluster.Target, _ int) error {
-		tg.Facts.Set(FactCanaryAcked, "5120")
-		tg.Facts.Set(FactCanaryLost, "0")
-		tg.Facts.Set(FactCanaryErrors, "0")
-		tg.Facts.Set(FactCanaryWindowMS, "273.2")
+		tg.Facts.Set(journal.FactCanaryAcked, "5120")
+		tg.Facts.Set(journal.FactCanaryLost, "0")
+		tg.Facts.Set(journal.FactCanaryErrors, "0")
+		tg.Facts.Set(journal.FactCanaryWindowMS, "273.2")
 		clock.Store(1234)
 		return nil
 	}
@@ -46,14 +49,17 @@ func TestRunFinishedCarriesFigures(t *testing.T) {
 	}
 	evs := rec.events()
 	last := evs[len(evs)-1]
-	if last.Type != EventRunFinished {
+	if last.Type != journal.EventRunFinished {
 		t.Fatalf("the last event is %s, want run.finished", last.Type)
 	}
 	b, err := json.MarshalIndent(last, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, filepath.Join("testdata", "run_finished.golden"), strings.ReplaceAll(string(b), last.RunID, "RUN_ID")+"\n")
+	got := strings.ReplaceAll(string(b), last.RunID, "RUN_ID") + "\n"
+	if want, err := os.ReadFile(filepath.Join("testdata", "run_finished.golden")); err != nil || got != string(want) {
+		t.Errorf("run.finished differs from testdata/run_finished.golden (%v)\ngot:\n%s\nwant:\n%s", err, got, want)
+	}
 
 	// Before the point of no return nothing moved: no new primary; a dry
 	// run has no canary figures.
@@ -64,7 +70,7 @@ func TestRunFinishedCarriesFigures(t *testing.T) {
 		t.Fatal(err)
 	}
 	evs = rec.events()
-	if last := evs[len(evs)-1]; last.Type != EventRunFinished || last.NewPrimary != "" || last.Canary != nil || last.DurationMS == nil {
+	if last := evs[len(evs)-1]; last.Type != journal.EventRunFinished || last.NewPrimary != "" || last.Canary != nil || last.DurationMS == nil {
 		t.Fatalf("dry run's run.finished = %+v; want a duration, no new primary, no canary", last)
 	}
 }

@@ -8,23 +8,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/switchover/switchover/internal/kinds"
 	"strings"
+
+	"github.com/switchover/switchover/internal/kinds"
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // position is where a run stands: which steps are done, which were caught
 // mid-action, and which recovery section was under way.
 type position struct {
 	done    map[string]bool
-	caught  map[string]StepState // running or verifying when the run was cut off
-	section Section              // a recovery or finally section under way
-	failure *StepError           // what sent the run into recovery
+	caught  map[string]journal.StepState // running or verifying when the run was cut off
+	section spec.Section                 // a recovery or finally section under way
+	failure *StepError                   // what sent the run into recovery
 }
 
 // execute runs the main steps from pos, then recovery and finally.
 func (e *engine) execute(ctx context.Context, pos *position, res *Result) (err error) {
 	failure := pos.failure
-	var failedStep *Step
+	var failedStep *spec.Step
 	if failure == nil {
 		for _, s := range e.p.Steps {
 			if pos.done[s.Name] {
@@ -114,17 +117,17 @@ func (e *engine) execute(ctx context.Context, pos *position, res *Result) (err e
 	}
 	res.Changed = e.changed
 	e.noteGuardLeftRefused()
-	outcome := OutcomeDone
-	ev := Event{Type: EventRunFinished}
+	outcome := journal.OutcomeDone
+	ev := journal.Event{Type: journal.EventRunFinished}
 	if failure != nil {
 		res.Recovery = failure.Recovery
 		switch {
 		case errors.Is(failure, ErrPrecondition), errors.Is(failure, ErrLocked):
-			outcome = OutcomePrecondition
+			outcome = journal.OutcomePrecondition
 		case errors.Is(failure, ErrDeclined):
-			outcome = OutcomeDeclined
+			outcome = journal.OutcomeDeclined
 		default:
-			outcome = OutcomeFailed
+			outcome = journal.OutcomeFailed
 		}
 		ev.Step, ev.Error = failure.Step, failure.Err.Error()
 	}
@@ -165,7 +168,7 @@ func (e *engine) journalStop(failure *StepError, res *Result) error {
 		msg += "; finally steps not run: " + strings.Join(notRun, ", ")
 	}
 	msg += fmt.Sprintf("; free the space and run `switchover resume %s`", e.runID)
-	res.Outcome, res.Changed = OutcomeSuspended, e.changed
+	res.Outcome, res.Changed = journal.OutcomeSuspended, e.changed
 	return &StepError{Step: step, Phase: phaseJournal.String(), Completed: e.changed, Err: fmt.Errorf("%w: %w: %s", ErrAction, errJournal, msg)}
 }
 
@@ -195,8 +198,8 @@ func (e *engine) summary(failure *StepError, res *Result) string {
 
 // suspend ends a run interrupted between steps: unfinished, resumable,
 // the finally section not yet run.
-func (e *engine) suspend(s *Step, res *Result) error {
-	res.Outcome = OutcomeSuspended
+func (e *engine) suspend(s *spec.Step, res *Result) error {
+	res.Outcome = journal.OutcomeSuspended
 	res.Changed = e.changed
 	var pending []string
 	for _, f := range e.p.Finally {
@@ -206,30 +209,30 @@ func (e *engine) suspend(s *Step, res *Result) error {
 	if len(pending) > 0 {
 		msg += "; the finally section has not run: " + strings.Join(pending, ", ")
 	}
-	_ = e.emit(Event{Type: EventRunSuspended, Section: s.Section, Step: s.Name, Outcome: OutcomeSuspended, Message: msg})
+	_ = e.emit(journal.Event{Type: journal.EventRunSuspended, Section: s.Section, Step: s.Name, Outcome: journal.OutcomeSuspended, Message: msg})
 	return &StepError{Step: s.Name, Phase: phaseInterrupted.String(), Completed: e.changed, Err: fmt.Errorf("%w; %s", errInterrupted, msg)}
 }
 
 // recover runs what a failure calls for: before the point of no return, the
 // step's rollback section (when something had changed); after it, the
 // step's repair section, or a list of what must be finished by hand.
-func (e *engine) recover(ctx context.Context, failed *Step, failure *StepError, pos *position, res *Result) error {
-	var sec Section
-	var list []*Step
+func (e *engine) recover(ctx context.Context, failed *spec.Step, failure *StepError, pos *position, res *Result) error {
+	var sec spec.Section
+	var list []*spec.Step
 	switch {
-	case pos.section != "" && pos.section != SectionFinally:
+	case pos.section != "" && pos.section != spec.SectionFinally:
 		sec = pos.section
-	case pos.section == SectionFinally:
+	case pos.section == spec.SectionFinally:
 		return nil
 	case e.pastPONR && failed != nil && failed.OnFailure != "":
-		sec = RepairSection(failed.OnFailure)
+		sec = spec.RepairSection(failed.OnFailure)
 	case e.pastPONR:
 		res.ByHand = e.byHand(failed)
 		failure.Recovery = "past the point of no return: no rollback"
 		e.note(failed, "past the point of no return, so no rollback; to finish by hand: "+strings.Join(res.ByHand, "; "))
 		return nil
 	case failed != nil && failed.OnFailure != "" && len(e.changed) > 0:
-		sec = RollbackSection(failed.OnFailure)
+		sec = spec.RollbackSection(failed.OnFailure)
 	case failed != nil && failed.OnFailure != "":
 		failure.Recovery = fmt.Sprintf("rollback %s not needed: no action had run", failed.OnFailure)
 		return nil
@@ -243,7 +246,7 @@ func (e *engine) recover(ctx context.Context, failed *Step, failure *StepError, 
 		list = e.p.Repair[name]
 	}
 	if pos.section != sec {
-		if err := e.emit(Event{Type: EventSection, Section: sec, Step: failure.Step, Phase: failure.Phase, Error: failure.Err.Error(),
+		if err := e.emit(journal.Event{Type: journal.EventSection, Section: sec, Step: failure.Step, Phase: failure.Phase, Error: failure.Err.Error(),
 			Message: fmt.Sprintf("step %q failed: running %s", failure.Step, sec)}); err != nil {
 			return err
 		}
@@ -272,7 +275,7 @@ func (e *engine) recover(ctx context.Context, failed *Step, failure *StepError, 
 }
 
 // byHand lists what a failure past the point of no return leaves to do.
-func (e *engine) byHand(failed *Step) []string {
+func (e *engine) byHand(failed *spec.Step) []string {
 	var out []string
 	started := false
 	t := e.target()
@@ -299,8 +302,8 @@ func (e *engine) finally(ctx context.Context, pos *position, res *Result) *StepE
 	if len(e.p.Finally) == 0 {
 		return nil
 	}
-	if pos.section != SectionFinally {
-		if err := e.emit(Event{Type: EventSection, Section: SectionFinally, Message: "running the finally section"}); err != nil {
+	if pos.section != spec.SectionFinally {
+		if err := e.emit(journal.Event{Type: journal.EventSection, Section: spec.SectionFinally, Message: "running the finally section"}); err != nil {
 			return &StepError{Step: "finally", Phase: phaseAction.String(), Err: fmt.Errorf("%w: %v", ErrAction, err)}
 		}
 	}
@@ -329,7 +332,7 @@ func (e *engine) finally(ctx context.Context, pos *position, res *Result) *StepE
 
 // promoted notes the node a done step made the primary (kinds.Promoter),
 // and the one it took the role from (kinds.Demoter), for run.finished.
-func (e *engine) promoted(s *Step) {
+func (e *engine) promoted(s *spec.Step) {
 	if p, ok := s.Action.(kinds.Promoter); ok {
 		e.newPrimary = p.Promotes()
 	}

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // runCasesFlow: what runs after a failure, before and past the point of
@@ -16,15 +19,15 @@ import (
 var runCasesFlow = []runCase{
 	{
 		name: "a failed precondition stops the run before the action",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			s := act(l, "checkpoint")
-			s.Requires = []*Cond{cond(passCheck("primary-up")), cond(failCheck("no-blocking-sessions"))}
+			s.Requires = []*spec.Cond{cond(passCheck("primary-up")), cond(failCheck("no-blocking-sessions"))}
 			s.OnFailure = "restore"
 			return withRollback(newPlan(s, act(l, "stop-primary")), "restore", act(l, "start-primary"))
 		},
 		wantErr:     ErrPrecondition,
 		wantInErr:   []string{"no-blocking-sessions does not hold"},
-		wantOutcome: OutcomePrecondition,
+		wantOutcome: journal.OutcomePrecondition,
 		wantTrace: []string{
 			"checkpoint: checking",
 			"checkpoint: requires pass",
@@ -44,16 +47,16 @@ var runCasesFlow = []runCase{
 	},
 	{
 		name: "a failed postcondition runs the rollback in order, then finally",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			stop := act(l, "stop-primary")
-			stop.Ensures = []*Cond{cond(failCheck("primary-stopped"))}
+			stop.Ensures = []*spec.Cond{cond(failCheck("primary-stopped"))}
 			stop.OnFailure = "restore"
 			p := newPlan(act(l, "checkpoint"), stop, act(l, "promote"))
 			withRollback(p, "restore", act(l, "start-primary"), act(l, "resume-pooler"))
 			return withFinally(p, act(l, "unpause-manager"))
 		},
 		wantErr:     ErrAction,
-		wantOutcome: OutcomeFailed,
+		wantOutcome: journal.OutcomeFailed,
 		wantApplied: []string{"checkpoint", "stop-primary", "start-primary", "resume-pooler", "unpause-manager"},
 		wantTrace: []string{
 			"checkpoint: checking", "checkpoint: running", "checkpoint: done",
@@ -70,7 +73,7 @@ var runCasesFlow = []runCase{
 			if !strings.Contains(res.Recovery, "rollback:restore: done") {
 				t.Errorf("Recovery = %q, want it to say the rollback ran", res.Recovery)
 			}
-			fin := rec.ofType(EventRunFinished)
+			fin := rec.ofType(journal.EventRunFinished)
 			if len(fin) != 1 || !strings.Contains(fin[0].Message, "rollback:restore") {
 				t.Errorf("run.finished %+v: want its message to mention the rollback", fin)
 			}
@@ -78,17 +81,17 @@ var runCasesFlow = []runCase{
 	},
 	{
 		name: "a precondition failure after an earlier step acted runs the rollback",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			cp := act(l, "checkpoint")
 			cp.OnFailure = "restore"
 			stop := act(l, "stop-primary")
-			stop.Requires = []*Cond{cond(failCheck("pooler-paused"))}
+			stop.Requires = []*spec.Cond{cond(failCheck("pooler-paused"))}
 			stop.OnFailure = "restore"
 			return withRollback(newPlan(cp, stop), "restore", act(l, "start-primary"))
 		},
 		// Something changed, so this is not exit 3 ("nothing changed").
 		wantErr:     ErrAction,
-		wantOutcome: OutcomeFailed,
+		wantOutcome: journal.OutcomeFailed,
 		wantApplied: []string{"checkpoint", "start-primary"},
 		wantTrace: []string{
 			"checkpoint: checking", "checkpoint: running", "checkpoint: done",
@@ -105,15 +108,15 @@ var runCasesFlow = []runCase{
 	},
 	{
 		name: "a precondition failure before any action does not roll back; finally runs",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			cp := act(l, "checkpoint")
-			cp.Requires = []*Cond{cond(failCheck("replication-streaming"))}
+			cp.Requires = []*spec.Cond{cond(failCheck("replication-streaming"))}
 			cp.OnFailure = "restore"
 			p := withRollback(newPlan(cp), "restore", act(l, "start-primary"))
 			return withFinally(p, act(l, "unpause-manager"))
 		},
 		wantErr:     ErrPrecondition,
-		wantOutcome: OutcomePrecondition,
+		wantOutcome: journal.OutcomePrecondition,
 		wantApplied: []string{"unpause-manager"},
 		wantTrace: []string{
 			"checkpoint: checking", "checkpoint: requires fail", "checkpoint: failed (requires)",
@@ -124,17 +127,17 @@ var runCasesFlow = []runCase{
 	},
 	{
 		name: "a failure at the point of no return rolls back",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			cp, promote := act(l, "checkpoint"), act(l, "promote")
 			cp.OnFailure, promote.OnFailure = "restore", "restore"
 			promote.PointOfNoReturn = true
-			promote.Ensures = []*Cond{cond(failCheck("candidate-is-primary"))}
+			promote.Ensures = []*spec.Cond{cond(failCheck("candidate-is-primary"))}
 			p := newPlan(cp, promote, act(l, "rejoin"))
 			p.PointOfNoReturn = "promote"
 			return withRollback(p, "restore", act(l, "start-primary"))
 		},
 		wantErr:     ErrAction,
-		wantOutcome: OutcomeFailed,
+		wantOutcome: journal.OutcomeFailed,
 		wantApplied: []string{"checkpoint", "promote", "start-primary"},
 		check: func(t *testing.T, res *Result, err error, rec *recorder) {
 			if len(res.ByHand) != 0 {
@@ -144,7 +147,7 @@ var runCasesFlow = []runCase{
 	},
 	{
 		name: "a failure past the point of no return does not roll back and says what is left by hand",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			cp, promote, repoint, rejoin := act(l, "checkpoint"), act(l, "promote"), act(l, "repoint-pooler"), act(l, "rejoin")
 			// Past the point of no return a step names a repair section
 			// or nothing (the resolver refuses a rollback there).
@@ -158,7 +161,7 @@ var runCasesFlow = []runCase{
 		},
 		wantErr:     ErrAction,
 		wantInErr:   []string{"pgbouncer refused RELOAD"},
-		wantOutcome: OutcomeFailed,
+		wantOutcome: journal.OutcomeFailed,
 		wantApplied: []string{"checkpoint", "promote", "repoint-pooler", "unpause-manager"},
 		wantTrace: []string{
 			"checkpoint: checking", "checkpoint: running", "checkpoint: done",
@@ -180,18 +183,18 @@ var runCasesFlow = []runCase{
 	},
 	{
 		name: "a failure past the point of no return runs the repair section it names",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			promote, repoint := act(l, "promote"), act(l, "repoint-pooler")
 			promote.PointOfNoReturn, promote.OnFailure = true, "restore"
 			repoint.OnFailure = "fix-pooler"
-			repoint.Ensures = []*Cond{cond(failCheck("write-through-pooler"))}
+			repoint.Ensures = []*spec.Cond{cond(failCheck("write-through-pooler"))}
 			p := newPlan(promote, repoint, act(l, "rejoin"))
 			p.PointOfNoReturn = "promote"
 			withRollback(p, "restore", act(l, "start-primary"))
 			return withRepair(p, "fix-pooler", act(l, "restart-pooler"), act(l, "write-canary"))
 		},
 		wantErr:     ErrAction,
-		wantOutcome: OutcomeFailed,
+		wantOutcome: journal.OutcomeFailed,
 		wantApplied: []string{"promote", "repoint-pooler", "restart-pooler", "write-canary"},
 		wantTrace: []string{
 			"promote: checking", "promote: running", "promote: done",
@@ -210,10 +213,10 @@ var runCasesFlow = []runCase{
 	},
 	{
 		name: "finally runs after success",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			return withFinally(newPlan(act(l, "promote")), act(l, "resume-pooler"), act(l, "unpause-manager"))
 		},
-		wantOutcome: OutcomeDone,
+		wantOutcome: journal.OutcomeDone,
 		wantApplied: []string{"promote", "resume-pooler", "unpause-manager"},
 		wantTrace: []string{
 			"promote: checking", "promote: running", "promote: done",
@@ -225,14 +228,14 @@ var runCasesFlow = []runCase{
 	},
 	{
 		name: "a failing finally step does not stop the others and fails the run",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			resume := act(l, "resume-pooler")
 			fake(resume).apply = failing("pgbouncer is down")
 			return withFinally(newPlan(act(l, "promote")), resume, act(l, "unpause-manager"))
 		},
 		wantErr:     ErrAction,
 		wantInErr:   []string{"pgbouncer is down"},
-		wantOutcome: OutcomeFailed,
+		wantOutcome: journal.OutcomeFailed,
 		wantApplied: []string{"promote", "resume-pooler", "unpause-manager"},
 		wantTrace: []string{
 			"promote: checking", "promote: running", "promote: done",
@@ -249,16 +252,16 @@ var runCasesFlow = []runCase{
 	},
 	{
 		name: "a failing finally step after a failure keeps the failure and says so",
-		build: func(t *testing.T, l *callLog) *Plan {
+		build: func(t *testing.T, l *callLog) *spec.Plan {
 			cp := act(l, "checkpoint")
-			cp.Requires = []*Cond{cond(failCheck("primary-up"))}
+			cp.Requires = []*spec.Cond{cond(failCheck("primary-up"))}
 			resume := act(l, "resume-pooler")
 			fake(resume).apply = failing("pgbouncer is down")
 			return withFinally(newPlan(cp), resume, act(l, "unpause-manager"))
 		},
 		wantErr:     ErrAction,
 		wantInErr:   []string{"primary-up", "finally section failed"},
-		wantOutcome: OutcomeFailed,
+		wantOutcome: journal.OutcomeFailed,
 		wantApplied: []string{"resume-pooler", "unpause-manager"},
 	},
 }
@@ -270,17 +273,17 @@ func TestResumeContinuesARollback(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name      string
-		failStop  func(s *Step) // how stop-primary fails
+		failStop  func(s *spec.Step) // how stop-primary fails
 		wantInErr string
 	}{
 		{
 			name:      "after a postcondition failed",
-			failStop:  func(s *Step) { s.Ensures = []*Cond{cond(failCheck("primary-stopped"))} },
+			failStop:  func(s *spec.Step) { s.Ensures = []*spec.Cond{cond(failCheck("primary-stopped"))} },
 			wantInErr: "primary-stopped does not hold",
 		},
 		{
 			name:      "after a precondition failed",
-			failStop:  func(s *Step) { s.Requires = []*Cond{cond(failCheck("pooler-paused"))} },
+			failStop:  func(s *spec.Step) { s.Requires = []*spec.Cond{cond(failCheck("pooler-paused"))} },
 			wantInErr: "pooler-paused does not hold",
 		},
 	}
@@ -309,7 +312,7 @@ func TestResumeContinuesARollback(t *testing.T) {
 			if msg := r.err.Error(); !strings.Contains(msg, tc.wantInErr) || strings.Count(msg, "failed:") > 2 {
 				t.Errorf("error %q: want the original failure (%q), said once", msg, tc.wantInErr)
 			}
-			if r.res.Outcome != OutcomeFailed || !strings.Contains(r.res.Recovery, "rollback:restore") {
+			if r.res.Outcome != journal.OutcomeFailed || !strings.Contains(r.res.Recovery, "rollback:restore") {
 				t.Errorf("result %+v: want failed, with the rollback in Recovery", r.res)
 			}
 			if l.count("start-primary") != 2 || l.count("resume-pooler") != 1 || l.count("unpause-manager") != 1 || l.count("promote") != 0 {

@@ -15,6 +15,7 @@ import (
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/kinds"
 	"github.com/switchover/switchover/internal/topology"
+	"github.com/switchover/switchover/runbook/journal"
 )
 
 // A guard keeps the promise that clients are never held in a paused pooler
@@ -56,7 +57,7 @@ type GuardRecord struct {
 }
 
 // GuardPath is where the guard of run id writes its record.
-func GuardPath(dir, id string) string { return filepath.Join(runsDir(dir), id+".guard") }
+func GuardPath(dir, id string) string { return filepath.Join(journal.RunsDir(dir), id+".guard") }
 
 // ReadGuard returns what the guard of run id recorded; nothing when it
 // left no record.

@@ -9,6 +9,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // fullDisk is a journal file that accepts n writes, then fails as a full
@@ -36,8 +39,8 @@ func TestAFullJournalStopsBeforeTheNextAction(t *testing.T) {
 	second.OnFailure = "undo"
 	p := withFinally(withRollback(newPlan(act(l, "first"), second, act(l, "third")), "undo", act(l, "undo-first")), act(l, "resume-pooler"))
 	var left int64 = 1 << 40
-	orig := openJournalFile
-	openJournalFile = func(path string, flag int) (journalFile, error) {
+	orig := journal.OpenFile
+	journal.OpenFile = func(path string, flag int) (journal.File, error) {
 		f, err := os.OpenFile(path, flag, 0o600)
 		if err != nil {
 			return nil, err
@@ -46,7 +49,7 @@ func TestAFullJournalStopsBeforeTheNextAction(t *testing.T) {
 		d.left.Store(left)
 		return d, nil
 	}
-	t.Cleanup(func() { openJournalFile = orig })
+	t.Cleanup(func() { journal.OpenFile = orig })
 
 	// Count the events of a whole run, then let the disk fill up just
 	// after the first step is done.
@@ -56,7 +59,7 @@ func TestAFullJournalStopsBeforeTheNextAction(t *testing.T) {
 	}
 	firstDone := 0
 	for i, e := range rec.events() {
-		if e.Type == EventStep && e.Step == "first" && e.State == StateDone {
+		if e.Type == journal.EventStep && e.Step == "first" && e.State == journal.StateDone {
 			firstDone = i + 1
 		}
 	}
@@ -86,7 +89,7 @@ func TestAStaleClaimIsTakenOverOnlyExplicitly(t *testing.T) {
 	o := options(t, rec)
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := goRun(func() (*Result, error) { return Run(ctx, newPlan(block), o) })
-	rec.waitFor(t, "block running", func(e Event) bool { return e.Step == "block" && e.State == StateRunning })
+	rec.waitFor(t, "block running", func(e journal.Event) bool { return e.Step == "block" && e.State == journal.StateRunning })
 	cancel() // the operator's second Ctrl-C: stop at once, like a kill
 	first := await(t, "the killed run", 5e9, ch)
 
@@ -111,7 +114,7 @@ func TestAStaleClaimIsTakenOverOnlyExplicitly(t *testing.T) {
 // have run, and clients may be waiting.
 func TestSettlingDoesNotWaitOutTheFullWithin(t *testing.T) {
 	l := &callLog{}
-	build := func() *Plan {
+	build := func() *spec.Plan {
 		p := settlePlan(l, "F", false)
 		c := p.Step("stop-primary").Ensures[0]
 		c.Within, c.Every = 30*time.Second, 50*time.Millisecond
@@ -137,10 +140,10 @@ func TestResumeAfterATornJournalLine(t *testing.T) {
 	b := act(l, "block")
 	fake(b).apply = onFirstCall(untilCtxDone, nil) // blocks in the killed run only
 	b.Idempotent = true
-	build := func() *Plan { return newPlan(act(l, "first"), b, act(l, "last")) }
+	build := func() *spec.Plan { return newPlan(act(l, "first"), b, act(l, "last")) }
 	o := options(t, &recorder{})
 	id := killMidAction(t, build(), o, "block")
-	f, err := os.OpenFile(JournalPath(o.JournalDir, id), os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(journal.JournalPath(o.JournalDir, id), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

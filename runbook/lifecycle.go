@@ -11,21 +11,24 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
+
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/kinds"
 )
 
 // runStep takes one step through its lifecycle. caught is the state a
 // resumed run found it in (running or verifying), or "".
-func (e *engine) runStep(ctx context.Context, s *Step, caught StepState) error {
+func (e *engine) runStep(ctx context.Context, s *spec.Step, caught journal.StepState) error {
 	e.cur = s
 	ctx, intr, stop := e.window(ctx, s)
 	defer stop()
 	e.intr = intr
-	if caught == StateRunning || caught == StateVerifying {
+	if caught == journal.StateRunning || caught == journal.StateVerifying {
 		return e.settle(ctx, s, caught)
 	}
-	if err := e.transition(s, StateChecking, phaseUnknown, "", nil); err != nil {
+	if err := e.transition(s, journal.StateChecking, phaseUnknown, "", nil); err != nil {
 		return err
 	}
 	if err := e.conds(ctx, s, s.Requires, phaseRequires, true); err != nil {
@@ -39,11 +42,11 @@ func (e *engine) runStep(ctx context.Context, s *Step, caught StepState) error {
 
 // fail journals a step's failure in phase ph and returns it as a
 // *StepError wrapping the sentinel of its outcome, its text masked.
-func (e *engine) fail(s *Step, ph phase, err error) error {
+func (e *engine) fail(s *spec.Step, ph phase, err error) error {
 	if errors.Is(err, errInterrupted) || errors.Is(err, errKilled) {
 		return err
 	}
-	if jerr := e.transition(s, StateFailed, ph, "", err); jerr != nil {
+	if jerr := e.transition(s, journal.StateFailed, ph, "", err); jerr != nil {
 		err = fmt.Errorf("%w (and the journal could not record it: %v)", err, jerr)
 	}
 	if !errors.Is(err, ErrPrecondition) && !errors.Is(err, ErrAction) && !errors.Is(err, ErrDeclined) && !errors.Is(err, ErrLocked) {
@@ -54,21 +57,21 @@ func (e *engine) fail(s *Step, ph phase, err error) error {
 
 // act runs the action and the postconditions of a step whose
 // preconditions and approval are settled.
-func (e *engine) act(ctx context.Context, s *Step) error {
+func (e *engine) act(ctx context.Context, s *spec.Step) error {
 	if s.Action != nil {
 		// The claim comes before the run's first change; a finally step
 		// of a run that changed nothing acts on nothing of the cluster's.
-		if s.Section == SectionSteps {
+		if s.Section == spec.SectionSteps {
 			if err := e.takeClaim(ctx, true); err != nil {
 				return e.fail(s, phaseRequires, err)
 			}
 		}
 		t := e.target()
 		eff := s.Action.Describe(t)
-		if err := e.emit(Event{Type: EventEffect, Section: s.Section, Step: s.Name, Effect: &eff}); err != nil {
+		if err := e.emit(journal.Event{Type: journal.EventEffect, Section: s.Section, Step: s.Name, Effect: &eff}); err != nil {
 			return e.fail(s, phaseAction, err)
 		}
-		if err := e.transition(s, StateRunning, phaseUnknown, "", nil); err != nil {
+		if err := e.transition(s, journal.StateRunning, phaseUnknown, "", nil); err != nil {
 			return e.fail(s, phaseAction, err)
 		}
 		e.changed = append(e.changed, s.Name)
@@ -84,14 +87,14 @@ func (e *engine) act(ctx context.Context, s *Step) error {
 		}
 	}
 	if len(s.Ensures) > 0 {
-		if err := e.transition(s, StateVerifying, phaseUnknown, "", nil); err != nil {
+		if err := e.transition(s, journal.StateVerifying, phaseUnknown, "", nil); err != nil {
 			return e.fail(s, phaseEnsures, err)
 		}
 		if err := e.conds(ctx, s, s.Ensures, phaseEnsures, true); err != nil {
 			return e.fail(s, phaseEnsures, windowCause(ctx, err))
 		}
 	}
-	done := Event{Type: EventStep, Section: s.Section, Step: s.Name, State: StateDone}
+	done := journal.Event{Type: journal.EventStep, Section: s.Section, Step: s.Name, State: journal.StateDone}
 	if s.Action != nil && !s.Manual && e.noChange.Load() {
 		// The action found nothing to do: it is not among what changed.
 		done.Unchanged = true
@@ -116,7 +119,7 @@ func withoutName(list []string, name string) []string {
 // apply runs an action under its timeout and a recover(). An action that
 // ignores its context is abandoned a few seconds after its deadline and
 // reported as possibly still running.
-func (e *engine) apply(ctx context.Context, s *Step, t *cluster.Target) (err error) {
+func (e *engine) apply(ctx context.Context, s *spec.Step, t *cluster.Target) (err error) {
 	if releasesClients(s) {
 		e.absorbRefused()
 	}
@@ -160,13 +163,13 @@ const abandonGrace = 3 * time.Second
 // conds evaluates a list of checks (see evaluator) and reports each in the
 // order written; the first that failed for good fails the step. poll
 // honours within:.
-func (e *engine) conds(ctx context.Context, s *Step, list []*Cond, ph phase, poll bool) error {
+func (e *engine) conds(ctx context.Context, s *spec.Step, list []*spec.Cond, ph phase, poll bool) error {
 	if len(list) == 0 {
 		return nil
 	}
 	t := e.target()
 	ev := &evaluator{target: t, poll: poll, interrupt: e.intr, onWait: func(a attempt) {
-		_ = e.emit(Event{Type: EventWaiting, Section: s.Section, Step: s.Name, Phase: ph.String(), Check: &CheckEvent{
+		_ = e.emit(journal.Event{Type: journal.EventWaiting, Section: s.Section, Step: s.Name, Phase: ph.String(), Check: &journal.CheckEvent{
 			Kind: a.cond.Kind, Describe: a.cond.Check.Describe(t), Status: a.result.Status.String(), Observed: a.result.Observed,
 			Wanted: a.result.Wanted, Attempt: a.n, WithinMS: a.cond.Within.Milliseconds(),
 			ElapsedMS: a.elapsed.Milliseconds(),
@@ -185,7 +188,7 @@ func (e *engine) conds(ctx context.Context, s *Step, list []*Cond, ph phase, pol
 		v := verdicts[i]
 		r := v.result
 		interrupted = interrupted || v.interrupted
-		ce := &CheckEvent{
+		ce := &journal.CheckEvent{
 			Kind: c.Kind, Describe: c.Check.Describe(t), Status: r.Status.String(), Observed: r.Observed,
 			Wanted: r.Wanted, Detail: r.Detail, Values: r.Values, ElapsedMS: v.elapsed.Milliseconds(),
 			WithinMS: c.Within.Milliseconds(),
@@ -196,7 +199,7 @@ func (e *engine) conds(ctx context.Context, s *Step, list []*Cond, ph phase, pol
 				ce.Observed = "last seen: " + r.Observed
 			}
 		}
-		if err := e.emit(Event{Type: EventCheck, Section: s.Section, Step: s.Name, Phase: ph.String(), Check: ce}); err != nil && firstFail == nil {
+		if err := e.emit(journal.Event{Type: journal.EventCheck, Section: s.Section, Step: s.Name, Phase: ph.String(), Check: ce}); err != nil && firstFail == nil {
 			firstFail = err
 		}
 		if r.Status != kinds.Pass && (!v.cut || windowEnded) && firstFail == nil {
@@ -210,7 +213,7 @@ func (e *engine) conds(ctx context.Context, s *Step, list []*Cond, ph phase, pol
 }
 
 // checkFailure is the error of a check that failed for good in phase ph.
-func checkFailure(c *Cond, r kinds.Result, ph phase) error {
+func checkFailure(c *spec.Cond, r kinds.Result, ph phase) error {
 	msg := fmt.Sprintf("%s %s: %s", ph, c.Kind, r.Status)
 	if r.Observed != "" {
 		msg += ": " + r.Observed

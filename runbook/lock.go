@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
+
 	"github.com/switchover/switchover/internal/claim"
 )
 
@@ -88,7 +91,7 @@ func (e *engine) takeClaim(ctx context.Context, final bool) error {
 	case !final:
 		return nil
 	case errors.Is(err, claim.ErrUnreachable):
-		_ = e.emit(Event{Type: EventNote, Message: fmt.Sprintf("%v: only this machine's lock holds the cluster for this run", err)})
+		_ = e.emit(journal.Event{Type: journal.EventNote, Message: fmt.Sprintf("%v: only this machine's lock holds the cluster for this run", err)})
 		e.claimed = true // nothing to take again; nothing to release
 		return nil
 	}
@@ -104,7 +107,7 @@ func (e *engine) releaseClaim(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
 	defer cancel()
 	if err := e.o.Claim.Release(ctx, e.runID); err != nil {
-		_ = e.emit(Event{Type: EventNote, Message: fmt.Sprintf("the run's claim on the cluster could not be released: %v; the next run must be started with --take-over", err)})
+		_ = e.emit(journal.Event{Type: journal.EventNote, Message: fmt.Sprintf("the run's claim on the cluster could not be released: %v; the next run must be started with --take-over", err)})
 	}
 }
 
@@ -257,7 +260,7 @@ func lockHeld(dir, name string) (Holder, bool) {
 
 // ClaimInCluster is the claim kept in the PostgreSQL nodes of p's cluster,
 // or nil when the plan names none.
-func ClaimInCluster(p *Plan) ClusterClaim {
+func ClaimInCluster(p *spec.Plan) ClusterClaim {
 	if p == nil || p.Cluster == nil || len(p.Cluster.Nodes) == 0 {
 		return nil
 	}

@@ -11,26 +11,50 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
+
 	"github.com/switchover/switchover/internal/transport"
 )
 
 // RunRecord is what a journal says about a run, enough to rebuild its plan.
 type RunRecord struct {
 	ID       string
-	Info     RunInfo
-	Events   []Event
-	Summary  RunSummary
+	Info     journal.RunInfo
+	Events   []journal.Event
+	Summary  journal.RunSummary
 	Finished bool
 }
 
 // ReadRun reads the journal of a run.
 func ReadRun(dir, id string) (*RunRecord, error) {
-	evs, err := ReadJournal(dir, id)
+	evs, err := journal.ReadJournal(dir, id)
 	if err != nil {
 		return nil, err
 	}
-	s := summarize(dir, id, evs)
+	s := running(dir, journal.Summarize(dir, id, evs))
 	return &RunRecord{ID: id, Info: *evs[0].Run, Events: evs, Summary: s, Finished: s.Finished()}, nil
+}
+
+// ListRuns returns the journaled runs in dir, newest first; a run whose
+// process still holds its cluster's lock there is "running".
+func ListRuns(dir string) ([]journal.RunSummary, error) {
+	runs, err := journal.ListRuns(dir)
+	for i := range runs {
+		runs[i] = running(dir, runs[i])
+	}
+	return runs, err
+}
+
+// running marks s "running" when the journal calls it interrupted but its
+// process still holds the cluster's lock in dir.
+func running(dir string, s journal.RunSummary) journal.RunSummary {
+	if s.Status == "interrupted" && !s.DryRun {
+		if h, held := lockHeld(dir, s.Cluster); held && h.RunID == s.ID {
+			s.Status = "running"
+		}
+	}
+	return s
 }
 
 // LatestUnfinished returns the id of the newest run in dir that did not
@@ -52,7 +76,7 @@ func LatestUnfinished(dir string) (string, error) {
 // skipped, a step cut off mid-action is settled (see settle), a recovery or
 // finally section under way goes on where it stopped. The plan must be
 // built from the same runbook and inventory the run started with.
-func Resume(ctx context.Context, p *Plan, id string, o Options) (*Result, error) {
+func Resume(ctx context.Context, p *spec.Plan, id string, o Options) (*Result, error) {
 	e, err := newEngine(p, o)
 	if err != nil {
 		return nil, err
@@ -92,16 +116,16 @@ func Resume(ctx context.Context, p *Plan, id string, o Options) (*Result, error)
 		lock.release(false)
 		return nil, notStarted(err)
 	}
-	e.j, err = openJournal(e.o.JournalDir, id)
+	e.j, err = journal.Open(e.o.JournalDir, id)
 	if err != nil {
 		lock.release(false)
 		return nil, notStarted(err)
 	}
-	defer e.j.close()
+	defer e.j.Close()
 	res := &Result{RunID: id, Journal: e.j.Path()}
 	pos := e.replay(rec.Events)
 	now := e.runInfo()
-	if err := e.emit(Event{Type: EventRunResumed, Run: now, Message: fmt.Sprintf("resumed by %s@%s", now.User, now.Host)}); err != nil {
+	if err := e.emit(journal.Event{Type: journal.EventRunResumed, Run: now, Message: fmt.Sprintf("resumed by %s@%s", now.User, now.Host)}); err != nil {
 		lock.release(false)
 		return res, notStarted(err)
 	}
@@ -116,51 +140,51 @@ func Resume(ctx context.Context, p *Plan, id string, o Options) (*Result, error)
 }
 
 // replay rebuilds where a run stood from its events.
-func (e *engine) replay(evs []Event) *position {
-	pos := &position{done: map[string]bool{}, caught: map[string]StepState{}}
-	states := map[string]Event{}
+func (e *engine) replay(evs []journal.Event) *position {
+	pos := &position{done: map[string]bool{}, caught: map[string]journal.StepState{}}
+	states := map[string]journal.Event{}
 	ran := map[string]bool{}
 	runs := map[string]int{} // running events per step
-	var lastRecovery Section
+	var lastRecovery spec.Section
 	for _, ev := range evs {
 		e.seq = max(e.seq, ev.Seq) // the resumed run's events number on
 		switch ev.Type {
-		case EventStep:
-			if ev.State == StateVerifying && phase(ev.Phase) == phaseSettle {
+		case journal.EventStep:
+			if ev.State == journal.StateVerifying && phase(ev.Phase) == phaseSettle {
 				// Settling re-checks a step cut off earlier; it says
 				// nothing new about whether its action finished.
 				continue
 			}
 			states[ev.Step] = ev
-			if ev.State == StateRunning {
+			if ev.State == journal.StateRunning {
 				if !ran[ev.Step] {
 					e.changed = append(e.changed, ev.Step)
 				}
 				ran[ev.Step] = true
 				runs[ev.Step]++
 			}
-			if ev.State == StateDone && ev.Unchanged && runs[ev.Step] == 1 {
+			if ev.State == journal.StateDone && ev.Unchanged && runs[ev.Step] == 1 {
 				// Its one action found nothing to do; an earlier attempt
 				// that was cut off may have changed something.
 				e.changed = withoutName(e.changed, ev.Step)
 			}
-		case EventApproval:
+		case journal.EventApproval:
 			if ev.Approval != nil && ev.Approval.Granted && phase(ev.Phase) != phaseSettle {
 				e.approved[ev.Step] = true
 				if ev.Approval.Note == "cluster name typed" {
 					e.askedCluster = true
 				}
 			}
-		case EventFact:
+		case journal.EventFact:
 			if ev.Fact != nil {
 				e.facts.Restore(ev.Fact.Key, ev.Fact.Value)
 			}
-		case EventSection:
+		case journal.EventSection:
 			if ev.DryRun {
 				continue
 			}
 			pos.section = ev.Section
-			if ev.Section != SectionFinally {
+			if ev.Section != spec.SectionFinally {
 				lastRecovery = ev.Section
 				pos.failure = &StepError{Step: ev.Step, Phase: ev.Phase, Err: journaledFailure(ev.Phase, ev.Error)}
 			} else if pos.failure != nil {
@@ -170,16 +194,16 @@ func (e *engine) replay(evs []Event) *position {
 	}
 	for name, ev := range states {
 		switch ev.State {
-		case StateDone:
+		case journal.StateDone:
 			pos.done[name] = true
-		case StateRunning, StateVerifying:
+		case journal.StateRunning, journal.StateVerifying:
 			pos.caught[name] = ev.State
 		}
 	}
 	if pos.section == "" {
 		for _, s := range e.p.Steps {
 			ev, ok := states[s.Name]
-			if ok && (ev.State == StateFailed || ev.State == StateSkipped) {
+			if ok && (ev.State == journal.StateFailed || ev.State == journal.StateSkipped) {
 				pos.failure = &StepError{Step: s.Name, Phase: ev.Phase, Err: journaledFailure(ev.Phase, ev.Error+ev.Message)}
 				break
 			}
@@ -222,8 +246,8 @@ func journaledFailure(ph, msg string) error {
 const settleWithin = 3 * time.Second
 
 // capWithin returns copies of conds whose within is at most d.
-func capWithin(conds []*Cond, d time.Duration) []*Cond {
-	out := make([]*Cond, len(conds))
+func capWithin(conds []*spec.Cond, d time.Duration) []*spec.Cond {
+	out := make([]*spec.Cond, len(conds))
 	for i, c := range conds {
 		cc := *c
 		if cc.Within > d {
@@ -237,24 +261,24 @@ func capWithin(conds []*Cond, d time.Duration) []*Cond {
 // settle decides what a step caught mid-action by an interruption
 // becomes: done if its postconditions hold, run again if it is idempotent
 // (or the operator says so), otherwise the operator's call.
-func (e *engine) settle(ctx context.Context, s *Step, caught StepState) error {
+func (e *engine) settle(ctx context.Context, s *spec.Step, caught journal.StepState) error {
 	e.note(s, fmt.Sprintf("step %q was cut off while %s; checking its postconditions", s.Name, caught))
 	if len(s.Ensures) > 0 {
-		if err := e.transition(s, StateVerifying, phaseSettle, "", nil); err != nil {
+		if err := e.transition(s, journal.StateVerifying, phaseSettle, "", nil); err != nil {
 			return e.fail(s, phaseSettle, err)
 		}
 		ensures := s.Ensures
-		if caught == StateRunning {
+		if caught == journal.StateRunning {
 			ensures = capWithin(ensures, settleWithin)
 		}
 		err := e.conds(ctx, s, ensures, phaseEnsures, true)
 		if err == nil {
-			return e.transition(s, StateDone, phaseSettle, "postconditions hold: counted as done", nil)
+			return e.transition(s, journal.StateDone, phaseSettle, "postconditions hold: counted as done", nil)
 		}
 		if errors.Is(err, errInterrupted) || errors.Is(err, errKilled) {
 			return err
 		}
-		if caught == StateVerifying {
+		if caught == journal.StateVerifying {
 			return e.fail(s, phaseEnsures, err)
 		}
 	}
@@ -284,21 +308,21 @@ func (e *engine) settle(ctx context.Context, s *Step, caught StepState) error {
 		return &settleStop{msg: fmt.Sprintf("step %q was cut off while its action ran, and %s; "+
 			"a person must decide: resume at a terminal, or pass --settle rerun (run it again) or --settle done (it finished; checked by hand)", s.Name, why)}
 	}
-	a := &Approval{Granted: true, User: e.o.Identity.User, Host: e.o.Identity.Host, How: "prompt", Note: "settle: " + choice}
+	a := &journal.Approval{Granted: true, User: e.o.Identity.User, Host: e.o.Identity.Host, How: "prompt", Note: "settle: " + choice}
 	if e.o.Settle != "" && !s.Idempotent {
 		a.How = "--settle"
 	}
 	if s.Idempotent {
 		a.How = "idempotent"
 	}
-	if err := e.emit(Event{Type: EventApproval, Section: s.Section, Step: s.Name, Phase: phaseSettle.String(), Approval: a}); err != nil {
+	if err := e.emit(journal.Event{Type: journal.EventApproval, Section: s.Section, Step: s.Name, Phase: phaseSettle.String(), Approval: a}); err != nil {
 		return e.fail(s, phaseSettle, err)
 	}
 	switch choice {
 	case SettleRerun:
 		return e.act(ctx, s)
 	case SettleDone:
-		return e.transition(s, StateDone, phaseSettle, "marked done by "+a.User+" ("+a.How+")", nil)
+		return e.transition(s, journal.StateDone, phaseSettle, "marked done by "+a.User+" ("+a.How+")", nil)
 	}
 	return e.fail(s, phaseSettle, fmt.Errorf("%w: the operator aborted at step %q", ErrAction, s.Name))
 }

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
+
 	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/cluster"
 )
@@ -29,8 +32,8 @@ func TestInterruptSuspendsAndResumeContinues(t *testing.T) {
 		return checks.Failed("lag 16 MB", "lag under 1 MB")
 	}}
 	promote := act(l, "promote")
-	promote.Requires = []*Cond{within(caughtUp, 30*time.Second, 20*time.Millisecond)}
-	build := func() *Plan {
+	promote.Requires = []*spec.Cond{within(caughtUp, 30*time.Second, 20*time.Millisecond)}
+	build := func() *spec.Plan {
 		return withFinally(newPlan(act(l, "checkpoint"), promote, act(l, "rejoin")), act(l, "unpause-manager"))
 	}
 	p := build()
@@ -40,13 +43,13 @@ func TestInterruptSuspendsAndResumeContinues(t *testing.T) {
 	o.Interrupt = interrupt
 
 	ch := goRun(func() (*Result, error) { return Run(context.Background(), p, o) })
-	rec.waitFor(t, "check.waiting", func(e Event) bool { return e.Type == EventWaiting })
+	rec.waitFor(t, "check.waiting", func(e journal.Event) bool { return e.Type == journal.EventWaiting })
 	close(interrupt)
 	r := await(t, "the interrupted run", 3*time.Second, ch)
 	if !errors.Is(r.err, ErrDeclined) || strings.Contains(r.err.Error(), "declined: declined") {
 		t.Fatalf("interrupted run: %v, want an error wrapping ErrDeclined that says so once", r.err)
 	}
-	if r.res.Outcome != OutcomeSuspended {
+	if r.res.Outcome != journal.OutcomeSuspended {
 		t.Errorf("Outcome = %q, want suspended", r.res.Outcome)
 	}
 	if got := l.list(); !sameStrings(got, []string{"checkpoint"}) {
@@ -56,11 +59,11 @@ func TestInterruptSuspendsAndResumeContinues(t *testing.T) {
 		t.Errorf("events end with %q, want suspended:%s", tr[len(tr)-1], lines(tr))
 	}
 	id := r.res.RunID
-	evs, err := ReadJournal(o.JournalDir, id)
+	evs, err := journal.ReadJournal(o.JournalDir, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if last := evs[len(evs)-1]; last.Type != EventRunSuspended || last.Step != "promote" {
+	if last := evs[len(evs)-1]; last.Type != journal.EventRunSuspended || last.Step != "promote" {
 		t.Errorf("journal ends with %+v, want run.suspended at promote", last)
 	}
 	if rr, err := ReadRun(o.JournalDir, id); err != nil || rr.Finished {
@@ -83,7 +86,7 @@ func TestInterruptSuspendsAndResumeContinues(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Resume: %v", err)
 	}
-	if res.Outcome != OutcomeDone || res.RunID != id {
+	if res.Outcome != journal.OutcomeDone || res.RunID != id {
 		t.Errorf("resumed result %+v: want run %s done", res, id)
 	}
 	for _, name := range []string{"checkpoint", "promote", "rejoin", "unpause-manager"} {
@@ -94,7 +97,7 @@ func TestInterruptSuspendsAndResumeContinues(t *testing.T) {
 	if st := stepStates(rec2.events(), "checkpoint"); len(st) != 0 {
 		t.Errorf("resume moved checkpoint through %v, want it skipped as done", st)
 	}
-	if evs := rec2.ofType(EventRunResumed); len(evs) != 1 || evs[0].Run == nil {
+	if evs := rec2.ofType(journal.EventRunResumed); len(evs) != 1 || evs[0].Run == nil {
 		t.Errorf("run.resumed events %+v, want one with run info", evs)
 	}
 	assertJournal(t, o.JournalDir, id)
@@ -103,7 +106,7 @@ func TestInterruptSuspendsAndResumeContinues(t *testing.T) {
 // killMidAction runs p until the action of step name has started, then
 // cancels the run's context, as a second Ctrl-C or a lost session would:
 // the journal's last word on that step is "running". It returns the run id.
-func killMidAction(t *testing.T, p *Plan, o Options, name string) string {
+func killMidAction(t *testing.T, p *spec.Plan, o Options, name string) string {
 	t.Helper()
 	f := fake(p.Step(name))
 	f.started = make(chan struct{})
@@ -120,11 +123,11 @@ func killMidAction(t *testing.T, p *Plan, o Options, name string) string {
 	if !errors.Is(r.err, ErrDeclined) {
 		t.Fatalf("killed run: %v, want an error wrapping ErrDeclined", r.err)
 	}
-	evs, err := ReadJournal(o.JournalDir, r.res.RunID)
+	evs, err := journal.ReadJournal(o.JournalDir, r.res.RunID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := stepStates(evs, name); len(st) == 0 || st[len(st)-1] != StateRunning {
+	if st := stepStates(evs, name); len(st) == 0 || st[len(st)-1] != journal.StateRunning {
 		t.Fatalf("journal states of %s: %v, want it last seen running", name, st)
 	}
 	return r.res.RunID
@@ -132,12 +135,12 @@ func killMidAction(t *testing.T, p *Plan, o Options, name string) string {
 
 // settlePlan: checkpoint, then stop-primary whose first Apply hangs until
 // its context ends, then promote; a rollback and a finally section.
-func settlePlan(l *callLog, ensures string, idempotent bool) *Plan {
+func settlePlan(l *callLog, ensures string, idempotent bool) *spec.Plan {
 	stop := act(l, "stop-primary")
 	stop.Idempotent = idempotent
 	stop.OnFailure = "restore"
 	fake(stop).apply = onFirstCall(untilCtxDone, nil)
-	stop.Ensures = []*Cond{cond(script("primary-stopped", ensures))}
+	stop.Ensures = []*spec.Cond{cond(script("primary-stopped", ensures))}
 	cp := act(l, "checkpoint")
 	cp.OnFailure = "restore"
 	p := withRollback(newPlan(cp, stop, act(l, "promote")), "restore", act(l, "start-primary"))
@@ -156,15 +159,15 @@ func TestResumeSettlesAStepCaughtRunning(t *testing.T) {
 		ensures     string // verdicts of stop-primary's postcondition after the kill
 		idempotent  bool
 		resumes     []attempt
-		wantOutcome Outcome
+		wantOutcome journal.Outcome
 		wantApplied []string // over the killed run and every resume
-		check       func(t *testing.T, evs []Event, o Options)
+		check       func(t *testing.T, evs []journal.Event, o Options)
 	}{
 		{
 			name:        "postconditions hold: done, not applied again",
 			ensures:     "p",
 			resumes:     []attempt{{}},
-			wantOutcome: OutcomeDone,
+			wantOutcome: journal.OutcomeDone,
 			wantApplied: []string{"checkpoint", "stop-primary", "promote", "unpause-manager"},
 		},
 		{
@@ -172,7 +175,7 @@ func TestResumeSettlesAStepCaughtRunning(t *testing.T) {
 			ensures:     "fp",
 			idempotent:  true,
 			resumes:     []attempt{{}},
-			wantOutcome: OutcomeDone,
+			wantOutcome: journal.OutcomeDone,
 			wantApplied: []string{"checkpoint", "stop-primary", "stop-primary", "promote", "unpause-manager"},
 		},
 		{
@@ -182,7 +185,7 @@ func TestResumeSettlesAStepCaughtRunning(t *testing.T) {
 				{wantErr: ErrAction, wantInErr: "--settle rerun"},
 				{opts: func(o *Options) { o.Settle = SettleRerun }},
 			},
-			wantOutcome: OutcomeDone,
+			wantOutcome: journal.OutcomeDone,
 			wantApplied: []string{"checkpoint", "stop-primary", "stop-primary", "promote", "unpause-manager"},
 		},
 		{
@@ -192,12 +195,12 @@ func TestResumeSettlesAStepCaughtRunning(t *testing.T) {
 				{wantErr: ErrAction, wantInErr: "a person must decide"},
 				{opts: func(o *Options) { o.Settle = SettleDone }},
 			},
-			wantOutcome: OutcomeDone,
+			wantOutcome: journal.OutcomeDone,
 			wantApplied: []string{"checkpoint", "stop-primary", "promote", "unpause-manager"},
-			check: func(t *testing.T, evs []Event, o Options) {
+			check: func(t *testing.T, evs []journal.Event, o Options) {
 				var marked bool
 				for _, e := range evs {
-					if e.Type == EventApproval && e.Step == "stop-primary" && e.Phase == "settle" {
+					if e.Type == journal.EventApproval && e.Step == "stop-primary" && e.Phase == "settle" {
 						marked = e.Approval.How == "--settle" && e.Approval.User == "dba"
 					}
 				}
@@ -213,7 +216,7 @@ func TestResumeSettlesAStepCaughtRunning(t *testing.T) {
 				opts:    func(o *Options) { o.Operator = &fakeOperator{answers: []Answer{{Choice: SettleAbort}}} },
 				wantErr: ErrAction,
 			}},
-			wantOutcome: OutcomeFailed,
+			wantOutcome: journal.OutcomeFailed,
 			wantApplied: []string{"checkpoint", "stop-primary", "start-primary", "unpause-manager"},
 		},
 	}
@@ -273,12 +276,12 @@ func TestResumeRefuses(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name      string
-		setup     func(t *testing.T, l *callLog, o Options) (p *Plan, id string)
+		setup     func(t *testing.T, l *callLog, o Options) (p *spec.Plan, id string)
 		wantInErr string
 	}{
 		{
 			name: "a finished run",
-			setup: func(t *testing.T, l *callLog, o Options) (*Plan, string) {
+			setup: func(t *testing.T, l *callLog, o Options) (*spec.Plan, string) {
 				p := newPlan(act(l, "checkpoint"))
 				res, err := Run(context.Background(), p, o)
 				if err != nil {
@@ -290,7 +293,7 @@ func TestResumeRefuses(t *testing.T) {
 		},
 		{
 			name: "a dry run",
-			setup: func(t *testing.T, l *callLog, o Options) (*Plan, string) {
+			setup: func(t *testing.T, l *callLog, o Options) (*spec.Plan, string) {
 				p := newPlan(act(l, "checkpoint"))
 				o.DryRun = true
 				res, err := Run(context.Background(), p, o)
@@ -303,7 +306,7 @@ func TestResumeRefuses(t *testing.T) {
 		},
 		{
 			name: "a runbook that changed since the run started",
-			setup: func(t *testing.T, l *callLog, o Options) (*Plan, string) {
+			setup: func(t *testing.T, l *callLog, o Options) (*spec.Plan, string) {
 				p := settlePlan(l, "p", false)
 				id := killMidAction(t, p, o, "stop-primary")
 				changed := *p
@@ -316,7 +319,7 @@ func TestResumeRefuses(t *testing.T) {
 		},
 		{
 			name: "a run that does not exist",
-			setup: func(t *testing.T, l *callLog, o Options) (*Plan, string) {
+			setup: func(t *testing.T, l *callLog, o Options) (*spec.Plan, string) {
 				return newPlan(act(l, "checkpoint")), "20250101T000000Z-000000"
 			},
 			wantInErr: "no run",
@@ -366,22 +369,22 @@ func TestFactsSurviveResume(t *testing.T) {
 		return checks.Passed("received " + v)
 	}}
 	promote := act(l, "promote")
-	promote.Requires = []*Cond{within(received, 30*time.Second, 20*time.Millisecond)}
+	promote.Requires = []*spec.Cond{within(received, 30*time.Second, 20*time.Millisecond)}
 	p := newPlan(stop, promote)
 	rec := &recorder{}
 	o := options(t, rec)
 	interrupt := make(chan struct{})
 	o.Interrupt = interrupt
 	ch := goRun(func() (*Result, error) { return Run(context.Background(), p, o) })
-	rec.waitFor(t, "check.waiting", func(e Event) bool { return e.Type == EventWaiting })
+	rec.waitFor(t, "check.waiting", func(e journal.Event) bool { return e.Type == journal.EventWaiting })
 	close(interrupt)
 	r := await(t, "the interrupted run", 3*time.Second, ch)
-	if r.res == nil || r.res.Outcome != OutcomeSuspended {
+	if r.res == nil || r.res.Outcome != journal.OutcomeSuspended {
 		t.Fatalf("interrupted run: %+v, %v; want suspended", r.res, r.err)
 	}
 	var journaled bool
 	for _, e := range assertJournal(t, o.JournalDir, r.res.RunID) {
-		if e.Type == EventFact && e.Step == "stop-primary" && e.Fact.Key == "shutdown_lsn" && e.Fact.Value == lsn {
+		if e.Type == journal.EventFact && e.Step == "stop-primary" && e.Fact.Key == "shutdown_lsn" && e.Fact.Value == lsn {
 			journaled = true
 		}
 	}

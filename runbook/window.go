@@ -14,6 +14,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
+
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/kinds"
 )
@@ -34,7 +37,7 @@ func (e *engine) holding() bool {
 
 // releasesClients reports whether s's action is one that lets held clients
 // go on (repoint, resume): it runs whatever the budget says.
-func releasesClients(s *Step) bool {
+func releasesClients(s *spec.Step) bool {
 	r, ok := s.Action.(kinds.ClientReleaser)
 	return ok && r.ReleasesClients()
 }
@@ -45,8 +48,8 @@ func releasesClients(s *Step) bool {
 // and are not cut short by a first interrupt. Inside the window, before the
 // point of no return, the step's context ends at the budget's deadline or
 // at an interrupt; from the point of no return on, neither ends it.
-func (e *engine) window(ctx context.Context, s *Step) (context.Context, <-chan struct{}, func()) {
-	if s.Section != SectionSteps {
+func (e *engine) window(ctx context.Context, s *spec.Step) (context.Context, <-chan struct{}, func()) {
+	if s.Section != spec.SectionSteps {
 		return ctx, nil, func() {}
 	}
 	_, stepsUntil, held := e.facts.Hold()
@@ -102,7 +105,7 @@ func windowCause(ctx context.Context, err error) error {
 // windowInterruptedBefore is the failure of a run interrupted between two
 // steps while clients were held, before the point of no return: the
 // rollback resumes them on the old primary.
-func windowInterruptedBefore(s *Step) *StepError {
+func windowInterruptedBefore(s *spec.Step) *StepError {
 	return &StepError{Step: s.Name, Phase: phaseInterrupted.String(),
 		Err: fmt.Errorf("%w: %v before step %q: rolling back so that they go on", ErrDeclined, errWindowInterrupted, s.Name)}
 }
@@ -158,11 +161,11 @@ func (e *engine) settleHold(ctx context.Context) {
 		if r.Error != "" {
 			msg += "; it failed: " + r.Error
 		}
-		_ = e.emit(Event{Type: EventNote, Message: e.red.Redact(msg)})
+		_ = e.emit(journal.Event{Type: journal.EventNote, Message: e.red.Redact(msg)})
 	}
 	if e.holding() {
 		e.facts.ClearHold()
-		_ = e.emit(Event{Type: EventNote, Message: "the interrupted run held clients in the pooler; they were let go when it ended (by its guard, or by hand), so this run holds none until it pauses again"})
+		_ = e.emit(journal.Event{Type: journal.EventNote, Message: "the interrupted run held clients in the pooler; they were let go when it ended (by its guard, or by hand), so this run holds none until it pauses again"})
 	}
 }
 
@@ -195,7 +198,7 @@ func (e *engine) awaitGuard(ctx context.Context) {
 	if !live {
 		return
 	}
-	_ = e.emit(Event{Type: EventNote, Message: fmt.Sprintf("the interrupted run's guard is still deciding where its held clients go; waiting for it (until %s at most)", until.UTC().Format("15:04:05.000"))})
+	_ = e.emit(journal.Event{Type: journal.EventNote, Message: fmt.Sprintf("the interrupted run's guard is still deciding where its held clients go; waiting for it (until %s at most)", until.UTC().Format("15:04:05.000"))})
 	for live && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
@@ -217,7 +220,7 @@ func (e *engine) noteGuardLeftRefused() {
 	recs, _ := ReadGuard(e.o.JournalDir, e.runID)
 	for _, r := range recs {
 		if r.Event == "acted" && len(r.Refused) > 0 {
-			_ = e.emit(Event{Type: EventNote, Message: fmt.Sprintf("the run's guard closed %s to clients at %s (%s) and this run did not enable it again: send ENABLE on the pooler's admin console once it routes to the primary", r.Refused.Describe(), r.Time.UTC().Format("15:04:05"), r.Why)})
+			_ = e.emit(journal.Event{Type: journal.EventNote, Message: fmt.Sprintf("the run's guard closed %s to clients at %s (%s) and this run did not enable it again: send ENABLE on the pooler's admin console once it routes to the primary", r.Refused.Describe(), r.Time.UTC().Format("15:04:05"), r.Why)})
 		}
 	}
 }

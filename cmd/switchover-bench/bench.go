@@ -38,7 +38,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/switchover/switchover/internal/sandbox"
-	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // Playbook is the shipped playbook the benchmark measures.
@@ -71,7 +71,7 @@ type bench struct {
 	out, log io.Writer
 	work     string // /tmp/switchover-bench-*: sandboxes, journals, inventories
 	journal  string
-	rb       *runbook.Runbook
+	rb       *spec.Runbook
 	sb       *sandbox.Sandbox // the sandbox that is up, nil when none
 	router   string           // the router the next sandbox gets instead of PgBouncer: "" or sandbox.RouterHAProxy
 }

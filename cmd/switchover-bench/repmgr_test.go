@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // TestRepmgrBench runs the repmgr comparison alone, with
@@ -36,12 +36,12 @@ func (l testLog) Write(p []byte) (int, error) { l.t.Log(string(p)); return len(p
 // step times its to_writes_ms and steps_ms read.
 func managerRow(mode string, window float64, errors int, total float64, steps ...any) *switchover {
 	s := row(mode, window, errors, 0, total, 0)
-	s.steps, s.section = map[string]float64{}, map[string]runbook.Section{}
+	s.steps, s.section = map[string]float64{}, map[string]spec.Section{}
 	for i := 0; i+1 < len(steps); i += 2 {
 		name := steps[i].(string)
 		s.order = append(s.order, name)
 		s.steps[name] = float64(steps[i+1].(int))
-		s.section[name] = runbook.SectionSteps
+		s.section[name] = spec.SectionSteps
 	}
 	return s
 }

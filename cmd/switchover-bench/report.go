@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 func header(w io.Writer) {
@@ -93,12 +93,12 @@ func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat 
 // steps in run order.
 type stepTimes struct {
 	order          []string
-	section        map[string]runbook.Section
+	section        map[string]spec.Section
 	steps, precond map[string][]float64
 }
 
 func stepTimesOf(all []*switchover, mode string) stepTimes {
-	t := stepTimes{section: map[string]runbook.Section{}, steps: map[string][]float64{}, precond: map[string][]float64{}}
+	t := stepTimes{section: map[string]spec.Section{}, steps: map[string][]float64{}, precond: map[string][]float64{}}
 	seen := map[string]bool{}
 	for _, s := range all {
 		if s.mode != mode {
@@ -215,7 +215,7 @@ func windowOf(all []*switchover, mode string) []windowStep {
 		if name == windowFirst {
 			in = true
 		}
-		if !in || t.section[name] != runbook.SectionSteps {
+		if !in || t.section[name] != spec.SectionSteps {
 			continue
 		}
 		var checks, action, ensures []float64

@@ -7,7 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // The modes: where the canary writes through.
@@ -63,7 +64,7 @@ func (b *bench) preflight(ctx context.Context) ([]float64, error) {
 // `switchover run PLAYBOOK -i INVENTORY --var primary=FROM --var
 // candidate=TO --yes` does, and measures it by its events and its
 // canary's facts.
-func (b *bench) switchover(ctx context.Context, rb *runbook.Runbook, mode, inventory string, i int, from, to string, vars ...string) (*switchover, error) {
+func (b *bench) switchover(ctx context.Context, rb *spec.Runbook, mode, inventory string, i int, from, to string, vars ...string) (*switchover, error) {
 	what := fmt.Sprintf("%s switchover %s -> %s (round trip %d)", mode, from, to, i)
 	p, err := planOf(rb, inventory, append([]string{"primary=" + from, "candidate=" + to}, vars...)...)
 	if err != nil {
@@ -84,7 +85,7 @@ func (b *bench) switchover(ctx context.Context, rb *runbook.Runbook, mode, inven
 // timing from the step events, the window, client errors, lost and
 // acknowledged commits from the canary's facts. Every mode but direct
 // writes through the pooler.
-func measure(evs []runbook.Event, mode string, i int, from, to string) (*switchover, error) {
+func measure(evs []journal.Event, mode string, i int, from, to string) (*switchover, error) {
 	s := &switchover{mode: mode, from: from, to: to, run: i, timing: analyse(evs)}
 	if name, d := s.slowest(); d > 1000 {
 		s.slowEvents = eventsOf(evs, name)
@@ -95,7 +96,7 @@ func measure(evs []runbook.Event, mode string, i int, from, to string) (*switcho
 			facts[ev.Fact.Key] = ev.Fact.Value
 		}
 	}
-	s.endpoint = facts[runbook.FactCanaryEndpoint]
+	s.endpoint = facts[journal.FactCanaryEndpoint]
 	if isHAProxyMode(mode) {
 		if !strings.Contains(s.endpoint, "router") {
 			return nil, fmt.Errorf("the canary wrote through %q, not the router", s.endpoint)
@@ -116,10 +117,10 @@ func measure(evs []runbook.Event, mode string, i int, from, to string) (*switcho
 		}
 		return f
 	}
-	s.windowMS = num(runbook.FactCanaryWindowMS)
-	s.errors = int(num(runbook.FactCanaryErrors))
-	s.lost = int(num(runbook.FactCanaryLost))
-	s.acked = int(num(runbook.FactCanaryAcked))
+	s.windowMS = num(journal.FactCanaryWindowMS)
+	s.errors = int(num(journal.FactCanaryErrors))
+	s.lost = int(num(journal.FactCanaryLost))
+	s.acked = int(num(journal.FactCanaryAcked))
 	if perr != nil {
 		return nil, perr
 	}

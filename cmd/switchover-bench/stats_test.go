@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 func TestSpread(t *testing.T) {
@@ -213,35 +214,35 @@ func sshLines(all []*switchover, skipped string) []string {
 }
 
 // at is an event at a millisecond offset.
-func at(offsetMS int, ev runbook.Event) runbook.Event {
+func at(offsetMS int, ev journal.Event) journal.Event {
 	ev.Time = time.Date(2026, 1, 1, 2, 0, 0, 0, time.UTC).Add(time.Duration(offsetMS) * time.Millisecond)
 	return ev
 }
 
-func step(offsetMS int, sec runbook.Section, name string, state runbook.StepState) runbook.Event {
-	return at(offsetMS, runbook.Event{Type: runbook.EventStep, Section: sec, Step: name, State: state})
+func step(offsetMS int, sec spec.Section, name string, state journal.StepState) journal.Event {
+	return at(offsetMS, journal.Event{Type: journal.EventStep, Section: sec, Step: name, State: state})
 }
 
-func fact(key, value string) runbook.Event {
-	return runbook.Event{Type: runbook.EventFact, Fact: &runbook.Fact{Key: key, Value: value}}
+func fact(key, value string) journal.Event {
+	return journal.Event{Type: journal.EventFact, Fact: &journal.Fact{Key: key, Value: value}}
 }
 
 func TestAnalyse(t *testing.T) {
 	t.Parallel()
-	main, fin := runbook.SectionSteps, runbook.SectionFinally
-	evs := []runbook.Event{
-		at(0, runbook.Event{Type: runbook.EventRunStarted}),
-		step(10, main, "preflight", runbook.StateChecking),
-		step(110, main, "preflight", runbook.StateDone),
-		step(120, main, "promote", runbook.StateChecking),
-		step(150, main, "promote", runbook.StateAwaitingApproval),
-		step(160, main, "promote", runbook.StateRunning),
-		step(600, main, "promote", runbook.StateVerifying),
-		step(720, main, "promote", runbook.StateDone),
-		step(730, fin, "resume-pooler", runbook.StateChecking),
-		step(740, fin, "resume-pooler", runbook.StateRunning),
-		step(760, fin, "resume-pooler", runbook.StateDone),
-		at(800, runbook.Event{Type: runbook.EventRunFinished}),
+	main, fin := spec.SectionSteps, spec.SectionFinally
+	evs := []journal.Event{
+		at(0, journal.Event{Type: journal.EventRunStarted}),
+		step(10, main, "preflight", journal.StateChecking),
+		step(110, main, "preflight", journal.StateDone),
+		step(120, main, "promote", journal.StateChecking),
+		step(150, main, "promote", journal.StateAwaitingApproval),
+		step(160, main, "promote", journal.StateRunning),
+		step(600, main, "promote", journal.StateVerifying),
+		step(720, main, "promote", journal.StateDone),
+		step(730, fin, "resume-pooler", journal.StateChecking),
+		step(740, fin, "resume-pooler", journal.StateRunning),
+		step(760, fin, "resume-pooler", journal.StateDone),
+		at(800, journal.Event{Type: journal.EventRunFinished}),
 	}
 	got := analyse(evs)
 	want := timing{
@@ -250,7 +251,7 @@ func TestAnalyse(t *testing.T) {
 		steps:     map[string]float64{"preflight": 100, "promote": 600, "resume-pooler": 30},
 		precond:   map[string]float64{"preflight": 100, "promote": 30},
 		order:     []string{"preflight", "promote", "resume-pooler"},
-		section:   map[string]runbook.Section{"preflight": main, "promote": main, "resume-pooler": fin},
+		section:   map[string]spec.Section{"preflight": main, "promote": main, "resume-pooler": fin},
 		// Main steps only: checks (and approval) until running, the
 		// action until verifying, the ensures until done.
 		phases: map[string]phaseTimes{"preflight": {checks: 100}, "promote": {checks: 40, action: 440, ensures: 120}},
@@ -265,18 +266,18 @@ func TestAnalyse(t *testing.T) {
 
 func TestMeasure(t *testing.T) {
 	t.Parallel()
-	timed := []runbook.Event{
-		at(0, runbook.Event{Type: runbook.EventRunStarted}),
-		step(5, runbook.SectionSteps, "promote", runbook.StateChecking),
-		step(25, runbook.SectionSteps, "promote", runbook.StateRunning),
-		step(1500, runbook.SectionSteps, "promote", runbook.StateDone),
-		at(1600, runbook.Event{Type: runbook.EventRunFinished}),
+	timed := []journal.Event{
+		at(0, journal.Event{Type: journal.EventRunStarted}),
+		step(5, spec.SectionSteps, "promote", journal.StateChecking),
+		step(25, spec.SectionSteps, "promote", journal.StateRunning),
+		step(1500, spec.SectionSteps, "promote", journal.StateDone),
+		at(1600, journal.Event{Type: journal.EventRunFinished}),
 	}
-	canaryFacts := func(endpoint, window, errors, lost, acked string) []runbook.Event {
-		var evs []runbook.Event
+	canaryFacts := func(endpoint, window, errors, lost, acked string) []journal.Event {
+		var evs []journal.Event
 		for _, kv := range [][2]string{
-			{runbook.FactCanaryEndpoint, endpoint}, {runbook.FactCanaryWindowMS, window},
-			{runbook.FactCanaryErrors, errors}, {runbook.FactCanaryLost, lost}, {runbook.FactCanaryAcked, acked},
+			{journal.FactCanaryEndpoint, endpoint}, {journal.FactCanaryWindowMS, window},
+			{journal.FactCanaryErrors, errors}, {journal.FactCanaryLost, lost}, {journal.FactCanaryAcked, acked},
 		} {
 			if kv[1] != "-" {
 				evs = append(evs, fact(kv[0], kv[1]))
@@ -287,7 +288,7 @@ func TestMeasure(t *testing.T) {
 	tests := []struct {
 		name    string
 		mode    string
-		evs     []runbook.Event
+		evs     []journal.Event
 		want    *switchover
 		wantErr string
 	}{
@@ -414,11 +415,11 @@ func TestWithoutPooler(t *testing.T) {
 // hold and are left out of the sum.
 func TestWindowBreakdown(t *testing.T) {
 	t.Parallel()
-	main := runbook.SectionSteps
+	main := spec.SectionSteps
 	one := func(pause, stop, resume phaseTimes) *switchover {
 		return &switchover{mode: modePooler, timing: timing{
 			order:   []string{"preflight", "pause-pooler", "stop-primary", "resume-pooler", "verify"},
-			section: map[string]runbook.Section{"preflight": main, "pause-pooler": main, "stop-primary": main, "resume-pooler": main, "verify": main},
+			section: map[string]spec.Section{"preflight": main, "pause-pooler": main, "stop-primary": main, "resume-pooler": main, "verify": main},
 			phases:  map[string]phaseTimes{"preflight": {checks: 90}, "pause-pooler": pause, "stop-primary": stop, "resume-pooler": resume, "verify": {checks: 50}},
 		}}
 	}

@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // timing is where a run's time went, from its events.
@@ -14,7 +15,7 @@ type timing struct {
 	steps     map[string]float64 // checking to done
 	precond   map[string]float64 // per main step: checking to the step's next event
 	order     []string           // steps in the order they started
-	section   map[string]runbook.Section
+	section   map[string]spec.Section
 	// phases splits each main step's time: its preconditions (checking
 	// to running), its action (running to verifying or done) and its
 	// postconditions with their polls (verifying to done).
@@ -29,12 +30,12 @@ type phaseTimes struct {
 // analyse times a run by its events: the whole run, each step from
 // checking to done, and each main step's preconditions (checking to the
 // step's next state).
-func analyse(evs []runbook.Event) timing {
-	t := timing{steps: map[string]float64{}, precond: map[string]float64{}, section: map[string]runbook.Section{}, phases: map[string]phaseTimes{}}
+func analyse(evs []journal.Event) timing {
+	t := timing{steps: map[string]float64{}, precond: map[string]float64{}, section: map[string]spec.Section{}, phases: map[string]phaseTimes{}}
 	var started time.Time
 	// last is when each main step entered its current state, and which.
 	type at struct {
-		state runbook.StepState
+		state journal.StepState
 		time  time.Time
 	}
 	last := map[string]at{}
@@ -42,30 +43,30 @@ func analyse(evs []runbook.Event) timing {
 	open := map[string]bool{} // checking seen, next step event not yet
 	for _, ev := range evs {
 		switch ev.Type {
-		case runbook.EventRunStarted:
+		case journal.EventRunStarted:
 			started = ev.Time
-		case runbook.EventRunFinished:
+		case journal.EventRunFinished:
 			if !started.IsZero() {
 				t.totalMS = msSince(started, ev.Time)
 			}
-		case runbook.EventStep:
-			if ev.Section == runbook.SectionSteps {
-				if prev, ok := last[ev.Step]; ok && ev.State != runbook.StateChecking {
+		case journal.EventStep:
+			if ev.Section == spec.SectionSteps {
+				if prev, ok := last[ev.Step]; ok && ev.State != journal.StateChecking {
 					d := msSince(prev.time, ev.Time)
 					ph := t.phases[ev.Step]
 					switch prev.state {
-					case runbook.StateChecking, runbook.StateAwaitingApproval:
+					case journal.StateChecking, journal.StateAwaitingApproval:
 						ph.checks += d
-					case runbook.StateRunning:
+					case journal.StateRunning:
 						ph.action += d
-					case runbook.StateVerifying:
+					case journal.StateVerifying:
 						ph.ensures += d
 					}
 					t.phases[ev.Step] = ph
 				}
 				last[ev.Step] = at{ev.State, ev.Time}
 			}
-			if ev.State == runbook.StateChecking {
+			if ev.State == journal.StateChecking {
 				checking[ev.Step] = ev.Time
 				open[ev.Step] = true
 				if _, seen := t.section[ev.Step]; !seen {
@@ -80,13 +81,13 @@ func analyse(evs []runbook.Event) timing {
 			}
 			if open[ev.Step] {
 				open[ev.Step] = false
-				if ev.Section == runbook.SectionSteps {
+				if ev.Section == spec.SectionSteps {
 					d := msSince(from, ev.Time)
 					t.precond[ev.Step] += d
 					t.precondMS += d
 				}
 			}
-			if ev.State == runbook.StateDone {
+			if ev.State == journal.StateDone {
 				t.steps[ev.Step] = msSince(from, ev.Time)
 			}
 		}
@@ -109,7 +110,7 @@ func (t *timing) slowest() (string, float64) {
 
 // eventsOf renders a step's events with their offsets, to explain an
 // outlier.
-func eventsOf(evs []runbook.Event, step string) []string {
+func eventsOf(evs []journal.Event, step string) []string {
 	var out []string
 	var from time.Time
 	for _, ev := range evs {

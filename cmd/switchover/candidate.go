@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchover/switchover/internal/topology"
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // candidate is the standby a run promotes, settled from --candidate or
@@ -21,7 +22,7 @@ type candidate struct {
 
 // standbyChoices inspects the cluster and rates every standby as a
 // candidate: healthy ones first, the most caught-up first.
-func standbyChoices(ctx context.Context, inv *runbook.Inventory) (primary string, out []topology.Choice, err error) {
+func standbyChoices(ctx context.Context, inv *spec.Inventory) (primary string, out []topology.Choice, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	primary, out, err = topology.Inspect(ctx, inv.Cluster, topology.Options{NodesOnly: true}).Candidates()
@@ -33,7 +34,7 @@ func standbyChoices(ctx context.Context, inv *runbook.Inventory) (primary string
 
 // chooseCandidate settles --candidate: a node name is taken as given;
 // "auto" picks the most caught-up healthy standby and says why.
-func chooseCandidate(ctx context.Context, io *streams, inv *runbook.Inventory, flag string) (*candidate, error) {
+func chooseCandidate(ctx context.Context, io *streams, inv *spec.Inventory, flag string) (*candidate, error) {
 	if flag != "auto" {
 		if inv != nil && inv.Cluster.Nodes[flag] == nil {
 			return nil, usagef("--candidate %s: no such node in inventory %s", flag, inv.File)
@@ -68,7 +69,7 @@ func chooseCandidate(ctx context.Context, io *streams, inv *runbook.Inventory, f
 
 // pickCandidate asks the operator at a terminal to choose among the
 // standbys, healthy ones first, each with its lag and timeline.
-func pickCandidate(ctx context.Context, io *streams, inv *runbook.Inventory) (string, error) {
+func pickCandidate(ctx context.Context, io *streams, inv *spec.Inventory) (string, error) {
 	_, choices, err := standbyChoices(ctx, inv)
 	if err != nil {
 		return "", usagef("%v", err)

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // executeT runs execute in-process with empty stdin and buffers.
@@ -43,7 +44,7 @@ func TestExitCode(t *testing.T) {
 		{"wrapped usage error", fmt.Errorf("resuming run x: %w", usagef("no run")), exitUsage},
 		{"ErrInvalid", runbook.ErrInvalid, exitUsage},
 		{"wrapped ErrInvalid", fmt.Errorf("%w: run x already finished", runbook.ErrInvalid), exitUsage},
-		{"ValidationError", &runbook.ValidationError{Problems: []runbook.Problem{{Msg: "bad"}}}, exitUsage},
+		{"ValidationError", &spec.ValidationError{Problems: []spec.Problem{{Msg: "bad"}}}, exitUsage},
 		{"ErrPrecondition", runbook.ErrPrecondition, exitPrecondition},
 		{"StepError precondition", stepErr(runbook.ErrPrecondition), exitPrecondition},
 		{"ErrAction", runbook.ErrAction, exitAction},
@@ -305,11 +306,11 @@ func TestPrintError(t *testing.T) {
 		want string
 	}{
 		{"plain", errors.New("boom"), "error: boom\n"},
-		{"validation", &runbook.ValidationError{Problems: []runbook.Problem{
-			{Pos: runbook.Pos{File: "a.yaml", Line: 3, Col: 5}, Msg: `unknown key "acton"`},
-			{Pos: runbook.Pos{File: "a.yaml", Line: 9, Col: 1}, Msg: `undefined variable "x"`},
+		{"validation", &spec.ValidationError{Problems: []spec.Problem{
+			{Pos: spec.Pos{File: "a.yaml", Line: 3, Col: 5}, Msg: `unknown key "acton"`},
+			{Pos: spec.Pos{File: "a.yaml", Line: 9, Col: 1}, Msg: `undefined variable "x"`},
 		}}, "error: 2 problems:\n  a.yaml:3:5: unknown key \"acton\"\n  a.yaml:9:1: undefined variable \"x\"\n"},
-		{"one problem", &runbook.ValidationError{Problems: []runbook.Problem{{Msg: "bad"}}}, "error: 1 problem:\n  bad\n"},
+		{"one problem", &spec.ValidationError{Problems: []spec.Problem{{Msg: "bad"}}}, "error: 1 problem:\n  bad\n"},
 		{"step error naming its step", &runbook.StepError{Step: "second", Err: fmt.Errorf(`%w: step "second" needs approval`, runbook.ErrDeclined)},
 			"error: declined: step \"second\" needs approval\n"},
 		{"step error not naming its step", &runbook.StepError{Step: "second", Err: fmt.Errorf("%w: exit 1", runbook.ErrAction)},

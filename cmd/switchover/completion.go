@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/switchover/switchover/playbooks"
-	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // Shell completion (cobra's `completion` command) completes names where a
@@ -151,7 +151,7 @@ func inventoryNodes(c *cobra.Command) []string {
 	if err != nil {
 		return nil
 	}
-	inv, err := runbook.LoadInventory(path, b)
+	inv, err := spec.LoadInventory(path, b)
 	if err != nil || inv == nil {
 		return nil
 	}
@@ -159,12 +159,12 @@ func inventoryNodes(c *cobra.Command) []string {
 }
 
 // completionRunbook loads the runbook a command names, or nil.
-func completionRunbook(name string) *runbook.Runbook {
+func completionRunbook(name string) *spec.Runbook {
 	label, src, err := readRunbook(name)
 	if err != nil {
 		return nil
 	}
-	rb, err := runbook.LoadRunbook(label, src)
+	rb, err := spec.LoadRunbook(label, src)
 	if err != nil {
 		return nil
 	}

@@ -10,7 +10,7 @@ import (
 // Completion through cobra's __complete command, the way a shell asks:
 // names where names are expected, never the shell's file completion there.
 func TestCompletion(t *testing.T) {
-	inv, err := filepath.Abs(filepath.Join("..", "..", "runbook", "testdata", "inventory", "local.yaml"))
+	inv, err := filepath.Abs(filepath.Join("..", "..", "runbook", "spec", "testdata", "inventory", "local.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/switchover/switchover/internal/claim"
 	"github.com/switchover/switchover/internal/topology"
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // primaryVar is the variable the shipped playbooks call the node that is
@@ -41,15 +42,15 @@ func (l *loaded) declaresPrimary() bool {
 
 // givenVar returns the last declaration of name with a value, from the
 // runbook, the inventory and --var, in that order.
-func (l *loaded) givenVar(name string) (runbook.VarDecl, bool) {
-	var got runbook.VarDecl
+func (l *loaded) givenVar(name string) (spec.VarDecl, bool) {
+	var got spec.VarDecl
 	ok := false
-	layers := [][]runbook.VarDecl{l.vars}
+	layers := [][]spec.VarDecl{l.vars}
 	if l.inv != nil {
-		layers = append([][]runbook.VarDecl{l.inv.Vars}, layers...)
+		layers = append([][]spec.VarDecl{l.inv.Vars}, layers...)
 	}
 	if l.rb != nil {
-		layers = append([][]runbook.VarDecl{l.rb.Vars}, layers...)
+		layers = append([][]spec.VarDecl{l.rb.Vars}, layers...)
 	}
 	for _, decls := range layers {
 		for _, d := range decls {
@@ -92,7 +93,7 @@ func settlePrimary(ctx context.Context, io *streams, l *loaded) error {
 	case isGiven:
 		return nil
 	}
-	l.primary = &runbook.VarDecl{Name: primaryVar, Value: found, HasValue: true, Pos: runbook.Pos{File: foundInCluster}}
+	l.primary = &spec.VarDecl{Name: primaryVar, Value: found, HasValue: true, Pos: spec.Pos{File: foundInCluster}}
 	fmt.Fprintf(io.err, "primary: %s (found in the cluster)\n", found)
 	return nil
 }
@@ -101,7 +102,7 @@ func settlePrimary(ctx context.Context, io *streams, l *loaded) error {
 // cluster: a node of the inventory other than the candidate, so that the
 // runbook's checks and steps are validated with a node they accept. It is
 // never run with.
-func (l *loaded) primaryStandIn() *runbook.VarDecl {
+func (l *loaded) primaryStandIn() *spec.VarDecl {
 	if l.inv == nil || !l.declaresPrimary() {
 		return nil
 	}
@@ -111,7 +112,7 @@ func (l *loaded) primaryStandIn() *runbook.VarDecl {
 	cand, _ := l.givenVar("candidate")
 	for _, name := range l.inv.Cluster.NodeOrder() {
 		if name != cand.Value {
-			return &runbook.VarDecl{Name: primaryVar, Value: name, HasValue: true, Pos: runbook.Pos{File: foundInCluster}}
+			return &spec.VarDecl{Name: primaryVar, Value: name, HasValue: true, Pos: spec.Pos{File: foundInCluster}}
 		}
 	}
 	return nil

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
 )
 
 // With --log-format json, an invalid runbook and inventory are reported as
@@ -69,9 +69,9 @@ func TestRunFinishedAsJSON(t *testing.T) {
 	gap := 273.2
 	var b bytes.Buffer
 	jv := newJSONViewAt(&b, func() time.Time { return at })
-	jv.Observe(runbook.Event{Seq: 42, Time: at, RunID: "20261122T020000Z-1a2b3c", Type: runbook.EventRunFinished, Outcome: runbook.OutcomeDone,
+	jv.Observe(journal.Event{Seq: 42, Time: at, RunID: "20261122T020000Z-1a2b3c", Type: journal.EventRunFinished, Outcome: journal.OutcomeDone,
 		Message: "actions ran: checkpoint, promote", DurationMS: i64(1234), NewPrimary: "pg2",
-		Canary: &runbook.CanaryFigures{Acked: i64(5120), Lost: i64(0), Errors: i64(0), WindowMS: &gap}})
+		Canary: &journal.CanaryFigures{Acked: i64(5120), Lost: i64(0), Errors: i64(0), WindowMS: &gap}})
 	var ev map[string]any
 	if err := json.Unmarshal(b.Bytes(), &ev); err != nil {
 		t.Fatal(err)

@@ -8,7 +8,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // jsonView writes one JSON object per event (go-hclog's JSON format): the
@@ -46,7 +47,7 @@ func (j *jsonView) refused(err error) error {
 	if err == nil || j.n > 0 {
 		return err
 	}
-	var v *runbook.ValidationError
+	var v *spec.ValidationError
 	if errors.As(err, &v) {
 		for i, p := range v.Problems {
 			j.log.Error(p.String(), "event", "validation.error", "seq", i+1, "file", p.Pos.File, "line", p.Pos.Line, "col", p.Pos.Col,
@@ -59,13 +60,13 @@ func (j *jsonView) refused(err error) error {
 }
 
 // valid reports a runbook that validated: one validation.ok event.
-func (j *jsonView) valid(p *runbook.Plan, destructive int) {
+func (j *jsonView) valid(p *spec.Plan, destructive int) {
 	j.log.Info(fmt.Sprintf("%s: valid", p.Runbook.File), "event", "validation.ok", "file", p.Runbook.File, "runbook", p.Runbook.Name,
 		"steps", len(p.Steps), "destructive", destructive, "exit_code", 0)
 }
 
-// Observe implements runbook.Observer.
-func (j *jsonView) Observe(e runbook.Event) {
+// Observe implements journal.Observer.
+func (j *jsonView) Observe(e journal.Event) {
 	j.n++
 	kv := []any{"event", string(e.Type), "run_id", e.RunID, "seq", e.Seq}
 	add := func(k string, v any, ok bool) {
@@ -93,9 +94,9 @@ func (j *jsonView) Observe(e runbook.Event) {
 	add("canary", e.Canary, e.Canary != nil)
 	msg := message(e)
 	switch {
-	case e.State == runbook.StateFailed, e.Type == runbook.EventRunFinished && e.Outcome != runbook.OutcomeDone && e.Outcome != runbook.OutcomeDryRun:
+	case e.State == journal.StateFailed, e.Type == journal.EventRunFinished && e.Outcome != journal.OutcomeDone && e.Outcome != journal.OutcomeDryRun:
 		j.log.Error(msg, kv...)
-	case e.Type == runbook.EventWaiting:
+	case e.Type == journal.EventWaiting:
 		j.log.Debug(msg, kv...)
 	default:
 		j.log.Info(msg, kv...)
@@ -103,22 +104,22 @@ func (j *jsonView) Observe(e runbook.Event) {
 }
 
 // message is the one-line @message of an event.
-func message(e runbook.Event) string {
+func message(e journal.Event) string {
 	switch e.Type {
-	case runbook.EventStep:
+	case journal.EventStep:
 		return fmt.Sprintf("step %s: %s", e.Step, e.State)
-	case runbook.EventCheck, runbook.EventWaiting:
+	case journal.EventCheck, journal.EventWaiting:
 		return fmt.Sprintf("%s %s: %s", e.Phase, e.Check.Describe, e.Check.Status)
-	case runbook.EventEffect:
+	case journal.EventEffect:
 		return fmt.Sprintf("%s: %s", e.Effect.Node, e.Effect.Command)
-	case runbook.EventApproval:
+	case journal.EventApproval:
 		if e.Approval.Granted {
 			return fmt.Sprintf("step %s approved (%s)", e.Step, e.Approval.How)
 		}
 		return fmt.Sprintf("step %s not approved", e.Step)
-	case runbook.EventOutput:
+	case journal.EventOutput:
 		return e.Output
-	case runbook.EventRunFinished:
+	case journal.EventRunFinished:
 		return fmt.Sprintf("run %s: %s", e.Outcome, e.Message)
 	}
 	if e.Message != "" {

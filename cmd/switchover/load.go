@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/switchover/switchover/playbooks"
-	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // planInput is what a plan is built from: a runbook, an inventory, --var.
@@ -39,9 +39,9 @@ func readRunbook(name string) (label string, src []byte, err error) {
 		if st.IsDir() {
 			return "", nil, usagef("runbook %s: is a directory", name)
 		}
-		if st.Size() > runbook.MaxFileSize {
-			return "", nil, &runbook.ValidationError{Problems: []runbook.Problem{{Pos: runbook.Pos{File: name},
-				Msg: fmt.Sprintf("file is %d bytes; the limit is %d (is this the right file?)", st.Size(), runbook.MaxFileSize)}}}
+		if st.Size() > spec.MaxFileSize {
+			return "", nil, &spec.ValidationError{Problems: []spec.Problem{{Pos: spec.Pos{File: name},
+				Msg: fmt.Sprintf("file is %d bytes; the limit is %d (is this the right file?)", st.Size(), spec.MaxFileSize)}}}
 		}
 		b, err := os.ReadFile(name)
 		if err != nil {
@@ -63,13 +63,13 @@ func readRunbook(name string) (label string, src []byte, err error) {
 // reported together when the plan is resolved.
 type loaded struct {
 	in       planInput
-	rb       *runbook.Runbook   // nil when it did not load
-	inv      *runbook.Inventory // nil when not given or it did not load
-	vars     []runbook.VarDecl
-	problems []runbook.Problem
+	rb       *spec.Runbook   // nil when it did not load
+	inv      *spec.Inventory // nil when not given or it did not load
+	vars     []spec.VarDecl
+	problems []spec.Problem
 	// primary is the primary found in the cluster (settlePrimary), nil
 	// when the runbook's variables give it or nobody asked the cluster.
-	primary *runbook.VarDecl
+	primary *spec.VarDecl
 	// validating takes a stand-in for a primary to be found in the
 	// cluster: validate connects to nothing. (So does a plan whose files
 	// have problems, reported without a misleading one about the primary.)
@@ -85,7 +85,7 @@ func loadInput(in planInput) (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.rb, err = runbook.LoadRunbook(label, src)
+	l.rb, err = spec.LoadRunbook(label, src)
 	if err := l.collect(err); err != nil {
 		return nil, err
 	}
@@ -94,12 +94,12 @@ func loadInput(in planInput) (*loaded, error) {
 		if err != nil {
 			return nil, usagef("inventory %s: %v", in.inventory, err)
 		}
-		l.inv, err = runbook.LoadInventory(in.inventory, b)
+		l.inv, err = spec.LoadInventory(in.inventory, b)
 		if err := l.collect(err); err != nil {
 			return nil, err
 		}
 	}
-	l.vars, err = runbook.ParseVarFlags(in.vars)
+	l.vars, err = spec.ParseVarFlags(in.vars)
 	if err := l.collect(err); err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ func loadInput(in planInput) (*loaded, error) {
 
 // collect keeps a validation error's problems and returns any other error.
 func (l *loaded) collect(err error) error {
-	var v *runbook.ValidationError
+	var v *spec.ValidationError
 	if errors.As(err, &v) {
 		l.problems = append(l.problems, v.Problems...)
 		return nil
@@ -119,10 +119,10 @@ func (l *loaded) collect(err error) error {
 // plan validates and resolves, with the candidate (nil for none) as the
 // variable candidate. Problems in the runbook and the inventory are
 // reported together.
-func (l *loaded) plan(c *candidate) (*runbook.Plan, error) {
+func (l *loaded) plan(c *candidate) (*spec.Plan, error) {
 	vars := l.vars
 	if c != nil {
-		vars = append(slices.Clip(vars), runbook.VarDecl{Name: "candidate", Value: c.Node, HasValue: true, Pos: runbook.Pos{File: "--candidate"}})
+		vars = append(slices.Clip(vars), spec.VarDecl{Name: "candidate", Value: c.Node, HasValue: true, Pos: spec.Pos{File: "--candidate"}})
 	}
 	primary := l.primary
 	if primary == nil && (l.validating || len(l.problems) > 0) {
@@ -132,7 +132,7 @@ func (l *loaded) plan(c *candidate) (*runbook.Plan, error) {
 		vars = append(slices.Clip(vars), *primary)
 	}
 	if len(l.problems) == 0 {
-		p, err := runbook.Resolve(l.rb, l.inv, vars)
+		p, err := spec.Resolve(l.rb, l.inv, vars)
 		if err == nil && l.primary != nil {
 			markFound(p, l.primary.Name)
 		}
@@ -143,26 +143,26 @@ func (l *loaded) plan(c *candidate) (*runbook.Plan, error) {
 	// variable alike.
 	all := slices.Clip(l.problems)
 	if l.rb != nil && (l.in.inventory == "" || l.inv != nil) {
-		if _, err := runbook.Resolve(l.rb, l.inv, vars); err != nil {
-			var v *runbook.ValidationError
+		if _, err := spec.Resolve(l.rb, l.inv, vars); err != nil {
+			var v *spec.ValidationError
 			if !errors.As(err, &v) {
 				return nil, err
 			}
 			all = append(all, v.Problems...)
 		}
 	}
-	return nil, runbook.NewValidationError(all)
+	return nil, spec.NewValidationError(all)
 }
 
 // markFound records variable name as found in the cluster, not
 // given with --var.
-func markFound(p *runbook.Plan, name string) {
+func markFound(p *spec.Plan, name string) {
 	p.VarFlags = slices.DeleteFunc(p.VarFlags, func(v string) bool { return v == name })
 	p.Found = append(p.Found, name)
 }
 
 // loadPlan reads, validates and resolves.
-func loadPlan(in planInput) (*runbook.Plan, error) {
+func loadPlan(in planInput) (*spec.Plan, error) {
 	l, err := loadInput(in)
 	if err != nil {
 		return nil, err
@@ -173,7 +173,7 @@ func loadPlan(in planInput) (*runbook.Plan, error) {
 // recordAbsolutePaths makes the runbook and inventory paths a run records
 // in its journal absolute, so that resume finds them from any working
 // directory (the operator who lost the session comes back in $HOME).
-func recordAbsolutePaths(p *runbook.Plan) {
+func recordAbsolutePaths(p *spec.Plan) {
 	abs := func(name string) string {
 		if a, err := filepath.Abs(name); err == nil {
 			return a

@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/switchover/switchover/playbooks"
-	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 func newPlaybooksCmd(io *streams) *cobra.Command {
@@ -18,7 +18,7 @@ func newPlaybooksCmd(io *streams) *cobra.Command {
 			for _, n := range playbooks.Names() {
 				src, _ := playbooks.Read(n)
 				desc := ""
-				if rb, err := runbook.LoadRunbook("playbook:"+n, src); err == nil {
+				if rb, err := spec.LoadRunbook("playbook:"+n, src); err == nil {
 					desc = rb.Description
 				}
 				fmt.Fprintf(io.out, "%-24s %s\n", n, desc)

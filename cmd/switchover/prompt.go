@@ -11,6 +11,7 @@ import (
 	"github.com/manifoldco/promptui"
 
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // promptOperator asks at a terminal with promptui. It is used only when
@@ -192,7 +193,7 @@ func (p *promptOperator) wrapped(prefix, text string) {
 	}
 }
 
-func (p *promptOperator) details(s *runbook.Step) {
+func (p *promptOperator) details(s *spec.Step) {
 	w := p.out
 	if s.Description != "" {
 		fmt.Fprintf(w, "  %s\n", s.Description)

@@ -7,7 +7,8 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
-	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // humanView renders run events for a person: one block per step, the
@@ -104,7 +105,7 @@ var spinner = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "
 
 // wait shows a check still waiting: at a terminal one line rewritten in
 // place with a spinner, elsewhere a line every few seconds.
-func (h *humanView) wait(e runbook.Event) {
+func (h *humanView) wait(e journal.Event) {
 	clock := fmt.Sprintf(" (%s of %s)", ms(e.Check.ElapsedMS), ms(e.Check.WithinMS))
 	text := fmt.Sprintf("%s: %s", e.Check.Describe, e.Check.Observed) + clock
 	if h.tty {
@@ -137,10 +138,10 @@ func (h *humanView) spinLine(label, desc, clock string) string {
 	return head + cutEnd(desc, room) + clock
 }
 
-// Observe implements runbook.Observer.
-func (h *humanView) Observe(e runbook.Event) {
+// Observe implements journal.Observer.
+func (h *humanView) Observe(e journal.Event) {
 	switch e.Type {
-	case runbook.EventRunStarted, runbook.EventRunResumed:
+	case journal.EventRunStarted, journal.EventRunResumed:
 		h.runStart, h.dry, h.ponr = e.Time, e.DryRun, e.Run.PointOfNoReturn
 		for i, s := range e.Run.Steps {
 			h.index[s] = i + 1
@@ -148,7 +149,7 @@ func (h *humanView) Observe(e runbook.Event) {
 		h.total = len(e.Run.Steps)
 		verb := "run"
 		switch {
-		case e.Type == runbook.EventRunResumed:
+		case e.Type == journal.EventRunResumed:
 			verb = "resuming run"
 		case e.DryRun:
 			verb = "dry run"
@@ -157,18 +158,18 @@ func (h *humanView) Observe(e runbook.Event) {
 		if e.DryRun {
 			fmt.Fprintf(h.w, "nothing will be changed: preconditions are evaluated, actions are only described\n")
 		}
-		if e.Run.PointOfNoReturn != "" && e.Type == runbook.EventRunStarted {
+		if e.Run.PointOfNoReturn != "" && e.Type == journal.EventRunStarted {
 			fmt.Fprintf(h.w, "point of no return: step %q (after it, no rollback)\n", e.Run.PointOfNoReturn)
 		}
-	case runbook.EventSection:
+	case journal.EventSection:
 		fmt.Fprintf(h.w, "\n== %s: %s\n", e.Section, e.Message)
-	case runbook.EventStep:
+	case journal.EventStep:
 		h.step(e)
-	case runbook.EventCheck:
+	case journal.EventCheck:
 		h.check(e)
-	case runbook.EventWaiting:
+	case journal.EventWaiting:
 		h.wait(e)
-	case runbook.EventApproval:
+	case journal.EventApproval:
 		a := e.Approval
 		switch {
 		case a.Granted && e.Phase == "settle":
@@ -182,7 +183,7 @@ func (h *humanView) Observe(e runbook.Event) {
 		default:
 			h.line("declined", fmt.Sprintf("by %s@%s (%s) %s", a.User, a.Host, a.How, a.Note))
 		}
-	case runbook.EventEffect:
+	case journal.EventEffect:
 		label := "action"
 		if e.DryRun {
 			label = "would run"
@@ -192,42 +193,42 @@ func (h *humanView) Observe(e runbook.Event) {
 		if rest != "" {
 			h.moreN(rest, commandLines)
 		}
-	case runbook.EventOutput:
+	case journal.EventOutput:
 		h.lastOut[e.Step] = e.Output
 		h.unspin()
 		h.prefixed(pad+strings.Repeat(" ", 9)+" | ", e.Output, 0)
-	case runbook.EventNote:
+	case journal.EventNote:
 		h.line("note", e.Message)
-	case runbook.EventFact:
+	case journal.EventFact:
 		v := e.Fact.Value
 		if runeLen(v) > 120 { // a series (the canary's timeline): the report draws it
 			v = fmt.Sprintf("(%d characters: in the journal, drawn by `switchover report`)", runeLen(v))
 		}
 		h.line("recorded", fmt.Sprintf("%s = %s", e.Fact.Key, v))
-	case runbook.EventRunSuspended:
+	case journal.EventRunSuspended:
 		fmt.Fprintf(h.w, "\nsuspended: %s\n", e.Message)
-	case runbook.EventRunFinished:
+	case journal.EventRunFinished:
 		h.finish(e)
 	}
 }
 
-func (h *humanView) step(e runbook.Event) {
+func (h *humanView) step(e journal.Event) {
 	switch e.State {
-	case runbook.StateChecking:
+	case journal.StateChecking:
 		h.started[e.Step] = e.Time
 		h.header(e)
-	case runbook.StateAwaitingApproval:
+	case journal.StateAwaitingApproval:
 		if _, ok := h.started[e.Step]; !ok { // asked ahead, before any step acts
 			h.unspin()
 			h.header(e)
 			fmt.Fprintln(h.w, pad+"its approval is asked now, before the run's first action; the step itself runs in its turn")
 		}
-	case runbook.StateRunning, runbook.StateVerifying:
+	case journal.StateRunning, journal.StateVerifying:
 		if _, ok := h.started[e.Step]; !ok { // a resumed step
 			h.started[e.Step] = e.Time
 			h.header(e)
 		}
-	case runbook.StateDone:
+	case journal.StateDone:
 		text := ms(e.Time.Sub(h.started[e.Step]).Milliseconds())
 		switch {
 		case e.Message != "":
@@ -236,24 +237,24 @@ func (h *humanView) step(e runbook.Event) {
 			text += ": " + h.lastOut[e.Step] // what changed, in the action's own words
 		}
 		h.line(h.paint("32", "done"), text)
-	case runbook.StateFailed:
+	case journal.StateFailed:
 		h.line(h.paint("1;31", "FAILED"), fmt.Sprintf("%s: %s", e.Phase, e.Error))
 		if e.Phase == "requires" {
 			h.more("this step changed nothing")
 		}
-	case runbook.StateSkipped:
+	case journal.StateSkipped:
 		if !h.dry {
 			h.line("skipped", e.Message)
 		}
 	}
-	if e.Step == h.ponr && (e.State == runbook.StateDone || (h.dry && e.State == runbook.StateSkipped)) {
+	if e.Step == h.ponr && (e.State == journal.StateDone || (h.dry && e.State == journal.StateSkipped)) {
 		fmt.Fprintf(h.w, "\n---- point of no return: from here on, no rollback; a failure is repaired forward or finished by hand ----\n")
 	}
 }
 
-func (h *humanView) header(e runbook.Event) {
+func (h *humanView) header(e journal.Event) {
 	where := ""
-	if e.Section == runbook.SectionSteps || e.Section == "" {
+	if e.Section == spec.SectionSteps || e.Section == "" {
 		if i := h.index[e.Step]; i > 0 {
 			where = fmt.Sprintf("[%d/%d] ", i, h.total)
 		}
@@ -263,7 +264,7 @@ func (h *humanView) header(e runbook.Event) {
 	fmt.Fprintf(h.w, "\n%s%s\n", where, e.Step)
 }
 
-func (h *humanView) check(e runbook.Event) {
+func (h *humanView) check(e journal.Event) {
 	c := e.Check
 	if c.NotEvaluated != "" {
 		h.lineN(e.Phase, fmt.Sprintf("-     %s (not evaluated: %s)", c.Describe, c.NotEvaluated), describeLines)
@@ -287,12 +288,12 @@ func (h *humanView) check(e runbook.Event) {
 	}
 }
 
-func (h *humanView) finish(e runbook.Event) {
+func (h *humanView) finish(e journal.Event) {
 	took := ms(e.Time.Sub(h.runStart).Milliseconds())
 	switch e.Outcome {
-	case runbook.OutcomeDone:
+	case journal.OutcomeDone:
 		h.finalLine = fmt.Sprintf("done in %s; %s", took, e.Message)
-	case runbook.OutcomeDryRun:
+	case journal.OutcomeDryRun:
 		h.finalLine = fmt.Sprintf("%s (%s)", e.Message, took)
 	default:
 		h.finalLine = fmt.Sprintf("%s at step %q after %s; %s", e.Outcome, e.Step, took, e.Message)
@@ -320,7 +321,7 @@ func ms(v int64) string {
 // a terminal: every step with the node it acts on, the checks that gate it,
 // the destructive steps marked, the point of no return, the recovery
 // sections.
-func planOverview(w io.Writer, p *runbook.Plan, fit func(string) string) {
+func planOverview(w io.Writer, p *spec.Plan, fit func(string) string) {
 	t := &cluster.Target{Cluster: p.Cluster, Facts: &cluster.Facts{}}
 	destructive := 0
 	for _, s := range p.Steps {
@@ -367,7 +368,7 @@ func planOverview(w io.Writer, p *runbook.Plan, fit func(string) string) {
 	fmt.Fprintln(w)
 }
 
-func stepNames(list []*runbook.Step) string {
+func stepNames(list []*spec.Step) string {
 	out := make([]string, len(list))
 	for i, s := range list {
 		out[i] = s.Name

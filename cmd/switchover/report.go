@@ -13,6 +13,8 @@ import (
 
 	"github.com/switchover/switchover/internal/secret"
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 type reportOpts struct {
@@ -81,11 +83,11 @@ func runReport(_ context.Context, io *streams, opts *reportOpts, id string) erro
 			return usagef("no runs in %s (see --journal-dir)", dir)
 		}
 	}
-	evs, err := runbook.ReadJournal(dir, id)
+	evs, err := journal.ReadJournal(dir, id)
 	if err != nil {
 		return err
 	}
-	rep, err := runbook.BuildReport(evs, reportRedactor(evs[0].Run))
+	rep, err := journal.BuildReport(evs, reportRedactor(evs[0].Run))
 	if err != nil {
 		return err
 	}
@@ -112,7 +114,7 @@ func runReport(_ context.Context, io *streams, opts *reportOpts, id string) erro
 
 // writeReportFiles writes FILE.md, and beside it FILE.svg (when the run
 // recorded a canary timeline) and FILE.html, each mode 0644, and says where.
-func writeReportFiles(io *streams, rep *runbook.Report, out string) error {
+func writeReportFiles(io *streams, rep *journal.Report, out string) error {
 	stem := strings.TrimSuffix(out, filepath.Ext(out))
 	mdPath, svgPath, htmlPath := stem+".md", stem+".svg", stem+".html"
 	svgName := ""
@@ -150,7 +152,7 @@ func writeReportFiles(io *streams, rep *runbook.Report, out string) error {
 // reportRedactor learns the secrets the run's inventory still holds, if it
 // can be read, so that the report masks them even where no pattern would
 // find them. The journal is masked already: this is a second guard.
-func reportRedactor(info *runbook.RunInfo) *secret.Redactor {
+func reportRedactor(info *journal.RunInfo) *secret.Redactor {
 	red := &secret.Redactor{}
 	red.Add(os.Getenv("PGPASSWORD"))
 	for k, v := range info.Vars {
@@ -165,7 +167,7 @@ func reportRedactor(info *runbook.RunInfo) *secret.Redactor {
 	if err != nil {
 		return red
 	}
-	inv, _ := runbook.LoadInventory(info.Inventory, src) // a partial inventory still names its passwords
+	inv, _ := spec.LoadInventory(info.Inventory, src) // a partial inventory still names its passwords
 	if inv == nil || inv.Cluster == nil {
 		return red
 	}

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
 )
 
 // The HTML report is one page a change ticket can link to: the answer
@@ -54,11 +54,11 @@ td.n { text-align: right; } pre { background: #f6f6f6; padding: 1em; overflow-x:
 `))
 
 // writeHTMLReport writes the HTML page of a report.
-func writeHTMLReport(w io.Writer, r *runbook.Report) error {
+func writeHTMLReport(w io.Writer, r *journal.Report) error {
 	var md strings.Builder
 	writeMarkdownReport(&md, r, "")
 	data := struct {
-		R             *runbook.Report
+		R             *journal.Report
 		Kind          string
 		Took, Started string
 		Topology      []topologyRow
@@ -89,7 +89,7 @@ func writeHTMLReport(w io.Writer, r *runbook.Report) error {
 // topologyRow is a node before and after the run, in words.
 type topologyRow struct{ Name, Before, After string }
 
-func topologyRows(r *runbook.Report) []topologyRow {
+func topologyRows(r *journal.Report) []topologyRow {
 	t := r.Topology
 	if t == nil {
 		return nil
@@ -115,7 +115,7 @@ func topologyRows(r *runbook.Report) []topologyRow {
 
 // nodeText says what a node was: "primary, timeline 2", "standby of pg2,
 // timeline 2", "standby of pg1, not streaming", "unreachable".
-func nodeText(n runbook.ReportNode) string {
+func nodeText(n journal.ReportNode) string {
 	var s string
 	switch n.Role {
 	case "standby":

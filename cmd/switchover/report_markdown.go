@@ -9,14 +9,15 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // writeMarkdownReport renders a report for a change ticket: the answer in
 // one line, the picture of the window (svgName, when one was written
 // beside it), a header table, the topology before and after, the steps at
 // a glance, each step's timeline, the canary's figures, and the outcome.
-func writeMarkdownReport(w *strings.Builder, r *runbook.Report, svgName string) {
+func writeMarkdownReport(w *strings.Builder, r *journal.Report, svgName string) {
 	kind := "Run"
 	if r.DryRun {
 		kind = "Dry run"
@@ -46,7 +47,7 @@ func writeMarkdownReport(w *strings.Builder, r *runbook.Report, svgName string) 
 	writeOutcome(w, r)
 }
 
-func writeHeader(w *strings.Builder, r *runbook.Report) {
+func writeHeader(w *strings.Builder, r *journal.Report) {
 	t := &mdTable{head: []string{"field", "value"}}
 	row := func(k, v string) { t.rows = append(t.rows, []string{k, v}) }
 	row("run", r.RunID)
@@ -96,7 +97,7 @@ func writeHeader(w *strings.Builder, r *runbook.Report) {
 	t.write(w)
 }
 
-func writeVars(w *strings.Builder, r *runbook.Report) {
+func writeVars(w *strings.Builder, r *journal.Report) {
 	given := map[string]bool{}
 	for _, v := range r.VarFlags {
 		given[v] = true
@@ -121,7 +122,7 @@ func writeVars(w *strings.Builder, r *runbook.Report) {
 	t.write(w)
 }
 
-func writeStepTable(w *strings.Builder, r *runbook.Report) {
+func writeStepTable(w *strings.Builder, r *journal.Report) {
 	fmt.Fprintf(w, "\n## Steps\n\n")
 	t := &mdTable{head: []string{"#", "step", "section", "start", "duration", "state"}, right: []bool{true, false, false, true, true, false}}
 	for _, s := range r.Steps {
@@ -134,14 +135,14 @@ func writeStepTable(w *strings.Builder, r *runbook.Report) {
 	t.write(w)
 }
 
-func reportStepNumber(s runbook.ReportStep) string {
+func reportStepNumber(s journal.ReportStep) string {
 	if s.Index > 0 {
 		return fmt.Sprint(s.Index)
 	}
 	return ""
 }
 
-func reportStepName(s runbook.ReportStep) string {
+func reportStepName(s journal.ReportStep) string {
 	if s.PointOfNoReturn {
 		return s.Name + " (point of no return)"
 	}
@@ -149,21 +150,21 @@ func reportStepName(s runbook.ReportStep) string {
 }
 
 // stepState says where a step ended, in the words of the run.
-func reportStepState(s runbook.ReportStep, dry bool) string {
+func reportStepState(s journal.ReportStep, dry bool) string {
 	switch {
-	case s.State == runbook.StatePending && dry:
+	case s.State == journal.StatePending && dry:
 		return "shown, not run"
-	case s.State == runbook.StatePending:
+	case s.State == journal.StatePending:
 		return "not run"
-	case s.State == runbook.StateSkipped && dry:
+	case s.State == journal.StateSkipped && dry:
 		return "not run (dry run)"
-	case s.State == runbook.StateFailed && s.Failure != nil && s.Failure.Phase != "":
+	case s.State == journal.StateFailed && s.Failure != nil && s.Failure.Phase != "":
 		return fmt.Sprintf("failed (%s)", s.Failure.Phase)
-	case s.State == runbook.StateSkipped && s.Failure != nil:
+	case s.State == journal.StateSkipped && s.Failure != nil:
 		return "skipped (declined)"
-	case s.State != runbook.StateDone && s.State != runbook.StateFailed && s.State != runbook.StateSkipped:
+	case s.State != journal.StateDone && s.State != journal.StateFailed && s.State != journal.StateSkipped:
 		return string(s.State) + " (cut off)"
-	case s.State == runbook.StateDone && s.Unchanged:
+	case s.State == journal.StateDone && s.Unchanged:
 		return "done (nothing to do)"
 	}
 	return string(s.State)
@@ -171,8 +172,8 @@ func reportStepState(s runbook.ReportStep, dry bool) string {
 
 // factText is a fact's value as the report shows it: the canary's
 // timeline, which the picture draws, in a few words.
-func factText(f runbook.ReportFact) string {
-	if f.Key == runbook.FactCanaryTimeline {
+func factText(f journal.ReportFact) string {
+	if f.Key == journal.FactCanaryTimeline {
 		return fmt.Sprintf("(%d numbers: commits over time, drawn in the picture of the window)", strings.Count(f.Value, ",")+1)
 	}
 	return f.Value
@@ -185,13 +186,13 @@ type reportLine struct {
 	text string
 }
 
-func writeStepDetails(w *strings.Builder, r *runbook.Report) {
+func writeStepDetails(w *strings.Builder, r *journal.Report) {
 	fmt.Fprintf(w, "\n## Step details\n")
-	sections := map[runbook.Section][]runbook.ReportSection{}
+	sections := map[spec.Section][]journal.ReportSection{}
 	for _, sec := range r.Sections {
 		sections[sec.Section] = append(sections[sec.Section], sec)
 	}
-	var cur runbook.Section = runbook.SectionSteps
+	var cur spec.Section = spec.SectionSteps
 	for _, s := range r.Steps {
 		if s.Section != cur {
 			cur = s.Section
@@ -206,16 +207,16 @@ func writeStepDetails(w *strings.Builder, r *runbook.Report) {
 	}
 }
 
-func writeStep(w *strings.Builder, r *runbook.Report, s runbook.ReportStep) {
+func writeStep(w *strings.Builder, r *journal.Report, s journal.ReportStep) {
 	title := s.Name
 	switch {
 	case s.Index > 0:
 		title = fmt.Sprintf("%d. %s", s.Index, s.Name)
-	case s.Section != runbook.SectionSteps:
+	case s.Section != spec.SectionSteps:
 		title = fmt.Sprintf("[%s] %s", s.Section, s.Name)
 	}
 	fmt.Fprintf(w, "\n### %s — %s\n\n", title, reportStepState(s, r.DryRun))
-	final := s.State == runbook.StateDone || s.State == runbook.StateFailed || s.State == runbook.StateSkipped
+	final := s.State == journal.StateDone || s.State == journal.StateFailed || s.State == journal.StateSkipped
 	switch {
 	case s.Started != nil && r.DryRun:
 		fmt.Fprintf(w, "Shown at %s (%s).", reportOffset(s.StartMS), reportStamp(*s.Started))
@@ -287,9 +288,9 @@ func writeStep(w *strings.Builder, r *runbook.Report, s runbook.ReportStep) {
 	}
 }
 
-func ms64(r *runbook.Report, t time.Time) int64 { return t.Sub(r.Started).Milliseconds() }
+func ms64(r *journal.Report, t time.Time) int64 { return t.Sub(r.Started).Milliseconds() }
 
-func checkItem(r *runbook.Report, c runbook.ReportCheck) string {
+func checkItem(r *journal.Report, c journal.ReportCheck) string {
 	var b strings.Builder
 	status := c.Status
 	if c.NotEvaluated != "" {
@@ -326,7 +327,7 @@ func checkItem(r *runbook.Report, c runbook.ReportCheck) string {
 	return b.String()
 }
 
-func approvalItem(a runbook.ReportApproval) string {
+func approvalItem(a journal.ReportApproval) string {
 	who := fmt.Sprintf("%s@%s", a.User, a.Host)
 	var text string
 	switch {
@@ -345,7 +346,7 @@ func approvalItem(a runbook.ReportApproval) string {
 	return text
 }
 
-func actionItem(r *runbook.Report, a runbook.ReportAction) string {
+func actionItem(r *journal.Report, a journal.ReportAction) string {
 	var b strings.Builder
 	verb := "action"
 	if r.DryRun {
@@ -361,7 +362,7 @@ func actionItem(r *runbook.Report, a runbook.ReportAction) string {
 	return b.String()
 }
 
-func writeCanary(w *strings.Builder, r *runbook.Report) {
+func writeCanary(w *strings.Builder, r *journal.Report) {
 	c := r.Canary
 	fmt.Fprintf(w, "\n## Canary writes\n\n")
 	if c.Endpoint != "" {
@@ -410,7 +411,7 @@ func gapText(v float64) string {
 
 // canaryTime shows a recorded time as a clock time and its offset into
 // the run when it is RFC 3339, and as recorded otherwise.
-func canaryTime(r *runbook.Report, v string) string {
+func canaryTime(r *journal.Report, v string) string {
 	if v == "" {
 		return "?"
 	}
@@ -421,14 +422,14 @@ func canaryTime(r *runbook.Report, v string) string {
 	return fmt.Sprintf("%s (%s)", reportStamp(t), reportOffset(ms64(r, t)))
 }
 
-func writeOutcome(w *strings.Builder, r *runbook.Report) {
+func writeOutcome(w *strings.Builder, r *journal.Report) {
 	fmt.Fprintf(w, "\n## Outcome\n\n")
 	switch r.Outcome {
-	case runbook.OutcomeDone, runbook.OutcomeDryRun:
+	case journal.OutcomeDone, journal.OutcomeDryRun:
 		fmt.Fprintf(w, "**%s** after %s.\n", r.Outcome, ms(r.DurationMS))
-	case runbook.OutcomeSuspended:
+	case journal.OutcomeSuspended:
 		fmt.Fprintf(w, "**suspended** after %s: the run stopped at a safe point and waits for `switchover resume %s`.\n", ms(r.DurationMS), r.RunID)
-	case runbook.OutcomeUnfinished:
+	case journal.OutcomeUnfinished:
 		fmt.Fprintf(w, "**unfinished**: the journal ends %s after the start without an outcome (the run was killed, or is still running); `switchover runs` tells which.\n", ms(r.DurationMS))
 	default:
 		at := ""

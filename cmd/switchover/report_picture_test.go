@@ -13,21 +13,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
 	"github.com/switchover/switchover/steps"
 )
 
 // windowJournal is a switchover pg1 → pg2 with a canary, the pooler held
 // 300ms and a write gap of 273.2ms inside it, a 4s approval wait.
-func windowJournal() []runbook.Event {
+func windowJournal() []journal.Event {
 	start := time.Date(2026, 11, 21, 10, 25, 30, 0, time.UTC)
-	var evs []runbook.Event
-	at := func(msOff int64, e runbook.Event) {
+	var evs []journal.Event
+	at := func(msOff int64, e journal.Event) {
 		e.Seq, e.Time, e.RunID = len(evs)+1, start.Add(time.Duration(msOff)*time.Millisecond), "20261121T102530Z-3f2a9c"
 		evs = append(evs, e)
 	}
 	names := []string{"preflight", "start-canary", "pause-pooler", "stop-primary", "promote", "resume-pooler", "verify"}
-	at(0, runbook.Event{Type: runbook.EventRunStarted, Run: &runbook.RunInfo{RunbookName: "postgres-streaming-switchover",
+	at(0, journal.Event{Type: journal.EventRunStarted, Run: &journal.RunInfo{RunbookName: "postgres-streaming-switchover",
 		Runbook: "playbook:postgres-streaming-switchover", RunbookDigest: "abc", Cluster: "prod-main", User: "dba", Host: "bastion-1",
 		Vars: map[string]string{"primary": "pg1", "candidate": "pg2"}, Steps: names, PointOfNoReturn: "promote"}})
 	topo := func(primary string, tl int) map[string]any {
@@ -41,34 +42,34 @@ func windowJournal() []runbook.Event {
 		}
 		return map[string]any{"primaries": []any{primary}, "nodes": nodes}
 	}
-	step := func(msOff int64, name string, st runbook.StepState) {
-		at(msOff, runbook.Event{Type: runbook.EventStep, Section: runbook.SectionSteps, Step: name, State: st})
+	step := func(msOff int64, name string, st journal.StepState) {
+		at(msOff, journal.Event{Type: journal.EventStep, Section: spec.SectionSteps, Step: name, State: st})
 	}
 	act := func(from, to int64, name, node, cmd string) {
-		step(from, name, runbook.StateChecking)
-		at(from+1, runbook.Event{Type: runbook.EventEffect, Section: runbook.SectionSteps, Step: name, Effect: &steps.Effect{Node: node, Command: cmd}})
-		step(from+1, name, runbook.StateRunning)
-		step(to, name, runbook.StateDone)
+		step(from, name, journal.StateChecking)
+		at(from+1, journal.Event{Type: journal.EventEffect, Section: spec.SectionSteps, Step: name, Effect: &steps.Effect{Node: node, Command: cmd}})
+		step(from+1, name, journal.StateRunning)
+		step(to, name, journal.StateDone)
 	}
-	step(10, "preflight", runbook.StateChecking)
-	at(400, runbook.Event{Type: runbook.EventCheck, Section: runbook.SectionSteps, Step: "preflight", Phase: "requires",
-		Check: &runbook.CheckEvent{Kind: "pg.topology", Describe: "pg1 is the only primary", Status: "pass", Values: topo("pg1", 1)}})
-	step(410, "preflight", runbook.StateDone)
+	step(10, "preflight", journal.StateChecking)
+	at(400, journal.Event{Type: journal.EventCheck, Section: spec.SectionSteps, Step: "preflight", Phase: "requires",
+		Check: &journal.CheckEvent{Kind: "pg.topology", Describe: "pg1 is the only primary", Status: "pass", Values: topo("pg1", 1)}})
+	step(410, "preflight", journal.StateDone)
 	// The approval, asked ahead of the first action: its wait is no step's time.
-	step(420, "pause-pooler", runbook.StateAwaitingApproval)
-	at(4420, runbook.Event{Type: runbook.EventApproval, Section: runbook.SectionSteps, Step: "pause-pooler",
-		Approval: &runbook.Approval{Granted: true, User: "dba", Host: "bastion-1", How: "prompt", Note: "cluster name typed"}})
+	step(420, "pause-pooler", journal.StateAwaitingApproval)
+	at(4420, journal.Event{Type: journal.EventApproval, Section: spec.SectionSteps, Step: "pause-pooler",
+		Approval: &journal.Approval{Granted: true, User: "dba", Host: "bastion-1", How: "prompt", Note: "cluster name typed"}})
 	act(4430, 4460, "start-canary", "client endpoint", "INSERT a heartbeat every 5ms")
 	act(5000, 5010, "pause-pooler", "pgbouncer", "PAUSE app")
-	at(5010, runbook.Event{Type: runbook.EventFact, Step: "pause-pooler", Fact: &runbook.Fact{Key: "pgbouncer.paused_by_run", Value: "yes"}})
+	at(5010, journal.Event{Type: journal.EventFact, Step: "pause-pooler", Fact: &journal.Fact{Key: "pgbouncer.paused_by_run", Value: "yes"}})
 	act(5011, 5150, "stop-primary", "pg1", "pg_ctl stop -m fast")
 	act(5151, 5260, "promote", "pg2", "SELECT pg_promote(wait => false)")
 	act(5261, 5310, "resume-pooler", "pgbouncer", "RESUME app")
-	at(5310, runbook.Event{Type: runbook.EventFact, Step: "resume-pooler", Fact: &runbook.Fact{Key: "pgbouncer.paused_by_run", Value: "no"}})
-	step(5320, "verify", runbook.StateChecking)
-	at(5900, runbook.Event{Type: runbook.EventCheck, Section: runbook.SectionSteps, Step: "verify", Phase: "requires",
-		Check: &runbook.CheckEvent{Kind: "pg.topology", Describe: "pg2 is the only primary", Status: "pass", Values: topo("pg2", 2)}})
-	step(5910, "verify", runbook.StateDone)
+	at(5310, journal.Event{Type: journal.EventFact, Step: "resume-pooler", Fact: &journal.Fact{Key: "pgbouncer.paused_by_run", Value: "no"}})
+	step(5320, "verify", journal.StateChecking)
+	at(5900, journal.Event{Type: journal.EventCheck, Section: spec.SectionSteps, Step: "verify", Phase: "requires",
+		Check: &journal.CheckEvent{Kind: "pg.topology", Describe: "pg2 is the only primary", Status: "pass", Values: topo("pg2", 2)}})
+	step(5910, "verify", journal.StateDone)
 	// The canary: 20ms buckets from +4.45s to +6.45s, 4 commits each but
 	// for the gap from +5.030s to +5.3032s.
 	var counts []string
@@ -81,9 +82,9 @@ func windowJournal() []runbook.Event {
 		counts = append(counts, fmt.Sprint(n))
 	}
 	fact := func(msOff int64, k, v string) {
-		at(msOff, runbook.Event{Type: runbook.EventFact, Section: runbook.SectionFinally, Step: "stop-canary", Fact: &runbook.Fact{Key: k, Value: v}})
+		at(msOff, journal.Event{Type: journal.EventFact, Section: spec.SectionFinally, Step: "stop-canary", Fact: &journal.Fact{Key: k, Value: v}})
 	}
-	step(6450, "stop-canary", runbook.StateChecking)
+	step(6450, "stop-canary", journal.StateChecking)
 	fact(6460, "canary.endpoint", "the pooler")
 	fact(6460, "canary.acked", "1540")
 	fact(6460, "canary.errors", "0")
@@ -92,14 +93,14 @@ func windowJournal() []runbook.Event {
 	fact(6460, "canary.window_to", start.Add(5303200*time.Microsecond).Format(time.RFC3339Nano))
 	fact(6460, "canary.timeline", "start="+start.Add(4450*time.Millisecond).Format(time.RFC3339Nano)+" bucket_ms=20 counts="+strings.Join(counts, ","))
 	fact(6470, "canary.lost", "0")
-	at(6480, runbook.Event{Type: runbook.EventStep, Section: runbook.SectionFinally, Step: "stop-canary", State: runbook.StateDone})
-	at(6490, runbook.Event{Type: runbook.EventRunFinished, Outcome: runbook.OutcomeDone, Message: "actions ran: start-canary, pause-pooler, stop-primary, promote, resume-pooler, stop-canary"})
+	at(6480, journal.Event{Type: journal.EventStep, Section: spec.SectionFinally, Step: "stop-canary", State: journal.StateDone})
+	at(6490, journal.Event{Type: journal.EventRunFinished, Outcome: journal.OutcomeDone, Message: "actions ran: start-canary, pause-pooler, stop-primary, promote, resume-pooler, stop-canary"})
 	return evs
 }
 
 func TestReportPicture(t *testing.T) {
 	t.Parallel()
-	r, err := runbook.BuildReport(windowJournal(), nil)
+	r, err := journal.BuildReport(windowJournal(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestReportOut(t *testing.T) {
 	t.Parallel()
 	jdir, out := t.TempDir(), t.TempDir()
 	evs := windowJournal()
-	path := runbook.JournalPath(jdir, evs[0].RunID)
+	path := journal.JournalPath(jdir, evs[0].RunID)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
 	}

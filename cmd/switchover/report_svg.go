@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
 )
 
 // The picture of the window: the canary's commits over time as bars, the
@@ -26,12 +26,12 @@ const (
 )
 
 // hasWindowPicture reports whether a report has what the picture draws.
-func hasWindowPicture(r *runbook.Report) bool {
+func hasWindowPicture(r *journal.Report) bool {
 	return r.Canary != nil && r.Canary.Timeline != nil && len(r.Canary.Timeline.Counts) > 0
 }
 
 // writeWindowSVG draws the window of a report that has a canary timeline.
-func writeWindowSVG(w io.Writer, r *runbook.Report) error {
+func writeWindowSVG(w io.Writer, r *journal.Report) error {
 	if !hasWindowPicture(r) {
 		return fmt.Errorf("report %s: the run recorded no canary timeline to draw", r.RunID)
 	}
@@ -149,7 +149,7 @@ func writeWindowSVG(w io.Writer, r *runbook.Report) error {
 }
 
 // gapSpan is the canary's longest gap in milliseconds since the start.
-func gapSpan(r *runbook.Report) (from, to int64, ok bool) {
+func gapSpan(r *journal.Report) (from, to int64, ok bool) {
 	f, err1 := time.Parse(time.RFC3339Nano, r.Canary.GapFrom)
 	t, err2 := time.Parse(time.RFC3339Nano, r.Canary.GapTo)
 	if err1 != nil || err2 != nil {

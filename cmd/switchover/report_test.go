@@ -17,6 +17,7 @@ import (
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
 )
 
 func TestReportUsage(t *testing.T) {
@@ -73,11 +74,11 @@ func TestReportChoosesTheRun(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("%v: exit %d\n%s", args, code, errOut)
 		}
-		var r runbook.Report
+		var r journal.Report
 		if err := json.Unmarshal([]byte(out), &r); err != nil {
 			t.Fatalf("%v: %v\n%s", args, err, out)
 		}
-		if r.RunID != want || r.Outcome != runbook.OutcomeDone || len(r.Steps) != 2 || r.Steps[1].Name != "second" ||
+		if r.RunID != want || r.Outcome != journal.OutcomeDone || len(r.Steps) != 2 || r.Steps[1].Name != "second" ||
 			len(r.Steps[1].Approvals) != 1 || r.Steps[1].Approvals[0].How != "--yes" {
 			t.Errorf("%v: report of %s, outcome %s, steps %+v: want %s, done, first and second approved with --yes", args, r.RunID, r.Outcome, r.Steps, want)
 		}
@@ -123,11 +124,11 @@ func TestReportOfASandboxSwitchover(t *testing.T) {
 	sb := sandboxtest.New(t, 2)
 	jdir := switchoverOnSandbox(t, sb.Inventory())
 	md := reportT(t, jdir)
-	var r runbook.Report
+	var r journal.Report
 	if err := json.Unmarshal([]byte(reportT(t, jdir, "--format", "json")), &r); err != nil {
 		t.Fatal(err)
 	}
-	if r.Outcome != runbook.OutcomeDone || r.PointOfNoReturn == nil || !r.PointOfNoReturn.Passed || r.Cluster != "sandbox" {
+	if r.Outcome != journal.OutcomeDone || r.PointOfNoReturn == nil || !r.PointOfNoReturn.Passed || r.Cluster != "sandbox" {
 		t.Errorf("report: outcome %s, point of no return %+v, cluster %s", r.Outcome, r.PointOfNoReturn, r.Cluster)
 	}
 	golden(t, filepath.Join("testdata", "report_sandbox.golden"), normalizeReport(md, sb, jdir, r.StartedBy))

@@ -12,6 +12,8 @@ import (
 
 	"github.com/switchover/switchover/internal/secret"
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 type resumeOpts struct {
@@ -67,7 +69,7 @@ func runResume(ctx context.Context, io *streams, opts *resumeOpts, id string) er
 		}
 		id = latest
 	}
-	if _, err := os.Stat(runbook.JournalPath(dir, id)); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(journal.JournalPath(dir, id)); errors.Is(err, fs.ErrNotExist) {
 		return usagef("no journal of run %s in %s; %s", id, dir, lostJournalHint)
 	}
 	rec, err := runbook.ReadRun(dir, id)
@@ -76,7 +78,7 @@ func runResume(ctx context.Context, io *streams, opts *resumeOpts, id string) er
 	}
 	// Rebuild the plan the run started with: same files, same --var values
 	// (a masked secret must be given again).
-	given, err := runbook.ParseVarFlags(opts.vars)
+	given, err := spec.ParseVarFlags(opts.vars)
 	if err != nil {
 		return err
 	}

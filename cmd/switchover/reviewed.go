@@ -12,6 +12,7 @@ import (
 	"github.com/switchover/switchover/internal/secret"
 	"github.com/switchover/switchover/internal/topology"
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // reviewedPlan is what `plan --out` saves for a change board to review and
@@ -44,7 +45,7 @@ type topologyNode struct {
 }
 
 // snapshot is the cluster's topology as a reviewed plan keeps it.
-func snapshot(ctx context.Context, inv *runbook.Inventory) []topologyNode {
+func snapshot(ctx context.Context, inv *spec.Inventory) []topologyNode {
 	if inv == nil {
 		return nil
 	}
@@ -62,7 +63,7 @@ func snapshot(ctx context.Context, inv *runbook.Inventory) []topologyNode {
 }
 
 // saveReviewedPlan writes what a later `run --plan` needs.
-func saveReviewedPlan(ctx context.Context, path string, p *runbook.Plan, flags []string, res *runbook.Result) error {
+func saveReviewedPlan(ctx context.Context, path string, p *spec.Plan, flags []string, res *runbook.Result) error {
 	red := &secret.Redactor{}
 	rp := reviewedPlan{Version: 1, Created: time.Now().UTC(), Runbook: p.Runbook.File, RunbookName: p.Runbook.Name,
 		RunbookDigest: p.Runbook.Digest, Vars: map[string]string{}, VarFlags: []string{}, PointOfNoReturn: p.PointOfNoReturn}
@@ -137,7 +138,7 @@ func loadReviewedPlan(path string, given []string) (*reviewedPlan, planInput, er
 }
 
 // planDifferences lists what changed since the plan was reviewed.
-func planDifferences(ctx context.Context, rp *reviewedPlan, p *runbook.Plan) []string {
+func planDifferences(ctx context.Context, rp *reviewedPlan, p *spec.Plan) []string {
 	var diffs []string
 	if p.Runbook.Digest != rp.RunbookDigest {
 		diffs = append(diffs, fmt.Sprintf("runbook %s changed (sha256 %s… then, %s… now)", rp.Runbook, short(rp.RunbookDigest), short(p.Runbook.Digest)))

@@ -11,6 +11,8 @@ import (
 
 	"github.com/switchover/switchover/internal/secret"
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // Exit codes, as DESIGN.md fixes them.
@@ -107,7 +109,7 @@ Every run is journaled; an interrupted run continues with 'switchover resume'.`,
 	root.SetErr(io.err)
 	root.SetFlagErrorFunc(flagError)
 	root.SuggestionsMinimumDistance = 2
-	root.PersistentFlags().StringVar(&g.journalDir, "journal-dir", runbook.DefaultJournalDir(), "where run journals and locks are kept")
+	root.PersistentFlags().StringVar(&g.journalDir, "journal-dir", journal.DefaultJournalDir(), "where run journals and locks are kept")
 	root.AddCommand(
 		newValidateCmd(io),
 		newPlanCmd(io, g),
@@ -172,7 +174,7 @@ func printError(w io.Writer, err error) {
 	if errors.As(err, &reported) {
 		return // the JSON events said it
 	}
-	var v *runbook.ValidationError
+	var v *spec.ValidationError
 	if errors.As(err, &v) {
 		fmt.Fprintf(w, "error: %d problem%s:\n", len(v.Problems), plural(len(v.Problems)))
 		for _, p := range v.Problems {

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
 )
 
 type runsOpts struct {
@@ -52,7 +53,7 @@ func runRuns(_ context.Context, io *streams, opts *runsOpts) error {
 		status := r.Status
 		if r.DryRun {
 			status = "dry-run"
-			if r.Status != string(runbook.OutcomeDryRun) {
+			if r.Status != string(journal.OutcomeDryRun) {
 				status += " (" + r.Status + ")"
 			}
 		}

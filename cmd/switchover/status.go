@@ -19,6 +19,8 @@ import (
 	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/internal/topology"
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 type statusOpts struct {
@@ -105,7 +107,7 @@ func runStatus(ctx context.Context, io *streams, opts *statusOpts) error {
 	if err != nil {
 		return usagef("inventory %s: %v", opts.inventory, err)
 	}
-	inv, err := runbook.LoadInventory(opts.inventory, b)
+	inv, err := spec.LoadInventory(opts.inventory, b)
 	if err != nil {
 		return err
 	}
@@ -118,7 +120,7 @@ func runStatus(ctx context.Context, io *streams, opts *statusOpts) error {
 	if c := st.Claim; c != nil {
 		st.ClaimProcess = processState(c.Host, c.PID)
 		if opts.journalDir != "" {
-			_, err := os.Stat(runbook.JournalPath(opts.journalDir, c.RunID))
+			_, err := os.Stat(journal.JournalPath(opts.journalDir, c.RunID))
 			st.ClaimJournal = err == nil
 		}
 	}

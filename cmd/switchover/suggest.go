@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/switchover/switchover/internal/params"
-	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // flagError turns pflag's parse error into a usage error that suggests the
@@ -43,10 +43,10 @@ func flagNames(c *cobra.Command) []string {
 // has without one (variables with no value, nodes unknown): they follow
 // from the missing -i, and the person should read that first.
 func noInventoryFirst(err error, inventory string) error {
-	var v *runbook.ValidationError
+	var v *spec.ValidationError
 	if inventory != "" || !errors.As(err, &v) {
 		return err
 	}
-	first := runbook.Problem{Msg: "no inventory given: pass -i FILE, the cluster the runbook acts on (its vars usually set primary and candidate); the problems below may all follow from that"}
-	return &runbook.ValidationError{Problems: append([]runbook.Problem{first}, v.Problems...)}
+	first := spec.Problem{Msg: "no inventory given: pass -i FILE, the cluster the runbook acts on (its vars usually set primary and candidate); the problems below may all follow from that"}
+	return &spec.ValidationError{Problems: append([]spec.Problem{first}, v.Problems...)}
 }

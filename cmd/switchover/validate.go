@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 type validateOpts struct {
@@ -43,7 +43,7 @@ func runValidate(_ context.Context, io *streams, opts *validateOpts) error {
 		return usagef("--log-format %q: want human or json", opts.logFormat)
 	}
 	l, err := loadInput(opts.planInput)
-	var p *runbook.Plan
+	var p *spec.Plan
 	if err == nil {
 		l.validating = true
 		p, err = l.plan(nil)

@@ -1,4 +1,4 @@
-package runbook
+package spec
 
 // The strict YAML reader both schemas are read with: one document, a
 // mapping at the top, no aliases or merge keys, every key known and given

@@ -1,4 +1,4 @@
-package runbook
+package spec
 
 import (
 	"errors"
@@ -15,7 +15,7 @@ import (
 
 // update rewrites the golden files of the TestInvalid* tests:
 //
-//	go test ./runbook/ -run TestInvalid -update
+//	go test ./runbook/spec -run TestInvalid -update
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // readFile returns the bytes of a testdata file, failing the test when it
@@ -468,7 +468,7 @@ func golden(t *testing.T, path, got string) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test ./runbook/ -run TestInvalid -update to create it)", err)
+		t.Fatalf("%v (run go test ./runbook/spec -run TestInvalid -update to create it)", err)
 	}
 	if got != string(want) {
 		t.Errorf("error differs from %s\ngot:\n%s\nwant:\n%s", path, got, want)

@@ -1,7 +1,13 @@
-package runbook
+// Package journal is the record of runs: the events a run emits (the same
+// fields scripts read as JSON lines), the journal file each run appends
+// them to and syncs, the list of journaled runs, and the report built from
+// a run's events.
+package journal
 
 import (
 	"time"
+
+	"github.com/switchover/switchover/runbook/spec"
 
 	"github.com/switchover/switchover/internal/kinds"
 )
@@ -63,7 +69,7 @@ type Event struct {
 	Time     time.Time     `json:"time"`
 	RunID    string        `json:"run_id"`
 	Type     EventType     `json:"event"`
-	Section  Section       `json:"section,omitempty"`
+	Section  spec.Section  `json:"section,omitempty"`
 	Step     string        `json:"step,omitempty"`
 	State    StepState     `json:"state,omitempty"`
 	Phase    string        `json:"phase,omitempty"` // requires, ensures, action, approval, settle
@@ -166,6 +172,3 @@ type ObserverFunc func(Event)
 // Observe implements Observer.
 func (f ObserverFunc) Observe(e Event) { f(e) }
 
-type nopObserver struct{}
-
-func (nopObserver) Observe(Event) {}

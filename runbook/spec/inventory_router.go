@@ -1,4 +1,4 @@
-package runbook
+package spec
 
 // The inventory's router: section (HAProxy in front of the nodes).
 

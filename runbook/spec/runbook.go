@@ -1,11 +1,11 @@
-// Package runbook is the heart of switchover: the runbook and inventory
-// formats, their validation, the resolved plan, and the step engine that runs
-// a plan (for real, as a dry run, or resumed from its journal).
+// Package spec is what a run is made from: the runbook and inventory
+// formats, their validation, and the resolved plan.
 //
 // A runbook is the procedure (variables, steps, rollback, repair and finally
 // sections); an inventory is the cluster it acts on. Resolve joins them with
-// the operator's variables into a Plan, which the engine runs.
-package runbook
+// the operator's variables into a Plan, which the engine (package runbook)
+// runs.
+package spec
 
 import (
 	"time"
@@ -25,8 +25,8 @@ type Runbook struct {
 	Vars        []VarDecl
 	Defaults    rawDefaults
 	Steps       []*rawStep
-	Rollback    []*rawSection
-	Repair      []*rawSection
+	Rollback    []*SectionDecl
+	Repair      []*SectionDecl
 	Finally     []*rawStep
 }
 
@@ -168,4 +168,18 @@ func (p *Plan) Step(name string) *Step {
 		}
 	}
 	return nil
+}
+
+// ApprovableSteps names the steps of a runbook that take an approval
+// (destructive steps and checklist items under steps:), in order: what
+// --approve accepts, for shell completion.
+func (rb *Runbook) ApprovableSteps() []string {
+	var out []string
+	for _, s := range rb.Steps {
+		manual := s.Action != nil && s.Action.Kind == "manual"
+		if s.Name != "" && ((s.Destructive.Set && s.Destructive.Value) || manual) {
+			out = append(out, s.Name)
+		}
+	}
+	return out
 }

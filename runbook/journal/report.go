@@ -1,7 +1,9 @@
-package runbook
+package journal
 
 import (
 	"time"
+
+	"github.com/switchover/switchover/runbook/spec"
 
 	"github.com/switchover/switchover/internal/cluster"
 )
@@ -134,8 +136,8 @@ type ReportPONR struct {
 
 // ReportStep is one step as the run went through it.
 type ReportStep struct {
-	Name    string  `json:"name"`
-	Section Section `json:"section"`
+	Name    string       `json:"name"`
+	Section spec.Section `json:"section"`
 	// Index is the step's 1-based position among the main steps; 0 for
 	// rollback, repair and finally steps.
 	Index           int  `json:"index,omitempty"`
@@ -225,10 +227,10 @@ type ReportFailure struct {
 
 // ReportSection is the start of a rollback, repair or finally section.
 type ReportSection struct {
-	Section Section   `json:"section"`
-	Time    time.Time `json:"time"`
-	AtMS    int64     `json:"at_ms"`
-	Message string    `json:"message,omitempty"`
+	Section spec.Section `json:"section"`
+	Time    time.Time    `json:"time"`
+	AtMS    int64        `json:"at_ms"`
+	Message string       `json:"message,omitempty"`
 	// Step, Phase and Error say which failure sent the run there.
 	Step  string `json:"step,omitempty"`
 	Phase string `json:"phase,omitempty"`

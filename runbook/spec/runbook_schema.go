@@ -1,4 +1,4 @@
-package runbook
+package spec
 
 // The runbook schema: which keys a runbook, its steps, checks and actions
 // have, read into raw values that Resolve checks against variables and the
@@ -53,7 +53,8 @@ type rawStep struct {
 	Broken bool
 }
 
-type rawSection struct {
+// SectionDecl is a rollback or repair section as the runbook declares it.
+type SectionDecl struct {
 	Name  string
 	Pos   Pos
 	Steps []*rawStep
@@ -121,12 +122,12 @@ func (r *reader) defaults(n *yaml.Node) rawDefaults {
 	return d
 }
 
-func (r *reader) sections(n *yaml.Node, what string) []*rawSection {
+func (r *reader) sections(n *yaml.Node, what string) []*SectionDecl {
 	if n.Kind != yaml.MappingNode {
 		r.errf(n, "%s: want a mapping of section names to lists of steps, got %s", what, kindName(n))
 		return nil
 	}
-	var out []*rawSection
+	var out []*SectionDecl
 	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -143,7 +144,7 @@ func (r *reader) sections(n *yaml.Node, what string) []*rawSection {
 		if v.Kind == yaml.SequenceNode && len(v.Content) == 0 {
 			r.errf(v, "%s.%s: the list is empty", what, k.Value)
 		}
-		out = append(out, &rawSection{Name: k.Value, Pos: r.pos(k), Steps: steps})
+		out = append(out, &SectionDecl{Name: k.Value, Pos: r.pos(k), Steps: steps})
 	}
 	return out
 }

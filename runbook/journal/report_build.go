@@ -1,4 +1,4 @@
-package runbook
+package journal
 
 import (
 	"encoding/json"
@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchover/switchover/runbook/spec"
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/kinds"
@@ -19,7 +21,7 @@ import (
 // journal is masked already, and the report is a second guard.
 func BuildReport(evs []Event, red *secret.Redactor) (*Report, error) {
 	if len(evs) == 0 || evs[0].Type != EventRunStarted || evs[0].Run == nil {
-		return nil, fmt.Errorf("%w: report: the events do not start with a run.started event", ErrInvalid)
+		return nil, fmt.Errorf("%w: report: the events do not start with a run.started event", spec.ErrInvalid)
 	}
 	b := newReportBuilder(evs[0])
 	for _, e := range evs {
@@ -84,7 +86,7 @@ func newReportBuilder(first Event) *reportBuilder {
 		if _, dup := b.steps[name]; dup {
 			continue
 		}
-		b.steps[name] = &ReportStep{Name: name, Section: SectionSteps, Index: i + 1, State: StatePending,
+		b.steps[name] = &ReportStep{Name: name, Section: spec.SectionSteps, Index: i + 1, State: StatePending,
 			PointOfNoReturn: name == info.PointOfNoReturn}
 		b.main = append(b.main, name)
 	}
@@ -299,7 +301,7 @@ func (b *reportBuilder) finish(lastEv Event) *Report {
 			s.DurationMS -= s.ApprovalWaitMS
 		}
 		if s.Section == "" {
-			s.Section = SectionSteps
+			s.Section = spec.SectionSteps
 		}
 		r.Steps = append(r.Steps, *s)
 	}
@@ -323,7 +325,7 @@ func (b *reportBuilder) finish(lastEv Event) *Report {
 			}
 		}
 	}
-	r.Canary = canaryFrom(b.facts)
+	r.Canary = CanaryFrom(b.facts)
 	if r.Canary != nil && r.Canary.Timeline != nil {
 		r.Canary.Timeline.StartMS = b.since(r.Canary.Timeline.Start)
 	}
@@ -455,9 +457,9 @@ func headline(r *Report) string {
 	return strings.Join(parts, ", ")
 }
 
-// canaryFrom reads the canary's figures from the run's facts; nil when the
+// CanaryFrom reads the canary's figures from the run's facts; nil when the
 // run recorded none.
-func canaryFrom(facts map[string]string) *ReportCanary {
+func CanaryFrom(facts map[string]string) *ReportCanary {
 	found := false
 	for k := range facts {
 		if strings.HasPrefix(k, "canary.") {

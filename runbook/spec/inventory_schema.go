@@ -1,4 +1,4 @@
-package runbook
+package spec
 
 // The inventory schema: the cluster's name, its nodes, and the optional
 // pooler and manager.

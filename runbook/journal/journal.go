@@ -1,4 +1,4 @@
-package runbook
+package journal
 
 import (
 	"bufio"
@@ -14,26 +14,28 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/switchover/switchover/runbook/spec"
 )
 
 // Journal is the append-only record of one run: one JSON event per line,
 // synced to disk before the engine acts on it, readable only by its owner.
 type Journal struct {
 	mu   sync.Mutex
-	f    journalFile
+	f    File
 	path string
 }
 
-// journalFile is what the journal writes to: an *os.File, or in tests a
+// File is what the journal writes to: an *os.File, or in tests a
 // file that fails the way a full disk does.
-type journalFile interface {
+type File interface {
 	Write([]byte) (int, error)
 	Sync() error
 	Close() error
 }
 
-// openJournalFile opens a journal's file; tests replace it.
-var openJournalFile = func(path string, flag int) (journalFile, error) {
+// OpenFile opens a journal's file; a test replaces it (a disk that fills up).
+var OpenFile = func(path string, flag int) (File, error) {
 	return os.OpenFile(path, flag, 0o600)
 }
 
@@ -49,10 +51,11 @@ func DefaultJournalDir() string {
 	return filepath.Join(os.TempDir(), "switchover-state")
 }
 
-func runsDir(dir string) string { return filepath.Join(dir, "runs") }
+// RunsDir is where the journals of dir's runs live.
+func RunsDir(dir string) string { return filepath.Join(dir, "runs") }
 
 // JournalPath is where the journal of run id lives.
-func JournalPath(dir, id string) string { return filepath.Join(runsDir(dir), id+".jsonl") }
+func JournalPath(dir, id string) string { return filepath.Join(RunsDir(dir), id+".jsonl") }
 
 // NewRunID returns a run id that sorts by start time: 20261121T102530Z-3f2a9c.
 func NewRunID(now time.Time) string {
@@ -61,30 +64,30 @@ func NewRunID(now time.Time) string {
 	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
 }
 
-// createJournal starts the journal of a new run, proving on the way that the
+// Create starts the journal of a new run, proving on the way that the
 // directory is writable: a run that cannot keep its record does not start.
-func createJournal(dir, id string) (*Journal, error) {
-	if err := os.MkdirAll(runsDir(dir), 0o700); err != nil {
+func Create(dir, id string) (*Journal, error) {
+	if err := os.MkdirAll(RunsDir(dir), 0o700); err != nil {
 		return nil, fmt.Errorf("journal directory %s: %w", dir, err)
 	}
 	path := JournalPath(dir, id)
-	f, err := openJournalFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND)
+	f, err := OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND)
 	if err != nil {
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
 	return &Journal{f: f, path: path}, nil
 }
 
-// openJournal reopens the journal of a run to append to it (resume). A
+// Open reopens the journal of a run to append to it (resume). A
 // last line cut short by a crash (a kill in the middle of a write) is cut
 // off first: it was never synced whole, so nothing acted on it, and
 // appending after it would glue the next event onto it.
-func openJournal(dir, id string) (*Journal, error) {
+func Open(dir, id string) (*Journal, error) {
 	path := JournalPath(dir, id)
 	if err := dropPartialLine(path); err != nil {
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
-	f, err := openJournalFile(path, os.O_WRONLY|os.O_APPEND)
+	f, err := OpenFile(path, os.O_WRONLY|os.O_APPEND)
 	if err != nil {
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
@@ -94,8 +97,8 @@ func openJournal(dir, id string) (*Journal, error) {
 // Path is the journal's file name.
 func (j *Journal) Path() string { return j.path }
 
-// append writes one event and syncs it to disk.
-func (j *Journal) append(e Event) error {
+// Append writes one event and syncs it to disk.
+func (j *Journal) Append(e Event) error {
 	b, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("journal: encode %s event: %w", e.Type, err)
@@ -111,7 +114,8 @@ func (j *Journal) append(e Event) error {
 	return nil
 }
 
-func (j *Journal) close() error { return j.f.Close() }
+// Close closes the journal file.
+func (j *Journal) Close() error { return j.f.Close() }
 
 // ReadJournal reads the events of a run. A last line cut short by a crash
 // is ignored: everything before it was synced whole.
@@ -119,7 +123,7 @@ func ReadJournal(dir, id string) ([]Event, error) {
 	f, err := os.Open(JournalPath(dir, id))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w: no run %q in %s", ErrInvalid, id, dir)
+			return nil, fmt.Errorf("%w: no run %q in %s", spec.ErrInvalid, id, dir)
 		}
 		return nil, err
 	}
@@ -174,7 +178,7 @@ func (s RunSummary) Finished() bool {
 
 // ListRuns returns the journaled runs in dir, newest first.
 func ListRuns(dir string) ([]RunSummary, error) {
-	entries, err := os.ReadDir(runsDir(dir))
+	entries, err := os.ReadDir(RunsDir(dir))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -192,7 +196,7 @@ func ListRuns(dir string) ([]RunSummary, error) {
 			out = append(out, RunSummary{ID: id, Status: "unreadable: " + err.Error()})
 			continue
 		}
-		out = append(out, summarize(dir, id, evs))
+		out = append(out, Summarize(dir, id, evs))
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].Started.Equal(out[j].Started) {
@@ -203,7 +207,9 @@ func ListRuns(dir string) ([]RunSummary, error) {
 	return out, nil
 }
 
-func summarize(dir, id string, evs []Event) RunSummary {
+// Summarize is the summary of run id from its events (the first is
+// run.started).
+func Summarize(dir, id string, evs []Event) RunSummary {
 	info := evs[0].Run
 	s := RunSummary{ID: id, Started: evs[0].Time, Runbook: info.Runbook, Cluster: info.Cluster,
 		DryRun: evs[0].DryRun, User: info.User, Status: "interrupted"}
@@ -217,11 +223,6 @@ func summarize(dir, id string, evs []Event) RunSummary {
 			s.Status = string(OutcomeSuspended)
 		case EventRunResumed:
 			s.Status = "interrupted"
-		}
-	}
-	if s.Status == "interrupted" && !s.DryRun {
-		if h, held := lockHeld(dir, info.Cluster); held && h.RunID == id {
-			s.Status = "running"
 		}
 	}
 	return s

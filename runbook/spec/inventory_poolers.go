@@ -1,4 +1,4 @@
-package runbook
+package spec
 
 // The inventory's poolers: the single `pooler:` of a cluster fronted by one
 // PgBouncer, or `poolers:`, a list of named ones that a run holds and moves

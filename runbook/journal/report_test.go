@@ -1,13 +1,14 @@
-package runbook
+package journal
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchover/switchover/runbook/spec"
 
 	"github.com/switchover/switchover/internal/secret"
 	"github.com/switchover/switchover/steps"
@@ -44,12 +45,12 @@ func (j *journalOf) add(dt time.Duration, e Event) *journalOf {
 	return j
 }
 
-func (j *journalOf) state(dt time.Duration, sec Section, step string, st StepState) *journalOf {
+func (j *journalOf) state(dt time.Duration, sec spec.Section, step string, st StepState) *journalOf {
 	return j.add(dt, Event{Type: EventStep, Section: sec, Step: step, State: st})
 }
 
 // simpleStep is a step that checks, acts and is done, 10ms per event.
-func (j *journalOf) simpleStep(sec Section, step string) *journalOf {
+func (j *journalOf) simpleStep(sec spec.Section, step string) *journalOf {
 	j.state(10*time.Millisecond, sec, step, StateChecking)
 	j.add(10*time.Millisecond, Event{Type: EventEffect, Section: sec, Step: step, Effect: &steps.Effect{Node: "pg1 (local)", Command: "do " + step}})
 	j.state(10*time.Millisecond, sec, step, StateRunning)
@@ -89,35 +90,35 @@ func ms(d time.Duration) int64 { return d.Milliseconds() }
 func TestReportOfADoneRun(t *testing.T) {
 	t.Parallel()
 	j := newJournalOf([]string{"preflight", "promote", "verify"}, "promote", false)
-	j.simpleStep(SectionSteps, "preflight")
+	j.simpleStep(spec.SectionSteps, "preflight")
 	// promote: a precondition that polled twice, an approval, an action
 	// with output and a fact, a postcondition.
-	j.state(100*time.Millisecond, SectionSteps, "promote", StateChecking)
-	j.add(time.Second, Event{Type: EventWaiting, Section: SectionSteps, Step: "promote", Phase: "requires",
+	j.state(100*time.Millisecond, spec.SectionSteps, "promote", StateChecking)
+	j.add(time.Second, Event{Type: EventWaiting, Section: spec.SectionSteps, Step: "promote", Phase: "requires",
 		Check: &CheckEvent{Kind: "pg.caught_up", Describe: "pg2 caught up", Status: "fail", Attempt: 1}})
-	j.add(time.Second, Event{Type: EventWaiting, Section: SectionSteps, Step: "promote", Phase: "requires",
+	j.add(time.Second, Event{Type: EventWaiting, Section: spec.SectionSteps, Step: "promote", Phase: "requires",
 		Check: &CheckEvent{Kind: "pg.caught_up", Describe: "pg2 caught up", Status: "fail", Attempt: 2}})
-	j.add(time.Second, Event{Type: EventCheck, Section: SectionSteps, Step: "promote", Phase: "requires",
+	j.add(time.Second, Event{Type: EventCheck, Section: spec.SectionSteps, Step: "promote", Phase: "requires",
 		Check: &CheckEvent{Kind: "pg.caught_up", Describe: "pg2 caught up", Status: "pass", Observed: "replayed 0/5000000",
 			Wanted: "past 0/4000000", Detail: "line one\nline two", ElapsedMS: 3000, WithinMS: 30000}})
-	j.state(10*time.Millisecond, SectionSteps, "promote", StateAwaitingApproval)
-	j.add(5*time.Second, Event{Type: EventApproval, Section: SectionSteps, Step: "promote",
+	j.state(10*time.Millisecond, spec.SectionSteps, "promote", StateAwaitingApproval)
+	j.add(5*time.Second, Event{Type: EventApproval, Section: spec.SectionSteps, Step: "promote",
 		Approval: &Approval{Granted: true, User: "alice", Host: "bastion-2", How: "prompt", Note: "cluster name typed"}})
-	j.add(10*time.Millisecond, Event{Type: EventEffect, Section: SectionSteps, Step: "promote",
+	j.add(10*time.Millisecond, Event{Type: EventEffect, Section: spec.SectionSteps, Step: "promote",
 		Effect: &steps.Effect{Node: "pg2 (local as postgres)", Command: "SELECT pg_promote()", Changes: "pg2 becomes a primary"}})
-	j.state(10*time.Millisecond, SectionSteps, "promote", StateRunning)
-	j.add(50*time.Millisecond, Event{Type: EventOutput, Section: SectionSteps, Step: "promote", Output: "pg2 is a primary now"})
+	j.state(10*time.Millisecond, spec.SectionSteps, "promote", StateRunning)
+	j.add(50*time.Millisecond, Event{Type: EventOutput, Section: spec.SectionSteps, Step: "promote", Output: "pg2 is a primary now"})
 	j.add(10*time.Millisecond, Event{Type: EventFact, Step: "promote", Fact: &Fact{Key: "pg2.timeline", Value: "2"}})
-	j.add(10*time.Millisecond, Event{Type: EventOutput, Section: SectionSteps, Step: "promote", Output: "on timeline 2"})
-	j.state(10*time.Millisecond, SectionSteps, "promote", StateVerifying)
-	j.add(20*time.Millisecond, Event{Type: EventCheck, Section: SectionSteps, Step: "promote", Phase: "ensures",
+	j.add(10*time.Millisecond, Event{Type: EventOutput, Section: spec.SectionSteps, Step: "promote", Output: "on timeline 2"})
+	j.state(10*time.Millisecond, spec.SectionSteps, "promote", StateVerifying)
+	j.add(20*time.Millisecond, Event{Type: EventCheck, Section: spec.SectionSteps, Step: "promote", Phase: "ensures",
 		Check: &CheckEvent{Kind: "pg.role", Describe: "pg2 is a primary", Status: "pass"}})
-	j.state(10*time.Millisecond, SectionSteps, "promote", StateDone)
+	j.state(10*time.Millisecond, spec.SectionSteps, "promote", StateDone)
 	promoteDone := j.t
-	j.add(time.Millisecond, Event{Type: EventNote, Section: SectionSteps, Step: "promote", Message: "point of no return passed"})
-	j.simpleStep(SectionSteps, "verify")
-	j.add(10*time.Millisecond, Event{Type: EventSection, Section: SectionFinally, Message: "running the finally section"})
-	j.simpleStep(SectionFinally, "resume-pooler")
+	j.add(time.Millisecond, Event{Type: EventNote, Section: spec.SectionSteps, Step: "promote", Message: "point of no return passed"})
+	j.simpleStep(spec.SectionSteps, "verify")
+	j.add(10*time.Millisecond, Event{Type: EventSection, Section: spec.SectionFinally, Message: "running the finally section"})
+	j.simpleStep(spec.SectionFinally, "resume-pooler")
 	j.add(10*time.Millisecond, Event{Type: EventRunFinished, Outcome: OutcomeDone, Message: "actions ran: preflight, promote, verify, resume-pooler"})
 
 	r := build(t, j.evs)
@@ -194,7 +195,7 @@ func TestReportOfADoneRun(t *testing.T) {
 	if len(p.Notes) != 1 || p.Notes[0].Message != "point of no return passed" {
 		t.Errorf("notes = %+v", p.Notes)
 	}
-	if len(r.Sections) != 1 || r.Sections[0].Section != SectionFinally {
+	if len(r.Sections) != 1 || r.Sections[0].Section != spec.SectionFinally {
 		t.Errorf("sections = %+v", r.Sections)
 	}
 	if r.Canary != nil {
@@ -209,21 +210,21 @@ func TestReportOfAFailedRunWithRollbackAndFinally(t *testing.T) {
 	t.Parallel()
 	const cause = "action failed: ensures pg.stopped: fail: pg1 still runs"
 	j := newJournalOf([]string{"checkpoint", "stop-primary", "promote", "verify"}, "promote", false)
-	j.simpleStep(SectionSteps, "checkpoint")
-	j.state(10*time.Millisecond, SectionSteps, "stop-primary", StateChecking)
-	j.add(10*time.Millisecond, Event{Type: EventApproval, Section: SectionSteps, Step: "stop-primary",
+	j.simpleStep(spec.SectionSteps, "checkpoint")
+	j.state(10*time.Millisecond, spec.SectionSteps, "stop-primary", StateChecking)
+	j.add(10*time.Millisecond, Event{Type: EventApproval, Section: spec.SectionSteps, Step: "stop-primary",
 		Approval: &Approval{Granted: true, User: "dba", Host: "bastion-1", How: "--yes"}})
-	j.add(10*time.Millisecond, Event{Type: EventEffect, Section: SectionSteps, Step: "stop-primary", Effect: &steps.Effect{Node: "pg1", Command: "pg_ctl stop"}})
-	j.state(10*time.Millisecond, SectionSteps, "stop-primary", StateRunning)
-	j.state(10*time.Millisecond, SectionSteps, "stop-primary", StateVerifying)
-	j.add(10*time.Millisecond, Event{Type: EventCheck, Section: SectionSteps, Step: "stop-primary", Phase: "ensures",
+	j.add(10*time.Millisecond, Event{Type: EventEffect, Section: spec.SectionSteps, Step: "stop-primary", Effect: &steps.Effect{Node: "pg1", Command: "pg_ctl stop"}})
+	j.state(10*time.Millisecond, spec.SectionSteps, "stop-primary", StateRunning)
+	j.state(10*time.Millisecond, spec.SectionSteps, "stop-primary", StateVerifying)
+	j.add(10*time.Millisecond, Event{Type: EventCheck, Section: spec.SectionSteps, Step: "stop-primary", Phase: "ensures",
 		Check: &CheckEvent{Kind: "pg.stopped", Describe: "pg1 is stopped", Status: "fail", Observed: "pg1 still runs", Wanted: "pg1 stopped"}})
-	j.add(10*time.Millisecond, Event{Type: EventStep, Section: SectionSteps, Step: "stop-primary", State: StateFailed, Phase: "ensures", Error: cause})
-	j.add(10*time.Millisecond, Event{Type: EventSection, Section: RollbackSection("restore"), Step: "stop-primary", Phase: "ensures",
+	j.add(10*time.Millisecond, Event{Type: EventStep, Section: spec.SectionSteps, Step: "stop-primary", State: StateFailed, Phase: "ensures", Error: cause})
+	j.add(10*time.Millisecond, Event{Type: EventSection, Section: spec.RollbackSection("restore"), Step: "stop-primary", Phase: "ensures",
 		Error: cause, Message: `step "stop-primary" failed: running rollback:restore`})
-	j.simpleStep(RollbackSection("restore"), "start-primary")
-	j.add(10*time.Millisecond, Event{Type: EventSection, Section: SectionFinally, Message: "running the finally section"})
-	j.simpleStep(SectionFinally, "resume-pooler")
+	j.simpleStep(spec.RollbackSection("restore"), "start-primary")
+	j.add(10*time.Millisecond, Event{Type: EventSection, Section: spec.SectionFinally, Message: "running the finally section"})
+	j.simpleStep(spec.SectionFinally, "resume-pooler")
 	j.add(10*time.Millisecond, Event{Type: EventRunFinished, Step: "stop-primary", Outcome: OutcomeFailed, Error: cause,
 		Message: "actions ran: checkpoint, stop-primary, start-primary, resume-pooler; rollback:restore: done"})
 
@@ -252,11 +253,11 @@ func TestReportOfAFailedRunWithRollbackAndFinally(t *testing.T) {
 	if p := r.PointOfNoReturn; p == nil || p.Passed || p.PassedAt != nil {
 		t.Errorf("PointOfNoReturn = %+v, want not passed", p)
 	}
-	if len(r.Sections) != 2 || r.Sections[0].Section != RollbackSection("restore") || r.Sections[0].Step != "stop-primary" ||
-		r.Sections[0].Error != cause || r.Sections[1].Section != SectionFinally {
+	if len(r.Sections) != 2 || r.Sections[0].Section != spec.RollbackSection("restore") || r.Sections[0].Step != "stop-primary" ||
+		r.Sections[0].Error != cause || r.Sections[1].Section != spec.SectionFinally {
 		t.Errorf("sections = %+v", r.Sections)
 	}
-	if s := stepOf(t, r, "start-primary"); s.Section != RollbackSection("restore") || s.Index != 0 || len(s.Actions) != 1 {
+	if s := stepOf(t, r, "start-primary"); s.Section != spec.RollbackSection("restore") || s.Index != 0 || len(s.Actions) != 1 {
 		t.Errorf("start-primary = %+v", s)
 	}
 }
@@ -264,14 +265,14 @@ func TestReportOfAFailedRunWithRollbackAndFinally(t *testing.T) {
 func TestReportOfASuspendedThenResumedRun(t *testing.T) {
 	t.Parallel()
 	j := newJournalOf([]string{"checkpoint", "promote"}, "", false)
-	j.simpleStep(SectionSteps, "checkpoint")
+	j.simpleStep(spec.SectionSteps, "checkpoint")
 	const msg = `suspended before step "promote"; resume with ` + "`switchover resume 20261121T102530Z-3f2a9c`"
-	j.add(10*time.Millisecond, Event{Type: EventRunSuspended, Section: SectionSteps, Step: "promote", Outcome: OutcomeSuspended, Message: msg})
+	j.add(10*time.Millisecond, Event{Type: EventRunSuspended, Section: spec.SectionSteps, Step: "promote", Outcome: OutcomeSuspended, Message: msg})
 	suspended := len(j.evs)
 	j.add(time.Hour, Event{Type: EventRunResumed, Message: "resumed by bob@bastion-2", Run: &RunInfo{User: "bob", Host: "bastion-2", Cluster: "prod-main"}})
 	resumed := len(j.evs)
 	resumedAt := j.t
-	j.simpleStep(SectionSteps, "promote")
+	j.simpleStep(spec.SectionSteps, "promote")
 	j.add(10*time.Millisecond, Event{Type: EventRunFinished, Outcome: OutcomeDone, Message: "actions ran: checkpoint, promote"})
 
 	tests := []struct {
@@ -347,15 +348,15 @@ func TestReportCanary(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			j := newJournalOf([]string{"canary"}, "", false)
-			j.state(10*time.Millisecond, SectionSteps, "canary", StateChecking)
-			j.state(10*time.Millisecond, SectionSteps, "canary", StateRunning)
+			j.state(10*time.Millisecond, spec.SectionSteps, "canary", StateChecking)
+			j.state(10*time.Millisecond, spec.SectionSteps, "canary", StateRunning)
 			for _, k := range []string{FactCanaryEndpoint, FactCanaryAcked, FactCanaryErrors, FactCanaryWindowMS,
 				FactCanaryWindowFrom, FactCanaryWindowTo, FactCanaryLost, FactCanaryLostIDs, "pg1.shutdown_lsn"} {
 				if v, ok := tt.facts[k]; ok {
 					j.add(time.Millisecond, Event{Type: EventFact, Step: "canary", Fact: &Fact{Key: k, Value: v}})
 				}
 			}
-			j.state(10*time.Millisecond, SectionSteps, "canary", StateDone)
+			j.state(10*time.Millisecond, spec.SectionSteps, "canary", StateDone)
 			j.add(10*time.Millisecond, Event{Type: EventRunFinished, Outcome: OutcomeDone})
 			r := build(t, j.evs)
 			if !reflect.DeepEqual(r.Canary, tt.want) {
@@ -372,7 +373,7 @@ func TestReportCanary(t *testing.T) {
 func TestReportLaterFactWins(t *testing.T) {
 	t.Parallel()
 	j := newJournalOf([]string{"a"}, "", false)
-	j.state(10*time.Millisecond, SectionSteps, "a", StateChecking)
+	j.state(10*time.Millisecond, spec.SectionSteps, "a", StateChecking)
 	j.add(time.Millisecond, Event{Type: EventFact, Step: "a", Fact: &Fact{Key: FactCanaryAcked, Value: "10"}})
 	j.add(time.Millisecond, Event{Type: EventFact, Step: "a", Fact: &Fact{Key: FactCanaryAcked, Value: "25"}})
 	j.add(time.Millisecond, Event{Type: EventFact, Fact: &Fact{Key: "run.level", Value: "x"}})
@@ -411,11 +412,11 @@ func TestReportOfADeclinedRun(t *testing.T) {
 func TestReportOfADryRun(t *testing.T) {
 	t.Parallel()
 	j := newJournalOf([]string{"promote"}, "promote", true)
-	j.add(10*time.Millisecond, Event{Type: EventStep, Section: SectionSteps, Step: "promote", State: StateChecking, Message: "dry run"})
-	j.add(10*time.Millisecond, Event{Type: EventEffect, Section: SectionSteps, Step: "promote", Effect: &steps.Effect{Node: "pg2", Command: "SELECT pg_promote()"}})
-	j.add(10*time.Millisecond, Event{Type: EventStep, Section: SectionSteps, Step: "promote", State: StateSkipped, Message: "dry run: not run"})
-	j.add(10*time.Millisecond, Event{Type: EventSection, Section: RollbackSection("restore"), Message: "dry run: shown, not run"})
-	j.add(10*time.Millisecond, Event{Type: EventEffect, Section: RollbackSection("restore"), Step: "start-primary", Effect: &steps.Effect{Node: "pg1", Command: "pg_ctl start"}})
+	j.add(10*time.Millisecond, Event{Type: EventStep, Section: spec.SectionSteps, Step: "promote", State: StateChecking, Message: "dry run"})
+	j.add(10*time.Millisecond, Event{Type: EventEffect, Section: spec.SectionSteps, Step: "promote", Effect: &steps.Effect{Node: "pg2", Command: "SELECT pg_promote()"}})
+	j.add(10*time.Millisecond, Event{Type: EventStep, Section: spec.SectionSteps, Step: "promote", State: StateSkipped, Message: "dry run: not run"})
+	j.add(10*time.Millisecond, Event{Type: EventSection, Section: spec.RollbackSection("restore"), Message: "dry run: shown, not run"})
+	j.add(10*time.Millisecond, Event{Type: EventEffect, Section: spec.RollbackSection("restore"), Step: "start-primary", Effect: &steps.Effect{Node: "pg1", Command: "pg_ctl start"}})
 	j.add(10*time.Millisecond, Event{Type: EventRunFinished, Outcome: OutcomeDryRun, Message: "dry run: nothing was changed"})
 	r := build(t, j.evs)
 	if !r.DryRun || r.Outcome != OutcomeDryRun || r.PointOfNoReturn.Passed {
@@ -438,15 +439,15 @@ func TestReportMasksSecrets(t *testing.T) {
 	j := newJournalOf([]string{"connect"}, "", false)
 	j.evs[0].Run.Vars["db_password"] = "plain-var-secret"
 	j.evs[0].Run.Inventory = "postgres://app:" + pw + "@db1/app"
-	j.state(10*time.Millisecond, SectionSteps, "connect", StateChecking)
-	j.add(10*time.Millisecond, Event{Type: EventCheck, Section: SectionSteps, Step: "connect", Phase: "requires",
+	j.state(10*time.Millisecond, spec.SectionSteps, "connect", StateChecking)
+	j.add(10*time.Millisecond, Event{Type: EventCheck, Section: spec.SectionSteps, Step: "connect", Phase: "requires",
 		Check: &CheckEvent{Kind: "pg.reachable", Describe: "host=db1 password=" + pw, Status: "fail",
 			Observed: "PGPASSWORD=" + pw + " psql", Wanted: "x", Detail: "dsn host=db1 password='" + pw + "'"}})
-	j.add(10*time.Millisecond, Event{Type: EventEffect, Section: SectionSteps, Step: "connect",
+	j.add(10*time.Millisecond, Event{Type: EventEffect, Section: spec.SectionSteps, Step: "connect",
 		Effect: &steps.Effect{Node: "pg1", Command: "psql 'host=db1 password=" + pw + "'", Changes: "echo " + known}})
-	j.add(10*time.Millisecond, Event{Type: EventOutput, Section: SectionSteps, Step: "connect", Output: "connected with password=" + pw})
+	j.add(10*time.Millisecond, Event{Type: EventOutput, Section: spec.SectionSteps, Step: "connect", Output: "connected with password=" + pw})
 	j.add(10*time.Millisecond, Event{Type: EventFact, Step: "connect", Fact: &Fact{Key: "dsn", Value: "password=" + pw}})
-	j.add(10*time.Millisecond, Event{Type: EventStep, Section: SectionSteps, Step: "connect", State: StateFailed, Phase: "action", Error: "password=" + pw + " rejected; " + known})
+	j.add(10*time.Millisecond, Event{Type: EventStep, Section: spec.SectionSteps, Step: "connect", State: StateFailed, Phase: "action", Error: "password=" + pw + " rejected; " + known})
 	j.add(10*time.Millisecond, Event{Type: EventRunFinished, Step: "connect", Outcome: OutcomeFailed, Error: "password=" + pw, Message: known})
 
 	red := &secret.Redactor{}
@@ -481,52 +482,9 @@ func TestReportMasksSecrets(t *testing.T) {
 func TestReportRefusesAJournalWithoutAStart(t *testing.T) {
 	t.Parallel()
 	for _, evs := range [][]Event{nil, {{Type: EventStep, Step: "a"}}, {{Type: EventRunStarted}}} {
-		if _, err := BuildReport(evs, nil); !errors.Is(err, ErrInvalid) {
-			t.Errorf("BuildReport(%v) = %v, want ErrInvalid", evs, err)
+		if _, err := BuildReport(evs, nil); !errors.Is(err, spec.ErrInvalid) {
+			t.Errorf("BuildReport(%v) = %v, want spec.ErrInvalid", evs, err)
 		}
-	}
-}
-
-// TestReportOfARealEngineRun builds a report from the journal a real run
-// of the engine wrote: a failed postcondition, its rollback, the finally
-// section.
-func TestReportOfARealEngineRun(t *testing.T) {
-	t.Parallel()
-	l := &callLog{}
-	stop := act(l, "stop-primary")
-	stop.Ensures = []*Cond{cond(failCheck("primary-stopped"))}
-	stop.OnFailure = "restore"
-	promote := act(l, "promote")
-	promote.PointOfNoReturn = true
-	p := newPlan(act(l, "checkpoint"), stop, promote)
-	p.PointOfNoReturn = "promote"
-	withRollback(p, "restore", act(l, "start-primary"))
-	withFinally(p, act(l, "resume-pooler"))
-	o := options(t, &recorder{})
-	res, err := Run(context.Background(), p, o)
-	if !errors.Is(err, ErrAction) {
-		t.Fatalf("Run: %v, want ErrAction", err)
-	}
-	evs, err := ReadJournal(o.JournalDir, res.RunID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := build(t, evs)
-	want := []string{"steps/checkpoint=done", "steps/stop-primary=failed", "steps/promote=pending",
-		"rollback:restore/start-primary=done", "finally/resume-pooler=done"}
-	if got := reportStepNames(r); !reflect.DeepEqual(got, want) {
-		t.Errorf("steps = %v, want %v", got, want)
-	}
-	if r.RunID != res.RunID || r.Outcome != OutcomeFailed || r.StartedBy != "dba@bastion-1" || r.Failure == nil ||
-		r.Failure.Step != "stop-primary" || r.Failure.Phase != "ensures" || r.PointOfNoReturn == nil || r.PointOfNoReturn.Passed {
-		t.Errorf("report: %s", jsonOf(t, r))
-	}
-	s := stepOf(t, r, "stop-primary")
-	if len(s.Checks) != 1 || s.Checks[0].Phase != "ensures" || s.Checks[0].Status != "fail" || len(s.Actions) != 1 {
-		t.Errorf("stop-primary: %s", jsonOf(t, s))
-	}
-	if len(r.Sections) != 2 || r.Sections[0].Section != RollbackSection("restore") || r.Sections[1].Section != SectionFinally {
-		t.Errorf("sections: %+v", r.Sections)
 	}
 }
 
@@ -534,7 +492,7 @@ func TestReportOfARealEngineRun(t *testing.T) {
 func TestReportJSONNames(t *testing.T) {
 	t.Parallel()
 	j := newJournalOf([]string{"a"}, "a", false)
-	j.simpleStep(SectionSteps, "a")
+	j.simpleStep(spec.SectionSteps, "a")
 	j.add(time.Millisecond, Event{Type: EventFact, Step: "a", Fact: &Fact{Key: FactCanaryAcked, Value: "1"}})
 	j.add(time.Millisecond, Event{Type: EventRunFinished, Outcome: OutcomeDone, Message: "ok"})
 	out := jsonOf(t, build(t, j.evs))
