@@ -171,4 +171,3 @@ type ObserverFunc func(Event)
 
 // Observe implements Observer.
 func (f ObserverFunc) Observe(e Event) { f(e) }
-
