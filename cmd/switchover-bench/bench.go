@@ -138,6 +138,12 @@ func Run(ctx context.Context, o Options) (err error) {
 			}
 		}
 	}
+	// The pooler mode again while pgbench keeps the pooler busy (load.go).
+	loaded, load, err := b.underLoad(ctx)
+	all = append(all, loaded...)
+	if err != nil {
+		return err
+	}
 	if err := b.down(); err != nil {
 		return err
 	}
@@ -177,6 +183,17 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	// The pooler mode with 8 standbys: what the standbys cost the window.
+	for i := 1; i <= o.Runs; i++ {
+		for _, d := range [][2]string{{"pg1", "pg2"}, {"pg2", "pg1"}} {
+			s, err := b.switchover(ctx, b.rb, modeEight, b.sb.Inventory(), i, d[0], d[1])
+			if err != nil {
+				return err
+			}
+			s.print(b.out)
+			all = append(all, s)
+		}
+	}
 	if o.Keep {
 		b.keepNote(b.out)
 	} else if err := b.down(); err != nil {
@@ -191,7 +208,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		extras = append(extras, hx)
 	}
 	extras = append(extras, rm, af)
-	return report(b.out, o.Runs, all, pre2, pre8, pat, sshSkip, extras...)
+	return report(b.out, o.Runs, all, pre2, pre8, pat, load, sshSkip, extras...)
 }
 
 // up brings up a sandbox with n standbys in the work directory, under a

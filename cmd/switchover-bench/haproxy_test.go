@@ -24,7 +24,7 @@ func TestReportHAProxyRows(t *testing.T) {
 	}}
 	hx.Driven, hx.ChecksOnly = hx.mode(modeHAProxy), hx.mode(modeHAProxyChecks)
 	var out bytes.Buffer
-	if err := report(&out, 1, []*switchover{row(modePooler, 300, 0, 0, 1000, 200)}, []float64{90}, []float64{250}, nil, "", hx); err != nil {
+	if err := report(&out, 1, []*switchover{row(modePooler, 300, 0, 0, 1000, 200)}, []float64{90}, []float64{250}, nil, nil, "", hx); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")

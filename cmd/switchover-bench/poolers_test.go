@@ -55,7 +55,7 @@ func TestTwoPoolersRow(t *testing.T) {
 		}
 	}
 	var sum bytes.Buffer
-	if err := report(&sum, 1, nil, nil, nil, nil, "", res); err != nil {
+	if err := report(&sum, 1, nil, nil, nil, nil, nil, "", res); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(sum.String()), "\n")

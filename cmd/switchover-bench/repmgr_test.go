@@ -124,7 +124,7 @@ func TestReportManagerRows(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var out bytes.Buffer
-			if err := report(&out, 1, []*switchover{row(modePooler, 300, 0, 0, 1000, 200)}, []float64{90}, []float64{250}, nil, "", tt.extras...); err != nil {
+			if err := report(&out, 1, []*switchover{row(modePooler, 300, 0, 0, 1000, 200)}, []float64{90}, []float64{250}, nil, nil, "", tt.extras...); err != nil {
 				t.Fatal(err)
 			}
 			lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")

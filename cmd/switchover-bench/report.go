@@ -33,15 +33,16 @@ type extraRow interface {
 
 // report prints the summary, the pooler mode's per-step breakdown, the
 // preflight figures, and last the JSON line.
-func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat *patroniResult, sshSkip string, extras ...extraRow) error {
+func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat *patroniResult, load *loadFigures, sshSkip string, extras ...extraRow) error {
 	pooler, direct := statsOf(all, modePooler), statsOf(all, modeDirect)
 	fmt.Fprintf(w, "== summary: %d switchovers per mode (%s pg1 -> pg2 -> pg1)\n", 2*runs, plural(runs, "round trip"))
 	rows := [][]string{{"mode", "window_ms min", "median", "max", "client errors", "lost", "switchover_ms median", "preconditions_ms median"}}
 	for _, m := range []struct {
 		name string
 		s    modeStats
-	}{{modePooler, pooler}, {modeDirect, direct}, {modeSSH, statsOf(all, modeSSH)}, {modeSSHSessions, statsOf(all, modeSSHSessions)}} {
-		if len(m.s.window) == 0 && (m.name == modeSSH || m.name == modeSSHSessions) {
+	}{{modePooler, pooler}, {modeDirect, direct}, {modeLoad, statsOf(all, modeLoad)}, {modeEight, statsOf(all, modeEight)},
+		{modeSSH, statsOf(all, modeSSH)}, {modeSSHSessions, statsOf(all, modeSSHSessions)}} {
+		if len(m.s.window) == 0 && m.name != modePooler && m.name != modeDirect {
 			continue
 		}
 		rows = append(rows, []string{m.name, ms(minOf(m.s.window)).String(), ms(median(m.s.window)).String(), ms(maxOf(m.s.window)).String(),
@@ -50,6 +51,8 @@ func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat 
 	table(w, rows, 1)
 	fmt.Fprintln(w, "   window: the longest time the canary could not commit through the client endpoint;")
 	fmt.Fprintln(w, "   pooler: through PgBouncer; direct: a multi-host read-write connection string, no pooler;")
+	fmt.Fprintf(w, "   under load: the pooler mode while pgbench keeps %d clients busy through the same PgBouncer;\n", loadClients)
+	fmt.Fprintln(w, "   8 standbys: the pooler mode on a sandbox with 8 standbys;")
 	fmt.Fprintln(w, "   ssh: through PgBouncer, every node and the pooler on a host of its own, reached over ssh")
 	fmt.Fprintln(w, "   (one shell per host; ssh-sessions: the same with a session per command, alternated with it);")
 	fmt.Fprintln(w, "   the JSON line's switchover_ms and preconditions_ms are the pooler mode's medians")
@@ -72,7 +75,20 @@ func report(w io.Writer, runs int, all []*switchover, pre2, pre8 []float64, pat 
 		pat.summary(w, runs)
 		fmt.Fprintln(w)
 	}
+	goals(w, all)
+	if load != nil {
+		fmt.Fprintf(w, "   under load: pgbench, %d clients through the pooler: %d transactions committed, %s aborted\n",
+			load.Clients, load.Transactions, plural(load.Aborted, "client"))
+	}
+	fmt.Fprintln(w)
 	res := resultOf(runs, all, pre2, pre8, pat)
+	if l := statsOf(all, modeLoad); len(l.window) > 0 {
+		res.UnderLoad = &loadResult{modeResult: l.result(), Pgbench: load}
+	}
+	if e := statsOf(all, modeEight); len(e.window) > 0 {
+		r := e.result()
+		res.EightStandbys = &r
+	}
 	res.SSH, res.SSHSkipped = sshResultOf(all, sshSkip), sshSkip
 	res.SSHSessions = modeResultOf(all, modeSSHSessions, sshSkip)
 	res.Window = window
@@ -255,4 +271,41 @@ func windowTable(w io.Writer, steps []windowStep) {
 	rows = append(rows, []string{"held (sum of the medians)", "", "", "", ms(sum).String()})
 	table(w, rows, 1)
 	fmt.Fprintf(w, "  (%s's checks run before the clients are held)\n", windowFirst)
+}
+
+// goals sets the run's windows beside what they are held to: the pooler
+// window steady (max within 1.5x its median), ssh, direct, a loaded pooler
+// and 8 standbys each measured against the pooler's median of the same
+// run. A mode that did not run has no row.
+func goals(w io.Writer, all []*switchover) {
+	pooler := statsOf(all, modePooler)
+	base := median(pooler.window)
+	if base <= 0 {
+		return
+	}
+	rows := [][]string{{"figure", "measured", "goal"}}
+	ratio := func(x float64) string { return fmt.Sprintf("%.2fx", x/base) }
+	rows = append(rows, []string{"pooler window median", ms(base).String() + " ms", "≤ 80 ms"},
+		[]string{"pooler window max / median", ratio(maxOf(pooler.window)), "≤ 1.50x"})
+	for _, g := range []struct {
+		mode, what, goal string
+		max              bool
+	}{
+		{modeDirect, "direct median / pooler median", "≤ 1.00x", false},
+		{modeSSH, "ssh median / pooler median", "≤ 1.25x", false},
+		{modeEight, "8 standbys median / pooler median", "≤ 1.30x", false},
+		{modeLoad, "under load, longest stall / pooler median", "≤ 1.50x", true},
+	} {
+		s := statsOf(all, g.mode)
+		if len(s.window) == 0 {
+			continue
+		}
+		x := median(s.window)
+		if g.max {
+			x = maxOf(s.window)
+		}
+		rows = append(rows, []string{g.what, ratio(x), g.goal})
+	}
+	fmt.Fprintln(w, "== against the goals (the same run)")
+	table(w, rows, 1)
 }

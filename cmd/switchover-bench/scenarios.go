@@ -13,8 +13,9 @@ import (
 
 // The modes: where the canary writes through.
 const (
-	modePooler = "pooler" // through PgBouncer, which the playbook pauses and repoints
-	modeDirect = "direct" // the inventory has no pooler: a multi-host read-write connection string
+	modePooler = "pooler"     // through PgBouncer, which the playbook pauses and repoints
+	modeDirect = "direct"     // the inventory has no pooler: a multi-host read-write connection string
+	modeEight  = "8 standbys" // the pooler mode on a sandbox with 8 standbys instead of 2
 )
 
 // switchover is one measured switchover.

@@ -68,6 +68,16 @@ type result struct {
 	// Window is the pooler mode's held window, step by step and phase by
 	// phase (medians): where each millisecond clients wait goes.
 	Window []windowStep `json:"window_breakdown,omitempty"`
+	// UnderLoad is the pooler mode while pgbench writes through the same
+	// PgBouncer; EightStandbys the pooler mode with 8 standbys.
+	UnderLoad     *loadResult `json:"under_load,omitempty"`
+	EightStandbys *modeResult `json:"eight_standbys,omitempty"`
+}
+
+// loadResult is the loaded mode's figures and what pgbench went through.
+type loadResult struct {
+	modeResult
+	Pgbench *loadFigures `json:"pgbench,omitempty"`
 }
 
 // patroniResult is the Patroni part of the last line; the rows stay out of

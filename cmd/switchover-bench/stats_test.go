@@ -173,7 +173,7 @@ func TestReportLastLine(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var out bytes.Buffer
-			if err := report(&out, 1, tt.all, []float64{96.3}, []float64{250, 270}, tt.pat, tt.sshSkip); err != nil {
+			if err := report(&out, 1, tt.all, []float64{96.3}, []float64{250, 270}, tt.pat, nil, tt.sshSkip); err != nil {
 				t.Fatal(err)
 			}
 			lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
@@ -441,5 +441,49 @@ func TestWindowBreakdown(t *testing.T) {
 	windowTable(&b, got)
 	if !strings.Contains(b.String(), "held (sum of the medians)") || !strings.Contains(b.String(), "107.0") {
 		t.Errorf("the window table does not sum to 107.0 ms held (3 + 70 + 34):\n%s", b.String())
+	}
+}
+
+// The loaded and the 8-standby modes: their rows in the summary, their
+// figures in the last line, and every mode beside the pooler's median in
+// the goals table.
+func TestReportLoadAndEightStandbys(t *testing.T) {
+	t.Parallel()
+	all := []*switchover{
+		row(modePooler, 80, 0, 0, 1000, 200), row(modePooler, 100, 0, 0, 1000, 200),
+		row(modeDirect, 70, 3, 0, 900, 200), row(modeDirect, 90, 5, 0, 900, 200),
+		row(modeLoad, 110, 0, 0, 1100, 210), row(modeLoad, 150, 0, 0, 1200, 220),
+		row(modeEight, 100, 0, 0, 1500, 400), row(modeEight, 120, 0, 0, 1600, 420),
+	}
+	var out bytes.Buffer
+	load := &loadFigures{Clients: 8, Transactions: 5120, Aborted: 1}
+	if err := report(&out, 1, all, []float64{90}, []float64{250}, nil, load, "not root"); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	var res struct {
+		UnderLoad struct {
+			Window  spread       `json:"window_ms"`
+			Pgbench *loadFigures `json:"pgbench"`
+		} `json:"under_load"`
+		EightStandbys modeResult `json:"eight_standbys"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		t.Fatalf("the last line: %v", err)
+	}
+	if res.UnderLoad.Window.Median != 130 || res.UnderLoad.Window.Max != 150 || res.UnderLoad.Pgbench == nil || *res.UnderLoad.Pgbench != *load {
+		t.Errorf("under_load = %+v", res.UnderLoad)
+	}
+	if res.EightStandbys.Window.Median != 110 {
+		t.Errorf("eight_standbys = %+v", res.EightStandbys)
+	}
+	// The pooler median is 90 ms: direct 80 (0.89x), 8 standbys 110
+	// (1.22x), the longest stall under load 150 (1.67x).
+	for _, want := range []string{"under load", "8 standbys", "== against the goals",
+		"pooler window median", "90.0 ms", "1.11x", "0.89x", "1.22x", "1.67x",
+		"pgbench, 8 clients through the pooler: 5120 transactions committed, 1 client aborted"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the report lacks %q:\n%s", want, out.String())
+		}
 	}
 }
