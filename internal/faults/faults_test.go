@@ -55,10 +55,12 @@ func table() string {
 	return b.String()
 }
 
-// TestMain runs the suite, then prints the table of cases (and writes it to
-// $FAULTS_TABLE when set). The sandbox is the one TestKillAndResume brings
-// up with sandboxtest.New and brings down when it ends; sandboxtest.Main
-// is not used because it exits before the table could be printed.
+// TestMain runs the suite, then prints the table of kill cases (and writes
+// it to $FAULTS_TABLE when set), then the table of faults injected around
+// in-process runs (appended to $FAULTS_TABLE). Each test brings up a
+// sandbox of its own (sandboxtest.New and the like), brought down when it
+// ends; sandboxtest.Main is not used because it exits before the tables
+// could be printed.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	code := m.Run()
@@ -72,10 +74,12 @@ func TestMain(m *testing.M) {
 			}
 		}
 	}
+	printFaultTable()
 	testbin.Remove()
 	os.Exit(code)
 }
 
+// playbook is the streaming replication switchover, which most cases run.
 const playbook = "postgres-streaming-switchover"
 
 // killCap is the clients' budget (pause_max_hold) of the kill cases.

@@ -144,11 +144,11 @@ func TestHostsOfTheirOwn(t *testing.T) {
 		// This host still reaches both; only their replication breaks.
 		waitFor(t, "pg2 answers this host but no longer streams from pg1", func(ctx context.Context) error {
 			for _, name := range []string{"pg1", "pg2"} {
-				if _, err := inspectNode(ctx, sb, mustNode(t, sb, name)); err != nil {
+				if _, err := inspectNode(ctx, sb, sandboxtest.Node(t, sb, name)); err != nil {
 					return fmt.Errorf("%s does not answer this host: %w", name, err)
 				}
 			}
-			st, _ := inspectNode(ctx, sb, mustNode(t, sb, "pg2"))
+			st, _ := inspectNode(ctx, sb, sandboxtest.Node(t, sb, "pg2"))
 			if st.Streaming {
 				return fmt.Errorf("pg2 still streams from %s", st.Upstream)
 			}
@@ -200,7 +200,7 @@ func TestHostsOfTheirOwn(t *testing.T) {
 		// pg2 is the one primary: promoted, then cut off; pg1 stopped for
 		// the switchover, and no one started it again as a primary.
 		waitFor(t, "pg2 the one primary, reachable again", func(ctx context.Context) error {
-			st, err := inspectNode(ctx, sb, mustNode(t, sb, "pg2"))
+			st, err := inspectNode(ctx, sb, sandboxtest.Node(t, sb, "pg2"))
 			if err != nil {
 				return err
 			}
@@ -208,7 +208,7 @@ func TestHostsOfTheirOwn(t *testing.T) {
 				return fmt.Errorf("pg2 is %s", st.Role)
 			}
 			for _, name := range []string{"pg1", "pg3"} {
-				if st, err := inspectNode(ctx, sb, mustNode(t, sb, name)); err == nil && st.Role == pg.RolePrimary {
+				if st, err := inspectNode(ctx, sb, sandboxtest.Node(t, sb, name)); err == nil && st.Role == pg.RolePrimary {
 					return fmt.Errorf("%s is a primary too", name)
 				}
 			}
@@ -251,15 +251,6 @@ func quorumAll(t *testing.T, sb *sandbox.Sandbox) checks.Result {
 	r := c.Run(ctx, &cluster.Target{Cluster: sb.Cluster(), Facts: &cluster.Facts{}})
 	t.Logf("quorum.reachable: %s: %s", r.Status, r.Observed)
 	return r
-}
-
-func mustNode(t *testing.T, sb *sandbox.Sandbox, name string) sandbox.Node {
-	t.Helper()
-	n, ok := sb.Node(name)
-	if !ok {
-		t.Fatalf("no node %s", name)
-	}
-	return n
 }
 
 // startWriter starts an independent writer through the pooler, stopped

@@ -33,7 +33,7 @@ func TestKilledBeforeThePromotionNoClientWaitsPastTheCap(t *testing.T) {
 	}
 	primary, candidate := before.primary, "pg2"
 	ctx, cancel := context.WithTimeout(context.Background(), pollTimeout)
-	direct, err := pg.Connect(ctx, sb.Conninfo(mustNode(t, sb, primary), "postgres")+" application_name=faults-direct", 0)
+	direct, err := pg.Connect(ctx, sb.Conninfo(sandboxtest.Node(t, sb, primary), "postgres")+" application_name=faults-direct", 0)
 	cancel()
 	if err != nil {
 		t.Fatalf("a direct session on %s: %v", primary, err)
@@ -56,7 +56,7 @@ func TestKilledBeforeThePromotionNoClientWaitsPastTheCap(t *testing.T) {
 	// Killed once the smart shutdown is under way: the old primary
 	// refuses new connections and waits for the direct session.
 	waitFor(t, primary+" shutting down", func(ctx context.Context) error {
-		c, err := pg.Connect(ctx, sb.Conninfo(mustNode(t, sb, primary), "postgres"), 0)
+		c, err := pg.Connect(ctx, sb.Conninfo(sandboxtest.Node(t, sb, primary), "postgres"), 0)
 		if err == nil {
 			c.Close(context.Background())
 			return fmt.Errorf("%s still takes connections", primary)
