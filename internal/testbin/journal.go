@@ -84,9 +84,9 @@ func NewestJournal(t testing.TB, journalDir string) string {
 	return newest
 }
 
-// ParseJournal parses the complete lines of a journal; a line being
+// parseJournal parses the complete lines of a journal; a line being
 // written is left out.
-func ParseJournal(b []byte) ([]Event, error) {
+func parseJournal(b []byte) ([]Event, error) {
 	var out []Event
 	for _, line := range bytes.SplitAfter(b, []byte("\n")) {
 		if len(line) == 0 || line[len(line)-1] != '\n' {
@@ -108,7 +108,7 @@ func ReadJournal(t testing.TB, path string) []Event {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs, err := ParseJournal(b)
+	evs, err := parseJournal(b)
 	if err != nil {
 		t.Fatalf("journal %s: %v", path, err)
 	}
@@ -193,7 +193,7 @@ func (p *Proc) SignalWhen(journalDir, what string, stall, after time.Duration, s
 				pending = append(pending, chunk[:n]...)
 				i := bytes.LastIndexByte(pending, '\n')
 				if i >= 0 {
-					evs, err := ParseJournal(pending[:i+1])
+					evs, err := parseJournal(pending[:i+1])
 					if err != nil {
 						t.Fatalf("journal: %v", err)
 					}

@@ -76,6 +76,8 @@ type Result struct {
 	Stdout, Stderr string
 }
 
+// String shows the exit code, then stdout and stderr, for a failure's
+// message.
 func (r Result) String() string {
 	return fmt.Sprintf("exit %d\n--- stdout:\n%s--- stderr:\n%s", r.Code, r.Stdout, r.Stderr)
 }
@@ -83,18 +85,12 @@ func (r Result) String() string {
 // Output is stdout followed by stderr.
 func (r Result) Output() string { return r.Stdout + r.Stderr }
 
-// Command prepares the binary with stdin from /dev/null, in dir, with
+// command prepares the binary with stdin from /dev/null, in dir, with
 // XDG_STATE_HOME pointing into dir so that a forgotten --journal-dir never
-// writes to the real home, and NO_COLOR set. A nil ctx leaves it unbounded.
-func Command(t testing.TB, ctx context.Context, dir string, args ...string) *exec.Cmd {
+// writes to the real home, and NO_COLOR set; ctx bounds it.
+func command(t testing.TB, ctx context.Context, dir string, args ...string) *exec.Cmd {
 	t.Helper()
-	bin := Build(t)
-	var cmd *exec.Cmd
-	if ctx != nil {
-		cmd = exec.CommandContext(ctx, bin, args...)
-	} else {
-		cmd = exec.Command(bin, args...)
-	}
+	cmd := exec.CommandContext(ctx, Build(t), args...)
 	cmd.Dir = dir
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
@@ -119,7 +115,7 @@ func RunEnv(t testing.TB, limit time.Duration, env []string, dir string, args ..
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	cmd := Command(t, ctx, dir, args...)
+	cmd := command(t, ctx, dir, args...)
 	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -144,12 +140,14 @@ type SyncBuffer struct {
 	b  bytes.Buffer
 }
 
+// Write appends p, as the process's output arrives.
 func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
+// String is what was written so far.
 func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -168,14 +166,14 @@ type Proc struct {
 	code  int
 }
 
-// Start runs the binary in dir in the background (see Command), killed
-// with SIGKILL if it still runs after limit. Cleanup kills it by PID if
-// the test has not already waited for it.
+// Start runs the binary in dir in the background (see command), killed
+// with SIGKILL if it still runs after limit. Cleanup kills it if the test
+// has not already waited for it.
 func Start(t testing.TB, limit time.Duration, dir string, args ...string) *Proc {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	p := &Proc{t: t, args: args, limit: limit, Stdout: &SyncBuffer{}, Stderr: &SyncBuffer{}, done: make(chan struct{})}
-	p.Cmd = Command(t, ctx, dir, args...)
+	p.Cmd = command(t, ctx, dir, args...)
 	p.Cmd.Stdout, p.Cmd.Stderr = p.Stdout, p.Stderr
 	if err := p.Cmd.Start(); err != nil {
 		cancel()
