@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/runbook"
 )
@@ -20,28 +21,28 @@ import (
 // acknowledging commits at once.
 func TestStreamingSwitchoverWithADelayedStandby(t *testing.T) {
 	sb := sandboxtest.New(t, 2)
-	exec(t, sb, "pg3", "ALTER SYSTEM SET recovery_min_apply_delay = '1h'", "SELECT pg_reload_conf()")
-	eventuallyQuery(t, sb, "pg3", "SELECT current_setting('recovery_min_apply_delay')", "1h")
+	sandboxtest.Exec(t, sb, "pg3", "ALTER SYSTEM SET recovery_min_apply_delay = '1h'", "SELECT pg_reload_conf()")
+	sandboxtest.EventuallyQuery(t, sb, "pg3", "SELECT current_setting('recovery_min_apply_delay')", "1h")
 
-	ev, err := run(t, sb, streaming, true, "candidate=pg3")
+	ev, err := playbooktest.Run(t, sb, playbooktest.Streaming, true, "candidate=pg3")
 	if !errors.Is(err, runbook.ErrPrecondition) {
-		t.Fatalf("plan with the delayed pg3 as the candidate: %v, want a precondition failure (exit 3)\n%s", err, ev.text())
+		t.Fatalf("plan with the delayed pg3 as the candidate: %v, want a precondition failure (exit 3)\n%s", err, ev.Text())
 	}
-	if text := ev.text(); !strings.Contains(text, "pg.delayed_standbys fail") || !strings.Contains(text, "pg3 applies WAL 1h late on purpose") {
+	if text := ev.Text(); !strings.Contains(text, "pg.delayed_standbys fail") || !strings.Contains(text, "pg3 applies WAL 1h late on purpose") {
 		t.Errorf("plan does not refuse pg3 for its delay:\n%s", text)
 	}
 
-	w := watchStalls(t, sb)
+	w := sandboxtest.WatchStalls(t, sb)
 	roles := sandboxtest.StartSampler(sb)
-	ev, err = run(t, sb, streaming, false)
+	ev, err = playbooktest.Run(t, sb, playbooktest.Streaming, false)
 	roles.Finish().CheckKeptOnPrimary(t, sb)
-	w.check(t, 5*time.Second)
+	w.Check(t, 5*time.Second)
 	if err != nil {
-		t.Fatalf("switchover to pg2 beside the delayed pg3: %v\n%s", err, ev.text())
+		t.Fatalf("switchover to pg2 beside the delayed pg3: %v\n%s", err, ev.Text())
 	}
-	wantNothingLost(t, ev)
-	wantOnePrimary(t, sb, "pg2")
-	text := ev.text()
+	playbooktest.WantNothingLost(t, ev)
+	sandboxtest.WantOnePrimary(t, sb, "pg2")
+	text := ev.Text()
 	for _, want := range []string{
 		"pg3 applies WAL 1h late (recovery_min_apply_delay): never a candidate; after the switch repointed to pg2",
 		"pg3 applies WAL 1h late (recovery_min_apply_delay): primary_conninfo names pg2",
@@ -52,8 +53,8 @@ func TestStreamingSwitchoverWithADelayedStandby(t *testing.T) {
 			t.Errorf("the run does not say %q:\n%s", want, text)
 		}
 	}
-	port := fmt.Sprint(node(t, sb, "pg2").Port)
-	if got := query(t, sb, "pg3", "SELECT current_setting('primary_conninfo')"); !strings.Contains(got, "port="+port) {
+	port := fmt.Sprint(sandboxtest.Node(t, sb, "pg2").Port)
+	if got := sandboxtest.Query(t, sb, "pg3", "SELECT current_setting('primary_conninfo')"); !strings.Contains(got, "port="+port) {
 		t.Errorf("pg3's primary_conninfo after the run does not name pg2's port %s", port)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/runbook/journal"
@@ -105,11 +106,9 @@ func (w *routedWriter) finish() ([]routedAck, int) {
 }
 
 // stepTime is when a main step reached state, zero when it did not.
-func stepTime(ev *events, step string, state journal.StepState) time.Time {
-	ev.mu.Lock()
-	defer ev.mu.Unlock()
-	for _, e := range ev.all {
-		if isStep(e, step, state) {
+func stepTime(ev *playbooktest.Events, step string, state journal.StepState) time.Time {
+	for _, e := range ev.All() {
+		if playbooktest.IsStep(e, step, state) {
 			return e.Time
 		}
 	}
@@ -130,22 +129,22 @@ func TestHAProxyStreamingSwitchover(t *testing.T) {
 		t.Run(d.from+"-to-"+d.to, func(t *testing.T) {
 			w := startRoutedWriter(t, sb.RouterConninfo())
 			roles := sandboxtest.StartSampler(sb)
-			ev, err := run(t, sb, streaming, false, "primary="+d.from, "candidate="+d.to)
+			ev, err := playbooktest.Run(t, sb, playbooktest.Streaming, false, "primary="+d.from, "candidate="+d.to)
 			acked, errs := w.finish()
 			roles.Finish().CheckKeptOnPrimary(t, sb)
 			if err != nil {
-				t.Fatalf("switchover %s -> %s: %v\n%s", d.from, d.to, err, ev.text())
+				t.Fatalf("switchover %s -> %s: %v\n%s", d.from, d.to, err, ev.Text())
 			}
 			promoted := stepTime(ev, "promote", journal.StateDone)
 			drained := stepTime(ev, "drain-router", journal.StateDone)
 			routed := stepTime(ev, "route-router", journal.StateDone)
 			if promoted.IsZero() || drained.IsZero() || routed.IsZero() {
-				t.Fatalf("drain-router, promote or route-router did not finish:\n%s", ev.text())
+				t.Fatalf("drain-router, promote or route-router did not finish:\n%s", ev.Text())
 			}
 			if gap := routed.Sub(promoted); gap > bound {
 				t.Errorf("haproxy.routes_to passed %s after the promotion; want under %s (far below the checks' rise x inter)", gap, bound)
 			}
-			from, to := node(t, sb, d.from), node(t, sb, d.to)
+			from, to := sandboxtest.Node(t, sb, d.from), sandboxtest.Node(t, sb, d.to)
 			var first time.Time
 			for _, a := range acked {
 				if a.at.After(drained) && a.port == from.Port {
@@ -159,7 +158,7 @@ func TestHAProxyStreamingSwitchover(t *testing.T) {
 				t.Errorf("first write through haproxy on %s came %s after the promotion; want under %s", d.to, first.Sub(promoted), bound)
 			}
 			var got int
-			c := connect(t, sb, d.to, "app")
+			c := sandboxtest.Connect(t, sb, d.to, "app")
 			ids := make([]int32, 0, len(acked))
 			for _, a := range acked {
 				ids = append(ids, int32(a.id))
@@ -184,7 +183,7 @@ func TestHAProxyStreamingSwitchover(t *testing.T) {
 			if r := (&checks.RouterServerState{Node: d.to, Is: "maint"}).Run(ctx, tg); r.Status != checks.Fail {
 				t.Errorf("haproxy.server_state %s is maint: %s, want fail: %s", d.to, r.Status, r.Observed)
 			}
-			facts := ev.facts()
+			facts := ev.Facts()
 			if facts["canary.endpoint"] != "the router" || facts["canary.lost"] != "0" {
 				t.Errorf("canary: endpoint %q lost %q; want the router, 0", facts["canary.endpoint"], facts["canary.lost"])
 			}
@@ -223,17 +222,17 @@ func TestHAProxyPatroniSwitchover(t *testing.T) {
 				t.Fatal(err)
 			}
 			w := startRoutedWriter(t, sb.RouterConninfo())
-			ev, err := run(t, sb, "patroni-switchover", false, "primary="+d.from, "candidate="+d.to, "router_steps="+d.steps)
+			ev, err := playbooktest.Run(t, sb, "patroni-switchover", false, "primary="+d.from, "candidate="+d.to, "router_steps="+d.steps)
 			acked, errs := w.finish()
 			if err != nil {
-				t.Fatalf("switchover %s -> %s: %v\n%s", d.from, d.to, err, ev.text())
+				t.Fatalf("switchover %s -> %s: %v\n%s", d.from, d.to, err, ev.Text())
 			}
 			switched := stepTime(ev, "switchover", journal.StateDone)
 			routed := stepTime(ev, "route-router", journal.StateDone)
 			if switched.IsZero() || routed.IsZero() || routed.Sub(switched) > d.bound {
 				t.Errorf("route-router done %s after the switchover; want under %s", routed.Sub(switched), d.bound)
 			}
-			c := connect(t, sb, d.to, "app")
+			c := sandboxtest.Connect(t, sb, d.to, "app")
 			ids := make([]int32, 0, len(acked))
 			for _, a := range acked {
 				ids = append(ids, int32(a.id))
@@ -245,7 +244,7 @@ func TestHAProxyPatroniSwitchover(t *testing.T) {
 			if got != len(acked) || len(acked) == 0 {
 				t.Errorf("%d of %d acknowledged writes are on the new leader %s; want all (and some)", got, len(acked), d.to)
 			}
-			facts := ev.facts()
+			facts := ev.Facts()
 			t.Logf("%s -> %s, router_steps %s: routed %s after the switchover; writer %d acked, %d errors, 0 lost; canary window %s ms, %s errors, %s lost",
 				d.from, d.to, d.steps, routed.Sub(switched).Round(time.Millisecond), len(acked), errs, facts["canary.window_ms"], facts["canary.errors"], facts["canary.lost"])
 			if _, err := c.Exec(ctx, "TRUNCATE "+writerTable); err != nil {

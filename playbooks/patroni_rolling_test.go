@@ -8,14 +8,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
+	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/runbook"
 )
 
 // postmasterStart is when the node's PostgreSQL last started.
 func postmasterStart(t *testing.T, sb *sandbox.Sandbox, name string) time.Time {
 	t.Helper()
-	c := connect(t, sb, name, "postgres")
+	c := sandboxtest.Connect(t, sb, name, "postgres")
 	defer c.Close(context.Background())
 	var at time.Time
 	if err := c.QueryRow(context.Background(), "SELECT pg_postmaster_start_time()").Scan(&at); err != nil {
@@ -31,20 +33,20 @@ func postmasterStart(t *testing.T, sb *sandbox.Sandbox, name string) time.Time {
 func TestPatroniRollingRestart(t *testing.T) {
 	sb := patroniSandbox(t)
 	client := patroniClient(t, sb)
-	pg2 := node(t, sb, "pg2")
+	pg2 := sandboxtest.Node(t, sb, "pg2")
 	for _, n := range []string{"pg1", "pg2", "pg3"} {
 		postmasterStart(t, sb, n) // every server answers before the run
 	}
 	runStart := time.Now()
 
-	ev, err := run(t, sb, "patroni-rolling-restart", false, "patch_command=echo patched")
+	ev, err := playbooktest.Run(t, sb, "patroni-rolling-restart", false, "patch_command=echo patched")
 	if err != nil {
-		t.Fatalf("rolling restart pg1 -> pg2: %v\n%s", err, ev.text())
+		t.Fatalf("rolling restart pg1 -> pg2: %v\n%s", err, ev.Text())
 	}
 	if got := patroniLeaders(t, client); got != "pg2 pg2 pg2" {
 		t.Errorf("after: patroni leaders per member = %q, want pg2 in every view", got)
 	}
-	topo := topology(t, sb)
+	topo := sandboxtest.Topology(t, sb)
 	if want1 := fmt.Sprintf("pg1=standby<%d/", pg2.Port); !strings.Contains(topo, "pg2=primary/") || !strings.Contains(topo, want1) {
 		t.Errorf("after: topology %s, want pg2 primary and pg1 streaming from it (%s...)", topo, want1)
 	}
@@ -53,10 +55,10 @@ func TestPatroniRollingRestart(t *testing.T) {
 			t.Errorf("%s postmaster started %s, before the run started %s: not restarted", n, at, runStart)
 		}
 	}
-	if f := ev.facts(); f["canary.lost"] != "0" {
+	if f := ev.Facts(); f["canary.lost"] != "0" {
 		t.Errorf("canary facts %v, want canary.lost 0", f)
 	}
-	out := ev.output()
+	out := ev.Output()
 	if n := strings.Count(out, ": patched\n"); n != 3 {
 		t.Errorf("the patch command ran %d times, want 3 (pg2, pg3, pg1):\n%s", n, out)
 	}
@@ -78,7 +80,7 @@ func TestPatroniRollingRestart(t *testing.T) {
 			lines = append(lines, l)
 		}
 	}
-	t.Logf("after the rolling restart: %s; canary %v\n  %s", topo, ev.facts(), strings.Join(lines, "\n  "))
+	t.Logf("after the rolling restart: %s; canary %v\n  %s", topo, ev.Facts(), strings.Join(lines, "\n  "))
 }
 
 const pauseResumeRunbook = `name: patroni-pause-resume
@@ -102,16 +104,16 @@ finally:
 func TestPatroniPauseResumeAfterAFailure(t *testing.T) {
 	sb := patroniSandbox(t)
 	client := patroniClient(t, sb)
-	p := planFrom(t, sb, "inline:pause-resume", []byte(pauseResumeRunbook))
-	ev := &events{}
+	p := playbooktest.PlanFrom(t, sb, "inline:pause-resume", []byte(pauseResumeRunbook))
+	ev := &playbooktest.Events{}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, err := runbook.Run(ctx, p, runbook.Options{Yes: true, Observer: ev, JournalDir: t.TempDir()})
 	if !errors.Is(err, runbook.ErrAction) {
-		t.Fatalf("run = %v, want an action failure\n%s", err, ev.text())
+		t.Fatalf("run = %v, want an action failure\n%s", err, ev.Text())
 	}
-	if !strings.Contains(ev.text(), `"pause": true`) || !strings.Contains(ev.text(), `"pause": false`) {
-		t.Errorf("the output does not show the pause and the resume:\n%s", ev.text())
+	if !strings.Contains(ev.Text(), `"pause": true`) || !strings.Contains(ev.Text(), `"pause": false`) {
+		t.Errorf("the output does not show the pause and the resume:\n%s", ev.Text())
 	}
 	cfg, err := client.Config(ctx)
 	if err != nil {

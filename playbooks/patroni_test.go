@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/patroni"
+	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/runbook"
@@ -54,19 +55,6 @@ func patroniLeaders(t *testing.T, c *patroni.Client) string {
 	return strings.Join(out, " ")
 }
 
-// facts are the facts a run recorded.
-func (e *events) facts() map[string]string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := map[string]string{}
-	for _, ev := range e.all {
-		if ev.Fact != nil {
-			out[ev.Fact.Key] = ev.Fact.Value
-		}
-	}
-	return out
-}
-
 // A Patroni switchover pg1 -> pg2 through the playbook, with the canary:
 // one leader after, pg2, in Patroni's view and PostgreSQL's; pg1 streams
 // from pg2; no acknowledged heartbeat lost; writes through PgBouncer land on
@@ -75,46 +63,46 @@ func (e *events) facts() map[string]string {
 func TestPatroniSwitchover(t *testing.T) {
 	sb := patroniSandbox(t)
 	client := patroniClient(t, sb)
-	pg1, pg2 := node(t, sb, "pg1"), node(t, sb, "pg2")
-	if got := writeThroughPooler(t, sb); got != pg1.Port {
+	pg1, pg2 := sandboxtest.Node(t, sb, "pg1"), sandboxtest.Node(t, sb, "pg2")
+	if got := sandboxtest.WriteThroughPooler(t, sb); got != pg1.Port {
 		t.Fatalf("before: the pooler wrote to port %d, want pg1 (%d)", got, pg1.Port)
 	}
 
-	ev, err := run(t, sb, patroniSwitchover, false)
+	ev, err := playbooktest.Run(t, sb, patroniSwitchover, false)
 	if err != nil {
-		t.Fatalf("patroni switchover pg1 -> pg2: %v\n%s", err, ev.text())
+		t.Fatalf("patroni switchover pg1 -> pg2: %v\n%s", err, ev.Text())
 	}
 	if got := patroniLeaders(t, client); got != "pg2 pg2 pg2" {
 		t.Errorf("after: patroni leaders per member = %q, want pg2 in every view", got)
 	}
-	topo := topology(t, sb)
+	topo := sandboxtest.Topology(t, sb)
 	want1 := fmt.Sprintf("pg1=standby<%d/", pg2.Port)
 	if !strings.Contains(topo, "pg2=primary/") || strings.Count(topo, "=primary/") != 1 || !strings.Contains(topo, want1) {
 		t.Errorf("after: topology %s, want pg2 the only primary and pg1 streaming from it (%s...)", topo, want1)
 	}
-	if f := ev.facts(); f["canary.lost"] != "0" {
+	if f := ev.Facts(); f["canary.lost"] != "0" {
 		t.Errorf("canary facts %v, want canary.lost 0", f)
 	}
-	if got := writeThroughPooler(t, sb); got != pg2.Port {
+	if got := sandboxtest.WriteThroughPooler(t, sb); got != pg2.Port {
 		t.Errorf("after: the pooler wrote to port %d, want pg2 (%d)", got, pg2.Port)
 	}
-	t.Logf("after the switchover: %s; canary %v", topo, ev.facts())
+	t.Logf("after the switchover: %s; canary %v", topo, ev.Facts())
 
 	// pg1 is now the candidate for pg2 -> pg1; a session there holds a lock.
-	holder := connect(t, sb, "pg1", "app")
+	holder := sandboxtest.Connect(t, sb, "pg1", "app")
 	if _, err := holder.Exec(context.Background(), "SELECT pg_advisory_lock(4242)"); err != nil {
 		t.Fatal(err)
 	}
-	before := topology(t, sb)
-	ev, err = run(t, sb, patroniSwitchover, false, "primary=pg2", "candidate=pg1")
+	before := sandboxtest.Topology(t, sb)
+	ev, err = playbooktest.Run(t, sb, patroniSwitchover, false, "primary=pg2", "candidate=pg1")
 	if !errors.Is(err, runbook.ErrPrecondition) {
-		t.Fatalf("run with a lock on the candidate: %v, want a precondition failure (exit 3)\n%s", err, ev.text())
+		t.Fatalf("run with a lock on the candidate: %v, want a precondition failure (exit 3)\n%s", err, ev.Text())
 	}
-	if got := ev.actionsRun(); len(got) != 0 {
-		t.Fatalf("actions ran: %v, want none\n%s", got, ev.text())
+	if got := ev.ActionsRun(); len(got) != 0 {
+		t.Fatalf("actions ran: %v, want none\n%s", got, ev.Text())
 	}
-	if !strings.Contains(ev.text(), "advisory") || !strings.Contains(ev.text(), "pg.no_blocking_sessions fail") {
-		t.Errorf("the output does not name the blocking session:\n%s", ev.text())
+	if !strings.Contains(ev.Text(), "advisory") || !strings.Contains(ev.Text(), "pg.no_blocking_sessions fail") {
+		t.Errorf("the output does not name the blocking session:\n%s", ev.Text())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -128,7 +116,7 @@ func TestPatroniSwitchover(t *testing.T) {
 	if got := patroniLeaders(t, client); got != "pg2 pg2 pg2" {
 		t.Errorf("after the stopped run: patroni leaders per member = %q, want pg2 in every view", got)
 	}
-	if got := topology(t, sb); got != before {
+	if got := sandboxtest.Topology(t, sb); got != before {
 		t.Errorf("topology changed: %s, was %s", got, before)
 	}
 	holder.Close(context.Background())
@@ -153,20 +141,20 @@ func TestPatroniScheduledSwitchover(t *testing.T) {
 	sb := patroniSandbox(t)
 	client := patroniClient(t, sb)
 	at := time.Now().Add(5 * time.Second).Truncate(time.Second).UTC()
-	p := planFrom(t, sb, "inline:scheduled", []byte(scheduledRunbook), "at="+at.Format(time.RFC3339))
+	p := playbooktest.PlanFrom(t, sb, "inline:scheduled", []byte(scheduledRunbook), "at="+at.Format(time.RFC3339))
 	// What Patroni shows a little before the time.
 	early := make(chan string, 1)
 	go func() {
 		time.Sleep(time.Until(at.Add(-1500 * time.Millisecond)))
 		early <- patroniLeaders(t, client)
 	}()
-	ev := &events{}
+	ev := &playbooktest.Events{}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, err := runbook.Run(ctx, p, runbook.Options{Yes: true, Observer: ev, JournalDir: t.TempDir()})
 	ended := time.Now()
 	if err != nil {
-		t.Fatalf("scheduled switchover: %v\n%s", err, ev.text())
+		t.Fatalf("scheduled switchover: %v\n%s", err, ev.Text())
 	}
 	if got := <-early; got != "pg1 pg1 pg1" {
 		t.Errorf("1.5s before the scheduled time, patroni leaders per member = %q, want pg1 still", got)
@@ -174,9 +162,9 @@ func TestPatroniScheduledSwitchover(t *testing.T) {
 	if ended.Before(at) {
 		t.Errorf("the step ended at %s, before the scheduled time %s", ended.Format(time.RFC3339Nano), at.Format(time.RFC3339))
 	}
-	t.Logf("scheduled for %s, ended %s:\n%s", at.Format(time.RFC3339), ended.Format(time.RFC3339Nano), ev.text())
-	if !strings.Contains(ev.text(), "scheduled") || !strings.Contains(ev.text(), "pg2 leads") {
-		t.Errorf("the output does not show Patroni's acceptance and pg2 leading:\n%s", ev.text())
+	t.Logf("scheduled for %s, ended %s:\n%s", at.Format(time.RFC3339), ended.Format(time.RFC3339Nano), ev.Text())
+	if !strings.Contains(ev.Text(), "scheduled") || !strings.Contains(ev.Text(), "pg2 leads") {
+		t.Errorf("the output does not show Patroni's acceptance and pg2 leading:\n%s", ev.Text())
 	}
 	if got := patroniLeaders(t, client); got != "pg2 pg2 pg2" {
 		t.Errorf("after: patroni leaders per member = %q, want pg2 in every view", got)

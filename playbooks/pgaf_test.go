@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	clustertopology "github.com/switchover/switchover/internal/topology"
@@ -64,16 +65,16 @@ func TestPgafSwitchoverThereAndBack(t *testing.T) {
 	for _, n := range sb.Nodes {
 		ports[n.Name] = n.Port
 	}
-	if got := writeThroughPooler(t, sb); got != ports["pg1"] {
+	if got := sandboxtest.WriteThroughPooler(t, sb); got != ports["pg1"] {
 		t.Fatalf("before: the pooler wrote to port %d, want pg1 (%d)", got, ports["pg1"])
 	}
 	for _, d := range [][2]string{{"pg1", "pg2"}, {"pg2", "pg1"}} {
 		from, to := d[0], d[1]
-		ev, err := run(t, sb, pgafSwitchover, false, "primary="+from, "candidate="+to)
+		ev, err := playbooktest.Run(t, sb, pgafSwitchover, false, "primary="+from, "candidate="+to)
 		if err != nil {
-			t.Fatalf("pg_auto_failover switchover %s -> %s: %v\n%s", from, to, err, ev.text())
+			t.Fatalf("pg_auto_failover switchover %s -> %s: %v\n%s", from, to, err, ev.Text())
 		}
-		f := ev.facts()
+		f := ev.Facts()
 		if race := f[steps.PgafRaceFact]; race != "" {
 			// pg_auto_failover's own race (see steps.PgafRaceFact): the
 			// promotion waits for the monitor's demote timeout, the old
@@ -86,30 +87,30 @@ func TestPgafSwitchoverThereAndBack(t *testing.T) {
 		} else if f["canary.lost"] != "0" || f["canary.errors"] != "0" {
 			t.Errorf("%s -> %s: canary facts %v, want canary.lost 0 and canary.errors 0", from, to, f)
 		}
-		topo := topology(t, sb)
+		topo := sandboxtest.Topology(t, sb)
 		wantStandby := fmt.Sprintf("%s=standby<%d/", from, ports[to])
 		if !strings.Contains(topo, to+"=primary/") || strings.Count(topo, "=primary/") != 1 || !strings.Contains(topo, wantStandby) {
 			t.Errorf("%s -> %s: topology %s, want %s the only primary and %s streaming from it (%s...)", from, to, topo, to, from, wantStandby)
 		}
 		pgafAgrees(t, sb, to)
-		if got := writeThroughPooler(t, sb); got != ports[to] {
+		if got := sandboxtest.WriteThroughPooler(t, sb); got != ports[to] {
 			t.Errorf("%s -> %s: the pooler wrote to port %d, want %s (%d)", from, to, got, to, ports[to])
 		}
 		t.Logf("%s -> %s: %s; canary window %s ms, %s acked", from, to, topo, f["canary.window_ms"], f["canary.acked"])
 	}
 
-	before := topology(t, sb)
-	ev, err := run(t, sb, pgafSwitchover, false, "primary=pg2", "candidate=pg1")
+	before := sandboxtest.Topology(t, sb)
+	ev, err := playbooktest.Run(t, sb, pgafSwitchover, false, "primary=pg2", "candidate=pg1")
 	if !errors.Is(err, runbook.ErrPrecondition) {
-		t.Fatalf("run naming pg2 the primary: %v, want a precondition failure (exit 3)\n%s", err, ev.text())
+		t.Fatalf("run naming pg2 the primary: %v, want a precondition failure (exit 3)\n%s", err, ev.Text())
 	}
-	if got := ev.actionsRun(); len(got) != 0 {
-		t.Errorf("actions ran: %v, want none\n%s", got, ev.text())
+	if got := ev.ActionsRun(); len(got) != 0 {
+		t.Errorf("actions ran: %v, want none\n%s", got, ev.Text())
 	}
-	if !strings.Contains(ev.text(), "pg1 is a primary") && !strings.Contains(ev.text(), "names pg1 the primary, not pg2") {
-		t.Errorf("the output does not say pg1 is the primary:\n%s", ev.text())
+	if !strings.Contains(ev.Text(), "pg1 is a primary") && !strings.Contains(ev.Text(), "names pg1 the primary, not pg2") {
+		t.Errorf("the output does not say pg1 is the primary:\n%s", ev.Text())
 	}
-	if got := topology(t, sb); got != before {
+	if got := sandboxtest.Topology(t, sb); got != before {
 		t.Errorf("topology changed: %s, was %s", got, before)
 	}
 }

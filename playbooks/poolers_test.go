@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/pgbouncer"
+	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	topo "github.com/switchover/switchover/internal/topology"
@@ -75,7 +76,7 @@ func poolerState(t *testing.T, sb *sandbox.Sandbox, p sandbox.Pooler) string {
 func TestStreamingSwitchoverTwoPoolers(t *testing.T) {
 	sb := sandboxtest.NewPoolers(t, 1, 2)
 	pgbs := sb.Poolers()
-	pg1, pg2 := node(t, sb, "pg1"), node(t, sb, "pg2")
+	pg1, pg2 := sandboxtest.Node(t, sb, "pg1"), sandboxtest.Node(t, sb, "pg2")
 	before := fmt.Sprintf("app=%d %s=%d", pg1.Port, sandbox.ReadOnlyDatabase, pg2.Port)
 	for _, p := range pgbs {
 		if got := poolerState(t, sb, p); got != before {
@@ -89,7 +90,7 @@ func TestStreamingSwitchoverTwoPoolers(t *testing.T) {
 	var holderConn *pgx.Conn
 	var hookErr error
 	hook := func(ev journal.Event) {
-		if holderConn != nil || !isStep(ev, "pause-pooler", journal.StateRunning) {
+		if holderConn != nil || !playbooktest.IsStep(ev, "pause-pooler", journal.StateRunning) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -101,7 +102,7 @@ func TestStreamingSwitchoverTwoPoolers(t *testing.T) {
 			_, hookErr = holder.Exec(ctx, "SELECT txid_current()")
 		}
 	}
-	ev, err := runHooked(t, sb, streaming, hook, "pause_max_wait=1s", "pause_attempts=1")
+	ev, err := playbooktest.RunHooked(t, sb, playbooktest.Streaming, hook, "pause_max_wait=1s", "pause_attempts=1")
 	if holderConn != nil {
 		defer holderConn.Close(context.Background())
 	}
@@ -109,17 +110,17 @@ func TestStreamingSwitchoverTwoPoolers(t *testing.T) {
 		t.Fatalf("the transaction on %s was not opened: %v", pgbs[1].Name, hookErr)
 	}
 	if !errors.Is(err, runbook.ErrAction) {
-		t.Fatalf("run with a transaction open on %s: %v, want an action failure (exit 4)\n%s", pgbs[1].Name, err, ev.text())
+		t.Fatalf("run with a transaction open on %s: %v, want an action failure (exit 4)\n%s", pgbs[1].Name, err, ev.Text())
 	}
-	if text := ev.text(); !strings.Contains(text, "PAUSE failed on "+pgbs[1].Name) || !strings.Contains(text, "every pooler resumed") {
+	if text := ev.Text(); !strings.Contains(text, "PAUSE failed on "+pgbs[1].Name) || !strings.Contains(text, "every pooler resumed") {
 		t.Fatalf("the failure does not say which pooler could not pause and that every one was resumed:\n%s", text)
 	}
-	noActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler")
+	playbooktest.NoActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler")
 	// The plan's preflight already named the entry the repoint leaves alone.
-	if text := ev.text(); !strings.Contains(text, "pgbouncer.entries pass") || !strings.Contains(text, "left alone: "+sandbox.ReadOnlyDatabase) {
+	if text := ev.Text(); !strings.Contains(text, "pgbouncer.entries pass") || !strings.Contains(text, "left alone: "+sandbox.ReadOnlyDatabase) {
 		t.Errorf("preflight does not say which entries move and which are left alone:\n%s", text)
 	}
-	wantOnePrimary(t, sb, "pg1")
+	sandboxtest.WantOnePrimary(t, sb, "pg1")
 	for _, p := range pgbs {
 		if got := poolerState(t, sb, p); got != before {
 			t.Errorf("%s after the failed pause: %s, want %s, none paused", p.Name, got, before)
@@ -134,12 +135,12 @@ func TestStreamingSwitchoverTwoPoolers(t *testing.T) {
 		}
 	}
 
-	ev, err = run(t, sb, streaming, false)
+	ev, err = playbooktest.Run(t, sb, playbooktest.Streaming, false)
 	if err != nil {
-		t.Fatalf("switchover pg1 -> pg2 with two poolers: %v\n%s", err, ev.text())
+		t.Fatalf("switchover pg1 -> pg2 with two poolers: %v\n%s", err, ev.Text())
 	}
-	wantNothingLost(t, ev)
-	wantOnePrimary(t, sb, "pg2")
+	playbooktest.WantNothingLost(t, ev)
+	sandboxtest.WantOnePrimary(t, sb, "pg2")
 	after := fmt.Sprintf("app=%d %s=%d", pg2.Port, sandbox.ReadOnlyDatabase, pg2.Port)
 	for _, p := range pgbs {
 		if got := poolerState(t, sb, p); got != after {
@@ -149,7 +150,7 @@ func TestStreamingSwitchoverTwoPoolers(t *testing.T) {
 			t.Errorf("after the switchover a write through %s landed on port %d, want pg2's %d", p.Name, got, pg2.Port)
 		}
 	}
-	if text := ev.text(); !strings.Contains(text, "left alone: "+sandbox.ReadOnlyDatabase) {
+	if text := ev.Text(); !strings.Contains(text, "left alone: "+sandbox.ReadOnlyDatabase) {
 		t.Errorf("the repoint does not name the entry it left alone:\n%s", text)
 	}
 	// The cluster model (what status shows) sees both poolers on pg2.

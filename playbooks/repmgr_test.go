@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/repmgr"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
@@ -49,10 +50,10 @@ func stepNames(steps []any) []string {
 // word and in the same order, so the two cannot drift apart.
 func TestRepmgrPlaybookKeepsTheStreamingSteps(t *testing.T) {
 	t.Parallel()
-	stream, rm := shipped(t, streaming), shipped(t, repmgrSwitchover)
+	stream, rm := shipped(t, playbooktest.Streaming), shipped(t, repmgrSwitchover)
 	for _, key := range []string{"vars", "defaults", "rollback"} {
 		if !reflect.DeepEqual(stream[key], rm[key]) {
-			t.Errorf("%s differs from %s's:\n%v\nwant\n%v", key, streaming, rm[key], stream[key])
+			t.Errorf("%s differs from %s's:\n%v\nwant\n%v", key, playbooktest.Streaming, rm[key], stream[key])
 		}
 	}
 	for _, section := range []string{"steps", "finally"} {
@@ -65,12 +66,12 @@ func TestRepmgrPlaybookKeepsTheStreamingSteps(t *testing.T) {
 			}
 		}
 		if start < 0 || start+len(want) > len(got) {
-			t.Errorf("%s: %s's %s do not start in %s (%v)", section, streaming, stepNames(want), repmgrSwitchover, stepNames(got))
+			t.Errorf("%s: %s's %s do not start in %s (%v)", section, playbooktest.Streaming, stepNames(want), repmgrSwitchover, stepNames(got))
 			continue
 		}
 		for i, w := range want {
 			if !reflect.DeepEqual(got[start+i], w) {
-				t.Errorf("%s: step %d is %v, want %s's %v", section, start+i, got[start+i], streaming, w)
+				t.Errorf("%s: step %d is %v, want %s's %v", section, start+i, got[start+i], playbooktest.Streaming, w)
 			}
 		}
 		var extra []string
@@ -120,23 +121,23 @@ func daemons(v *repmgr.View) string {
 // by repmgr.agrees and refuses the run before anything changes.
 func TestRepmgrSwitchover(t *testing.T) {
 	sb := sandboxtest.NewRepmgr(t, 2)
-	pg1, pg2 := node(t, sb, "pg1"), node(t, sb, "pg2")
+	pg1, pg2 := sandboxtest.Node(t, sb, "pg1"), sandboxtest.Node(t, sb, "pg2")
 	if r, _ := repmgrAgrees(t, sb); r.Status != checks.Pass {
 		t.Fatalf("before: repmgr.agrees %s: %s", r.Status, r.Observed)
 	}
 	for _, c := range []struct {
 		from, to sandbox.Node
 	}{{pg1, pg2}, {pg2, pg1}} {
-		ev, err := run(t, sb, repmgrSwitchover, false, "primary="+c.from.Name, "candidate="+c.to.Name)
+		ev, err := playbooktest.Run(t, sb, repmgrSwitchover, false, "primary="+c.from.Name, "candidate="+c.to.Name)
 		if err != nil {
-			t.Fatalf("repmgr switchover %s -> %s: %v\n%s", c.from.Name, c.to.Name, err, ev.text())
+			t.Fatalf("repmgr switchover %s -> %s: %v\n%s", c.from.Name, c.to.Name, err, ev.Text())
 		}
-		topo := topology(t, sb)
+		topo := sandboxtest.Topology(t, sb)
 		if !strings.Contains(topo, c.to.Name+"=primary/") || strings.Count(topo, "=primary/") != 1 ||
 			strings.Count(topo, fmt.Sprintf("=standby<%d/", c.to.Port)) != 2 {
 			t.Errorf("after %s -> %s: topology %s, want %s the only primary and both others streaming from it", c.from.Name, c.to.Name, topo, c.to.Name)
 		}
-		f := ev.facts()
+		f := ev.Facts()
 		if f["canary.lost"] != "0" {
 			t.Errorf("after %s -> %s: canary facts %v, want canary.lost 0", c.from.Name, c.to.Name, f)
 		}
@@ -150,7 +151,7 @@ func TestRepmgrSwitchover(t *testing.T) {
 		if got := daemons(v); strings.Contains(got, "paused") || strings.Contains(got, "error") {
 			t.Errorf("after %s -> %s: repmgrd %s, want unpaused on every node", c.from.Name, c.to.Name, got)
 		}
-		if got := writeThroughPooler(t, sb); got != c.to.Port {
+		if got := sandboxtest.WriteThroughPooler(t, sb); got != c.to.Port {
 			t.Errorf("after %s -> %s: the pooler wrote to port %d, want %d", c.from.Name, c.to.Name, got, c.to.Port)
 		}
 		t.Logf("%s -> %s: %s; repmgr %s; canary %v", c.from.Name, c.to.Name, topo, v, f)
@@ -158,7 +159,7 @@ func TestRepmgrSwitchover(t *testing.T) {
 
 	// pg3 registered under pg2 while it streams from pg1: named, and the
 	// run stops at its first step with nothing changed, repmgrd untouched.
-	conn := connect(t, sb, "pg1", "repmgr")
+	conn := sandboxtest.Connect(t, sb, "pg1", "repmgr")
 	if _, err := conn.Exec(context.Background(), "UPDATE repmgr.nodes SET upstream_node_id = 2 WHERE node_name = 'pg3'"); err != nil {
 		t.Fatal(err)
 	}
@@ -166,9 +167,9 @@ func TestRepmgrSwitchover(t *testing.T) {
 	if r.Status != checks.Fail || !strings.Contains(r.Observed, "pg3: repmgr has its upstream as pg2, it streams from pg1") {
 		t.Errorf("after editing pg3's upstream: repmgr.agrees %s: %s; want a failure naming pg3", r.Status, r.Observed)
 	}
-	ev, err := run(t, sb, repmgrSwitchover, false, "primary=pg1", "candidate=pg2")
-	if err == nil || len(ev.actionsRun()) != 0 {
-		t.Errorf("a run with pg3 misregistered: err %v, actions %v; want refused with none\n%s", err, ev.actionsRun(), ev.text())
+	ev, err := playbooktest.Run(t, sb, repmgrSwitchover, false, "primary=pg1", "candidate=pg2")
+	if err == nil || len(ev.ActionsRun()) != 0 {
+		t.Errorf("a run with pg3 misregistered: err %v, actions %v; want refused with none\n%s", err, ev.ActionsRun(), ev.Text())
 	}
 	if _, v := repmgrAgrees(t, sb); strings.Contains(daemons(v), "paused") {
 		t.Errorf("after the refused run: repmgrd %s, want unpaused", daemons(v))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/playbooks"
@@ -48,10 +49,10 @@ func serviceInventory(t *testing.T, sb *sandbox.Sandbox, dir string) (inventory,
 }
 
 // runWith runs the shipped streaming playbook scripted against inventory.
-func runWith(t *testing.T, inventory string, vars ...string) (*events, error) {
+func runWith(t *testing.T, inventory string, vars ...string) (*playbooktest.Events, error) {
 	t.Helper()
-	src, _ := playbooks.Read(streaming)
-	rb, err := spec.LoadRunbook("playbook:"+streaming, src)
+	src, _ := playbooks.Read(playbooktest.Streaming)
+	rb, err := spec.LoadRunbook("playbook:"+playbooktest.Streaming, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func runWith(t *testing.T, inventory string, vars ...string) (*events, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := &events{}
+	ev := &playbooktest.Events{}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	_, err = runbook.Run(ctx, p, runbook.Options{Yes: true, Observer: ev, JournalDir: t.TempDir()})
@@ -87,12 +88,12 @@ func wantPrimary(t *testing.T, sb *sandbox.Sandbox, primary sandbox.Node) {
 		case s.Err != nil:
 			t.Fatalf("%s does not answer: %v", s.Node.Name, s.Err)
 		case s.Node.Name == primary.Name && s.State.Role != pg.RolePrimary:
-			t.Fatalf("%s is %s, want the primary (%s)", s.Node.Name, s.State.Role, topology(t, sb))
+			t.Fatalf("%s is %s, want the primary (%s)", s.Node.Name, s.State.Role, sandboxtest.Topology(t, sb))
 		case s.Node.Name != primary.Name && (s.State.Role != pg.RoleStandby || !strings.HasSuffix(s.State.Upstream, ":"+strconv.Itoa(primary.Port))):
-			t.Fatalf("%s is %s streaming from %q, want a standby of %s (%s)", s.Node.Name, s.State.Role, s.State.Upstream, primary.Name, topology(t, sb))
+			t.Fatalf("%s is %s streaming from %q, want a standby of %s (%s)", s.Node.Name, s.State.Role, s.State.Upstream, primary.Name, sandboxtest.Topology(t, sb))
 		}
 	}
-	if got := writeThroughPooler(t, sb); got != primary.Port {
+	if got := sandboxtest.WriteThroughPooler(t, sb); got != primary.Port {
 		t.Fatalf("the pooler wrote to port %d, want %s (%d)", got, primary.Name, primary.Port)
 	}
 }
@@ -115,7 +116,7 @@ func unsetenv(t *testing.T, key string) {
 // acknowledged commit is lost. Not parallel: it sets the environment.
 func TestStreamingSwitchoverByService(t *testing.T) {
 	sb := sandboxtest.New(t, 2)
-	pg1, pg2 := node(t, sb, "pg1"), node(t, sb, "pg2")
+	pg1, pg2 := sandboxtest.Node(t, sb, "pg1"), sandboxtest.Node(t, sb, "pg2")
 	unsetenv(t, "PGSERVICE")
 	for _, how := range []string{"PGSERVICEFILE", "PGSYSCONFDIR"} {
 		t.Run(how, func(t *testing.T) {
@@ -131,16 +132,16 @@ func TestStreamingSwitchoverByService(t *testing.T) {
 			for _, step := range []struct{ from, to sandbox.Node }{{pg1, pg2}, {pg2, pg1}} {
 				ev, err := runWith(t, inventory, "primary="+step.from.Name, "candidate="+step.to.Name)
 				if err != nil {
-					t.Fatalf("switchover %s -> %s: %v\n%s", step.from.Name, step.to.Name, err, ev.text())
+					t.Fatalf("switchover %s -> %s: %v\n%s", step.from.Name, step.to.Name, err, ev.Text())
 				}
 				wantPrimary(t, sb, step.to)
-				if entry := poolerTarget(t, sb); !strings.Contains(entry, "port="+strconv.Itoa(step.to.Port)) || strings.Contains(entry, "service") {
+				if entry := sandboxtest.PoolerTarget(t, sb); !strings.Contains(entry, "port="+strconv.Itoa(step.to.Port)) || strings.Contains(entry, "service") {
 					t.Fatalf("after %s -> %s the pooler's entry is %q", step.from.Name, step.to.Name, entry)
 				}
-				facts := ev.facts()
+				facts := ev.Facts()
 				if acked, _ := strconv.Atoi(facts["canary.acked"]); facts["canary.lost"] != "0" || acked == 0 {
 					t.Fatalf("%s -> %s: canary acked %q, lost %q; want some acknowledged and 0 lost\n%s",
-						step.from.Name, step.to.Name, facts["canary.acked"], facts["canary.lost"], ev.text())
+						step.from.Name, step.to.Name, facts["canary.acked"], facts["canary.lost"], ev.Text())
 				}
 				t.Logf("%s -> %s by %s: canary acked %s, lost 0, longest write gap %s ms",
 					step.from.Name, step.to.Name, how, facts["canary.acked"], facts["canary.window_ms"])

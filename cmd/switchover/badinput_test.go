@@ -20,16 +20,17 @@ import (
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/internal/testbin"
 	"github.com/switchover/switchover/internal/transport"
 )
 
 const playbook = "postgres-streaming-switchover"
 
 // assertNoStackTrace fails when the output looks like a Go panic.
-func assertNoStackTrace(t *testing.T, what string, r result) {
+func assertNoStackTrace(t *testing.T, what string, r testbin.Result) {
 	t.Helper()
 	for _, bad := range []string{"goroutine ", "panic"} {
-		if strings.Contains(r.stderr, bad) {
+		if strings.Contains(r.Stderr, bad) {
 			t.Fatalf("%s: stderr has %q (a stack trace?):\n%s", what, bad, r)
 		}
 	}
@@ -38,10 +39,10 @@ func assertNoStackTrace(t *testing.T, what string, r result) {
 // assertNoActionRan fails unless every journal under jdir shows no action
 // other than the finally section's no-ops ran: the run stopped before it
 // changed anything.
-func assertNothingChanged(t *testing.T, what string, r result) {
+func assertNothingChanged(t *testing.T, what string, r testbin.Result) {
 	t.Helper()
-	assertContains(t, what, r.stdout, "this step changed nothing")
-	if strings.Contains(r.stdout, "point of no return passed") {
+	assertContains(t, what, r.Stdout, "this step changed nothing")
+	if strings.Contains(r.Stdout, "point of no return passed") {
 		t.Fatalf("%s: the run went past the point of no return:\n%s", what, r)
 	}
 }
@@ -106,13 +107,13 @@ nodes:
 	} {
 		verb := args[0]
 		r := mustRun(t, 2, work, args...)
-		assertContains(t, verb, r.stderr, inv+":7:15:", `node "pg1"`, "conninfo", "invalid port")
+		assertContains(t, verb, r.Stderr, inv+":7:15:", `node "pg1"`, "conninfo", "invalid port")
 		assertNoStackTrace(t, verb, r)
-		if strings.Contains(r.output(), "Hidden-Pw-777") {
+		if strings.Contains(r.Output(), "Hidden-Pw-777") {
 			t.Fatalf("%s: the password is in the output:\n%s", verb, r)
 		}
 	}
-	if j := newestJournal(t, jdir); j != "" {
+	if j := testbin.NewestJournal(t, jdir); j != "" {
 		t.Fatalf("an invalid inventory started a run: %s", j)
 	}
 }
@@ -166,7 +167,7 @@ func TestBadInputNodes(t *testing.T) {
 			"pg1": "host=no-such-host.invalid port=5432 user=postgres dbname=postgres sslmode=disable connect_timeout=5",
 		})
 		r := mustRun(t, 3, work, "run", playbook, "-i", inv, "--yes", "--journal-dir", jdir)
-		assertContains(t, "unresolvable host", r.stderr, "pg1", `"no-such-host.invalid" did not resolve`)
+		assertContains(t, "unresolvable host", r.Stderr, "pg1", `"no-such-host.invalid" did not resolve`)
 		assertNoStackTrace(t, "unresolvable host", r)
 		assertNothingChanged(t, "unresolvable host", r)
 	})
@@ -179,15 +180,15 @@ func TestBadInputNodes(t *testing.T) {
 		})
 		began := time.Now()
 		p := start(t, work, "run", playbook, "-i", inv, "--yes", "--journal-dir", jdir)
-		r := p.wait(20 * time.Second)
+		r := p.WaitWithin(20 * time.Second)
 		took := time.Since(began)
-		if r.code != 3 {
+		if r.Code != 3 {
 			t.Fatalf("silent node: want exit 3, got %s", r)
 		}
 		if took > 15*time.Second {
 			t.Errorf("silent node: the run took %s; every check has a bound well below", took)
 		}
-		assertContains(t, "silent node", r.stderr, "pg1")
+		assertContains(t, "silent node", r.Stderr, "pg1")
 		assertNoStackTrace(t, "silent node", r)
 		assertNothingChanged(t, "silent node", r)
 		if n := silent.accepted.Load(); n == 0 || n > 20 {
@@ -298,7 +299,7 @@ func TestBadInputWrongPassword(t *testing.T) {
 		"pg2": sb.Conninfo(sb.Nodes[1], "postgres") + " password=" + rightPassword,
 	})
 	r := mustRun(t, 3, work, "plan", playbook, "-i", inv, "--journal-dir", jdir)
-	assertContains(t, "wrong password", r.output(), "pg1", "password authentication failed")
+	assertContains(t, "wrong password", r.Output(), "pg1", "password authentication failed")
 	assertNoStackTrace(t, "wrong password", r)
 	assertSecretNowhere(t, wrongPassword, r, jdir)
 	assertSecretNowhere(t, rightPassword, r, jdir)
@@ -306,9 +307,9 @@ func TestBadInputWrongPassword(t *testing.T) {
 
 // assertSecretNowhere fails if secret is in the output or in any file
 // under jdir.
-func assertSecretNowhere(t *testing.T, secret string, r result, jdir string) {
+func assertSecretNowhere(t *testing.T, secret string, r testbin.Result, jdir string) {
 	t.Helper()
-	if strings.Contains(r.stdout, secret) || strings.Contains(r.stderr, secret) {
+	if strings.Contains(r.Stdout, secret) || strings.Contains(r.Stderr, secret) {
 		t.Errorf("the password %q is in the output:\n%s", secret, r)
 	}
 	err := filepath.Walk(jdir, func(path string, info os.FileInfo, err error) error {

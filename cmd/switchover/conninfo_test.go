@@ -55,18 +55,18 @@ func TestBadInputUnresolvableConninfo(t *testing.T) {
 				{"plan", playbook, "-i", inv, "--journal-dir", t.TempDir()},
 			} {
 				r := runEnv(t, env, dir, args...)
-				if r.code != 2 {
+				if r.Code != 2 {
 					t.Fatalf("switchover %s: want exit 2, got %s", strings.Join(args, " "), r)
 				}
 				for i, w := range tt.want {
 					if i == 0 {
 						w = inv + w
 					}
-					if !strings.Contains(r.stderr, w) {
-						t.Errorf("%s: stderr lacks %q:\n%s", args[0], w, r.stderr)
+					if !strings.Contains(r.Stderr, w) {
+						t.Errorf("%s: stderr lacks %q:\n%s", args[0], w, r.Stderr)
 					}
 				}
-				if strings.Contains(r.output(), "Hidden-Pw-777") {
+				if strings.Contains(r.Output(), "Hidden-Pw-777") {
 					t.Errorf("%s: the password is in the output:\n%s", args[0], r)
 				}
 			}
@@ -95,7 +95,7 @@ func TestSecretsPasswordInNoCommandLine(t *testing.T) {
 		args := []string{"run", playbook, "-i", inv, "--yes", "--journal-dir", t.TempDir(),
 			"--var", "primary=" + dir[0], "--var", "candidate=" + dir[1]}
 		r := runEnv(t, nil, work, args...)
-		if r.code != 0 {
+		if r.Code != 0 {
 			scan.Finish()
 			t.Fatalf("switchover %s: want exit 0, got %s", strings.Join(args, " "), r)
 		}

@@ -187,17 +187,17 @@ func TestGuardsRefuseBeforeActing(t *testing.T) {
 
 	t.Run("a clean sandbox passes", func(t *testing.T) {
 		r := mustRun(t, 0, work, "plan", playbook, "-i", sb.Inventory(), "--journal-dir", t.TempDir())
-		assertContains(t, "plan", r.stdout, "pass  all nodes: the system identifier from SQL (pg_control_system()) equals the one pg_controldata reads")
+		assertContains(t, "plan", r.Stdout, "pass  all nodes: the system identifier from SQL (pg_control_system()) equals the one pg_controldata reads")
 	})
 
 	wrongDir := withDataDir(t, sb.Inventory(), pg1.DataDir, other.DataDir)
 
 	t.Run("pg1's data_dir is another cluster's", func(t *testing.T) {
 		r := mustRun(t, 3, work, "plan", playbook, "-i", wrongDir, "--journal-dir", t.TempDir())
-		assertContains(t, "plan", r.output(), "pg1", ours, theirs, other.DataDir)
+		assertContains(t, "plan", r.Output(), "pg1", ours, theirs, other.DataDir)
 
 		r = mustRun(t, 3, work, "run", playbook, "-i", wrongDir, "--yes", "--journal-dir", t.TempDir())
-		assertContains(t, "run", r.output(), "pg1", ours, theirs, other.DataDir)
+		assertContains(t, "run", r.Output(), "pg1", ours, theirs, other.DataDir)
 		assertNothingChanged(t, "run", r)
 		assertWritablePrimary(t, "pg1", sb.Conninfo(pg1, "postgres"))
 		assertWritablePrimary(t, "the other cluster's primary", sb.Conninfo(other, "postgres"))
@@ -208,7 +208,7 @@ func TestGuardsRefuseBeforeActing(t *testing.T) {
 		adminExec(t, admin, "PAUSE app")
 		defer adminExec(t, admin, "RESUME app")
 		r := mustRun(t, 3, work, "run", playbook, "-i", wrongDir, "--yes", "--journal-dir", t.TempDir())
-		assertContains(t, "run", r.stdout, "RESUME app not sent", "this run never paused it")
+		assertContains(t, "run", r.Stdout, "RESUME app not sent", "this run never paused it")
 		if !poolerPaused(t, sb, admin) {
 			t.Fatal("app is no longer paused after a run that never paused it")
 		}
@@ -225,9 +225,9 @@ func TestGuardsRefuseBeforeActing(t *testing.T) {
 			"pg2": withPassword(pg2, rightPassword),
 		})
 		r := mustRun(t, 3, work, "run", playbook, "-i", inv, "--yes", "--journal-dir", t.TempDir())
-		assertContains(t, "run", r.output(), "pg1", "password authentication failed", "RESUME app not sent")
+		assertContains(t, "run", r.Output(), "pg1", "password authentication failed", "RESUME app not sent")
 		assertNothingChanged(t, "run", r)
-		if strings.Contains(r.stdout, "pgbouncer paused") {
+		if strings.Contains(r.Stdout, "pgbouncer paused") {
 			t.Errorf("the pooler was paused:\n%s", r)
 		}
 		if tables := canaryTables(t, withPassword(pg1, rightPassword)); len(tables) > 0 {
@@ -253,7 +253,7 @@ func TestGuardsRefuseBeforeActing(t *testing.T) {
 		}
 		writeFile(t, inv, strings.Replace(string(b), old, fmt.Sprintf("admin: %q", admin+" password="+wrongPassword), 1))
 		r := mustRun(t, 3, work, "run", playbook, "-i", inv, "--yes", "--journal-dir", t.TempDir())
-		assertContains(t, "run", r.output(), "pgbouncer admin console", "password authentication failed", "RESUME app not sent")
+		assertContains(t, "run", r.Output(), "pgbouncer admin console", "password authentication failed", "RESUME app not sent")
 		assertNothingChanged(t, "run", r)
 		if poolerPaused(t, sb, adminRight) {
 			t.Error("app is paused after the refused run")

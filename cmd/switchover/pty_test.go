@@ -18,6 +18,7 @@ import (
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/internal/testbin"
 )
 
 // screen is what a program wrote to its terminal, escape sequences removed.
@@ -72,7 +73,7 @@ func interactiveAt(t *testing.T, cols uint16, env []string, args ...string) (*ex
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, binary(t), args...)
+	cmd := exec.CommandContext(ctx, testbin.Build(t), args...)
 	cmd.Env = append(os.Environ(), env...)
 	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 60, Cols: cols})
 	if err != nil {
@@ -290,7 +291,7 @@ func interactiveTee(t *testing.T, args ...string) (func(string), *screen, *scree
 		t.Fatal(err)
 	}
 	logged := &screen{}
-	cmd := exec.CommandContext(ctx, binary(t), args...)
+	cmd := exec.CommandContext(ctx, testbin.Build(t), args...)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, logged, logged
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}

@@ -5,10 +5,8 @@ package main
 // the journal, the report in either format, the list of runs.
 
 import (
-	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,32 +14,16 @@ import (
 
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/sandbox"
+	"github.com/switchover/switchover/internal/testbin"
 
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 )
 
-// runEnv runs the binary like run does, with extra environment variables.
-func runEnv(t *testing.T, env []string, dir string, args ...string) result {
+// runEnv runs the binary like run does, with extra environment variables
+// and twice the time.
+func runEnv(t *testing.T, env []string, dir string, args ...string) testbin.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout*2)
-	defer cancel()
-	cmd := command(t, ctx, dir, args...)
-	cmd.Env = append(cmd.Env, env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("switchover %s: did not finish within %s\n%s%s", strings.Join(args, " "), cmdTimeout*2, stdout.String(), stderr.String())
-	}
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("switchover %s: %v", strings.Join(args, " "), err)
-		}
-		r.code = ee.ExitCode()
-	}
-	return r
+	return testbin.RunEnv(t, cmdTimeout*2, env, dir, args...)
 }
 
 // assertPrimary fails unless node is out of recovery (the password is
@@ -97,21 +79,21 @@ func TestSecretsPasswordNeverShown(t *testing.T) {
 			args := []string{"run", playbook, "-i", tt.inv, "--yes", "--journal-dir", jdir,
 				"--var", "primary=" + tt.from, "--var", "candidate=" + tt.to}
 			r := runEnv(t, tt.env, work, args...)
-			if r.code != 0 {
+			if r.Code != 0 {
 				t.Fatalf("switchover %s: want exit 0, got %s", strings.Join(args, " "), r)
 			}
-			assertContains(t, "run", r.stdout, "done in")
+			assertContains(t, "run", r.Stdout, "done in")
 			assertPrimary(t, sb, tt.to)
 			assertSecretNowhere(t, rightPassword, r, jdir)
 			for _, format := range []string{"markdown", "json"} {
 				rep := runEnv(t, tt.env, work, "report", "--format", format, "--journal-dir", jdir)
-				if rep.code != 0 {
+				if rep.Code != 0 {
 					t.Fatalf("report --format %s: %s", format, rep)
 				}
 				assertSecretNowhere(t, rightPassword, rep, jdir)
 			}
 			runs := runEnv(t, tt.env, work, "runs", "--journal-dir", jdir)
-			if runs.code != 0 {
+			if runs.Code != 0 {
 				t.Fatalf("runs: %s", runs)
 			}
 			assertSecretNowhere(t, rightPassword, runs, jdir)

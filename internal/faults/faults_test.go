@@ -15,6 +15,7 @@ import (
 	"github.com/switchover/switchover/internal/canary"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/internal/testbin"
 )
 
 // row is one case of the table printed at the end.
@@ -54,10 +55,12 @@ func table() string {
 	return b.String()
 }
 
-// TestMain runs the suite, then prints the table of cases (and writes it to
-// $FAULTS_TABLE when set). The sandbox is the one TestKillAndResume brings
-// up with sandboxtest.New and brings down when it ends; sandboxtest.Main
-// is not used because it exits before the table could be printed.
+// TestMain runs the suite, then prints the table of kill cases (and writes
+// it to $FAULTS_TABLE when set), then the table of faults injected around
+// in-process runs (appended to $FAULTS_TABLE). Each test brings up a
+// sandbox of its own (sandboxtest.New and the like), brought down when it
+// ends; sandboxtest.Main is not used because it exits before the tables
+// could be printed.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	code := m.Run()
@@ -71,12 +74,12 @@ func TestMain(m *testing.M) {
 			}
 		}
 	}
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	printFaultTable()
+	testbin.Remove()
 	os.Exit(code)
 }
 
+// playbook is the streaming replication switchover, which most cases run.
 const playbook = "postgres-streaming-switchover"
 
 // killCap is the clients' budget (pause_max_hold) of the kill cases.
@@ -130,7 +133,7 @@ var cutOff = regexp.MustCompile(`step "([^"]+)" was cut off while its action ran
 // direction of the switchover.
 func TestKillAndResume(t *testing.T) {
 	sb := sandboxtest.New(t, 2)
-	binary(t)
+	testbin.Build(t)
 	for i, f := range faults {
 		ok := t.Run(f.name, func(t *testing.T) { runCase(t, sb, playbook, i, f) })
 		if !ok {
@@ -185,8 +188,8 @@ func runCase(t *testing.T, sb *sandbox.Sandbox, playbook string, i int, f fault)
 	p := start(t, work, "run", playbook, "-i", sb.Inventory(), "--yes", jd,
 		"--var", "primary="+primary, "--var", "candidate="+candidate,
 		"--var", "pause_max_hold="+killCap.String(), "--var", "pause_max_wait=3s")
-	killWhen(t, p, jdir, f.step+" "+f.state, f.after, mainStep(f.step, f.state))
-	evs := readJournal(t, jdir)
+	p.KillWhen(jdir, f.step+" "+f.state, journalStall, f.after, testbin.MainStep(f.step, f.state))
+	evs := testbin.ReadJournalDir(t, jdir)
 	if len(evs) > 0 {
 		r.killedAt = evs[len(evs)-1].String()
 	}
@@ -197,11 +200,11 @@ func runCase(t *testing.T, sb *sandbox.Sandbox, playbook string, i int, f fault)
 	// the scripted run did.
 	res := runBinary(t, work, "resume", "--yes", jd)
 	settled := ""
-	if res.code == 4 {
-		if m := cutOff.FindStringSubmatch(res.output()); m != nil {
+	if res.Code == 4 {
+		if m := cutOff.FindStringSubmatch(res.Output()); m != nil {
 			why, ok := rerunSafe[m[1]]
 			if !ok {
-				r.outcome, r.exit = "resume asks to settle "+m[1], fmt.Sprint(res.code)
+				r.outcome, r.exit = "resume asks to settle "+m[1], fmt.Sprint(res.Code)
 				t.Fatalf("resume asks a person to settle step %q, where a rerun is not known to be safe: %s", m[1], res)
 			}
 			t.Logf("resume asks to settle %s; rerunning it: %s", m[1], why)
@@ -209,20 +212,20 @@ func runCase(t *testing.T, sb *sandbox.Sandbox, playbook string, i int, f fault)
 			res = runBinary(t, work, "resume", "--yes", "--settle", "rerun", jd)
 		}
 	}
-	r.exit = fmt.Sprint(res.code) + settled
+	r.exit = fmt.Sprint(res.Code) + settled
 	t.Logf("resume: %s", res)
 
 	rolledBack := false
-	for _, e := range readJournal(t, jdir) {
+	for _, e := range testbin.ReadJournalDir(t, jdir) {
 		if e.Event == "section.started" && strings.HasPrefix(e.Section, "rollback") {
 			rolledBack = true
 		}
 	}
 	wantPrimary := candidate
 	switch {
-	case res.code == 0:
+	case res.Code == 0:
 		r.outcome = "resumed done"
-	case res.code == 4 && rolledBack:
+	case res.Code == 4 && rolledBack:
 		r.outcome = "rolled back"
 		wantPrimary = primary
 	default:

@@ -60,8 +60,8 @@ func TestRepmgrOnHostsOfTheirOwn(t *testing.T) {
 			switchOnHosts(t, sb, work, book, dir[0], dir[1], fmt.Sprintf("hosts_repmgr_%d", i))
 			repmgrAgreesOnHosts(t, sb)
 			res := runBinary(t, work, "status", "-i", sb.Inventory())
-			if strings.Contains(res.stdout, "DISAGREE") || !strings.Contains(res.stdout, "repmgr:   "+dir[1]+": primary") {
-				t.Errorf("switchover status after the switchover: repmgr does not show %s the primary in agreement:\n%s", dir[1], res.output())
+			if strings.Contains(res.Stdout, "DISAGREE") || !strings.Contains(res.Stdout, "repmgr:   "+dir[1]+": primary") {
+				t.Errorf("switchover status after the switchover: repmgr does not show %s the primary in agreement:\n%s", dir[1], res.Output())
 			}
 		})
 		if !ok {
@@ -171,12 +171,12 @@ func pgafCandidateCut(t *testing.T, sb *sandbox.Sandbox, work, book string) {
 		}
 	})
 	res := runBinary(t, work, "run", book, "-i", sb.Inventory(), "--yes", "--journal-dir="+t.TempDir(), "--var", "primary=pg1", "--var", "candidate=pg2")
-	t.Logf("run with pg2 cut off: exit %d\n%s", res.code, lastLinesOf(res.output(), 12))
-	if res.code != 3 {
-		t.Errorf("the run with the candidate's host cut off: exit %d, want 3 (a precondition failed, nothing changed): %s", res.code, res)
+	t.Logf("run with pg2 cut off: exit %d\n%s", res.Code, lastLinesOf(res.Output(), 12))
+	if res.Code != 3 {
+		t.Errorf("the run with the candidate's host cut off: exit %d, want 3 (a precondition failed, nothing changed): %s", res.Code, res)
 	}
-	if !strings.Contains(res.output(), "nothing was changed") {
-		t.Errorf("the run does not say that nothing was changed:\n%s", lastLinesOf(res.output(), 12))
+	if !strings.Contains(res.Output(), "nothing was changed") {
+		t.Errorf("the run does not say that nothing was changed:\n%s", lastLinesOf(res.Output(), 12))
 	}
 	if d := showDatabase(t, sb, "app"); d.Paused || d.Disabled {
 		t.Errorf("after the run, PgBouncer's app is paused or disabled: %+v", d)
@@ -244,7 +244,7 @@ func upOnHosts(t *testing.T, manager string) (*sandbox.Sandbox, string) {
 			t.Errorf("sandbox down: %v", err)
 		}
 	})
-	if res.code != 0 {
+	if res.Code != 0 {
 		t.Fatalf("sandbox up --hosts --manager %s: %s", manager, res)
 	}
 	sb, err := sandbox.Load(dir)
@@ -311,12 +311,12 @@ func switchOnHosts(t *testing.T, sb *sandbox.Sandbox, work, book, primary, candi
 	res := runBinary(t, work, "run", book, "-i", sb.Inventory(), "--yes", "--journal-dir="+t.TempDir(),
 		"--var", "primary="+primary, "--var", "candidate="+candidate)
 	seen := smp.Finish()
-	t.Logf("run: exit %d\n%s", res.code, lastLinesOf(res.output(), 30))
-	if res.code != 0 {
+	t.Logf("run: exit %d\n%s", res.Code, lastLinesOf(res.Output(), 30))
+	if res.Code != 0 {
 		t.Fatalf("%s %s -> %s over ssh: %s", filepath.Base(book), primary, candidate, res)
 	}
-	if !strings.Contains(res.stdout, "0 lost") {
-		t.Errorf("the run's canary did not report 0 lost:\n%s", res.stdout)
+	if !strings.Contains(res.Stdout, "0 lost") {
+		t.Errorf("the run's canary did not report 0 lost:\n%s", res.Stdout)
 	}
 	top := waitHealthyHosts(t, sb)
 	if top.primary != candidate {
@@ -332,7 +332,7 @@ func downOnHosts(t *testing.T, sb *sandbox.Sandbox, work string) {
 	t.Helper()
 	prefix := sb.Net.Prefix
 	res := runBinary(t, work, "sandbox", "down", "--dir", sb.Dir)
-	if res.code != 0 {
+	if res.Code != 0 {
 		t.Fatalf("sandbox down: %s", res)
 	}
 	if left := sandboxtest.Leftovers(prefix, sb.Dir); len(left) > 0 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/internal/testbin"
 	"github.com/switchover/switchover/playbooks"
 )
 
@@ -33,7 +34,7 @@ var hostFaults = []string{"SIGKILL inside stop-primary", "SIGKILL inside promote
 // for the next, with the primary wherever it ended.
 func TestOnHostsOfTheirOwn(t *testing.T) {
 	sb := sandboxtest.NewHosts(t, 2)
-	binary(t)
+	testbin.Build(t)
 	// Checks over ssh on a loaded machine may keep the journal still for
 	// longer than on one host. No test of the package runs in parallel.
 	journalStall = cmdTimeout
@@ -165,25 +166,26 @@ func rollingPatchKilledAndResumed(t *testing.T, sb *sandbox.Sandbox, runbook str
 	if primary == "pg3" {
 		last = "pg2"
 	}
-	killWhen(t, p, jdir, last+".patched_at recorded", 0, func(e journalEvent) bool {
+	p.KillWhen(jdir, last+".patched_at recorded", journalStall, 0, func(e testbin.Event) bool {
 		return e.Fact != nil && e.Fact.Key == last+".patched_at"
 	})
-	evs := readJournal(t, jdir)
+
+	evs := testbin.ReadJournalDir(t, jdir)
 	t.Logf("killed after %s's patch; last journal event: %s", last, evs[len(evs)-1])
 
 	res := runBinary(t, work, "resume", "--yes", jd)
 	seen := smp.Finish()
-	t.Logf("resume: exit %d\n%s", res.code, lastLinesOf(res.output(), 40))
-	if res.code != 0 {
+	t.Logf("resume: exit %d\n%s", res.Code, lastLinesOf(res.Output(), 40))
+	if res.Code != 0 {
 		t.Fatalf("resume of the rolling patch: %s", res)
 	}
-	if !strings.Contains(res.stdout, "0 lost") {
-		t.Errorf("the resumed run's canary did not report 0 lost:\n%s", res.stdout)
+	if !strings.Contains(res.Stdout, "0 lost") {
+		t.Errorf("the resumed run's canary did not report 0 lost:\n%s", res.Stdout)
 	}
 	// The kill lands before pg3's restart, or (the watcher a moment late)
 	// inside it: the resume says which it found.
-	if !strings.Contains(res.stdout, last+": patch command done by this run") && !strings.Contains(res.stdout, last+": restarted by this run before it was cut off") {
-		t.Errorf("resume does not say what it found of %s's patch and restart:\n%s", last, res.stdout)
+	if !strings.Contains(res.Stdout, last+": patch command done by this run") && !strings.Contains(res.Stdout, last+": restarted by this run before it was cut off") {
+		t.Errorf("resume does not say what it found of %s's patch and restart:\n%s", last, res.Stdout)
 	}
 	after := waitHealthyHosts(t, sb)
 	if after.primary != candidate {
@@ -207,7 +209,7 @@ func rollingPatchKilledAndResumed(t *testing.T, sb *sandbox.Sandbox, runbook str
 	// old primary also starts once as a standby when it rejoins).
 	now := startTimes(t, sb)
 	facts := map[string]int{}
-	for _, e := range readJournal(t, jdir) {
+	for _, e := range testbin.ReadJournalDir(t, jdir) {
 		if e.Fact != nil && strings.HasSuffix(e.Fact.Key, ".restarted_at") {
 			facts[strings.TrimSuffix(e.Fact.Key, ".restarted_at")]++
 		}
@@ -259,7 +261,7 @@ func primaryCutDuringStop(t *testing.T, sb *sandbox.Sandbox, runbook string) {
 	p := start(t, work, "run", runbook, "-i", sb.Inventory(), "--yes", "--journal-dir="+jdir,
 		"--var", "primary="+primary, "--var", "candidate="+candidate,
 		"--var", "pause_max_hold="+hold.String(), "--var", "pause_max_wait=2s")
-	waitJournal(t, p, jdir, "stop-primary running", mainStep("stop-primary", "running"))
+	p.WaitJournal(jdir, "stop-primary running", cmdTimeout, testbin.MainStep("stop-primary", "running"))
 	ctx, cancel := context.WithTimeout(context.Background(), hostsWait)
 	err = sb.Isolate(ctx, primary)
 	cancel()
@@ -278,9 +280,9 @@ func primaryCutDuringStop(t *testing.T, sb *sandbox.Sandbox, runbook string) {
 			t.Errorf("heal: %v", err)
 		}
 	}()
-	res := p.wait()
+	res := p.Wait()
 	<-healed
-	t.Logf("the run, %s cut off during its stop for %s: exit %d\n%s", primary, cut, res.code, lastLinesOf(res.output(), 60))
+	t.Logf("the run, %s cut off during its stop for %s: exit %d\n%s", primary, cut, res.Code, lastLinesOf(res.Output(), 60))
 
 	var end string
 	waitFor(t, "one primary, every other node streaming from it", func(ctx context.Context) error {
@@ -297,16 +299,16 @@ func primaryCutDuringStop(t *testing.T, sb *sandbox.Sandbox, runbook string) {
 	} else if held := last.Sub(first); held > hold+windowSlack {
 		t.Errorf("PgBouncer held its clients %s, past pause_max_hold %s (+%s)", held.Round(time.Millisecond), hold, windowSlack)
 	}
-	out := res.output()
+	out := res.Output()
 	switch {
-	case res.code == 0 && end == candidate:
+	case res.Code == 0 && end == candidate:
 		t.Logf("the switchover finished after the heal: %s the primary", end)
-	case res.code == 4 && end == primary:
+	case res.Code == 4 && end == primary:
 		if !strings.Contains(out, "rollback") {
 			t.Errorf("exit 4 with %s still the primary, but no rollback in the output:\n%s", primary, out)
 		}
 	default:
-		t.Errorf("the run exited %d with %s the primary: want 0 with %s, or 4 (rolled back) with %s", res.code, end, candidate, primary)
+		t.Errorf("the run exited %d with %s the primary: want 0 with %s, or 4 (rolled back) with %s", res.Code, end, candidate, primary)
 	}
 	if !strings.Contains(out, sb.Addr(primary)) && !strings.Contains(out, primary+" does not answer") {
 		t.Errorf("the run's output does not say that %s could not be reached:\n%s", primary, out)

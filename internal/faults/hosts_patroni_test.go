@@ -42,12 +42,12 @@ func TestPatroniOnHostsOfTheirOwn(t *testing.T) {
 		res := runBinary(t, work, "run", patientPlaybook(t, books, patroniPlaybook), "-i", sb.Inventory(), "--yes",
 			"--journal-dir="+t.TempDir(), "--var", "primary=pg1", "--var", "candidate=pg2")
 		seen := smp.Finish()
-		t.Logf("run: exit %d\n%s", res.code, lastLinesOf(res.output(), 30))
-		if res.code != 0 {
+		t.Logf("run: exit %d\n%s", res.Code, lastLinesOf(res.Output(), 30))
+		if res.Code != 0 {
 			t.Fatalf("patroni-switchover over ssh: %s", res)
 		}
-		if !strings.Contains(res.stdout, "0 lost") {
-			t.Errorf("the run's canary did not report 0 lost:\n%s", res.stdout)
+		if !strings.Contains(res.Stdout, "0 lost") {
+			t.Errorf("the run's canary did not report 0 lost:\n%s", res.Stdout)
 		}
 		top := waitHealthyHosts(t, sb)
 		if top.primary != "pg2" {
@@ -128,12 +128,12 @@ func patroniRollingOnHosts(t *testing.T, sb *sandbox.Sandbox, work, runbook stri
 	res := runBinary(t, work, "run", runbook, "-i", sb.Inventory(), "--yes", "--journal-dir="+t.TempDir(),
 		"--var", "primary=pg2", "--var", "candidate=pg1", "--var", "patch_command="+patch)
 	seen := smp.Finish()
-	t.Logf("run: exit %d\n%s", res.code, lastLinesOf(res.output(), 30))
-	if res.code != 0 {
+	t.Logf("run: exit %d\n%s", res.Code, lastLinesOf(res.Output(), 30))
+	if res.Code != 0 {
 		t.Fatalf("patroni-rolling-restart over ssh: %s", res)
 	}
-	if !strings.Contains(res.stdout, "0 lost") {
-		t.Errorf("the run's canary did not report 0 lost:\n%s", res.stdout)
+	if !strings.Contains(res.Stdout, "0 lost") {
+		t.Errorf("the run's canary did not report 0 lost:\n%s", res.Stdout)
 	}
 	top := waitHealthyHosts(t, sb)
 	if top.primary != "pg1" {

@@ -21,6 +21,7 @@ import (
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/internal/testbin"
 )
 
 // hostsWait bounds every wait on the multi-host sandbox: replication over
@@ -56,7 +57,7 @@ func TestHostsOfTheirOwn(t *testing.T) {
 			t.Errorf("sandbox down: %v", err)
 		}
 	})
-	if res.code != 0 {
+	if res.Code != 0 {
 		t.Fatalf("sandbox up --hosts: %s", res)
 	}
 	sb, err := sandbox.Load(dir)
@@ -89,11 +90,11 @@ func TestHostsOfTheirOwn(t *testing.T) {
 			res := runBinary(t, work, "run", "postgres-streaming-switchover", "-i", sb.Inventory(), "--yes",
 				"--journal-dir="+t.TempDir(), "--var", "primary="+sw[0], "--var", "candidate="+sw[1])
 			seen := smp.Finish()
-			if res.code != 0 {
+			if res.Code != 0 {
 				t.Fatalf("%s -> %s over ssh: %s", sw[0], sw[1], res)
 			}
-			if !strings.Contains(res.stdout, "0 lost") {
-				t.Errorf("%s -> %s: the run's canary did not report 0 lost:\n%s", sw[0], sw[1], res.stdout)
+			if !strings.Contains(res.Stdout, "0 lost") {
+				t.Errorf("%s -> %s: the run's canary did not report 0 lost:\n%s", sw[0], sw[1], res.Stdout)
 			}
 			top := waitHealthyHosts(t, sb)
 			if top.primary != sw[1] {
@@ -120,12 +121,12 @@ func TestHostsOfTheirOwn(t *testing.T) {
 			t.Errorf("quorum.reachable with pg3 cut off: want a failure naming pg3 and its address, got %s: %s", r.Status, r.Observed)
 		}
 		res := runBinary(t, work, "plan", "postgres-streaming-switchover", "-i", sb.Inventory(), "--journal-dir="+t.TempDir())
-		if res.code != 3 {
+		if res.Code != 3 {
 			t.Fatalf("plan with pg3 cut off: want exit 3 (a precondition failed): %s", res)
 		}
 		// Preflight stops at its first failed check: whichever asks pg3
 		// first names it.
-		out := res.output()
+		out := res.Output()
 		for _, want := range []string{`stop at step "preflight"`, "pg3", sb.Addr("pg3") + ":"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("plan's refusal does not name %q:\n%s", want, out)
@@ -143,11 +144,11 @@ func TestHostsOfTheirOwn(t *testing.T) {
 		// This host still reaches both; only their replication breaks.
 		waitFor(t, "pg2 answers this host but no longer streams from pg1", func(ctx context.Context) error {
 			for _, name := range []string{"pg1", "pg2"} {
-				if _, err := inspectNode(ctx, sb, mustNode(t, sb, name)); err != nil {
+				if _, err := inspectNode(ctx, sb, sandboxtest.Node(t, sb, name)); err != nil {
 					return fmt.Errorf("%s does not answer this host: %w", name, err)
 				}
 			}
-			st, _ := inspectNode(ctx, sb, mustNode(t, sb, "pg2"))
+			st, _ := inspectNode(ctx, sb, sandboxtest.Node(t, sb, "pg2"))
 			if st.Streaming {
 				return fmt.Errorf("pg2 still streams from %s", st.Upstream)
 			}
@@ -159,16 +160,16 @@ func TestHostsOfTheirOwn(t *testing.T) {
 		}
 		jdir := t.TempDir()
 		res := runBinary(t, work, "run", "postgres-streaming-switchover", "-i", sb.Inventory(), "--yes", "--journal-dir="+jdir)
-		if res.code != 3 {
+		if res.Code != 3 {
 			t.Fatalf("run with pg1-pg2 cut: want exit 3 (a precondition failed): %s", res)
 		}
 		// Preflight stops at its first failed check: quorum.reachable or
 		// pg.topology, whichever sees pg2's broken link first, names it.
-		out := res.output()
+		out := res.Output()
 		if !strings.Contains(out, "pg2 answers but its replication link is down") && !strings.Contains(out, "pg2: standby from not streaming") {
 			t.Errorf("run's refusal does not name pg2's broken replication link:\n%s", out)
 		}
-		for _, e := range readJournal(t, jdir) {
+		for _, e := range testbin.ReadJournalDir(t, jdir) {
 			if e.Event == "step" && e.Step == "pause-pooler" && e.State == "running" {
 				t.Errorf("the pooler was paused although preflight refused: %s", e)
 			}
@@ -183,23 +184,23 @@ func TestHostsOfTheirOwn(t *testing.T) {
 		smp := sandboxtest.StartSampler(sb)
 		jdir := t.TempDir()
 		p := start(t, work, "run", "postgres-streaming-switchover", "-i", sb.Inventory(), "--yes", "--journal-dir="+jdir)
-		waitJournal(t, p, jdir, "promote done", mainStep("promote", "done"))
+		p.WaitJournal(jdir, "promote done", cmdTimeout, testbin.MainStep("promote", "done"))
 		ctx, cancel := context.WithTimeout(context.Background(), hostsWait)
 		err := sb.Isolate(ctx, "pg2")
 		cancel()
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := p.wait()
-		t.Logf("the run, pg2 cut off after promote: exit %d\n%s", res.code, lastLinesOf(res.output(), 30))
-		if res.code == 0 {
+		res := p.Wait()
+		t.Logf("the run, pg2 cut off after promote: exit %d\n%s", res.Code, lastLinesOf(res.Output(), 30))
+		if res.Code == 0 {
 			t.Errorf("the run succeeded although the candidate's host was cut off after promote: %s", res)
 		}
 		heal(t, sb)
 		// pg2 is the one primary: promoted, then cut off; pg1 stopped for
 		// the switchover, and no one started it again as a primary.
 		waitFor(t, "pg2 the one primary, reachable again", func(ctx context.Context) error {
-			st, err := inspectNode(ctx, sb, mustNode(t, sb, "pg2"))
+			st, err := inspectNode(ctx, sb, sandboxtest.Node(t, sb, "pg2"))
 			if err != nil {
 				return err
 			}
@@ -207,7 +208,7 @@ func TestHostsOfTheirOwn(t *testing.T) {
 				return fmt.Errorf("pg2 is %s", st.Role)
 			}
 			for _, name := range []string{"pg1", "pg3"} {
-				if st, err := inspectNode(ctx, sb, mustNode(t, sb, name)); err == nil && st.Role == pg.RolePrimary {
+				if st, err := inspectNode(ctx, sb, sandboxtest.Node(t, sb, name)); err == nil && st.Role == pg.RolePrimary {
 					return fmt.Errorf("%s is a primary too", name)
 				}
 			}
@@ -218,7 +219,7 @@ func TestHostsOfTheirOwn(t *testing.T) {
 	})
 
 	res = runBinary(t, work, "sandbox", "down", "--dir", dir)
-	if res.code != 0 {
+	if res.Code != 0 {
 		t.Fatalf("sandbox down: %s", res)
 	}
 	if left := sandboxtest.Leftovers(sb.Net.Prefix, dir); len(left) > 0 {
@@ -250,15 +251,6 @@ func quorumAll(t *testing.T, sb *sandbox.Sandbox) checks.Result {
 	r := c.Run(ctx, &cluster.Target{Cluster: sb.Cluster(), Facts: &cluster.Facts{}})
 	t.Logf("quorum.reachable: %s: %s", r.Status, r.Observed)
 	return r
-}
-
-func mustNode(t *testing.T, sb *sandbox.Sandbox, name string) sandbox.Node {
-	t.Helper()
-	n, ok := sb.Node(name)
-	if !ok {
-		t.Fatalf("no node %s", name)
-	}
-	return n
 }
 
 // startWriter starts an independent writer through the pooler, stopped
@@ -356,30 +348,6 @@ func waitFor(t *testing.T, what string, cond func(ctx context.Context) error) {
 	}
 }
 
-// waitJournal polls the run's journal (≤cmdTimeout) until an event
-// matches; over ssh on a loaded machine a step may take longer than the
-// journal watcher of the local suite allows.
-func waitJournal(t *testing.T, p *proc, jdir, what string, match func(journalEvent) bool) {
-	t.Helper()
-	deadline := time.Now().Add(cmdTimeout)
-	for {
-		if journalPath(jdir) != "" {
-			for _, e := range readJournal(t, jdir) {
-				if match(e) {
-					return
-				}
-			}
-		}
-		if p.exited() {
-			t.Fatalf("waiting for %s: the run exited first: %s", what, p.wait())
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: not within %s", what, cmdTimeout)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func lastLinesOf(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
@@ -401,7 +369,7 @@ func TestHostsSandboxNeedsRoot(t *testing.T) {
 	uid, _ := strconv.Atoi(nobody.Uid)
 	gid, _ := strconv.Atoi(nobody.Gid)
 	// A copy nobody may run: the built binary's directory is private.
-	bin, err := os.ReadFile(binary(t))
+	bin, err := os.ReadFile(testbin.Build(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/internal/testbin"
 	"github.com/switchover/switchover/runbook"
 )
 
@@ -25,14 +26,14 @@ import (
 // writable primary, 0 lost, never two nodes acknowledging commits at once.
 func TestKilledBeforeThePromotionNoClientWaitsPastTheCap(t *testing.T) {
 	sb := sandboxtest.New(t, 1)
-	binary(t)
+	testbin.Build(t)
 	before, err := waitHealthy(t, sb)
 	if err != nil {
 		t.Fatalf("before the case: %v", err)
 	}
 	primary, candidate := before.primary, "pg2"
 	ctx, cancel := context.WithTimeout(context.Background(), pollTimeout)
-	direct, err := pg.Connect(ctx, sb.Conninfo(mustNode(t, sb, primary), "postgres")+" application_name=faults-direct", 0)
+	direct, err := pg.Connect(ctx, sb.Conninfo(sandboxtest.Node(t, sb, primary), "postgres")+" application_name=faults-direct", 0)
 	cancel()
 	if err != nil {
 		t.Fatalf("a direct session on %s: %v", primary, err)
@@ -49,13 +50,13 @@ func TestKilledBeforeThePromotionNoClientWaitsPastTheCap(t *testing.T) {
 	p := start(t, work, "run", playbook, "-i", sb.Inventory(), "--yes", jd,
 		"--var", "primary="+primary, "--var", "candidate="+candidate, "--var", "stop_mode=smart",
 		"--var", "pause_max_hold="+hold.String(), "--var", "pause_max_wait=2s", "--var", "stop_timeout=3s")
-	waitJournal(t, p, jdir, "pause-pooler done", mainStep("pause-pooler", "done"))
+	p.WaitJournal(jdir, "pause-pooler done", cmdTimeout, testbin.MainStep("pause-pooler", "done"))
 	paused := time.Now()
-	waitJournal(t, p, jdir, "stop-primary running", mainStep("stop-primary", "running"))
+	p.WaitJournal(jdir, "stop-primary running", cmdTimeout, testbin.MainStep("stop-primary", "running"))
 	// Killed once the smart shutdown is under way: the old primary
 	// refuses new connections and waits for the direct session.
 	waitFor(t, primary+" shutting down", func(ctx context.Context) error {
-		c, err := pg.Connect(ctx, sb.Conninfo(mustNode(t, sb, primary), "postgres"), 0)
+		c, err := pg.Connect(ctx, sb.Conninfo(sandboxtest.Node(t, sb, primary), "postgres"), 0)
 		if err == nil {
 			c.Close(context.Background())
 			return fmt.Errorf("%s still takes connections", primary)
@@ -65,8 +66,8 @@ func TestKilledBeforeThePromotionNoClientWaitsPastTheCap(t *testing.T) {
 		}
 		return nil
 	})
-	if !p.kill() {
-		t.Fatalf("the run ended before it could be killed: %s", p.wait())
+	if !p.Kill() {
+		t.Fatalf("the run ended before it could be killed: %s", p.Wait())
 	}
 	t.Logf("the run killed inside stop-primary %s after the pause", time.Since(paused).Round(time.Millisecond))
 
@@ -116,15 +117,15 @@ func TestKilledBeforeThePromotionNoClientWaitsPastTheCap(t *testing.T) {
 	// The direct session leaves; the resumed run settles the cut-off stop.
 	direct.Close(context.Background())
 	res := runBinary(t, work, "resume", "--yes", jd)
-	if res.code == 4 && cutOff.MatchString(res.output()) {
+	if res.Code == 4 && cutOff.MatchString(res.Output()) {
 		res = runBinary(t, work, "resume", "--yes", "--settle", "rerun", jd)
 	}
-	rolledBack := strings.Contains(res.output(), "rollback")
-	t.Logf("resume: exit %d\n%s", res.code, lastLinesOf(res.output(), 15))
+	rolledBack := strings.Contains(res.Output(), "rollback")
+	t.Logf("resume: exit %d\n%s", res.Code, lastLinesOf(res.Output(), 15))
 	want := candidate
 	switch {
-	case res.code == 0:
-	case res.code == 4 && rolledBack:
+	case res.Code == 0:
+	case res.Code == 4 && rolledBack:
 		want = primary
 	default:
 		t.Fatalf("resume: want exit 0, or 4 after a rollback: %s", res)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchover/switchover/internal/canary"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/internal/testbin"
 )
 
 // A run SIGKILLed right after the promotion, and its journal lost with
@@ -32,7 +33,7 @@ import (
 // nodes acknowledge commits at once.
 func TestColleagueFinishesARunWhoseJournalIsLost(t *testing.T) {
 	sb := sandboxtest.New(t, 2)
-	binary(t)
+	testbin.Build(t)
 	before, err := waitHealthy(t, sb)
 	if err != nil || before.primary != "pg1" {
 		t.Fatalf("before: %+v %v, want pg1 the primary", before, err)
@@ -51,7 +52,7 @@ func TestColleagueFinishesARunWhoseJournalIsLost(t *testing.T) {
 	work, lost := t.TempDir(), t.TempDir()
 	p := start(t, work, "run", playbook, "-i", sb.Inventory(), "--yes", "--journal-dir="+lost,
 		"--var", "primary=pg1", "--var", "candidate=pg2", "--var", "pause_max_hold="+killCap.String())
-	killWhen(t, p, lost, "promote done", 0, mainStep("promote", "done"))
+	p.KillWhen(lost, "promote done", journalStall, 0, testbin.MainStep("promote", "done"))
 	id := runIDOf(t, lost)
 	waitFor(t, "clients served through the pooler after the kill", func(ctx context.Context) error { return writeThroughPooler(sb) })
 	// The journal directory goes with the operator's machine. The run's
@@ -69,40 +70,40 @@ func TestColleagueFinishesARunWhoseJournalIsLost(t *testing.T) {
 
 	colleague := "--journal-dir=" + t.TempDir()
 	res := runBinary(t, work, "status", "-i", sb.Inventory(), colleague)
-	t.Logf("status after the kill:\n%s", res.stdout)
+	t.Logf("status after the kill:\n%s", res.Stdout)
 	for _, want := range []string{"claim:    run " + id, "is gone and its journal is not in this journal directory", "finishing another operator's run"} {
-		if !strings.Contains(res.stdout, want) {
-			t.Errorf("status does not say %q:\n%s", want, res.output())
+		if !strings.Contains(res.Stdout, want) {
+			t.Errorf("status does not say %q:\n%s", want, res.Output())
 		}
 	}
 
 	res = runBinary(t, work, "run", playbook, "-i", sb.Inventory(), "--yes", colleague, "--candidate", "pg2")
-	if res.code != 3 {
-		t.Errorf("a new switchover to pg2: exit %d, want 3: %s", res.code, res)
+	if res.Code != 3 {
+		t.Errorf("a new switchover to pg2: exit %d, want 3: %s", res.Code, res)
 	}
 	for _, want := range []string{"pg2 is already the primary of cluster", "The cluster is claimed by run " + id, "--var new=pg2 --take-over"} {
-		if !strings.Contains(res.output(), want) {
-			t.Errorf("a new switchover to pg2 does not say %q:\n%s", want, res.output())
+		if !strings.Contains(res.Output(), want) {
+			t.Errorf("a new switchover to pg2 does not say %q:\n%s", want, res.Output())
 		}
 	}
 
 	res = runBinary(t, work, "resume", "--yes", colleague)
-	if res.code == 0 || !strings.Contains(res.output(), "finishing another operator's run") {
+	if res.Code == 0 || !strings.Contains(res.Output(), "finishing another operator's run") {
 		t.Errorf("resume from another journal directory: %s; want it refused, saying how to finish from the cluster", res)
 	}
 
 	finish := []string{"run", "rejoin-old-primary", "-i", sb.Inventory(), "--yes", colleague, "--var", "old=pg1", "--var", "new=pg2"}
 	res = runBinary(t, work, finish...)
-	if res.code != 6 || !strings.Contains(res.output(), id) {
+	if res.Code != 6 || !strings.Contains(res.Output(), id) {
 		t.Errorf("finishing without --take-over: %s; want exit 6 naming run %s", res, id)
 	}
 	res = runBinary(t, work, append(finish, "--take-over")...)
 	t.Logf("finish with --take-over: %s", res)
-	if res.code != 0 {
+	if res.Code != 0 {
 		t.Fatalf("finishing with --take-over: %s", res)
 	}
-	if !strings.Contains(res.output(), "claimed by run "+id) {
-		t.Errorf("the finishing run does not say whose claim it takes over:\n%s", res.output())
+	if !strings.Contains(res.Output(), "claimed by run "+id) {
+		t.Errorf("the finishing run does not say whose claim it takes over:\n%s", res.Output())
 	}
 
 	after, err := waitHealthy(t, sb)
@@ -110,7 +111,7 @@ func TestColleagueFinishesARunWhoseJournalIsLost(t *testing.T) {
 		t.Errorf("after the finish: %+v %v, want pg2 the primary, pg1 and pg3 streaming from it", after, err)
 	}
 	res = runBinary(t, work, "status", "-i", sb.Inventory(), colleague)
-	if res.code != 0 || !strings.Contains(res.stdout, "claim:    none in the cluster") {
+	if res.Code != 0 || !strings.Contains(res.Stdout, "claim:    none in the cluster") {
 		t.Errorf("status after the finish: %s; want healthy and no claim", res)
 	}
 	if err := writeThroughPooler(sb); err != nil {

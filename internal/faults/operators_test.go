@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchover/switchover/internal/canary"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/internal/testbin"
 )
 
 // operator is who starts a run: an OS user with a journal directory of
@@ -32,7 +33,7 @@ type operator struct {
 // it changes anything. Never two writable primaries, nothing lost.
 func TestTwoOperatorsAtOnce(t *testing.T) {
 	sb := sandboxtest.New(t, 2)
-	bin := binary(t)
+	bin := testbin.Build(t)
 	ops := []operator{{name: "this user"}, {name: "this user, another journal"}}
 	if os.Geteuid() == 0 && sb.RunAs != "" {
 		u, err := user.Lookup(sb.RunAs)
@@ -73,7 +74,7 @@ func TestTwoOperatorsAtOnce(t *testing.T) {
 
 			first := round % 2 // who starts first alternates
 			procs := make([]*exec.Cmd, 2)
-			outs := make([]*syncBuffer, 2)
+			outs := make([]*testbin.SyncBuffer, 2)
 			for k := 0; k < 2; k++ {
 				i := (first + k) % 2
 				op := ops[i]
@@ -92,7 +93,7 @@ func TestTwoOperatorsAtOnce(t *testing.T) {
 					"--var", "primary="+primary, "--var", "candidate="+cands[i])
 				cmd.Dir = dir
 				cmd.Env = append(os.Environ(), "HOME="+dir, "NO_COLOR=1")
-				outs[i] = &syncBuffer{}
+				outs[i] = &testbin.SyncBuffer{}
 				cmd.Stdout, cmd.Stderr = outs[i], outs[i]
 				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: op.cred}
 				cmd.WaitDelay = 2 * time.Second

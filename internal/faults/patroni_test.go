@@ -12,6 +12,7 @@ import (
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/internal/testbin"
 )
 
 const patroniPlaybook = "patroni-switchover"
@@ -50,7 +51,7 @@ func switchoverRequests(t *testing.T, sb *sandbox.Sandbox) int {
 // sandbox (real Patroni and etcd), alternating the direction.
 func TestKillAndResumePatroni(t *testing.T) {
 	sb := sandboxtest.NewPatroni(t, 2)
-	binary(t)
+	testbin.Build(t)
 	for i, f := range patroniFaults {
 		ok := t.Run(f.name, func(t *testing.T) {
 			before := switchoverRequests(t, sb)
@@ -104,7 +105,7 @@ type rollingKill struct {
 	name string
 	// at matches the journal event to kill at; first is the first replica
 	// the run restarts, primary the leader at the start.
-	at func(e journalEvent, first, primary string) bool
+	at func(e testbin.Event, first, primary string) bool
 	// restarted names who the resume must restart: "others" every node but
 	// the first replica, "primary" only the old leader.
 	restarted string
@@ -117,12 +118,12 @@ type rollingKill struct {
 // members this run has not restarted yet: none twice, none left out.
 var rollingKills = []rollingKill{
 	{name: "patroni: SIGKILL in the rolling restart after the first replica's restart",
-		at: func(e journalEvent, first, _ string) bool {
+		at: func(e testbin.Event, first, _ string) bool {
 			return e.Event == "fact" && e.Fact != nil && e.Fact.Key == first+".restarted_at"
 		},
 		restarted: "others", patched: 2, says: "%s (1 of 2): restarted by this run before it was interrupted"},
 	{name: "patroni: SIGKILL as the old leader's restart starts",
-		at:        func(e journalEvent, _, _ string) bool { return mainStep("restart-old-leader", "running")(e) },
+		at:        func(e testbin.Event, _, _ string) bool { return testbin.MainStep("restart-old-leader", "running")(e) },
 		restarted: "primary", patched: 0, says: "step \"restart-old-leader\": its postconditions do not hold; it is idempotent, so it runs again"},
 }
 
@@ -145,7 +146,7 @@ func killRollingRestart(t *testing.T, sb *sandbox.Sandbox, k rollingKill) {
 	jd := "--journal-dir=" + jdir
 	p := start(t, work, "run", "patroni-rolling-restart", "-i", sb.Inventory(), "--yes", jd,
 		"--var", "primary="+primary, "--var", "candidate="+first, "--var", "patch_command=echo patched $(hostname)")
-	killWhen(t, p, jdir, k.name, 0, func(e journalEvent) bool { return k.at(e, first, primary) })
+	p.KillWhen(jdir, k.name, journalStall, 0, func(e testbin.Event) bool { return k.at(e, first, primary) })
 	atKill := map[string]time.Time{}
 	for _, n := range sb.Nodes {
 		atKill[n.Name] = postmasterStart(t, sb, n)
@@ -153,10 +154,10 @@ func killRollingRestart(t *testing.T, sb *sandbox.Sandbox, k rollingKill) {
 
 	res := runBinary(t, work, "resume", "--yes", jd)
 	t.Logf("resume: %s", res)
-	if res.code != 0 {
-		t.Fatalf("resume: exit %d, want 0", res.code)
+	if res.Code != 0 {
+		t.Fatalf("resume: exit %d, want 0", res.Code)
 	}
-	out := res.output()
+	out := res.Output()
 	if w := strings.ReplaceAll(k.says, "%s", first); !strings.Contains(out, w) {
 		t.Errorf("the resume does not say %q", w)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/internal/testbin"
 	"github.com/switchover/switchover/runbook"
 )
 
@@ -46,7 +47,7 @@ var pgafFullFaults = []fault{
 func TestKillAndResumePgaf(t *testing.T) {
 	sb := sandboxtest.NewPgaf(t, 1)
 	sandboxtest.LogPgafEventsOnFailure(t, sb)
-	binary(t)
+	testbin.Build(t)
 	cases := pgafFaults
 	if os.Getenv("SWITCHOVER_FULL") != "" {
 		cases = append(append([]fault{}, pgafFaults...), pgafFullFaults...)
@@ -113,7 +114,7 @@ func fencedThenKilledCase(t *testing.T, sb *sandbox.Sandbox) {
 		"--var", "primary="+primary, "--var", "candidate="+candidate, "--var", "pause_max_hold="+hold.String(), "--var", "pause_max_wait=2s")
 	// The monitor's node table locked against writes once the run's
 	// checks of it have passed: reads go on, the promotion waits.
-	waitJournal(t, p, jdir, "pause-pooler done", mainStep("pause-pooler", "done"))
+	p.WaitJournal(jdir, "pause-pooler done", cmdTimeout, testbin.MainStep("pause-pooler", "done"))
 	paused := time.Now()
 	for _, sql := range []string{"BEGIN", "LOCK TABLE pgautofailover.node IN EXCLUSIVE MODE"} {
 		if _, err := lock.Exec(ctx, sql); err != nil {
@@ -130,9 +131,10 @@ func fencedThenKilledCase(t *testing.T, sb *sandbox.Sandbox) {
 		}
 	}
 	defer release()
-	killWhen(t, p, jdir, primary+" fenced", 200*time.Millisecond, func(e journalEvent) bool {
+	p.KillWhen(jdir, primary+" fenced", journalStall, 200*time.Millisecond, func(e testbin.Event) bool {
 		return e.Event == "action.output" && e.Step == "switchover" && strings.HasPrefix(e.Output, primary+" fenced in")
 	})
+
 	t.Logf("the run fenced %s and was killed %s after the pause, its promotion waiting on the monitor", primary, time.Since(paused).Round(time.Millisecond))
 
 	// The guard: no node takes writes (the old primary fenced, the
@@ -159,13 +161,13 @@ func fencedThenKilledCase(t *testing.T, sb *sandbox.Sandbox) {
 
 	release()
 	res := runBinary(t, work, "resume", "--yes", jd)
-	if res.code == 4 && cutOff.MatchString(res.output()) {
+	if res.Code == 4 && cutOff.MatchString(res.Output()) {
 		res = runBinary(t, work, "resume", "--yes", "--settle", "rerun", jd)
 	}
-	if res.code != 0 {
+	if res.Code != 0 {
 		t.Fatalf("resume: %s", res)
 	}
-	if !strings.Contains(res.output(), "ENABLE app") {
+	if !strings.Contains(res.Output(), "ENABLE app") {
 		t.Errorf("the resume does not say it enabled app again: %s", res)
 	}
 	after, err := waitHealthy(t, sb)
@@ -269,23 +271,23 @@ func fencedOldPrimaryCase(t *testing.T, sb *sandbox.Sandbox) {
 		if smp.Acknowledged(candidate) > 0 && bothOutOfRecovery(sb, primary, candidate) {
 			beside = true
 		}
-		if p.exited() && smp.Acknowledged(candidate) == 0 {
-			t.Fatalf("the run ended before the candidate took writes: %s", p.wait())
+		if p.Exited() && smp.Acknowledged(candidate) == 0 {
+			t.Fatalf("the run ended before the candidate took writes: %s", p.Wait())
 		}
 		if time.Now().After(deadline) {
-			p.kill()
+			p.Kill()
 			t.Fatalf("the candidate did not take writes beside the running old primary within %s (candidate acknowledged %d): %s",
-				pollTimeout, smp.Acknowledged(candidate), p.wait())
+				pollTimeout, smp.Acknowledged(candidate), p.Wait())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	thaw()
-	res := p.wait()
-	if res.code != 0 {
+	res := p.Wait()
+	if res.Code != 0 {
 		t.Fatalf("run with the old primary's keeper frozen: %s", res)
 	}
-	if !strings.Contains(res.stdout, primary+" fenced in") {
-		t.Errorf("the run does not say it fenced %s:\n%s", primary, res.stdout)
+	if !strings.Contains(res.Stdout, primary+" fenced in") {
+		t.Errorf("the run does not say it fenced %s:\n%s", primary, res.Stdout)
 	}
 	after, err := waitHealthy(t, sb)
 	if err != nil {
@@ -337,18 +339,18 @@ func hungKeeperCase(t *testing.T, sb *sandbox.Sandbox) {
 		if refused >= 0 && smp.NotAcknowledged(candidate) >= refused+10 {
 			break
 		}
-		if p.exited() {
-			t.Fatalf("the run ended before the candidate was promoted beside the running old primary: %s", p.wait())
+		if p.Exited() {
+			t.Fatalf("the run ended before the candidate was promoted beside the running old primary: %s", p.Wait())
 		}
 		if time.Now().After(deadline) {
-			p.kill()
-			t.Fatalf("the candidate was not promoted beside the running old primary within %s: %s", pollTimeout, p.wait())
+			p.Kill()
+			t.Fatalf("the candidate was not promoted beside the running old primary within %s: %s", pollTimeout, p.Wait())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	thaw()
-	res := p.wait()
-	if res.code != 0 {
+	res := p.Wait()
+	if res.Code != 0 {
 		t.Fatalf("run with the old primary's keeper hung for a while: %s", res)
 	}
 	after, err := waitHealthy(t, sb)
@@ -394,12 +396,12 @@ func hungMonitorCase(t *testing.T, sb *sandbox.Sandbox) {
 	// Frozen once pause-pooler's checks of the monitor have passed and
 	// before the switchover step can ask it anything: no promotion is
 	// asked, and the step hangs on the monitor until the kill.
-	waitJournal(t, p, jdir, "pause-pooler running", mainStep("pause-pooler", "running"))
+	p.WaitJournal(jdir, "pause-pooler running", cmdTimeout, testbin.MainStep("pause-pooler", "running"))
 	thaw := sandboxtest.Freeze(t, monitor)
-	waitJournal(t, p, jdir, "pause-pooler done", mainStep("pause-pooler", "done"))
+	p.WaitJournal(jdir, "pause-pooler done", cmdTimeout, testbin.MainStep("pause-pooler", "done"))
 	paused := time.Now()
-	if !p.kill() {
-		t.Fatalf("the run ended before it could be killed: %s", p.wait())
+	if !p.Kill() {
+		t.Fatalf("the run ended before it could be killed: %s", p.Wait())
 	}
 	t.Logf("monitor frozen, the run killed %s after the pause", time.Since(paused).Round(time.Millisecond))
 
@@ -431,15 +433,15 @@ func hungMonitorCase(t *testing.T, sb *sandbox.Sandbox) {
 
 	thaw()
 	res := runBinary(t, work, "resume", "--yes", jd)
-	if res.code == 4 && cutOff.MatchString(res.output()) {
+	if res.Code == 4 && cutOff.MatchString(res.Output()) {
 		// the switchover step was cut off; following or asking the
 		// promotion again is what the step does on its own
 		res = runBinary(t, work, "resume", "--yes", "--settle", "rerun", jd)
 	}
-	if res.code != 0 {
+	if res.Code != 0 {
 		t.Fatalf("resume: %s", res)
 	}
-	if !strings.Contains(res.output(), "ENABLE app") {
+	if !strings.Contains(res.Output(), "ENABLE app") {
 		t.Errorf("the resume does not say it enabled app again: %s", res)
 	}
 	after, err := waitHealthy(t, sb)

@@ -11,6 +11,7 @@ import (
 	"github.com/switchover/switchover/internal/repmgr"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/internal/testbin"
 )
 
 const repmgrPlaybook = "repmgr-switchover"
@@ -36,7 +37,7 @@ func TestKillAndResumeRepmgr(t *testing.T) {
 		cases = repmgrFaults
 	}
 	sb := sandboxtest.NewRepmgr(t, 2)
-	binary(t)
+	testbin.Build(t)
 	for i, f := range cases {
 		t.Run(f.name, func(t *testing.T) {
 			runCase(t, sb, repmgrPlaybook, 200+i, f)

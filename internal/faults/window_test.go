@@ -14,6 +14,7 @@ import (
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/internal/testbin"
 	"github.com/switchover/switchover/runbook"
 )
 
@@ -51,7 +52,7 @@ var windowCases = []windowCase{
 // measures the longest any one of its commits waited for an answer.
 func TestClientsNeverHeldPastTheCap(t *testing.T) {
 	sb := sandboxtest.New(t, 2)
-	binary(t)
+	testbin.Build(t)
 	for i, c := range windowCases {
 		if !t.Run(c.name, func(t *testing.T) { runWindowCase(t, sb, i, c) }) {
 			t.Logf("case %q failed", c.name)
@@ -98,17 +99,17 @@ func runWindowCase(t *testing.T, sb *sandbox.Sandbox, i int, c windowCase) {
 	p := start(t, work, "run", playbook, "-i", sb.Inventory(), "--yes", jd,
 		"--var", "primary=pg1", "--var", "candidate=pg2",
 		"--var", "pause_max_hold="+windowCap.String(), "--var", "pause_max_wait=2s", "--var", "catch_up_within=60s")
-	at, when := "stop-primary verifying", func(e journalEvent) bool {
+	at, when := "stop-primary verifying", func(e testbin.Event) bool {
 		return e.Event == "step" && e.Step == "stop-primary" && e.State == "verifying"
 	}
 	switch {
 	case c.sig == syscall.SIGKILL:
-		killWhen(t, p, jdir, at, 500*time.Millisecond, when)
+		p.KillWhen(jdir, at, journalStall, 500*time.Millisecond, when)
 	case c.sig != 0:
-		signalWhen(t, p, jdir, at, 500*time.Millisecond, c.sig, when)
+		p.SignalWhen(jdir, at, journalStall, 500*time.Millisecond, c.sig, when)
 	}
 	killed := time.Now()
-	var res result
+	var res testbin.Result
 	if c.sig == syscall.SIGKILL {
 		// The guard resumes the clients; the run is finished by resume
 		// once the candidate can catch up.
@@ -116,23 +117,23 @@ func runWindowCase(t *testing.T, sb *sandbox.Sandbox, i int, c windowCase) {
 		t.Logf("PgBouncer resumed by the guard %s after the kill", time.Since(killed).Round(time.Millisecond))
 		resumeReplay()
 		res = runBinary(t, work, "resume", "--yes", "--settle", "rerun", jd)
-		if res.code != 0 {
+		if res.Code != 0 {
 			t.Errorf("resume after the kill: want exit 0, got %s", res)
 		}
-		if !strings.Contains(res.output(), "guard") {
-			t.Errorf("resume does not show what the run's guard did:\n%s", res.output())
+		if !strings.Contains(res.Output(), "guard") {
+			t.Errorf("resume does not show what the run's guard did:\n%s", res.Output())
 		}
 		recs, err := runbook.ReadGuard(jdir, runIDOf(t, jdir))
 		if err != nil || !guardActed(recs) {
 			t.Errorf("the guard's record shows no action (%v): %+v", err, recs)
 		}
 	} else {
-		res = p.wait()
-		if res.code != c.wantExit {
+		res = p.Wait()
+		if res.Code != c.wantExit {
 			t.Errorf("run: want exit %d, got %s", c.wantExit, res)
 		}
-		if !strings.Contains(res.output(), "rollback") {
-			t.Errorf("run: no rollback in the output:\n%s", res.output())
+		if !strings.Contains(res.Output(), "rollback") {
+			t.Errorf("run: no rollback in the output:\n%s", res.Output())
 		}
 		resumeReplay()
 	}
@@ -179,7 +180,7 @@ func runWindowCase(t *testing.T, sb *sandbox.Sandbox, i int, c windowCase) {
 	if c.sig == syscall.SIGKILL {
 		// Put pg1 back as the primary for the cases after this one.
 		back := runBinary(t, work, "run", playbook, "-i", sb.Inventory(), "--yes", jd, "--var", "primary=pg2", "--var", "candidate=pg1")
-		if back.code != 0 {
+		if back.Code != 0 {
 			t.Errorf("switching back to pg1: %s", back)
 		}
 	}
@@ -263,7 +264,7 @@ func guardActed(recs []runbook.GuardRecord) bool {
 // runIDOf is the id of the one run journaled under journalDir.
 func runIDOf(t *testing.T, journalDir string) string {
 	t.Helper()
-	path := journalPath(journalDir)
+	path := testbin.NewestJournal(t, journalDir)
 	if path == "" {
 		t.Fatalf("no journal under %s", journalDir)
 	}

@@ -1,7 +1,10 @@
 // Package sandboxtest gives tests real PostgreSQL clusters on loopback: a
 // fresh sandbox for a test that changes it, or one shared by a package's
 // read-only tests. Without PostgreSQL binaries the tests skip, unless CI is
-// set: under CI a missing server is a failure.
+// set: under CI a missing server is a failure. It also has what tests do
+// to a sandbox and read of it: SQL on a node, a restart, the roles in one
+// line, a write through the pooler, and writers and samplers that watch a
+// run from outside.
 package sandboxtest
 
 import (

@@ -1,4 +1,4 @@
-package playbooks_test
+package faults
 
 // What would make PgBouncer's PAUSE or the old primary's stop wait is
 // refused before a single client waits: a long query and a session idle in
@@ -20,15 +20,16 @@ import (
 
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/pgbouncer"
+	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/runbook"
 	"github.com/switchover/switchover/runbook/journal"
 )
 
-// pauseWatch polls PgBouncer's SHOW DATABASES and remembers whether the
+// appPauseWatch polls PgBouncer's SHOW DATABASES and remembers whether the
 // app database was ever paused.
-type pauseWatch struct {
+type appPauseWatch struct {
 	stop, done chan struct{}
 	mu         sync.Mutex
 	samples    int
@@ -36,8 +37,9 @@ type pauseWatch struct {
 	errs       []string
 }
 
-func watchPause(sb *sandbox.Sandbox) *pauseWatch {
-	w := &pauseWatch{stop: make(chan struct{}), done: make(chan struct{})}
+// watchAppPause starts the watch; check stops it.
+func watchAppPause(sb *sandbox.Sandbox) *appPauseWatch {
+	w := &appPauseWatch{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -81,7 +83,7 @@ func appPaused(ctx context.Context, c *pgbouncer.Client) (bool, error) {
 }
 
 // check stops the watch and fails the test if PgBouncer was ever paused.
-func (w *pauseWatch) check(t *testing.T) {
+func (w *appPauseWatch) check(t *testing.T) {
 	t.Helper()
 	close(w.stop)
 	<-w.done
@@ -97,75 +99,6 @@ func (w *pauseWatch) check(t *testing.T) {
 		t.Errorf("only %d SHOW DATABASES samples taken", w.samples)
 	}
 	t.Logf("%d SHOW DATABASES samples, app never paused", w.samples)
-}
-
-// stallWatch is an independent writer through PgBouncer that commits one
-// row after another and measures the longest a commit took.
-type stallWatch struct {
-	stop, done chan struct{}
-	mu         sync.Mutex
-	commits    int
-	longest    time.Duration
-	errs       []string
-}
-
-func watchStalls(t *testing.T, sb *sandbox.Sandbox) *stallWatch {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pg.ConnectPooled(ctx, sb.ClientConninfo())
-	if err != nil {
-		t.Fatalf("writer: connect through the pooler: %v", err)
-	}
-	if _, err := conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS gate_writes (id bigserial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())"); err != nil {
-		t.Fatalf("writer: %v", err)
-	}
-	w := &stallWatch{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		defer conn.Close(context.Background())
-		for {
-			start := time.Now()
-			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			_, err := conn.Exec(cctx, "INSERT INTO gate_writes DEFAULT VALUES")
-			cancel()
-			took := time.Since(start)
-			w.mu.Lock()
-			if err != nil {
-				w.errs = append(w.errs, err.Error())
-			} else {
-				w.commits++
-			}
-			w.longest = max(w.longest, took)
-			w.mu.Unlock()
-			select {
-			case <-w.stop:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	}()
-	return w
-}
-
-// check stops the writer and fails the test if a commit failed or took
-// longer than limit.
-func (w *stallWatch) check(t *testing.T, limit time.Duration) {
-	t.Helper()
-	close(w.stop)
-	<-w.done
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.errs) > 0 {
-		t.Errorf("the writer through PgBouncer failed %d times: %s", len(w.errs), w.errs[0])
-	}
-	if w.commits < 10 {
-		t.Errorf("the writer through PgBouncer committed only %d rows", w.commits)
-	}
-	if w.longest > limit {
-		t.Errorf("the writer through PgBouncer stalled %s, want under %s", w.longest, limit)
-	}
-	t.Logf("%d commits through PgBouncer, the longest took %s", w.commits, w.longest.Round(time.Millisecond))
 }
 
 // pooled opens a client session through PgBouncer, closed when the test ends.
@@ -184,7 +117,7 @@ func pooled(t *testing.T, sb *sandbox.Sandbox) *pgx.Conn {
 // sqlOn runs statements on a node in a session of their own.
 func sqlOn(t *testing.T, sb *sandbox.Sandbox, name string, stmts ...string) {
 	t.Helper()
-	c := connect(t, sb, name, "postgres")
+	c := sandboxtest.Connect(t, sb, name, "postgres")
 	defer c.Close(context.Background())
 	for _, s := range stmts {
 		if _, err := c.Exec(context.Background(), s); err != nil {
@@ -214,7 +147,7 @@ func queryOn(t *testing.T, sb *sandbox.Sandbox, name, query string) (string, err
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := pg.Connect(ctx, sb.Conninfo(node(t, sb, name), "postgres"), 5*time.Second)
+	c, err := pg.Connect(ctx, sb.Conninfo(sandboxtest.Node(t, sb, name), "postgres"), 5*time.Second)
 	if err != nil {
 		return "", err
 	}
@@ -230,23 +163,23 @@ func queryOn(t *testing.T, sb *sandbox.Sandbox, name, query string) (string, err
 // writable primary.
 func wantRefused(t *testing.T, sb *sandbox.Sandbox, fault, check string, see []string, vars ...string) {
 	t.Helper()
-	before := topology(t, sb)
-	paused := watchPause(sb)
-	writer := watchStalls(t, sb)
+	before := sandboxtest.Topology(t, sb)
+	paused := watchAppPause(sb)
+	writer := sandboxtest.WatchStalls(t, sb)
 	roles := sandboxtest.StartSampler(sb)
 	for _, dry := range []bool{true, false} {
 		how := "run --yes"
 		if dry {
 			how = "plan"
 		}
-		ev, err := run(t, sb, streaming, dry, vars...)
+		ev, err := playbooktest.Run(t, sb, playbook, dry, vars...)
 		if !errors.Is(err, runbook.ErrPrecondition) {
-			t.Fatalf("%s with %s: %v, want a precondition failure (exit 3)\n%s", how, fault, err, ev.text())
+			t.Fatalf("%s with %s: %v, want a precondition failure (exit 3)\n%s", how, fault, err, ev.Text())
 		}
-		if got := ev.actionsRun(); len(got) != 0 {
-			t.Fatalf("%s with %s: actions ran: %v, want none\n%s", how, fault, got, ev.text())
+		if got := ev.ActionsRun(); len(got) != 0 {
+			t.Fatalf("%s with %s: actions ran: %v, want none\n%s", how, fault, got, ev.Text())
 		}
-		text := ev.text()
+		text := ev.Text()
 		for _, want := range append([]string{"preflight", check + " fail"}, see...) {
 			if !strings.Contains(text, want) {
 				t.Errorf("%s with %s: the output lacks %q:\n%s", how, fault, want, text)
@@ -259,12 +192,12 @@ func wantRefused(t *testing.T, sb *sandbox.Sandbox, fault, check string, see []s
 	roles.Finish().CheckKeptOnPrimary(t, sb)
 	paused.check(t)
 	// Normal here is a few milliseconds; the pause budget is 10s.
-	writer.check(t, time.Second)
-	if got := topology(t, sb); got != before {
+	writer.Check(t, time.Second)
+	if got := sandboxtest.Topology(t, sb); got != before {
 		t.Errorf("topology changed: %s, was %s", got, before)
 	}
-	if got := writeThroughPooler(t, sb); got != node(t, sb, "pg1").Port {
-		t.Errorf("after the refused run the pooler wrote to port %d, want pg1 (%d)", got, node(t, sb, "pg1").Port)
+	if got := sandboxtest.WriteThroughPooler(t, sb); got != sandboxtest.Node(t, sb, "pg1").Port {
+		t.Errorf("after the refused run the pooler wrote to port %d, want pg1 (%d)", got, sandboxtest.Node(t, sb, "pg1").Port)
 	}
 }
 
@@ -275,7 +208,7 @@ func TestGatesRefuseBeforeThePause(t *testing.T) {
 	// would keep archiving once promoted (pg.archiving_kept).
 	for _, name := range []string{"pg1", "pg2"} {
 		sqlOn(t, sb, name, "ALTER SYSTEM SET archive_mode = on", "ALTER SYSTEM SET archive_command = 'true'")
-		if err := pgCtlOn(sb, node(t, sb, name), "restart -w -t 50 -m fast -l "+sb.Dir+"/"+name+".log"); err != nil {
+		if err := pgCtlOn(sb, sandboxtest.Node(t, sb, name), "restart -w -t 50 -m fast -l "+sb.Dir+"/"+name+".log"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -364,7 +297,7 @@ func TestGatesRefuseBeforeThePause(t *testing.T) {
 		var c *pgx.Conn
 		var hookErr error
 		hook := func(ev journal.Event) {
-			if c != nil || hookErr != nil || !isStep(ev, "checkpoint", journal.StateRunning) {
+			if c != nil || hookErr != nil || !playbooktest.IsStep(ev, "checkpoint", journal.StateRunning) {
 				return
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -377,30 +310,30 @@ func TestGatesRefuseBeforeThePause(t *testing.T) {
 				_, hookErr = c.Exec(ctx, "SELECT 8 AS late")
 			}
 		}
-		paused := watchPause(sb)
-		writer := watchStalls(t, sb)
+		paused := watchAppPause(sb)
+		writer := sandboxtest.WatchStalls(t, sb)
 		roles := sandboxtest.StartSampler(sb)
-		ev, err := runHooked(t, sb, streaming, hook)
+		ev, err := playbooktest.RunHooked(t, sb, playbook, hook)
 		roles.Finish().CheckKeptOnPrimary(t, sb)
 		paused.check(t)
-		writer.check(t, time.Second)
+		writer.Check(t, time.Second)
 		if c != nil {
 			defer c.Close(context.Background())
 		}
 		if hookErr != nil || c == nil {
-			t.Fatalf("the late session was not opened: %v; the run: %v\n%s", hookErr, err, ev.text())
+			t.Fatalf("the late session was not opened: %v; the run: %v\n%s", hookErr, err, ev.Text())
 		}
 		if !errors.Is(err, runbook.ErrAction) {
-			t.Fatalf("run with a session idle in transaction from the checkpoint on: %v, want exit 4 (after the canary and the checkpoint)\n%s", err, ev.text())
+			t.Fatalf("run with a session idle in transaction from the checkpoint on: %v, want exit 4 (after the canary and the checkpoint)\n%s", err, ev.Text())
 		}
-		text := ev.text()
+		text := ev.Text()
 		for _, want := range []string{"pg.no_long_transactions fail", `app "late-job"`, "SELECT 8 AS late"} {
 			if !strings.Contains(text, want) {
 				t.Errorf("the output lacks %q:\n%s", want, text)
 			}
 		}
-		noActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint")
-		wantRolledBack(t, sb, ev, fmt.Sprintf("pg1=primary/1 pg2=standby<%d/1", node(t, sb, "pg1").Port))
+		playbooktest.NoActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint")
+		wantRolledBack(t, sb, ev, fmt.Sprintf("pg1=primary/1 pg2=standby<%d/1", sandboxtest.Node(t, sb, "pg1").Port))
 		recordFault(t, "session idle in transaction on the primary after preflight", ev, err, sb)
 	})
 }

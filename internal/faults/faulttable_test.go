@@ -1,4 +1,4 @@
-package playbooks_test
+package faults
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/runbook"
 	"github.com/switchover/switchover/runbook/journal"
@@ -25,7 +26,7 @@ var (
 )
 
 // recordFault adds a fault's row once its test has passed its assertions.
-func recordFault(t *testing.T, fault string, ev *events, err error, sb *sandbox.Sandbox) {
+func recordFault(t *testing.T, fault string, ev *playbooktest.Events, err error, sb *sandbox.Sandbox) {
 	t.Helper()
 	exit, outcome := "0", "done"
 	switch {
@@ -37,7 +38,7 @@ func recordFault(t *testing.T, fault string, ev *events, err error, sb *sandbox.
 		exit, outcome = "?", err.Error()
 	}
 	lost := "- (no writes started)"
-	for _, e := range ev.all {
+	for _, e := range ev.All() {
 		if e.Fact != nil && e.Fact.Key == "canary.lost" {
 			lost = e.Fact.Value
 		}
@@ -83,8 +84,8 @@ func roles(sb *sandbox.Sandbox) string {
 }
 
 // recovery says what ran after a failure, from the events.
-func recovery(ev *events) string {
-	for _, e := range ev.all {
+func recovery(ev *playbooktest.Events) string {
+	for _, e := range ev.All() {
 		if e.Type == journal.EventSection && strings.HasPrefix(string(e.Section), "rollback:") {
 			return "rolled back, old primary serving"
 		}
@@ -92,6 +93,8 @@ func recovery(ev *events) string {
 	return "no rollback needed"
 }
 
+// printFaultTable prints the faults' table, and appends its rows to
+// $FAULTS_TABLE when set.
 func printFaultTable() {
 	faultMu.Lock()
 	defer faultMu.Unlock()

@@ -1,4 +1,4 @@
-package playbooks_test
+package faults
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/playbooks"
 	"github.com/switchover/switchover/runbook"
@@ -36,12 +37,12 @@ func TestHostReadyRefusesAClosedSSHPort(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, text)
 	}
-	src, _ := playbooks.Read(streaming)
-	rb, err := spec.LoadRunbook("playbook:"+streaming, src)
+	src, _ := playbooks.Read(playbook)
+	rb, err := spec.LoadRunbook("playbook:"+playbook, src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	decls, err := spec.ParseVarFlags(withPrimary(rb, inv, nil))
+	decls, err := spec.ParseVarFlags(playbooktest.WithPrimary(rb, inv, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,21 +50,21 @@ func TestHostReadyRefusesAClosedSSHPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := topology(t, sb)
-	paused := watchPause(sb)
+	before := sandboxtest.Topology(t, sb)
+	paused := watchAppPause(sb)
 	for _, dry := range []bool{true, false} {
 		how := map[bool]string{true: "plan", false: "run --yes"}[dry]
-		ev := &events{}
+		ev := &playbooktest.Events{}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		_, err := runbook.Run(ctx, p, runbook.Options{DryRun: dry, Yes: true, Observer: ev, JournalDir: t.TempDir()})
 		cancel()
 		if !errors.Is(err, runbook.ErrPrecondition) {
-			t.Fatalf("%s: %v, want a precondition failure (exit 3)\n%s", how, err, ev.text())
+			t.Fatalf("%s: %v, want a precondition failure (exit 3)\n%s", how, err, ev.Text())
 		}
-		if got := ev.actionsRun(); len(got) != 0 {
-			t.Fatalf("%s: actions ran: %v, want none\n%s", how, got, ev.text())
+		if got := ev.ActionsRun(); len(got) != 0 {
+			t.Fatalf("%s: actions ran: %v, want none\n%s", how, got, ev.Text())
 		}
-		out := ev.text()
+		out := ev.Text()
 		// host.ready names the host; whether it or another check that
 		// reached pg2 first fails the step, the others are cut short.
 		for _, want := range []string{"preflight", "host.ready", "pg2 (ssh 127.0.0.1:1 as postgres): connection refused"} {
@@ -73,7 +74,7 @@ func TestHostReadyRefusesAClosedSSHPort(t *testing.T) {
 		}
 	}
 	paused.check(t)
-	if got := topology(t, sb); got != before {
+	if got := sandboxtest.Topology(t, sb); got != before {
 		t.Errorf("topology changed: %s, was %s", got, before)
 	}
 }

@@ -1,4 +1,4 @@
-package playbooks_test
+package faults
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/pgbouncer"
+	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/runbook"
 	"github.com/switchover/switchover/runbook/journal"
@@ -39,17 +40,17 @@ func TestStreamingSwitchoverWithAHungArchiver(t *testing.T) {
 	flag := func(node string) string { return filepath.Join(sb.Dir, "archive-hangs-"+node) }
 	for _, name := range []string{"pg1", "pg2"} {
 		cmd := fmt.Sprintf("while [ -e %s ]; do sleep 0.1; done; true", flag(name))
-		exec(t, sb, name, "ALTER SYSTEM SET archive_mode = on", "ALTER SYSTEM SET archive_command = '"+cmd+"'")
-		restartNode(t, sb, name)
+		sandboxtest.Exec(t, sb, name, "ALTER SYSTEM SET archive_mode = on", "ALTER SYSTEM SET archive_command = '"+cmd+"'")
+		sandboxtest.RestartNode(t, sb, name)
 	}
 	t.Cleanup(func() {
 		for _, name := range []string{"pg1", "pg2"} {
 			_ = os.Remove(flag(name))
 		}
 	})
-	eventuallyQuery(t, sb, "pg1", streamingStandbys, "1")
+	sandboxtest.EventuallyQuery(t, sb, "pg1", streamingStandbys, "1")
 	switchWAL := func() {
-		exec(t, sb, "pg1", "CREATE TABLE IF NOT EXISTS wal_filler (id int)", "INSERT INTO wal_filler VALUES (1)", "SELECT pg_switch_wal()")
+		sandboxtest.Exec(t, sb, "pg1", "CREATE TABLE IF NOT EXISTS wal_filler (id int)", "INSERT INTO wal_filler VALUES (1)", "SELECT pg_switch_wal()")
 	}
 
 	t.Run("hung a moment before the run", func(t *testing.T) {
@@ -57,13 +58,13 @@ func TestStreamingSwitchoverWithAHungArchiver(t *testing.T) {
 			t.Fatal(err)
 		}
 		switchWAL()
-		eventuallyQuery(t, sb, "pg1", "SELECT count(*)::text FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'", "1")
+		sandboxtest.EventuallyQuery(t, sb, "pg1", "SELECT count(*)::text FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'", "1")
 		for _, dry := range []bool{true, false} {
-			ev, err := run(t, sb, streaming, dry)
+			ev, err := playbooktest.Run(t, sb, playbook, dry)
 			if !errors.Is(err, runbook.ErrPrecondition) {
-				t.Fatalf("dry run %v with a hung archiver: %v, want a precondition failure (exit 3)\n%s", dry, err, ev.text())
+				t.Fatalf("dry run %v with a hung archiver: %v, want a precondition failure (exit 3)\n%s", dry, err, ev.Text())
 			}
-			text := ev.text()
+			text := ev.Text()
 			for _, want := range []string{"pg.archiver_healthy fail", "1 WAL segment waits to be archived and none was archived in the ", "archive_command hangs"} {
 				if !strings.Contains(text, want) {
 					t.Errorf("dry run %v does not say %q:\n%s", dry, want, text)
@@ -83,14 +84,14 @@ func TestStreamingSwitchoverWithAHungArchiver(t *testing.T) {
 		if err := os.Remove(flag("pg1")); err != nil {
 			t.Fatal(err)
 		}
-		eventuallyQuery(t, sb, "pg1", "SELECT count(*)::text FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'", "0")
+		sandboxtest.EventuallyQuery(t, sb, "pg1", "SELECT count(*)::text FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'", "0")
 	})
 
 	t.Run("hung at the stop", func(t *testing.T) {
 		var hookErr error
 		hooked := false
 		hook := func(ev journal.Event) {
-			if hooked || !isStep(ev, "stop-primary", journal.StateRunning) {
+			if hooked || !playbooktest.IsStep(ev, "stop-primary", journal.StateRunning) {
 				return
 			}
 			hooked = true
@@ -99,7 +100,7 @@ func TestStreamingSwitchoverWithAHungArchiver(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			c, err := pg.Connect(ctx, sb.Conninfo(node(t, sb, "pg1"), "postgres"), 5*time.Second)
+			c, err := pg.Connect(ctx, sb.Conninfo(sandboxtest.Node(t, sb, "pg1"), "postgres"), 5*time.Second)
 			if err != nil {
 				hookErr = err
 				return
@@ -111,20 +112,20 @@ func TestStreamingSwitchoverWithAHungArchiver(t *testing.T) {
 				}
 			}
 		}
-		w := watchStalls(t, sb)
+		w := sandboxtest.WatchStalls(t, sb)
 		roles := sandboxtest.StartSampler(sb)
-		ev, err := runHooked(t, sb, streaming, hook)
+		ev, err := playbooktest.RunHooked(t, sb, playbook, hook)
 		roles.Finish().CheckKeptOnPrimary(t, sb)
-		w.check(t, 10*time.Second)
+		w.Check(t, 10*time.Second)
 		if hookErr != nil || !hooked {
 			t.Fatalf("the archiver was not hung at the stop (hooked %v): %v", hooked, hookErr)
 		}
 		if err != nil {
-			t.Fatalf("switchover with the archiver hung at the stop: %v\n%s", err, ev.text())
+			t.Fatalf("switchover with the archiver hung at the stop: %v\n%s", err, ev.Text())
 		}
-		wantNothingLost(t, ev)
-		wantOnePrimary(t, sb, "pg2")
-		text := ev.text()
+		playbooktest.WantNothingLost(t, ev)
+		sandboxtest.WantOnePrimary(t, sb, "pg2")
+		text := ev.Text()
 		for _, want := range []string{
 			"pg1 wrote its shutdown checkpoint (pg_controldata: shut down), but its postmaster still runs 2s later",
 			"WAL file", "waiting to be archived (pg_wal/archive_status)",
@@ -135,6 +136,6 @@ func TestStreamingSwitchoverWithAHungArchiver(t *testing.T) {
 				t.Errorf("the run does not say %q:\n%s", want, text)
 			}
 		}
-		eventuallyQuery(t, sb, "pg2", streamingStandbys, "1")
+		sandboxtest.EventuallyQuery(t, sb, "pg2", streamingStandbys, "1")
 	})
 }

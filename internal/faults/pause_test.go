@@ -1,4 +1,4 @@
-package playbooks_test
+package faults
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/runbook"
 	"github.com/switchover/switchover/runbook/journal"
@@ -52,7 +53,7 @@ func TestPauseBehindAYoungQuery(t *testing.T) {
 			finished := make(chan error, 1)
 			hooked := false
 			hook := func(ev journal.Event) {
-				if hooked || !isStep(ev, "pause-pooler", journal.StateChecking) {
+				if hooked || !playbooktest.IsStep(ev, "pause-pooler", journal.StateChecking) {
 					return
 				}
 				hooked = true
@@ -74,13 +75,13 @@ func TestPauseBehindAYoungQuery(t *testing.T) {
 				}
 				started <- err
 			}
-			w := watchStalls(t, sb)
+			w := sandboxtest.WatchStalls(t, sb)
 			roles := sandboxtest.StartSampler(sb)
-			ev, err := runHooked(t, sb, streaming, hook, append([]string{"primary=" + primary, "candidate=" + other(primary)}, tc.vars...)...)
+			ev, err := playbooktest.RunHooked(t, sb, playbook, hook, append([]string{"primary=" + primary, "candidate=" + other(primary)}, tc.vars...)...)
 			roles.Finish().CheckKeptOnPrimary(t, sb)
-			w.check(t, 5*time.Second)
+			w.Check(t, 5*time.Second)
 			if !hooked {
-				t.Fatalf("the run never reached pause-pooler: %v\n%s", err, ev.text())
+				t.Fatalf("the run never reached pause-pooler: %v\n%s", err, ev.Text())
 			}
 			if serr := <-started; serr != nil {
 				t.Fatalf("the query did not start: %v", serr)
@@ -99,7 +100,7 @@ func TestPauseBehindAYoungQuery(t *testing.T) {
 			case <-time.After(30 * time.Second):
 				t.Errorf("the query through PgBouncer never ended")
 			}
-			text := ev.text()
+			text := ev.Text()
 			for _, want := range tc.say {
 				if want = strings.ReplaceAll(want, "PRIMARY", primary); !strings.Contains(text, want) {
 					t.Errorf("the run does not say %q:\n%s", want, text)
@@ -109,15 +110,15 @@ func TestPauseBehindAYoungQuery(t *testing.T) {
 				if err != nil {
 					t.Fatalf("switchover behind a 6s query: %v\n%s", err, text)
 				}
-				wantNothingLost(t, ev)
+				playbooktest.WantNothingLost(t, ev)
 				primary = other(primary)
-				wantOnePrimary(t, sb, primary)
+				sandboxtest.WantOnePrimary(t, sb, primary)
 			} else {
 				if err == nil || errors.Is(err, runbook.ErrPrecondition) {
 					t.Fatalf("switchover behind a 20s query with pause_retry_within 3s: %v, want a failed step (exit 4)\n%s", err, text)
 				}
-				wantOnePrimary(t, sb, primary)
-				if got := writeThroughPooler(t, sb); got != node(t, sb, primary).Port {
+				sandboxtest.WantOnePrimary(t, sb, primary)
+				if got := sandboxtest.WriteThroughPooler(t, sb); got != sandboxtest.Node(t, sb, primary).Port {
 					t.Errorf("after the refused run the pooler wrote to port %d, want %s", got, primary)
 				}
 			}

@@ -1,4 +1,4 @@
-package playbooks_test
+package faults
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/runbook"
 )
@@ -31,16 +32,16 @@ finally:
     action:
       canary.stop: {}
 `
-	p := planFrom(t, sb, "canary-lost.yaml", []byte(src))
-	ev := &events{}
+	p := playbooktest.PlanFrom(t, sb, "canary-lost.yaml", []byte(src))
+	ev := &playbooktest.Events{}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, err := runbook.Run(ctx, p, runbook.Options{Yes: true, Observer: ev, JournalDir: t.TempDir()})
 	if !errors.Is(err, runbook.ErrAction) || !strings.Contains(err.Error(), "acknowledged commits are missing") {
-		t.Fatalf("run = %v, want a failure for a lost commit\n%s", err, ev.text())
+		t.Fatalf("run = %v, want a failure for a lost commit\n%s", err, ev.Text())
 	}
 	facts := map[string]string{}
-	for _, e := range ev.all {
+	for _, e := range ev.All() {
 		if e.Fact != nil {
 			facts[e.Fact.Key] = e.Fact.Value
 		}

@@ -1,4 +1,4 @@
-package playbooks_test
+package faults
 
 // Faults injected into real sandboxes before and during a switchover: each
 // test says where the run must stop, what it must have done, what the
@@ -9,56 +9,23 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/runbook"
 	"github.com/switchover/switchover/runbook/journal"
-	"github.com/switchover/switchover/runbook/spec"
 )
-
-// hooked is an observer that records every event and calls hook with each
-// before the engine goes on: a fault injected there happens at an exact
-// point of the run.
-type hooked struct {
-	*events
-	hook func(journal.Event)
-}
-
-func (h hooked) Observe(ev journal.Event) {
-	h.events.Observe(ev)
-	if h.hook != nil {
-		h.hook(ev)
-	}
-}
-
-// runHooked runs a playbook scripted (--yes) with hook called on each event.
-func runHooked(t *testing.T, sb *sandbox.Sandbox, name string, hook func(journal.Event), vars ...string) (*events, error) {
-	t.Helper()
-	ev := &events{}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	_, err := runbook.Run(ctx, plan(t, sb, name, vars...), runbook.Options{
-		Yes: true, Observer: hooked{ev, hook}, JournalDir: t.TempDir(),
-	})
-	return ev, err
-}
-
-// isStep reports whether ev is step's move to state in the main steps.
-func isStep(ev journal.Event, step string, state journal.StepState) bool {
-	return ev.Type == journal.EventStep && ev.Section == spec.SectionSteps && ev.Step == step && ev.State == state
-}
 
 // pgCtlOn runs pg_ctl on a node's data directory as the servers' user.
 func pgCtlOn(sb *sandbox.Sandbox, n sandbox.Node, args string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := sbExec(sb).Run(ctx, fmt.Sprintf("%s %s -D %s", filepath.Join(sb.BinDir, "pg_ctl"), args, n.DataDir))
+	out, err := sandboxtest.Shell(sb).Run(ctx, fmt.Sprintf("%s %s -D %s", filepath.Join(sb.BinDir, "pg_ctl"), args, n.DataDir))
 	if err == nil && out.ExitCode != 0 {
 		err = fmt.Errorf("exit %d: %s", out.ExitCode, out.Combined())
 	}
@@ -71,36 +38,26 @@ func pgCtlOn(sb *sandbox.Sandbox, n sandbox.Node, args string) error {
 // startNode starts a stopped node and waits until it accepts connections.
 func startNode(t *testing.T, sb *sandbox.Sandbox, name string) {
 	t.Helper()
-	n := node(t, sb, name)
+	n := sandboxtest.Node(t, sb, name)
 	if err := pgCtlOn(sb, n, "start -w -t 50 -l "+filepath.Join(n.DataDir, "faults-test.log")); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// noActionBut fails the test when an action outside allowed ran.
-func noActionBut(t *testing.T, ev *events, allowed ...string) {
-	t.Helper()
-	for _, s := range ev.actionsRun() {
-		if !slices.Contains(allowed, s) {
-			t.Fatalf("action %q ran; only %v may have:\n%s", s, allowed, ev.text())
-		}
-	}
-}
-
 // wantRolledBack asserts the state a rollback must leave: pg1 the primary
 // on timeline 1 taking the writes made through PgBouncer.
-func wantRolledBack(t *testing.T, sb *sandbox.Sandbox, ev *events, topo string) {
+func wantRolledBack(t *testing.T, sb *sandbox.Sandbox, ev *playbooktest.Events, topo string) {
 	t.Helper()
-	text := ev.text()
+	text := ev.Text()
 	for _, want := range []string{"section.started", "restart-old-primary done", "resume-pooler-on-old-primary done"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("events lack %q:\n%s", want, text)
 		}
 	}
-	if got := writeThroughPooler(t, sb); got != node(t, sb, "pg1").Port {
-		t.Fatalf("after the rollback the pooler wrote to port %d, want pg1 (%d)", got, node(t, sb, "pg1").Port)
+	if got := sandboxtest.WriteThroughPooler(t, sb); got != sandboxtest.Node(t, sb, "pg1").Port {
+		t.Fatalf("after the rollback the pooler wrote to port %d, want pg1 (%d)", got, sandboxtest.Node(t, sb, "pg1").Port)
 	}
-	if got := topology(t, sb); !strings.HasPrefix(got, topo) {
+	if got := sandboxtest.Topology(t, sb); !strings.HasPrefix(got, topo) {
 		t.Fatalf("after the rollback: %s, want %s…", got, topo)
 	}
 }
@@ -109,7 +66,7 @@ func wantRolledBack(t *testing.T, sb *sandbox.Sandbox, ev *events, topo string) 
 // stops at preflight, nothing acted, nothing changed.
 func TestFaultReplicationLinkCut(t *testing.T) {
 	sb := sandboxtest.New(t, 2)
-	cand := connect(t, sb, "pg2", "postgres")
+	cand := sandboxtest.Connect(t, sb, "pg2", "postgres")
 	ctx := context.Background()
 	for _, sql := range []string{"ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=1 connect_timeout=1'", "SELECT pg_reload_conf()"} {
 		if _, err := cand.Exec(ctx, sql); err != nil {
@@ -130,29 +87,29 @@ func TestFaultReplicationLinkCut(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	before, pooler := topology(t, sb), poolerTarget(t, sb)
+	before, pooler := sandboxtest.Topology(t, sb), sandboxtest.PoolerTarget(t, sb)
 	// The sampler every fault test relies on must see these two
 	// primaries: direct writers commit on both in overlapping time.
 	roles := sandboxtest.StartSampler(sb)
 	t.Cleanup(func() { roles.Finish() })
 
-	ev, err := run(t, sb, streaming, false, "catch_up_within=2s")
+	ev, err := playbooktest.Run(t, sb, playbook, false, "catch_up_within=2s")
 	if !errors.Is(err, runbook.ErrPrecondition) {
-		t.Fatalf("run with pg2 cut off from pg1: %v, want a precondition failure (exit 3)\n%s", err, ev.text())
+		t.Fatalf("run with pg2 cut off from pg1: %v, want a precondition failure (exit 3)\n%s", err, ev.Text())
 	}
-	if got := ev.actionsRun(); len(got) != 0 {
+	if got := ev.ActionsRun(); len(got) != 0 {
 		t.Fatalf("actions ran: %v, want none", got)
 	}
-	if !strings.Contains(ev.text(), "preflight failed") || !strings.Contains(ev.text(), "pg2") {
-		t.Fatalf("the failure is not preflight's about pg2:\n%s", ev.text())
+	if !strings.Contains(ev.Text(), "preflight failed") || !strings.Contains(ev.Text(), "pg2") {
+		t.Fatalf("the failure is not preflight's about pg2:\n%s", ev.Text())
 	}
-	if got := topology(t, sb); got != before {
+	if got := sandboxtest.Topology(t, sb); got != before {
 		t.Fatalf("topology changed: %s, was %s", got, before)
 	}
-	if got := poolerTarget(t, sb); got != pooler {
+	if got := sandboxtest.PoolerTarget(t, sb); got != pooler {
 		t.Fatalf("the pooler changed: %s, was %s", got, pooler)
 	}
-	if got := writeThroughPooler(t, sb); got != node(t, sb, "pg1").Port {
+	if got := sandboxtest.WriteThroughPooler(t, sb); got != sandboxtest.Node(t, sb, "pg1").Port {
 		t.Fatalf("the pooler wrote to port %d, want pg1", got)
 	}
 	recordFault(t, "replication link candidate-primary cut", ev, err, sb)
@@ -167,13 +124,13 @@ func TestFaultBlockingSessionAppearsAfterPreflight(t *testing.T) {
 	var holder *pgConn
 	var hookErr error
 	hook := func(ev journal.Event) {
-		if holder != nil || !isStep(ev, "checkpoint", journal.StateRunning) {
+		if holder != nil || !playbooktest.IsStep(ev, "checkpoint", journal.StateRunning) {
 			return
 		}
-		holder, hookErr = openLocked(sb, node(t, sb, "pg2"))
+		holder, hookErr = openLocked(sb, sandboxtest.Node(t, sb, "pg2"))
 	}
 	roles := sandboxtest.StartSampler(sb)
-	ev, err := runHooked(t, sb, streaming, hook)
+	ev, err := playbooktest.RunHooked(t, sb, playbook, hook)
 	roles.Finish().CheckKeptOnPrimary(t, sb)
 	if holder != nil {
 		defer holder.close()
@@ -184,14 +141,14 @@ func TestFaultBlockingSessionAppearsAfterPreflight(t *testing.T) {
 	// Earlier steps had acted (the canary, the checkpoint): the engine
 	// reports a failure after changes as an action failure (exit 4).
 	if !errors.Is(err, runbook.ErrAction) {
-		t.Fatalf("run with a lock taken on pg2 mid-run: %v, want an action failure (exit 4)\n%s", err, ev.text())
+		t.Fatalf("run with a lock taken on pg2 mid-run: %v, want an action failure (exit 4)\n%s", err, ev.Text())
 	}
-	text := ev.text()
+	text := ev.Text()
 	if !strings.Contains(text, "pg.no_blocking_sessions fail") || !strings.Contains(text, "advisory") {
 		t.Fatalf("the failure does not name the blocking session:\n%s", text)
 	}
-	noActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler", "stop-primary")
-	wantRolledBack(t, sb, ev, fmt.Sprintf("pg1=primary/1 pg2=standby<%d/1", node(t, sb, "pg1").Port))
+	playbooktest.NoActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler", "stop-primary")
+	wantRolledBack(t, sb, ev, fmt.Sprintf("pg1=primary/1 pg2=standby<%d/1", sandboxtest.Node(t, sb, "pg1").Port))
 	recordFault(t, "blocking session on the candidate after preflight", ev, err, sb)
 }
 
@@ -219,23 +176,23 @@ func openLocked(sb *sandbox.Sandbox, n sandbox.Node) (*pgConn, error) {
 // primary, serving writes through PgBouncer.
 func TestFaultOldPrimaryDoesNotStopInTime(t *testing.T) {
 	sb := sandboxtest.New(t, 2)
-	client := connect(t, sb, "pg1", "app") // stays connected: a smart shutdown waits for it
+	client := sandboxtest.Connect(t, sb, "pg1", "app") // stays connected: a smart shutdown waits for it
 	if err := client.Ping(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	roles := sandboxtest.StartSampler(sb)
-	ev, err := run(t, sb, streaming, false, "stop_mode=smart", "stop_timeout=2s")
+	ev, err := playbooktest.Run(t, sb, playbook, false, "stop_mode=smart", "stop_timeout=2s")
 	roles.Finish().CheckKeptOnPrimary(t, sb)
 	if !errors.Is(err, runbook.ErrAction) {
-		t.Fatalf("run with a smart stop that cannot finish: %v, want an action failure (exit 4)\n%s", err, ev.text())
+		t.Fatalf("run with a smart stop that cannot finish: %v, want an action failure (exit 4)\n%s", err, ev.Text())
 	}
-	text := ev.text() + ev.output()
+	text := ev.Text() + ev.Output()
 	for _, want := range []string{"stop-primary failed", "still running after 2s", "is running but shutting down", "finishing the shutdown fast", "pg1 started"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("events lack %q:\n%s", want, text)
 		}
 	}
-	noActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler", "drain-router", "stop-primary")
+	playbooktest.NoActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler", "drain-router", "stop-primary")
 	wantRolledBack(t, sb, ev, "pg1=primary/1 pg2=standby")
 	recordFault(t, "old primary does not stop in time (smart, 2s)", ev, err, sb)
 }
@@ -249,32 +206,32 @@ func TestFaultPromotionImpossible(t *testing.T) {
 	var hookErr error
 	stopped := false
 	hook := func(ev journal.Event) {
-		if stopped || !isStep(ev, "stop-primary", journal.StateDone) {
+		if stopped || !playbooktest.IsStep(ev, "stop-primary", journal.StateDone) {
 			return
 		}
 		stopped = true
-		hookErr = pgCtlOn(sb, node(t, sb, "pg2"), "stop -m fast -w -t 30")
+		hookErr = pgCtlOn(sb, sandboxtest.Node(t, sb, "pg2"), "stop -m fast -w -t 30")
 	}
 	roles := sandboxtest.StartSampler(sb)
-	ev, err := runHooked(t, sb, streaming, hook)
+	ev, err := playbooktest.RunHooked(t, sb, playbook, hook)
 	roles.Finish().CheckKeptOnPrimary(t, sb)
 	if hookErr != nil || !stopped {
-		t.Fatalf("pg2 was not stopped after stop-primary: %v\n%s", hookErr, ev.text())
+		t.Fatalf("pg2 was not stopped after stop-primary: %v\n%s", hookErr, ev.Text())
 	}
 	if !errors.Is(err, runbook.ErrAction) {
-		t.Fatalf("run with pg2 stopped before its promotion: %v, want an action failure (exit 4)\n%s", err, ev.text())
+		t.Fatalf("run with pg2 stopped before its promotion: %v, want an action failure (exit 4)\n%s", err, ev.Text())
 	}
-	text := ev.text()
+	text := ev.Text()
 	for _, want := range []string{"promote failed", "pg.not_primary pass", "shut down in recovery"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("events lack %q:\n%s", want, text)
 		}
 	}
-	noActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler", "drain-router", "stop-primary", "promote")
+	playbooktest.NoActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler", "drain-router", "stop-primary", "promote")
 	wantRolledBack(t, sb, ev, "pg1=primary/1 pg2=down")
 
 	startNode(t, sb, "pg2")
-	pg1 := node(t, sb, "pg1")
+	pg1 := sandboxtest.Node(t, sb, "pg1")
 	want := fmt.Sprintf("pg1=primary/1 pg2=standby<%d/1 pg3=standby<%d/1", pg1.Port, pg1.Port)
 	waitTopology(t, sb, want)
 	recordFault(t, "promotion fails (candidate stopped first)", ev, err, sb)
@@ -286,7 +243,7 @@ func waitTopology(t *testing.T, sb *sandbox.Sandbox, want string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		got := topology(t, sb)
+		got := sandboxtest.Topology(t, sb)
 		if got == want {
 			return
 		}
@@ -295,19 +252,6 @@ func waitTopology(t *testing.T, sb *sandbox.Sandbox, want string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// output is every line the run's actions printed.
-func (e *events) output() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var b strings.Builder
-	for _, ev := range e.all {
-		if ev.Type == journal.EventOutput {
-			fmt.Fprintf(&b, "%s: %s\n", ev.Step, ev.Output)
-		}
-	}
-	return b.String()
 }
 
 // primaryNow reports whether n answers and is out of recovery.
@@ -330,42 +274,42 @@ func primaryNow(sb *sandbox.Sandbox, n sandbox.Node) bool {
 // and names both.
 func TestFaultTwoPrimariesAtPreflight(t *testing.T) {
 	sb := sandboxtest.New(t, 2)
-	pg3 := node(t, sb, "pg3")
+	pg3 := sandboxtest.Node(t, sb, "pg3")
 	stopNode(t, sb, "pg3")
-	out, err := sbExec(sb).Run(context.Background(), "rm "+filepath.Join(pg3.DataDir, "standby.signal"))
+	out, err := sandboxtest.Shell(sb).Run(context.Background(), "rm "+filepath.Join(pg3.DataDir, "standby.signal"))
 	if err != nil || out.ExitCode != 0 {
 		t.Fatalf("rm standby.signal: %v %s", err, out.Combined())
 	}
 	startNode(t, sb, "pg3")
 	if !primaryNow(sb, pg3) {
-		t.Fatalf("pg3 is not a primary: %s", topology(t, sb))
+		t.Fatalf("pg3 is not a primary: %s", sandboxtest.Topology(t, sb))
 	}
-	before, pooler := topology(t, sb), poolerTarget(t, sb)
+	before, pooler := sandboxtest.Topology(t, sb), sandboxtest.PoolerTarget(t, sb)
 	// The sampler every fault test relies on must see these two
 	// primaries: direct writers commit on both in overlapping time.
 	roles := sandboxtest.StartSampler(sb)
 	t.Cleanup(func() { roles.Finish() })
 
-	ev, err := run(t, sb, streaming, false, "catch_up_within=2s")
+	ev, err := playbooktest.Run(t, sb, playbook, false, "catch_up_within=2s")
 	if !errors.Is(err, runbook.ErrPrecondition) {
-		t.Fatalf("run with pg1 and pg3 both primaries: %v, want a precondition failure (exit 3)\n%s", err, ev.text())
+		t.Fatalf("run with pg1 and pg3 both primaries: %v, want a precondition failure (exit 3)\n%s", err, ev.Text())
 	}
-	if got := ev.actionsRun(); len(got) != 0 {
+	if got := ev.ActionsRun(); len(got) != 0 {
 		t.Fatalf("actions ran: %v, want none", got)
 	}
 	var topo string
-	for _, l := range strings.Split(ev.text(), "\n") {
+	for _, l := range strings.Split(ev.Text(), "\n") {
 		if strings.Contains(l, "pg.topology fail") {
 			topo = l
 		}
 	}
 	if !strings.Contains(topo, "pg1") || !strings.Contains(topo, "pg3") {
-		t.Fatalf("pg.topology's failure does not name pg1 and pg3 (%q):\n%s", topo, ev.text())
+		t.Fatalf("pg.topology's failure does not name pg1 and pg3 (%q):\n%s", topo, ev.Text())
 	}
-	if got := topology(t, sb); got != before {
+	if got := sandboxtest.Topology(t, sb); got != before {
 		t.Fatalf("topology changed: %s, was %s", got, before)
 	}
-	if got := poolerTarget(t, sb); got != pooler {
+	if got := sandboxtest.PoolerTarget(t, sb); got != pooler {
 		t.Fatalf("the pooler changed: %s, was %s", got, pooler)
 	}
 	recordFault(t, "two primaries at preflight", ev, err, sb)

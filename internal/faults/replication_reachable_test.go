@@ -1,4 +1,4 @@
-package playbooks_test
+package faults
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/runbook"
@@ -19,7 +20,7 @@ import (
 // outgoing connection, so nothing shows it), and returns the undo.
 func rejectReplication(t *testing.T, sb *sandbox.Sandbox, name string) func() {
 	t.Helper()
-	hba := filepath.Join(node(t, sb, name).DataDir, "pg_hba.conf")
+	hba := filepath.Join(sandboxtest.Node(t, sb, name).DataDir, "pg_hba.conf")
 	before, err := os.ReadFile(hba)
 	if err != nil {
 		t.Fatal(err)
@@ -56,11 +57,11 @@ func TestCandidateThatRefusesReplication(t *testing.T) {
 	sb := sandboxtest.New(t, 1)
 	undo := rejectReplication(t, sb, "pg2")
 	for _, dry := range []bool{true, false} {
-		ev, err := run(t, sb, streaming, dry)
+		ev, err := playbooktest.Run(t, sb, playbook, dry)
 		if !errors.Is(err, runbook.ErrPrecondition) {
-			t.Fatalf("dry run %v with pg2 rejecting replication: %v, want a precondition failure (exit 3)\n%s", dry, err, ev.text())
+			t.Fatalf("dry run %v with pg2 rejecting replication: %v, want a precondition failure (exit 3)\n%s", dry, err, ev.Text())
 		}
-		text := ev.text()
+		text := ev.Text()
 		for _, want := range []string{"pg.replication_reachable fail", "pg1 (local", "cannot open a replication connection to pg2",
 			"pg_hba.conf rejects replication connection", "promoted, pg2 would be left without those standbys"} {
 			if !strings.Contains(text, want) {
@@ -68,13 +69,13 @@ func TestCandidateThatRefusesReplication(t *testing.T) {
 			}
 		}
 	}
-	wantOnePrimary(t, sb, "pg1")
+	sandboxtest.WantOnePrimary(t, sb, "pg1")
 	undo()
 
 	var hookErr error
 	hooked := false
 	hook := func(ev journal.Event) {
-		if hooked || !isStep(ev, "drain-router", journal.StateRunning) {
+		if hooked || !playbooktest.IsStep(ev, "drain-router", journal.StateRunning) {
 			return
 		}
 		hooked = true
@@ -85,20 +86,20 @@ func TestCandidateThatRefusesReplication(t *testing.T) {
 		}()
 		rejectReplication(t, sb, "pg2")
 	}
-	w := watchStalls(t, sb)
+	w := sandboxtest.WatchStalls(t, sb)
 	roles := sandboxtest.StartSampler(sb)
 	start := time.Now()
-	ev, err := runHooked(t, sb, streaming, hook, "follow_within=3s")
+	ev, err := playbooktest.RunHooked(t, sb, playbook, hook, "follow_within=3s")
 	took := time.Since(start)
 	roles.Finish().CheckKeptOnPrimary(t, sb)
-	w.check(t, 5*time.Second)
+	w.Check(t, 5*time.Second)
 	if !hooked || hookErr != nil {
 		t.Fatalf("pg2's pg_hba.conf was not changed during the run: %v", hookErr)
 	}
 	if err == nil || errors.Is(err, runbook.ErrPrecondition) {
-		t.Fatalf("run with pg2 refusing replication after the preflight: %v, want a failed step (exit 4)\n%s", err, ev.text())
+		t.Fatalf("run with pg2 refusing replication after the preflight: %v, want a failed step (exit 4)\n%s", err, ev.Text())
 	}
-	text := ev.text()
+	text := ev.Text()
 	for _, want := range []string{"pg1 is configured to stream from pg2 and runs, but", "a replication connection from pg1's host to pg2, as its primary_conninfo makes it, fails",
 		"pg_hba.conf rejects replication connection"} {
 		if !strings.Contains(text, want) {
@@ -108,6 +109,6 @@ func TestCandidateThatRefusesReplication(t *testing.T) {
 	if took > 90*time.Second {
 		t.Errorf("the run took %s: the rejoin's wait did not follow follow_within=3s", took.Round(time.Second))
 	}
-	wantNothingLost(t, ev)
-	wantOnePrimary(t, sb, "pg2")
+	playbooktest.WantNothingLost(t, ev)
+	sandboxtest.WantOnePrimary(t, sb, "pg2")
 }
