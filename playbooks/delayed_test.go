@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/playbooks/playbookstest"
 	"github.com/switchover/switchover/runbook"
 )
 
@@ -24,7 +24,7 @@ func TestStreamingSwitchoverWithADelayedStandby(t *testing.T) {
 	sandboxtest.Exec(t, sb, "pg3", "ALTER SYSTEM SET recovery_min_apply_delay = '1h'", "SELECT pg_reload_conf()")
 	sandboxtest.EventuallyQuery(t, sb, "pg3", "SELECT current_setting('recovery_min_apply_delay')", "1h")
 
-	ev, err := playbooktest.Run(t, sb, playbooktest.Streaming, true, "candidate=pg3")
+	ev, err := playbookstest.Run(t, sb, playbookstest.Streaming, true, "candidate=pg3")
 	if !errors.Is(err, runbook.ErrPrecondition) {
 		t.Fatalf("plan with the delayed pg3 as the candidate: %v, want a precondition failure (exit 3)\n%s", err, ev.Text())
 	}
@@ -34,13 +34,13 @@ func TestStreamingSwitchoverWithADelayedStandby(t *testing.T) {
 
 	w := sandboxtest.WatchStalls(t, sb)
 	roles := sandboxtest.StartSampler(sb)
-	ev, err = playbooktest.Run(t, sb, playbooktest.Streaming, false)
+	ev, err = playbookstest.Run(t, sb, playbookstest.Streaming, false)
 	roles.Finish().CheckKeptOnPrimary(t, sb)
 	w.Check(t, 5*time.Second)
 	if err != nil {
 		t.Fatalf("switchover to pg2 beside the delayed pg3: %v\n%s", err, ev.Text())
 	}
-	playbooktest.WantNothingLost(t, ev)
+	playbookstest.WantNothingLost(t, ev)
 	sandboxtest.WantOnePrimary(t, sb, "pg2")
 	text := ev.Text()
 	for _, want := range []string{

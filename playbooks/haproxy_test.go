@@ -12,9 +12,9 @@ import (
 	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/pg"
-	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/playbooks/playbookstest"
 	"github.com/switchover/switchover/runbook/journal"
 )
 
@@ -106,9 +106,9 @@ func (w *routedWriter) finish() ([]routedAck, int) {
 }
 
 // stepTime is when a main step reached state, zero when it did not.
-func stepTime(ev *playbooktest.Events, step string, state journal.StepState) time.Time {
+func stepTime(ev *playbookstest.Events, step string, state journal.StepState) time.Time {
 	for _, e := range ev.All() {
-		if playbooktest.IsStep(e, step, state) {
+		if playbookstest.IsStep(e, step, state) {
 			return e.Time
 		}
 	}
@@ -129,7 +129,7 @@ func TestHAProxyStreamingSwitchover(t *testing.T) {
 		t.Run(d.from+"-to-"+d.to, func(t *testing.T) {
 			w := startRoutedWriter(t, sb.RouterConninfo())
 			roles := sandboxtest.StartSampler(sb)
-			ev, err := playbooktest.Run(t, sb, playbooktest.Streaming, false, "primary="+d.from, "candidate="+d.to)
+			ev, err := playbookstest.Run(t, sb, playbookstest.Streaming, false, "primary="+d.from, "candidate="+d.to)
 			acked, errs := w.finish()
 			roles.Finish().CheckKeptOnPrimary(t, sb)
 			if err != nil {
@@ -222,7 +222,7 @@ func TestHAProxyPatroniSwitchover(t *testing.T) {
 				t.Fatal(err)
 			}
 			w := startRoutedWriter(t, sb.RouterConninfo())
-			ev, err := playbooktest.Run(t, sb, "patroni-switchover", false, "primary="+d.from, "candidate="+d.to, "router_steps="+d.steps)
+			ev, err := playbookstest.Run(t, sb, "patroni-switchover", false, "primary="+d.from, "candidate="+d.to, "router_steps="+d.steps)
 			acked, errs := w.finish()
 			if err != nil {
 				t.Fatalf("switchover %s -> %s: %v\n%s", d.from, d.to, err, ev.Text())

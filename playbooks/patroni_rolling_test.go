@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/playbooks/playbookstest"
 	"github.com/switchover/switchover/runbook"
 )
 
@@ -39,7 +39,7 @@ func TestPatroniRollingRestart(t *testing.T) {
 	}
 	runStart := time.Now()
 
-	ev, err := playbooktest.Run(t, sb, "patroni-rolling-restart", false, "patch_command=echo patched")
+	ev, err := playbookstest.Run(t, sb, "patroni-rolling-restart", false, "patch_command=echo patched")
 	if err != nil {
 		t.Fatalf("rolling restart pg1 -> pg2: %v\n%s", err, ev.Text())
 	}
@@ -104,8 +104,8 @@ finally:
 func TestPatroniPauseResumeAfterAFailure(t *testing.T) {
 	sb := patroniSandbox(t)
 	client := patroniClient(t, sb)
-	p := playbooktest.PlanFrom(t, sb, "inline:pause-resume", []byte(pauseResumeRunbook))
-	ev := &playbooktest.Events{}
+	p := playbookstest.PlanFrom(t, sb, "inline:pause-resume", []byte(pauseResumeRunbook))
+	ev := &playbookstest.Events{}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, err := runbook.Run(ctx, p, runbook.Options{Yes: true, Observer: ev, JournalDir: t.TempDir()})

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/patroni"
-	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/playbooks/playbookstest"
 	"github.com/switchover/switchover/runbook"
 )
 
@@ -68,7 +68,7 @@ func TestPatroniSwitchover(t *testing.T) {
 		t.Fatalf("before: the pooler wrote to port %d, want pg1 (%d)", got, pg1.Port)
 	}
 
-	ev, err := playbooktest.Run(t, sb, patroniSwitchover, false)
+	ev, err := playbookstest.Run(t, sb, patroniSwitchover, false)
 	if err != nil {
 		t.Fatalf("patroni switchover pg1 -> pg2: %v\n%s", err, ev.Text())
 	}
@@ -94,7 +94,7 @@ func TestPatroniSwitchover(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := sandboxtest.Topology(t, sb)
-	ev, err = playbooktest.Run(t, sb, patroniSwitchover, false, "primary=pg2", "candidate=pg1")
+	ev, err = playbookstest.Run(t, sb, patroniSwitchover, false, "primary=pg2", "candidate=pg1")
 	if !errors.Is(err, runbook.ErrPrecondition) {
 		t.Fatalf("run with a lock on the candidate: %v, want a precondition failure (exit 3)\n%s", err, ev.Text())
 	}
@@ -141,14 +141,14 @@ func TestPatroniScheduledSwitchover(t *testing.T) {
 	sb := patroniSandbox(t)
 	client := patroniClient(t, sb)
 	at := time.Now().Add(5 * time.Second).Truncate(time.Second).UTC()
-	p := playbooktest.PlanFrom(t, sb, "inline:scheduled", []byte(scheduledRunbook), "at="+at.Format(time.RFC3339))
+	p := playbookstest.PlanFrom(t, sb, "inline:scheduled", []byte(scheduledRunbook), "at="+at.Format(time.RFC3339))
 	// What Patroni shows a little before the time.
 	early := make(chan string, 1)
 	go func() {
 		time.Sleep(time.Until(at.Add(-1500 * time.Millisecond)))
 		early <- patroniLeaders(t, client)
 	}()
-	ev := &playbooktest.Events{}
+	ev := &playbookstest.Events{}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, err := runbook.Run(ctx, p, runbook.Options{Yes: true, Observer: ev, JournalDir: t.TempDir()})

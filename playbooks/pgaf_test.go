@@ -10,10 +10,10 @@ import (
 
 	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/cluster"
-	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	clustertopology "github.com/switchover/switchover/internal/topology"
+	"github.com/switchover/switchover/playbooks/playbookstest"
 	"github.com/switchover/switchover/runbook"
 	"github.com/switchover/switchover/steps"
 )
@@ -70,7 +70,7 @@ func TestPgafSwitchoverThereAndBack(t *testing.T) {
 	}
 	for _, d := range [][2]string{{"pg1", "pg2"}, {"pg2", "pg1"}} {
 		from, to := d[0], d[1]
-		ev, err := playbooktest.Run(t, sb, pgafSwitchover, false, "primary="+from, "candidate="+to)
+		ev, err := playbookstest.Run(t, sb, pgafSwitchover, false, "primary="+from, "candidate="+to)
 		if err != nil {
 			t.Fatalf("pg_auto_failover switchover %s -> %s: %v\n%s", from, to, err, ev.Text())
 		}
@@ -100,7 +100,7 @@ func TestPgafSwitchoverThereAndBack(t *testing.T) {
 	}
 
 	before := sandboxtest.Topology(t, sb)
-	ev, err := playbooktest.Run(t, sb, pgafSwitchover, false, "primary=pg2", "candidate=pg1")
+	ev, err := playbookstest.Run(t, sb, pgafSwitchover, false, "primary=pg2", "candidate=pg1")
 	if !errors.Is(err, runbook.ErrPrecondition) {
 		t.Fatalf("run naming pg2 the primary: %v, want a precondition failure (exit 3)\n%s", err, ev.Text())
 	}

@@ -12,10 +12,10 @@ import (
 
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/pgbouncer"
-	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	topo "github.com/switchover/switchover/internal/topology"
+	"github.com/switchover/switchover/playbooks/playbookstest"
 	"github.com/switchover/switchover/runbook"
 	"github.com/switchover/switchover/runbook/journal"
 )
@@ -90,7 +90,7 @@ func TestStreamingSwitchoverTwoPoolers(t *testing.T) {
 	var holderConn *pgx.Conn
 	var hookErr error
 	hook := func(ev journal.Event) {
-		if holderConn != nil || !playbooktest.IsStep(ev, "pause-pooler", journal.StateRunning) {
+		if holderConn != nil || !playbookstest.IsStep(ev, "pause-pooler", journal.StateRunning) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -102,7 +102,7 @@ func TestStreamingSwitchoverTwoPoolers(t *testing.T) {
 			_, hookErr = holder.Exec(ctx, "SELECT txid_current()")
 		}
 	}
-	ev, err := playbooktest.RunHooked(t, sb, playbooktest.Streaming, hook, "pause_max_wait=1s", "pause_attempts=1")
+	ev, err := playbookstest.RunHooked(t, sb, playbookstest.Streaming, hook, "pause_max_wait=1s", "pause_attempts=1")
 	if holderConn != nil {
 		defer holderConn.Close(context.Background())
 	}
@@ -115,7 +115,7 @@ func TestStreamingSwitchoverTwoPoolers(t *testing.T) {
 	if text := ev.Text(); !strings.Contains(text, "PAUSE failed on "+pgbs[1].Name) || !strings.Contains(text, "every pooler resumed") {
 		t.Fatalf("the failure does not say which pooler could not pause and that every one was resumed:\n%s", text)
 	}
-	playbooktest.NoActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler")
+	playbookstest.NoActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler")
 	// The plan's preflight already named the entry the repoint leaves alone.
 	if text := ev.Text(); !strings.Contains(text, "pgbouncer.entries pass") || !strings.Contains(text, "left alone: "+sandbox.ReadOnlyDatabase) {
 		t.Errorf("preflight does not say which entries move and which are left alone:\n%s", text)
@@ -135,11 +135,11 @@ func TestStreamingSwitchoverTwoPoolers(t *testing.T) {
 		}
 	}
 
-	ev, err = playbooktest.Run(t, sb, playbooktest.Streaming, false)
+	ev, err = playbookstest.Run(t, sb, playbookstest.Streaming, false)
 	if err != nil {
 		t.Fatalf("switchover pg1 -> pg2 with two poolers: %v\n%s", err, ev.Text())
 	}
-	playbooktest.WantNothingLost(t, ev)
+	playbookstest.WantNothingLost(t, ev)
 	sandboxtest.WantOnePrimary(t, sb, "pg2")
 	after := fmt.Sprintf("app=%d %s=%d", pg2.Port, sandbox.ReadOnlyDatabase, pg2.Port)
 	for _, p := range pgbs {

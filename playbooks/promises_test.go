@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/switchover/switchover/internal/cluster"
-	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/playbooks/playbookstest"
 	"github.com/switchover/switchover/runbook"
 )
 
@@ -33,11 +33,11 @@ func TestStreamingSwitchoverKeepsSynchronousReplication(t *testing.T) {
 			sandboxtest.SetSync(t, sb, "pg1", tc.before)
 			sandboxtest.Exec(t, sb, "pg1", "SELECT pg_create_physical_replication_slot('backup', true)")
 
-			ev, err := playbooktest.Run(t, sb, playbooktest.Streaming, false)
+			ev, err := playbookstest.Run(t, sb, playbookstest.Streaming, false)
 			if err != nil {
 				t.Fatalf("switchover pg1 -> pg2 with %q: %v\n%s", tc.before, err, ev.Text())
 			}
-			playbooktest.WantNothingLost(t, ev)
+			playbookstest.WantNothingLost(t, ev)
 			sandboxtest.WantOnePrimary(t, sb, "pg2")
 			if got := sandboxtest.Query(t, sb, "pg2", "SELECT current_setting('synchronous_standby_names')"); got != tc.after {
 				t.Errorf("synchronous_standby_names on pg2 = %q, want %q", got, tc.after)
@@ -80,14 +80,14 @@ func TestStreamingSwitchoverRefusesToLoseALogicalSlot(t *testing.T) {
 
 	// A synchronous_standby_names for the new primary that names only the
 	// candidate itself is refused at preflight too, naming the setting.
-	ev, err := playbooktest.Run(t, sb, playbooktest.Streaming, true, "sync_standby_names_after=FIRST 1 (pg2)", "allow_logical_slot_loss=true")
+	ev, err := playbookstest.Run(t, sb, playbookstest.Streaming, true, "sync_standby_names_after=FIRST 1 (pg2)", "allow_logical_slot_loss=true")
 	if !errors.Is(err, runbook.ErrPrecondition) || !strings.Contains(ev.Text(), "pg.sync_after fail") ||
 		!strings.Contains(ev.Text(), `pg2 would get "FIRST 1 (pg2)"`) || !strings.Contains(ev.Text(), "wait forever") {
 		t.Fatalf("plan with sync_standby_names_after naming only the candidate: %v, want exit 3 naming the setting\n%s", err, ev.Text())
 	}
 
 	for _, dry := range []bool{true, false} {
-		ev, err := playbooktest.Run(t, sb, playbooktest.Streaming, dry)
+		ev, err := playbookstest.Run(t, sb, playbookstest.Streaming, dry)
 		if !errors.Is(err, runbook.ErrPrecondition) {
 			t.Fatalf("dry=%v with a logical slot: %v, want a precondition failure (exit 3)\n%s", dry, err, ev.Text())
 		}
@@ -108,11 +108,11 @@ func TestStreamingSwitchoverRefusesToLoseALogicalSlot(t *testing.T) {
 		}
 	}
 
-	ev, err = playbooktest.Run(t, sb, playbooktest.Streaming, false, "allow_logical_slot_loss=true")
+	ev, err = playbookstest.Run(t, sb, playbookstest.Streaming, false, "allow_logical_slot_loss=true")
 	if err != nil {
 		t.Fatalf("switchover allowed to lose the slot: %v\n%s", err, ev.Text())
 	}
-	playbooktest.WantNothingLost(t, ev)
+	playbookstest.WantNothingLost(t, ev)
 	sandboxtest.WantOnePrimary(t, sb, "pg2")
 	if lost := ev.Facts()[cluster.LogicalSlotsLostFact]; !strings.HasPrefix(lost, "s (logical") {
 		t.Errorf("fact %s = %q, want the slot s", cluster.LogicalSlotsLostFact, lost)

@@ -12,11 +12,11 @@ import (
 
 	"github.com/switchover/switchover/checks"
 	"github.com/switchover/switchover/internal/cluster"
-	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/repmgr"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/playbooks"
+	"github.com/switchover/switchover/playbooks/playbookstest"
 	"github.com/switchover/switchover/steps"
 )
 
@@ -50,10 +50,10 @@ func stepNames(steps []any) []string {
 // word and in the same order, so the two cannot drift apart.
 func TestRepmgrPlaybookKeepsTheStreamingSteps(t *testing.T) {
 	t.Parallel()
-	stream, rm := shipped(t, playbooktest.Streaming), shipped(t, repmgrSwitchover)
+	stream, rm := shipped(t, playbookstest.Streaming), shipped(t, repmgrSwitchover)
 	for _, key := range []string{"vars", "defaults", "rollback"} {
 		if !reflect.DeepEqual(stream[key], rm[key]) {
-			t.Errorf("%s differs from %s's:\n%v\nwant\n%v", key, playbooktest.Streaming, rm[key], stream[key])
+			t.Errorf("%s differs from %s's:\n%v\nwant\n%v", key, playbookstest.Streaming, rm[key], stream[key])
 		}
 	}
 	for _, section := range []string{"steps", "finally"} {
@@ -66,12 +66,12 @@ func TestRepmgrPlaybookKeepsTheStreamingSteps(t *testing.T) {
 			}
 		}
 		if start < 0 || start+len(want) > len(got) {
-			t.Errorf("%s: %s's %s do not start in %s (%v)", section, playbooktest.Streaming, stepNames(want), repmgrSwitchover, stepNames(got))
+			t.Errorf("%s: %s's %s do not start in %s (%v)", section, playbookstest.Streaming, stepNames(want), repmgrSwitchover, stepNames(got))
 			continue
 		}
 		for i, w := range want {
 			if !reflect.DeepEqual(got[start+i], w) {
-				t.Errorf("%s: step %d is %v, want %s's %v", section, start+i, got[start+i], playbooktest.Streaming, w)
+				t.Errorf("%s: step %d is %v, want %s's %v", section, start+i, got[start+i], playbookstest.Streaming, w)
 			}
 		}
 		var extra []string
@@ -128,7 +128,7 @@ func TestRepmgrSwitchover(t *testing.T) {
 	for _, c := range []struct {
 		from, to sandbox.Node
 	}{{pg1, pg2}, {pg2, pg1}} {
-		ev, err := playbooktest.Run(t, sb, repmgrSwitchover, false, "primary="+c.from.Name, "candidate="+c.to.Name)
+		ev, err := playbookstest.Run(t, sb, repmgrSwitchover, false, "primary="+c.from.Name, "candidate="+c.to.Name)
 		if err != nil {
 			t.Fatalf("repmgr switchover %s -> %s: %v\n%s", c.from.Name, c.to.Name, err, ev.Text())
 		}
@@ -167,7 +167,7 @@ func TestRepmgrSwitchover(t *testing.T) {
 	if r.Status != checks.Fail || !strings.Contains(r.Observed, "pg3: repmgr has its upstream as pg2, it streams from pg1") {
 		t.Errorf("after editing pg3's upstream: repmgr.agrees %s: %s; want a failure naming pg3", r.Status, r.Observed)
 	}
-	ev, err := playbooktest.Run(t, sb, repmgrSwitchover, false, "primary=pg1", "candidate=pg2")
+	ev, err := playbookstest.Run(t, sb, repmgrSwitchover, false, "primary=pg1", "candidate=pg2")
 	if err == nil || len(ev.ActionsRun()) != 0 {
 		t.Errorf("a run with pg3 misregistered: err %v, actions %v; want refused with none\n%s", err, ev.ActionsRun(), ev.Text())
 	}

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/pg"
-	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/playbooks"
+	"github.com/switchover/switchover/playbooks/playbookstest"
 	"github.com/switchover/switchover/runbook"
 	"github.com/switchover/switchover/runbook/spec"
 )
@@ -49,10 +49,10 @@ func serviceInventory(t *testing.T, sb *sandbox.Sandbox, dir string) (inventory,
 }
 
 // runWith runs the shipped streaming playbook scripted against inventory.
-func runWith(t *testing.T, inventory string, vars ...string) (*playbooktest.Events, error) {
+func runWith(t *testing.T, inventory string, vars ...string) (*playbookstest.Events, error) {
 	t.Helper()
-	src, _ := playbooks.Read(playbooktest.Streaming)
-	rb, err := spec.LoadRunbook("playbook:"+playbooktest.Streaming, src)
+	src, _ := playbooks.Read(playbookstest.Streaming)
+	rb, err := spec.LoadRunbook("playbook:"+playbookstest.Streaming, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func runWith(t *testing.T, inventory string, vars ...string) (*playbooktest.Even
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := &playbooktest.Events{}
+	ev := &playbookstest.Events{}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	_, err = runbook.Run(ctx, p, runbook.Options{Yes: true, Observer: ev, JournalDir: t.TempDir()})

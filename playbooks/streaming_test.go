@@ -12,8 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchover/switchover/internal/pg"
-	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/playbooks/playbookstest"
 )
 
 // TestMain runs the tests and brings down the sandbox they share, if one
@@ -29,7 +29,7 @@ func TestStreamingSwitchoverRoundTrip(t *testing.T) {
 		t.Fatalf("before: the pooler wrote to port %d, want pg1 (%d)", got, pg1.Port)
 	}
 
-	ev, err := playbooktest.Run(t, sb, playbooktest.Streaming, false)
+	ev, err := playbookstest.Run(t, sb, playbookstest.Streaming, false)
 	if err != nil {
 		t.Fatalf("switchover pg1 -> pg2: %v\n%s", err, ev.Text())
 	}
@@ -41,7 +41,7 @@ func TestStreamingSwitchoverRoundTrip(t *testing.T) {
 		t.Fatalf("after pg1 -> pg2: the pooler wrote to port %d, want pg2 (%d)", got, pg2.Port)
 	}
 
-	ev, err = playbooktest.Run(t, sb, playbooktest.Streaming, false, "primary=pg2", "candidate=pg1")
+	ev, err = playbookstest.Run(t, sb, playbookstest.Streaming, false, "primary=pg2", "candidate=pg1")
 	if err != nil {
 		t.Fatalf("switchover pg2 -> pg1: %v\n%s", err, ev.Text())
 	}
@@ -126,7 +126,7 @@ func TestStreamingSwitchoverLosesNoAcknowledgedCommit(t *testing.T) {
 	// The writers commit before the switch starts and after it ends, so
 	// the switch falls among their commits.
 	waitCommits("before the switch", 0, 25)
-	ev, err := playbooktest.Run(t, sb, playbooktest.Streaming, false)
+	ev, err := playbookstest.Run(t, sb, playbookstest.Streaming, false)
 	if err == nil {
 		waitCommits("after the switch", ackedNow(), 25)
 	}
@@ -162,7 +162,7 @@ func TestStreamingSwitchoverLosesNoAcknowledgedCommit(t *testing.T) {
 func TestStreamingSwitchoverDryRunChangesNothing(t *testing.T) {
 	sb := sandboxtest.New(t, 2)
 	before, pooler := sandboxtest.Topology(t, sb), sandboxtest.PoolerTarget(t, sb)
-	ev, err := playbooktest.Run(t, sb, playbooktest.Streaming, true)
+	ev, err := playbookstest.Run(t, sb, playbookstest.Streaming, true)
 	if err != nil {
 		t.Fatalf("dry run: %v\n%s", err, ev.Text())
 	}

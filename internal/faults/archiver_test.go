@@ -12,8 +12,8 @@ import (
 
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/pgbouncer"
-	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/playbooks/playbookstest"
 	"github.com/switchover/switchover/runbook"
 	"github.com/switchover/switchover/runbook/journal"
 )
@@ -60,7 +60,7 @@ func TestStreamingSwitchoverWithAHungArchiver(t *testing.T) {
 		switchWAL()
 		sandboxtest.EventuallyQuery(t, sb, "pg1", "SELECT count(*)::text FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'", "1")
 		for _, dry := range []bool{true, false} {
-			ev, err := playbooktest.Run(t, sb, playbook, dry)
+			ev, err := playbookstest.Run(t, sb, playbook, dry)
 			if !errors.Is(err, runbook.ErrPrecondition) {
 				t.Fatalf("dry run %v with a hung archiver: %v, want a precondition failure (exit 3)\n%s", dry, err, ev.Text())
 			}
@@ -91,7 +91,7 @@ func TestStreamingSwitchoverWithAHungArchiver(t *testing.T) {
 		var hookErr error
 		hooked := false
 		hook := func(ev journal.Event) {
-			if hooked || !playbooktest.IsStep(ev, "stop-primary", journal.StateRunning) {
+			if hooked || !playbookstest.IsStep(ev, "stop-primary", journal.StateRunning) {
 				return
 			}
 			hooked = true
@@ -114,7 +114,7 @@ func TestStreamingSwitchoverWithAHungArchiver(t *testing.T) {
 		}
 		w := sandboxtest.WatchStalls(t, sb)
 		roles := sandboxtest.StartSampler(sb)
-		ev, err := playbooktest.RunHooked(t, sb, playbook, hook)
+		ev, err := playbookstest.RunHooked(t, sb, playbook, hook)
 		roles.Finish().CheckKeptOnPrimary(t, sb)
 		w.Check(t, 10*time.Second)
 		if hookErr != nil || !hooked {
@@ -123,7 +123,7 @@ func TestStreamingSwitchoverWithAHungArchiver(t *testing.T) {
 		if err != nil {
 			t.Fatalf("switchover with the archiver hung at the stop: %v\n%s", err, ev.Text())
 		}
-		playbooktest.WantNothingLost(t, ev)
+		playbookstest.WantNothingLost(t, ev)
 		sandboxtest.WantOnePrimary(t, sb, "pg2")
 		text := ev.Text()
 		for _, want := range []string{

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/playbooks/playbookstest"
 	"github.com/switchover/switchover/runbook"
 )
 
@@ -32,8 +32,8 @@ finally:
     action:
       canary.stop: {}
 `
-	p := playbooktest.PlanFrom(t, sb, "canary-lost.yaml", []byte(src))
-	ev := &playbooktest.Events{}
+	p := playbookstest.PlanFrom(t, sb, "canary-lost.yaml", []byte(src))
+	ev := &playbookstest.Events{}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, err := runbook.Run(ctx, p, runbook.Options{Yes: true, Observer: ev, JournalDir: t.TempDir()})

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/playbooks/playbookstest"
 	"github.com/switchover/switchover/runbook"
 )
 
@@ -43,7 +43,7 @@ func TestStreamingSwitchoverStopsOnALockOnTheCandidate(t *testing.T) {
 					t.Fatalf("%s: %v", stmt, err)
 				}
 			}
-			ev, err := playbooktest.Run(t, sb, playbook, false)
+			ev, err := playbookstest.Run(t, sb, playbook, false)
 			if !errors.Is(err, runbook.ErrPrecondition) {
 				t.Fatalf("run with %s on the candidate: %v, want a precondition failure (exit 3)\n%s", tt.name, err, ev.Text())
 			}
@@ -65,7 +65,7 @@ func TestStreamingSwitchoverStopsOnALockOnTheCandidate(t *testing.T) {
 func TestStreamingSwitchoverStopsWhenTheCandidateIsDown(t *testing.T) {
 	sb := sandboxtest.New(t, 2)
 	stopNode(t, sb, "pg2")
-	ev, err := playbooktest.Run(t, sb, playbook, false)
+	ev, err := playbookstest.Run(t, sb, playbook, false)
 	if !errors.Is(err, runbook.ErrPrecondition) {
 		t.Fatalf("run with pg2 stopped: %v, want a precondition failure\n%s", err, ev.Text())
 	}
@@ -99,7 +99,7 @@ func TestStreamingSwitchoverRollsBackWhenTheCandidateCannotCatchUp(t *testing.T)
 		t.Fatal(err)
 	}
 	sandboxtest.WriteThroughPooler(t, sb) // WAL the paused candidate will not replay
-	ev, err := playbooktest.Run(t, sb, playbook, false, "catch_up_within=3s")
+	ev, err := playbookstest.Run(t, sb, playbook, false, "catch_up_within=3s")
 	if !errors.Is(err, runbook.ErrAction) {
 		t.Fatalf("run with replay paused on pg2: %v, want an action failure (exit 4)\n%s", err, ev.Text())
 	}

@@ -22,7 +22,7 @@
 // each manager on hosts of its own (hosts*_test.go).
 //
 // Faults injected into a run made in the test's own process
-// (internal/playbooktest), before it or, through the engine's observer, at
+// (playbooks/playbookstest), before it or, through the engine's observer, at
 // an exact point of it: those the preflight must refuse with nothing
 // changed (a lock or a stopped server on the candidate, a cut replication
 // link, two primaries, a long query or a transaction left idle through the

@@ -11,8 +11,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/switchover/switchover/internal/pg"
-	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
+	"github.com/switchover/switchover/playbooks/playbookstest"
 	"github.com/switchover/switchover/runbook"
 	"github.com/switchover/switchover/runbook/journal"
 )
@@ -26,7 +26,7 @@ var (
 )
 
 // recordFault adds a fault's row once its test has passed its assertions.
-func recordFault(t *testing.T, fault string, ev *playbooktest.Events, err error, sb *sandbox.Sandbox) {
+func recordFault(t *testing.T, fault string, ev *playbookstest.Events, err error, sb *sandbox.Sandbox) {
 	t.Helper()
 	exit, outcome := "0", "done"
 	switch {
@@ -84,7 +84,7 @@ func roles(sb *sandbox.Sandbox) string {
 }
 
 // recovery says what ran after a failure, from the events.
-func recovery(ev *playbooktest.Events) string {
+func recovery(ev *playbookstest.Events) string {
 	for _, e := range ev.All() {
 		if e.Type == journal.EventSection && strings.HasPrefix(string(e.Section), "rollback:") {
 			return "rolled back, old primary serving"

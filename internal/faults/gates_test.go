@@ -20,9 +20,9 @@ import (
 
 	"github.com/switchover/switchover/internal/pg"
 	"github.com/switchover/switchover/internal/pgbouncer"
-	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/playbooks/playbookstest"
 	"github.com/switchover/switchover/runbook"
 	"github.com/switchover/switchover/runbook/journal"
 )
@@ -172,7 +172,7 @@ func wantRefused(t *testing.T, sb *sandbox.Sandbox, fault, check string, see []s
 		if dry {
 			how = "plan"
 		}
-		ev, err := playbooktest.Run(t, sb, playbook, dry, vars...)
+		ev, err := playbookstest.Run(t, sb, playbook, dry, vars...)
 		if !errors.Is(err, runbook.ErrPrecondition) {
 			t.Fatalf("%s with %s: %v, want a precondition failure (exit 3)\n%s", how, fault, err, ev.Text())
 		}
@@ -297,7 +297,7 @@ func TestGatesRefuseBeforeThePause(t *testing.T) {
 		var c *pgx.Conn
 		var hookErr error
 		hook := func(ev journal.Event) {
-			if c != nil || hookErr != nil || !playbooktest.IsStep(ev, "checkpoint", journal.StateRunning) {
+			if c != nil || hookErr != nil || !playbookstest.IsStep(ev, "checkpoint", journal.StateRunning) {
 				return
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -313,7 +313,7 @@ func TestGatesRefuseBeforeThePause(t *testing.T) {
 		paused := watchAppPause(sb)
 		writer := sandboxtest.WatchStalls(t, sb)
 		roles := sandboxtest.StartSampler(sb)
-		ev, err := playbooktest.RunHooked(t, sb, playbook, hook)
+		ev, err := playbookstest.RunHooked(t, sb, playbook, hook)
 		roles.Finish().CheckKeptOnPrimary(t, sb)
 		paused.check(t)
 		writer.Check(t, time.Second)
@@ -332,7 +332,7 @@ func TestGatesRefuseBeforeThePause(t *testing.T) {
 				t.Errorf("the output lacks %q:\n%s", want, text)
 			}
 		}
-		playbooktest.NoActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint")
+		playbookstest.NoActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint")
 		wantRolledBack(t, sb, ev, fmt.Sprintf("pg1=primary/1 pg2=standby<%d/1", sandboxtest.Node(t, sb, "pg1").Port))
 		recordFault(t, "session idle in transaction on the primary after preflight", ev, err, sb)
 	})

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 	"github.com/switchover/switchover/playbooks"
+	"github.com/switchover/switchover/playbooks/playbookstest"
 	"github.com/switchover/switchover/runbook"
 	"github.com/switchover/switchover/runbook/spec"
 )
@@ -42,7 +42,7 @@ func TestHostReadyRefusesAClosedSSHPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	decls, err := spec.ParseVarFlags(playbooktest.WithPrimary(rb, inv, nil))
+	decls, err := spec.ParseVarFlags(playbookstest.WithPrimary(rb, inv, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestHostReadyRefusesAClosedSSHPort(t *testing.T) {
 	paused := watchAppPause(sb)
 	for _, dry := range []bool{true, false} {
 		how := map[bool]string{true: "plan", false: "run --yes"}[dry]
-		ev := &playbooktest.Events{}
+		ev := &playbookstest.Events{}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		_, err := runbook.Run(ctx, p, runbook.Options{DryRun: dry, Yes: true, Observer: ev, JournalDir: t.TempDir()})
 		cancel()

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/switchover/switchover/internal/pg"
-	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/playbooks/playbookstest"
 	"github.com/switchover/switchover/runbook"
 	"github.com/switchover/switchover/runbook/journal"
 )
@@ -46,7 +46,7 @@ func startNode(t *testing.T, sb *sandbox.Sandbox, name string) {
 
 // wantRolledBack asserts the state a rollback must leave: pg1 the primary
 // on timeline 1 taking the writes made through PgBouncer.
-func wantRolledBack(t *testing.T, sb *sandbox.Sandbox, ev *playbooktest.Events, topo string) {
+func wantRolledBack(t *testing.T, sb *sandbox.Sandbox, ev *playbookstest.Events, topo string) {
 	t.Helper()
 	text := ev.Text()
 	for _, want := range []string{"section.started", "restart-old-primary done", "resume-pooler-on-old-primary done"} {
@@ -93,7 +93,7 @@ func TestFaultReplicationLinkCut(t *testing.T) {
 	roles := sandboxtest.StartSampler(sb)
 	t.Cleanup(func() { roles.Finish() })
 
-	ev, err := playbooktest.Run(t, sb, playbook, false, "catch_up_within=2s")
+	ev, err := playbookstest.Run(t, sb, playbook, false, "catch_up_within=2s")
 	if !errors.Is(err, runbook.ErrPrecondition) {
 		t.Fatalf("run with pg2 cut off from pg1: %v, want a precondition failure (exit 3)\n%s", err, ev.Text())
 	}
@@ -124,13 +124,13 @@ func TestFaultBlockingSessionAppearsAfterPreflight(t *testing.T) {
 	var holder *pgConn
 	var hookErr error
 	hook := func(ev journal.Event) {
-		if holder != nil || !playbooktest.IsStep(ev, "checkpoint", journal.StateRunning) {
+		if holder != nil || !playbookstest.IsStep(ev, "checkpoint", journal.StateRunning) {
 			return
 		}
 		holder, hookErr = openLocked(sb, sandboxtest.Node(t, sb, "pg2"))
 	}
 	roles := sandboxtest.StartSampler(sb)
-	ev, err := playbooktest.RunHooked(t, sb, playbook, hook)
+	ev, err := playbookstest.RunHooked(t, sb, playbook, hook)
 	roles.Finish().CheckKeptOnPrimary(t, sb)
 	if holder != nil {
 		defer holder.close()
@@ -147,7 +147,7 @@ func TestFaultBlockingSessionAppearsAfterPreflight(t *testing.T) {
 	if !strings.Contains(text, "pg.no_blocking_sessions fail") || !strings.Contains(text, "advisory") {
 		t.Fatalf("the failure does not name the blocking session:\n%s", text)
 	}
-	playbooktest.NoActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler", "stop-primary")
+	playbookstest.NoActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler", "stop-primary")
 	wantRolledBack(t, sb, ev, fmt.Sprintf("pg1=primary/1 pg2=standby<%d/1", sandboxtest.Node(t, sb, "pg1").Port))
 	recordFault(t, "blocking session on the candidate after preflight", ev, err, sb)
 }
@@ -181,7 +181,7 @@ func TestFaultOldPrimaryDoesNotStopInTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	roles := sandboxtest.StartSampler(sb)
-	ev, err := playbooktest.Run(t, sb, playbook, false, "stop_mode=smart", "stop_timeout=2s")
+	ev, err := playbookstest.Run(t, sb, playbook, false, "stop_mode=smart", "stop_timeout=2s")
 	roles.Finish().CheckKeptOnPrimary(t, sb)
 	if !errors.Is(err, runbook.ErrAction) {
 		t.Fatalf("run with a smart stop that cannot finish: %v, want an action failure (exit 4)\n%s", err, ev.Text())
@@ -192,7 +192,7 @@ func TestFaultOldPrimaryDoesNotStopInTime(t *testing.T) {
 			t.Errorf("events lack %q:\n%s", want, text)
 		}
 	}
-	playbooktest.NoActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler", "drain-router", "stop-primary")
+	playbookstest.NoActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler", "drain-router", "stop-primary")
 	wantRolledBack(t, sb, ev, "pg1=primary/1 pg2=standby")
 	recordFault(t, "old primary does not stop in time (smart, 2s)", ev, err, sb)
 }
@@ -206,14 +206,14 @@ func TestFaultPromotionImpossible(t *testing.T) {
 	var hookErr error
 	stopped := false
 	hook := func(ev journal.Event) {
-		if stopped || !playbooktest.IsStep(ev, "stop-primary", journal.StateDone) {
+		if stopped || !playbookstest.IsStep(ev, "stop-primary", journal.StateDone) {
 			return
 		}
 		stopped = true
 		hookErr = pgCtlOn(sb, sandboxtest.Node(t, sb, "pg2"), "stop -m fast -w -t 30")
 	}
 	roles := sandboxtest.StartSampler(sb)
-	ev, err := playbooktest.RunHooked(t, sb, playbook, hook)
+	ev, err := playbookstest.RunHooked(t, sb, playbook, hook)
 	roles.Finish().CheckKeptOnPrimary(t, sb)
 	if hookErr != nil || !stopped {
 		t.Fatalf("pg2 was not stopped after stop-primary: %v\n%s", hookErr, ev.Text())
@@ -227,7 +227,7 @@ func TestFaultPromotionImpossible(t *testing.T) {
 			t.Errorf("events lack %q:\n%s", want, text)
 		}
 	}
-	playbooktest.NoActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler", "drain-router", "stop-primary", "promote")
+	playbookstest.NoActionBut(t, ev, "sync-on-candidate", "start-canary", "checkpoint", "pause-pooler", "drain-router", "stop-primary", "promote")
 	wantRolledBack(t, sb, ev, "pg1=primary/1 pg2=down")
 
 	startNode(t, sb, "pg2")
@@ -290,7 +290,7 @@ func TestFaultTwoPrimariesAtPreflight(t *testing.T) {
 	roles := sandboxtest.StartSampler(sb)
 	t.Cleanup(func() { roles.Finish() })
 
-	ev, err := playbooktest.Run(t, sb, playbook, false, "catch_up_within=2s")
+	ev, err := playbookstest.Run(t, sb, playbook, false, "catch_up_within=2s")
 	if !errors.Is(err, runbook.ErrPrecondition) {
 		t.Fatalf("run with pg1 and pg3 both primaries: %v, want a precondition failure (exit 3)\n%s", err, ev.Text())
 	}

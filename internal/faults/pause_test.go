@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/playbooks/playbookstest"
 	"github.com/switchover/switchover/runbook"
 	"github.com/switchover/switchover/runbook/journal"
 )
@@ -53,7 +53,7 @@ func TestPauseBehindAYoungQuery(t *testing.T) {
 			finished := make(chan error, 1)
 			hooked := false
 			hook := func(ev journal.Event) {
-				if hooked || !playbooktest.IsStep(ev, "pause-pooler", journal.StateChecking) {
+				if hooked || !playbookstest.IsStep(ev, "pause-pooler", journal.StateChecking) {
 					return
 				}
 				hooked = true
@@ -77,7 +77,7 @@ func TestPauseBehindAYoungQuery(t *testing.T) {
 			}
 			w := sandboxtest.WatchStalls(t, sb)
 			roles := sandboxtest.StartSampler(sb)
-			ev, err := playbooktest.RunHooked(t, sb, playbook, hook, append([]string{"primary=" + primary, "candidate=" + other(primary)}, tc.vars...)...)
+			ev, err := playbookstest.RunHooked(t, sb, playbook, hook, append([]string{"primary=" + primary, "candidate=" + other(primary)}, tc.vars...)...)
 			roles.Finish().CheckKeptOnPrimary(t, sb)
 			w.Check(t, 5*time.Second)
 			if !hooked {
@@ -110,7 +110,7 @@ func TestPauseBehindAYoungQuery(t *testing.T) {
 				if err != nil {
 					t.Fatalf("switchover behind a 6s query: %v\n%s", err, text)
 				}
-				playbooktest.WantNothingLost(t, ev)
+				playbookstest.WantNothingLost(t, ev)
 				primary = other(primary)
 				sandboxtest.WantOnePrimary(t, sb, primary)
 			} else {

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/playbooks/playbookstest"
 	"github.com/switchover/switchover/runbook"
 )
 
@@ -35,7 +35,7 @@ func TestStreamingSwitchoverRollbackRestoresTheCandidatesSetting(t *testing.T) {
 	sandboxtest.Exec(t, sb, "pg2", "SELECT pg_wal_replay_pause()")
 	sandboxtest.WriteThroughPooler(t, sb) // WAL the paused candidate will not replay
 
-	ev, err := playbooktest.Run(t, sb, playbook, false, "catch_up_within=3s")
+	ev, err := playbookstest.Run(t, sb, playbook, false, "catch_up_within=3s")
 	if !errors.Is(err, runbook.ErrAction) {
 		t.Fatalf("run with replay paused on pg2: %v, want an action failure (exit 4)\n%s", err, ev.Text())
 	}
@@ -45,7 +45,7 @@ func TestStreamingSwitchoverRollbackRestoresTheCandidatesSetting(t *testing.T) {
 			t.Errorf("events lack %q:\n%s", want, text)
 		}
 	}
-	playbooktest.WantNothingLost(t, ev)
+	playbookstest.WantNothingLost(t, ev)
 	sandboxtest.WantOnePrimary(t, sb, "pg1")
 	got := sandboxtest.Query(t, sb, "pg2", "SELECT setting || ' from ' || coalesce(sourcefile, source) FROM pg_settings WHERE name = 'synchronous_standby_names'")
 	if !strings.HasPrefix(got, "ANY 1 (pg3) from ") || !strings.HasSuffix(got, "postgresql.auto.conf") {
@@ -86,13 +86,13 @@ func TestStreamingSwitchoverKeepsArchiving(t *testing.T) {
 	sandboxtest.EventuallyQuery(t, sb, "pg1", streamingStandbys, "1")
 	w := sandboxtest.WatchStalls(t, sb)
 	roles := sandboxtest.StartSampler(sb)
-	ev, err := playbooktest.Run(t, sb, playbook, false)
+	ev, err := playbookstest.Run(t, sb, playbook, false)
 	roles.Finish().CheckKeptOnPrimary(t, sb)
 	w.Check(t, 5*time.Second)
 	if err != nil {
 		t.Fatalf("switchover with both nodes archiving: %v\n%s", err, ev.Text())
 	}
-	playbooktest.WantNothingLost(t, ev)
+	playbookstest.WantNothingLost(t, ev)
 	sandboxtest.WantOnePrimary(t, sb, "pg2")
 	if text := ev.Text(); !strings.Contains(text, "pg2 archives its WAL (archive_mode=on, archive_command set): 00000002.history, its timeline's history file, is archived") {
 		t.Errorf("the verify step does not say pg2's history file is archived:\n%s", text)

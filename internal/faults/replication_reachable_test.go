@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchover/switchover/internal/playbooktest"
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
+	"github.com/switchover/switchover/playbooks/playbookstest"
 	"github.com/switchover/switchover/runbook"
 	"github.com/switchover/switchover/runbook/journal"
 )
@@ -57,7 +57,7 @@ func TestCandidateThatRefusesReplication(t *testing.T) {
 	sb := sandboxtest.New(t, 1)
 	undo := rejectReplication(t, sb, "pg2")
 	for _, dry := range []bool{true, false} {
-		ev, err := playbooktest.Run(t, sb, playbook, dry)
+		ev, err := playbookstest.Run(t, sb, playbook, dry)
 		if !errors.Is(err, runbook.ErrPrecondition) {
 			t.Fatalf("dry run %v with pg2 rejecting replication: %v, want a precondition failure (exit 3)\n%s", dry, err, ev.Text())
 		}
@@ -75,7 +75,7 @@ func TestCandidateThatRefusesReplication(t *testing.T) {
 	var hookErr error
 	hooked := false
 	hook := func(ev journal.Event) {
-		if hooked || !playbooktest.IsStep(ev, "drain-router", journal.StateRunning) {
+		if hooked || !playbookstest.IsStep(ev, "drain-router", journal.StateRunning) {
 			return
 		}
 		hooked = true
@@ -89,7 +89,7 @@ func TestCandidateThatRefusesReplication(t *testing.T) {
 	w := sandboxtest.WatchStalls(t, sb)
 	roles := sandboxtest.StartSampler(sb)
 	start := time.Now()
-	ev, err := playbooktest.RunHooked(t, sb, playbook, hook, "follow_within=3s")
+	ev, err := playbookstest.RunHooked(t, sb, playbook, hook, "follow_within=3s")
 	took := time.Since(start)
 	roles.Finish().CheckKeptOnPrimary(t, sb)
 	w.Check(t, 5*time.Second)
@@ -109,6 +109,6 @@ func TestCandidateThatRefusesReplication(t *testing.T) {
 	if took > 90*time.Second {
 		t.Errorf("the run took %s: the rejoin's wait did not follow follow_within=3s", took.Round(time.Second))
 	}
-	playbooktest.WantNothingLost(t, ev)
+	playbookstest.WantNothingLost(t, ev)
 	sandboxtest.WantOnePrimary(t, sb, "pg2")
 }

@@ -1,8 +1,8 @@
-// Package playbooktest runs the shipped playbooks, and runbooks given as
+// Package playbookstest runs the shipped playbooks, and runbooks given as
 // source, in-process against a sandbox cluster, scripted (--yes), and
 // reads what they did from their events. The playbooks' own tests and the
 // fault suite share it; only tests import it.
-package playbooktest
+package playbookstest
 
 import (
 	"context"
@@ -15,15 +15,15 @@ import (
 	"testing"
 	"time"
 
-	// The checks and steps the playbooks name register themselves.
-	_ "github.com/switchover/switchover/checks"
-	"github.com/switchover/switchover/runbook/journal"
-	"github.com/switchover/switchover/runbook/spec"
-	_ "github.com/switchover/switchover/steps"
-
 	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/playbooks"
 	"github.com/switchover/switchover/runbook"
+	"github.com/switchover/switchover/runbook/journal"
+	"github.com/switchover/switchover/runbook/spec"
+
+	// The checks and steps the playbooks name register themselves.
+	_ "github.com/switchover/switchover/checks"
+	_ "github.com/switchover/switchover/steps"
 )
 
 // Streaming is the streaming replication switchover playbook.
