@@ -28,6 +28,15 @@ func (m *fakeManager) look(context.Context) (string, error) {
 	return p, nil
 }
 
+// newFollower is a manager that holds primary the primary, and a follow
+// of a switchover to pg2 whose candidate takes writes once writes is set.
+func newFollower(primary string) (*fakeManager, *atomic.Bool, *managerFollow[string]) {
+	m := &fakeManager{}
+	m.primary.Store(primary)
+	var writes atomic.Bool
+	return m, &writes, follower(m, &writes)
+}
+
 // follower is a follow of a switchover to pg2 whose candidate takes writes
 // once writes is set.
 func follower(m *fakeManager, writes *atomic.Bool) *managerFollow[string] {
@@ -49,10 +58,7 @@ func follower(m *fakeManager, writes *atomic.Bool) *managerFollow[string] {
 }
 
 func TestManagerFollowSettles(t *testing.T) {
-	m := &fakeManager{}
-	m.primary.Store("pg1")
-	var writes atomic.Bool
-	f := follower(m, &writes)
+	m, writes, f := newFollower("pg1")
 	go func() {
 		time.Sleep(150 * time.Millisecond)
 		m.primary.Store("pg2")
@@ -71,11 +77,9 @@ func TestManagerFollowSettles(t *testing.T) {
 }
 
 func TestManagerFollowAnotherWay(t *testing.T) {
-	m := &fakeManager{}
-	m.primary.Store("pg3")
-	var writes atomic.Bool
+	_, _, f := newFollower("pg3")
 	start := time.Now()
-	end, err := follower(m, &writes).run(context.Background(), nil, start, start.Add(10*time.Second))
+	end, err := f.run(context.Background(), nil, start, start.Add(10*time.Second))
 	if err == nil || !strings.Contains(err.Error(), "made pg3 the primary") || end != nil {
 		t.Fatalf("run = %+v, %v; want the judge's error", end, err)
 	}
@@ -85,10 +89,7 @@ func TestManagerFollowAnotherWay(t *testing.T) {
 }
 
 func TestManagerFollowDeadline(t *testing.T) {
-	m := &fakeManager{}
-	m.primary.Store("pg1")
-	var writes atomic.Bool
-	f := follower(m, &writes)
+	m, _, f := newFollower("pg1")
 	go func() {
 		time.Sleep(150 * time.Millisecond)
 		m.fail.Store(true)
@@ -107,16 +108,14 @@ func TestManagerFollowDeadline(t *testing.T) {
 }
 
 func TestManagerFollowCutOff(t *testing.T) {
-	m := &fakeManager{}
-	m.primary.Store("pg1")
-	var writes atomic.Bool
+	_, _, f := newFollower("pg1")
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		time.Sleep(150 * time.Millisecond)
 		cancel()
 	}()
 	start := time.Now()
-	end, err := follower(m, &writes).run(ctx, nil, start, start.Add(10*time.Second))
+	end, err := f.run(ctx, nil, start, start.Add(10*time.Second))
 	if err != nil || end == nil || !errors.Is(end.Cut, context.Canceled) {
 		t.Fatalf("run = %+v, %v; want it cut off", end, err)
 	}
@@ -126,10 +125,7 @@ func TestManagerFollowCutOff(t *testing.T) {
 }
 
 func TestManagerFollowWakeAndQuiet(t *testing.T) {
-	m := &fakeManager{}
-	m.primary.Store("pg1")
-	var writes atomic.Bool
-	f := follower(m, &writes)
+	m, _, f := newFollower("pg1")
 	f.quiet = time.Hour
 	var wakes atomic.Int32
 	f.wake = func() error {
