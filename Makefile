@@ -16,12 +16,19 @@ build:
 # suite's speed: the longest package takes about 8 minutes on an idle
 # 2-core machine, and half as long again with both cores busy.
 FUZZTIME ?= 20s
+# The loader's fuzz targets; a target that is not there fails the run
+# (go test -fuzz that matches nothing passes, fuzzing nothing).
+FUZZ_PKG = ./runbook/spec
+FUZZ_TARGETS = FuzzLoadRunbook FuzzLoadInventory
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 5m ./...
 	SWITCHOVER_INTEGRATION=1 $(GO) test -count=1 -timeout 30m ./...
-	$(GO) test ./runbook -run '^$$' -fuzz '^FuzzLoadRunbook$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./runbook -run '^$$' -fuzz '^FuzzLoadInventory$$' -fuzztime $(FUZZTIME)
+	@for f in $(FUZZ_TARGETS); do \
+	  $(GO) test $(FUZZ_PKG) -list "^$$f$$" | grep -qx "$$f" || { echo "make test: $(FUZZ_PKG) has no fuzz target $$f" >&2; exit 1; }; \
+	  echo "$(GO) test $(FUZZ_PKG) -run '^$$' -fuzz '^$$f$$' -fuzztime $(FUZZTIME)"; \
+	  $(GO) test $(FUZZ_PKG) -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
 
 # The main job, end to end with the binary: check (as root: install) what
 # the sandbox needs, bring up a sandbox cluster
