@@ -25,6 +25,20 @@ import (
 type screen struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
+	// read is closed once the terminal has been read to its end (the
+	// program and every process holding the terminal have closed it).
+	read chan struct{}
+}
+
+// readTerminal copies what ptmx yields into a new screen until the
+// terminal's end.
+func readTerminal(ptmx *os.File) *screen {
+	s := &screen{read: make(chan struct{})}
+	go func() {
+		defer close(s.read)
+		_, _ = bytes.NewBuffer(nil).ReadFrom(teeReader{ptmx, s})
+	}()
+	return s
 }
 
 var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]|\r`)
@@ -80,8 +94,7 @@ func interactiveAt(t *testing.T, cols uint16, env []string, args ...string) (*ex
 		t.Fatalf("start in a pseudo-terminal: %v", err)
 	}
 	t.Cleanup(func() { tty.Close() })
-	scr := &screen{}
-	go func() { _, _ = bytes.NewBuffer(nil).ReadFrom(teeReader{tty, scr}) }()
+	scr := readTerminal(tty)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() {
@@ -145,21 +158,28 @@ func (t teeReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// exitOf waits (at most d) for the program to exit and then for its
+// terminal to be read to the end, so that the screen holds all it wrote:
+// the exit can come before the reader has taken the last lines.
 func exitOf(t *testing.T, done <-chan error, d time.Duration, scr *screen) int {
 	t.Helper()
+	code := 0
 	select {
 	case err := <-done:
 		if ee, ok := err.(*exec.ExitError); ok {
-			return ee.ExitCode()
-		}
-		if err != nil {
+			code = ee.ExitCode()
+		} else if err != nil {
 			t.Fatal(err)
 		}
-		return 0
 	case <-time.After(d):
 		t.Fatalf("the interactive run did not end within %s; the terminal shows:\n%s", d, scr.text())
 	}
-	return -1
+	select {
+	case <-scr.read:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the program exited %d, but its terminal was not read to its end within 10s (a process it left holds it); the terminal shows:\n%s", code, scr.text())
+	}
+	return code
 }
 
 func primaryOf(t *testing.T, sb *sandbox.Sandbox) string {
@@ -299,8 +319,7 @@ func interactiveTee(t *testing.T, args ...string) (func(string), *screen, *scree
 		t.Fatalf("start: %v", err)
 	}
 	tty.Close()
-	scr := &screen{}
-	go func() { _, _ = bytes.NewBuffer(nil).ReadFrom(teeReader{ptmx, scr}) }()
+	scr := readTerminal(ptmx)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() {
