@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -96,8 +97,13 @@ type Store struct {
 
 // nodeClaim is what one node says about the claim.
 type nodeClaim struct {
-	node     string
-	primary  bool
+	node    string
+	primary bool
+	// readOnly is a primary whose configuration makes every transaction
+	// read-only by default: a fence whose synchronous_standby_names its
+	// manager has replaced since (pg_auto_failover's keeper sets its own
+	// when the monitor moves the old primary to wait_primary).
+	readOnly bool
 	holder   *Holder // nil: no claim on this node
 	err      error
 	notTable bool // the table does not exist here
@@ -142,12 +148,15 @@ func (s *Store) readNode(ctx context.Context, name string) nodeClaim {
 	defer pg.Release(conn)
 	// A primary a switchover has fenced (pg.ApplyFence) acknowledges no
 	// commit: it is an old primary on its way out, not a second one.
-	var inRecovery, fenced bool
-	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery(), current_setting('synchronous_standby_names') = $1", pg.FenceSyncName).Scan(&inRecovery, &fenced); err != nil {
+	// The configured default, not this session's: a claim session sets
+	// its own (ownSessionSQL).
+	var inRecovery, fenced, readOnly bool
+	if err := conn.QueryRow(ctx, `SELECT pg_is_in_recovery(), current_setting('synchronous_standby_names') = $1,
+		(SELECT reset_val FROM pg_settings WHERE name = 'default_transaction_read_only') = 'on'`, pg.FenceSyncName).Scan(&inRecovery, &fenced, &readOnly); err != nil {
 		nc.err = err
 		return nc
 	}
-	nc.primary = !inRecovery && !fenced
+	nc.primary, nc.readOnly = !inRecovery && !fenced, readOnly
 	h, err := readHolder(ctx, conn, s.Cluster.Name)
 	switch {
 	case isUndefinedTable(err):
@@ -305,6 +314,16 @@ func (s *Store) Take(ctx context.Context, h Holder, resuming string, takeOver bo
 		}
 		if c.holder != nil && (c.holder.RunID == h.RunID || c.holder.RunID == resuming) {
 			mineSeen = true
+		}
+	}
+	if len(primaries) > 1 {
+		// Of several primaries, one read-only by default beside one that
+		// is not is an old primary on its way out (fenced, its manager's
+		// synchronous_standby_names since written over the fence's), not
+		// a second one.
+		writable := slices.DeleteFunc(slices.Clone(primaries), func(c nodeClaim) bool { return c.readOnly })
+		if len(writable) == 1 {
+			primaries = writable
 		}
 	}
 	switch {

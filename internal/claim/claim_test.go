@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -233,4 +234,24 @@ func TestClaimInPatronisDCS(t *testing.T) {
 	if err := s.Release(ctx, "b"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Of two primaries, one read-only by default (an old primary whose fence
+// lost its synchronous_standby_names to its manager) is not a second one:
+// the claim goes on the other. Two that take writes are refused.
+func TestClaimBesideAReadOnlyOldPrimary(t *testing.T) {
+	sb := sandboxtest.New(t, 1)
+	ctx := context.Background()
+	s := &Store{Cluster: sb.Cluster()}
+	sandboxtest.Exec(t, sb, "pg2", "SELECT pg_promote()")
+	sandboxtest.EventuallyQuery(t, sb, "pg2", "SELECT pg_is_in_recovery()::text", "false")
+	if err := s.Take(ctx, holder("a"), "", false); err == nil || !strings.Contains(err.Error(), "more than one node takes writes (pg1, pg2)") {
+		t.Fatalf("two primaries taking writes: %v, want refused naming both", err)
+	}
+	sandboxtest.Exec(t, sb, "pg1", "ALTER SYSTEM SET default_transaction_read_only = on", "SELECT pg_reload_conf()")
+	sandboxtest.EventuallyQuery(t, sb, "pg1", "SELECT reset_val FROM pg_settings WHERE name = 'default_transaction_read_only'", "on")
+	if err := s.Take(ctx, holder("a"), "", false); err != nil {
+		t.Fatalf("beside an old primary read-only by default: %v", err)
+	}
+	waitClaimOn(t, s, "pg2", "a")
 }
