@@ -68,7 +68,7 @@ func (s *PgafPromotion) Describe(t *cluster.Target) Effect {
 	return Effect{Node: "pg_auto_failover monitor " + where,
 		Command: fmt.Sprintf("unless the monitor shows %[4]s promoted or being promoted already: on %[10]s %[11]s (what it replaces in postgresql.auto.conf recorded as fact %[12]s), then SELECT pgautofailover.perform_promotion('%[1]s', '%[2]s') on the monitor at %[3]s; then %[5]s on %[4]s every %[6]s and the monitor's pgautofailover.node every %[7]s, until the monitor assigns %[4]s a primary's state and it takes writes, for up to %[9]s",
 			formation, s.Candidate, where, s.Candidate, writableSQL, switchoverPoll, managerPoll, s.Candidate, s.Within, s.Primary, fenceSQL, FenceFact(s.Primary)),
-		Changes: fmt.Sprintf("%[1]s is fenced first: from then on it acknowledges no commit and its client sessions are ended, so that it cannot take writes beside %[2]s however late its keeper stops it (pgaf.unfence lifts the fence once it is a standby, or at once when the monitor refuses); the monitor drains and demotes %[1]s and promotes %[2]s; writes fail until %[2]s takes them; %[1]s rejoins as a secondary on its own",
+		Changes: fmt.Sprintf("%[1]s is fenced first: from then on it acknowledges no commit and its client sessions are ended, so that it cannot take writes beside %[2]s however late its keeper stops it (pgaf.unfence lifts the fence once it is a standby, or at once when the monitor refuses), and fenced again should its keeper write over the fence while the monitor has it in wait_primary; the monitor drains and demotes %[1]s and promotes %[2]s; writes fail until %[2]s takes them; %[1]s rejoins as a secondary on its own",
 			s.Primary, s.Candidate)}
 }
 
@@ -131,6 +131,8 @@ func (s *PgafPromotion) Apply(ctx context.Context, t *cluster.Target) error {
 	}
 	var shown progressShown
 	raced := false
+	var refenced time.Time
+	refenceFailed := false
 	f := &managerFollow[*pgaf.View]{
 		writable: writable,
 		look:     c.View,
@@ -138,10 +140,28 @@ func (s *PgafPromotion) Apply(ctx context.Context, t *cluster.Target) error {
 			if line := s.progress(v, start, &shown); line != "" {
 				t.Print(line)
 			}
-			if why := s.raced(v); !raced && why != "" {
-				raced = true
-				t.Facts.Set(PgafRaceFact, why)
-				t.Print("pg_auto_failover: " + why)
+			if why := s.raced(v); why != "" {
+				if !raced {
+					raced = true
+					t.Facts.Set(PgafRaceFact, why)
+					t.Print("pg_auto_failover: " + why)
+				}
+				// The keeper, carrying out wait_primary, writes its own
+				// synchronous_standby_names over the fence's.
+				if time.Since(refenced) >= refenceEvery {
+					refenced = time.Now()
+					rctx, cancel := context.WithTimeout(dctx, 2*time.Second)
+					did, err := s.refence(rctx, t)
+					cancel()
+					switch {
+					case err != nil && !refenceFailed:
+						// A stopped old primary takes no commit: said once.
+						refenceFailed = true
+						t.Print(fmt.Sprintf("pg_auto_failover: could not look whether %s is still fenced: %v", s.Primary, err))
+					case did != "":
+						t.Print("pg_auto_failover: " + did)
+					}
+				}
 			}
 			if p := v.Primary(); p != "" && p != s.Candidate && p != s.Primary {
 				return false, fail(fmt.Errorf("the monitor made %s the primary instead of %s (%s)", p, s.Candidate, v))

@@ -72,6 +72,43 @@ func (s *PgafPromotion) fence(ctx context.Context, t *cluster.Target) error {
 	return nil
 }
 
+// refence fences the old primary again when its keeper has written its
+// own synchronous_standby_names over the fence's: the keeper does so as it
+// carries out the monitor's wait_primary (see raced), and from then on an
+// explicit read-write transaction there could commit unreplicated. It says
+// what it did, or "" when the fence holds or the node is a standby.
+func (s *PgafPromotion) refence(ctx context.Context, t *cluster.Target) (string, error) {
+	n, err := t.Node(s.Primary)
+	if err != nil {
+		return "", err
+	}
+	conn, err := connectNode(ctx, t, n, remaining(ctx))
+	if err != nil {
+		return "", err
+	}
+	defer closeConn(conn)
+	var recovery bool
+	var sync, ro string
+	if err := conn.QueryRow(ctx, `SELECT pg_is_in_recovery(), current_setting('synchronous_standby_names'), current_setting('default_transaction_read_only')`).Scan(&recovery, &sync, &ro); err != nil {
+		return "", err
+	}
+	if recovery || (sync == pg.FenceSyncName && ro == "on") {
+		return "", nil
+	}
+	start := time.Now()
+	ended, err := pg.ApplyFence(ctx, conn, fenceWait)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s's keeper had set synchronous_standby_names = '%s' and default_transaction_read_only = %s over the fence; fenced again in %s, %s ended",
+		s.Primary, sync, ro, since(start), plural(ended, "1 client session", fmt.Sprintf("%d client sessions", ended))), nil
+}
+
+// refenceEvery is how often, at most, the step looks whether the old
+// primary's keeper has written over the fence while the monitor has it in
+// wait_primary.
+const refenceEvery = 250 * time.Millisecond
+
 // lift lifts the fence on the old primary when the monitor still has it
 // the primary with no promotion under way (the promotion was refused, or
 // never began), and says what it did; a fence it cannot lift safely stays,
