@@ -121,3 +121,26 @@ func TestCandidatePickedAtATerminal(t *testing.T) {
 		t.Fatalf("the plan does not promote %s (want %s):\n%s", m[1], want, scr.text())
 	}
 }
+
+// TestCandidateIsThePrimary: --candidate naming the primary is refused in
+// one sentence that names the primary and the other nodes, not with every
+// check that cannot take a primary for a candidate.
+func TestCandidateIsThePrimary(t *testing.T) {
+	sb := sandboxtest.Shared(t)
+	code, out, errOut := executeT(t, "plan", "postgres-streaming-switchover", "-i", sb.Inventory(), "--candidate", "pg1", "--journal-dir", t.TempDir())
+	if code != exitPrecondition {
+		t.Fatalf("plan --candidate pg1 (the primary): exit %d, want %d\n%s%s", code, exitPrecondition, out, errOut)
+	}
+	var errs []string
+	for _, l := range strings.Split(errOut, "\n") {
+		if strings.HasPrefix(l, "error:") || strings.HasPrefix(l, "  ") {
+			errs = append(errs, l)
+		}
+	}
+	if len(errs) != 1 || !strings.Contains(errs[0], "pg1 is already the primary") || !strings.Contains(errs[0], "the other nodes are pg2, pg3") {
+		t.Errorf("plan --candidate pg1 said %q, want one line naming pg1 the primary and pg2, pg3 the other nodes:\n%s", errs, errOut)
+	}
+	if strings.Contains(errOut, "problems") {
+		t.Errorf("plan --candidate pg1 lists problems instead of one sentence:\n%s", errOut)
+	}
+}

@@ -370,3 +370,34 @@ steps:
 		t.Errorf("step a's misspelt action key is also reported as a step without an action:\n%s", stderr)
 	}
 }
+
+// TestPlaybooksListAligned: every shipped playbook's description starts in
+// the same column, however long the longest name.
+func TestPlaybooksListAligned(t *testing.T) {
+	t.Parallel()
+	code, out, _ := executeT(t, "playbooks")
+	if code != exitOK {
+		t.Fatalf("playbooks exited %d", code)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	col, longest := -1, ""
+	for _, l := range lines {
+		name, rest, ok := strings.Cut(l, " ")
+		if !ok {
+			t.Fatalf("line without a description: %q", l)
+		}
+		at := len(l) - len(strings.TrimLeft(rest, " "))
+		if col == -1 {
+			col = at
+		}
+		if at != col || at < len(name)+2 {
+			t.Errorf("%q: description at column %d, want %d with two spaces at least after the name", l, at, col)
+		}
+		if len(name) > len(longest) {
+			longest = name
+		}
+	}
+	if len(lines) < 2 || len(longest) < len("pg-auto-failover-switchover") {
+		t.Errorf("the list %q does not hold the long names it is meant to align", lines)
+	}
+}

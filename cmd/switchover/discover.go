@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/switchover/switchover/internal/claim"
@@ -147,7 +148,13 @@ func refuseCandidateIsPrimary(ctx context.Context, l *loaded, cand *candidate) e
 	if name == "" || name != l.primary.Value {
 		return nil
 	}
-	msg := fmt.Sprintf("%s is already the primary of cluster %s (the one node out of recovery): there is nothing to switch over to it; nothing was done", name, l.inv.Cluster.Name)
+	var others []string
+	for _, n := range l.inv.Cluster.NodeOrder() {
+		if n != name {
+			others = append(others, n)
+		}
+	}
+	msg := fmt.Sprintf("%s is already the primary of cluster %s (the one node out of recovery): there is nothing to switch over to it; the other nodes are %s (--candidate auto picks the most caught-up standby); nothing was done", name, l.inv.Cluster.Name, strings.Join(others, ", "))
 	cctx, cancel := context.WithTimeout(ctx, discoverTimeout)
 	defer cancel()
 	var held *claim.HeldError

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -15,15 +16,16 @@ func newPlaybooksCmd(io *streams) *cobra.Command {
 		Short: "List the runbooks shipped in the binary, or show one",
 		Args:  exactArgs(0, "no arguments (or the subcommand show NAME)"),
 		RunE: func(c *cobra.Command, _ []string) error {
+			tw := tabwriter.NewWriter(io.out, 0, 0, 2, ' ', 0)
 			for _, n := range playbooks.Names() {
 				src, _ := playbooks.Read(n)
 				desc := ""
 				if rb, err := spec.LoadRunbook("playbook:"+n, src); err == nil {
 					desc = rb.Description
 				}
-				fmt.Fprintf(io.out, "%-24s %s\n", n, desc)
+				fmt.Fprintf(tw, "%s\t%s\n", n, desc)
 			}
-			return nil
+			return tw.Flush()
 		},
 	}
 	cmd.AddCommand(&cobra.Command{
