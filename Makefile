@@ -3,7 +3,7 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN := bin/switchover
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test demo bench vet fmt clean
+.PHONY: build test demo bench docs vet fmt clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/switchover
@@ -60,6 +60,12 @@ demo: build
 RUNS ?= 5
 bench: build
 	$(GO) run ./cmd/switchover-bench -runs $(RUNS)
+
+# The generated documentation: the check and step reference (docs/reference),
+# rendered from the registered checks and steps. The same test without
+# -update (part of every go test ./...) fails when a page is stale.
+docs:
+	$(GO) test ./internal/docs -run TestReference -count=1 -update
 
 vet:
 	$(GO) vet ./...

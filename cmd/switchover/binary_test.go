@@ -159,31 +159,23 @@ func runIDIn(t *testing.T, r testbin.Result) string {
 	return m[1]
 }
 
-const exampleRunbook = `name: example
-vars:
-  dir: /tmp/switchover-example
-steps:
-  - name: first
-    action:
-      exec: {command: "echo one >> ${dir}/log"}
-  - name: second
-    destructive: true
-    requires:
-      - exec: {command: "test -d ${dir}"}
-    action:
-      exec: {command: "echo two >> ${dir}/log"}
-    ensures:
-      - exec: {command: "grep -q two ${dir}/log"}
-`
+// exampleRunbookFile is the first runbook of docs/runbooks.md, which shows it
+// verbatim (internal/docs checks that); runbook/spec loads it too.
+const exampleRunbookFile = "../../runbook/spec/testdata/valid/example.yaml"
 
-// TestBinaryExample walks the README example: validate, plan, a scripted
-// run refused for want of approval, the approved run, runs, and the JSON log.
+// TestBinaryExample walks the example of docs/runbooks.md: validate, plan,
+// a scripted run refused for want of approval, the approved run, runs, and
+// the JSON log.
 func TestBinaryExample(t *testing.T) {
 	t.Parallel()
 	work, jdir := t.TempDir(), t.TempDir()
 	d := t.TempDir()
 	file := filepath.Join(work, "example.yaml")
-	writeFile(t, file, exampleRunbook)
+	example, err := os.ReadFile(exampleRunbookFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, file, string(example))
 	logPath := filepath.Join(d, "log")
 	jd := "--journal-dir=" + jdir
 

@@ -159,7 +159,7 @@ func refuseCandidateIsPrimary(ctx context.Context, l *loaded, cand *candidate) e
 	defer cancel()
 	var held *claim.HeldError
 	if err := (&claim.Store{Cluster: l.inv.Cluster}).Check(cctx, ""); errors.As(err, &held) {
-		msg += fmt.Sprintf(". The cluster is claimed by %s (seen on %s): a switchover that stopped after its promotion. Finish it with `switchover resume %s` where its journal is; without that journal, from any machine: `switchover run rejoin-old-primary -i %s --var old=OLD_PRIMARY --var new=%s --take-over` (README: finishing another operator's run)",
+		msg += fmt.Sprintf(". The cluster is claimed by %s (seen on %s): a switchover that stopped after its promotion. Finish it with `switchover resume %s` where its journal is; without that journal, from any machine: `switchover run rejoin-old-primary -i %s --var old=OLD_PRIMARY --var new=%s --take-over` (docs/runs.md: finishing another operator's run)",
 			held.Holder, held.Node, held.Holder.RunID, l.inv.File, name)
 	}
 	return refusef("%s", msg)

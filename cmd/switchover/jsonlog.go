@@ -14,7 +14,7 @@ import (
 
 // jsonView writes one JSON object per event (go-hclog's JSON format): the
 // event's fields under the same names the journal uses, plus hclog's
-// @timestamp, @level and @message. The names are stable; the README lists
+// @timestamp, @level and @message. The names are stable; docs/runs.md lists
 // them.
 type jsonView struct {
 	log hclog.Logger
@@ -42,7 +42,7 @@ func (r *reportedError) Unwrap() error { return r.err }
 // run emitted anything: one validation.error event per problem of an
 // invalid runbook, inventory or --var (file, line, col, message; line and
 // col 0 when unknown), or one error event (message, exit_code). The field
-// names are stable; the README lists them.
+// names are stable; docs/runs.md lists them.
 func (j *jsonView) refused(err error) error {
 	if err == nil || j.n > 0 {
 		return err

@@ -129,4 +129,4 @@ func runResume(ctx context.Context, io *streams, opts *resumeOpts, id string) er
 
 // lostJournalHint is what resume says when it finds no journal to resume:
 // a run's journal may be on another machine, or lost with it.
-const lostJournalHint = "a run whose journal is on another machine is resumed there (--journal-dir); if it is lost, `switchover status -i INVENTORY` shows the claim the run left in the cluster and whether the cluster is switched, and README (finishing another operator's run) says how to finish it from the cluster's state"
+const lostJournalHint = "a run whose journal is on another machine is resumed there (--journal-dir); if it is lost, `switchover status -i INVENTORY` shows the claim the run left in the cluster and whether the cluster is switched, and docs/runs.md (finishing another operator's run) says how to finish it from the cluster's state"

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/switchover/switchover/checks"
+	"github.com/switchover/switchover/internal/kinds"
 	"github.com/switchover/switchover/internal/params"
 	"github.com/switchover/switchover/steps"
 )
@@ -105,10 +106,9 @@ func kindSchema(kind, doc string, specs []params.Spec, extra map[string]obj) obj
 
 func runbookSchema() obj {
 	duration := obj{"type": "string", "description": "a duration such as 500ms, 30s or 5m, or a ${variable}"}
-	engine := map[string]obj{
-		"within":  {"type": "string", "description": "poll until the check passes, at most this long"},
-		"every":   {"type": "string", "description": "time between polls"},
-		"timeout": {"type": "string", "description": "limit of one evaluation"},
+	engine := map[string]obj{}
+	for _, p := range kinds.CheckEngineParams {
+		engine[p.Name] = obj{"type": "string", "description": p.Doc}
 	}
 	var checkKinds, stepKinds []any
 	for _, d := range checks.Kinds() {

@@ -348,9 +348,9 @@ func renderLocks(io *streams, st *clusterStatus) {
 		case st.ClaimJournal:
 			fmt.Fprintf(io.out, "          its process is not running here; its journal is: `switchover resume %s`\n", c.RunID)
 		case st.ClaimProcess == "gone":
-			fmt.Fprintf(io.out, "          its process (pid %d) is gone and its journal is not in this journal directory: finish it from the cluster's state (README: finishing another operator's run)\n", c.PID)
+			fmt.Fprintf(io.out, "          its process (pid %d) is gone and its journal is not in this journal directory: finish it from the cluster's state (docs/runs.md: finishing another operator's run)\n", c.PID)
 		default:
-			fmt.Fprintf(io.out, "          it ran on %s: whether pid %d still runs cannot be told from here; if that run is gone and its journal with it, finish it from the cluster's state (README: finishing another operator's run)\n", c.Host, c.PID)
+			fmt.Fprintf(io.out, "          it ran on %s: whether pid %d still runs cannot be told from here; if that run is gone and its journal with it, finish it from the cluster's state (docs/runs.md: finishing another operator's run)\n", c.Host, c.PID)
 		}
 	} else {
 		fmt.Fprintln(io.out, "claim:    none in the cluster")

@@ -99,6 +99,16 @@ type CheckDefinition struct {
 // Checks is the registry of check kinds.
 var Checks = registry.New("checks", func(d CheckDefinition) string { return d.Kind })
 
+// CheckEngineParams are the parameters every check takes beside its own:
+// the engine acts on them, not the check. The runbook loader accepts them
+// on every check, and the schema and the check reference describe them
+// from here.
+var CheckEngineParams = []params.Spec{
+	{Name: "within", Type: params.Duration, Doc: "poll until the check passes, at most this long"},
+	{Name: "every", Type: params.Duration, Doc: "time between polls"},
+	{Name: "timeout", Type: params.Duration, Doc: "limit of one evaluation"},
+}
+
 // Effect is what a step will do, exactly, shown before it does it.
 type Effect struct {
 	Node    string `json:"node"`              // where it acts, e.g. "local" or "pg1 (local)"

@@ -295,29 +295,13 @@ func TestLoadValid(t *testing.T) {
 	}
 }
 
-// exampleYAML is the runbook of the README, verbatim.
-const exampleYAML = `name: example
-vars:
-  dir: /tmp/switchover-example
-steps:
-  - name: first
-    action:
-      exec: {command: "echo one >> ${dir}/log"}
-  - name: second
-    destructive: true
-    requires:
-      - exec: {command: "test -d ${dir}"}
-    action:
-      exec: {command: "echo two >> ${dir}/log"}
-    ensures:
-      - exec: {command: "grep -q two ${dir}/log"}
-`
+// exampleFile is the first runbook of docs/runbooks.md, which shows it
+// verbatim (internal/docs checks that); cmd/switchover runs it.
+const exampleFile = "testdata/valid/example.yaml"
 
 func TestResolveExample(t *testing.T) {
 	t.Parallel()
-	if got := string(readFile(t, "testdata/valid/example.yaml")); got != exampleYAML {
-		t.Fatalf("testdata/valid/example.yaml differs from the example:\n%s", got)
-	}
+	example := readFile(t, exampleFile)
 	tests := []struct {
 		name string
 		vars []string
@@ -329,7 +313,7 @@ func TestResolveExample(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			rb, err := LoadRunbook("example.yaml", []byte(exampleYAML))
+			rb, err := LoadRunbook("example.yaml", example)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/switchover/switchover/internal/kinds"
 )
 
 // rawArg is one parameter of a check or an action, before substitution.
@@ -69,7 +71,13 @@ type rawDefaults struct {
 
 // engineArgs are keys every check accepts beside its own parameters; the
 // engine, not the check, acts on them.
-var engineArgs = []string{"within", "every", "timeout"}
+var engineArgs = func() []string {
+	var names []string
+	for _, p := range kinds.CheckEngineParams {
+		names = append(names, p.Name)
+	}
+	return names
+}()
 
 // LoadRunbook parses a runbook. It checks the shape of the file (keys,
 // types, names); what depends on variables and the inventory is checked by
