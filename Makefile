@@ -3,7 +3,7 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN := bin/switchover
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test demo bench vet fmt clean
+.PHONY: build test demo bench package vet fmt clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/switchover
@@ -60,6 +60,19 @@ demo: build
 RUNS ?= 5
 bench: build
 	$(GO) run ./cmd/switchover-bench -runs $(RUNS)
+
+# The Debian package, bin/switchover_<version>_<arch>.deb: the binary built
+# as `make build` does, a man page per command, bash, zsh and fish
+# completions, README and copyright (.ci/package stages the tree). The
+# version is VERSION made Debian-valid: 0.0~git20261207.97b4278 before the
+# first tag, 1.4.0 at tag v1.4.0, 1.4.0+git20261207.abc1234 after it.
+DEB_VERSION = $(shell bash .ci/package --deb-version '$(VERSION)')
+DEB_ARCH = $(shell dpkg --print-architecture 2>/dev/null)
+DEB = bin/switchover_$(DEB_VERSION)_$(DEB_ARCH).deb
+package: build
+	@command -v dpkg >/dev/null 2>&1 || { echo "make package: needs dpkg (a Debian or Ubuntu machine)" >&2; exit 1; }
+	GO=$(GO) bash .ci/package $(BIN) '$(DEB_VERSION)' $(DEB_ARCH) $(DEB)
+	@echo "$(DEB): $$(stat -c %s $(DEB)) bytes"
 
 vet:
 	$(GO) vet ./...
