@@ -23,9 +23,10 @@ func machineDefaults() map[string]string {
 }
 
 // newGenManCmd writes a man page (section 1) for every command, for the
-// Debian package (make package). It is hidden: a user reads the pages, he
-// does not make them. The pages' date is SOURCE_DATE_EPOCH when set, so
-// that the same commit gives the same pages.
+// Debian package (make package) and for those who install with go install
+// (docs/install.md). It is hidden from help and completion: it is not part
+// of a switchover. The pages' date is SOURCE_DATE_EPOCH when set, so that
+// the same commit gives the same pages.
 func newGenManCmd(io *streams) *cobra.Command {
 	return &cobra.Command{
 		Use:    "gen-man DIR",
