@@ -3,7 +3,7 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN := bin/switchover
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test demo bench docs vet fmt clean
+.PHONY: build test demo bench docs package package-check vet fmt clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/switchover
@@ -12,9 +12,11 @@ build:
 # detector (what a plain `go test -race ./...` runs, in under a minute);
 # every test again with real servers (SWITCHOVER_INTEGRATION=1); then the
 # loader's fuzz targets for a bounded time (their seed corpus runs with
-# every package above). -timeout bounds a hung test binary, not the
-# suite's speed: the longest package takes about 8 minutes on an idle
-# 2-core machine, and half as long again with both cores busy.
+# every package above); last, the Debian package installed and removed
+# for real (package-check: as root with dpkg only). -timeout bounds a hung
+# test binary, not the suite's speed: the longest package takes about 8
+# minutes on an idle 2-core machine, and half as long again with both
+# cores busy.
 FUZZTIME ?= 20s
 # The loader's fuzz targets; a target that is not there fails the run
 # (go test -fuzz that matches nothing passes, fuzzing nothing).
@@ -29,6 +31,7 @@ test:
 	  echo "$(GO) test $(FUZZ_PKG) -run '^$$' -fuzz '^$$f$$' -fuzztime $(FUZZTIME)"; \
 	  $(GO) test $(FUZZ_PKG) -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
+	@$(MAKE) --no-print-directory package-check
 
 # The main job, end to end with the binary: check (as root: install) what
 # the sandbox needs, bring up a sandbox cluster
@@ -66,6 +69,32 @@ bench: build
 # -update (part of every go test ./...) fails when a page is stale.
 docs:
 	$(GO) test ./internal/docs -run TestReference -count=1 -update
+
+# The Debian package, bin/switchover_<version>_<arch>.deb: the binary built
+# as `make build` does, a man page per command, bash, zsh and fish
+# completions, README and copyright (.ci/package stages the tree). The
+# version is VERSION made Debian-valid: 0.0~git20261207.97b4278 before the
+# first tag, 1.4.0 at tag v1.4.0, 1.4.0+git20261207.abc1234 after it.
+DEB_VERSION = $(shell bash .ci/package --deb-version '$(VERSION)')
+DEB_ARCH = $(shell dpkg --print-architecture 2>/dev/null)
+DEB = bin/switchover_$(DEB_VERSION)_$(DEB_ARCH).deb
+package: build
+	@command -v dpkg >/dev/null 2>&1 || { echo "make package: needs dpkg (a Debian or Ubuntu machine)" >&2; exit 1; }
+	GO=$(GO) bash .ci/package $(BIN) '$(DEB_VERSION)' $(DEB_ARCH) $(DEB)
+	@echo "$(DEB): $$(stat -c %s $(DEB)) bytes"
+
+# The package as a user gets it: install it with dpkg -i, run the binary,
+# find the man pages, complete in a login shell's bash, remove it with
+# dpkg -r and see nothing left; the package is removed also when a check
+# fails. It installs into the machine itself, so it runs as root with dpkg
+# only (CI, a throwaway machine); anyone else is told it was skipped.
+ifeq ($(shell id -u)-$(shell command -v dpkg >/dev/null 2>&1 && echo dpkg),0-dpkg)
+package-check: package
+	bash .ci/package-check $(DEB) '$(VERSION)'
+else
+package-check:
+	@echo "make package-check: skipped: installing the package needs root and dpkg"
+endif
 
 vet:
 	$(GO) vet ./...

@@ -124,6 +124,7 @@ Every run is journaled; an interrupted run continues with 'switchover resume'.`,
 		newStatusCmd(io),
 		newSchemaCmd(io),
 		newVersionCmd(io),
+		newGenManCmd(io),
 	)
 	registerCompletions(root)
 	return root
