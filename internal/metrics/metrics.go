@@ -5,7 +5,10 @@
 package metrics
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,6 +68,11 @@ func WriteFile(path string, r Run) error {
 		gauge(NameClientErrors, "Errors the canary writer got during the last run.", float64(*r.ClientErrors))
 	}
 	if err := prometheus.WriteToTextfile(path, reg); err != nil {
+		// The error names the temporary file; say what was written where.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("metrics file %s: %w (writing a temporary file in %s to rename over it)", path, pe.Err, filepath.Dir(path))
+		}
 		return fmt.Errorf("metrics file %s: %w", path, err)
 	}
 	return nil

@@ -179,7 +179,7 @@ func TestWriteFileErrorSaysWhere(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "no-such-dir", "switchover.prom")
 	err := WriteFile(path, Run{Runbook: "example", Cluster: "c", Finished: time.Now()})
-	if err == nil || !strings.Contains(err.Error(), "metrics file "+path) {
+	if err == nil || !strings.Contains(err.Error(), "metrics file "+path+": no such file or directory") || !strings.Contains(err.Error(), filepath.Dir(path)) {
 		t.Fatalf("err = %v, want it to name the metrics file", err)
 	}
 }
