@@ -103,15 +103,9 @@ var errGaveUp = errors.New("not delivered before the end of the run (the flush a
 // New checks the webhook URL and starts the goroutine that posts. Its
 // errors never show the URL beyond its scheme.
 func New(rawURL string, o Options) (*Notifier, error) {
-	u, err := url.Parse(strings.TrimSpace(rawURL))
+	u, err := parseURL(rawURL)
 	if err != nil {
-		return nil, errors.New("not a URL (it is not shown here: a webhook URL holds a secret)")
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("want an http or https URL, got scheme %q", u.Scheme)
-	}
-	if u.Host == "" {
-		return nil, errors.New("the URL has no host")
+		return nil, err
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
@@ -140,6 +134,27 @@ func New(rawURL string, o Options) (*Notifier, error) {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	go n.drain()
 	return n, nil
+}
+
+// Check says whether rawURL is a webhook URL New accepts, without
+// starting anything; its error never shows the URL beyond its scheme.
+func Check(rawURL string) error {
+	_, err := parseURL(rawURL)
+	return err
+}
+
+func parseURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSpace(rawURL))
+	if err != nil {
+		return nil, errors.New("not a URL (it is not shown here: a webhook URL holds a secret)")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("want an http or https URL, got scheme %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, errors.New("the URL has no host")
+	}
+	return u, nil
 }
 
 // Endpoint is what may be shown of a webhook URL: scheme://host[:port].
