@@ -94,11 +94,11 @@ func (f Failure) String() string {
 type Report struct {
 	Endpoint string // scheme://host
 	Sent     int
-	Failed   []Failure // in the order the messages were posted
+	Failed   []Failure // in the order they failed
 }
 
 // errGaveUp is why a message was cut off when Close ran out of time.
-var errGaveUp = errors.New("not delivered before the end of the run (the flush at exit ran out of time)")
+var errGaveUp = errors.New("the flush at exit ran out of time")
 
 // New checks the webhook URL and starts the goroutine that posts. Its
 // errors never show the URL beyond its scheme.
@@ -239,7 +239,7 @@ func (n *Notifier) Close(within time.Duration) Report {
 	defer n.mu.Unlock()
 	for id := uint64(1); id <= n.next; id++ { // still pending: the goroutine did not get to them
 		if m, ok := n.pending[id]; ok {
-			n.failures = append(n.failures, Failure{Event: m.Event, Step: m.Step, Reason: errGaveUp.Error()})
+			n.failures = append(n.failures, Failure{Event: m.Event, Step: m.Step, Reason: "not posted: " + errGaveUp.Error()})
 			delete(n.pending, id)
 		}
 	}
@@ -269,6 +269,7 @@ func (n *Notifier) deliver(q queued) {
 	}
 	n.mu.Unlock()
 	tried := 0
+	var last error // the last attempt's own failure
 	for i := 0; i < attempts; i++ {
 		if i > 0 {
 			pause := time.NewTimer(n.o.Backoff << (i - 1))
@@ -287,6 +288,16 @@ func (n *Notifier) deliver(q queued) {
 		if retry, err = n.post(body); err == nil || !retry {
 			break
 		}
+		if !errors.Is(err, errGaveUp) {
+			last = err
+		}
+	}
+	switch {
+	case !errors.Is(err, errGaveUp):
+	case last != nil:
+		err = fmt.Errorf("%w; then %w", last, errGaveUp)
+	case tried == 0:
+		err = fmt.Errorf("not posted: %w", errGaveUp)
 	}
 	n.settle(q, tried, err)
 }

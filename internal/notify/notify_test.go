@@ -214,6 +214,9 @@ func TestHangingEndpoint(t *testing.T) {
 	if f := rep.Failed[0]; f.Event != EventStarted || f.Attempts != 2 || !strings.Contains(f.Reason, "no answer within 200ms") {
 		t.Errorf("first failure: %+v, want run.started, 2 attempts, no answer within 200ms", f)
 	}
+	if f := rep.Failed[len(rep.Failed)-1]; f.Event != EventFinished || f.Attempts != 0 || f.Reason != "not posted: the flush at exit ran out of time" {
+		t.Errorf("last failure: %+v, want run.finished never posted", f)
+	}
 	seen := map[string]bool{}
 	for _, f := range rep.Failed {
 		seen[f.Event] = true
