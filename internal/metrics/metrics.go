@@ -56,7 +56,7 @@ func WriteFile(path string, r Run) error {
 	}
 	gauge(NameTimestamp, "When the last switchover run ended, in seconds since the epoch.", float64(r.Finished.UnixMilli())/1000)
 	gauge(NameSuccess, "1 when the last switchover run ended with exit code 0, else 0.", success)
-	gauge(NameExitCode, "The exit code of the last switchover run (0 done, 3 precondition failed, 4 action failed, 5 declined).", float64(r.ExitCode))
+	gauge(NameExitCode, "The exit code of the last switchover run (0 done; the others as switchover run --help lists them).", float64(r.ExitCode))
 	gauge(NameDuration, "How long the last switchover run took, in seconds.", float64(r.Duration.Milliseconds())/1000)
 	if r.WindowMS != nil {
 		gauge(NameClientWindow, "The longest time the canary writer could not commit through the client-facing endpoint during the last run, in seconds.", *r.WindowMS/1000)
