@@ -122,7 +122,9 @@ func runResume(ctx context.Context, io *streams, opts *resumeOpts, id string) er
 	for _, name := range rec.Info.Found {
 		markFound(p, name)
 	}
+	ann := opts.ann.start(io, &o, opts.g.journalDir)
 	res, err := runbook.Resume(ctx, p, id, o)
+	ann.finish(res, err)
 	report(io, hv, res)
 	return err
 }

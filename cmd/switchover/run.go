@@ -25,6 +25,7 @@ type runOpts struct {
 	candidate string
 	out       string // plan --out: save the reviewed plan here
 	planFile  string // run --plan: run exactly this reviewed plan
+	ann       announceOpts
 	g         *globalOpts
 }
 
@@ -34,6 +35,7 @@ func (o *runOpts) addEngineFlags(c *cobra.Command) {
 	fs.StringArrayVar(&o.approve, "approve", nil, "approve one destructive or manual `STEP` by name (repeatable)")
 	fs.StringVar(&o.logFormat, "log-format", "human", "output: human, or json (one event per line)")
 	fs.BoolVar(&o.takeOver, "take-over", false, "take the cluster over from a run that was killed or suspended and never finished")
+	o.ann.addFlags(fs)
 }
 
 func newRunCmd(io *streams, g *globalOpts) *cobra.Command {
@@ -153,7 +155,7 @@ func engineOptions(ctx context.Context, io *streams, opts *runOpts) (runbook.Opt
 	if io.interactive && !opts.dryRun {
 		o.Operator = newPromptOperator(io)
 	}
-	return o, hv, nil
+	return o, hv, opts.ann.check()
 }
 
 func runRun(ctx context.Context, io *streams, opts *runOpts) error {
@@ -230,7 +232,9 @@ func runEngine(ctx context.Context, io *streams, opts *runOpts, o runbook.Option
 	if hv != nil && hv.tty && !opts.dryRun {
 		planOverview(io.out, p, hv.fit)
 	}
+	ann := opts.ann.start(io, &o, opts.g.journalDir)
 	res, err := runbook.Run(ctx, p, o)
+	ann.finish(res, err)
 	report(io, hv, res)
 	if opts.out != "" && err == nil {
 		if serr := saveReviewedPlan(ctx, opts.out, p, given, res); serr != nil {
