@@ -19,7 +19,8 @@ import (
 )
 
 // Journal is the append-only record of one run: one JSON event per line,
-// synced to disk before the engine acts on it, readable only by its owner.
+// on disk before the engine acts on it (see Durable), readable only by its
+// owner.
 type Journal struct {
 	mu   sync.Mutex
 	f    File
@@ -97,7 +98,28 @@ func Open(dir, id string) (*Journal, error) {
 // Path is the journal's file name.
 func (j *Journal) Path() string { return j.path }
 
-// Append writes one event and syncs it to disk.
+// Durable reports whether Append syncs an event to disk before it
+// returns: the transitions a resume acts on (a run or section begun, a
+// step about to act, a fact, the run's end). Every other event (a check's
+// verdict, a line an action printed, an effect, an approval, a step done)
+// is written at once and reaches the disk with the next durable one,
+// which always comes before the next action: so no action runs before
+// every event ahead of it is on disk, and clients held in the pooler do
+// not wait on the disk for each line an action prints. A killed process
+// loses none of them (they are in the file); a crash of the machine
+// itself can lose only those since the last action began, and a resume
+// then settles that step by its postconditions, as after any crash.
+func Durable(e Event) bool {
+	switch e.Type {
+	case EventRunStarted, EventRunResumed, EventSection, EventFact, EventRunSuspended, EventRunFinished:
+		return true
+	case EventStep:
+		return e.State == StateRunning
+	}
+	return false
+}
+
+// Append writes one event, and syncs it to disk when it is Durable.
 func (j *Journal) Append(e Event) error {
 	b, err := json.Marshal(e)
 	if err != nil {
@@ -108,14 +130,25 @@ func (j *Journal) Append(e Event) error {
 	if _, err := j.f.Write(append(b, '\n')); err != nil {
 		return fmt.Errorf("journal %s: %w", j.path, err)
 	}
+	if !Durable(e) {
+		return nil
+	}
 	if err := j.f.Sync(); err != nil {
 		return fmt.Errorf("journal %s: sync: %w", j.path, err)
 	}
 	return nil
 }
 
-// Close closes the journal file.
-func (j *Journal) Close() error { return j.f.Close() }
+// Close syncs what is not on disk yet and closes the journal file.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	serr := j.f.Sync()
+	if err := j.f.Close(); err != nil {
+		return err
+	}
+	return serr
+}
 
 // ReadJournal reads the events of a run. A last line cut short by a crash
 // is ignored: everything before it was synced whole.
