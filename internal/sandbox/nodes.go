@@ -150,7 +150,7 @@ func (s *Sandbox) writeInventory() error {
 	if s.Net != nil {
 		where = "on hosts of its own, reached over ssh,"
 	}
-	fmt.Fprintf(&b, "# Written by `switchover sandbox up`: a rehearsal cluster %s\n# with trust authentication. Not for production.\ncluster: sandbox\nvars:\n  candidate: pg2\nnodes:\n", where)
+	fmt.Fprintf(&b, "# Written by `switchover sandbox up`: a rehearsal cluster %s\n# with trust authentication. Not for production.\ncluster: %s\nvars:\n  candidate: pg2\nnodes:\n", where, s.ClusterName())
 	host := func(string) string { return "local" }
 	if s.RunAs != "" {
 		host = func(string) string { return fmt.Sprintf("{transport: local, user: %s}", s.RunAs) }
