@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -232,11 +231,9 @@ func FreePortBase(n int) (int, error) {
 
 func portsFree(base, n int) error {
 	for p := base; p <= base+n; p++ {
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
+		if !portFree(p) {
 			return fmt.Errorf("port %d on 127.0.0.1 is taken", p)
 		}
-		l.Close()
 	}
 	return nil
 }
