@@ -114,6 +114,13 @@ func fleetUp(ctx context.Context, o FleetOptions, up upFunc) (*Fleet, error) {
 	if o.Log == nil {
 		o.Log = func(string, ...any) {}
 	}
+	var logMu sync.Mutex // the clusters come up side by side; their lines do not mix
+	log := o.Log
+	o.Log = func(format string, args ...any) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		log(format, args...)
+	}
 	if o.Dir == "" {
 		return nil, errors.New("no sandbox directory given")
 	}

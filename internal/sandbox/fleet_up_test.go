@@ -135,3 +135,20 @@ func brokenBinDir(t *testing.T, bin, tool string) string {
 	}
 	return dir
 }
+
+// TestUpRefusesAFleetDir: a single sandbox is not brought up in a fleet
+// sandbox's directory, where `sandbox down` would take only the fleet.
+func TestUpRefusesAFleetDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, sandbox.FleetMarker), []byte("{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := sandbox.Up(context.Background(), sandbox.Options{Dir: dir})
+	if err == nil || !strings.Contains(err.Error(), "already holds a fleet sandbox") {
+		t.Fatalf("Up in a fleet's directory: %v; want a refusal", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("Up wrote in the fleet's directory: %v", ents)
+	}
+}

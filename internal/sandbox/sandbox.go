@@ -260,6 +260,9 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 	if _, err := os.Stat(filepath.Join(dir, "sandbox.json")); err == nil {
 		return nil, fmt.Errorf("%s already holds a sandbox; `switchover sandbox down --dir %s` first", dir, dir)
 	}
+	if IsFleet(dir) {
+		return nil, fmt.Errorf("%s already holds a fleet sandbox; `switchover sandbox down --dir %s` first", dir, dir)
+	}
 	bin, err := FindBinDir(o.BinDir)
 	if err != nil {
 		return nil, err
