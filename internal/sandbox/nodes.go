@@ -125,7 +125,7 @@ func (s *Sandbox) waitStreaming(ctx context.Context, limit time.Duration) error 
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("%s is not streaming after %s (see %s.log): %v", n.Name, limit, filepath.Join(s.Dir, n.Name), err)
+				return fmt.Errorf("%s is not streaming after %s: %v%s", n.Name, limit, err, logEnds(filepath.Join(s.Dir, n.Name+".log")))
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

@@ -446,6 +446,17 @@ func (s *Sandbox) sh(ctx context.Context, host, what, command string) (string, e
 	return out.Stdout, nil
 }
 
+// logEnds is the last lines of a server's log, to quote in an error: a
+// failed bring-up removes the directory the log was in. It names the file
+// when it cannot be read.
+func logEnds(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil || len(strings.TrimSpace(string(b))) == 0 {
+		return fmt.Sprintf(" (no log in %s)", path)
+	}
+	return fmt.Sprintf("; %s ends: %s", filepath.Base(path), strings.ReplaceAll(lastLines(string(b), 3), "\n", " | "))
+}
+
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	if len(lines) > n {
