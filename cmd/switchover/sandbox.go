@@ -25,6 +25,9 @@ type sandboxOpts struct {
 	hosts    bool
 	poolers  int
 	json     bool
+	// clusters > 0 brings up a fleet sandbox (sandbox_fleet.go).
+	clusters    int
+	standbysSet bool // --standbys was given: a fleet's clusters have 1 otherwise
 }
 
 func defaultSandboxDir() string { return filepath.Join(os.TempDir(), "switchover-sandbox") }
@@ -63,7 +66,18 @@ checks as a typical deployment has them (inter 3s fall 3 rise 2): with --manager
 GET /primary on each member's REST API, so only the leader is up; without, a TCP check
 that finds every node up, the standbys' servers disabled, so the runtime state alone
 decides. The inventory gets a router: section instead of pooler:, and the canary writes
-through HAProxy.`,
+through HAProxy.
+
+'up --clusters N' brings up a fleet to rehearse fleet runs on: N small clusters c1..cN
+(a primary, --standbys standbys, default 1, and a PgBouncer each), two at a time on two
+cores, in DIR/c1..DIR/cN, each with its own inventory and cluster name, cluster cI on the
+ten ports from port-base+10*(I-1) (PgBouncer, then pg1, pg2, ...). A port taken in any
+cluster's range is refused before anything starts; a cluster that fails to come up takes
+the others down with it, so a failed 'up' leaves nothing. DIR/fleet.yaml names the
+clusters (dc labels alternating a/b, a canary wave, two at a time, one per dc) for
+'switchover fleet plan'; DIR/fleet-sandbox.json lists the clusters and their processes,
+and 'down' and 'status' on DIR take every cluster. --manager, --router, --hosts and
+--poolers are not supported with --clusters yet.`,
 		Args: exactArgs(0, "a subcommand: up, status, down or prereqs"),
 		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
@@ -72,10 +86,17 @@ through HAProxy.`,
 		Use:   "up",
 		Short: "Create and start the sandbox",
 		Args:  exactArgs(0, "no arguments"),
-		RunE:  func(c *cobra.Command, _ []string) error { return runSandboxUp(c.Context(), io, opts) },
+		RunE: func(c *cobra.Command, _ []string) error {
+			if c.Flags().Changed("clusters") {
+				opts.standbysSet = c.Flags().Changed("standbys")
+				return runFleetUp(c.Context(), io, opts)
+			}
+			return runSandboxUp(c.Context(), io, opts)
+		},
 	}
 	up.Flags().IntVar(&opts.portBase, "port-base", sandbox.DefaultPortBase, "PgBouncer's port; node i listens on port-base+i")
-	up.Flags().IntVar(&opts.standbys, "standbys", 2, "number of standbys")
+	up.Flags().IntVar(&opts.standbys, "standbys", 2, "number of standbys (of each cluster with --clusters, where the default is 1)")
+	up.Flags().IntVar(&opts.clusters, "clusters", 0, fmt.Sprintf("bring up a fleet to rehearse on: N clusters c1..cN in DIR/c1.. (cluster cI's ports from port-base+%d*(I-1)), and DIR/%s naming them", sandbox.FleetStride, sandbox.FleetFileName))
 	up.Flags().StringVar(&opts.pgBin, "pg-bin", "", "PostgreSQL's bin directory (default: found by pg_config, the PATH or /usr/lib/postgresql)")
 	up.Flags().StringVar(&opts.runAs, "run-as", "", "OS user the servers run as (default: you; when root, postgres or nobody)")
 	up.Flags().BoolVar(&opts.hosts, "hosts", false, "each node and the pooler on a host of its own (network namespace, address, sshd), reached over ssh; needs root")
@@ -152,51 +173,81 @@ func runSandboxUp(ctx context.Context, io *streams, opts *sandboxOpts) error {
 }
 
 func runSandboxStatus(ctx context.Context, io *streams, opts *sandboxOpts) error {
+	if sandbox.IsFleet(opts.dir) {
+		return runFleetStatus(ctx, io, opts)
+	}
 	sb, err := sandbox.Load(opts.dir)
 	if err != nil {
 		return usagef("%v", err)
 	}
-	st := sb.Status(ctx)
+	return renderSandboxStatus(ctx, io, opts, []namedSandbox{{sb: sb}})
+}
+
+// namedSandbox is one sandbox whose status is shown: a fleet's cluster by
+// its name, or the one sandbox of a directory, unnamed.
+type namedSandbox struct {
+	name string
+	sb   *sandbox.Sandbox
+}
+
+// renderSandboxStatus shows every node of every sandbox, with a cluster
+// column (or key) when they are named.
+func renderSandboxStatus(ctx context.Context, io *streams, opts *sandboxOpts, sbs []namedSandbox) error {
 	if opts.json {
 		enc := json.NewEncoder(io.out)
-		for _, s := range st {
-			row := map[string]any{"node": s.Node.Name, "port": s.Node.Port, "running": s.Running}
-			if s.Err != nil {
-				row["error"] = s.Err.Error()
-			} else {
-				row["role"], row["timeline"], row["upstream"], row["lag_bytes"] = s.State.Role, s.State.Timeline, s.State.Upstream, s.LagBytes
-			}
-			if err := enc.Encode(row); err != nil {
-				return err
+		for _, ns := range sbs {
+			for _, s := range ns.sb.Status(ctx) {
+				row := map[string]any{"node": s.Node.Name, "port": s.Node.Port, "running": s.Running}
+				if ns.name != "" {
+					row["cluster"] = ns.name
+				}
+				if s.Err != nil {
+					row["error"] = s.Err.Error()
+				} else {
+					row["role"], row["timeline"], row["upstream"], row["lag_bytes"] = s.State.Role, s.State.Timeline, s.State.Upstream, s.LagBytes
+				}
+				if err := enc.Encode(row); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	}
 	tw := tabwriter.NewWriter(io.out, 0, 0, 2, ' ', 0)
+	cluster := func(name string) string { return "" }
+	if sbs[0].name != "" {
+		cluster = func(name string) string { return name + "\t" }
+		fmt.Fprint(tw, "CLUSTER\t")
+	}
 	fmt.Fprintln(tw, "NODE\tPORT\tROLE\tTIMELINE\tUPSTREAM\tLAG")
-	for _, s := range st {
-		if s.Err != nil {
-			state := "down"
-			if s.Running {
-				state = "not answering"
+	for _, ns := range sbs {
+		for _, s := range ns.sb.Status(ctx) {
+			if s.Err != nil {
+				state := "down"
+				if s.Running {
+					state = "not answering"
+				}
+				fmt.Fprintf(tw, "%s%s\t%d\t%s\t\t\t%v\n", cluster(ns.name), s.Node.Name, s.Node.Port, state, s.Err)
+				continue
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t\t\t%v\n", s.Node.Name, s.Node.Port, state, s.Err)
-			continue
-		}
-		up, lag := "-", "-"
-		if s.State.Role == topology.RoleStandby {
-			up = s.State.Upstream
-			if !s.State.Streaming {
-				up = "not streaming"
+			up, lag := "-", "-"
+			if s.State.Role == topology.RoleStandby {
+				up = s.State.Upstream
+				if !s.State.Streaming {
+					up = "not streaming"
+				}
+				lag = fmt.Sprintf("%d bytes", s.LagBytes)
 			}
-			lag = fmt.Sprintf("%d bytes", s.LagBytes)
+			fmt.Fprintf(tw, "%s%s\t%d\t%s\t%d\t%s\t%s\n", cluster(ns.name), s.Node.Name, s.Node.Port, s.State.Role, s.State.Timeline, up, lag)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\n", s.Node.Name, s.Node.Port, s.State.Role, s.State.Timeline, up, lag)
 	}
 	return tw.Flush()
 }
 
 func runSandboxDown(ctx context.Context, io *streams, opts *sandboxOpts) error {
+	if sandbox.IsFleet(opts.dir) {
+		return runFleetDown(ctx, io, opts)
+	}
 	sb, err := sandbox.Load(opts.dir)
 	if err != nil {
 		return usagef("%v", err)

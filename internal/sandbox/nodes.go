@@ -125,7 +125,7 @@ func (s *Sandbox) waitStreaming(ctx context.Context, limit time.Duration) error 
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("%s is not streaming after %s (see %s.log): %v", n.Name, limit, filepath.Join(s.Dir, n.Name), err)
+				return fmt.Errorf("%s is not streaming after %s: %v%s", n.Name, limit, err, logEnds(filepath.Join(s.Dir, n.Name+".log")))
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -150,7 +150,7 @@ func (s *Sandbox) writeInventory() error {
 	if s.Net != nil {
 		where = "on hosts of its own, reached over ssh,"
 	}
-	fmt.Fprintf(&b, "# Written by `switchover sandbox up`: a rehearsal cluster %s\n# with trust authentication. Not for production.\ncluster: sandbox\nvars:\n  candidate: pg2\nnodes:\n", where)
+	fmt.Fprintf(&b, "# Written by `switchover sandbox up`: a rehearsal cluster %s\n# with trust authentication. Not for production.\ncluster: %s\nvars:\n  candidate: pg2\nnodes:\n", where, s.ClusterName())
 	host := func(string) string { return "local" }
 	if s.RunAs != "" {
 		host = func(string) string { return fmt.Sprintf("{transport: local, user: %s}", s.RunAs) }

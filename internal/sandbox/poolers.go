@@ -170,7 +170,7 @@ pidfile = %s
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("pgbouncer did not listen on %s:%d within 10s (see %s)", s.Addr(PoolerHost), p.Port, filepath.Join(dir, "pgbouncer.log"))
+			return fmt.Errorf("pgbouncer did not listen on %s:%d within 10s%s", s.Addr(PoolerHost), p.Port, logEnds(filepath.Join(dir, "pgbouncer.log")))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

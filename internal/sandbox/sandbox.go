@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -29,9 +28,15 @@ import (
 // DefaultPortBase is PgBouncer's port; the nodes listen on the next ones.
 const DefaultPortBase = 54320
 
+// DefaultName is the cluster's name in a sandbox's inventory unless
+// Options.Name gives another: the name a run claims the cluster by, so
+// sandboxes rehearsed side by side each need their own.
+const DefaultName = "sandbox"
+
 // Options set how a sandbox is brought up.
 type Options struct {
 	Dir      string // where everything lives; created, must not hold a sandbox
+	Name     string // the cluster's name in the inventory; "" is DefaultName
 	PortBase int    // PgBouncer on PortBase, node i on PortBase+i; 0 picks free ports
 	Standbys int    // number of standbys; default 2
 	BinDir   string // PostgreSQL's bin directory; "" finds it
@@ -55,6 +60,7 @@ type Node struct {
 // Sandbox is a running rehearsal cluster, as recorded in DIR/sandbox.json.
 type Sandbox struct {
 	Dir       string `json:"dir"`
+	Name      string `json:"name,omitempty"` // the cluster's name; "" (a sandbox recorded before names) is DefaultName
 	PortBase  int    `json:"port_base"`
 	BinDir    string `json:"bin_dir"`
 	RunAs     string `json:"run_as"`
@@ -73,6 +79,14 @@ type Sandbox struct {
 	// the nodes on: the one a repmgr sandbox runs on 127.0.0.1, or 22, each
 	// host's own, in a multi-host one; 0 when repmgr has none.
 	SSHPort int `json:"ssh_port,omitempty"`
+}
+
+// ClusterName is the cluster's name in the sandbox's inventory.
+func (s *Sandbox) ClusterName() string {
+	if s.Name == "" {
+		return DefaultName
+	}
+	return s.Name
 }
 
 // Inventory is the path of the inventory the sandbox wrote.
@@ -217,11 +231,9 @@ func FreePortBase(n int) (int, error) {
 
 func portsFree(base, n int) error {
 	for p := base; p <= base+n; p++ {
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
+		if !portFree(p) {
 			return fmt.Errorf("port %d on 127.0.0.1 is taken", p)
 		}
-		l.Close()
 	}
 	return nil
 }
@@ -247,6 +259,9 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "sandbox.json")); err == nil {
 		return nil, fmt.Errorf("%s already holds a sandbox; `switchover sandbox down --dir %s` first", dir, dir)
+	}
+	if IsFleet(dir) {
+		return nil, fmt.Errorf("%s already holds a fleet sandbox; `switchover sandbox down --dir %s` first", dir, dir)
 	}
 	bin, err := FindBinDir(o.BinDir)
 	if err != nil {
@@ -288,7 +303,10 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 	} else if err := portsFree(o.PortBase, span); err != nil {
 		return nil, fmt.Errorf("%w; pick another --port-base", err)
 	}
-	s = &Sandbox{Dir: dir, PortBase: o.PortBase, BinDir: bin, RunAs: runAs, PgBouncer: bouncer, Manager: o.Manager, Router: o.Router, HAProxy: haproxyBin}
+	if o.Name == "" {
+		o.Name = DefaultName
+	}
+	s = &Sandbox{Dir: dir, Name: o.Name, PortBase: o.PortBase, BinDir: bin, RunAs: runAs, PgBouncer: bouncer, Manager: o.Manager, Router: o.Router, HAProxy: haproxyBin}
 	if s.Router == RouterNone {
 		s.Router = ""
 	}
@@ -426,6 +444,17 @@ func (s *Sandbox) sh(ctx context.Context, host, what, command string) (string, e
 		return "", fmt.Errorf("%s: exit %d: %s", what, out.ExitCode, lastLines(out.Combined(), 6))
 	}
 	return out.Stdout, nil
+}
+
+// logEnds is the last lines of a server's log, to quote in an error: a
+// failed bring-up removes the directory the log was in. It names the file
+// when it cannot be read.
+func logEnds(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil || len(strings.TrimSpace(string(b))) == 0 {
+		return fmt.Sprintf(" (no log in %s)", path)
+	}
+	return fmt.Sprintf("; %s ends: %s", filepath.Base(path), strings.ReplaceAll(lastLines(string(b), 3), "\n", " | "))
 }
 
 func lastLines(s string, n int) string {

@@ -153,7 +153,7 @@ func (s *Sandbox) hostOf(name string) cluster.Host {
 // Cluster returns the sandbox as the inventory describes it, for tests
 // that drive checks and steps without a runbook.
 func (s *Sandbox) Cluster() *cluster.Cluster {
-	c := &cluster.Cluster{Name: "sandbox", Nodes: map[string]*cluster.Node{}}
+	c := &cluster.Cluster{Name: s.ClusterName(), Nodes: map[string]*cluster.Node{}}
 	for _, n := range s.Nodes {
 		c.Nodes[n.Name] = &cluster.Node{Name: n.Name, Conninfo: s.Conninfo(n, "postgres"), Host: s.hostOf(n.Name), DataDir: n.DataDir, BinDir: s.BinDir}
 		c.Order = append(c.Order, n.Name)
