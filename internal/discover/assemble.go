@@ -176,13 +176,13 @@ func (w *walker) clusterName(primary *member) Value {
 
 func synchronous(n *Node) bool { return n.SyncState == "sync" || n.SyncState == "quorum" }
 
-// candidate is a standby streaming from the primary, a synchronous one
-// first: a guess, since choosing is the operator's.
+// candidate is a standby the primary's pg_stat_replication shows, a
+// synchronous one first: a guess, since choosing is the operator's.
 func candidate(inv *Inventory) Value {
 	p := inv.Primary()
 	var best *Node
 	for _, n := range inv.Nodes {
-		if n.Role != pg.RoleStandby || n.Upstream != p.Name.Text {
+		if n.Role != pg.RoleStandby || n.Upstream != p.Name.Text || n.SyncState == "" {
 			continue
 		}
 		if best == nil || (!synchronous(best) && synchronous(n)) {

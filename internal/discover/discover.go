@@ -16,10 +16,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/conninfo"
+	"github.com/switchover/switchover/internal/patroni"
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/transport"
 )
 
 // DefaultTimeout bounds each connection and each question to one server.
@@ -170,12 +175,41 @@ func Discover(ctx context.Context, o Options) (*Inventory, error) {
 	if managers > 1 {
 		return nil, fmt.Errorf("%w: give one manager (--patroni or --pgaf-monitor), not both", ErrOptions)
 	}
-	if o.Cluster != "" && !cluster.NamePattern.MatchString(o.Cluster) {
-		return nil, fmt.Errorf("%w: cluster name %q: use %s", ErrOptions, o.Cluster, cluster.NameRule)
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	w, err := newWalker(o)
 	if err != nil {
 		return nil, err
 	}
 	return w.discover(ctx)
+}
+
+// check refuses options that cannot be right before anything is asked of
+// any server.
+func (o Options) check() error {
+	if o.Cluster != "" && !cluster.NamePattern.MatchString(o.Cluster) {
+		return fmt.Errorf("%w: cluster name %q: use %s", ErrOptions, o.Cluster, cluster.NameRule)
+	}
+	for _, c := range []struct{ flag, s string }{{"--pgbouncer", o.PgBouncer}, {"--pgaf-monitor", o.PgafMonitor}} {
+		if c.s == "" {
+			continue
+		}
+		if _, err := conninfo.Resolve(c.s); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrOptions, c.flag, err)
+		}
+	}
+	if o.Patroni != "" {
+		u, err := url.Parse(strings.TrimSpace(o.Patroni))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%w: --patroni: %s is not an http or https url", ErrOptions, patroni.Redact(o.Patroni))
+		}
+	}
+	if o.SSH != "" {
+		a := strings.NewReplacer("{host}", "db1", "{name}", "pg1").Replace(sshPattern(o.SSH))
+		if _, _, _, err := transport.ParseSSHAddress(a); err != nil {
+			return fmt.Errorf("%w: --ssh %q: %v", ErrOptions, o.SSH, err)
+		}
+	}
+	return nil
 }

@@ -76,7 +76,7 @@ func describe(n *Node) string {
 			role = "standby, not streaming"
 		}
 	}
-	return fmt.Sprintf("%s, PostgreSQL %s (server_version_num %d)", role, n.VersionText, n.Version)
+	return fmt.Sprintf("%s, PostgreSQL %s, server_version_num %d", role, n.VersionText, n.Version)
 }
 
 func manager(m *Manager, inv *Inventory) *yaml.Node {

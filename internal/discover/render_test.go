@@ -176,7 +176,7 @@ func TestGuessedMarkers(t *testing.T) {
 			t.Errorf("%q: want a guessed marker", l)
 		}
 	}
-	if n := strings.Count(text, "# standby of db1 (sync), PostgreSQL 15.8 (server_version_num 150008)"); n != 1 {
+	if n := strings.Count(text, "# standby of db1 (sync), PostgreSQL 15.8, server_version_num 150008"); n != 1 {
 		t.Errorf("db2's role and version comment shows %d times:\n%s", n, text)
 	}
 }
