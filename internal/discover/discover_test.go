@@ -211,8 +211,15 @@ func TestDiscoverPlain(t *testing.T) {
 			"--conninfo", fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable", sb.PortBase))
 	})
 	t.Run("a standby on none of the ports tried", func(t *testing.T) {
-		refused(t, dir, []string{"pg_stat_replication shows (application_name", "--ports"},
+		refused(t, dir, []string{"shows a standby (application_name \"pg2\"", "--ports"},
 			"--conninfo", nodeConninfo(t, sb, "pg1"), "--ports", fmt.Sprint(sb.PortBase))
+	})
+	t.Run("a role that may not read the standbys' names", func(t *testing.T) {
+		sandboxtest.Exec(t, sb, "pg1", "CREATE ROLE discover_plain LOGIN")
+		t.Cleanup(func() { sandboxtest.Exec(t, sb, "pg1", "DROP ROLE discover_plain") })
+		pg1 := sandboxtest.Node(t, sb, "pg1")
+		refused(t, dir, []string{"may not read the name they stream under", "pg_monitor"},
+			"--conninfo", fmt.Sprintf("host=127.0.0.1 port=%d user=discover_plain dbname=postgres sslmode=disable", pg1.Port))
 	})
 	t.Run("a node of another cluster", func(t *testing.T) {
 		other := sandboxtest.Independent(t, sb, "other")

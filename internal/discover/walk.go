@@ -256,7 +256,7 @@ func (w *walker) downstream(ctx context.Context, up *member, s *pg.WALSender) (*
 	for range ports {
 		<-done
 	}
-	var refused []string
+	var refused, unnamed []string
 	for i, t := range tries {
 		if t.err != nil {
 			if errors.Is(t.err, errRefused) {
@@ -264,7 +264,13 @@ func (w *walker) downstream(ctx context.Context, up *member, s *pg.WALSender) (*
 			}
 			continue
 		}
-		if t.f.SystemID != up.f.SystemID || t.f.State.Role != pg.RoleStandby || !streamsAs(t.f, s) {
+		if t.f.SystemID != up.f.SystemID || t.f.State.Role != pg.RoleStandby {
+			continue
+		}
+		if !streamsAs(t.f, s) {
+			if t.f.ReceiverApp == "" && t.f.OwnApp == "" && t.f.State.SlotName == "" {
+				unnamed = append(unnamed, strconv.Itoa(int(ports[i])))
+			}
 			continue
 		}
 		m, err := w.add(host, ports[i], from, t.f)
@@ -274,12 +280,16 @@ func (w *walker) downstream(ctx context.Context, up *member, s *pg.WALSender) (*
 		m.upstream, m.sender = up, s
 		return m, true, nil
 	}
-	what := fmt.Sprintf("the standby %s's pg_stat_replication shows (application_name %q, connected from %s)", up.endpoint(), s.App, host)
-	why := fmt.Sprintf("no standby of this cluster streaming under that name answers on %s at the ports tried (%s); it does not say its port: list the ports to try with --ports", host, portList(ports))
+	what := fmt.Sprintf("the pg_stat_replication of %s shows a standby (application_name %q, connected from %s)", up.endpoint(), s.App, host)
+	why := fmt.Sprintf("no standby of this cluster streaming under that name answers on %s at the ports tried (%s); the view does not say its port: list the ports to try with --ports", host, portList(ports))
+	if len(unnamed) > 0 {
+		why = fmt.Sprintf("standbys of this cluster answer on %s (port %s), but this role may not read the name they stream under "+
+			"(pg_stat_wal_receiver, primary_conninfo): connect as a superuser, or a role granted pg_monitor", host, strings.Join(unnamed, ", "))
+	}
 	if len(refused) > 0 {
 		why += "; refused: " + strings.Join(refused, "; ")
 	}
-	return nil, false, &nodeError{What: what, Err: fmt.Errorf("%s", why)}
+	return nil, false, &nodeError{What: what, Err: errors.New(why)}
 }
 
 // streamsAs reports whether the standby f is the one row s of its
