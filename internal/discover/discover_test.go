@@ -3,7 +3,7 @@ package discover_test
 // Discovery against real clusters, through the real binary: the inventory
 // it writes names the nodes, conninfos, data and bin directories, pooler
 // and manager the sandbox's own inventory names, and the shipped playbook
-// validates, plans and (for the plain sandbox and over ssh) runs with it.
+// validates, plans and switches over with it.
 
 import (
 	"fmt"
@@ -171,6 +171,7 @@ func switchOver(t *testing.T, dir, playbook, path string, args ...string) {
 	if !strings.Contains(res.Stdout, "0 lost") {
 		t.Errorf("run %s: the canary did not report 0 lost:\n%s", playbook, res.Stdout)
 	}
+	t.Logf("%s: switched over (exit 0, 0 lost)", playbook)
 }
 
 func nodeConninfo(t *testing.T, sb *sandbox.Sandbox, name string) string {
@@ -266,7 +267,7 @@ func primaryOf(inv *spec.Inventory) string {
 }
 
 // TestDiscoverPatroni discovers a Patroni sandbox from a replica and one
-// member's REST API.
+// member's REST API, and switches over with what it wrote.
 func TestDiscoverPatroni(t *testing.T) {
 	sb := sandboxtest.NewPatroni(t, 2)
 	dir := t.TempDir()
@@ -277,20 +278,22 @@ func TestDiscoverPatroni(t *testing.T) {
 		t.Errorf("cluster %q, want Patroni's scope (cluster_name) sandbox", inv.Cluster.Name)
 	}
 	validateAndPlan(t, dir, "patroni-switchover", inv.File)
+	switchOver(t, dir, "patroni-switchover", inv.File, "--candidate", "pg2")
 }
 
-// TestDiscoverRepmgr discovers a repmgr sandbox from a standby: repmgr is
-// found from its own table.
+// TestDiscoverRepmgr discovers a repmgr sandbox from a standby (repmgr is
+// found from its own table), and switches over with what it wrote.
 func TestDiscoverRepmgr(t *testing.T) {
 	sb := sandboxtest.NewRepmgr(t, 2)
 	dir := t.TempDir()
 	inv, _ := discoverInto(t, dir, "--conninfo", nodeConninfo(t, sb, "pg2"), "--pgbouncer", sb.AdminConninfo())
 	sameAsSandbox(t, sb, inv)
 	validateAndPlan(t, dir, "repmgr-switchover", inv.File)
+	switchOver(t, dir, "repmgr-switchover", inv.File, "--candidate", "pg2")
 }
 
 // TestDiscoverPgAutoFailover discovers a pg_auto_failover sandbox from its
-// secondary and the monitor.
+// secondary and the monitor, and switches over with what it wrote.
 func TestDiscoverPgAutoFailover(t *testing.T) {
 	sb := sandboxtest.NewPgaf(t, 1)
 	dir := t.TempDir()
@@ -298,6 +301,7 @@ func TestDiscoverPgAutoFailover(t *testing.T) {
 		"--pgbouncer", sb.AdminConninfo())
 	sameAsSandbox(t, sb, inv)
 	validateAndPlan(t, dir, "pg-auto-failover-switchover", inv.File)
+	switchOver(t, dir, "pg-auto-failover-switchover", inv.File, "--candidate", "pg2")
 }
 
 // TestDiscoverHostsOfTheirOwn discovers a sandbox whose nodes are on hosts
