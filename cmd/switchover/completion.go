@@ -35,6 +35,7 @@ var fileFlags = map[string]cobra.ShellCompDirective{
 	"journal-dir": cobra.ShellCompDirectiveFilterDirs,
 	"dir":         cobra.ShellCompDirectiveFilterDirs,
 	"pg-bin":      cobra.ShellCompDirectiveFilterDirs,
+	"ssh-config":  cobra.ShellCompDirectiveDefault,
 }
 
 // runbookCommands take a runbook (a file or a shipped playbook) first.

@@ -6,6 +6,7 @@ package cluster
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"sync"
 	"time"
@@ -13,6 +14,14 @@ import (
 	"github.com/switchover/switchover/internal/conninfo"
 	"github.com/switchover/switchover/internal/transport"
 )
+
+// NamePattern is what a name in an inventory or a runbook must match (a
+// cluster, a node, a pooler, a step): the loader refuses others, and what
+// writes an inventory makes its names fit.
+var NamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+
+// NameRule says what NamePattern allows, for messages.
+const NameRule = "lower-case letters, digits, '-', '_' and '.', starting with a letter or digit"
 
 // Cluster is what an inventory describes.
 type Cluster struct {

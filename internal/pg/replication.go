@@ -43,6 +43,14 @@ type WALSender struct {
 	SyncState    string // async, potential, sync, quorum
 	SyncPriority int
 	SlotName     string // the slot it streams through, "" for none
+	// ClientAddr is the address the standby connects from ("" over a Unix
+	// socket); ClientHostname is its name, when the server has
+	// log_hostname on.
+	ClientAddr     string
+	ClientHostname string
+	// Logical is a logical WAL sender (a subscription or a decoding
+	// client, connected to a database), not a standby.
+	Logical bool
 	// ReplayLag is pg_stat_replication.replay_lag: how long the standby's
 	// replay took to confirm the last WAL flushed here; nil when the
 	// server has no recent measure (an idle standby reports none).
@@ -54,8 +62,10 @@ type WALSender struct {
 func WALSenders(ctx context.Context, q Querier) ([]WALSender, error) {
 	rows, err := q.Query(ctx, `SELECT r.pid, coalesce(r.application_name, ''), coalesce(r.state, ''),
 		coalesce(r.sync_state, ''), coalesce(r.sync_priority, 0), coalesce(s.slot_name::text, ''),
-		extract(epoch FROM r.replay_lag)::float8
+		extract(epoch FROM r.replay_lag)::float8,
+		coalesce(host(r.client_addr), ''), coalesce(r.client_hostname, ''), a.datname IS NOT NULL
 		FROM pg_stat_replication r LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid
+		LEFT JOIN pg_stat_activity a ON a.pid = r.pid
 		ORDER BY r.application_name, r.pid`)
 	if err != nil {
 		return nil, fmt.Errorf("read pg_stat_replication: %w", err)
@@ -65,7 +75,8 @@ func WALSenders(ctx context.Context, q Querier) ([]WALSender, error) {
 	for rows.Next() {
 		var w WALSender
 		var lag *float64
-		if err := rows.Scan(&w.PID, &w.App, &w.State, &w.SyncState, &w.SyncPriority, &w.SlotName, &lag); err != nil {
+		if err := rows.Scan(&w.PID, &w.App, &w.State, &w.SyncState, &w.SyncPriority, &w.SlotName, &lag,
+			&w.ClientAddr, &w.ClientHostname, &w.Logical); err != nil {
 			return nil, fmt.Errorf("read pg_stat_replication: %w", err)
 		}
 		if lag != nil {

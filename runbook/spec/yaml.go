@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/switchover/switchover/internal/cluster"
 )
 
 // MaxFileSize bounds what the loader reads. A runbook is a page or two; a
@@ -336,10 +338,12 @@ func (r *reader) scalarPtr(n *yaml.Node, what string) *rawScalar {
 	return nil
 }
 
-var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+// namePattern is what the name of a runbook, a step, a section, a cluster,
+// a node or a pooler must match (cluster.NamePattern).
+var namePattern = cluster.NamePattern
 
 // nameRule says what namePattern allows, for messages.
-const nameRule = "lower-case letters, digits, '-', '_' and '.', starting with a letter or digit"
+const nameRule = cluster.NameRule
 
 // name reads the name of a runbook, a step or a cluster.
 func (r *reader) name(n *yaml.Node, what string) string {
