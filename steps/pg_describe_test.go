@@ -54,7 +54,7 @@ func TestPgDescribe(t *testing.T) {
 		{name: "start with a log and a wait", kind: "pg.start", raw: map[string]string{"node": "pg2", "wait": "1500ms", "log": "/var/log/pg 2.log"},
 			node: on2, command: "/usr/lib/postgresql/15/bin/pg_ctl start -D '/srv/pg data' -w -t 2 -l '/var/log/pg 2.log'"},
 		{name: "promote", kind: "pg.promote", raw: map[string]string{"node": "pg2", "wait": "30s"},
-			node: on2, command: "SELECT pg_promote(wait => false); then SELECT pg_is_in_recovery() every 2ms until false, at most 30s", changes: []string{"ends recovery on pg2", "new timeline"}},
+			node: on2, command: "SELECT pg_promote(wait => false); then SELECT pg_is_in_recovery() every 2ms until false, at most 30s; SELECT pg_reload_conf() should its startup process sleep out wal_retrieve_retry_interval (it wakes it)", changes: []string{"ends recovery on pg2", "new timeline"}},
 		{name: "follow", kind: "pg.follow", raw: map[string]string{"node": "pg1", "upstream": "pg2"},
 			node: on1,
 			command: "on pg2, unless pg_replication_slots has it: SELECT pg_create_physical_replication_slot('pg1')\n" +

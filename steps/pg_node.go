@@ -193,7 +193,9 @@ func printLogTail(ctx context.Context, t *cluster.Target, ex transport.Executor,
 }
 
 // poll calls probe every interval until it reports done, returns an error,
-// or ctx ends; then the error says what the last probe saw.
+// or ctx ends; then the error says what the last probe saw. A probe cut
+// short by ctx's end saw only that end: the one before it says what the
+// node showed.
 func poll(ctx context.Context, interval time.Duration, probe func(ctx context.Context) (done bool, seen string, err error)) error {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -206,7 +208,9 @@ func poll(ctx context.Context, interval time.Duration, probe func(ctx context.Co
 		if done {
 			return nil
 		}
-		seen = s
+		if ctx.Err() == nil || seen == "" {
+			seen = s
+		}
 		select {
 		case <-ctx.Done():
 			if seen != "" {

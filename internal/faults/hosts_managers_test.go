@@ -229,7 +229,14 @@ func upOnHosts(t *testing.T, manager string) (*sandbox.Sandbox, string) {
 	t.Helper()
 	dir := sandboxtest.HostsDir(t)
 	work := t.TempDir()
-	res := runBinary(t, work, "sandbox", "up", "--hosts", "--manager", manager, "--standbys", "1", "--dir", dir)
+	// The manager listens on this host's side of the bridge (the monitor,
+	// etcd): on ports found free here, below the range the kernel hands
+	// out to outgoing connections, and apart from other tests' sandboxes.
+	base, err := sandbox.FreePortBase(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := runBinary(t, work, "sandbox", "up", "--hosts", "--manager", manager, "--standbys", "1", "--dir", dir, "--port-base", fmt.Sprint(base))
 	t.Cleanup(func() {
 		if _, err := os.Stat(dir); err != nil {
 			return
