@@ -78,6 +78,11 @@ type frame struct {
 // than a second, and its result is then reported as lost with the
 // session.
 //
+// Its working directory ($t, named with its PID) goes with it: at its
+// exit, at a hang-up (the connection or sshd gone) or a TERM; one killed
+// outright leaves it, and the next shell of that user on the host removes
+// the directories of shells that are no longer running.
+//
 // The loop reads frames from stdin: "C id n" followed by the n bytes of a
 // command and a line "." runs it, having said "R id" (the command is
 // taken); a command cut short (its input ended before the "." line) is
@@ -88,8 +93,15 @@ type frame struct {
 // the end of its input (the connection closed) it kills a command still
 // running and exits.
 const shellScript = `command -v setsid >/dev/null 2>&1 || { echo "switchover: setsid is not installed" >&2; exit 1; }
-t=$(mktemp -d "${TMPDIR:-/tmp}/switchover-shell.XXXXXX") || exit 1
+r=${TMPDIR:-/tmp}
+for o in "$r"/switchover-shell.*.*; do
+  q=${o##*/switchover-shell.}; q=${q%%.*}
+  [ -O "$o" ] && ! kill -0 "$q" 2>/dev/null && rm -rf "$o"
+done
+t=$(mktemp -d "$r/switchover-shell.$$.XXXXXX") || exit 1
 trap 'rm -rf "$t"' EXIT
+trap 'exit 129' HUP
+trap 'exit 143' TERM
 p=
 run='d=$1; exec 2>/dev/null
 (while kill -0 "$4"; do sleep 1; done; kill -KILL 0) </dev/null >/dev/null 2>&1 &

@@ -370,3 +370,66 @@ func TestSSHShellPartialCommandNeverRuns(t *testing.T) {
 		t.Errorf("the command cut short before its end line ran")
 	}
 }
+
+// TestSSHShellLeavesNoDirectory: a shell's working directory on the host
+// goes with it when it hangs up (its connection or sshd gone), and one
+// left by a shell killed outright is removed by the next shell.
+func TestSSHShellLeavesNoDirectory(t *testing.T) {
+	server := startSSHD(t)
+	end := ReuseConnections()
+	defer end()
+	ssh := sshTo(server)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	loopPID := func() int {
+		t.Helper()
+		out, err := ssh.Run(ctx, "ps -o ppid= -p $PPID")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pid int
+		if _, err := fmt.Sscan(out.Stdout, &pid); err != nil {
+			t.Fatalf("the shell's PID: %q: %v", out.Stdout, err)
+		}
+		return pid
+	}
+	dirsOf := func(pid int) []string {
+		d, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("switchover-shell.%d.*", pid)))
+		return d
+	}
+	waitGone := func(pid int, what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for len(dirsOf(pid)) > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %v still there after 10s", what, dirsOf(pid))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	pid := loopPID()
+	if len(dirsOf(pid)) != 1 {
+		t.Fatalf("the shell %d has directories %v, want one", pid, dirsOf(pid))
+	}
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(pid, "a shell that hung up")
+
+	killed := loopPID()
+	if killed == pid || len(dirsOf(killed)) != 1 {
+		t.Fatalf("a new shell %d (the first was %d) has directories %v, want one", killed, pid, dirsOf(killed))
+	}
+	if err := syscall.Kill(killed, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if len(dirsOf(killed)) != 1 {
+		t.Fatalf("the premise: a shell killed outright leaves its directory, found %v", dirsOf(killed))
+	}
+	if next := loopPID(); next == killed {
+		t.Fatalf("no new shell after %d was killed", killed)
+	}
+	waitGone(killed, "the directory of a shell killed outright, once the next shell ran")
+}
