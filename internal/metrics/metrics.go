@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"path/filepath"
 	"time"
 
@@ -59,7 +60,7 @@ func WriteFile(path string, r Run) error {
 	gauge(NameExitCode, "The exit code of the last switchover run (0 done; the others as switchover run --help lists them).", float64(r.ExitCode))
 	gauge(NameDuration, "How long the last switchover run took, in seconds.", float64(r.Duration.Milliseconds())/1000)
 	if r.WindowMS != nil {
-		gauge(NameClientWindow, "The longest time the canary writer could not commit through the client-facing endpoint during the last run, in seconds.", *r.WindowMS/1000)
+		gauge(NameClientWindow, "The longest time the canary writer could not commit through the client-facing endpoint during the last run, in seconds.", msToSeconds(*r.WindowMS))
 	}
 	if r.LostCommits != nil {
 		gauge(NameLostCommits, "Acknowledged commits of the canary writer not found after the last run (must be 0).", float64(*r.LostCommits))
@@ -76,4 +77,10 @@ func WriteFile(path string, r Run) error {
 		return fmt.Errorf("metrics file %s: %w", path, err)
 	}
 	return nil
+}
+
+// msToSeconds turns milliseconds (to a tenth) into seconds that print as
+// they read: 153.1 ms is 0.1531, not 0.15309999999999999.
+func msToSeconds(ms float64) float64 {
+	return math.Round(ms*1000) / 1e6
 }

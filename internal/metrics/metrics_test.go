@@ -54,7 +54,7 @@ func value(t *testing.T, mfs map[string]*dto.MetricFamily, name string, labels m
 
 func TestWriteFile(t *testing.T) {
 	t.Parallel()
-	window, lost, errs := 273.5, int64(0), int64(2)
+	window, lost, errs := 153.1, int64(0), int64(2)
 	run := Run{
 		Runbook: "postgres-streaming-switchover", Cluster: "main",
 		Finished: time.Date(2026, 11, 21, 10, 30, 0, 500e6, time.UTC), ExitCode: 0, Duration: 4200 * time.Millisecond,
@@ -75,7 +75,7 @@ func TestWriteFile(t *testing.T) {
 		NameSuccess:      1,
 		NameExitCode:     0,
 		NameDuration:     4.2,
-		NameClientWindow: 0.2735,
+		NameClientWindow: 0.1531,
 		NameLostCommits:  0,
 		NameClientErrors: 2,
 	} {
@@ -85,6 +85,9 @@ func TestWriteFile(t *testing.T) {
 	}
 	if len(mfs) != 7 {
 		t.Errorf("%d families, want 7:\n%s", len(mfs), b)
+	}
+	if !strings.Contains(string(b), "} 0.1531\n") {
+		t.Errorf("the window does not read 0.1531 (153.1 ms) in the file:\n%s", b)
 	}
 	st, err := os.Stat(path)
 	if err != nil {
