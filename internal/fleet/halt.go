@@ -45,6 +45,10 @@ type Outcome struct {
 	OldPrimary string  `json:"old_primary,omitempty"`
 	Step       string  `json:"step,omitempty"` // where a failed run stopped
 	Error      string  `json:"error,omitempty"`
+	// Unfinished: the fleet stopped following the run before it ended
+	// (the fleet was interrupted); the run goes on, and has no outcome
+	// yet.
+	Unfinished bool `json:"-"`
 }
 
 // Exit codes of a cluster run, as the program's.
