@@ -123,6 +123,7 @@ Every run is journaled; an interrupted run continues with 'switchover resume'.`,
 		newSandboxCmd(io),
 		newStatusCmd(io),
 		newSchemaCmd(io),
+		newFleetCmd(io, g),
 		newVersionCmd(io),
 	)
 	registerCompletions(root)

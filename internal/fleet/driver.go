@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -120,7 +119,7 @@ func (d *Driver) Plan(ctx context.Context) []Verdict {
 	pool(d.Fleet.Clusters, nil, d.Fleet.Limits, func(*Cluster) bool { return ctx.Err() != nil }, func(c *Cluster) {
 		var v Verdict
 		if done, err := d.Records.Done(ctx, c, d.Fleet.Key()); err == nil && done != nil {
-			v = Verdict{Cluster: c.Name, Ready: true, Done: true, Why: "done by another run of this fleet: " + done.String()}
+			v = Verdict{Cluster: c.Name, Ready: true, Done: true, Why: fmt.Sprintf("switched by fleet %s: %s", done.Fleet, done)}
 		} else {
 			v = d.Runner.Plan(ctx, c)
 			v.Cluster = c.Name
@@ -772,16 +771,4 @@ func (d *Driver) breach(c *Cluster, why string) error {
 	d.halted = true
 	d.mu.Unlock()
 	return d.record(Record{Event: EventHalted, Cluster: c.Name, Reason: why, Message: fmt.Sprintf("halted by %s: %s", c.Name, why)})
-}
-
-// running lists the clusters in state.
-func (r *Replay) running() []string {
-	var out []string
-	for name, c := range r.Clusters {
-		if c.State == StateRunning || c.State == StateStarting {
-			out = append(out, name)
-		}
-	}
-	slices.Sort(out)
-	return out
 }

@@ -206,8 +206,9 @@ func (r *ExecRunner) child(ctx context.Context, args []string, out string, repor
 		code = exitCodeOf(cmd.Wait())
 		close(exited)
 	}()
-	var o Outcome
-	finished := follow(ctx, out+".jsonl", exited, r.poll(), func(e childEvent) { o.take(e, report) })
+	fl := &follower{report: report}
+	finished := follow(ctx, out+".jsonl", exited, r.poll(), fl.take)
+	o := fl.o
 	if !finished {
 		o.Unfinished = true
 		return o
@@ -230,18 +231,30 @@ func (r *ExecRunner) poll() time.Duration {
 	return 100 * time.Millisecond
 }
 
-// take reads one event of a run into its outcome, reporting the run id
+// follower reads a run's events into its outcome, reporting the run id
 // and each step it comes to.
-func (o *Outcome) take(e childEvent, report func(Progress)) {
+type follower struct {
+	o      Outcome
+	step   string
+	from   string // the primary the run started from (its variable primary)
+	report func(Progress)
+}
+
+func (f *follower) take(e childEvent) {
+	o := &f.o
 	switch e.Event {
 	case "run.started", "run.resumed":
+		if e.Run != nil && f.from == "" {
+			f.from = e.Run.Vars["primary"]
+		}
 		if o.RunID == "" {
 			o.RunID = e.RunID
-			report(Progress{RunID: e.RunID})
+			f.report(Progress{RunID: e.RunID})
 		}
 	case "step":
-		if e.State == "checking" || e.State == "running" {
-			report(Progress{RunID: e.RunID, Step: e.Step})
+		if (e.State == "checking" || e.State == "running") && e.Step != f.step {
+			f.step = e.Step
+			f.report(Progress{RunID: e.RunID, Step: e.Step})
 		}
 	case "run.suspended":
 		o.Status = "suspended"
@@ -253,6 +266,9 @@ func (o *Outcome) take(e childEvent, report func(Progress)) {
 		}
 		if e.Canary != nil {
 			o.Figures = *e.Canary
+		}
+		if o.OldPrimary == "" && o.NewPrimary != "" {
+			o.OldPrimary = f.from // the role moved from the primary it started with
 		}
 	case "error", "validation.error":
 		if o.Error == "" {

@@ -3,6 +3,8 @@ package fleet
 import (
 	"fmt"
 	"time"
+
+	"github.com/switchover/switchover/internal/oneline"
 )
 
 // HaltRules say when a finished cluster run stops the fleet: no new
@@ -102,17 +104,11 @@ func fmtMS(ms float64) string {
 	return time.Duration(ms * float64(time.Millisecond)).Round(time.Millisecond).String()
 }
 
-// firstLine is s's first line, cut to n runes.
+// firstLine is s on one line (oneline.Of), cut to n runes.
 func firstLine(s string, n int) string {
-	for i, c := range s {
-		if c == '\n' {
-			s = s[:i]
-			break
-		}
-	}
-	r := []rune(s)
+	r := []rune(oneline.Of(s))
 	if len(r) > n {
 		return string(r[:n-1]) + "…"
 	}
-	return s
+	return string(r)
 }
