@@ -251,8 +251,8 @@ func (v *fleetView) plan(verdicts []fleet.Verdict, skipRefused bool) {
 	for _, w := range v.f.Waves {
 		waves = append(waves, fmt.Sprintf("%s %d", w.Name, len(w.Clusters)))
 	}
-	fmt.Fprintf(v.w, "fleet %s: %s on %d clusters in %d waves (%s); %s; %s\n\n", v.f.Name, v.f.Playbook, len(v.f.Clusters), len(v.f.Waves),
-		strings.Join(waves, ", "), v.f.Limits, v.f.Halt)
+	fmt.Fprintf(v.w, "fleet %s: %s on %d cluster%s in %d wave%s (%s); %s; %s\n\n", v.f.Name, v.f.Playbook, len(v.f.Clusters), plural(len(v.f.Clusters)),
+		len(v.f.Waves), plural(len(v.f.Waves)), strings.Join(waves, ", "), v.f.Limits, v.f.Halt)
 	tw := tabwriter.NewWriter(v.w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "WAVE\tCLUSTER\tPRIMARY → CANDIDATE\tVERDICT\tEST. DURATION")
 	for _, vd := range verdicts {

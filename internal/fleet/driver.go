@@ -193,7 +193,7 @@ func (d *Driver) Run(ctx context.Context, verdicts []Verdict, skipRefused bool) 
 		d.estimates[v.Cluster] = v.Estimate
 	}
 	if err := d.record(Record{Event: EventFleetStarted, Start: d.start(), User: d.User, Host: d.Host,
-		Message: fmt.Sprintf("%d clusters in %d waves; %s; %s", len(d.Fleet.Clusters), len(d.Fleet.Waves), d.Fleet.Limits, d.Fleet.Halt)}); err != nil {
+		Message: fmt.Sprintf("%d clusters, %d waves; %s; %s", len(d.Fleet.Clusters), len(d.Fleet.Waves), d.Fleet.Limits, d.Fleet.Halt)}); err != nil {
 		return nil, err
 	}
 	for _, v := range verdicts {

@@ -138,7 +138,7 @@ func (r *Replay) apply(rec Record) {
 		}
 	case EventClusterSkipped:
 		c := r.cluster(rec.Cluster)
-		c.State, c.Reason = StateSkipped, rec.Reason
+		c.State, c.Reason, c.RunID, c.Outcome = StateSkipped, rec.Reason, rec.RunID, nil
 	case EventHalted:
 		h := rec
 		r.Halt = &h
