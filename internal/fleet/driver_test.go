@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -408,5 +409,97 @@ func TestResumeAfterAKill(t *testing.T) {
 	}
 	if r.count("c1") != 0 || r.count("c2") != 0 || r.count("c3") != 0 || r.count("c2 resumed") != 1 || r.count("c4") != 1 {
 		t.Errorf("runs: %v; want c1 found, c2 resumed, c3 waited for, c4 run", r.runs)
+	}
+}
+
+// Refused clusters are skipped only on purpose (--skip-refused), and are
+// listed as skipped in the journal and the status after.
+func TestSkipRefused(t *testing.T) {
+	t.Parallel()
+	f := testFleet(t, 3, nil, Limits{Max: 2}, nil)
+	r := newFakeRunner(f.Clusters)
+	r.refused["c2"] = "preflight: pg.no_long_transactions: 1 session idle in transaction"
+	d, _ := testDriver(t, f, r, &fakeRuns{}, &fakeRecords{})
+	ctx := context.Background()
+	verdicts := d.Plan(ctx)
+	if _, err := d.Run(ctx, verdicts, false); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "c2") {
+		t.Fatalf("run without --skip-refused: %v", err)
+	}
+	res, err := d.Run(ctx, verdicts, true)
+	if err != nil || res.Result != ResultDone || r.count("c2") != 0 {
+		t.Fatalf("run with --skip-refused: %+v, %v; c2 run %d times", res, err, r.count("c2"))
+	}
+	st, err := d.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := st.Clusters[1]
+	if row.Cluster != "c2" || row.State != StateSkipped || !strings.Contains(row.Reason, "refused by the plan (--skip-refused): preflight: pg.no_long_transactions") {
+		t.Errorf("c2 in the status: %+v", row)
+	}
+}
+
+// The first interrupt stops the fleet starting clusters: the running one
+// finishes, the rest are left, and resume goes on from there.
+func TestInterrupt(t *testing.T) {
+	t.Parallel()
+	f := testFleet(t, 4, nil, Limits{Max: 1}, nil)
+	r := newFakeRunner(f.Clusters)
+	intr := make(chan struct{})
+	r.outcome = func(name string, n int) Outcome {
+		if name == "c2" {
+			close(intr)
+		}
+		return Outcome{Status: "done"}
+	}
+	d, _ := testDriver(t, f, r, &fakeRuns{}, &fakeRecords{})
+	d.Interrupt = intr
+	res := runFleet(t, d)
+	if res.Result != ResultInterrupted || states(d) != "c1:done c2:done c3:pending c4:pending" {
+		t.Fatalf("result %s: %s", res.Result, states(d))
+	}
+	d.Interrupt = nil
+	res, err := d.Resume(context.Background())
+	if err != nil || res.Result != ResultDone || r.count("c1") != 1 || r.count("c3") != 1 {
+		t.Fatalf("resume: %+v, %v: %s", res, err, states(d))
+	}
+}
+
+// A failed run (the cluster may have changed) halts, and stays failed on
+// resume unless --retry names it; a wave not approved stops the fleet.
+func TestFailedAndRetry(t *testing.T) {
+	t.Parallel()
+	f := testFleet(t, 2, []WaveSpec{{Name: "one", Count: 1}, {Name: "two"}}, Limits{Max: 1}, nil)
+	r := newFakeRunner(f.Clusters)
+	r.outcome = func(name string, n int) Outcome {
+		if name == "c1" && n == 1 {
+			return Outcome{ExitCode: 4, Status: "failed", Step: "promote", Error: "promote timed out"}
+		}
+		return Outcome{Status: "done"}
+	}
+	d, _ := testDriver(t, f, r, &fakeRuns{}, &fakeRecords{})
+	if res := runFleet(t, d); res.Result != ResultHalted || states(d) != "c1:failed c2:pending" {
+		t.Fatalf("result %s: %s", res.Result, states(d))
+	}
+	ctx := context.Background()
+	d.ApproveWave = func(_ context.Context, w Wave) error {
+		if w.Name == "two" {
+			return errors.New("not now")
+		}
+		return nil
+	}
+	res, err := d.Resume(ctx)
+	if err != nil || res.Result != ResultDeclined || r.count("c1") != 1 {
+		t.Fatalf("resume, wave two declined: %+v, %v; c1 run %d times", res, err, r.count("c1"))
+	}
+	d.ApproveWave = nil
+	res, err = d.Resume(ctx)
+	if err != nil || res.Result != ResultFailed || !slices.Equal(res.Failed, []string{"c1"}) || r.count("c1") != 1 || r.count("c2") != 1 {
+		t.Fatalf("resume: %+v, %v; c1 run %d times", res, err, r.count("c1"))
+	}
+	d.Retry = []string{"c1"}
+	res, err = d.Resume(ctx)
+	if err != nil || res.Result != ResultDone || r.count("c1") != 2 {
+		t.Fatalf("resume --retry c1: %+v, %v: %s", res, err, states(d))
 	}
 }
