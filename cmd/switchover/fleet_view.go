@@ -160,7 +160,7 @@ func finishedText(r fleet.Record) string {
 		s += " at step " + o.Step
 	}
 	if o.Error != "" {
-		s += ": " + oneLine(o.Error, 200)
+		s += ": " + oneLine(o.Why(), 200)
 	}
 	return s
 }
@@ -335,7 +335,7 @@ func (v *fleetView) status(s *fleet.Status) {
 					detail += " at " + o.Step
 				}
 				if o.Error != "" {
-					detail += ": " + oneLine(o.Error, 90)
+					detail += ": " + oneLine(o.Why(), 90)
 				}
 			}
 		}

@@ -399,11 +399,11 @@ func (d *Driver) drive(ctx context.Context) (*Result, error) {
 	case ctx.Err() != nil:
 		return d.finish(ResultInterrupted, "stopped at once: the cluster runs under way go on; `switchover fleet resume` follows them")
 	case d.halted:
-		return d.finish(ResultHalted, "halted: no new cluster started; `switchover fleet resume` continues once the breach is understood")
+		return d.finish(ResultHalted, "no new cluster started after the breach; `switchover fleet resume` continues once it is understood")
 	case d.windowEnd:
 		return d.finish(ResultWindowEnded, "the window has no room left: no new cluster started")
 	case d.interrupted():
-		return d.finish(ResultInterrupted, "interrupted: no new cluster started; the running ones finished; `switchover fleet resume` continues")
+		return d.finish(ResultInterrupted, "no new cluster started after the interrupt; the running ones finished; `switchover fleet resume` continues")
 	}
 	var failed []string
 	for _, c := range d.Fleet.Clusters {

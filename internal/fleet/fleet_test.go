@@ -145,8 +145,8 @@ func TestHaltRules(t *testing.T) {
 		want  string
 	}{
 		{"done, within every rule", strict, Outcome{Figures: Figures{Lost: i64(0), Errors: i64(0), WindowMS: f64(1500)}}, ""},
-		{"not exit 0", strict, Outcome{ExitCode: 3, Status: "precondition-failed", Error: "step \"preflight\": long transaction\nmore"},
-			`its run exited 3 (precondition-failed): step "preflight": long transaction; more`},
+		{"not exit 0", strict, Outcome{ExitCode: 3, Status: "precondition-failed", Step: "preflight", Error: "precondition failed: long transaction\nmore"},
+			`its run exited 3 (precondition-failed) at step preflight: long transaction; more`},
 		{"a lost commit", strict, Outcome{Figures: Figures{Lost: i64(1)}}, "1 acknowledged commits lost, over halt.lost_commits 0"},
 		{"lost within the rule", HaltRules{LostCommits: 2}, Outcome{Figures: Figures{Lost: i64(2)}}, ""},
 		{"a long window", strict, Outcome{Figures: Figures{WindowMS: f64(2500)}}, "clients could not write for 2.5s, over halt.window_over 2s"},

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/switchover/switchover/internal/oneline"
@@ -53,6 +54,12 @@ type Outcome struct {
 	Unfinished bool `json:"-"`
 }
 
+// Why is the run's error without the outcome it starts with in words
+// ("precondition failed: "), which the status says already.
+func (o Outcome) Why() string {
+	return strings.TrimPrefix(o.Error, strings.ReplaceAll(o.Status, "-", " ")+": ")
+}
+
 // Exit codes of a cluster run, as the program's.
 const (
 	ExitDone         = 0
@@ -71,8 +78,11 @@ func (h HaltRules) Breach(o Outcome) string {
 		if o.Status != "" {
 			why += " (" + o.Status + ")"
 		}
+		if o.Step != "" {
+			why += " at step " + o.Step
+		}
 		if o.Error != "" {
-			why += ": " + firstLine(o.Error, 160)
+			why += ": " + firstLine(o.Why(), 160)
 		}
 		return why
 	}

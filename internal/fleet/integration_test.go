@@ -315,6 +315,7 @@ func fleetHalt(t *testing.T, o *onSandboxes) {
 	if r.Code != 4 || !strings.Contains(r.Stderr, "halted by c3") {
 		t.Fatalf("fleet run: %s; want exit 4, halted by c3", r)
 	}
+	t.Logf("fleet run, halted:\n%s", r)
 	recs := records(t, jdir, "fleet-halt")
 	for _, name := range []string{"c4", "c5", "c6"} {
 		if slices.ContainsFunc(recs, func(r fleet.Record) bool { return r.Cluster == name && r.Event == fleet.EventClusterStarting }) {
@@ -329,6 +330,8 @@ func fleetHalt(t *testing.T, o *onSandboxes) {
 	// Resume without acknowledging the halt is refused; with --yes it is.
 	if r := testbin.Run(t, time.Minute, o.dir, "fleet", "resume", path, "--journal-dir", jdir); r.Code != 5 {
 		t.Errorf("resume without --yes: %s; want exit 5", r)
+	} else {
+		t.Logf("fleet resume without --yes: %s", r.Stderr)
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
 	_, err = holder.Exec(ctx, "ROLLBACK")
@@ -341,6 +344,7 @@ func fleetHalt(t *testing.T, o *onSandboxes) {
 	if r.Code != 0 {
 		t.Fatalf("fleet resume: %s", r)
 	}
+	t.Logf("fleet resume:\n%s", r.Stdout)
 	for i := range o.sbs {
 		if switched[i] != 1 {
 			t.Errorf("%s: %d switchovers, want 1", o.name(i), switched[i])
