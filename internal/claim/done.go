@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -61,17 +62,32 @@ VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (fleet, cluster) DO NOTHING`
 // Every node is asked (the record replicates, and is never removed): a
 // copy on any node counts. It fails only when no node answers.
 func (s *Store) FleetDone(ctx context.Context, fleet string) (*Done, error) {
+	names := s.Cluster.NodeOrder()
+	type answer struct {
+		d   *Done
+		err error
+	}
+	answers := make([]answer, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		go func(i int, name string) { // at once: a node that does not answer costs one timeout, not one each
+			defer wg.Done()
+			d, err := s.readDone(ctx, name, fleet)
+			answers[i] = answer{d, err}
+		}(i, name)
+	}
+	wg.Wait()
 	var errs []string
 	answered := false
-	for _, name := range s.Cluster.NodeOrder() {
-		d, err := s.readDone(ctx, name, fleet)
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %v", name, err))
+	for i, a := range answers {
+		if a.err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", names[i], a.err))
 			continue
 		}
 		answered = true
-		if d != nil {
-			return d, nil
+		if a.d != nil {
+			return a.d, nil
 		}
 	}
 	if !answered {
