@@ -276,6 +276,9 @@ func runFleetRun(ctx context.Context, io *streams, opts *fleetOpts) error {
 	if err := approveFleet(io, opts, d.Fleet.Name, "run the fleet"); err != nil {
 		return err
 	}
+	if interrupted(ctx) {
+		return fmt.Errorf("%w: interrupted before the fleet started; nothing was done", runbook.ErrDeclined)
+	}
 	d.ApproveWave = waveApproval(io, opts)
 	res, err := d.Run(ctx, verdicts, opts.skipRefused)
 	if err != nil {
@@ -329,6 +332,18 @@ func runFleetStatus(ctx context.Context, io *streams, opts *fleetOpts) error {
 	}
 	v.status(s)
 	return nil
+}
+
+// interrupted reports whether the operator has interrupted the command.
+func interrupted(ctx context.Context) bool {
+	select {
+	case <-interruptOf(ctx):
+		return true
+	case <-ctx.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 // showFinalStatus shows the status table after a run (for a person; the

@@ -10,6 +10,7 @@ package fleet_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -278,6 +279,24 @@ func fleetAll(t *testing.T, o *onSandboxes) {
 	st := testbin.Run(t, time.Minute, o.dir, "fleet", "status", path, "--journal-dir", jdir)
 	if st.Code != 0 || strings.Count(st.Stdout, " done ") < 6 {
 		t.Errorf("fleet status: %s", st)
+	}
+	// The same as JSON lines, each about a cluster carrying it.
+	st = testbin.Run(t, time.Minute, o.dir, "fleet", "status", path, "--journal-dir", jdir, "--log-format", "json")
+	done := 0
+	for _, line := range strings.Split(strings.TrimSpace(st.Stdout), "\n") {
+		var e struct {
+			Event, Cluster, State string
+			Outcome               *fleet.Outcome
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("fleet status --log-format json: %v: %s", err, line)
+		}
+		if e.Event == "status.cluster" && e.Cluster != "" && e.State == "done" && e.Outcome != nil && e.Outcome.Figures.Lost != nil && *e.Outcome.Figures.Lost == 0 {
+			done++
+		}
+	}
+	if done != 6 {
+		t.Errorf("fleet status --log-format json: %d clusters done with 0 lost, want 6:\n%s", done, st.Stdout)
 	}
 	t.Logf("fleet run:\n%s", r.Stdout)
 }
