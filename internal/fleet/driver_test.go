@@ -503,3 +503,47 @@ func TestFailedAndRetry(t *testing.T) {
 		t.Fatalf("resume --retry c1: %+v, %v: %s", res, err, states(d))
 	}
 }
+
+// A second fleet process on this machine cannot drive a fleet another
+// drives (the fleet's lock, named in the refusal); status shows a running
+// cluster's step from its run's journal.
+func TestLockAndStatus(t *testing.T) {
+	t.Parallel()
+	f := testFleet(t, 2, nil, Limits{Max: 1}, nil)
+	r := newFakeRunner(f.Clusters)
+	runs := &fakeRuns{runs: map[string]RunState{"run-x": {ID: "run-x", Status: "running", Step: "promote", Started: time.Now().Add(-3 * time.Second)}}}
+	d, _ := testDriver(t, f, r, runs, &fakeRecords{})
+	held, err := AcquireLock(d.dir(), f.Name, Holder{User: "ops", Host: "bastion-2", PID: 4242, Since: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var le *LockedError
+	if _, err := d.Run(ctx, d.Plan(ctx), false); !errors.As(err, &le) || le.Holder.PID != 4242 || !strings.Contains(err.Error(), "ops@bastion-2") {
+		t.Fatalf("run while another fleet process drives the fleet: %v", err)
+	}
+	held.Release()
+	// A fleet run killed while c1's run ran.
+	j, err := createJournal(d.dir(), "fleet-000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.st, d.j = &Replay{ID: "fleet-000", Clusters: map[string]*ClusterState{}}, j
+	for _, rec := range []Record{
+		{Event: EventFleetStarted, Start: d.start()},
+		{Event: EventClusterStarting, Cluster: "c1", Mode: ModeRun, Attempt: 1},
+		{Event: EventClusterStarted, Cluster: "c1", RunID: "run-x"},
+	} {
+		if err := d.record(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.close()
+	st, err := d.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Result != "unfinished" || st.Clusters[0].State != StateRunning || st.Clusters[0].Step != "promote" || st.Clusters[0].Elapsed < 3*time.Second || st.Clusters[1].State != StatePending {
+		t.Errorf("status: %+v", st)
+	}
+}
