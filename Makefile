@@ -21,7 +21,7 @@ FUZZTIME ?= 20s
 # The loader's fuzz targets; a target that is not there fails the run
 # (go test -fuzz that matches nothing passes, fuzzing nothing).
 FUZZ_PKG = ./runbook/spec
-FUZZ_TARGETS = FuzzLoadRunbook FuzzLoadInventory
+FUZZ_TARGETS = FuzzLoadRunbook FuzzLoadInventory FuzzLoadFleet
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 5m ./...

@@ -98,7 +98,12 @@ type Options struct {
 	// end at once, a running action finishes, no new step starts.
 	Interrupt <-chan struct{}
 	Identity  Identity // who runs; CurrentIdentity() when empty
-	now       func() time.Time
+	// Fleet is the key of the fleet run this run is part of (see
+	// fleetDone): a cluster the fleet switched already is refused, and a
+	// run that is done records that it switched it. A resume takes it
+	// from the journal.
+	Fleet string
+	now   func() time.Time
 }
 
 // Result is what a run did.
@@ -248,6 +253,7 @@ func (e *engine) runInfo() *journal.RunInfo {
 		Runbook: e.p.Runbook.File, RunbookName: e.p.Runbook.Name, RunbookDigest: e.p.Runbook.Digest,
 		Cluster: e.p.LockName, Vars: e.p.Vars, User: e.o.Identity.User, Host: e.o.Identity.Host,
 		PID: os.Getpid(), PointOfNoReturn: e.p.PointOfNoReturn, VarFlags: e.p.VarFlags, Found: e.p.Found,
+		Fleet: e.o.Fleet,
 	}
 	if e.p.Inventory != nil {
 		info.Inventory, info.InventoryDigest = e.p.Inventory.File, e.p.Inventory.Digest

@@ -131,6 +131,9 @@ func (e *engine) execute(ctx context.Context, pos *position, res *Result) (err e
 		}
 		ev.Step, ev.Error = failure.Step, failure.Err.Error()
 	}
+	if failure == nil {
+		e.recordFleetDone(ctx)
+	}
 	ev.Outcome = outcome
 	ev.Message = e.summary(failure, res)
 	res.Outcome = outcome

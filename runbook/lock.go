@@ -85,7 +85,7 @@ func (e *engine) takeClaim(ctx context.Context, final bool) error {
 	switch {
 	case err == nil:
 		e.claimed = true
-		return nil
+		return e.fleetDone(ctx)
 	case errors.As(err, &held):
 		return &LockedError{Cluster: e.p.LockName, Holder: held.Holder, SeenOn: held.Node}
 	case !final:

@@ -106,6 +106,9 @@ func Resume(ctx context.Context, p *spec.Plan, id string, o Options) (*Result, e
 		return nil, fmt.Errorf("%w: run %s is on cluster %q, not %q", ErrInvalid, id, info.Cluster, p.LockName)
 	}
 	e.runID = id
+	if e.o.Fleet == "" {
+		e.o.Fleet = info.Fleet // the fleet run that started it
+	}
 	h := Holder{RunID: id, User: e.o.Identity.User, Host: e.o.Identity.Host, PID: os.Getpid(), Since: e.o.now()}
 	lock, err := acquireLock(e.o.JournalDir, p.LockName, h, id, o.TakeOver)
 	if err != nil {

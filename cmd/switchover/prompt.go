@@ -96,7 +96,7 @@ func (p *promptOperator) Ask(ctx context.Context, q runbook.Question) (runbook.A
 				return runbook.Answer{Yes: false}, nil
 			}
 			if q.TypeToConfirm != "" {
-				return p.confirm(q.TypeToConfirm)
+				return p.confirm("cluster", q.TypeToConfirm)
 			}
 			return runbook.Answer{Yes: true}, nil
 		}
@@ -118,13 +118,14 @@ func (p *promptOperator) Ask(ctx context.Context, q runbook.Question) (runbook.A
 	return runbook.Answer{}, fmt.Errorf("unknown question %d", q.Kind)
 }
 
-// confirm asks for the cluster's name, again after a typing slip, up to
-// confirmTries times; then the step is not approved.
-func (p *promptOperator) confirm(name string) (runbook.Answer, error) {
+// confirm asks for the name of what is approved (the cluster's, a
+// fleet's), again after a typing slip, up to confirmTries times; then it
+// is not approved.
+func (p *promptOperator) confirm(what, name string) (runbook.Answer, error) {
 	for try := 1; try <= confirmTries; try++ {
-		label := fmt.Sprintf("type the cluster name (%s) to confirm", name)
+		label := fmt.Sprintf("type the %s name (%s) to confirm", what, name)
 		if try > 1 {
-			label = fmt.Sprintf("type the cluster name (%s) to confirm, try %d of %d", name, try, confirmTries)
+			label = fmt.Sprintf("type the %s name (%s) to confirm, try %d of %d", what, name, try, confirmTries)
 		}
 		pr := &promptui.Prompt{Label: label, Stdin: p.in, Stdout: p.out}
 		if !p.color {

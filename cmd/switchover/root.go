@@ -124,6 +124,7 @@ Every run is journaled; an interrupted run continues with 'switchover resume'.`,
 		newInventoryCmd(io),
 		newStatusCmd(io),
 		newSchemaCmd(io),
+		newFleetCmd(io, g),
 		newVersionCmd(io),
 		newGenManCmd(io),
 	)

@@ -26,6 +26,7 @@ type runOpts struct {
 	out       string // plan --out: save the reviewed plan here
 	planFile  string // run --plan: run exactly this reviewed plan
 	ann       announceOpts
+	fleet     string // run --fleet: the fleet run this run is part of
 	g         *globalOpts
 }
 
@@ -70,6 +71,7 @@ failed, 4 an action or postcondition failed, 5 declined or interrupted,
 	cmd.Flags().StringVar(&opts.planFile, "plan", "", "run exactly the reviewed plan saved by `plan --out` (`FILE`); refused if the runbook, inventory or topology changed")
 	cmd.Flags().StringVar(&opts.notBefore, "not-before", "", "refuse to start before this `TIME` (RFC 3339, or \"2006-01-02 15:04\" local time)")
 	cmd.Flags().StringVar(&opts.notAfter, "not-after", "", "refuse to start after this `TIME` (RFC 3339, or \"2006-01-02 15:04\" local time)")
+	cmd.Flags().StringVar(&opts.fleet, "fleet", "", "the fleet run this run is part of (`KEY`, set by `fleet run`): refused when that fleet switched the cluster already; recorded in the cluster when done")
 	opts.addEngineFlags(cmd)
 	return cmd
 }
@@ -137,7 +139,7 @@ run would stop at a precondition.`,
 func engineOptions(ctx context.Context, io *streams, opts *runOpts) (runbook.Options, *humanView, error) {
 	o := runbook.Options{
 		DryRun: opts.dryRun, Yes: opts.yes, Approve: opts.approve, JournalDir: opts.g.journalDir,
-		TakeOver: opts.takeOver, Interrupt: interruptOf(ctx),
+		TakeOver: opts.takeOver, Interrupt: interruptOf(ctx), Fleet: opts.fleet,
 	}
 	var hv *humanView
 	switch opts.logFormat {

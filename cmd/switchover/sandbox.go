@@ -174,7 +174,7 @@ func runSandboxUp(ctx context.Context, io *streams, opts *sandboxOpts) error {
 
 func runSandboxStatus(ctx context.Context, io *streams, opts *sandboxOpts) error {
 	if sandbox.IsFleet(opts.dir) {
-		return runFleetStatus(ctx, io, opts)
+		return runSandboxFleetStatus(ctx, io, opts)
 	}
 	sb, err := sandbox.Load(opts.dir)
 	if err != nil {

@@ -80,9 +80,9 @@ func renderFleetTable(w io.Writer, f *sandbox.Fleet) error {
 	return tw.Flush()
 }
 
-// runFleetStatus is `sandbox status` on a fleet sandbox: every node of
+// runSandboxFleetStatus is `sandbox status` on a fleet sandbox: every node of
 // every cluster, by cluster.
-func runFleetStatus(ctx context.Context, io *streams, opts *sandboxOpts) error {
+func runSandboxFleetStatus(ctx context.Context, io *streams, opts *sandboxOpts) error {
 	f, err := sandbox.LoadFleet(opts.dir)
 	if err != nil {
 		return usagef("%v", err)

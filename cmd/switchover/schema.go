@@ -13,20 +13,21 @@ import (
 
 func newSchemaCmd(io *streams) *cobra.Command {
 	return &cobra.Command{
-		Use:   "schema [runbook|inventory]",
-		Short: "Print the JSON Schema of runbooks (default) or inventories, for editors",
+		Use:   "schema [runbook|inventory|fleet]",
+		Short: "Print the JSON Schema of runbooks (default), inventories or fleet files, for editors",
 		Long: `Schema prints a JSON Schema (draft-07) generated from the registered checks and steps, so an
 editor's YAML support completes and checks runbooks as you type. With the YAML language
 server, put the schema in a file and name it on the runbook's first line:
 
   switchover schema > switchover-runbook.schema.json
   switchover schema inventory > switchover-inventory.schema.json
+  switchover schema fleet > switchover-fleet.schema.json
   # yaml-language-server: $schema=./switchover-runbook.schema.json
 
 'switchover validate' remains the authority: it also checks variables, nodes and the flow
 between steps, which a schema cannot.`,
-		Args:      maxArgs(1, "runbook or inventory"),
-		ValidArgs: []string{"runbook", "inventory"},
+		Args:      maxArgs(1, "runbook, inventory or fleet"),
+		ValidArgs: []string{"runbook", "inventory", "fleet"},
 		RunE: func(c *cobra.Command, args []string) error {
 			which := "runbook"
 			if len(args) == 1 {
@@ -38,8 +39,10 @@ between steps, which a schema cannot.`,
 				s = runbookSchema()
 			case "inventory":
 				s = inventorySchema()
+			case "fleet":
+				s = fleetSchema()
 			default:
-				return usagef("schema %q: want runbook or inventory", which)
+				return usagef("schema %q: want runbook, inventory or fleet", which)
 			}
 			enc := json.NewEncoder(io.out)
 			enc.SetIndent("", "  ")
@@ -217,6 +220,71 @@ func inventorySchema() obj {
 				"servers":  obj{"type": "object", "additionalProperties": obj{"type": "string"}, "description": "node name to server name; default: the node's name"},
 				"endpoint": obj{"type": "string", "description": "libpq connection string through HAProxy, as clients connect"},
 				"host":     host,
+			}},
+		},
+	}
+}
+
+// fleetSchema is the fleet file's schema (docs/fleet.md); `fleet plan`
+// remains the authority: it also loads every inventory and fills the
+// waves.
+func fleetSchema() obj {
+	name := obj{"type": "string", "pattern": `^[a-z0-9][a-z0-9_.-]*$`}
+	vars := obj{"type": "object", "description": "runbook variables (--var NAME=VALUE)",
+		"additionalProperties": obj{"type": []string{"string", "number", "boolean"}}}
+	labels := obj{"type": "object", "additionalProperties": obj{"type": []string{"string", "number", "boolean"}}}
+	selector := obj{"type": "object", "minProperties": 1, "additionalProperties": obj{"type": []string{"string", "number", "boolean"}}}
+	count := obj{"type": "integer", "minimum": 0}
+	return obj{
+		"$schema":              "http://json-schema.org/draft-07/schema#",
+		"$id":                  "https://switchover/fleet.schema.json",
+		"title":                "switchover fleet",
+		"type":                 "object",
+		"additionalProperties": false,
+		"required":             []string{"fleet", "playbook", "clusters"},
+		"properties": obj{
+			"fleet":     obj{"type": "string", "pattern": `^[a-z0-9][a-z0-9_.-]*$`, "description": "the fleet's name: typed to approve a run; tags every run of it"},
+			"playbook":  obj{"type": "string", "description": "a shipped playbook's name, or a runbook path relative to the fleet file"},
+			"candidate": obj{"type": "string", "description": "--candidate of every run: auto (default) or a node name"},
+			"vars":      vars,
+			"clusters": obj{"type": "array", "minItems": 1, "items": obj{
+				"type": "object", "additionalProperties": false, "required": []string{"inventory"},
+				"properties": obj{
+					"inventory": obj{"type": "string", "description": "an inventory path, or a glob, relative to the fleet file"},
+					"labels":    labels,
+					"vars":      vars,
+				}}},
+			"labels": obj{"type": "array", "description": "variables for the clusters whose labels match", "items": obj{
+				"type": "object", "additionalProperties": false, "required": []string{"match"},
+				"properties": obj{"match": selector, "vars": vars}}},
+			"waves": obj{"type": "array", "minItems": 1, "description": "in order, each from the clusters not yet in a wave; default: one wave of every cluster",
+				"items": obj{
+					"type": "object", "additionalProperties": false, "required": []string{"name"},
+					"properties": obj{
+						"name":     name,
+						"clusters": obj{"type": "integer", "minimum": 1, "description": "this many clusters"},
+						"percent":  obj{"type": "integer", "minimum": 1, "maximum": 100, "description": "this share of all clusters, rounded up"},
+						"select":   selector,
+					},
+					"oneOf": []any{
+						obj{"required": []string{"clusters"}, "not": obj{"anyOf": []any{obj{"required": []string{"percent"}}, obj{"required": []string{"select"}}}}},
+						obj{"required": []string{"percent"}, "not": obj{"anyOf": []any{obj{"required": []string{"clusters"}}, obj{"required": []string{"select"}}}}},
+						obj{"required": []string{"select"}, "not": obj{"anyOf": []any{obj{"required": []string{"clusters"}}, obj{"required": []string{"percent"}}}}},
+						obj{"not": obj{"anyOf": []any{obj{"required": []string{"clusters"}}, obj{"required": []string{"percent"}}, obj{"required": []string{"select"}}}}},
+					},
+				}},
+			"concurrency": obj{"type": "object", "additionalProperties": false, "properties": obj{
+				"max":       obj{"type": "integer", "minimum": 1, "description": "at most this many clusters at once (default 1)"},
+				"per_label": obj{"type": "object", "additionalProperties": obj{"type": "integer", "minimum": 1}, "description": "at most this many at once per value of each label"},
+			}},
+			"halt": obj{"type": "object", "additionalProperties": false, "description": "a run that does not exit 0 always halts", "properties": obj{
+				"lost_commits":       obj{"type": "integer", "minimum": 0, "description": "more lost commits than this halts (default 0)"},
+				"window_over":        obj{"type": "string", "pattern": `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`, "description": "a client window over this halts"},
+				"client_errors_over": count,
+			}},
+			"window": obj{"type": "object", "additionalProperties": false, "properties": obj{
+				"not_before": obj{"type": "string", "format": "date-time"},
+				"not_after":  obj{"type": "string", "format": "date-time", "description": "no cluster starts when less is left than its estimated duration"},
 			}},
 		},
 	}

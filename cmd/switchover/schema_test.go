@@ -101,3 +101,48 @@ pooler: {kind: pgbouncer, admin: "host=pool", database: app, config: /etc/pgboun
 		t.Errorf("schema plan: exit %d, want %d", code, exitUsage)
 	}
 }
+
+// The fleet schema accepts the documented fleet file and rejects what
+// an editor should underline.
+func TestFleetSchema(t *testing.T) {
+	t.Parallel()
+	s := compileSchema(t, "fleet")
+	good := `fleet: monthly-patch
+playbook: postgres-streaming-switchover
+candidate: auto
+vars: {}
+clusters:
+  - inventory: clusters/c1/inventory.yaml
+    labels: {dc: a, tier: gold}
+    vars: {}
+  - inventory: "clusters/*/inventory.yaml"
+labels:
+  - match: {tier: gold}
+    vars: {max_lag: 8MB}
+waves:
+  - {name: canary, clusters: 1}
+  - {name: second, percent: 30}
+  - {name: dc-b, select: {dc: b}}
+  - {name: rest}
+concurrency: {max: 2, per_label: {dc: 1}}
+halt: {lost_commits: 0, window_over: 2s, client_errors_over: 0}
+window: {not_before: "2026-12-08T22:00:00Z", not_after: "2026-12-09T02:00:00Z"}
+`
+	if err := s.Validate(yamlToJSON(t, good)); err != nil {
+		t.Errorf("the documented fleet file does not validate: %v", err)
+	}
+	base := "fleet: f\nplaybook: p\nclusters: [{inventory: i.yaml}]\n"
+	for what, bad := range map[string]string{
+		"an unknown key":         base + "concurency: {max: 2}\n",
+		"a wave with two kinds":  base + "waves: [{name: w, clusters: 1, percent: 5}]\n",
+		"a wave of 0":            base + "waves: [{name: w, clusters: 0}]\n",
+		"percent over 100":       base + "waves: [{name: w, percent: 101}]\n",
+		"a cluster without path": "fleet: f\nplaybook: p\nclusters: [{labels: {dc: a}}]\n",
+		"no clusters":            "fleet: f\nplaybook: p\n",
+		"a bad duration":         base + "halt: {window_over: soon}\n",
+	} {
+		if err := s.Validate(yamlToJSON(t, bad)); err == nil {
+			t.Errorf("the fleet schema accepts %s", what)
+		}
+	}
+}

@@ -255,3 +255,41 @@ func TestClaimBesideAReadOnlyOldPrimary(t *testing.T) {
 	}
 	waitClaimOn(t, s, "pg2", "a")
 }
+
+// A fleet's record that it switched the cluster is kept on the primary,
+// replicates to every standby (any copy counts), and the first record of
+// a fleet stays.
+func TestFleetDoneRecord(t *testing.T) {
+	sb := sandboxtest.New(t, 1)
+	ctx := context.Background()
+	s := &Store{Cluster: sb.Cluster()}
+	if d, err := s.FleetDone(ctx, "monthly"); err != nil || d != nil {
+		t.Fatalf("on a fresh cluster: %+v, %v; want none", d, err)
+	}
+	first := Done{Fleet: "monthly", RunID: "a", User: "dba", Host: "bastion-a", At: time.Now().UTC().Truncate(time.Second)}
+	if err := s.MarkFleetDone(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	second := first
+	second.RunID, second.Host = "b", "bastion-b"
+	if err := s.MarkFleetDone(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.FleetDone(ctx, "monthly"); err != nil || d == nil || d.RunID != "a" || d.Host != "bastion-a" || !d.At.Equal(first.At) {
+		t.Fatalf("record: %+v, %v; want the first, run a", d, err)
+	}
+	if d, err := s.FleetDone(ctx, "monthly@2027-01-12T22:00:00Z"); err != nil || d != nil {
+		t.Errorf("another fleet's record: %+v, %v; want none", d, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		d, err := s.readDone(ctx, "pg2", "monthly")
+		if err == nil && d != nil && d.RunID == "a" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the standby's copy: %+v, %v", d, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -159,6 +159,9 @@ type RunInfo struct {
 	PID             int               `json:"pid"`
 	Steps           []string          `json:"steps,omitempty"`
 	PointOfNoReturn string            `json:"point_of_no_return,omitempty"`
+	// Fleet is the key of the fleet run that started this run (its
+	// --fleet), "" for a run of its own.
+	Fleet string `json:"fleet,omitempty"`
 }
 
 // Observer receives the events of a run, one at a time, in order.

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -102,6 +103,44 @@ func FuzzLoadInventory(f *testing.F) {
 		}
 		if len(inv.NodeOrder()) != len(inv.Cluster.Nodes) {
 			t.Fatalf("node order %q does not match nodes %v", inv.NodeOrder(), inv.Cluster.NodeNames())
+		}
+	})
+}
+
+// FuzzLoadFleet feeds the fleet loader arbitrary bytes in a directory of
+// its own holding two inventories: it must never panic, and must report
+// every failure as a validation error. Inputs naming paths outside that
+// directory (a slash, a backslash) are left out: the loader reads the
+// files a fleet names.
+func FuzzLoadFleet(f *testing.F) {
+	for _, s := range []string{
+		"",
+		"fleet: f\nplaybook: pb\nclusters: [{inventory: a.yaml}, {inventory: \"b*.yaml\", labels: {dc: b}}]\n",
+		"fleet: f\nplaybook: pb\nclusters: [{inventory: \"*.yaml\"}]\nwaves: [{name: c, clusters: 1}, {name: p, percent: 50}, {name: s, select: {dc: b}}, {name: r}]\n",
+		"fleet: f\nplaybook: pb\nclusters: [{inventory: a.yaml, vars: {x: 1}}]\nlabels: [{match: {dc: a}, vars: {y: ~}}]\nconcurrency: {max: 0, per_label: {dc: x}}\nhalt: {window_over: 1x, client_errors_over: -1}\nwindow: {not_before: x, not_after: \"2026-12-09T02:00:00Z\"}\n",
+		"fleet: f\nplaybook: pb\nclusters: [{inventory: a.yaml}, {inventory: a.yaml}]\nwaves: [{name: a, clusters: 1, percent: 2}, {name: a}]\n",
+	} {
+		f.Add([]byte(s))
+	}
+	dir := f.TempDir()
+	for name, cluster := range map[string]string{"a.yaml": "a", "b1.yaml": "b"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("cluster: "+cluster+"\nnodes: {pg1: {conninfo: \"host=h\"}}\n"), 0o600); err != nil {
+			f.Fatal(err)
+		}
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		if bytes.ContainsAny(src, `/\`) {
+			t.Skip("names a path outside the fleet's directory")
+		}
+		fl, err := LoadFleet(filepath.Join(dir, "fleet.yaml"), src, []string{"pb"})
+		if err != nil {
+			checkInvalid(t, "load", err)
+			return
+		}
+		for _, c := range fl.Clusters {
+			if c.Wave < 0 || c.Wave >= len(fl.Waves) {
+				t.Fatalf("cluster %s in wave %d of %d", c.Name, c.Wave, len(fl.Waves))
+			}
 		}
 	})
 }

@@ -247,3 +247,36 @@ func Leftovers(prefix, dir string) []string {
 	}
 	return left
 }
+
+// NewMany brings up n sandboxes with the given number of standbys each,
+// two at a time, for one test (a fleet of clusters), and brings every one
+// down when the test ends, also when another failed to come up.
+func NewMany(t testing.TB, n, standbys int) []*sandbox.Sandbox {
+	t.Helper()
+	available(t)
+	out := make([]*sandbox.Sandbox, n)
+	errs := make([]error, n)
+	sem := make(chan struct{}, 2)
+	var wg sync.WaitGroup
+	for i := range out {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			out[i], errs[i] = up(standbys)
+		}(i)
+	}
+	wg.Wait()
+	for _, sb := range out {
+		if sb != nil {
+			downAtEnd(t, sb)
+		}
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("sandbox %d of %d up: %v", i+1, n, err)
+		}
+	}
+	return out
+}
