@@ -282,6 +282,8 @@ func verdictWord(vd fleet.Verdict, skipRefused bool) string {
 	switch {
 	case vd.Done:
 		return "done already"
+	case vd.Busy:
+		return "busy"
 	case vd.Ready:
 		return "ready"
 	case skipRefused:

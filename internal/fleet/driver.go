@@ -107,7 +107,8 @@ func (d *Driver) dir() string { return Dir(d.JournalDir, d.Fleet.Name) }
 
 // Plan dry-runs every cluster, in parallel within the fleet's limits. A
 // cluster the fleet switched already (the record in the cluster) is not
-// planned: its verdict says by which run.
+// planned: its verdict says by which run. One another run holds while its
+// dry run failed is busy, not refused.
 func (d *Driver) Plan(ctx context.Context) []Verdict {
 	out := make([]Verdict, len(d.Fleet.Clusters))
 	index := map[*Cluster]int{}
@@ -121,6 +122,14 @@ func (d *Driver) Plan(ctx context.Context) []Verdict {
 		} else {
 			v = d.Runner.Plan(ctx, c)
 			v.Cluster = c.Name
+			// A dry run beside another run's switchover sees that run's
+			// sessions and its moving primary: not a refusal of this
+			// cluster, which a run of the fleet waits for (see take).
+			if !v.Ready {
+				if h, err := d.Records.Held(ctx, c); err == nil && h != nil {
+					v = Verdict{Cluster: c.Name, Ready: true, Busy: true, Why: fmt.Sprintf("another run holds it now: %s; a fleet run waits for it, then looks again", h)}
+				}
+			}
 		}
 		v.Wave = d.Fleet.Waves[c.Wave].Name
 		if v.Runbook == "" && !filepath.IsAbs(d.Fleet.Playbook) {

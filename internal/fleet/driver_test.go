@@ -547,3 +547,26 @@ func TestLockAndStatus(t *testing.T) {
 		t.Errorf("status: %+v", st)
 	}
 }
+
+// A cluster whose dry run failed while another run holds it (its
+// switchover under way) is busy, not refused: the fleet run starts, and
+// the cluster is run once the other run lets go of it.
+func TestPlanBesideAnotherRun(t *testing.T) {
+	t.Parallel()
+	f := testFleet(t, 2, nil, Limits{Max: 2}, nil)
+	r := newFakeRunner(f.Clusters)
+	r.refused["c2"] = "precondition failed: --candidate auto: no healthy standby"
+	d, _ := testDriver(t, f, r, &fakeRuns{}, &fakeRecords{held: map[string]int{"c2": 1}})
+	verdicts := d.Plan(context.Background())
+	if v := verdicts[1]; !v.Ready || !v.Busy || !strings.Contains(v.Why, "another run holds it now: run other") {
+		t.Fatalf("c2's verdict beside another run: %+v; want busy, naming the run", v)
+	}
+	if v := verdicts[0]; !v.Ready || v.Busy {
+		t.Errorf("c1's verdict: %+v; want ready", v)
+	}
+	delete(r.refused, "c2")
+	res, err := d.Run(context.Background(), verdicts, false)
+	if err != nil || res.Result != ResultDone || r.count("c2") != 1 {
+		t.Fatalf("run: %+v, %v; c2 run %d times, want once", res, err, r.count("c2"))
+	}
+}
