@@ -44,12 +44,12 @@ type Verdict struct {
 	Ready bool `json:"ready"`
 	// Skipped: refused, and skipped on purpose (--skip-refused); Done: the
 	// fleet switched it already (Why says which run).
-	Skipped   bool   `json:"skipped,omitempty"`
-	Done      bool   `json:"done,omitempty"`
+	Skipped bool `json:"skipped,omitempty"`
+	Done    bool `json:"done,omitempty"`
 	// Busy: another run holds the cluster now (Why says which), so its
 	// dry run said nothing of the cluster as a run of the fleet will find
 	// it; the fleet run waits for that run and looks again.
-	Busy bool `json:"busy,omitempty"`
+	Busy      bool   `json:"busy,omitempty"`
 	Primary   string `json:"primary,omitempty"`
 	Candidate string `json:"candidate,omitempty"`
 	// Why is the refusal's one line.
