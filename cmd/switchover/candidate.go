@@ -46,7 +46,8 @@ func chooseCandidate(ctx context.Context, io *streams, inv *spec.Inventory, flag
 	}
 	primary, choices, err := standbyChoices(ctx, inv)
 	if err != nil {
-		return nil, usagef("--candidate auto: %v", err)
+		// The cluster's state, not the command line (exit 3).
+		return nil, fmt.Errorf("%w: --candidate auto: %v", runbook.ErrPrecondition, err)
 	}
 	if len(choices) == 0 || !choices[0].Healthy {
 		msg := "--candidate auto: no healthy standby"

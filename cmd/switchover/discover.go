@@ -86,8 +86,13 @@ func settlePrimary(ctx context.Context, io *streams, l *loaded) error {
 	case err != nil && isGiven:
 		return nil
 	case err != nil:
-		return refusef("cannot tell the primary of cluster %s: %v; nothing was done; `switchover status -i %s` shows the cluster, and --var %s=NODE names the primary",
+		r := refusef("cannot tell the primary of cluster %s: %v; nothing was done; `switchover status -i %s` shows the cluster, and --var %s=NODE names the primary",
 			l.inv.Cluster.Name, err, l.inv.File, primaryVar)
+		if pe.Health != topology.TwoPrimaries {
+			// What another run's switchover shows for a moment.
+			r.(*refusal).passing = true
+		}
+		return r
 	case isGiven && given.Value != found:
 		return refusef("%s is the primary now, not %s (%s: %s=%s); nothing was done; leave %s out and the primary is found in the cluster",
 			found, given.Value, given.Pos, primaryVar, given.Value, primaryVar)
@@ -120,8 +125,12 @@ func (l *loaded) primaryStandIn() *spec.VarDecl {
 }
 
 // refusal is a precondition that failed before the run started (exit 3),
-// worded to say what is wrong first.
-type refusal struct{ msg string }
+// worded to say what is wrong first. passing marks a state another run's
+// switchover passes through (no primary for a moment), see heldInstead.
+type refusal struct {
+	msg     string
+	passing bool
+}
 
 func (r *refusal) Error() string { return r.msg }
 func (r *refusal) Unwrap() error { return runbook.ErrPrecondition }
@@ -163,4 +172,24 @@ func refuseCandidateIsPrimary(ctx context.Context, l *loaded, cand *candidate) e
 			held.Holder, held.Node, held.Holder.RunID, l.inv.File, name)
 	}
 	return refusef("%s", msg)
+}
+
+// heldInstead returns, for err (the cluster showed no primary, or no
+// healthy standby), the error that another run holds the cluster when one
+// does: in the middle of that run's switchover the cluster shows no
+// primary for a moment, and that run is the answer (exit 6), not the
+// cluster's state. Two primaries are never that: they stay the answer.
+// With --take-over, or when no run holds it, err.
+func heldInstead(ctx context.Context, l *loaded, takeOver bool, err error) error {
+	var r *refusal
+	if takeOver || l.inv == nil || !errors.Is(err, runbook.ErrPrecondition) || (errors.As(err, &r) && !r.passing) {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, discoverTimeout)
+	defer cancel()
+	var held *claim.HeldError
+	if cerr := (&claim.Store{Cluster: l.inv.Cluster}).Check(cctx, ""); errors.As(cerr, &held) {
+		return &runbook.LockedError{Cluster: l.inv.Cluster.Name, Holder: held.Holder, SeenOn: held.Node}
+	}
+	return err
 }

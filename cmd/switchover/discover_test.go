@@ -117,6 +117,21 @@ func TestPrimaryFoundAndStatusExitCodes(t *testing.T) {
 		t.Fatalf("status with a run's claim and lock: exit %d\n%s%s", code, out, errOut)
 	}
 
+	// No primary, as in the middle of another run's switchover: the run
+	// that holds the cluster is the answer (exit 6), not the cluster's
+	// state of the moment.
+	pgCtl(t, sb, "pg1", "stop")
+	code, out, errOut = executeT(t, "plan", pb, "-i", sb.Inventory(), "--candidate", "auto", "--journal-dir", t.TempDir())
+	if code != exitLocked || !strings.Contains(errOut, `cluster "sandbox" is claimed by run claim-test`) {
+		t.Fatalf("plan with no primary while a run holds the cluster: exit %d\n%s%s\nwant exit 6 naming the run", code, out, errOut)
+	}
+	code, out, errOut = executeT(t, "plan", pb, "-i", sb.Inventory(), "--candidate", "pg2", "--journal-dir", t.TempDir())
+	if code != exitLocked || !strings.Contains(errOut, `cluster "sandbox" is claimed by run claim-test`) {
+		t.Fatalf("plan --candidate pg2 with no primary while a run holds the cluster: exit %d\n%s%s\nwant exit 6 naming the run", code, out, errOut)
+	}
+	pgCtl(t, sb, "pg1", "start")
+	statusUntil(t, sb, exitOK)
+
 	pgCtl(t, sb, "pg2", "stop")
 	code, out, errOut = executeT(t, "status", "-i", sb.Inventory())
 	if code != exitPrecondition || !strings.Contains(out, "pg2   unreachable") || !strings.Contains(out, "health:   degraded (exit 3): pg2 does not answer") ||

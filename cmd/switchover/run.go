@@ -196,14 +196,14 @@ func runEngine(ctx context.Context, io *streams, opts *runOpts, o runbook.Option
 	var cand *candidate
 	if reviewed == nil {
 		if cand, err = settleCandidate(ctx, io, opts, l); err != nil {
-			return err
+			return heldInstead(ctx, l, opts.takeOver, err)
 		}
 	}
 	if reviewed == nil {
 		// A reviewed plan runs with the primary it was reviewed with; the
 		// drift check below says what changed since.
 		if err := settlePrimary(ctx, io, l); err != nil {
-			return err
+			return heldInstead(ctx, l, opts.takeOver, err)
 		}
 	}
 	if err := refuseCandidateIsPrimary(ctx, l, cand); err != nil {
