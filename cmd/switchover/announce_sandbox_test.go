@@ -8,6 +8,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -145,7 +146,7 @@ func TestNotifyAndMetricsOfASandboxSwitchover(t *testing.T) {
 		}
 		return mf.Metric[0].Gauge.GetValue()
 	}
-	if v := gauge(metrics.NameClientWindow); v != told.window()/1000 {
+	if v := gauge(metrics.NameClientWindow); math.Abs(v-told.window()/1000) > 1e-9 {
 		t.Errorf("client window %v s, want the run's %v ms", v, told.window())
 	}
 	if v := gauge(metrics.NameLostCommits); v != 0 {
