@@ -42,7 +42,7 @@ an ordinary run with its own journal, claim and report. See docs/fleet.md.`,
 		Args: unknownCommand,
 		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
-	cmd.AddCommand(newFleetPlanCmd(io, g), newFleetRunCmd(io, g), newFleetResumeCmd(io, g), newFleetStatusCmd(io, g))
+	cmd.AddCommand(newFleetPlanCmd(io, g), newFleetRunCmd(io, g), newFleetResumeCmd(io, g), newFleetStatusCmd(io, g), newFleetReportCmd(io, g))
 	return cmd
 }
 
