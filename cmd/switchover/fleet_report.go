@@ -43,6 +43,7 @@ name with .svg; --format html writes one self-contained page with the chart inli
 			return runFleetReport(c.Context(), io, opts)
 		},
 	}
+	opts.addSelect(cmd)
 	cmd.Flags().StringVar(&opts.format, "format", "markdown", "markdown, or html (one page, the chart inline)")
 	cmd.Flags().StringVarP(&opts.out, "out", "o", "", "write the report to `FILE` (Markdown: the chart beside it, as FILE's name with .svg)")
 	cmd.Flags().StringVar(&opts.fleetRun, "fleet-run", "", "the fleet run `ID` to report; default the last")

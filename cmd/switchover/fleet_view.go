@@ -251,8 +251,12 @@ func (v *fleetView) plan(verdicts []fleet.Verdict, skipRefused bool) {
 	for _, w := range v.f.Waves {
 		waves = append(waves, fmt.Sprintf("%s %d", w.Name, len(w.Clusters)))
 	}
-	fmt.Fprintf(v.w, "fleet %s: %s on %d cluster%s in %d wave%s (%s); %s; %s\n\n", v.f.Name, v.f.Playbook, len(v.f.Clusters), plural(len(v.f.Clusters)),
-		len(v.f.Waves), plural(len(v.f.Waves)), strings.Join(waves, ", "), v.f.Limits, v.f.Halt)
+	selected := ""
+	if len(v.f.Selection) > 0 {
+		selected = fmt.Sprintf(" (--select %s: %d of %d)", selectionText(v.f.Selection), len(v.f.Clusters), len(v.f.Clusters)+v.f.Unselected)
+	}
+	fmt.Fprintf(v.w, "fleet %s: %s on %d cluster%s%s in %d wave%s (%s); %s; %s\n\n", v.f.Name, v.f.Playbook, len(v.f.Clusters), plural(len(v.f.Clusters)),
+		selected, len(v.f.Waves), plural(len(v.f.Waves)), strings.Join(waves, ", "), v.f.Limits, v.f.Halt)
 	tw := tabwriter.NewWriter(v.w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "WAVE\tCLUSTER\tPRIMARY → CANDIDATE\tVERDICT\tEST. DURATION")
 	for _, vd := range verdicts {
@@ -320,7 +324,11 @@ func (v *fleetView) status(s *fleet.Status) {
 		v.json.Info(fmt.Sprintf("fleet %s: run %s %s", v.f.Name, s.FleetRun, s.Result), kv...)
 		return
 	}
-	fmt.Fprintf(v.w, "fleet %s: run %s, started %s: %s\n\n", v.f.Name, s.FleetRun, s.Started.Local().Format("2006-01-02 15:04:05"), s.Result)
+	name := v.f.Name
+	if len(v.f.Selection) > 0 {
+		name += " (--select " + selectionText(v.f.Selection) + ")"
+	}
+	fmt.Fprintf(v.w, "fleet %s: run %s, started %s: %s\n\n", name, s.FleetRun, s.Started.Local().Format("2006-01-02 15:04:05"), s.Result)
 	tw := tabwriter.NewWriter(v.w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "WAVE\tCLUSTER\tSTATE\tMOVED\tWINDOW\tLOST\tERRORS\tDURATION\tRUN\tDETAIL")
 	for _, r := range s.Clusters {
