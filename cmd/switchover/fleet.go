@@ -317,7 +317,9 @@ func runFleetRun(ctx context.Context, io *streams, opts *fleetOpts) error {
 		return fmt.Errorf("%w: interrupted before the fleet started; nothing was done", runbook.ErrDeclined)
 	}
 	d.ApproveWave = waveApproval(io, opts)
+	stop := v.startLive(io.out)
 	res, err := d.Run(ctx, verdicts, opts.skipRefused)
+	stop()
 	if err != nil {
 		return fleetErr(err)
 	}
@@ -347,7 +349,9 @@ func runFleetResume(ctx context.Context, io *streams, opts *fleetOpts) error {
 		return err
 	}
 	d.ApproveWave = waveApproval(io, opts)
+	stop := v.startLive(io.out)
 	res, err := d.Resume(ctx)
+	stop()
 	if err != nil {
 		return fleetErr(err)
 	}

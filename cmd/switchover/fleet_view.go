@@ -22,6 +22,9 @@ type fleetView struct {
 	w    io.Writer
 	json hclog.Logger // nil: for a person
 	f    *fleet.Fleet
+	// live is the block of running clusters at a terminal, nil
+	// otherwise (see startLive).
+	live *fleetLive
 }
 
 func newFleetView(w io.Writer, format string, f *fleet.Fleet) (*fleetView, error) {
@@ -75,8 +78,13 @@ func (v *fleetView) Observe(r fleet.Record) {
 		}
 		return
 	}
+	if v.live != nil {
+		v.live.erase()
+		v.live.observe(r)
+		defer v.live.draw()
+	}
 	if r.Event == fleet.EventClusterSpawned || r.Event == "cluster.step" {
-		return // the run id follows at once; `fleet status` shows the steps
+		return // the run id follows at once; the live block or `fleet status` shows the steps
 	}
 	fmt.Fprintf(v.w, "%s  %s\n", r.Time.Local().Format("15:04:05"), msg)
 }
