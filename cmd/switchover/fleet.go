@@ -29,6 +29,32 @@ type fleetOpts struct {
 	lockedWait      time.Duration
 	settle          string
 	retry           []string
+	sel             []string // --select LABEL=VALUE
+}
+
+// addSelect gives a fleet command --select.
+func (o *fleetOpts) addSelect(c *cobra.Command) {
+	c.Flags().StringArrayVar(&o.sel, "select", nil, "take part with only the clusters labelled `LABEL=VALUE` (repeatable: every one must match); waves stay the whole fleet's")
+}
+
+// selection reads --select: LABEL=VALUE each, one value per label.
+func (o *fleetOpts) selection() (map[string]string, error) {
+	if len(o.sel) == 0 {
+		return nil, nil
+	}
+	sel := map[string]string{}
+	for _, s := range o.sel {
+		k, v, ok := strings.Cut(s, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || k == "" || v == "" {
+			return nil, usagef("--select %q: want LABEL=VALUE, such as dc=a", s)
+		}
+		if prev, dup := sel[k]; dup && prev != v {
+			return nil, usagef("--select %s=%s and %s=%s: a cluster has one value of a label; run one selection per bastion", k, prev, k, v)
+		}
+		sel[k] = v
+	}
+	return sel, nil
 }
 
 func newFleetCmd(io *streams, g *globalOpts) *cobra.Command {
@@ -42,7 +68,7 @@ an ordinary run with its own journal, claim and report. See docs/fleet.md.`,
 		Args: unknownCommand,
 		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
-	cmd.AddCommand(newFleetPlanCmd(io, g), newFleetRunCmd(io, g), newFleetResumeCmd(io, g), newFleetStatusCmd(io, g))
+	cmd.AddCommand(newFleetPlanCmd(io, g), newFleetRunCmd(io, g), newFleetResumeCmd(io, g), newFleetStatusCmd(io, g), newFleetReportCmd(io, g))
 	return cmd
 }
 
@@ -67,6 +93,7 @@ Exit 3 when a cluster is refused; --skip-refused shows them skipped instead.`,
 		},
 	}
 	opts.addLogFormat(cmd)
+	opts.addSelect(cmd)
 	cmd.Flags().BoolVar(&opts.skipRefused, "skip-refused", false, "show refused clusters as skipped, and exit 0")
 	return cmd
 }
@@ -94,6 +121,7 @@ window, 6 another fleet process drives this fleet, or its last run must be resum
 		},
 	}
 	opts.addLogFormat(cmd)
+	opts.addSelect(cmd)
 	opts.addRunFlags(cmd)
 	cmd.Flags().BoolVar(&opts.skipRefused, "skip-refused", false, "skip the clusters the plan refuses (listed as skipped) instead of refusing to start")
 	cmd.Flags().BoolVar(&opts.approveEachWave, "approve-each-wave", false, "ask before each wave (at a terminal; with --yes it proceeds)")
@@ -122,6 +150,7 @@ and must be acknowledged: typing the fleet's name at a terminal, or --yes.`,
 		},
 	}
 	opts.addLogFormat(cmd)
+	opts.addSelect(cmd)
 	opts.addRunFlags(cmd)
 	cmd.Flags().BoolVar(&opts.approveEachWave, "approve-each-wave", false, "ask before each wave (at a terminal; with --yes it proceeds)")
 	cmd.Flags().StringVar(&opts.settle, "settle", "", "resume each interrupted cluster run with --settle rerun|done")
@@ -141,6 +170,7 @@ func newFleetStatusCmd(io *streams, g *globalOpts) *cobra.Command {
 		},
 	}
 	opts.addLogFormat(cmd)
+	opts.addSelect(cmd)
 	return cmd
 }
 
@@ -172,9 +202,16 @@ func loadFleet(path string) (*fleet.Fleet, error) {
 
 // fleetDriver loads the fleet file and builds its driver and view.
 func fleetDriver(ctx context.Context, io *streams, opts *fleetOpts) (*fleet.Driver, *fleetView, error) {
+	sel, err := opts.selection()
+	if err != nil {
+		return nil, nil, err
+	}
 	f, err := loadFleet(opts.file)
 	if err != nil {
 		return nil, nil, err
+	}
+	if err := f.Select(sel); err != nil {
+		return nil, nil, usagef("%v", err)
 	}
 	v, err := newFleetView(io.out, opts.logFormat, f)
 	if err != nil {
@@ -280,7 +317,9 @@ func runFleetRun(ctx context.Context, io *streams, opts *fleetOpts) error {
 		return fmt.Errorf("%w: interrupted before the fleet started; nothing was done", runbook.ErrDeclined)
 	}
 	d.ApproveWave = waveApproval(io, opts)
+	stop := v.startLive(io.out)
 	res, err := d.Run(ctx, verdicts, opts.skipRefused)
+	stop()
 	if err != nil {
 		return fleetErr(err)
 	}
@@ -310,7 +349,9 @@ func runFleetResume(ctx context.Context, io *streams, opts *fleetOpts) error {
 		return err
 	}
 	d.ApproveWave = waveApproval(io, opts)
+	stop := v.startLive(io.out)
 	res, err := d.Resume(ctx)
+	stop()
 	if err != nil {
 		return fleetErr(err)
 	}

@@ -22,6 +22,9 @@ type fleetView struct {
 	w    io.Writer
 	json hclog.Logger // nil: for a person
 	f    *fleet.Fleet
+	// live is the block of running clusters at a terminal, nil
+	// otherwise (see startLive).
+	live *fleetLive
 }
 
 func newFleetView(w io.Writer, format string, f *fleet.Fleet) (*fleetView, error) {
@@ -75,8 +78,13 @@ func (v *fleetView) Observe(r fleet.Record) {
 		}
 		return
 	}
+	if v.live != nil {
+		v.live.erase()
+		v.live.observe(r)
+		defer v.live.draw()
+	}
 	if r.Event == fleet.EventClusterSpawned || r.Event == "cluster.step" {
-		return // the run id follows at once; `fleet status` shows the steps
+		return // the run id follows at once; the live block or `fleet status` shows the steps
 	}
 	fmt.Fprintf(v.w, "%s  %s\n", r.Time.Local().Format("15:04:05"), msg)
 }
@@ -251,8 +259,12 @@ func (v *fleetView) plan(verdicts []fleet.Verdict, skipRefused bool) {
 	for _, w := range v.f.Waves {
 		waves = append(waves, fmt.Sprintf("%s %d", w.Name, len(w.Clusters)))
 	}
-	fmt.Fprintf(v.w, "fleet %s: %s on %d cluster%s in %d wave%s (%s); %s; %s\n\n", v.f.Name, v.f.Playbook, len(v.f.Clusters), plural(len(v.f.Clusters)),
-		len(v.f.Waves), plural(len(v.f.Waves)), strings.Join(waves, ", "), v.f.Limits, v.f.Halt)
+	selected := ""
+	if len(v.f.Selection) > 0 {
+		selected = fmt.Sprintf(" (--select %s: %d of %d)", selectionText(v.f.Selection), len(v.f.Clusters), len(v.f.Clusters)+v.f.Unselected)
+	}
+	fmt.Fprintf(v.w, "fleet %s: %s on %d cluster%s%s in %d wave%s (%s); %s; %s\n\n", v.f.Name, v.f.Playbook, len(v.f.Clusters), plural(len(v.f.Clusters)),
+		selected, len(v.f.Waves), plural(len(v.f.Waves)), strings.Join(waves, ", "), v.f.Limits, v.f.Halt)
 	tw := tabwriter.NewWriter(v.w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "WAVE\tCLUSTER\tPRIMARY → CANDIDATE\tVERDICT\tEST. DURATION")
 	for _, vd := range verdicts {
@@ -320,7 +332,11 @@ func (v *fleetView) status(s *fleet.Status) {
 		v.json.Info(fmt.Sprintf("fleet %s: run %s %s", v.f.Name, s.FleetRun, s.Result), kv...)
 		return
 	}
-	fmt.Fprintf(v.w, "fleet %s: run %s, started %s: %s\n\n", v.f.Name, s.FleetRun, s.Started.Local().Format("2006-01-02 15:04:05"), s.Result)
+	name := v.f.Name
+	if len(v.f.Selection) > 0 {
+		name += " (--select " + selectionText(v.f.Selection) + ")"
+	}
+	fmt.Fprintf(v.w, "fleet %s: run %s, started %s: %s\n\n", name, s.FleetRun, s.Started.Local().Format("2006-01-02 15:04:05"), s.Result)
 	tw := tabwriter.NewWriter(v.w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "WAVE\tCLUSTER\tSTATE\tMOVED\tWINDOW\tLOST\tERRORS\tDURATION\tRUN\tDETAIL")
 	for _, r := range s.Clusters {

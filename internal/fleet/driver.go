@@ -16,7 +16,7 @@ import (
 type Driver struct {
 	Fleet *Fleet
 	// JournalDir is the cluster runs' journal directory; the fleet's own
-	// journals and lock are under Dir(JournalDir, Fleet.Name).
+	// journals and lock are under Fleet.JournalDir(JournalDir).
 	JournalDir string
 	Runner     Runner
 	Runs       Runs
@@ -103,7 +103,7 @@ func (d *Driver) poll() time.Duration {
 	return time.Second
 }
 
-func (d *Driver) dir() string { return Dir(d.JournalDir, d.Fleet.Name) }
+func (d *Driver) dir() string { return d.Fleet.JournalDir(d.JournalDir) }
 
 // Plan dry-runs every cluster, in parallel within the fleet's limits. A
 // cluster the fleet switched already (the record in the cluster) is not
@@ -153,7 +153,7 @@ func Estimate(durations []time.Duration) time.Duration {
 }
 
 func (d *Driver) start() *Start {
-	return &Start{File: d.Fleet.File, Digest: d.Fleet.Digest, Key: d.Fleet.Key(), Playbook: d.Fleet.Playbook, PID: os.Getpid(), Waves: d.Fleet.Waves}
+	return &Start{File: d.Fleet.File, Digest: d.Fleet.Digest, Key: d.Fleet.Key(), Playbook: d.Fleet.Playbook, PID: os.Getpid(), Waves: d.Fleet.Waves, Select: d.Fleet.Selection}
 }
 
 func (d *Driver) lock(run string) (*Lock, error) {

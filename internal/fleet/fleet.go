@@ -19,6 +19,7 @@ package fleet
 import (
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -47,6 +48,11 @@ type Fleet struct {
 	Limits   Limits
 	Halt     HaltRules
 	Window   Window
+	// Selection is the label selection the fleet was narrowed to (see
+	// Select); nil: the whole fleet. Unselected counts the clusters it
+	// left out.
+	Selection  map[string]string
+	Unselected int
 }
 
 // Cluster is one cluster of a fleet.
@@ -151,6 +157,51 @@ func (f *Fleet) Key() string {
 		return f.Name
 	}
 	return f.Name + "@" + f.Window.NotBefore.UTC().Format(time.RFC3339)
+}
+
+// Select narrows the fleet to the clusters that carry every label of
+// sel, so that one fleet file can be split across machines by label (one
+// bastion per datacenter). The waves are the whole fleet's, computed
+// before, then filtered: a cluster keeps its wave, and a wave left with
+// no cluster stays, empty, and is passed over. An empty sel keeps every
+// cluster; a sel no cluster matches is an error.
+func (f *Fleet) Select(sel map[string]string) error {
+	if len(sel) == 0 {
+		return nil
+	}
+	var keep []*Cluster
+	for _, c := range f.Clusters {
+		if c.Matches(sel) {
+			keep = append(keep, c)
+		}
+	}
+	if len(keep) == 0 {
+		return fmt.Errorf("select %s: no cluster of fleet %s carries these labels", selector(sel), f.Name)
+	}
+	kept := func(name string) bool { c := f.Cluster(name); return c != nil && c.Matches(sel) }
+	for i := range f.Waves {
+		f.Waves[i].Clusters = slices.DeleteFunc(slices.Clone(f.Waves[i].Clusters), func(n string) bool { return !kept(n) })
+	}
+	f.Unselected = len(f.Clusters) - len(keep)
+	f.Clusters, f.Selection = keep, maps.Clone(sel)
+	return nil
+}
+
+// JournalDir is where the fleet's journals and lock are kept under
+// journalDir: Dir(journalDir, Name), and for a selection a directory of
+// its own below it (select/dc=a), so that two selections of one fleet on
+// one machine each have their journal and lock, and neither's last run
+// is the other's.
+func (f *Fleet) JournalDir(journalDir string) string {
+	dir := Dir(journalDir, f.Name)
+	if len(f.Selection) == 0 {
+		return dir
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(f.Selection)) {
+		parts = append(parts, unsafeName.ReplaceAllString(k, "_")+"="+unsafeName.ReplaceAllString(f.Selection[k], "_"))
+	}
+	return filepath.Join(dir, "select", strings.Join(parts, ","))
 }
 
 // Cluster returns the cluster named name, or nil.

@@ -85,6 +85,9 @@ type Start struct {
 	Playbook string `json:"playbook"`
 	PID      int    `json:"pid"`
 	Waves    []Wave `json:"waves"`
+	// Select is the label selection the run takes part with (see
+	// Fleet.Select); empty: the whole fleet.
+	Select map[string]string `json:"select,omitempty"`
 }
 
 // Dir is where the journals of fleet name live, under journalDir.

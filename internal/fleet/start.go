@@ -57,7 +57,7 @@ func (d *Driver) Run(ctx context.Context, verdicts []Verdict, skipRefused bool) 
 		d.estimates[v.Cluster] = v.Estimate
 	}
 	if err := d.record(Record{Event: EventFleetStarted, Start: d.start(), User: d.User, Host: d.Host,
-		Message: fmt.Sprintf("%d clusters, %d waves; %s; %s", len(d.Fleet.Clusters), len(d.Fleet.Waves), d.Fleet.Limits, d.Fleet.Halt)}); err != nil {
+		Message: fmt.Sprintf("%d clusters%s, %d waves; %s; %s", len(d.Fleet.Clusters), selectedText(d.Fleet), len(d.Fleet.Waves), d.Fleet.Limits, d.Fleet.Halt)}); err != nil {
 		return nil, err
 	}
 	for _, v := range verdicts {
@@ -141,4 +141,13 @@ func (d *Driver) Resume(ctx context.Context) (*Result, error) {
 		c.State = StatePending
 	}
 	return d.drive(ctx)
+}
+
+// selectedText says a fleet's selection: " (select {dc: a}: 3 of 8)", or
+// "" for the whole fleet.
+func selectedText(f *Fleet) string {
+	if len(f.Selection) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (select %s: %d of %d)", selector(f.Selection), len(f.Clusters), len(f.Clusters)+f.Unselected)
 }
