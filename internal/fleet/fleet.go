@@ -242,10 +242,11 @@ type WaveProblem struct {
 // Assign fills the waves in order, each from the clusters not yet in a
 // wave, in the fleet's order: a count takes that many, a percentage that
 // share of all clusters (rounded up), a selector every cluster left that
-// matches it, and a wave with none of them the rest. Without waves, one
+// matches it, and a wave with none of them the rest (which may be none:
+// a fleet of three with a canary and half of it). Without waves, one
 // wave holds every cluster. It sets each cluster's Wave. A count below 0,
-// a percentage over 100, a wave left empty and clusters left in no wave
-// are problems (the loader refuses a count or percentage of 0 where it is
+// a percentage over 100, a wave of a size or selector left empty and
+// clusters left in no wave are problems (the loader refuses a count or percentage of 0 where it is
 // written).
 func Assign(clusters []*Cluster, specs []WaveSpec) ([]Wave, []WaveProblem) {
 	if len(specs) == 0 {
@@ -280,7 +281,8 @@ func Assign(clusters []*Cluster, specs []WaveSpec) ([]Wave, []WaveProblem) {
 		default:
 			take = left
 		}
-		if bad == "" && len(take) == 0 {
+		rest := s.Count == 0 && s.Percent == 0 && s.Select == nil
+		if bad == "" && len(take) == 0 && !rest {
 			bad = fmt.Sprintf("wave %q: no cluster is left for it (the waves before it take all %d)", s.Name, len(clusters))
 		}
 		if bad != "" {

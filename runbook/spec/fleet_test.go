@@ -188,8 +188,8 @@ func TestInvalidFleets(t *testing.T) {
 		},
 		{
 			name: "a wave with nothing left",
-			src:  head + "clusters:\n  - inventory: clusters/*/inventory.yaml\nwaves:\n  - {name: all, percent: 100}\n  - {name: rest}\n",
-			want: []string{`fleet.yaml:7:5: wave "rest": no cluster is left for it`},
+			src:  head + "clusters:\n  - inventory: clusters/*/inventory.yaml\nwaves:\n  - {name: all, percent: 100}\n  - {name: more, clusters: 1}\n",
+			want: []string{`fleet.yaml:7:5: wave "more": no cluster is left for it`},
 		},
 		{
 			name: "missing keys, unknown playbook, bad halt and window",
