@@ -316,9 +316,15 @@ func runFleetRun(ctx context.Context, io *streams, opts *fleetOpts) error {
 	if interrupted(ctx) {
 		return fmt.Errorf("%w: interrupted before the fleet started; nothing was done", runbook.ErrDeclined)
 	}
+	return drive(io, opts, d, v, func() (*fleet.Result, error) { return d.Run(ctx, verdicts, opts.skipRefused) })
+}
+
+// drive runs the fleet (a run or a resume) with the live view at a
+// terminal, then shows where every cluster stands.
+func drive(io *streams, opts *fleetOpts, d *fleet.Driver, v *fleetView, run func() (*fleet.Result, error)) error {
 	d.ApproveWave = waveApproval(io, opts)
 	stop := v.startLive(io.out)
-	res, err := d.Run(ctx, verdicts, opts.skipRefused)
+	res, err := run()
 	stop()
 	if err != nil {
 		return fleetErr(err)
@@ -348,15 +354,7 @@ func runFleetResume(ctx context.Context, io *streams, opts *fleetOpts) error {
 	if err := approveFleet(io, opts, d.Fleet.Name, what); err != nil {
 		return err
 	}
-	d.ApproveWave = waveApproval(io, opts)
-	stop := v.startLive(io.out)
-	res, err := d.Resume(ctx)
-	stop()
-	if err != nil {
-		return fleetErr(err)
-	}
-	showFinalStatus(d, v)
-	return resultErr(res)
+	return drive(io, opts, d, v, func() (*fleet.Result, error) { return d.Resume(ctx) })
 }
 
 func runFleetStatus(ctx context.Context, io *streams, opts *fleetOpts) error {

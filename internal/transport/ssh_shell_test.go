@@ -26,6 +26,22 @@ func shellOf(t *testing.T, s SSH) *shell {
 	return pool.shells[shellKey(s.masterKey(user, host, port), "")]
 }
 
+// shellLoopPID is the PID of the shell's loop that ran a command: the
+// command's parent is its session (setsid), whose parent is the loop.
+// (A command that ran on its own, with no shell, gives its session's.)
+func shellLoopPID(t *testing.T, ctx context.Context, ssh SSH) int {
+	t.Helper()
+	out, err := ssh.Run(ctx, "ps -o ppid= -p $PPID")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Sscan(out.Stdout, &pid); err != nil {
+		t.Fatalf("the shell's PID: %q: %v", out.Stdout, err)
+	}
+	return pid
+}
+
 // TestSSHShellFramesEveryCommand runs commands through the host's shell
 // within a reuse period: each gets its own exit status, standard output
 // and standard error, byte for byte, whatever they print (lines that look
@@ -149,20 +165,7 @@ func TestSSHShellKilled(t *testing.T) {
 	ssh := sshTo(server)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// The command's parent is its session (setsid), whose parent is the
-	// shell's loop.
-	loopPID := func() int {
-		t.Helper()
-		out, err := ssh.Run(ctx, "ps -o ppid= -p $PPID")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var pid int
-		if _, err := fmt.Sscan(out.Stdout, &pid); err != nil {
-			t.Fatalf("the shell's PID: %q: %v", out.Stdout, err)
-		}
-		return pid
-	}
+	loopPID := func() int { t.Helper(); return shellLoopPID(t, ctx, ssh) }
 	pid := loopPID()
 	sh := shellOf(t, ssh)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
@@ -381,18 +384,7 @@ func TestSSHShellLeavesNoDirectory(t *testing.T) {
 	ssh := sshTo(server)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	loopPID := func() int {
-		t.Helper()
-		out, err := ssh.Run(ctx, "ps -o ppid= -p $PPID")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var pid int
-		if _, err := fmt.Sscan(out.Stdout, &pid); err != nil {
-			t.Fatalf("the shell's PID: %q: %v", out.Stdout, err)
-		}
-		return pid
-	}
+	loopPID := func() int { t.Helper(); return shellLoopPID(t, ctx, ssh) }
 	dirsOf := func(pid int) []string {
 		d, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("switchover-shell.%d.*", pid)))
 		return d
