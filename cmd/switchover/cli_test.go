@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchover/switchover/internal/fleet"
 	"github.com/switchover/switchover/runbook"
 	"github.com/switchover/switchover/runbook/spec"
 )
@@ -399,5 +400,28 @@ func TestPlaybooksListAligned(t *testing.T) {
 	}
 	if len(lines) < 2 || len(longest) < len("pg-auto-failover-switchover") {
 		t.Errorf("the list %q does not hold the long names it is meant to align", lines)
+	}
+}
+
+// TestVarsFromTheEnvironment: variables given in the environment (one
+// NAME=VALUE a line, as a fleet gives them, off the command line) are
+// taken as --var given before the flags: a --var of the same name wins.
+func TestVarsFromTheEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv(fleet.VarsEnv, "dir="+dir+"\n\n")
+	code, out, errOut := executeT(t, "run", "example", "--yes", "--journal-dir", t.TempDir())
+	if code != exitOK {
+		t.Fatalf("run example with dir from the environment: exit %d\n%s%s", code, out, errOut)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "log")); err != nil || string(b) != "one\ntwo\n" {
+		t.Fatalf("%s/log = %q, %v; want the run to have written there", dir, b, err)
+	}
+	other := t.TempDir()
+	code, out, errOut = executeT(t, "run", "example", "--yes", "--var", "dir="+other, "--journal-dir", t.TempDir())
+	if code != exitOK {
+		t.Fatalf("run example with --var over the environment: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(other, "log")); err != nil {
+		t.Errorf("--var dir=%s did not win over the environment: %v", other, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/switchover/switchover/internal/fleet"
 	"github.com/switchover/switchover/playbooks"
 	"github.com/switchover/switchover/runbook/spec"
 )
@@ -24,6 +25,21 @@ type planInput struct {
 func (in *planInput) addFlags(fs *pflag.FlagSet) {
 	fs.StringVarP(&in.inventory, "inventory", "i", "", "inventory `FILE`: the cluster the runbook acts on")
 	fs.StringArrayVar(&in.vars, "var", nil, "set a runbook variable, `NAME=VALUE` (repeatable)")
+}
+
+// envVars are the variables given in the environment (fleet.VarsEnv: one
+// NAME=VALUE a line), as if given with --var before the flags: so that a
+// value, a secret say, need not be on a command line, where anyone on the
+// host can read it. A fleet gives each cluster's variables to its runs
+// this way.
+func envVars() []string {
+	var out []string
+	for _, l := range strings.Split(os.Getenv(fleet.VarsEnv), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // readRunbook reads FILE, or the shipped playbook of that name.

@@ -58,6 +58,7 @@ Without RUN_ID, the newest unfinished run in the journal directory is resumed.`,
 }
 
 func runResume(ctx context.Context, io *streams, opts *resumeOpts, id string) error {
+	opts.vars = append(envVars(), opts.vars...)
 	dir := opts.g.journalDir
 	if id == "" {
 		latest, err := runbook.LatestUnfinished(dir)

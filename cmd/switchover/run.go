@@ -161,6 +161,7 @@ func engineOptions(ctx context.Context, io *streams, opts *runOpts) (runbook.Opt
 }
 
 func runRun(ctx context.Context, io *streams, opts *runOpts) error {
+	opts.vars = append(envVars(), opts.vars...)
 	o, hv, err := engineOptions(ctx, io, opts)
 	if err != nil {
 		return err

@@ -75,11 +75,23 @@ type childEvent struct {
 }
 
 func (r *ExecRunner) runArgs(c *Cluster) []string {
-	args := []string{"-i", c.Inventory, "--candidate", r.Candidate, "--log-format", "json", "--journal-dir", r.JournalDir}
-	for _, v := range c.VarFlags() {
-		args = append(args, "--var", v)
+	return []string{"-i", c.Inventory, "--candidate", r.Candidate, "--log-format", "json", "--journal-dir", r.JournalDir}
+}
+
+// VarsEnv is the environment variable a run, plan or resume also takes
+// its variables from, one NAME=VALUE a line (--var given too wins). The
+// fleet gives each cluster's variables to its runs there, not on their
+// command lines, where anyone on the host could read a secret among them.
+const VarsEnv = "SWITCHOVER_VARS"
+
+// env is a child's environment: this process's, the runner's, and the
+// cluster's variables.
+func (r *ExecRunner) env(c *Cluster) []string {
+	env := append(os.Environ(), r.Env...)
+	if vars := c.VarFlags(); len(vars) > 0 {
+		env = append(env, VarsEnv+"="+strings.Join(vars, "\n"))
 	}
-	return args
+	return env
 }
 
 // Plan implements Runner: `switchover plan PLAYBOOK -i INV --candidate C
@@ -87,7 +99,7 @@ func (r *ExecRunner) runArgs(c *Cluster) []string {
 func (r *ExecRunner) Plan(ctx context.Context, c *Cluster) Verdict {
 	args := append([]string{"plan", r.Playbook}, r.runArgs(c)...)
 	cmd := exec.CommandContext(ctx, r.Binary, args...)
-	cmd.Env = append(os.Environ(), r.Env...)
+	cmd.Env = r.env(c)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
@@ -155,7 +167,7 @@ func (r *ExecRunner) Run(ctx context.Context, c *Cluster, out string, report fun
 	if !r.Window.NotAfter.IsZero() {
 		args = append(args, "--not-after", r.Window.NotAfter.Format(time.RFC3339))
 	}
-	return r.child(ctx, args, out, report)
+	return r.child(ctx, c, args, out, report)
 }
 
 // Resume implements Runner: `switchover resume RUN_ID --yes --log-format
@@ -165,7 +177,7 @@ func (r *ExecRunner) Resume(ctx context.Context, c *Cluster, runID, out string, 
 	if r.Settle != "" {
 		args = append(args, "--settle", r.Settle)
 	}
-	o := r.child(ctx, args, out, report)
+	o := r.child(ctx, c, args, out, report)
 	if o.RunID == "" {
 		o.RunID = runID
 	}
@@ -175,7 +187,7 @@ func (r *ExecRunner) Resume(ctx context.Context, c *Cluster, runID, out string, 
 // child starts the program with args, its output to out.jsonl and
 // out.err, in a session of its own, and follows its events until it
 // exits or ctx ends.
-func (r *ExecRunner) child(ctx context.Context, args []string, out string, report func(Progress)) Outcome {
+func (r *ExecRunner) child(ctx context.Context, c *Cluster, args []string, out string, report func(Progress)) Outcome {
 	if err := os.MkdirAll(filepath.Dir(out), 0o700); err != nil {
 		return Outcome{ExitCode: 1, Error: err.Error()}
 	}
@@ -190,7 +202,7 @@ func (r *ExecRunner) child(ctx context.Context, args []string, out string, repor
 	}
 	defer stderr.Close()
 	cmd := exec.Command(r.Binary, args...)
-	cmd.Env = append(os.Environ(), r.Env...)
+	cmd.Env = r.env(c)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	// A session of its own: the operator's Ctrl-C and the terminal's
 	// hang-up reach the fleet process, which stops starting clusters;
