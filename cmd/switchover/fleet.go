@@ -124,13 +124,13 @@ window, 6 another fleet process drives this fleet, or its last run must be resum
 	opts.addSelect(cmd)
 	opts.addRunFlags(cmd)
 	cmd.Flags().BoolVar(&opts.skipRefused, "skip-refused", false, "skip the clusters the plan refuses (listed as skipped) instead of refusing to start")
-	cmd.Flags().BoolVar(&opts.approveEachWave, "approve-each-wave", false, "ask before each wave (at a terminal; with --yes it proceeds)")
 	return cmd
 }
 
 func (o *fleetOpts) addRunFlags(c *cobra.Command) {
 	c.Flags().BoolVar(&o.yes, "yes", false, "approve the fleet run (scripted); each cluster's run is started with --yes")
 	c.Flags().DurationVar(&o.lockedWait, "locked-wait", 10*time.Minute, "how long a cluster another run holds is waited for before the fleet halts")
+	c.Flags().BoolVar(&o.approveEachWave, "approve-each-wave", false, "ask before each wave (at a terminal; with --yes it proceeds)")
 }
 
 func newFleetResumeCmd(io *streams, g *globalOpts) *cobra.Command {
@@ -152,7 +152,6 @@ and must be acknowledged: typing the fleet's name at a terminal, or --yes.`,
 	opts.addLogFormat(cmd)
 	opts.addSelect(cmd)
 	opts.addRunFlags(cmd)
-	cmd.Flags().BoolVar(&opts.approveEachWave, "approve-each-wave", false, "ask before each wave (at a terminal; with --yes it proceeds)")
 	cmd.Flags().StringVar(&opts.settle, "settle", "", "resume each interrupted cluster run with --settle rerun|done")
 	cmd.Flags().StringArrayVar(&opts.retry, "retry", nil, "take a failed `CLUSTER` on again with a new run (repeatable)")
 	return cmd

@@ -122,15 +122,22 @@ func (s *Store) timeout() time.Duration {
 // read asks every node, at once, whether it is a primary and who holds the
 // claim there.
 func (s *Store) read(ctx context.Context) []nodeClaim {
+	return eachNode(s, func(name string) nodeClaim { return s.readNode(ctx, name) })
+}
+
+// eachNode asks every node of the cluster at once (a node that does not
+// answer costs one timeout, not one each) and returns the answers in the
+// cluster's node order.
+func eachNode[T any](s *Store, ask func(node string) T) []T {
 	names := s.Cluster.NodeOrder()
-	out := make([]nodeClaim, len(names))
+	out := make([]T, len(names))
 	var wg sync.WaitGroup
 	for i, name := range names {
 		wg.Add(1)
-		go func(i int, name string) {
+		go func() {
 			defer wg.Done()
-			out[i] = s.readNode(ctx, name)
-		}(i, name)
+			out[i] = ask(name)
+		}()
 	}
 	wg.Wait()
 	return out

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -67,17 +66,10 @@ func (s *Store) FleetDone(ctx context.Context, fleet string) (*Done, error) {
 		d   *Done
 		err error
 	}
-	answers := make([]answer, len(names))
-	var wg sync.WaitGroup
-	for i, name := range names {
-		wg.Add(1)
-		go func(i int, name string) { // at once: a node that does not answer costs one timeout, not one each
-			defer wg.Done()
-			d, err := s.readDone(ctx, name, fleet)
-			answers[i] = answer{d, err}
-		}(i, name)
-	}
-	wg.Wait()
+	answers := eachNode(s, func(name string) answer {
+		d, err := s.readDone(ctx, name, fleet)
+		return answer{d, err}
+	})
 	var errs []string
 	answered := false
 	for i, a := range answers {
