@@ -125,6 +125,13 @@ func (r *PGRewind) Apply(ctx context.Context, t *cluster.Target) error {
 		return fail(err)
 	}
 	if running {
+		// A postmaster still ending after its shutdown checkpoint (pg.stop
+		// done at the checkpoint) is waited for, or ended.
+		if running, err = stillRunning(ctx, t, ex, n); err != nil {
+			return fail(err)
+		}
+	}
+	if running {
 		return fail(errors.New(r.Node + " is running: stop it first (pg.stop); nothing done"))
 	}
 	// Right after a promotion the source's control file still names the

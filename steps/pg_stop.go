@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"path"
@@ -34,6 +35,8 @@ func init() {
 			{Name: "mode", Type: params.String, Default: "fast", Enum: []string{"fast", "smart"},
 				Doc: "pg_ctl's shutdown mode: fast rolls back open transactions and disconnects clients; smart waits for clients to leave"},
 			{Name: "wait", Type: params.Duration, Default: "60s", Doc: "how long pg_ctl waits for the shutdown (-t)"},
+			{Name: "done_at", Type: params.String, Default: "exit", Enum: []string{"exit", "checkpoint"},
+				Doc: "when a primary's stop is done: exit, once its postmaster has exited (or has stayed after_checkpoint after its shutdown checkpoint); checkpoint, as soon as the control file says its shutdown checkpoint is written (the server then takes no connection and writes no more WAL; its postmaster ends on its own once its WAL senders and archiver are done, and pg.start, pg.follow and pg.rewind wait for that, up to after_checkpoint, before they touch the data directory). A standby's stop is done at exit either way"},
 			{Name: "after_checkpoint", Type: params.Duration, Default: "2s",
 				Doc: "how long the postmaster may stay once its shutdown checkpoint is written (waiting for its archiver or a WAL sender) before the stop counts as done: the server then takes no connection and writes no more WAL, and a step that starts or rejoins it ends it at once; 0s waits for the postmaster to exit"},
 			{Name: "command", Type: params.String,
@@ -45,6 +48,7 @@ func init() {
 				Mode:            v.String("mode"),
 				Wait:            v.Duration("wait"),
 				AfterCheckpoint: v.Duration("after_checkpoint"),
+				DoneAt:          v.String("done_at"),
 				Command:         strings.TrimSpace(v.String("command")),
 			}, nil
 		},
@@ -80,15 +84,25 @@ type PGStop struct {
 	Mode            string // "fast" or "smart"
 	Wait            time.Duration
 	AfterCheckpoint time.Duration // 0: wait for the postmaster to exit
-	Command         string        // replaces pg_ctl stop when set
+	// DoneAt is "checkpoint" when a primary's stop is done once its
+	// shutdown checkpoint is in the control file, "exit" (or "") when its
+	// postmaster must have exited.
+	DoneAt  string
+	Command string // replaces pg_ctl stop when set
 }
 
 var _ Step = (*PGStop)(nil)
 
 // stopCommand is the command line that stops the server. pg_ctl's own
 // wait (-w) looks for the end of the shutdown every 100 ms; this script
-// signals it (-W) and looks every 5 ms, then reads the control file in the
-// same call, so a stop costs the shutdown itself and one round trip.
+// signals the postmaster as pg_ctl stop -W would (signalCommand) and looks
+// every 3 ms, then reads the control file in the
+// same call, so a stop costs the shutdown itself and one round trip. With
+// DoneAt "checkpoint" it also reads the control file's state on every turn
+// and ends as soon as it says shut down: the postmaster then still waits
+// for its WAL senders to send the last WAL and for its archiver, which
+// takes some 10 ms more on an idle machine, while the server takes no
+// connection and writes nothing.
 //
 // The script first reads the system identifier in the control file and
 // stops nothing unless it is sysID, the node's (exit 5, printing the one it
@@ -103,17 +117,125 @@ func (s *PGStop) stopCommand(n *cluster.Node, sysID string) string {
 	// portable clock: whole seconds), and the loop ends AfterCheckpoint
 	// after it, to the second.
 	linger := ""
-	if s.AfterCheckpoint > 0 {
-		linger = fmt.Sprintf("if [ $((n %% 20)) -eq 0 ]; then if [ $c -lt 0 ]; then %s | grep -q '^%s: *%s$' && c=$(date +%%s); "+
+	switch {
+	case s.DoneAt == doneAtCheckpoint:
+		// The first controlHead bytes of the control file, in hex; bytes
+		// 17 to 20 are the state, 1 (shut down) in either byte order.
+		// Once it says shut down, the script prints them and ends: the
+		// step reads the checkpoint and the identifier there, without a
+		// pg_controldata inside the window.
+		linger = fmt.Sprintf(`set -- $(od -An -t x1 -N %d %s 2>/dev/null); st="${17:-}${18:-}${19:-}${20:-}"; if [ "$st" = 01000000 ] || [ "$st" = 00000001 ]; then echo %s "$@"; exit 0; fi; `,
+			controlHead, transport.ShellQuote(path.Join(dataDir(n), "global", "pg_control")), checkpointed)
+	case s.AfterCheckpoint > 0:
+		linger = fmt.Sprintf("if [ $((n %% 30)) -eq 0 ]; then if [ $c -lt 0 ]; then %s | grep -q '^%s: *%s$' && c=$(date +%%s); "+
 			"elif [ $(( $(date +%%s) - c )) -ge %d ]; then echo %s $(ls %s 2>/dev/null | grep -c '[.]ready$'); break; fi; fi; ",
 			controlDataCommand(n), controlState, stateShutDown, waitSeconds(s.AfterCheckpoint), lingering,
 			transport.ShellQuote(path.Join(dataDir(n), "pg_wal", "archive_status")))
 	}
-	return fmt.Sprintf("%[9]s; if [ -e %[1]s ]; then %[2]s stop -D %[3]s -m %[4]s -W || exit $?; n=0; c=-1; "+
-		"while [ -e %[1]s ]; do n=$((n+1)); if [ $n -gt %[5]d ]; then echo \"still running after %[6]ds\" >&2; exit 3; fi; %[10]ssleep 0.005; done; "+
+	return fmt.Sprintf("%[9]s; if [ -e %[1]s ]; then %[11]s; n=0; c=-1; "+
+		"while [ -e %[1]s ]; do n=$((n+1)); if [ $n -gt %[5]d ]; then echo \"still running after %[6]ds\" >&2; exit 3; fi; %[10]ssleep 0.003; done; "+
 		"else echo %[7]s; fi; %[8]s",
-		pid, transport.ShellQuote(binPath(n, "pg_ctl")), transport.ShellQuote(dataDir(n)), s.Mode, waitSeconds(s.Wait)*200, waitSeconds(s.Wait), notRunning, controlDataCommand(n),
-		sameClusterGuard(n, sysID), linger)
+		pid, transport.ShellQuote(binPath(n, "pg_ctl")), transport.ShellQuote(dataDir(n)), s.Mode, waitSeconds(s.Wait)*1000/3, waitSeconds(s.Wait), notRunning, controlDataCommand(n),
+		sameClusterGuard(n, sysID), linger, signalCommand(pid, s.Mode))
+}
+
+// signalCommand sends the postmaster whose pid is on the first line of
+// pidFile the signal of a shutdown in mode, as pg_ctl stop -W does
+// (smart: SIGTERM, fast: SIGINT), with the shell's own read and kill: no
+// process is started for it inside the window clients are held.
+func signalCommand(pidFile, mode string) string {
+	sig := "INT"
+	if mode == "smart" {
+		sig = "TERM"
+	}
+	return fmt.Sprintf(`read -r pm < %s; case "$pm" in ''|*[!0-9]*) echo "postmaster.pid names no postmaster: $pm" >&2; exit 1;; esac; kill -%s "$pm" || exit 1`, pidFile, sig)
+}
+
+// doneAtCheckpoint is the DoneAt of a stop that is done once the shutdown
+// checkpoint is in the control file.
+const doneAtCheckpoint = "checkpoint"
+
+// The control file (global/pg_control) begins, in every PostgreSQL since
+// 9.0, with the system identifier (uint64 at offset 0) and, at offset 16,
+// the cluster's state (an enum, 4 bytes), in the host's byte order: od
+// reads them without the fork of pg_controldata and its pipe. State 1 is
+// DB_SHUTDOWNED, "shut down".
+const (
+	controlIdentifierOffset = 0
+	controlStateOffset      = 16
+	controlCheckpointOffset = 32
+	dbShutdowned            = 1
+)
+
+// controlFieldCommand is the command that prints the field of n's control
+// file at offset, as od's type typ (u8, d4) says.
+func controlFieldCommand(n *cluster.Node, offset int, typ string) string {
+	size := map[string]int{"u8": 8, "d4": 4}[typ]
+	return fmt.Sprintf("od -An -t %s -j %d -N %d %s 2>/dev/null", typ, offset, size, transport.ShellQuote(path.Join(dataDir(n), "global", "pg_control")))
+}
+
+// checkpointed is what the stop script prints, before the first
+// controlHead bytes of the control file in hex, when it ended at the
+// shutdown checkpoint, the postmaster still finishing.
+const checkpointed = "switchover:checkpointed"
+
+// controlHead is how many bytes of the control file the stop reads: the
+// fields up to the latest checkpoint's timeline in every PostgreSQL since
+// 9.0.
+const controlHead = 64
+
+// checkpointedHead returns the control file's bytes the stop script
+// printed after checkpointed, if it did.
+func checkpointedHead(stdout string) ([]byte, bool) {
+	for _, line := range strings.Split(stdout, "\n") {
+		rest, ok := strings.CutPrefix(line, checkpointed)
+		if !ok {
+			continue
+		}
+		var head []byte
+		for _, f := range strings.Fields(rest) {
+			b, err := strconv.ParseUint(f, 16, 8)
+			if err != nil {
+				return nil, false
+			}
+			head = append(head, byte(b))
+		}
+		return head, true
+	}
+	return nil, false
+}
+
+// controlHeadFields reads, from the first bytes of a control file, what
+// the stop needs of pg_controldata: the system identifier, the state, the
+// latest checkpoint's location and timeline, under pg_controldata's own
+// names. The byte order is the one in which pg_control_version (offset 8)
+// is a version PostgreSQL wrote (9.0's 903 to 2000); the timeline is at
+// offset 48 from pg_control_version 1100 (PostgreSQL 11) on, at 56 before.
+func controlHeadFields(head []byte) (map[string]string, error) {
+	if len(head) < controlHead {
+		return nil, fmt.Errorf("%d bytes read, want %d", len(head), controlHead)
+	}
+	var order binary.ByteOrder = binary.LittleEndian
+	if v := order.Uint32(head[8:]); v < 903 || v > 2000 {
+		order = binary.BigEndian
+		if v := order.Uint32(head[8:]); v < 903 || v > 2000 {
+			return nil, errors.New("no pg_control_version in either byte order")
+		}
+	}
+	state := order.Uint32(head[controlStateOffset:])
+	if state != dbShutdowned {
+		return nil, fmt.Errorf("state %d, not shut down", state)
+	}
+	tli := 56
+	if order.Uint32(head[8:]) >= 1100 {
+		tli = 48
+	}
+	return map[string]string{
+		pg.ControlSystemIdentifier: strconv.FormatUint(order.Uint64(head[controlIdentifierOffset:]), 10),
+		controlState:               stateShutDown,
+		controlCheckpoint:          pg.LSN(order.Uint64(head[controlCheckpointOffset:])).String(),
+		controlTimeline:            strconv.FormatUint(uint64(order.Uint32(head[tli:])), 10),
+	}, nil
 }
 
 // lingering is what the stop script prints, before the number of WAL
@@ -139,8 +261,8 @@ func sameClusterGuard(n *cluster.Node, sysID string) string {
 	if sysID == "" {
 		sysID = "<system identifier of " + nodeName(n) + ">"
 	}
-	return fmt.Sprintf(`id=$(%s | sed -n 's/^%s: *//p'); if [ "$id" != %s ]; then echo %s "$id"; exit %d; fi`,
-		controlDataCommand(n), pg.ControlSystemIdentifier, transport.ShellQuote(sysID), otherCluster, otherClusterExit)
+	return fmt.Sprintf(`set -- $(%s); if [ "${1:-}" != %s ]; then echo %s "${1:-}"; exit %d; fi`,
+		controlFieldCommand(n, controlIdentifierOffset, "u8"), transport.ShellQuote(sysID), otherCluster, otherClusterExit)
 }
 
 // nodeName names n for a placeholder.
@@ -170,7 +292,11 @@ func (s *PGStop) Describe(t *cluster.Target) Effect {
 		sysID, _ = t.Facts.Get(SystemIDFact(s.Node))
 	}
 	linger := ""
-	if s.AfterCheckpoint > 0 && s.Command == "" {
+	switch {
+	case s.Command != "":
+	case s.DoneAt == doneAtCheckpoint:
+		linger = fmt.Sprintf("; the stop is done once the control file says its shutdown checkpoint is written (it then takes no connection and writes no more WAL), its postmaster ending on its own once its WAL senders and archiver are done; a step that starts, rejoins or rewinds it waits up to %s for that", lingerGrace)
+	case s.AfterCheckpoint > 0:
 		linger = fmt.Sprintf("; a postmaster still there %s after its shutdown checkpoint (waiting for its archiver or a WAL sender) counts as stopped: it takes no connection and writes no more WAL", s.AfterCheckpoint)
 	}
 	return Effect{Node: nodeWhere(t, s.Node), Command: s.stopCommand(n, sysID),
@@ -222,20 +348,20 @@ func (s *PGStop) Apply(ctx context.Context, t *cluster.Target) error {
 	if err != nil {
 		switch {
 		case errors.Is(err, transport.ErrConnection):
-			return fail(fmt.Errorf("pg_ctl stop: %w; nothing was run on %s", err, ex.Where()))
+			return fail(fmt.Errorf("the stop: %w; nothing was run on %s", err, ex.Where()))
 		case ctx.Err() != nil:
 			// No answer before the step was cut off (a cut link, say):
 			// the command may have begun there, or never arrived.
-			return fail(fmt.Errorf("pg_ctl stop: %w; no answer from %s before that: whether the stop began there is not known (pg.start finds out: it starts a stopped server and leaves a running one)", err, ex.Where()))
+			return fail(fmt.Errorf("the stop: %w; no answer from %s before that: whether the stop began there is not known (pg.start finds out: it starts a stopped server and leaves a running one)", err, ex.Where()))
 		}
-		return fail(fmt.Errorf("pg_ctl stop: %w", err))
+		return fail(fmt.Errorf("the stop: %w", err))
 	}
 	if found, ok := strings.CutPrefix(out.Stdout, otherCluster); ok && out.ExitCode == otherClusterExit {
 		return fail(s.otherClusterError(n, ex, sysID, strings.TrimSpace(found)))
 	}
 	if out.ExitCode != 0 {
 		printOutput(t, out)
-		err := errorWithLast(fmt.Sprintf("pg_ctl stop exited %d", out.ExitCode), out)
+		err := errorWithLast(fmt.Sprintf("the stop exited %d", out.ExitCode), out)
 		if out.ExitCode == 3 {
 			// The shutdown began and did not end: the server refuses new
 			// connections and, in smart mode, waits for every client to
@@ -249,6 +375,13 @@ func (s *PGStop) Apply(ctx context.Context, t *cluster.Target) error {
 	wasRunning := !strings.HasPrefix(out.Stdout, notRunning)
 	stayed, unarchived := lingered(out.Stdout)
 	cd := pg.ParseControlData(out.Stdout)
+	atCheckpoint := false
+	if head, ok := checkpointedHead(out.Stdout); ok {
+		if cd, err = controlHeadFields(head); err != nil {
+			return fail(fmt.Errorf("the stop ended at the shutdown checkpoint, but its control file: %w", err))
+		}
+		atCheckpoint = true
+	}
 	if cd[controlState] == "" {
 		return fail(fmt.Errorf("pg_controldata printed no %q", controlState))
 	}
@@ -265,7 +398,7 @@ func (s *PGStop) Apply(ctx context.Context, t *cluster.Target) error {
 		return s.record(t, cd)
 	}
 	if !cleanlyShutDown(cd) {
-		return fail(fmt.Errorf("pg_ctl stop succeeded, but pg_controldata says %q, not a clean shutdown", cd[controlState]))
+		return fail(fmt.Errorf("the stop succeeded, but pg_controldata says %q, not a clean shutdown", cd[controlState]))
 	}
 	if stayed {
 		archive := "Nothing waits to be archived there."
@@ -278,6 +411,10 @@ func (s *PGStop) Apply(ctx context.Context, t *cluster.Target) error {
 		if t.Facts != nil {
 			t.Facts.Set(s.Node+".unarchived_at_stop", fmt.Sprint(unarchived))
 		}
+		return s.record(t, cd)
+	}
+	if atCheckpoint {
+		t.Print(fmt.Sprintf("%s wrote its shutdown checkpoint (control file: %s): it takes no connection and writes no more WAL; its postmaster ends on its own once its WAL senders and archiver are done", s.Node, cd[controlState]))
 		return s.record(t, cd)
 	}
 	t.Print(fmt.Sprintf("%s shut down cleanly (pg_controldata: %s)", s.Node, cd[controlState]))
@@ -430,11 +567,21 @@ func (s *PGStop) otherClusterError(n *cluster.Node, ex transport.Executor, sysID
 		n.DataDir, ex.Where(), found, s.Node, sysID)
 }
 
+// lingerGrace is how long pg.start, pg.follow and pg.rewind let a
+// postmaster that has written its shutdown checkpoint end on its own (its
+// WAL senders sending the last WAL, its archiver archiving) before they end
+// it with an immediate stop.
+const lingerGrace = 2 * time.Second
+
 // endLingering ends a postmaster that stays after its shutdown checkpoint
 // (pg.stop counted that stop as done): when postmaster.pid says it is
-// stopping and the control file says shut down, an immediate stop loses
-// nothing, and a fast one would wait on what it waits for. It reports
-// whether it found such a postmaster.
+// stopping and the control file says shut down, it first waits up to
+// lingerGrace for the postmaster to exit by itself; one that still stays
+// waits for a hung archiver or a WAL sender, and an immediate stop loses
+// nothing, where a fast one would wait on what it waits for. The WAL files
+// its archiver did not archive are named and counted (fact
+// <node>.unarchived_at_stop). It reports whether it found such a
+// postmaster.
 func endLingering(ctx context.Context, t *cluster.Target, ex transport.Executor, n *cluster.Node) (bool, error) {
 	status, err := postmasterStatus(ctx, ex, n)
 	if err != nil || status != pmStatusStopping {
@@ -444,9 +591,30 @@ func endLingering(ctx context.Context, t *cluster.Target, ex transport.Executor,
 	if err != nil || cd[controlState] != stateShutDown {
 		return false, err
 	}
-	t.Print(fmt.Sprintf("%s's postmaster still runs after its shutdown checkpoint (pg_controldata: %s; postmaster.pid: %s), waiting for its archiver or a WAL sender: stopping it immediately, which loses nothing now",
-		n.Name, cd[controlState], status))
-	out, err := ex.Run(ctx, fmt.Sprintf("%s stop -D %s -m immediate -w -t 30", transport.ShellQuote(binPath(n, "pg_ctl")), transport.ShellQuote(dataDir(n))))
+	pid := transport.ShellQuote(path.Join(dataDir(n), "postmaster.pid"))
+	turns := int(lingerGrace / (10 * time.Millisecond))
+	out, err := run(ctx, ex, "waiting for the postmaster to exit", fmt.Sprintf(
+		"n=0; while [ -e %s ] && [ $n -lt %d ]; do n=$((n+1)); sleep 0.01; done; if [ -e %s ]; then echo %s $(ls %s 2>/dev/null | grep -c '[.]ready$'); fi; true",
+		pid, turns, pid, lingering, transport.ShellQuote(path.Join(dataDir(n), "pg_wal", "archive_status"))))
+	if err != nil {
+		return false, err
+	}
+	stayed, unarchived := lingered(out.Stdout)
+	if !stayed {
+		t.Print(fmt.Sprintf("%s's postmaster, stopping after its shutdown checkpoint, has exited", n.Name))
+		return true, nil
+	}
+	archive := "Nothing waits to be archived there."
+	if unarchived > 0 {
+		archive = fmt.Sprintf("It has %s waiting to be archived (pg_wal/archive_status): once it is a standby, it does not archive them (unless archive_mode=always); copy them to the archive by hand.",
+			plural(unarchived, "1 WAL file", fmt.Sprintf("%d WAL files", unarchived)))
+	}
+	if t.Facts != nil {
+		t.Facts.Set(n.Name+".unarchived_at_stop", fmt.Sprint(unarchived))
+	}
+	t.Print(fmt.Sprintf("%s's postmaster still runs %s after its shutdown checkpoint (pg_controldata: %s; postmaster.pid: %s), waiting for its archiver or a WAL sender. %s Stopping it immediately, which loses nothing now",
+		n.Name, lingerGrace, cd[controlState], status, archive))
+	out, err = ex.Run(ctx, fmt.Sprintf("%s stop -D %s -m immediate -w -t 30", transport.ShellQuote(binPath(n, "pg_ctl")), transport.ShellQuote(dataDir(n))))
 	printOutput(t, out)
 	switch {
 	case err != nil:
@@ -455,4 +623,15 @@ func endLingering(ctx context.Context, t *cluster.Target, ex transport.Executor,
 		return true, errorWithLast(fmt.Sprintf("pg_ctl stop -m immediate exited %d", out.ExitCode), out)
 	}
 	return true, nil
+}
+
+// stillRunning reports whether n's server still runs once a postmaster
+// that was ending after its shutdown checkpoint has been waited for, or
+// ended (endLingering).
+func stillRunning(ctx context.Context, t *cluster.Target, ex transport.Executor, n *cluster.Node) (bool, error) {
+	ended, err := endLingering(ctx, t, ex, n)
+	if err != nil {
+		return true, err
+	}
+	return !ended, nil
 }

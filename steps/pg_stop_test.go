@@ -1,11 +1,15 @@
 package steps
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchover/switchover/internal/pg"
+	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 )
 
@@ -65,6 +69,26 @@ func TestPgStopStart(t *testing.T) {
 		waitStreams(t, sb, "pg2", "pg1")
 	})
 
+	t.Run("stop the primary at its shutdown checkpoint, then start it", func(t *testing.T) {
+		out := mustApply(t, tg, p, "pg.stop", map[string]string{"node": "pg1", "done_at": "checkpoint"})
+		wantLine(t, out, "pg1 wrote its shutdown checkpoint (control file: shut down): it takes no connection and writes no more WAL")
+		// Read once the postmaster is gone (pg_controldata of a file still
+		// being written proves nothing): the facts the stop read from the
+		// control file's first bytes are pg_controldata's.
+		waitGone(t, sb, "pg1")
+		cd := readControlData(t, sb, "pg1")
+		if cd["Database cluster state"] != "shut down" {
+			t.Fatalf("pg_controldata says %q, want shut down", cd["Database cluster state"])
+		}
+		fact, ok := tg.Facts.Get("pg1.shutdown_lsn")
+		if !ok || fact != mustLSN(t, cd["Latest checkpoint location"]).String() {
+			t.Errorf("fact pg1.shutdown_lsn = %q, %v; want pg_controldata's %q", fact, ok, cd["Latest checkpoint location"])
+		}
+		wantLine(t, out, fmt.Sprintf("shutdown checkpoint of pg1 at %s on timeline %s", fact, cd["Latest checkpoint's TimeLineID"]))
+		mustApply(t, tg, p, "pg.start", map[string]string{"node": "pg1"})
+		waitStreams(t, sb, "pg2", "pg1")
+	})
+
 	t.Run("a failing stop command says so and what it printed", func(t *testing.T) {
 		_, err := apply(t, tg, p, "pg.stop", map[string]string{"node": "pg2", "command": "echo 'unit not found' >&2; exit 5"})
 		wantErr(t, err, `stop "pg2"`, "stop command exited 5: unit not found")
@@ -108,5 +132,22 @@ func TestPgStopTimesOutThenStartFinishesTheShutdown(t *testing.T) {
 	}
 	if cd := readControlData(t, sb, "pg1"); cd["Database cluster state"] != "in production" {
 		t.Errorf("pg_controldata says %q, want in production", cd["Database cluster state"])
+	}
+}
+
+// waitGone waits, 30s at most, until node's postmaster.pid is gone.
+func waitGone(t *testing.T, sb *sandbox.Sandbox, node string) {
+	t.Helper()
+	n := sandboxtest.Node(t, sb, node)
+	pid := filepath.Join(n.DataDir, "postmaster.pid")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(pid); os.IsNotExist(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still there 30s after the stop", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -196,6 +196,47 @@ func withAdmin(ctx context.Context, p *cluster.Pooler, f func(*pgbouncer.Client)
 	return f(client)
 }
 
+// sessionAdmin is the key under which a step leaves its admin console
+// client of pooler for the next step of the run in this process: the
+// repoint leaves it for the resume, which then sends RESUME without
+// connecting while clients are held.
+func sessionAdmin(pooler string) string { return "pgbouncer.admin." + pooler }
+
+// keepAdmin leaves client in the run's session for the next step; without
+// a session it is closed. A client already there is closed first.
+func keepAdmin(t *cluster.Target, p *cluster.Pooler, client *pgbouncer.Client) {
+	if t == nil || t.Session == nil {
+		client.Close()
+		return
+	}
+	if old, ok := t.Session.Take(sessionAdmin(p.Name)); ok {
+		if c, ok := old.(*pgbouncer.Client); ok {
+			c.Close()
+		}
+	}
+	t.Session.Put(sessionAdmin(p.Name), client)
+}
+
+// withKeptAdmin runs f with the client an earlier step of the run left
+// (keepAdmin), then closes it; when there is none, or f fails with it
+// (its connection broke since), f runs again with a client of its own.
+// f must be safe to run twice (RESUME of a database that is no longer
+// paused is refused, which the caller takes as done).
+func withKeptAdmin(ctx context.Context, t *cluster.Target, p *cluster.Pooler, f func(*pgbouncer.Client) error) error {
+	if t != nil && t.Session != nil {
+		if v, ok := t.Session.Take(sessionAdmin(p.Name)); ok {
+			if c, ok := v.(*pgbouncer.Client); ok {
+				err := f(c)
+				c.Close()
+				if err == nil || pgbouncer.NotPaused(err) {
+					return err
+				}
+			}
+		}
+	}
+	return withAdmin(ctx, p, f)
+}
+
 // eachPooler runs f for every pooler at once and returns what each
 // returned, in the inventory's order; f's output lines are kept apart
 // and printed in that order once all are done, so the poolers' lines do

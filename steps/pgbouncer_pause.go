@@ -471,7 +471,7 @@ func (s *PgBouncerResume) Apply(ctx context.Context, t *cluster.Target) error {
 			print(fmt.Sprintf("%s: RESUME %s not sent: %s (fact %s), and a pause it did not make is not its to lift", label(t, p), poolerDatabase(p), why, PausedFact))
 			return nil
 		}
-		err := withAdmin(ctx, p, func(c *pgbouncer.Client) error { return c.Resume(ctx, p.Database) })
+		err := withKeptAdmin(ctx, t, p, func(c *pgbouncer.Client) error { return c.Resume(ctx, p.Database) })
 		switch {
 		case pgbouncer.NotPaused(err):
 			print(fmt.Sprintf("%s: %s was not paused; nothing to resume", label(t, p), poolerDatabase(p)))

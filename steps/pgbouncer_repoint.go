@@ -186,14 +186,23 @@ func (s *PgBouncerRepoint) repointOne(ctx context.Context, t *cluster.Target, p 
 	for _, m := range rp.Left {
 		print(fmt.Sprintf("%sleft alone: %s (points at %s, not at %s where %s pointed)", prefix, mask.Redact(m.Old), m.From, rp.From, p.Database))
 	}
-	if err := withAdmin(ctx, p, func(c *pgbouncer.Client) error { return c.Reload(ctx) }); err != nil {
+	// One connection for the RELOAD and the SHOW DATABASES, left to the
+	// resume that follows.
+	client, err := pgbouncer.Connect(ctx, p.Admin)
+	if err != nil {
+		return fail(fmt.Errorf("%s was rewritten, but connect to the pgbouncer admin console: %w: pgbouncer still routes %s to the old server", p.Config, err, p.Database))
+	}
+	if err := client.Reload(ctx); err != nil {
+		client.Close()
 		return fail(fmt.Errorf("%s was rewritten, but %w: pgbouncer still routes %s to the old server", p.Config, err, p.Database))
 	}
 	names := rp.movedNames()
-	got, err := routedTo(ctx, p, names)
+	got, err := routedTo(ctx, client, names)
 	if err != nil {
+		client.Close()
 		return fail(fmt.Errorf("%s was rewritten and reloaded, but checking it failed: %w", p.Config, err))
 	}
+	keepAdmin(t, p, client)
 	for _, name := range names {
 		if got[name] != to {
 			return fail(fmt.Errorf("%s was rewritten and reloaded, but SHOW DATABASES shows %s at %s, not %s: is pgbouncer reading that file?", p.Config, name, got[name], to))
@@ -216,12 +225,7 @@ func writeFileCommand(path string) string {
 // routedTo asks PgBouncer where the named database entries point. An
 // entry of the fallback database "*" has no row of its own and is not
 // asked.
-func routedTo(ctx context.Context, p *cluster.Pooler, names []string) (map[string]hostPort, error) {
-	client, err := pgbouncer.Connect(ctx, p.Admin)
-	if err != nil {
-		return nil, fmt.Errorf("connect to the admin console: %w", err)
-	}
-	defer client.Close()
+func routedTo(ctx context.Context, client *pgbouncer.Client, names []string) (map[string]hostPort, error) {
 	dbs, err := client.Databases(ctx)
 	if err != nil {
 		return nil, err
