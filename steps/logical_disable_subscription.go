@@ -49,7 +49,9 @@ func (s *LogicalDisableSubscription) Describe(t *cluster.Target) Effect {
 
 // Apply implements Step.
 func (s *LogicalDisableSubscription) Apply(ctx context.Context, t *cluster.Target) error {
-	fail := func(err error) error { return fmt.Errorf("disable subscription %s on %q: %w", s.Subscription, s.Node, err) }
+	fail := func(err error) error {
+		return fmt.Errorf("disable subscription %s on %q: %w", s.Subscription, s.Node, err)
+	}
 	conn, err := logicalConn(ctx, t, s.Node)
 	if err != nil {
 		return fail(err)

@@ -66,7 +66,9 @@ func (s *LogicalWaitCopy) Describe(t *cluster.Target) Effect {
 
 // Apply implements Step.
 func (s *LogicalWaitCopy) Apply(ctx context.Context, t *cluster.Target) error {
-	fail := func(err error) error { return fmt.Errorf("wait for the copy of %s on %q: %w", s.Subscription, s.Subscriber, err) }
+	fail := func(err error) error {
+		return fmt.Errorf("wait for the copy of %s on %q: %w", s.Subscription, s.Subscriber, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.Within)
 	defer cancel()
 	sub, err := logicalConn(ctx, t, s.Subscriber)

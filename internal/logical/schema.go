@@ -84,4 +84,3 @@ func CompareSchemas(ctx context.Context, t *cluster.Target, from, to string) (Sc
 	s.Diff = Compare(Normalize(s.From), Normalize(s.To), from, to)
 	return s, nil
 }
-

@@ -59,12 +59,12 @@ type Identity int
 
 // How a table's rows are identified, from good to refused.
 const (
-	IdentityUnknown  Identity = iota
-	IdentityKey               // a primary key, or REPLICA IDENTITY USING INDEX
-	IdentityFull              // REPLICA IDENTITY FULL: the whole old row, a sequential scan per change on the subscriber
-	IdentityMissing           // DEFAULT without a primary key: updates and deletes fail on the publisher once published
-	IdentityNothing           // REPLICA IDENTITY NOTHING: updates and deletes fail on the publisher once published
-	IdentityNotNeeded         // a partitioned table: its partitions carry their own
+	IdentityUnknown   Identity = iota
+	IdentityKey                // a primary key, or REPLICA IDENTITY USING INDEX
+	IdentityFull               // REPLICA IDENTITY FULL: the whole old row, a sequential scan per change on the subscriber
+	IdentityMissing            // DEFAULT without a primary key: updates and deletes fail on the publisher once published
+	IdentityNothing            // REPLICA IDENTITY NOTHING: updates and deletes fail on the publisher once published
+	IdentityNotNeeded          // a partitioned table: its partitions carry their own
 )
 
 // ReplicaIdentity says how t's rows are identified.
