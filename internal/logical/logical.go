@@ -15,6 +15,7 @@ package logical
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -31,11 +32,31 @@ const Schema = claim.Schema
 // Querier is the part of a connection this package uses.
 type Querier = pg.Querier
 
-// Ident quotes a name as an SQL identifier.
-func Ident(name string) string { return pgx.Identifier{name}.Sanitize() }
+// Ident renders a name as an SQL identifier, quoted only when it must be
+// (as quote_ident does): a name of lower-case letters, digits and
+// underscores that is no keyword is written as it is, so that messages
+// read public.orders.
+func Ident(name string) string {
+	if plainIdent.MatchString(name) && !keywords[name] {
+		return name
+	}
+	return pgx.Identifier{name}.Sanitize()
+}
 
-// QualifiedName quotes schema.name as an SQL identifier.
-func QualifiedName(schema, name string) string { return pgx.Identifier{schema, name}.Sanitize() }
+// QualifiedName renders schema.name as SQL, each part as Ident does.
+func QualifiedName(schema, name string) string { return Ident(schema) + "." + Ident(name) }
+
+var plainIdent = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+
+// keywords are PostgreSQL's keywords that cannot stand unquoted as a
+// table's name (reserved, column-name and type-or-function-name ones).
+var keywords = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`all analyse analyze and any array as asc asymmetric authorization between bigint binary bit boolean both case cast char character check coalesce collate collation column concurrently constraint create cross current_catalog current_date current_role current_schema current_time current_timestamp current_user dec decimal default deferrable desc distinct do else end except exists extract false fetch float for foreign freeze from full grant greatest group grouping having ilike in initially inner inout int integer intersect interval into is isnull join json lateral leading least left like limit localtime localtimestamp merge_action national natural nchar none normalize not notnull null nullif numeric offset on only or order out outer overlaps overlay placing position precision primary real references returning right row select session_user setof similar smallint some substring symmetric system_user table tablesample then time timestamp to trailing treat trim true union unique user using values varchar variadic verbose when where window with xmlattributes xmlconcat xmlelement xmlexists xmlforest xmlnamespaces xmlparse xmlpi xmlroot xmlserialize xmltable`) {
+		m[w] = true
+	}
+	return m
+}()
 
 // Literal quotes s as an SQL string literal.
 func Literal(s string) string { return pg.QuoteLiteral(s) }
