@@ -104,14 +104,14 @@ func (c *LogicalCaughtUp) judge(s *logical.Subscription, ts logical.TableSync, s
 	case !slot.Exists:
 		problems = append(problems, fmt.Sprintf("no slot %s on %s", s.Slot, c.Publisher))
 	case slot.Lag() > c.MaxLag:
-		problems = append(problems, fmt.Sprintf("slot %s on %s confirmed %s, %s behind %s", s.Slot, c.Publisher, slot.Confirmed, params.FormatBytes(slot.Lag()), slot.Current))
+		problems = append(problems, fmt.Sprintf("slot %s on %s confirmed %s, %s behind %s", s.Slot, c.Publisher, slot.Confirmed, logical.Size(slot.Lag()), slot.Current))
 	}
 	if len(problems) > 0 {
 		r := Failed(fmt.Sprintf("on %s: %s", c.Subscriber, strings.Join(problems, "; ")), c.Describe(nil))
 		r.Values = values
 		return r
 	}
-	r := Passed(fmt.Sprintf("subscription %s on %s: %d tables ready, %s behind %s", s.Name, c.Subscriber, ts.Total, params.FormatBytes(slot.Lag()), c.Publisher))
+	r := Passed(fmt.Sprintf("subscription %s on %s: %d tables ready, %s behind %s", s.Name, c.Subscriber, ts.Total, logical.Size(slot.Lag()), c.Publisher))
 	r.Wanted, r.Values = c.Describe(nil), values
 	return r
 }

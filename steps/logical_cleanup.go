@@ -96,7 +96,7 @@ func (s *LogicalCleanup) Apply(ctx context.Context, t *cluster.Target) error {
 			return fail(err)
 		}
 		if said != "" {
-			t.Print(said + " on " + s.Node)
+			t.Print("on " + s.Node + ": " + said)
 			dropped++
 		}
 	}

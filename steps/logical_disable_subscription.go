@@ -43,7 +43,7 @@ var _ Step = (*LogicalDisableSubscription)(nil)
 // Describe implements Step.
 func (s *LogicalDisableSubscription) Describe(t *cluster.Target) Effect {
 	return Effect{Node: nodeWhere(t, s.Node),
-		Command: fmt.Sprintf("ALTER SUBSCRIPTION %s DISABLE; wait until pg_stat_subscription shows no worker of it", logical.Ident(s.Subscription)),
+		Command: fmt.Sprintf("ALTER SUBSCRIPTION %s DISABLE; pg_terminate_backend() of its workers still in pg_stat_subscription, and wait until none is left", logical.Ident(s.Subscription)),
 		Changes: fmt.Sprintf("%s stops applying changes from its publisher; the subscription and its slot stay (the slot keeps WAL on the publisher until dropped)", s.Node)}
 }
 

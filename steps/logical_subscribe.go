@@ -22,10 +22,12 @@ func init() {
 			{Name: "publication", Type: params.String, Required: true, Doc: "the publication on upstream"},
 			{Name: "subscription", Type: params.String, Required: true, Doc: "the subscription's name, and its slot's on upstream"},
 			{Name: "copy_data", Type: params.Bool, Default: "true", Doc: "copy the tables' rows first (the initial copy, blue to green); false for a direction whose rows are there already (the reverse subscription at the cutover): then only changes from the slot's creation on are applied"},
+			{Name: "synchronous_commit", Type: params.String, Enum: []string{"off", "local", "remote_write", "on", "remote_apply"},
+				Doc: "the apply worker's synchronous_commit; empty leaves PostgreSQL's (off) on a new subscription and an existing one as it is. With off the subscriber confirms what it applied only once its WAL writer has flushed it (wal_writer_delay, 200ms by default), which logical.wait_applied waits for inside the held window: give local before the cutover (the apply worker restarts to take it); off copies and catches up faster"},
 		},
 		New: func(v params.Values) (Step, error) {
 			s := &LogicalSubscribe{Node: v.Node("node"), Upstream: v.Node("upstream"), Publication: v.String("publication"),
-				Subscription: v.String("subscription"), CopyData: v.Bool("copy_data")}
+				Subscription: v.String("subscription"), CopyData: v.Bool("copy_data"), SynchronousCommit: v.String("synchronous_commit")}
 			if err := twoNodes(s.Node, "node", s.Upstream, "upstream"); err != nil {
 				return nil, err
 			}
@@ -55,6 +57,7 @@ func init() {
 type LogicalSubscribe struct {
 	Node, Upstream, Publication, Subscription string
 	CopyData                                  bool
+	SynchronousCommit                         string // "" leaves it
 }
 
 var _ Step = (*LogicalSubscribe)(nil)
@@ -77,13 +80,17 @@ func (s *LogicalSubscribe) Describe(t *cluster.Target) Effect {
 	if r, err := s.conninfo(t); err == nil {
 		ci = r.String()
 	}
-	create := logical.CreateSubscriptionSQL(logical.SubscribeOptions{Name: s.Subscription, Conninfo: ci, Publication: s.Publication, CopyData: s.CopyData, Version: 140000})
+	create := logical.CreateSubscriptionSQL(logical.SubscribeOptions{Name: s.Subscription, Conninfo: ci, Publication: s.Publication, CopyData: s.CopyData, SynchronousCommit: s.SynchronousCommit, Version: 140000})
+	alter := ""
+	if s.SynchronousCommit != "" {
+		alter = fmt.Sprintf("; when it exists with another synchronous_commit: ALTER SUBSCRIPTION %s SET (synchronous_commit = '%s')", logical.Ident(s.Subscription), s.SynchronousCommit)
+	}
 	changes := fmt.Sprintf("%s applies every change committed on %s from now on", s.Node, s.Upstream)
 	if s.CopyData {
 		changes = fmt.Sprintf("%s copies every published table's rows from %s, then applies every change committed there", s.Node, s.Upstream)
 	}
 	return Effect{Node: nodeWhere(t, s.Node),
-		Command: fmt.Sprintf("when missing: %s; when it exists disabled: on %s %s for its slot, then on %s ALTER SUBSCRIPTION %s ENABLE", create, s.Upstream, logical.AdvanceSlotSQL, s.Node, logical.Ident(s.Subscription)),
+		Command: fmt.Sprintf("when missing: %s%s; when it exists disabled: on %s %s for its slot, then on %s ALTER SUBSCRIPTION %s ENABLE", create, alter, s.Upstream, logical.AdvanceSlotSQL, s.Node, logical.Ident(s.Subscription)),
 		Changes: changes + "; a slot on " + s.Upstream + " keeps its WAL until the subscription confirms it"}
 }
 
@@ -112,7 +119,7 @@ func (s *LogicalSubscribe) Apply(ctx context.Context, t *cluster.Target) error {
 		}
 		start := time.Now()
 		if err := logical.Subscribe(ctx, conn, logical.SubscribeOptions{Name: s.Subscription, Conninfo: up.String(),
-			Publication: s.Publication, CopyData: s.CopyData, Version: version}); err != nil {
+			Publication: s.Publication, CopyData: s.CopyData, SynchronousCommit: s.SynchronousCommit, Version: version}); err != nil {
 			return fail(err)
 		}
 		what := "changes from now on"
@@ -131,6 +138,21 @@ func (s *LogicalSubscribe) Apply(ctx context.Context, t *cluster.Target) error {
 	}
 	if !slices.Contains(sub.Publications, s.Publication) {
 		return fail(fmt.Errorf("subscription %s exists on %s with publications %v, not %s; nothing done", s.Subscription, s.Node, sub.Publications, s.Publication))
+	}
+	if s.SynchronousCommit != "" {
+		was, err := logical.SynchronousCommit(ctx, conn, s.Subscription)
+		if err != nil {
+			return fail(err)
+		}
+		if was != s.SynchronousCommit {
+			if err := logical.SetSynchronousCommit(ctx, conn, s.Subscription, s.SynchronousCommit); err != nil {
+				return fail(err)
+			}
+			t.Print(fmt.Sprintf("subscription %s on %s: synchronous_commit %s, was %s", s.Subscription, s.Node, s.SynchronousCommit, was))
+			if sub.Enabled {
+				return nil
+			}
+		}
 	}
 	if sub.Enabled {
 		t.Unchanged(fmt.Sprintf("subscription %s on %s is there and enabled, from %s", s.Subscription, s.Node, s.Upstream))

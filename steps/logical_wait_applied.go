@@ -52,6 +52,13 @@ func init() {
 // before it is applied and flushed on the subscriber. A marker row written
 // after the pause would prove no more, and would need a table of ours in
 // the user's publication.
+//
+// How long it takes is how long the subscriber takes to confirm: with its
+// subscription's synchronous_commit off (PostgreSQL's default) the apply
+// worker confirms a transaction only once the subscriber's WAL writer has
+// flushed it, a few hundred milliseconds of the held window; with local
+// (logical.subscribe's synchronous_commit, given before the cutover) it
+// confirms at once.
 type LogicalWaitApplied struct {
 	Subscriber, Publisher, Subscription string
 	Every, Within                       time.Duration

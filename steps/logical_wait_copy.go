@@ -126,7 +126,7 @@ func (s *LogicalWaitCopy) Apply(ctx context.Context, t *cluster.Target) error {
 		}
 		done = min(done+copying, total)
 		line := fmt.Sprintf("copy of %s: %d/%d tables ready, %s of %s copied, slot %s behind %s",
-			s.Subscription, ts.Ready, ts.Total, params.FormatBytes(done), params.FormatBytes(total), params.FormatBytes(slot.Lag()), s.Publisher)
+			s.Subscription, ts.Ready, ts.Total, logical.Size(done), logical.Size(total), logical.Size(slot.Lag()), s.Publisher)
 		if line != last {
 			t.Print(line)
 			last = line

@@ -26,7 +26,7 @@ func DropSubscription(ctx context.Context, q Querier, name string) (string, erro
 		if s.Slot == "" {
 			return fmt.Sprintf("subscription %s dropped (it had no slot)", name), nil
 		}
-		return fmt.Sprintf("subscription %s dropped, with its slot %s on the publisher", name, s.Slot), nil
+		return fmt.Sprintf("subscription %s dropped, with its slot %s on its publisher", name, s.Slot), nil
 	} else if s.Slot == "" {
 		return "", fmt.Errorf("drop subscription %s: %w", name, err)
 	} else {
@@ -36,7 +36,7 @@ func DropSubscription(ctx context.Context, q Querier, name string) (string, erro
 				return "", fmt.Errorf("drop subscription %s (%v), then %s: %w", name, first, stmt, err)
 			}
 		}
-		return fmt.Sprintf("subscription %s dropped; its slot %s on the publisher was not (%v): drop it there (logical.cleanup with slot: %s on that node)", name, s.Slot, first, s.Slot), nil
+		return fmt.Sprintf("subscription %s dropped; its slot %s on its publisher was not (%v): drop it there (logical.cleanup with slot: %s on that node)", name, s.Slot, first, s.Slot), nil
 	}
 }
 

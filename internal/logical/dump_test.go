@@ -183,8 +183,8 @@ func TestCreateSubscriptionSQL(t *testing.T) {
 	if got := CreateSubscriptionSQL(o); got != want {
 		t.Errorf("\n got %s\nwant %s", got, want)
 	}
-	o.Version, o.CopyData = 130000, false
-	if got := CreateSubscriptionSQL(o); strings.Contains(got, "streaming") || !strings.Contains(got, "copy_data = false") {
+	o.Version, o.CopyData, o.SynchronousCommit = 130000, false, "local"
+	if got := CreateSubscriptionSQL(o); strings.Contains(got, "streaming") || !strings.Contains(got, "copy_data = false") || !strings.HasSuffix(got, "synchronous_commit = 'local')") {
 		t.Errorf("13: %s", got)
 	}
 }

@@ -60,6 +60,9 @@ type SubscribeOptions struct {
 	Conninfo    string // the publisher's, without a password
 	Publication string
 	CopyData    bool
+	// SynchronousCommit is the apply worker's synchronous_commit; ""
+	// leaves PostgreSQL's default (off).
+	SynchronousCommit string
 	// Version is the subscriber's server_version_num: streaming = off is
 	// said explicitly from PostgreSQL 14 (wait_applied relies on it, and
 	// later versions may change the default).
@@ -73,6 +76,9 @@ func CreateSubscriptionSQL(o SubscribeOptions) string {
 	with := fmt.Sprintf("copy_data = %t, create_slot = true, enabled = true", o.CopyData)
 	if o.Version >= 140000 {
 		with += ", streaming = off"
+	}
+	if o.SynchronousCommit != "" {
+		with += ", synchronous_commit = " + Literal(o.SynchronousCommit)
 	}
 	return fmt.Sprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s WITH (%s)",
 		Ident(o.Name), Literal(o.Conninfo), Ident(o.Publication), with)
@@ -88,6 +94,31 @@ func Subscribe(ctx context.Context, q Querier, o SubscribeOptions) error {
 	}
 	if _, err := q.Exec(ctx, CreateSubscriptionSQL(o)); err != nil {
 		return fmt.Errorf("create subscription %s: %w", o.Name, err)
+	}
+	return nil
+}
+
+// SynchronousCommit reads a subscription's synchronous_commit.
+func SynchronousCommit(ctx context.Context, q Querier, name string) (string, error) {
+	var v string
+	err := q.QueryRow(ctx, `SELECT subsynccommit FROM pg_subscription WHERE subname = $1
+  AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`, name).Scan(&v)
+	if err != nil {
+		return "", fmt.Errorf("read subscription %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// SetSynchronousCommit changes a subscription's synchronous_commit (its
+// apply worker restarts to take it).
+func SetSynchronousCommit(ctx context.Context, q Querier, name, value string) error {
+	done, err := Privileged(ctx, q)
+	defer done()
+	if err != nil {
+		return err
+	}
+	if _, err := q.Exec(ctx, fmt.Sprintf("ALTER SUBSCRIPTION %s SET (synchronous_commit = %s)", Ident(name), Literal(value))); err != nil {
+		return fmt.Errorf("set synchronous_commit of subscription %s: %w", name, err)
 	}
 	return nil
 }
@@ -120,10 +151,18 @@ func SetEnabled(ctx context.Context, q Querier, name string, enabled bool) (bool
 	return true, nil
 }
 
-// WaitWorkerGone waits until no apply worker of a disabled subscription
-// runs on its subscriber (ALTER SUBSCRIPTION ... DISABLE returns before
-// the worker has stopped, and its WAL sender with it).
+// WaitWorkerGone waits until no worker of a disabled subscription runs
+// on its subscriber. ALTER SUBSCRIPTION ... DISABLE returns before the
+// apply worker has stopped: it notices at its next wake-up, up to a
+// second later. So the workers still there are ended (a transaction they
+// were applying is rolled back, and applied again from the same position
+// once the subscription is enabled); the launcher starts none for a
+// disabled subscription.
 func WaitWorkerGone(ctx context.Context, q Querier, name string, every time.Duration) error {
+	if _, err := q.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_subscription s JOIN pg_subscription p ON p.oid = s.subid
+WHERE s.subname = $1 AND s.pid IS NOT NULL AND NOT p.subenabled`, name); err != nil {
+		return fmt.Errorf("end the workers of subscription %s: %w", name, err)
+	}
 	for {
 		var n int
 		if err := q.QueryRow(ctx, `SELECT count(*) FROM pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL`, name).Scan(&n); err != nil {
