@@ -83,6 +83,17 @@ func (s *Sandbox) GreenConninfo(db string) string {
 	return s.Conninfo(*s.Green, db)
 }
 
+// InventoryDatabase is the database the inventory's connection strings
+// name: with a green server, app, the database PgBouncer serves, which a
+// blue/green move carries (the logical.* checks and steps act on the
+// database of a node's conninfo); without one, postgres.
+func (s *Sandbox) InventoryDatabase() string {
+	if s.Green != nil {
+		return "app"
+	}
+	return "postgres"
+}
+
 // greenName is the green cluster's name in the inventory.
 func (s *Sandbox) greenName() string { return s.ClusterName() + "-green" }
 
@@ -116,7 +127,7 @@ func (s *Sandbox) greenInventory(host string) string {
 	}
 	g := *s.Green
 	return fmt.Sprintf("green:\n  name: %s\n  nodes:\n    %s:\n      conninfo: %q\n      host: %s\n      data_dir: %s\n      bin_dir: %s\n",
-		s.greenName(), g.Name, s.Conninfo(g, "postgres"), host, g.DataDir, s.GreenBinDir)
+		s.greenName(), g.Name, s.Conninfo(g, s.InventoryDatabase()), host, g.DataDir, s.GreenBinDir)
 }
 
 // greenCluster is the green server as the inventory describes it; nil
@@ -127,6 +138,6 @@ func (s *Sandbox) greenCluster() *cluster.Cluster {
 	}
 	g := *s.Green
 	return &cluster.Cluster{Name: s.greenName(), Order: []string{g.Name}, Nodes: map[string]*cluster.Node{
-		g.Name: {Name: g.Name, Conninfo: s.Conninfo(g, "postgres"), Host: s.hostOf(g.Name), DataDir: g.DataDir, BinDir: s.GreenBinDir},
+		g.Name: {Name: g.Name, Conninfo: s.Conninfo(g, s.InventoryDatabase()), Host: s.hostOf(g.Name), DataDir: g.DataDir, BinDir: s.GreenBinDir},
 	}}
 }

@@ -68,8 +68,8 @@ func TestGreenSandbox(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the sandbox's inventory:\n%s\n%v", src, err)
 	}
-	if inv.Cluster.Green == nil || inv.Cluster.Green.Nodes[sandbox.GreenNode] == nil || inv.Cluster.Green.Nodes[sandbox.GreenNode].Conninfo != sb.GreenConninfo("postgres") {
-		t.Errorf("the inventory's green: %+v, want green1 at %s", inv.Cluster.Green, sb.GreenConninfo("postgres"))
+	if inv.Cluster.Green == nil || inv.Cluster.Green.Nodes[sandbox.GreenNode] == nil || inv.Cluster.Green.Nodes[sandbox.GreenNode].Conninfo != sb.GreenConninfo("app") {
+		t.Errorf("the inventory's green: %+v, want green1 at %s", inv.Cluster.Green, sb.GreenConninfo("app"))
 	}
 	if c := sb.Cluster(); c.Green == nil || c.Green.Nodes[sandbox.GreenNode] == nil || len(c.NodeOrder()) != 2 {
 		t.Errorf("Cluster(): green %+v, blue %v", c.Green, c.NodeOrder())

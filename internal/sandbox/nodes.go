@@ -163,7 +163,7 @@ func (s *Sandbox) writeInventory() error {
 	}
 	for _, n := range s.Nodes {
 		fmt.Fprintf(&b, "  %s:\n    conninfo: %q\n    host: %s\n    data_dir: %s\n    bin_dir: %s\n",
-			n.Name, s.Conninfo(n, "postgres"), host(n.Name), n.DataDir, s.BinDir)
+			n.Name, s.Conninfo(n, s.InventoryDatabase()), host(n.Name), n.DataDir, s.BinDir)
 	}
 	b.WriteString(s.greenInventory(host(GreenNode)))
 	if r := s.router(); r != nil {

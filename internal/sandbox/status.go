@@ -166,7 +166,7 @@ func (s *Sandbox) hostOf(name string) cluster.Host {
 func (s *Sandbox) Cluster() *cluster.Cluster {
 	c := &cluster.Cluster{Name: s.ClusterName(), Nodes: map[string]*cluster.Node{}}
 	for _, n := range s.Nodes {
-		c.Nodes[n.Name] = &cluster.Node{Name: n.Name, Conninfo: s.Conninfo(n, "postgres"), Host: s.hostOf(n.Name), DataDir: n.DataDir, BinDir: s.BinDir}
+		c.Nodes[n.Name] = &cluster.Node{Name: n.Name, Conninfo: s.Conninfo(n, s.InventoryDatabase()), Host: s.hostOf(n.Name), DataDir: n.DataDir, BinDir: s.BinDir}
 		c.Order = append(c.Order, n.Name)
 	}
 	if c.Router = s.router(); c.Router == nil {
