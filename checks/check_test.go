@@ -56,6 +56,12 @@ var samples = map[string]map[string]string{
 	"quorum.reachable":         {},
 	"cluster.maintenance":      {},
 	"host.ready":               {},
+	"logical.wal_level":        {"node": "pg1"},
+	"logical.replica_identity": {"node": "pg1"},
+	"logical.unsupported":      {"node": "pg1"},
+	"logical.extensions":       {"from": "pg1", "to": "pg2"},
+	"logical.schema_same":      {"from": "pg1", "to": "pg2"},
+	"logical.caught_up":        {"subscriber": "pg2", "publisher": "pg1", "subscription": "upgrade"},
 }
 
 // sampleCheck builds a check of kind from its sample, every default applied

@@ -22,6 +22,21 @@ nodes:
 manager: {kind: patroni, urls: ["http://127.0.0.1:8008"]}
 `
 
+// greenSection is the green cluster a logical move's playbooks need
+// beside testInventory's, and the variables naming both primaries.
+const greenSection = `green:
+  name: test-green
+  nodes:
+    green1: {host: local, data_dir: /srv/green1, bin_dir: /usr/lib/postgresql/17/bin, conninfo: "port=5440"}
+`
+
+// logicalVars are the variables the logical playbooks need, by playbook.
+var logicalVars = map[string][]string{
+	"logical-prepare": {"from=pg1", "to=green1"},
+	"logical-cutover": {"from=pg1", "to=green1"},
+	"logical-cleanup": {"blue=pg1", "green=green1"},
+}
+
 // needsInventory reports whether a runbook names nodes or leaves variables
 // for an inventory to give, so that it cannot resolve without one.
 func needsInventory(rb *spec.Runbook, src []byte) bool {
@@ -75,12 +90,21 @@ func TestPlaybooksLoad(t *testing.T) {
 					src = strings.Replace(src, `manager: {kind: patroni, urls: ["http://127.0.0.1:8008"]}`,
 						`manager: {kind: pg_auto_failover, monitor: "host=127.0.0.1 port=5431 user=autoctl_node dbname=pg_auto_failover"}`, 1)
 				}
+				if strings.HasPrefix(name, "logical-") {
+					src += greenSection
+				}
 				inv, err = spec.LoadInventory("test-inventory.yaml", []byte(src))
 				if err != nil {
 					t.Fatal(err)
 				}
 			}
-			p, err := spec.Resolve(rb, inv, nil)
+			var vars []spec.VarDecl
+			if v, ok := logicalVars[name]; ok {
+				if vars, err = spec.ParseVarFlags(v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p, err := spec.Resolve(rb, inv, vars)
 			if err != nil {
 				t.Fatalf("resolve:\n%v", err)
 			}

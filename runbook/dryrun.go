@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/switchover/switchover/internal/topology"
 	"github.com/switchover/switchover/runbook/journal"
 	"github.com/switchover/switchover/runbook/spec"
 )
@@ -18,6 +20,7 @@ import (
 // an action is evaluated once, on the cluster as it is now, and reported as
 // such: in a real run the earlier action may have made it true.
 func (e *engine) dryRun(ctx context.Context, res *Result) error {
+	e.showClusters(ctx)
 	firstAction := -1
 	for i, s := range e.p.Steps {
 		if s.Action != nil {
@@ -64,6 +67,27 @@ func (e *engine) dryRun(ctx context.Context, res *Result) error {
 		return blocking
 	}
 	return nil
+}
+
+// versionsWithin bounds how long a dry run asks the nodes their versions.
+const versionsWithin = 15 * time.Second
+
+// showClusters emits the clusters the plan acts on, blue's nodes and, in a
+// blue/green move, green's, each with its major version, and says when
+// green runs another one: a major upgrade.
+func (e *engine) showClusters(ctx context.Context) {
+	c := e.p.Cluster
+	if c == nil || len(c.Nodes) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, versionsWithin)
+	defer cancel()
+	vs := topology.Versions(ctx, c)
+	ev := journal.Event{Type: journal.EventClusters, Clusters: vs}
+	if green, blue, ok := topology.MajorUpgrade(vs); ok {
+		ev.Message = fmt.Sprintf("green runs PostgreSQL %d, blue %d: a major upgrade", green, blue)
+	}
+	_ = e.emit(ev)
 }
 
 // describeStep emits what a step's action would do and its postconditions

@@ -3,6 +3,8 @@ package runbook
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/switchover/switchover/runbook/spec"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/topology"
 )
 
 func TestDryRun(t *testing.T) {
@@ -145,4 +148,56 @@ func TestDryRun(t *testing.T) {
 			t.Fatal(r.err)
 		}
 	})
+}
+
+// fakeBinDir is a bin directory whose postgres says it is version.
+func fakeBinDir(t *testing.T, version string) string {
+	t.Helper()
+	dir := t.TempDir()
+	script := "#!/bin/sh\necho 'postgres (PostgreSQL) " + version + "'\n"
+	if err := os.WriteFile(filepath.Join(dir, "postgres"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// A dry run shows blue's nodes and green's, each with its major version
+// (here from its bin_dir: no server answers), and says when green runs
+// another major version than blue.
+func TestDryRunShowsClusters(t *testing.T) {
+	t.Parallel()
+	down := "host=127.0.0.1 port=1 user=postgres dbname=postgres connect_timeout=2"
+	blue16, green17 := fakeBinDir(t, "16.4"), fakeBinDir(t, "17.2")
+	p := newPlan(&spec.Step{Name: "look", Section: spec.SectionSteps})
+	p.Cluster = &cluster.Cluster{Name: "blue", Order: []string{"pg1"}, Nodes: map[string]*cluster.Node{
+		"pg1": {Name: "pg1", Conninfo: down, BinDir: blue16},
+	}, Green: &cluster.Cluster{Name: "green", Order: []string{"green1"}, Nodes: map[string]*cluster.Node{
+		"green1": {Name: "green1", Conninfo: down, BinDir: green17},
+	}}}
+	rec := &recorder{}
+	o := options(t, rec)
+	o.DryRun = true
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := Run(ctx, p, o); err != nil {
+		t.Fatalf("dry run: %v", err)
+	}
+	evs := rec.ofType(journal.EventClusters)
+	if len(evs) != 1 {
+		t.Fatalf("%d %s events, want 1", len(evs), journal.EventClusters)
+	}
+	got := evs[0]
+	if len(got.Clusters) != 2 || got.Clusters[0].Green || !got.Clusters[1].Green {
+		t.Fatalf("clusters = %+v, want blue then green", got.Clusters)
+	}
+	b, g := got.Clusters[0].Nodes, got.Clusters[1].Nodes
+	if len(b) != 1 || b[0].Node != "pg1" || b[0].Major != 16 || b[0].From != topology.VersionFromBinaries {
+		t.Errorf("blue = %+v, want pg1 16 from its bin_dir", b)
+	}
+	if len(g) != 1 || g[0].Node != "green1" || g[0].Major != 17 || g[0].From != topology.VersionFromBinaries {
+		t.Errorf("green = %+v, want green1 17 from its bin_dir", g)
+	}
+	if want := "green runs PostgreSQL 17, blue 16: a major upgrade"; got.Message != want {
+		t.Errorf("message = %q, want %q", got.Message, want)
+	}
 }

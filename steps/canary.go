@@ -29,10 +29,11 @@ func init() {
 			{Name: "database", Type: params.String, Doc: "database for direct writes; default the first node's dbname"},
 			{Name: "interval", Type: params.Duration, Default: "5ms", Doc: "time between heartbeats"},
 			{Name: "table", Type: params.String, Default: canary.DefaultTable, Doc: "prefix of the heartbeat table; the run id follows it, so every run creates, writes and drops a table of its own"},
+			{Name: "existing_table", Type: params.String, Doc: "a table made beforehand to write into instead (schema.table, lower-case; logical-prepare makes switchover_canary.heartbeat with the schema, on both sides, published with the rest): the run neither creates nor drops it, tags its rows with the run id and deletes them at the end. A blue/green move needs it: DDL is not replicated and is refused while the move is pending"},
 		},
 		New: func(v params.Values) (Step, error) {
 			return &CanaryStart{Via: v.String("via"), Conninfo: v.String("conninfo"), Pooler: v.String("pooler"), Database: v.String("database"),
-				Interval: v.Duration("interval"), Table: v.String("table")}, nil
+				Interval: v.Duration("interval"), Table: v.String("table"), ExistingTable: v.String("existing_table")}, nil
 		},
 	})
 	Register(Definition{
@@ -51,6 +52,9 @@ type CanaryStart struct {
 	Database string
 	Interval time.Duration
 	Table    string
+	// ExistingTable, when set, is a table that is there already and stays
+	// (canary.Options.Existing); Table is then not used.
+	ExistingTable string
 }
 
 var _ Step = (*CanaryStart)(nil)
@@ -135,6 +139,9 @@ func runID(t *cluster.Target) string {
 
 // table is this run's heartbeat table.
 func (c *CanaryStart) table(t *cluster.Target) string {
+	if c.ExistingTable != "" {
+		return c.ExistingTable
+	}
 	return canary.TableFor(c.Table, runID(t))
 }
 
@@ -145,6 +152,11 @@ func (c *CanaryStart) Describe(t *cluster.Target) Effect {
 		ci = "<" + err.Error() + ">"
 	}
 	table := c.table(t)
+	if c.ExistingTable != "" {
+		return Effect{Node: "client endpoint (" + how + ")",
+			Command: fmt.Sprintf("every %s: INSERT INTO %s (id, run_id) VALUES (n, run) through %s", c.Interval, table, ci),
+			Changes: fmt.Sprintf("writes a small row every %s into %s, made beforehand, until canary.stop, which deletes this run's rows", c.Interval, table)}
+	}
 	return Effect{Node: "client endpoint (" + how + ")",
 		Command: fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (...); then every %s: INSERT INTO %s (id, run_id) VALUES (n, run) through %s",
 			table, c.Interval, table, ci),
@@ -167,15 +179,18 @@ func (c *CanaryStart) Apply(ctx context.Context, t *cluster.Target) error {
 	if id == "" {
 		id = time.Now().UTC().Format("20060102T150405.000000000")
 	}
-	table := canary.TableFor(c.Table, id)
-	w, err := canary.Start(ctx, canary.Options{Conninfo: ci, Interval: c.Interval, Table: table, RunID: id})
+	table, own := canary.TableFor(c.Table, id), "this run's own table"
+	if c.ExistingTable != "" {
+		table, own = c.ExistingTable, "made beforehand; this run's rows are tagged with its id"
+	}
+	w, err := canary.Start(ctx, canary.Options{Conninfo: ci, Interval: c.Interval, Table: table, RunID: id, Existing: c.ExistingTable != ""})
 	if err != nil {
 		return err
 	}
 	t.Session.Put(sessionCanary, w)
 	t.Facts.Set(cluster.CanaryEndpointFact, how)
 	t.Facts.Set(cluster.CanaryTableFact, table)
-	t.Print(fmt.Sprintf("canary writing a heartbeat every %s into %s (this run's own table) through %s", c.Interval, table, how))
+	t.Print(fmt.Sprintf("canary writing a heartbeat every %s into %s (%s) through %s", c.Interval, table, own, how))
 	return nil
 }
 
@@ -187,8 +202,8 @@ var _ Step = (*CanaryStop)(nil)
 // Describe implements Step.
 func (c *CanaryStop) Describe(*cluster.Target) Effect {
 	return Effect{Node: "client endpoint",
-		Command: "stop the heartbeats; SELECT id FROM <this run's table> WHERE run_id = <run> on the primary; compare with every acknowledged id; DROP TABLE <this run's table>",
-		Changes: "drops this run's canary table; fails the step when an acknowledged heartbeat is missing"}
+		Command: "stop the heartbeats; SELECT id FROM <this run's table> WHERE run_id = <run> on the primary; compare with every acknowledged id; DROP TABLE <this run's table> (a table made beforehand: DELETE this run's rows)",
+		Changes: "drops this run's canary table (or deletes its rows from a table made beforehand); fails the step when an acknowledged heartbeat is missing"}
 }
 
 // Apply implements Step.

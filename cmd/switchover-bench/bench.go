@@ -158,6 +158,11 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	// The blue/green cutover by logical replication, both ways (logical.go).
+	lg, err := b.logical(ctx)
+	if err != nil {
+		return err
+	}
 
 	pat, err := b.patroni(ctx)
 	if err != nil {
@@ -207,6 +212,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if hx != nil {
 		extras = append(extras, hx)
 	}
+	extras = append(extras, lg)
 	extras = append(extras, rm, af)
 	return report(b.out, o.Runs, all, pre2, pre8, pat, load, sshSkip, extras...)
 }

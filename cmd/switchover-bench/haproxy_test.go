@@ -29,7 +29,7 @@ func TestReportHAProxyRows(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	last := lines[len(lines)-1]
-	want := `"patroni":null,` +
+	want := `"patroni":null,"logical_cutover":null,` +
 		`"haproxy":{"window_ms":{"min":2400.0,"median":2450.0,"max":2500.0},"client_errors":1640,"lost":0,"to_writes_ms":{"median":2760.0}},` +
 		`"haproxy_checks_only":{"window_ms":{"min":6000.0,"median":6200.0,"max":6400.0},"client_errors":65,"lost":0,"to_writes_ms":{"median":6950.0}},` +
 		`"repmgr":null,"pg_auto_failover":null}`

@@ -54,6 +54,9 @@ type result struct {
 	Patroni       *patroniResult  `json:"patroni"` // null when Patroni or etcd is not installed
 	// TwoPoolers is the two-PgBouncer switchovers' figures.
 	TwoPoolers *modeResult `json:"two_poolers,omitempty"`
+	// LogicalCutover is the blue/green cutovers' figures (logical-cutover
+	// both ways on a sandbox with green1); null when the row did not run.
+	LogicalCutover *logicalResult `json:"logical_cutover"`
 	// HAProxy and HAProxyChecksOnly: the patroni playbook through HAProxy,
 	// driving it and leaving it to its checks; null without haproxy or Patroni.
 	HAProxy           *haproxyMode `json:"haproxy"`

@@ -141,7 +141,7 @@ func TestReportLastLine(t *testing.T) {
 				`"ssh":{"window_ms":{"min":380.9,"median":395.5,"max":410.2},"client_errors":0,"lost":0},` +
 				`"preconditions_ms":{"median":199.4},"switchover_ms":{"median":1211.5},` +
 				`"preflight_ms":{"standbys_2":{"median":96.3},"standbys_8":{"median":260.0}},` +
-				`"patroni":null,"haproxy":null,"haproxy_checks_only":null,"repmgr":null,"pg_auto_failover":null}`},
+				`"patroni":null,"logical_cutover":null,"haproxy":null,"haproxy_checks_only":null,"repmgr":null,"pg_auto_failover":null}`},
 		{"ssh skipped", all, nil, "not root (uid 1000): hosts of their own need network namespaces and an sshd per host",
 			`{"runs":1,` +
 				`"pooler":{"window_ms":{"min":345.5,"median":369.9,"max":394.3},"client_errors":0,"lost":0},` +
@@ -149,7 +149,7 @@ func TestReportLastLine(t *testing.T) {
 				`"ssh":null,"ssh_skipped":"not root (uid 1000): hosts of their own need network namespaces and an sshd per host",` +
 				`"preconditions_ms":{"median":199.4},"switchover_ms":{"median":1211.5},` +
 				`"preflight_ms":{"standbys_2":{"median":96.3},"standbys_8":{"median":260.0}},` +
-				`"patroni":null,"haproxy":null,"haproxy_checks_only":null,"repmgr":null,"pg_auto_failover":null}`},
+				`"patroni":null,"logical_cutover":null,"haproxy":null,"haproxy_checks_only":null,"repmgr":null,"pg_auto_failover":null}`},
 		{"without patroni", all, nil, "",
 			`{"runs":1,` +
 				`"pooler":{"window_ms":{"min":345.5,"median":369.9,"max":394.3},"client_errors":0,"lost":0},` +
@@ -157,7 +157,7 @@ func TestReportLastLine(t *testing.T) {
 				`"ssh":null,` +
 				`"preconditions_ms":{"median":199.4},"switchover_ms":{"median":1211.5},` +
 				`"preflight_ms":{"standbys_2":{"median":96.3},"standbys_8":{"median":260.0}},` +
-				`"patroni":null,"haproxy":null,"haproxy_checks_only":null,"repmgr":null,"pg_auto_failover":null}`},
+				`"patroni":null,"logical_cutover":null,"haproxy":null,"haproxy_checks_only":null,"repmgr":null,"pg_auto_failover":null}`},
 		{"with patroni", all, pat, "",
 			`{"runs":1,` +
 				`"pooler":{"window_ms":{"min":345.5,"median":369.9,"max":394.3},"client_errors":0,"lost":0},` +
@@ -167,7 +167,7 @@ func TestReportLastLine(t *testing.T) {
 				`"preflight_ms":{"standbys_2":{"median":96.3},"standbys_8":{"median":260.0}},` +
 				`"patroni":{"playbook":{"window_ms":{"min":2040.0,"median":2055.7,"max":2071.4},"client_errors":0,"lost":0},` +
 				`"patronictl":{"window_ms":{"min":3463.4,"median":3588.8,"max":3714.2},"client_errors":1,"lost":0}},` +
-				`"haproxy":null,"haproxy_checks_only":null,"repmgr":null,"pg_auto_failover":null}`},
+				`"logical_cutover":null,"haproxy":null,"haproxy_checks_only":null,"repmgr":null,"pg_auto_failover":null}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

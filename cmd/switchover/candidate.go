@@ -36,8 +36,10 @@ func standbyChoices(ctx context.Context, inv *spec.Inventory) (primary string, o
 // "auto" picks the most caught-up healthy standby and says why.
 func chooseCandidate(ctx context.Context, io *streams, inv *spec.Inventory, flag string) (*candidate, error) {
 	if flag != "auto" {
-		if inv != nil && inv.Cluster.Nodes[flag] == nil {
-			return nil, usagef("--candidate %s: no such node in inventory %s", flag, inv.File)
+		if inv != nil {
+			if _, ok := inv.Cluster.Node(flag); !ok { // a node of the cluster or of its green one
+				return nil, usagef("--candidate %s: no such node in inventory %s", flag, inv.File)
+			}
 		}
 		return &candidate{Node: flag, How: "--candidate"}, nil
 	}

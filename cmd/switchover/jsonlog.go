@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -92,6 +93,7 @@ func (j *jsonView) Observe(e journal.Event) {
 	add("new_primary", e.NewPrimary, e.NewPrimary != "")
 	add("old_primary", e.OldPrimary, e.OldPrimary != "")
 	add("canary", e.Canary, e.Canary != nil)
+	add("clusters", e.Clusters, len(e.Clusters) > 0)
 	msg := message(e)
 	switch {
 	case e.State == journal.StateFailed, e.Type == journal.EventRunFinished && e.Outcome != journal.OutcomeDone && e.Outcome != journal.OutcomeDryRun:
@@ -121,6 +123,10 @@ func message(e journal.Event) string {
 		return e.Output
 	case journal.EventRunFinished:
 		return fmt.Sprintf("run %s: %s", e.Outcome, e.Message)
+	case journal.EventClusters:
+		if e.Message == "" {
+			return strings.Join(clusterLines(e.Clusters, false), "; ")
+		}
 	}
 	if e.Message != "" {
 		return e.Message

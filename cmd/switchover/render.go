@@ -161,6 +161,13 @@ func (h *humanView) Observe(e journal.Event) {
 		if e.Run.PointOfNoReturn != "" && e.Type == journal.EventRunStarted {
 			fmt.Fprintf(h.w, "point of no return: step %q (after it, no rollback)\n", e.Run.PointOfNoReturn)
 		}
+	case journal.EventClusters:
+		for _, l := range clusterLines(e.Clusters, true) {
+			h.prefixed("", l, 0)
+		}
+		if e.Message != "" {
+			h.prefixed("", e.Message, 0)
+		}
 	case journal.EventSection:
 		fmt.Fprintf(h.w, "\n== %s: %s\n", e.Section, e.Message)
 	case journal.EventStep:

@@ -25,6 +25,9 @@ type sandboxOpts struct {
 	hosts    bool
 	poolers  int
 	json     bool
+	// green brings up a green server beside the cluster (blue/green).
+	green       bool
+	greenBinDir string
 	// clusters > 0 brings up a fleet sandbox (sandbox_fleet.go).
 	clusters    int
 	standbysSet bool // --standbys was given: a fleet's clusters have 1 otherwise
@@ -68,6 +71,13 @@ that finds every node up, the standbys' servers disabled, so the runtime state a
 decides. The inventory gets a router: section instead of pooler:, and the canary writes
 through HAProxy.
 
+'up --green' also brings up green1, the target of a blue/green move (a major upgrade by
+logical replication): an empty server of a cluster of its own (initdb only, databases
+postgres and app, user postgres) on the port after the others, in DIR/green1, from
+--green-bin-dir (another major version's binaries) or blue's. Every server then runs with
+wal_level = logical and room for a forward and a reverse subscription; the inventory gets a
+green: section. 'status' and 'down' take green1 with the rest.
+
 'up --clusters N' brings up a fleet to rehearse fleet runs on: N small clusters c1..cN
 (a primary, --standbys standbys, default 1, and a PgBouncer each), two at a time on two
 cores, in DIR/c1..DIR/cN, each with its own inventory and cluster name, cluster cI on the
@@ -88,6 +98,9 @@ and 'down' and 'status' on DIR take every cluster. --manager, --router, --hosts 
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if c.Flags().Changed("clusters") {
+				if opts.green {
+					return usagef("sandbox up: --green is not supported with --clusters yet")
+				}
 				opts.standbysSet = c.Flags().Changed("standbys")
 				return runFleetUp(c.Context(), io, opts)
 			}
@@ -102,6 +115,8 @@ and 'down' and 'status' on DIR take every cluster. --manager, --router, --hosts 
 	up.Flags().BoolVar(&opts.hosts, "hosts", false, "each node and the pooler on a host of its own (network namespace, address, sshd), reached over ssh; needs root")
 	up.Flags().IntVar(&opts.poolers, "poolers", 1, "number of PgBouncers in front of the primary, each with its own port and config (more than one: the inventory lists them as poolers:, each with an app_ro entry on the last standby)")
 	up.Flags().StringVar(&opts.router, "router", sandbox.RouterNone, "what clients connect to on port-base: none (PgBouncer) or haproxy (HAProxy instead: a backend with every node, a runtime API socket in DIR/haproxy; health checks on Patroni's REST API with --manager patroni, else a TCP check with the standbys' servers in maintenance)")
+	up.Flags().BoolVar(&opts.green, "green", false, "also bring up green1, an empty server of a cluster of its own on the port after the others, for blue/green moves by logical replication: wal_level = logical everywhere, and a green: section in the inventory")
+	up.Flags().StringVar(&opts.greenBinDir, "green-bin-dir", "", "with --green: green's PostgreSQL bin directory, another major version's say (default: blue's)")
 	up.Flags().StringVar(&opts.manager, "manager", sandbox.ManagerNone, "cluster manager: none (plain streaming), patroni (one Patroni per node, single-node etcd on 127.0.0.1), repmgr (nodes registered with repmgr, a repmgrd per node) or pg_auto_failover (a monitor and one keeper per node)")
 	status := &cobra.Command{
 		Use:   "status",
@@ -129,6 +144,7 @@ func runSandboxUp(ctx context.Context, io *streams, opts *sandboxOpts) error {
 	}
 	sb, err := sandbox.Up(ctx, sandbox.Options{
 		Dir: opts.dir, PortBase: opts.portBase, Standbys: opts.standbys, BinDir: opts.pgBin, RunAs: opts.runAs, Manager: opts.manager, Hosts: opts.hosts, Poolers: opts.poolers, Router: opts.router,
+		Green: opts.green, GreenBinDir: opts.greenBinDir,
 		Log: func(format string, args ...any) { fmt.Fprintf(io.err, "sandbox: "+format+"\n", args...) },
 	})
 	if err != nil {
@@ -151,6 +167,9 @@ func runSandboxUp(ctx context.Context, io *streams, opts *sandboxOpts) error {
 			role = "primary"
 		}
 		fmt.Fprintf(io.out, "  %-9s  %s:%d  %s  %s\n", n.Name, sb.Addr(n.Name), n.Port, role, n.DataDir)
+	}
+	if g := sb.Green; g != nil {
+		fmt.Fprintf(io.out, "  %-9s  %s:%d  green    %s  (empty, PostgreSQL in %s)\n", g.Name, sb.Addr(g.Name), g.Port, g.DataDir, sb.GreenBinDir)
 	}
 	if sb.Net != nil {
 		fmt.Fprintf(io.out, "ssh: ssh -F %s pg1   (each host by its name; namespaces %s-*)\n", sb.Net.SSHConfig, sb.Net.Prefix)
@@ -198,6 +217,9 @@ func renderSandboxStatus(ctx context.Context, io *streams, opts *sandboxOpts, sb
 		for _, ns := range sbs {
 			for _, s := range ns.sb.Status(ctx) {
 				row := map[string]any{"node": s.Node.Name, "port": s.Node.Port, "running": s.Running}
+				if s.Green {
+					row["green"] = true
+				}
 				if ns.name != "" {
 					row["cluster"] = ns.name
 				}
@@ -230,7 +252,10 @@ func renderSandboxStatus(ctx context.Context, io *streams, opts *sandboxOpts, sb
 				fmt.Fprintf(tw, "%s%s\t%d\t%s\t\t\t%v\n", cluster(ns.name), s.Node.Name, s.Node.Port, state, s.Err)
 				continue
 			}
-			up, lag := "-", "-"
+			up, lag, role := "-", "-", string(s.State.Role)
+			if s.Green {
+				role += " (green)"
+			}
 			if s.State.Role == topology.RoleStandby {
 				up = s.State.Upstream
 				if !s.State.Streaming {
@@ -238,7 +263,7 @@ func renderSandboxStatus(ctx context.Context, io *streams, opts *sandboxOpts, sb
 				}
 				lag = fmt.Sprintf("%d bytes", s.LagBytes)
 			}
-			fmt.Fprintf(tw, "%s%s\t%d\t%s\t%d\t%s\t%s\n", cluster(ns.name), s.Node.Name, s.Node.Port, s.State.Role, s.State.Timeline, up, lag)
+			fmt.Fprintf(tw, "%s%s\t%d\t%s\t%d\t%s\t%s\n", cluster(ns.name), s.Node.Name, s.Node.Port, role, s.State.Timeline, up, lag)
 		}
 	}
 	return tw.Flush()

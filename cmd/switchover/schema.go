@@ -196,6 +196,12 @@ func inventorySchema() obj {
 			"cluster": obj{"type": "string", "pattern": `^[a-z0-9][a-z0-9_.-]*$`},
 			"vars":    obj{"type": "object", "additionalProperties": obj{"type": []string{"string", "number", "boolean", "null"}}},
 			"nodes":   obj{"type": "object", "minProperties": 1, "additionalProperties": node},
+			"green": obj{"type": "object", "additionalProperties": false, "required": []string{"nodes"},
+				"description": "the target cluster of a blue/green move (a major upgrade by logical replication): its nodes, named uniquely across both clusters",
+				"properties": obj{
+					"name":  obj{"type": "string", "pattern": `^[a-z0-9][a-z0-9_.-]*$`},
+					"nodes": obj{"type": "object", "minProperties": 1, "additionalProperties": node},
+				}},
 			"pooler": obj{"type": "object", "additionalProperties": false, "properties": obj{
 				"kind": obj{"enum": []string{"pgbouncer"}}, "admin": obj{"type": "string"}, "database": obj{"type": "string"},
 				"config": obj{"type": "string"}, "host": host,

@@ -89,7 +89,13 @@ pooler: {kind: pgbouncer, admin: "host=pool", database: app, config: /etc/pgboun
 	if err := inv.Validate(yamlToJSON(t, several)); err != nil {
 		t.Errorf("an inventory with poolers: does not validate: %v", err)
 	}
+	green := "cluster: prod\nnodes:\n  pg1: {conninfo: \"host=db1\"}\ngreen:\n  name: prod-17\n  nodes:\n    green1: {conninfo: \"host=db9\", data_dir: /d, bin_dir: /usr/lib/postgresql/17/bin}\n"
+	if err := inv.Validate(yamlToJSON(t, green)); err != nil {
+		t.Errorf("an inventory with green: does not validate: %v", err)
+	}
 	for what, bad := range map[string]string{
+		"green without nodes":       "cluster: prod\nnodes:\n  pg1: {conninfo: \"host=db1\"}\ngreen: {name: g}\n",
+		"green with a pooler":       green + "  pooler: {admin: \"host=pool\"}\n",
 		"both pooler: and poolers:": several + "pooler: {admin: \"host=pool\", database: app}\n",
 		"a pooler without a name":   "cluster: prod\nnodes:\n  pg1: {conninfo: \"host=db1\"}\npoolers:\n  - {admin: \"host=pool1\"}\n",
 	} {

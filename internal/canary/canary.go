@@ -33,9 +33,18 @@ type Options struct {
 	Interval time.Duration // between commits; default 5ms
 	Table    string        // default TableFor(DefaultTable, RunID)
 	RunID    string        // tags the rows, so a leftover table from another run cannot confuse the count
+	// Existing says Table is there already and stays: the writer neither
+	// creates nor drops it, and deletes its own rows at the end. A
+	// blue/green move needs it so: DDL is not replicated (and is refused
+	// while the move is pending), so the table must be made with the
+	// schema before the copy, on both sides, and published like the
+	// application's own, for the heartbeats to cross the cutover.
+	Existing bool
 }
 
-var tableName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+// tableName is a table the writer may name: a plain lower-case name,
+// schema-qualified or not.
+var tableName = regexp.MustCompile(`^([a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$`)
 
 // TableFor is the heartbeat table of one run: prefix, then the run id made
 // a plain lower-case name (at most 63 bytes, PostgreSQL's limit). Every run
@@ -149,7 +158,9 @@ func Start(ctx context.Context, o Options) (*Writer, error) {
 		return nil, fmt.Errorf("canary: connect to the endpoint: %w", err)
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
+	if o.Existing {
+		// Nothing to create; the read below fails on a missing table.
+	} else if _, err := conn.Exec(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
 		id bigint NOT NULL, run_id text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp(),
 		PRIMARY KEY (run_id, id))`, o.Table)); err != nil {
 		return nil, fmt.Errorf("canary: create table %s: %w", o.Table, err)
@@ -339,6 +350,12 @@ func (w *Writer) verify(ctx context.Context, acks []ack) ([]int64, error) {
 		}
 	}
 	sort.Slice(lost, func(i, j int) bool { return lost[i] < lost[j] })
+	if w.o.Existing {
+		if _, err := conn.Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE run_id = $1", w.o.Table), w.o.RunID); err != nil {
+			return lost, fmt.Errorf("delete this run's rows from %s: %w", w.o.Table, err)
+		}
+		return lost, nil
+	}
 	if _, err := conn.Exec(ctx, fmt.Sprintf("DROP TABLE IF EXISTS %s", w.o.Table)); err != nil {
 		return lost, fmt.Errorf("drop table %s: %w", w.o.Table, err)
 	}

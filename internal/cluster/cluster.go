@@ -36,6 +36,12 @@ type Cluster struct {
 	// inventory's order; none when clients connect directly. A run holds
 	// clients in every one of them or in none.
 	Poolers []*Pooler
+	// Green is the target cluster of a blue/green move (a major upgrade by
+	// logical replication, say), fed from this one; nil when the inventory
+	// has no green section. Its nodes are reached by name like this
+	// cluster's (Node, Executor), but NodeOrder, NodeNames and everything
+	// that walks the cluster see this cluster's nodes only.
+	Green *Cluster
 }
 
 // Node is one PostgreSQL server of the cluster.
@@ -177,8 +183,26 @@ func (c *Cluster) NodeOrder() []string {
 	return append([]string(nil), c.Order...)
 }
 
-// Executor returns how to run commands on the host of node; the empty name
-// means this machine.
+// Node returns the node called name: one of this cluster's, else one of
+// its green cluster's. Names are unique across both (the inventory loader
+// refuses a name given twice), so a step may name either.
+func (c *Cluster) Node(name string) (*Node, bool) {
+	if c == nil {
+		return nil, false
+	}
+	if n, ok := c.Nodes[name]; ok && n != nil {
+		return n, true
+	}
+	if c.Green != nil {
+		if n, ok := c.Green.Nodes[name]; ok && n != nil {
+			return n, true
+		}
+	}
+	return nil, false
+}
+
+// Executor returns how to run commands on the host of node (of this
+// cluster or of its green one); the empty name means this machine.
 func (c *Cluster) Executor(node string) (transport.Executor, error) {
 	if node == "" {
 		return transport.Local{}, nil
@@ -186,7 +210,7 @@ func (c *Cluster) Executor(node string) (transport.Executor, error) {
 	if c == nil {
 		return nil, fmt.Errorf("node %q: no inventory given", node)
 	}
-	n, ok := c.Nodes[node]
+	n, ok := c.Node(node)
 	if !ok {
 		return nil, fmt.Errorf("node %q is not in the inventory", node)
 	}
@@ -370,14 +394,15 @@ func (t *Target) Print(line string) {
 	}
 }
 
-// Node returns the inventory entry of the named node, or an error that
-// says why there is none: checks and steps find their nodes here.
+// Node returns the inventory entry of the named node, of the cluster or
+// of its green one, or an error that says why there is none: checks and
+// steps find their nodes here.
 func (t *Target) Node(name string) (*Node, error) {
 	if t == nil || t.Cluster == nil {
 		return nil, fmt.Errorf("node %q: no inventory given", name)
 	}
-	n, ok := t.Cluster.Nodes[name]
-	if !ok || n == nil {
+	n, ok := t.Cluster.Node(name)
+	if !ok {
 		return nil, fmt.Errorf("node %q is not in the inventory", name)
 	}
 	return n, nil

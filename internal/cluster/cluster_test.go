@@ -48,6 +48,38 @@ func TestExecutor(t *testing.T) {
 	}
 }
 
+// A green cluster's nodes are found by name, blue's first, through the
+// target and the executor; walking the cluster still sees blue only.
+func TestGreenNodes(t *testing.T) {
+	green := &Cluster{Name: "green", Nodes: map[string]*Node{
+		"green1": {Name: "green1", Host: Host{Transport: "ssh", Address: "db9"}},
+	}, Order: []string{"green1"}}
+	c := &Cluster{Name: "blue", Nodes: map[string]*Node{"pg1": {Name: "pg1"}, "pg2": {Name: "pg2"}}, Order: []string{"pg1", "pg2"}, Green: green}
+	tgt := &Target{Cluster: c}
+	for _, name := range []string{"pg1", "green1"} {
+		n, err := tgt.Node(name)
+		if err != nil || n.Name != name {
+			t.Errorf("Target.Node(%q) = %v, %v", name, n, err)
+		}
+	}
+	if _, err := tgt.Node("green2"); err == nil || !strings.Contains(err.Error(), `node "green2" is not in the inventory`) {
+		t.Errorf("Target.Node of an unknown node: %v", err)
+	}
+	if ex, err := c.Executor("green1"); err != nil || !strings.Contains(ex.Where(), "db9") {
+		t.Errorf("Executor(green1) = %v, %v; want ssh to db9", ex, err)
+	}
+	if got := c.NodeOrder(); !reflect.DeepEqual(got, []string{"pg1", "pg2"}) {
+		t.Errorf("NodeOrder = %v, want blue's only", got)
+	}
+	if got := c.NodeNames(); !reflect.DeepEqual(got, []string{"pg1", "pg2"}) {
+		t.Errorf("NodeNames = %v, want blue's only", got)
+	}
+	var none *Cluster
+	if _, ok := none.Node("pg1"); ok {
+		t.Error("a nil cluster has a node")
+	}
+}
+
 // The primary_conninfo a follower gets: the upstream's address, user and
 // TLS settings, its own application_name, no database, and never the
 // password the inventory may hold.

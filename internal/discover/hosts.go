@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -156,8 +155,6 @@ func binDir(ctx context.Context, major int, local bool) Value {
 	return Guess(debianBinDir(major), fmt.Sprintf("Debian's layout for PostgreSQL %d", major))
 }
 
-var pgConfigVersion = regexp.MustCompile(`PostgreSQL (\d+)`)
-
 // pgConfig asks this machine's pg_config for its bin directory and major
 // version; "" when there is none.
 func pgConfig(ctx context.Context) (string, int) {
@@ -171,11 +168,10 @@ func pgConfig(ctx context.Context) (string, int) {
 	if err != nil {
 		return "", 0
 	}
-	m := pgConfigVersion.FindStringSubmatch(string(ver))
-	if m == nil {
+	v := pg.MajorOfVersionText(string(ver))
+	if v == 0 {
 		return "", 0
 	}
-	v, _ := strconv.Atoi(m[1])
 	return strings.TrimSpace(string(dir)), v
 }
 

@@ -40,6 +40,12 @@ func ParseFence(s string) (Fence, error) {
 	return f, nil
 }
 
+// ReadAutoConf reads what postgresql.auto.conf sets for names, by name:
+// what ALTER SYSTEM wrote, without what the other configuration files set.
+func ReadAutoConf(ctx context.Context, q Querier, names []string) (map[string]string, error) {
+	return autoConf(ctx, q, names)
+}
+
 // autoConf reads what postgresql.auto.conf sets for names, by name.
 func autoConf(ctx context.Context, q Querier, names []string) (map[string]string, error) {
 	rows, err := q.Query(ctx, `SELECT name, setting FROM pg_file_settings

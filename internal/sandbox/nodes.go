@@ -33,7 +33,7 @@ log_min_messages = warning
 
 func (s *Sandbox) initPrimary(ctx context.Context, n Node) error {
 	if _, err := s.sh(ctx, n.Name, "initdb "+n.Name, fmt.Sprintf("%s -D %s -U postgres --auth=trust --encoding=UTF8 --no-sync >/dev/null",
-		s.bin("initdb"), transport.ShellQuote(n.DataDir))); err != nil {
+		s.binOf(n, "initdb"), transport.ShellQuote(n.DataDir))); err != nil {
 		return err
 	}
 	hba := "# switchover sandbox: trust on loopback only\n" +
@@ -48,7 +48,7 @@ func (s *Sandbox) initPrimary(ctx context.Context, n Node) error {
 	if err := s.chown(filepath.Join(n.DataDir, "pg_hba.conf")); err != nil {
 		return err
 	}
-	return s.appendConf(n, settings)
+	return s.appendConf(n, s.nodeSettings())
 }
 
 func (s *Sandbox) appendConf(n Node, text string) error {
@@ -67,7 +67,7 @@ func (s *Sandbox) appendConf(n Node, text string) error {
 
 func (s *Sandbox) start(ctx context.Context, n Node) error {
 	_, err := s.sh(ctx, n.Name, "start "+n.Name, fmt.Sprintf("%s start -D %s -w -t 60 -l %s >/dev/null",
-		s.bin("pg_ctl"), transport.ShellQuote(n.DataDir), transport.ShellQuote(filepath.Join(s.Dir, n.Name+".log"))))
+		s.binOf(n, "pg_ctl"), transport.ShellQuote(n.DataDir), transport.ShellQuote(filepath.Join(s.Dir, n.Name+".log"))))
 	return err
 }
 
@@ -163,8 +163,9 @@ func (s *Sandbox) writeInventory() error {
 	}
 	for _, n := range s.Nodes {
 		fmt.Fprintf(&b, "  %s:\n    conninfo: %q\n    host: %s\n    data_dir: %s\n    bin_dir: %s\n",
-			n.Name, s.Conninfo(n, "postgres"), host(n.Name), n.DataDir, s.BinDir)
+			n.Name, s.Conninfo(n, s.InventoryDatabase()), host(n.Name), n.DataDir, s.BinDir)
 	}
+	b.WriteString(s.greenInventory(host(GreenNode)))
 	if r := s.router(); r != nil {
 		fmt.Fprintf(&b, "router:\n  kind: %s\n  socket: %s\n  backend: %s\n  endpoint: %q\n", r.Kind, r.Socket, r.Backend, r.Endpoint)
 	} else {

@@ -47,7 +47,15 @@ type Options struct {
 	// with its own port and configuration; 0 or 1 is the one `pooler:`.
 	Poolers int
 	Router  string // "" or RouterNone: PgBouncer in front; RouterHAProxy: HAProxy instead, on the same port
-	Log     func(format string, args ...any)
+	// Green brings up, beside the cluster (blue), one empty server of a
+	// cluster of its own, GreenNode, on the port after the others, the
+	// target of a blue/green move fed by logical replication: every server
+	// then runs with wal_level = logical, and the inventory has a green:
+	// section. GreenBinDir is green's PostgreSQL (another major version,
+	// say); "" is blue's.
+	Green       bool
+	GreenBinDir string
+	Log         func(format string, args ...any)
 }
 
 // Node is one server of the sandbox.
@@ -79,6 +87,10 @@ type Sandbox struct {
 	// the nodes on: the one a repmgr sandbox runs on 127.0.0.1, or 22, each
 	// host's own, in a multi-host one; 0 when repmgr has none.
 	SSHPort int `json:"ssh_port,omitempty"`
+	// Green is the green server of a sandbox brought up with Options.Green,
+	// run from GreenBinDir; nil without one.
+	Green       *Node  `json:"green,omitempty"`
+	GreenBinDir string `json:"green_bin_dir,omitempty"`
 }
 
 // ClusterName is the cluster's name in the sandbox's inventory.
@@ -122,12 +134,15 @@ func (s *Sandbox) AdminConninfo() string {
 	return fmt.Sprintf("host=%s port=%d user=postgres dbname=pgbouncer sslmode=disable connect_timeout=5", s.Addr(PoolerHost), s.PortBase)
 }
 
-// Node returns the node called name.
+// Node returns the node called name, the green server's too.
 func (s *Sandbox) Node(name string) (Node, bool) {
 	for _, n := range s.Nodes {
 		if n.Name == name {
 			return n, true
 		}
+	}
+	if s.Green != nil && s.Green.Name == name {
+		return *s.Green, true
 	}
 	return Node{}, false
 }
@@ -263,6 +278,9 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 	if IsFleet(dir) {
 		return nil, fmt.Errorf("%s already holds a fleet sandbox; `switchover sandbox down --dir %s` first", dir, dir)
 	}
+	if err := checkGreen(o); err != nil {
+		return nil, err
+	}
 	bin, err := FindBinDir(o.BinDir)
 	if err != nil {
 		return nil, err
@@ -289,6 +307,9 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 	}
 	nodeSpan := span
 	span += max(o.Poolers-1, 0) // the second pooler and on, after the nodes' ports
+	if o.Green {
+		span++ // green, after everything else
+	}
 	if o.Hosts {
 		if err := checkHosts(o); err != nil {
 			return nil, err
@@ -314,6 +335,13 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("pg%d", i)
 		s.Nodes = append(s.Nodes, Node{Name: name, Port: o.PortBase + i, DataDir: filepath.Join(dir, name)})
+	}
+	if o.Green {
+		s.Green = &Node{Name: GreenNode, Port: o.PortBase + span, DataDir: filepath.Join(dir, GreenNode)}
+		s.GreenBinDir = o.GreenBinDir
+		if s.GreenBinDir == "" {
+			s.GreenBinDir = bin
+		}
 	}
 	created := false
 	sb := s // the named result is nil on the error paths below
@@ -379,6 +407,11 @@ func Up(ctx context.Context, o Options) (s *Sandbox, err error) {
 	}
 	if err := s.waitStreaming(ctx, 30*time.Second); err != nil {
 		return nil, err
+	}
+	if s.Green != nil {
+		if err := s.upGreen(ctx, o.Log); err != nil {
+			return nil, err
+		}
 	}
 	if s.Manager == ManagerRepmgr {
 		if err := s.upRepmgr(ctx, o.Log); err != nil {

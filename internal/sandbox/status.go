@@ -21,6 +21,7 @@ type NodeStatus struct {
 	Running  bool
 	State    pg.State
 	LagBytes int64 // standby: how far its replay is behind the primary's current LSN
+	Green    bool  // the green server, a cluster of its own
 	Err      error
 }
 
@@ -41,6 +42,11 @@ func (s *Sandbox) Status(ctx context.Context) []NodeStatus {
 		if st := out[i].State; out[i].Err == nil && st.Role == pg.RoleStandby && primaryLSN > 0 {
 			out[i].LagBytes = int64(primaryLSN) - int64(st.ReplayLSN)
 		}
+	}
+	if s.Green != nil { // a cluster of its own: no lag to blue's primary
+		g := NodeStatus{Node: *s.Green, Green: true, Running: s.pidOf(*s.Green) > 0}
+		g.State, g.Err = s.inspect(ctx, *s.Green)
+		out = append(out, g)
 	}
 	return out
 }
@@ -79,6 +85,11 @@ func (s *Sandbox) PIDs() map[string]int {
 	for _, n := range s.Nodes {
 		if pid := s.pidOf(n); pid > 0 {
 			out[n.Name] = pid
+		}
+	}
+	if s.Green != nil {
+		if pid := s.pidOf(*s.Green); pid > 0 {
+			out[s.Green.Name] = pid
 		}
 	}
 	for name, pid := range s.poolerPIDs() {
@@ -155,12 +166,13 @@ func (s *Sandbox) hostOf(name string) cluster.Host {
 func (s *Sandbox) Cluster() *cluster.Cluster {
 	c := &cluster.Cluster{Name: s.ClusterName(), Nodes: map[string]*cluster.Node{}}
 	for _, n := range s.Nodes {
-		c.Nodes[n.Name] = &cluster.Node{Name: n.Name, Conninfo: s.Conninfo(n, "postgres"), Host: s.hostOf(n.Name), DataDir: n.DataDir, BinDir: s.BinDir}
+		c.Nodes[n.Name] = &cluster.Node{Name: n.Name, Conninfo: s.Conninfo(n, s.InventoryDatabase()), Host: s.hostOf(n.Name), DataDir: n.DataDir, BinDir: s.BinDir}
 		c.Order = append(c.Order, n.Name)
 	}
 	if c.Router = s.router(); c.Router == nil {
 		c.Poolers = s.clusterPoolers()
 	}
 	c.Manager = s.manager()
+	c.Green = s.greenCluster()
 	return c
 }

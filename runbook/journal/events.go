@@ -10,6 +10,7 @@ import (
 	"github.com/switchover/switchover/runbook/spec"
 
 	"github.com/switchover/switchover/internal/kinds"
+	"github.com/switchover/switchover/internal/topology"
 )
 
 // EventType names an event. The names are stable: scripts read them in the
@@ -19,6 +20,7 @@ type EventType string
 // The events a run emits, in the order a step emits them.
 const (
 	EventRunStarted   EventType = "run.started"     // Run holds what, where, who
+	EventClusters     EventType = "clusters"        // a dry run's clusters: each node's major version, blue's and green's
 	EventRunResumed   EventType = "run.resumed"     // a journaled run continues
 	EventSection      EventType = "section.started" // a rollback, repair or finally section begins
 	EventStep         EventType = "step"            // a step moved to State
@@ -96,6 +98,9 @@ type Event struct {
 	NewPrimary string         `json:"new_primary,omitempty"`
 	OldPrimary string         `json:"old_primary,omitempty"`
 	Canary     *CanaryFigures `json:"canary,omitempty"`
+	// Clusters are, on a dry run's clusters event, the inventory's
+	// cluster (blue) and its green one, each node with its major version.
+	Clusters []topology.ClusterVersions `json:"clusters,omitempty"`
 	// Unchanged marks a step done whose action found nothing to do (a
 	// RESUME not sent, a canary that never ran), so that summaries list
 	// only the actions that changed something.

@@ -95,6 +95,7 @@ func FuzzLoadRunbook(f *testing.F) {
 func FuzzLoadInventory(f *testing.F) {
 	addSeeds(f, "inventory", "invalid-inventory", "valid")
 	f.Add([]byte("cluster: c\nnodes: {a: {host: {transport: [x]}}, b: {host: ~}}\npooler: {host: ssh}\nmanager: {kind: patroni, urls: [~, [x]]}\n"))
+	f.Add([]byte("cluster: c\ngreen: {name: g, nodes: {a: {conninfo: x}, b: ~}}\nnodes: {a: {conninfo: y}}\ngreen: ~\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		inv, err := LoadInventory("fuzz.yaml", src)
 		if err != nil {
@@ -103,6 +104,13 @@ func FuzzLoadInventory(f *testing.F) {
 		}
 		if len(inv.NodeOrder()) != len(inv.Cluster.Nodes) {
 			t.Fatalf("node order %q does not match nodes %v", inv.NodeOrder(), inv.Cluster.NodeNames())
+		}
+		if g := inv.Cluster.Green; g != nil {
+			for name := range g.Nodes {
+				if inv.Cluster.Nodes[name] != nil {
+					t.Fatalf("node %q is in both clusters", name)
+				}
+			}
 		}
 	})
 }

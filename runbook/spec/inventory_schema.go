@@ -18,8 +18,8 @@ import (
 	"github.com/switchover/switchover/internal/transport"
 )
 
-// LoadInventory parses an inventory: the cluster's name, its nodes, and the
-// optional pooler and manager.
+// LoadInventory parses an inventory: the cluster's name, its nodes, the
+// optional pooler and manager, and the optional green cluster.
 func LoadInventory(file string, src []byte) (*Inventory, error) {
 	r := &reader{file: file, reported: map[*yaml.Node]bool{}}
 	sum := sha256.Sum256(src)
@@ -38,8 +38,9 @@ func LoadInventory(file string, src []byte) (*Inventory, error) {
 		"vars": func(k, v *yaml.Node) { inv.Vars = r.vars(v, "vars") },
 		"nodes": func(k, v *yaml.Node) {
 			hasNodes = true
-			r.nodes(v, inv)
+			inv.order = r.nodes(v, "nodes", inv.Cluster, inv)
 		},
+		"green":   func(k, v *yaml.Node) { inv.Cluster.Green = r.green(v, inv) },
 		"pooler":  func(k, v *yaml.Node) { r.poolerKey(inv, k, v) },
 		"poolers": func(k, v *yaml.Node) { r.poolersKey(inv, k, v) },
 		"manager": func(k, v *yaml.Node) { inv.Cluster.Manager = r.manager(v) },
@@ -55,45 +56,81 @@ func LoadInventory(file string, src []byte) (*Inventory, error) {
 	return inv, r.probs.err()
 }
 
-func (r *reader) nodes(n *yaml.Node, inv *Inventory) {
+// nodes reads a mapping of node names to nodes into c (the cluster's
+// `nodes:`, or green's) and returns the names in the file's order. A name
+// is unique across both clusters: steps name nodes of either.
+func (r *reader) nodes(n *yaml.Node, what string, c *cluster.Cluster, inv *Inventory) []string {
 	if n.Kind != yaml.MappingNode {
-		r.errf(n, "nodes: want a mapping of node names to nodes, got %s", kindName(n))
-		return
+		r.errf(n, "%s: want a mapping of node names to nodes, got %s", what, kindName(n))
+		return nil
 	}
 	if len(n.Content) == 0 {
-		r.errf(n, "nodes: the mapping is empty")
+		r.errf(n, "%s: the mapping is empty", what)
 	}
-	nodeLine := map[string]int{}
+	if inv.nodeAt == nil {
+		inv.nodeAt = map[string]nodeSeen{}
+	}
+	var order []string
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode || !namePattern.MatchString(k.Value) {
-			r.errf(k, "nodes: %s is not a node name (%s)", kindName(k), nameRule)
+			r.errf(k, "%s: %s is not a node name (%s)", what, kindName(k), nameRule)
 			continue
 		}
-		if _, dup := inv.Cluster.Nodes[k.Value]; dup {
-			r.errf(k, "nodes: %q is given twice (first at line %d)", k.Value, nodeLine[k.Value])
+		if first, dup := inv.nodeAt[k.Value]; dup {
+			if first.section == what {
+				r.errf(k, "%s: %q is given twice (first at line %d)", what, k.Value, first.line)
+			} else {
+				r.errf(k, "%s: %q is already a node under %s (line %d): node names are unique across the cluster and green", what, k.Value, first.section, first.line)
+			}
 			continue
 		}
-		nodeLine[k.Value] = k.Line
+		inv.nodeAt[k.Value] = nodeSeen{section: what, line: k.Line}
 		node := &cluster.Node{Name: k.Value}
-		what := fmt.Sprintf("node %q", k.Value)
-		r.fields(v, what, map[string]func(k, v *yaml.Node){
+		nw := fmt.Sprintf("node %q", k.Value)
+		r.fields(v, nw, map[string]func(k, v *yaml.Node){
 			"conninfo": func(_, v *yaml.Node) {
-				node.Conninfo = r.str(v, what+": conninfo")
+				node.Conninfo = r.str(v, nw+": conninfo")
 				if node.Conninfo != "" {
 					if err := pg.CheckConninfo(node.Conninfo); err != nil {
-						r.errf(v, "%s: conninfo: %v", what, err)
+						r.errf(v, "%s: conninfo: %v", nw, err)
 					}
 				}
 			},
-			"host":     func(_, v *yaml.Node) { node.Host = r.host(v, what+": host") },
-			"data_dir": func(_, v *yaml.Node) { node.DataDir = r.str(v, what+": data_dir") },
-			"bin_dir":  func(_, v *yaml.Node) { node.BinDir = r.str(v, what+": bin_dir") },
+			"host":     func(_, v *yaml.Node) { node.Host = r.host(v, nw+": host") },
+			"data_dir": func(_, v *yaml.Node) { node.DataDir = r.str(v, nw+": data_dir") },
+			"bin_dir":  func(_, v *yaml.Node) { node.BinDir = r.str(v, nw+": bin_dir") },
 		})
-		inv.Cluster.Nodes[k.Value] = node
-		inv.order = append(inv.order, k.Value)
-		inv.Cluster.Order = append(inv.Cluster.Order, k.Value)
+		c.Nodes[k.Value] = node
+		order = append(order, k.Value)
+		c.Order = append(c.Order, k.Value)
 	}
+	return order
+}
+
+// nodeSeen is where a node name was first given: under which section
+// (nodes or green: nodes) and on which line.
+type nodeSeen struct {
+	section string
+	line    int
+}
+
+// green reads the green section: the target cluster of a blue/green move,
+// an optional name and its nodes in the format of the cluster's own.
+func (r *reader) green(n *yaml.Node, inv *Inventory) *cluster.Cluster {
+	g := &cluster.Cluster{Nodes: map[string]*cluster.Node{}}
+	var hasNodes bool
+	suggested := r.fields(n, "green", map[string]func(k, v *yaml.Node){
+		"name": func(_, v *yaml.Node) { g.Name = r.name(v, "green: name") },
+		"nodes": func(_, v *yaml.Node) {
+			hasNodes = true
+			r.nodes(v, "green: nodes", g, inv)
+		},
+	})
+	if n.Kind == yaml.MappingNode && !hasNodes && !suggested["nodes"] {
+		r.errf(n, "green: missing key \"nodes\" (the green cluster's nodes, as under nodes:)")
+	}
+	return g
 }
 
 // host reads `local`, or a mapping {transport: local|ssh, address: ...}.

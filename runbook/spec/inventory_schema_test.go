@@ -65,3 +65,67 @@ func TestInvalidInventories(t *testing.T) {
 		})
 	}
 }
+
+// The green section: a second cluster whose nodes are in the format of the
+// cluster's own, reached by name, and left out of the cluster's walk.
+func TestLoadInventoryGreen(t *testing.T) {
+	t.Parallel()
+	inv := loadInventory(t, "green.yaml")
+	g := inv.Cluster.Green
+	if g == nil {
+		t.Fatal("no green cluster")
+	}
+	if g.Name != "blue-17" || !slices.Equal(g.Order, []string{"green1", "green2"}) || len(g.Nodes) != 2 {
+		t.Errorf("green = %q with %q, want blue-17 with green1, green2", g.Name, g.Order)
+	}
+	g1 := g.Nodes["green1"]
+	if g1.Host.Transport != "ssh" || g1.Host.User != "postgres" || g1.DataDir != "/var/lib/postgresql/17/main" || g1.BinDir != "/usr/lib/postgresql/17/bin" || g1.Conninfo != "host=10.0.1.1 port=5432 dbname=postgres" {
+		t.Errorf("green1 = %+v", g1)
+	}
+	if got := inv.NodeOrder(); !slices.Equal(got, []string{"pg1", "pg2"}) {
+		t.Errorf("NodeOrder = %q, want blue's only", got)
+	}
+	if got := inv.Cluster.NodeOrder(); !slices.Equal(got, []string{"pg1", "pg2"}) {
+		t.Errorf("Cluster.NodeOrder = %q, want blue's only", got)
+	}
+	if n, ok := inv.Cluster.Node("green2"); !ok || n.Name != "green2" {
+		t.Errorf("Cluster.Node(green2) = %v, %v", n, ok)
+	}
+	if loadInventory(t, "local.yaml").Cluster.Green != nil {
+		t.Error("an inventory without green: has a green cluster")
+	}
+}
+
+// A node parameter may name a green node, given directly or through a
+// variable; a name of neither cluster is refused with both lists.
+func TestGreenNodeParameters(t *testing.T) {
+	t.Parallel()
+	inv := loadInventory(t, "green.yaml")
+	src := `name: green-nodes
+steps:
+  - name: on-green
+    requires:
+      - exec: {command: "true", node: green2}
+    action:
+      exec: {command: "echo cut over", node: "${candidate}"}
+`
+	rb, err := LoadRunbook("green-nodes.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Resolve(rb, inv, nil)
+	if err != nil {
+		t.Fatalf("resolve with green nodes: %v", err)
+	}
+	if got := p.Steps[0].ActionArgs["node"]; got != "green1" {
+		t.Errorf("action node = %v, want green1 (${candidate})", got)
+	}
+	_, err = Resolve(rb, inv, overrides(t, "candidate=green9"))
+	text := validationText(t, err)
+	if want := `node "green9" is not in inventory testdata/inventory/green.yaml (nodes: pg1, pg2; green: green1, green2)`; !strings.Contains(text, want) {
+		t.Errorf("resolve with candidate=green9:\n%s\nwant it to say %s", text, want)
+	}
+	if !strings.Contains(text, "green-nodes.yaml:7:") {
+		t.Errorf("resolve with candidate=green9:\n%s\nwant the parameter's position", text)
+	}
+}

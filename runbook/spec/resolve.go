@@ -516,8 +516,8 @@ func (z *resolver) args(specs []params.Spec, c *rawCall, what string) (params.Va
 			case z.inv == nil:
 				z.probs.add(at, "%s: %s: node %q, but no inventory was given (-i FILE)", what, s.Name, node)
 				return vals, false
-			case z.inv.Cluster.Nodes[node] == nil:
-				z.probs.add(at, "%s: %s: node %q is not in inventory %s (nodes: %s)", what, s.Name, node, z.inv.File, strings.Join(z.inv.order, ", "))
+			case !z.inv.hasNode(node):
+				z.probs.add(at, "%s: %s: node %q is not in inventory %s (%s)", what, s.Name, node, z.inv.File, z.inv.nodeList())
 				return vals, false
 			}
 		}

@@ -8,6 +8,7 @@
 package spec
 
 import (
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -48,6 +49,9 @@ type Inventory struct {
 	Cluster *cluster.Cluster
 	Vars    []VarDecl
 	order   []string // node names in file order
+	// nodeAt is where each node name was first given, the cluster's and
+	// green's, so a name given twice is refused where it stands.
+	nodeAt map[string]nodeSeen
 	// poolersKey is the `pooler:` or `poolers:` key read, so the other
 	// one is refused where it stands.
 	poolersKey *yaml.Node
@@ -55,6 +59,22 @@ type Inventory struct {
 
 // NodeOrder returns the node names in the order the inventory lists them.
 func (inv *Inventory) NodeOrder() []string { return append([]string(nil), inv.order...) }
+
+// hasNode reports whether a node parameter may name node: a node of the
+// cluster or of its green one.
+func (inv *Inventory) hasNode(node string) bool {
+	_, ok := inv.Cluster.Node(node)
+	return ok
+}
+
+// nodeList names the nodes a node parameter may name, for messages.
+func (inv *Inventory) nodeList() string {
+	s := "nodes: " + strings.Join(inv.order, ", ")
+	if g := inv.Cluster.Green; g != nil && len(g.Order) > 0 {
+		s += "; green: " + strings.Join(g.Order, ", ")
+	}
+	return s
+}
 
 // Section names where a step sits in a plan.
 type Section string
