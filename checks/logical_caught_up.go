@@ -50,7 +50,7 @@ var _ Check = (*LogicalCaughtUp)(nil)
 
 // Describe implements Check.
 func (c *LogicalCaughtUp) Describe(*cluster.Target) string {
-	return fmt.Sprintf("subscription %s on %s is enabled, every table of it ready (pg_subscription_rel), its slot on %s within %s of pg_current_wal_lsn()",
+	return fmt.Sprintf("subscription %s on %s is enabled, every table of it ready (pg_subscription_rel), its slot on %s in use by its apply worker and within %s of pg_current_wal_lsn()",
 		c.Subscription, c.Subscriber, c.Publisher, params.FormatBytes(c.MaxLag))
 }
 
@@ -89,7 +89,7 @@ func (c *LogicalCaughtUp) run(ctx context.Context, t *cluster.Target) Result {
 }
 
 func (c *LogicalCaughtUp) judge(s *logical.Subscription, ts logical.TableSync, slot logical.Slot) Result {
-	values := map[string]any{"enabled": s.Enabled, "tables": ts.Total, "ready": ts.Ready, "lag_bytes": slot.Lag(),
+	values := map[string]any{"enabled": s.Enabled, "slot_active": slot.Active, "tables": ts.Total, "ready": ts.Ready, "lag_bytes": slot.Lag(),
 		"confirmed_flush_lsn": slot.Confirmed.String(), "publisher_lsn": slot.Current.String()}
 	var problems []string
 	if !s.Enabled {
@@ -103,6 +103,12 @@ func (c *LogicalCaughtUp) judge(s *logical.Subscription, ts logical.TableSync, s
 		problems = append(problems, fmt.Sprintf("subscription %s has no slot (slot_name = NONE)", s.Name))
 	case !slot.Exists:
 		problems = append(problems, fmt.Sprintf("no slot %s on %s", s.Slot, c.Publisher))
+	case !slot.Active:
+		// An enabled subscription whose worker has not started yet (the
+		// launcher starts it up to wal_retrieve_retry_interval after the
+		// subscription is enabled again) would hold clients that long in
+		// the window: the worker must be streaming before the pause.
+		problems = append(problems, fmt.Sprintf("slot %s on %s is not in use: the apply worker of subscription %s is not streaming yet", s.Slot, c.Publisher, s.Name))
 	case slot.Lag() > c.MaxLag:
 		problems = append(problems, fmt.Sprintf("slot %s on %s confirmed %s, %s behind %s", s.Slot, c.Publisher, slot.Confirmed, logical.Size(slot.Lag()), slot.Current))
 	}

@@ -29,11 +29,16 @@ func TestLogicalCaughtUpJudge(t *testing.T) {
 	c := &LogicalCaughtUp{Subscriber: "green", Publisher: "blue", Subscription: "s", MaxLag: 1 << 20}
 	sub := &logical.Subscription{Name: "s", Enabled: true, Slot: "s"}
 	ready := logical.TableSync{Total: 2, Ready: 2}
-	if r := c.judge(sub, ready, logical.Slot{Name: "s", Exists: true, Confirmed: 100, Current: 200}); r.Status != Pass {
+	if r := c.judge(sub, ready, logical.Slot{Name: "s", Exists: true, Active: true, Confirmed: 100, Current: 200}); r.Status != Pass {
 		t.Errorf("caught up: %s %s", r.Status, r.Observed)
 	}
+	// Enabled again, its worker not started yet: what was applied is
+	// close, but nothing would apply while clients are held.
+	if r := c.judge(sub, ready, logical.Slot{Name: "s", Exists: true, Confirmed: 100, Current: 200}); r.Status != Fail || !strings.Contains(r.Observed, "apply worker of subscription s is not streaming yet") {
+		t.Errorf("worker not started: %s %s", r.Status, r.Observed)
+	}
 	r := c.judge(&logical.Subscription{Name: "s", Slot: "s"}, logical.TableSync{Total: 2, Ready: 1, NotReady: []string{"public.big (copying)"}},
-		logical.Slot{Name: "s", Exists: true, Confirmed: 0, Current: pg.LSN(64 << 20)})
+		logical.Slot{Name: "s", Exists: true, Active: true, Confirmed: 0, Current: pg.LSN(64 << 20)})
 	for _, want := range []string{"subscription s is disabled", "1 of 2 tables not ready: public.big (copying)", "64.0 MB behind"} {
 		if r.Status != Fail || !strings.Contains(r.Observed, want) {
 			t.Errorf("want %q in %s %s", want, r.Status, r.Observed)
