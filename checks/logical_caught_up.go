@@ -24,15 +24,10 @@ func init() {
 		New: func(v params.Values) (Check, error) {
 			c := &LogicalCaughtUp{Subscriber: v.Node("subscriber"), Publisher: v.Node("publisher"),
 				Subscription: v.String("subscription"), MaxLag: v.Int("max_lag_bytes")}
-			switch {
-			case c.Subscriber == "" || c.Publisher == "":
-				return nil, errors.New("subscriber and publisher must both name a node")
-			case c.Subscriber == c.Publisher:
-				return nil, fmt.Errorf("subscriber and publisher are both %q", c.Subscriber)
-			case c.Subscription == "":
+			if c.Subscription == "" {
 				return nil, errors.New("subscription is empty")
 			}
-			return c, nil
+			return c, params.DistinctNodes(c.Subscriber, "subscriber", c.Publisher, "publisher")
 		},
 	})
 }

@@ -2,7 +2,6 @@ package checks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/switchover/switchover/internal/cluster"
@@ -20,13 +19,7 @@ func init() {
 		},
 		New: func(v params.Values) (Check, error) {
 			c := &LogicalExtensions{From: v.Node("from"), To: v.Node("to")}
-			switch {
-			case c.From == "" || c.To == "":
-				return nil, errors.New("from and to must both name a node")
-			case c.From == c.To:
-				return nil, fmt.Errorf("from and to are both %q", c.From)
-			}
-			return c, nil
+			return c, params.DistinctNodes(c.From, "from", c.To, "to")
 		},
 	})
 }

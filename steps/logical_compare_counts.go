@@ -29,7 +29,7 @@ func init() {
 			if s.Sample < 0 {
 				return nil, fmt.Errorf("sample is %d: want 0 or more", s.Sample)
 			}
-			return s, twoNodes(s.From, "from", s.To, "to")
+			return s, params.DistinctNodes(s.From, "from", s.To, "to")
 		},
 	})
 }

@@ -3,7 +3,6 @@ package steps
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
@@ -21,17 +20,6 @@ func logicalConn(ctx context.Context, t *cluster.Target, name string) (*pgx.Conn
 		return nil, err
 	}
 	return connectNode(ctx, t, n, remaining(ctx))
-}
-
-// twoNodes checks a pair of node parameters.
-func twoNodes(a, aName, b, bName string) error {
-	switch {
-	case a == "" || b == "":
-		return fmt.Errorf("%s and %s must both name a node", aName, bName)
-	case a == b:
-		return fmt.Errorf("%s and %s are both %q", aName, bName, a)
-	}
-	return nil
 }
 
 // needName checks a name parameter.

@@ -28,7 +28,7 @@ func init() {
 		New: func(v params.Values) (Step, error) {
 			s := &LogicalSubscribe{Node: v.Node("node"), Upstream: v.Node("upstream"), Publication: v.String("publication"),
 				Subscription: v.String("subscription"), CopyData: v.Bool("copy_data"), SynchronousCommit: v.String("synchronous_commit")}
-			if err := twoNodes(s.Node, "node", s.Upstream, "upstream"); err != nil {
+			if err := params.DistinctNodes(s.Node, "node", s.Upstream, "upstream"); err != nil {
 				return nil, err
 			}
 			if err := needName("publication", s.Publication); err != nil {

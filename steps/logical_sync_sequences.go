@@ -20,7 +20,7 @@ func init() {
 		},
 		New: func(v params.Values) (Step, error) {
 			s := &LogicalSyncSequences{From: v.Node("from"), To: v.Node("to")}
-			return s, twoNodes(s.From, "from", s.To, "to")
+			return s, params.DistinctNodes(s.From, "from", s.To, "to")
 		},
 	})
 }

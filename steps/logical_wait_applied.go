@@ -24,7 +24,7 @@ func init() {
 		New: func(v params.Values) (Step, error) {
 			s := &LogicalWaitApplied{Subscriber: v.Node("subscriber"), Publisher: v.Node("publisher"), Subscription: v.String("subscription"),
 				Every: v.Duration("every"), Within: v.Duration("within")}
-			if err := twoNodes(s.Subscriber, "subscriber", s.Publisher, "publisher"); err != nil {
+			if err := params.DistinctNodes(s.Subscriber, "subscriber", s.Publisher, "publisher"); err != nil {
 				return nil, err
 			}
 			if s.Every <= 0 || s.Within <= 0 {

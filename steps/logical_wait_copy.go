@@ -26,7 +26,7 @@ func init() {
 		New: func(v params.Values) (Step, error) {
 			s := &LogicalWaitCopy{Subscriber: v.Node("subscriber"), Publisher: v.Node("publisher"), Subscription: v.String("subscription"),
 				MaxLag: v.Int("max_lag_bytes"), Within: v.Duration("within"), Every: v.Duration("every")}
-			if err := twoNodes(s.Subscriber, "subscriber", s.Publisher, "publisher"); err != nil {
+			if err := params.DistinctNodes(s.Subscriber, "subscriber", s.Publisher, "publisher"); err != nil {
 				return nil, err
 			}
 			if s.Every <= 0 || s.Within <= 0 {
