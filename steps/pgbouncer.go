@@ -27,6 +27,8 @@ func init() {
 				Doc: "how many times PAUSE is tried when it does not complete within max_wait (needs node): between two, clients go on and the transactions it waited for are given retry_within to end"},
 			{Name: "retry_within", Type: params.Duration, Default: "30s",
 				Doc: "how long, between two attempts, the transactions a PAUSE waited for may take to end, with no client held; still running then, the step fails, naming them"},
+			{Name: "stage_repoint", Type: params.Node,
+				Doc: "the node a later pgbouncer.repoint of this run sends clients to: before clients are held, each pooler's configuration repointed there is written beside it (<config>.switchover-staged), so that the repoint, clients held, only moves it in place once it has checked that neither file changed (one command, no input: over ssh it runs in the host's shell)"},
 		},
 		New: func(v params.Values) (Step, error) {
 			switch {
@@ -44,7 +46,7 @@ func init() {
 				return nil, errors.New(`parameter "retry_within" must be more than 0`)
 			}
 			return &PgBouncerPause{MaxWait: v.Duration("max_wait"), MaxHold: v.Duration("max_hold"), Node: v.Node("node"),
-				Attempts: int(v.Int("attempts")), RetryWithin: v.Duration("retry_within")}, nil
+				Attempts: int(v.Int("attempts")), RetryWithin: v.Duration("retry_within"), StageRepoint: v.Node("stage_repoint")}, nil
 		},
 	})
 	Register(Definition{

@@ -112,3 +112,110 @@ func writePoolerConfig(ctx context.Context, ex transport.Executor, path, read, u
 // errConfigChanged: the configuration file is no longer what the pause
 // read; read it again.
 var errConfigChanged = errors.New("the configuration file changed since it was read")
+
+// stagedRepoint is a pooler configuration repointed and written beside
+// the file before clients were held (stageRepoint), for the repoint.
+type stagedRepoint struct {
+	To   hostPort // where the staged file points the client database
+	Read string   // the configuration it was made from
+	Text string   // what the staged file holds
+}
+
+// stagedPath is where a pooler's repointed configuration is staged.
+func stagedPath(config string) string { return config + ".switchover-staged" }
+
+// sessionStaged is the run session's key of what was staged for config.
+func sessionStaged(config string) string { return "pgbouncer.staged:" + config }
+
+// stageRepoint writes, before clients are held, the pooler's
+// configuration as the repoint to node will write it, beside the file
+// (stagedPath, with the file's mode), and keeps what it wrote in the run's
+// session. It never fails the pause: what it cannot stage, the repoint
+// writes itself.
+func stageRepoint(ctx context.Context, t *cluster.Target, p *cluster.Pooler, node string) {
+	if t == nil || t.Session == nil || p.Config == "" || p.Database == "" {
+		return
+	}
+	kept, ok := t.Session.Take(sessionPoolerConfig(p.Config))
+	if !ok {
+		return
+	}
+	t.Session.Put(sessionPoolerConfig(p.Config), kept)
+	v, ok := kept.(string)
+	if !ok {
+		return
+	}
+	r, err := nodeConninfo(t, node)
+	if err != nil {
+		return
+	}
+	to := hostPort{Host: r.Host, Port: r.PortString()}
+	rp, err := repointConfig(v, p.Database, to)
+	if err != nil || rp.Text == v {
+		return
+	}
+	ex, err := p.Host.Executor()
+	if err != nil {
+		return
+	}
+	staged := transport.ShellQuote(stagedPath(p.Config))
+	cmd := fmt.Sprintf(`cp -p %s %s && cat > %s || { rm -f %s; exit 1; }`, transport.ShellQuote(p.Config), staged, staged, staged)
+	if out, err := transport.RunInput(ctx, ex, cmd, strings.NewReader(rp.Text)); err != nil || out.ExitCode != 0 {
+		return
+	}
+	t.Session.Put(sessionStaged(p.Config), stagedRepoint{To: to, Read: v, Text: rp.Text})
+}
+
+// takeStaged returns what stageRepoint staged for config, and forgets it.
+func takeStaged(t *cluster.Target, config string) (stagedRepoint, bool) {
+	if t == nil || t.Session == nil {
+		return stagedRepoint{}, false
+	}
+	v, ok := t.Session.Take(sessionStaged(config))
+	if !ok {
+		return stagedRepoint{}, false
+	}
+	st, ok := v.(stagedRepoint)
+	return st, ok
+}
+
+// moveStagedCommand moves the staged configuration in place, unless the
+// file changed since it was read (exit configChangedExit) or the staged
+// file is not what was staged (exit stagedChangedExit): one command with
+// no input.
+func moveStagedCommand(config string, st stagedRepoint) string {
+	sum := sha256.Sum256([]byte(st.Text))
+	staged := transport.ShellQuote(stagedPath(config))
+	return unchangedGuard(config, st.Read) +
+		fmt.Sprintf(`if [ "$(sha256sum < %s 2>/dev/null)" != %s ]; then exit %d; fi; mv -f %s %s`,
+			staged, transport.ShellQuote(hex.EncodeToString(sum[:])+"  -"), stagedChangedExit, staged, transport.ShellQuote(config))
+}
+
+// stagedChangedExit is what moveStagedCommand exits with when the staged
+// file is not what was staged.
+const stagedChangedExit = 4
+
+// errStagedChanged: the staged configuration is not what was staged.
+var errStagedChanged = errors.New("the staged configuration changed since it was written")
+
+// moveStaged moves the staged configuration in place (moveStagedCommand).
+func moveStaged(ctx context.Context, ex transport.Executor, config string, st stagedRepoint) error {
+	out, err := ex.Run(ctx, moveStagedCommand(config, st))
+	switch {
+	case err != nil:
+		return fmt.Errorf("move %s in place: %w", stagedPath(config), err)
+	case out.ExitCode == configChangedExit:
+		return errConfigChanged
+	case out.ExitCode == stagedChangedExit:
+		return errStagedChanged
+	case out.ExitCode != 0:
+		return errorWithLast(fmt.Sprintf("move %s in place exited %d", stagedPath(config), out.ExitCode), out)
+	}
+	return nil
+}
+
+// removeStaged removes a staged configuration the repoint did not use (a
+// rollback's repoint elsewhere), best effort.
+func removeStaged(ctx context.Context, ex transport.Executor, config string) {
+	_, _ = ex.Run(ctx, "rm -f "+transport.ShellQuote(stagedPath(config)))
+}

@@ -41,6 +41,9 @@ type PgBouncerPause struct {
 	Node        string
 	Attempts    int
 	RetryWithin time.Duration
+	// StageRepoint is the node a later repoint sends clients to: its
+	// configuration is staged before clients are held (stageRepoint).
+	StageRepoint string
 }
 
 var _ Step = (*PgBouncerPause)(nil)
@@ -107,9 +110,13 @@ func (s *PgBouncerPause) Apply(ctx context.Context, t *cluster.Target) error {
 	if err := s.ready(ctx, t, all, fail); err != nil {
 		return err
 	}
-	// What the repoint will rewrite, read while nobody is held yet.
+	// What the repoint will rewrite, read (and, with StageRepoint,
+	// written beside it repointed) while nobody is held yet.
 	for _, p := range ps {
 		keepPoolerConfig(ctx, t, p)
+		if s.StageRepoint != "" {
+			stageRepoint(ctx, t, p, s.StageRepoint)
+		}
 	}
 	attempts := 1
 	if s.retries() {

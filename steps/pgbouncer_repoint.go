@@ -149,6 +149,15 @@ func (s *PgBouncerRepoint) repointOne(ctx context.Context, t *cluster.Target, p 
 	// here (see pgbouncer_config.go); when the file changed since, it is
 	// read again.
 	text, kept := keptPoolerConfig(t, p.Config)
+	// What the pause staged beside the file, when it knew where the
+	// repoint goes: moved in place, it saves shipping the file inside the
+	// window. Staged for another node (a rollback's repoint), it is
+	// removed.
+	st, staged := takeStaged(t, p.Config)
+	if staged && st.To != to {
+		removeStaged(ctx, ex, p.Config)
+		staged = false
+	}
 	var mask *secret.Redactor // masks password= in the entries it prints
 	var rp repointed
 	for {
@@ -168,6 +177,28 @@ func (s *PgBouncerRepoint) repointOne(ctx context.Context, t *cluster.Target, p 
 		}
 		for _, m := range rp.Moved {
 			print(prefix + "old: " + mask.Redact(m.Old))
+		}
+		if staged {
+			staged = false
+			if kept && st.Read == text && st.Text == rp.Text {
+				err := moveStaged(ctx, ex, p.Config, st)
+				if err == nil {
+					print(fmt.Sprintf("%s%s: the configuration staged before the pause (%s) moved in place", prefix, p.Config, stagedPath(p.Config)))
+					break
+				}
+				switch {
+				case errors.Is(err, errConfigChanged):
+					print(prefix + p.Config + " changed since the pause read it; reading it again")
+					removeStaged(ctx, ex, p.Config)
+					kept = false
+					continue
+				case errors.Is(err, errStagedChanged):
+					print(prefix + stagedPath(p.Config) + " is not what the pause staged; writing the file instead")
+				default:
+					return fail(fmt.Errorf("%w; the file may be unchanged, pgbouncer still routes %s to the old server", err, p.Database))
+				}
+			}
+			removeStaged(ctx, ex, p.Config)
 		}
 		if rp.Text == text {
 			print(fmt.Sprintf("%s%s already points at %s; file unchanged", prefix, p.Database, to))
