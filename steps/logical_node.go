@@ -3,10 +3,13 @@ package steps
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/params"
 )
 
 // What the logical.* steps share: a connection to a node by name, and the
@@ -28,4 +31,17 @@ func needName(param, v string) error {
 		return errors.New(param + " is empty")
 	}
 	return nil
+}
+
+// subscriptionWait checks the parameters of a step that waits on a
+// subscription (logical.wait_copy, logical.wait_applied): two distinct
+// nodes, the subscription's name, and a positive poll and bound.
+func subscriptionWait(subscriber, publisher, subscription string, every, within time.Duration) error {
+	if err := params.DistinctNodes(subscriber, "subscriber", publisher, "publisher"); err != nil {
+		return err
+	}
+	if every <= 0 || within <= 0 {
+		return fmt.Errorf("within and every must be positive")
+	}
+	return needName("subscription", subscription)
 }

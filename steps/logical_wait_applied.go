@@ -24,13 +24,7 @@ func init() {
 		New: func(v params.Values) (Step, error) {
 			s := &LogicalWaitApplied{Subscriber: v.Node("subscriber"), Publisher: v.Node("publisher"), Subscription: v.String("subscription"),
 				Every: v.Duration("every"), Within: v.Duration("within")}
-			if err := params.DistinctNodes(s.Subscriber, "subscriber", s.Publisher, "publisher"); err != nil {
-				return nil, err
-			}
-			if s.Every <= 0 || s.Within <= 0 {
-				return nil, fmt.Errorf("within and every must be positive")
-			}
-			return s, needName("subscription", s.Subscription)
+			return s, subscriptionWait(s.Subscriber, s.Publisher, s.Subscription, s.Every, s.Within)
 		},
 	})
 }
