@@ -143,9 +143,30 @@ func (c *PGSameCluster) run(ctx context.Context, t *cluster.Target) Result {
 		}
 		observed += "; " + strings.Join(routes, "; ")
 	}
+	recordIdentities(t, ids, clusterID)
 	r := Passed(observed)
 	r.Values = values
 	return r
+}
+
+// recordIdentities records, as the fact cluster.SystemIDFact, the system
+// identifier of every node whose server gave it: a pg.stop later in the run
+// then compares the control file with it without asking the server while
+// clients are held. A fact already there is left as it is.
+func recordIdentities(t *cluster.Target, ids []nodeIdentity, clusterID string) {
+	if t == nil || t.Facts == nil {
+		return
+	}
+	for _, id := range ids {
+		if id.Server != clusterID {
+			continue
+		}
+		key := cluster.SystemIDFact(id.Node)
+		if v, ok := t.Facts.Get(key); ok && v == clusterID {
+			continue
+		}
+		t.Facts.Set(key, clusterID)
+	}
 }
 
 // identifier is the node's system identifier: its server's, or its control

@@ -95,6 +95,15 @@ func TestPGSameCluster(t *testing.T) {
 			tg := &cluster.Target{Cluster: c, Facts: &cluster.Facts{}}
 			r := runCheck(t, mustBuild(t, "pg.same_cluster", nil), tg)
 			assertResult(t, r, tt.status, tt.want, nil)
+			// A pass records the identifier of every node whose server
+			// gave it, for pg.stop; anything else records none.
+			for _, name := range c.Order {
+				got, ok := tg.Facts.Get(cluster.SystemIDFact(name))
+				answered := !(tt.status == Pass && strings.Contains(tt.name, "does not answer") && name == "pg3")
+				if want := tt.status == Pass && answered; ok != want || (ok && got != ours) {
+					t.Errorf("fact %s = %q, %v; want it recorded (%s) %v", cluster.SystemIDFact(name), got, ok, ours, want)
+				}
+			}
 		})
 	}
 }

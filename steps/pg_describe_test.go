@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/transport"
 )
 
 // pgInventory is a production-like inventory: one conninfo in the
@@ -47,7 +48,9 @@ func TestPgDescribe(t *testing.T) {
 		{name: "stop smart, quoted data directory", kind: "pg.stop", raw: map[string]string{"node": "pg2", "mode": "smart", "wait": "90s"},
 			node: on2, command: "set -- $(od -An -t u8 -j 0 -N 8 '/srv/pg data/global/pg_control' 2>/dev/null); if [ \"${1:-}\" != '<system identifier of pg2>' ]; then echo switchover:other-cluster \"${1:-}\"; exit 5; fi; if [ -e '/srv/pg data/postmaster.pid' ]; then read -r pm < '/srv/pg data/postmaster.pid'; case \"$pm\" in ''|*[!0-9]*) echo \"postmaster.pid names no postmaster: $pm\" >&2; exit 1;; esac; kill -TERM \"$pm\" || exit 1; n=0; c=-1; while [ -e '/srv/pg data/postmaster.pid' ]; do n=$((n+1)); if [ $n -gt 30000 ]; then echo \"still running after 90s\" >&2; exit 3; fi; if [ $((n % 30)) -eq 0 ]; then if [ $c -lt 0 ]; then LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D '/srv/pg data' | grep -q '^Database cluster state: *shut down$' && c=$(date +%s); elif [ $(( $(date +%s) - c )) -ge 2 ]; then echo switchover:lingering $(ls '/srv/pg data/pg_wal/archive_status' 2>/dev/null | grep -c '[.]ready$'); break; fi; fi; sleep 0.003; done; else echo switchover:not-running; fi; LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D '/srv/pg data'", changes: []string{"smart"}},
 		{name: "stop done at the checkpoint", kind: "pg.stop", raw: map[string]string{"node": "pg1", "done_at": "checkpoint"},
-			node: on1, command: "set -- $(od -An -t u8 -j 0 -N 8 /var/lib/postgresql/15/main/global/pg_control 2>/dev/null); if [ \"${1:-}\" != '<system identifier of pg1>' ]; then echo switchover:other-cluster \"${1:-}\"; exit 5; fi; if [ -e /var/lib/postgresql/15/main/postmaster.pid ]; then read -r pm < /var/lib/postgresql/15/main/postmaster.pid; case \"$pm\" in ''|*[!0-9]*) echo \"postmaster.pid names no postmaster: $pm\" >&2; exit 1;; esac; kill -INT \"$pm\" || exit 1; n=0; c=-1; while [ -e /var/lib/postgresql/15/main/postmaster.pid ]; do n=$((n+1)); if [ $n -gt 20000 ]; then echo \"still running after 60s\" >&2; exit 3; fi; set -- $(od -An -t x1 -N 64 /var/lib/postgresql/15/main/global/pg_control 2>/dev/null); st=\"${17:-}${18:-}${19:-}${20:-}\"; if [ \"$st\" = 01000000 ] || [ \"$st\" = 00000001 ]; then echo switchover:checkpointed \"$@\"; exit 0; fi; sleep 0.003; done; else echo switchover:not-running; fi; LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D /var/lib/postgresql/15/main",
+			node: on1, command: "set -- $(od -An -t u8 -j 0 -N 8 /var/lib/postgresql/15/main/global/pg_control 2>/dev/null); if [ \"${1:-}\" != '<system identifier of pg1>' ]; then echo switchover:other-cluster \"${1:-}\"; exit 5; fi; if [ -e /var/lib/postgresql/15/main/postmaster.pid ]; then read -r pm < /var/lib/postgresql/15/main/postmaster.pid; case \"$pm\" in ''|*[!0-9]*) echo \"postmaster.pid names no postmaster: $pm\" >&2; exit 1;; esac; kill -INT \"$pm\" || exit 1; n=0; c=-1; " +
+				"if command -v perl >/dev/null 2>&1; then perl -e " + transport.ShellQuote(checkpointWatch) + " /var/lib/postgresql/15/main/postmaster.pid /var/lib/postgresql/15/main/global/pg_control 64 60 10; r=$?; if [ $r -eq 10 ]; then exit 0; elif [ $r -ne 0 ]; then exit $r; fi; " +
+				"else while [ -e /var/lib/postgresql/15/main/postmaster.pid ]; do n=$((n+1)); if [ $n -gt 20000 ]; then echo \"still running after 60s\" >&2; exit 3; fi; set -- $(od -An -t x1 -N 64 /var/lib/postgresql/15/main/global/pg_control 2>/dev/null); st=\"${17:-}${18:-}${19:-}${20:-}\"; if [ \"$st\" = 01000000 ] || [ \"$st\" = 00000001 ]; then echo switchover:checkpointed \"$@\"; exit 0; fi; sleep 0.003; done; fi; else echo switchover:not-running; fi; LC_ALL=C /usr/lib/postgresql/15/bin/pg_controldata -D /var/lib/postgresql/15/main",
 			changes: []string{"stops PostgreSQL on pg1", "done once the control file says its shutdown checkpoint is written", "waits up to 2s"}},
 		{name: "stop with a command", kind: "pg.stop", raw: map[string]string{"node": "pg1", "command": "sudo systemctl stop postgresql@15-main"},
 			node: on1, command: "sudo systemctl stop postgresql@15-main", changes: []string{"with the given command", "clean shutdown"}},
@@ -57,7 +60,7 @@ func TestPgDescribe(t *testing.T) {
 		{name: "start with a log and a wait", kind: "pg.start", raw: map[string]string{"node": "pg2", "wait": "1500ms", "log": "/var/log/pg 2.log"},
 			node: on2, command: "/usr/lib/postgresql/15/bin/pg_ctl start -D '/srv/pg data' -w -t 2 -l '/var/log/pg 2.log'"},
 		{name: "promote", kind: "pg.promote", raw: map[string]string{"node": "pg2", "wait": "30s"},
-			node: on2, command: "SELECT pg_promote(wait => false); then SELECT pg_is_in_recovery() every 2ms until false, at most 30s; SELECT pg_reload_conf() should its startup process sleep out wal_retrieve_retry_interval (it wakes it)", changes: []string{"ends recovery on pg2", "new timeline"}},
+			node: on2, command: "SELECT CASE WHEN pg_is_in_recovery() THEN pg_promote(wait => false) END; then SELECT pg_is_in_recovery() every 2ms until false, at most 30s; SELECT pg_reload_conf() should its startup process sleep out wal_retrieve_retry_interval (it wakes it)", changes: []string{"ends recovery on pg2", "new timeline"}},
 		{name: "follow", kind: "pg.follow", raw: map[string]string{"node": "pg1", "upstream": "pg2"},
 			node: on1,
 			command: "on pg2, unless pg_replication_slots has it: SELECT pg_create_physical_replication_slot('pg1')\n" +

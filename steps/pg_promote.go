@@ -35,11 +35,14 @@ type PGPromote struct {
 
 var _ Step = (*PGPromote)(nil)
 
-// sql signals the promotion. pg_promote(wait => true) would look for the
-// end of recovery every 100 ms; the step asks every 2 ms instead, with the
-// same deadline, which takes up to a tenth of a second off the time
-// clients cannot write.
-func (p *PGPromote) sql() string { return "SELECT pg_promote(wait => false)" }
+// sql signals the promotion if the node is in recovery, in one round trip:
+// NULL when it is not, else pg_promote's answer. pg_promote(wait => true)
+// would look for the end of recovery every 100 ms; the step asks every
+// 2 ms instead, with the same deadline, which takes up to a tenth of a
+// second off the time clients cannot write.
+func (p *PGPromote) sql() string {
+	return "SELECT CASE WHEN pg_is_in_recovery() THEN pg_promote(wait => false) END"
+}
 
 // wakeEvery bounds how often the step wakes a startup process that sleeps
 // out wal_retrieve_retry_interval (see retryWait).
@@ -89,21 +92,18 @@ func (p *PGPromote) Apply(ctx context.Context, t *cluster.Target) error {
 		return fail(err)
 	}
 	defer closeConn(conn)
-	var recovery bool
-	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&recovery); err != nil {
-		return fail(err)
-	}
-	if !recovery {
-		return fail(errors.New("it is not in recovery: it is a primary already; nothing done"))
-	}
 	start := time.Now()
-	var signalled bool
+	var signalled *bool
 	if err := conn.QueryRow(ctx, p.sql()).Scan(&signalled); err != nil {
 		return fail(fmt.Errorf("pg_promote: %w (the promotion may still complete: check the node's role)", err))
 	}
-	if !signalled {
+	switch {
+	case signalled == nil:
+		return fail(errors.New("it is not in recovery: it is a primary already; nothing done"))
+	case !*signalled:
 		return fail(errors.New("pg_promote could not signal the promotion; nothing done"))
 	}
+	var recovery bool
 	deadline := start.Add(time.Duration(waitSeconds(p.Wait)) * time.Second)
 	var woken int
 	var lastWake time.Time

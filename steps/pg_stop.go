@@ -132,12 +132,37 @@ func (s *PGStop) stopCommand(n *cluster.Node, sysID string) string {
 			controlDataCommand(n), controlState, stateShutDown, waitSeconds(s.AfterCheckpoint), lingering,
 			transport.ShellQuote(path.Join(dataDir(n), "pg_wal", "archive_status")))
 	}
-	return fmt.Sprintf("%[9]s; if [ -e %[1]s ]; then %[11]s; n=0; c=-1; "+
-		"while [ -e %[1]s ]; do n=$((n+1)); if [ $n -gt %[5]d ]; then echo \"still running after %[6]ds\" >&2; exit 3; fi; %[10]ssleep 0.003; done; "+
-		"else echo %[7]s; fi; %[8]s",
-		pid, transport.ShellQuote(binPath(n, "pg_ctl")), transport.ShellQuote(dataDir(n)), s.Mode, waitSeconds(s.Wait)*1000/3, waitSeconds(s.Wait), notRunning, controlDataCommand(n),
-		sameClusterGuard(n, sysID), linger, signalCommand(pid, s.Mode))
+	loop := fmt.Sprintf("while [ -e %[1]s ]; do n=$((n+1)); if [ $n -gt %[2]d ]; then echo \"still running after %[3]ds\" >&2; exit 3; fi; %[4]ssleep 0.003; done",
+		pid, waitSeconds(s.Wait)*1000/3, waitSeconds(s.Wait), linger)
+	if s.DoneAt == doneAtCheckpoint {
+		loop = fmt.Sprintf("if command -v perl >/dev/null 2>&1; then perl -e %[1]s %[2]s %[3]s %[4]d %[5]d %[6]d; r=$?; if [ $r -eq %[6]d ]; then exit 0; elif [ $r -ne 0 ]; then exit $r; fi; else %[7]s; fi",
+			transport.ShellQuote(checkpointWatch), pid, transport.ShellQuote(path.Join(dataDir(n), "global", "pg_control")), controlHead, waitSeconds(s.Wait), checkpointWatchSeen, loop)
+	}
+	return fmt.Sprintf("%[5]s; if [ -e %[1]s ]; then %[6]s; n=0; c=-1; %[7]s; else echo %[2]s; fi; %[3]s",
+		pid, notRunning, controlDataCommand(n), s.Mode, sameClusterGuard(n, sysID), signalCommand(pid, s.Mode), loop)
 }
+
+// checkpointWatch is the stop's wait at done_at checkpoint, where perl is
+// on the host: one process that reads the control file's first
+// controlHead bytes every millisecond, where the shell's loop starts od and
+// sleep on every turn (some 5 ms a turn, and two processes more on a
+// machine busy with the shutdown). Its arguments are postmaster.pid, the
+// control file, how many bytes to read of it, the deadline in seconds and
+// the status to exit with once the state is shut down (checkpointWatchSeen),
+// when it prints what the shell's loop prints;
+// it exits 0 once postmaster.pid is gone first (the script goes on as
+// after its loop), and 3 at the deadline.
+const checkpointWatch = `my ($pid, $ctl, $len, $secs, $seen) = @ARGV; my $until = time + $secs + 1; ` +
+	`while (-e $pid) { ` +
+	`if (open(my $f, "<", $ctl)) { binmode $f; my $b = ""; my $got = read($f, $b, $len); close $f; ` +
+	`if (defined $got && $got == $len && (substr($b, 16, 4) eq "\x01\x00\x00\x00" || substr($b, 16, 4) eq "\x00\x00\x00\x01")) { ` +
+	`print "` + checkpointed + ` ", join(" ", map { sprintf "%02x", $_ } unpack("C*", $b)), "\n"; exit $seen; } } ` +
+	`if (time > $until) { print STDERR "still running after ${secs}s\n"; exit 3 } ` +
+	`select(undef, undef, undef, 0.001); } exit 0;`
+
+// checkpointWatchSeen is checkpointWatch's exit status once it saw the
+// shutdown checkpoint.
+const checkpointWatchSeen = 10
 
 // signalCommand sends the postmaster whose pid is on the first line of
 // pidFile the signal of a shutdown in mode, as pg_ctl stop -W does
@@ -273,9 +298,8 @@ func nodeName(n *cluster.Node) string {
 	return n.Name
 }
 
-// SystemIDFact is the fact that records a node's system identifier, learnt
-// before a step acted on its data directory.
-func SystemIDFact(node string) string { return node + ".system_identifier" }
+// SystemIDFact is cluster.SystemIDFact.
+func SystemIDFact(node string) string { return cluster.SystemIDFact(node) }
 
 // Describe implements Step.
 func (s *PGStop) Describe(t *cluster.Target) Effect {
@@ -344,6 +368,10 @@ func (s *PGStop) Apply(ctx context.Context, t *cluster.Target) error {
 	if s.Command != "" {
 		return s.applyCommand(ctx, t, ex, n, sysID)
 	}
+	// The run's idle connections to it would end with the shutdown; closed
+	// now, their backends end while the command starts, not in the
+	// shutdown's wait for every backend.
+	pg.SessionCache(t.Session).Drop(n.Conninfo)
 	out, err := ex.Run(ctx, s.stopCommand(n, sysID))
 	if err != nil {
 		switch {

@@ -3,6 +3,7 @@ package steps
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -149,5 +150,47 @@ func waitGone(t *testing.T, sb *sandbox.Sandbox, node string) {
 			t.Fatalf("%s still there 30s after the stop", pid)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestPgStopAtCheckpointWithoutPerl: on a host without perl, the stop at
+// the shutdown checkpoint watches the control file with the shell's loop
+// (od and sleep on every turn) and ends there just the same. Not parallel:
+// it narrows PATH for the commands it runs.
+func TestPgStopAtCheckpointWithoutPerl(t *testing.T) {
+	sb := sandboxtest.New(t, 1)
+	tg, p := sandboxTarget(sb)
+	// The commands run as the database user, who may not enter t.TempDir.
+	bin, err := os.MkdirTemp("", "switchover-noperl-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(bin) })
+	if err := os.Chmod(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range []string{"od", "sleep", "cat", "ls", "grep", "date", "rm", "mv", "cp"} {
+		where, err := exec.LookPath(tool)
+		if err != nil {
+			t.Fatalf("%s: %v", tool, err)
+		}
+		if err := os.Symlink(where, filepath.Join(bin, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := os.Getenv("PATH")
+	os.Setenv("PATH", bin)
+	out, err := apply(t, tg, p, "pg.stop", map[string]string{"node": "pg1", "done_at": "checkpoint"})
+	os.Setenv("PATH", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLine(t, out, "pg1 wrote its shutdown checkpoint (control file: shut down)")
+	waitGone(t, sb, "pg1")
+	cd := readControlData(t, sb, "pg1")
+	fact, ok := tg.Facts.Get("pg1.shutdown_lsn")
+	if cd["Database cluster state"] != "shut down" || !ok || fact != mustLSN(t, cd["Latest checkpoint location"]).String() {
+		t.Errorf("pg_controldata says %q at %q; fact pg1.shutdown_lsn = %q, %v: want shut down, the same location",
+			cd["Database cluster state"], cd["Latest checkpoint location"], fact, ok)
 	}
 }

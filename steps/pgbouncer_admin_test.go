@@ -2,6 +2,8 @@ package steps
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,6 +53,58 @@ func TestResumeOnTheRepointsConnection(t *testing.T) {
 			}
 			if _, ok := tg.Session.Take(sessionAdmin(pooler.Name)); ok {
 				t.Error("the resume left the admin connection in the session")
+			}
+		})
+	}
+}
+
+// TestRepointOnThePausesConnection: the pause leaves its admin connection
+// in the session, and the repoint sends its RELOAD on it (not connecting
+// while clients are held), then leaves it to the resume; when that
+// connection broke since, the repoint opens one of its own.
+func TestRepointOnThePausesConnection(t *testing.T) {
+	t.Parallel()
+	sb := sandboxtest.New(t, 1)
+	for i, broken := range []bool{false, true} {
+		name, to := "kept connection", "pg2"
+		if broken {
+			name, to = "kept connection broken", "pg1"
+		}
+		t.Run(name, func(t *testing.T) {
+			tg, p := sandboxTarget(sb)
+			tg.Session = &cluster.Session{}
+			t.Cleanup(func() {
+				_ = build(t, "pgbouncer.resume", nil).Apply(context.Background(), tg)
+				tg.Session.CloseAll()
+			})
+			pooler := tg.Cluster.Poolers[0]
+			mustApply(t, tg, p, "pgbouncer.pause", map[string]string{"max_wait": "5s"})
+			v, ok := tg.Session.Take(sessionAdmin(pooler.Name))
+			if !ok {
+				t.Fatal("the pause left no admin connection in the session")
+			}
+			left := v.(*pgbouncer.Client)
+			if broken {
+				left.Close()
+			}
+			tg.Session.Put(sessionAdmin(pooler.Name), left)
+			out := mustApply(t, tg, p, "pgbouncer.repoint", map[string]string{"to": to})
+			wantLine(t, out, "pgbouncer routes app to "+to)
+			node, _ := sb.Node(to)
+			if e := poolerEntry(t, sb); !strings.Contains(e, "port="+strconv.Itoa(node.Port)+" ") {
+				t.Errorf("round %d: app's entry is %q, want %s's port %d", i, e, to, node.Port)
+			}
+			v, ok = tg.Session.Take(sessionAdmin(pooler.Name))
+			if !ok {
+				t.Fatal("the repoint left no admin connection for the resume")
+			}
+			if same := v.(*pgbouncer.Client) == left; same == broken {
+				t.Errorf("broken %v: the repoint left the pause's connection: %v, want %v", broken, same, !broken)
+			}
+			tg.Session.Put(sessionAdmin(pooler.Name), v)
+			mustApply(t, tg, p, "pgbouncer.resume", nil)
+			if paused(t, sb) {
+				t.Fatal("app is still paused after pgbouncer.resume")
 			}
 		})
 	}

@@ -146,6 +146,10 @@ func (s *PgBouncerPause) Apply(ctx context.Context, t *cluster.Target) error {
 			setPausedAll(t, pausedYes)
 			for _, a := range all {
 				t.Print(fmt.Sprintf("%s paused %s in %s: clients wait until RESUME, %s at most (fact %s)", label(t, a.p), poolerDatabase(a.p), a.took, s.MaxHold, PausedFact))
+				// Left for the repoint's RELOAD (or a resume), which then
+				// does not connect while clients are held.
+				keepAdmin(t, a.p, a.client)
+				a.client = nil
 			}
 			return nil
 		}

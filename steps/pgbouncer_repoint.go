@@ -217,14 +217,11 @@ func (s *PgBouncerRepoint) repointOne(ctx context.Context, t *cluster.Target, p 
 	for _, m := range rp.Left {
 		print(fmt.Sprintf("%sleft alone: %s (points at %s, not at %s where %s pointed)", prefix, mask.Redact(m.Old), m.From, rp.From, p.Database))
 	}
-	// One connection for the RELOAD and the SHOW DATABASES, left to the
-	// resume that follows.
-	client, err := pgbouncer.Connect(ctx, p.Admin)
+	// One connection for the RELOAD and the SHOW DATABASES, the one the
+	// pause left when there is one, left in turn to the resume that
+	// follows.
+	client, err := reloadOn(ctx, t, p)
 	if err != nil {
-		return fail(fmt.Errorf("%s was rewritten, but connect to the pgbouncer admin console: %w: pgbouncer still routes %s to the old server", p.Config, err, p.Database))
-	}
-	if err := client.Reload(ctx); err != nil {
-		client.Close()
 		return fail(fmt.Errorf("%s was rewritten, but %w: pgbouncer still routes %s to the old server", p.Config, err, p.Database))
 	}
 	names := rp.movedNames()
@@ -241,6 +238,32 @@ func (s *PgBouncerRepoint) repointOne(ctx context.Context, t *cluster.Target, p 
 	}
 	print(fmt.Sprintf("%s routes %s to %s (%s)", label(t, p), strings.Join(names, ", "), s.To, to))
 	return nil
+}
+
+// reloadOn sends RELOAD on the admin connection an earlier step of the run
+// left (the pause's), or on one of its own when there is none or that one
+// broke since (RELOAD twice is the same as once), and returns the client
+// it succeeded on.
+func reloadOn(ctx context.Context, t *cluster.Target, p *cluster.Pooler) (*pgbouncer.Client, error) {
+	if t != nil && t.Session != nil {
+		if v, ok := t.Session.Take(sessionAdmin(p.Name)); ok {
+			if c, ok := v.(*pgbouncer.Client); ok {
+				if err := c.Reload(ctx); err == nil {
+					return c, nil
+				}
+				c.Close()
+			}
+		}
+	}
+	client, err := pgbouncer.Connect(ctx, p.Admin)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the pgbouncer admin console: %w", err)
+	}
+	if err := client.Reload(ctx); err != nil {
+		client.Close()
+		return nil, err
+	}
+	return client, nil
 }
 
 // writeFileCommand replaces path atomically with the text the command

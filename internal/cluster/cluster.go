@@ -235,6 +235,12 @@ type Facts struct {
 // by this run, started (its pg_postmaster_start_time(), RFC 3339).
 func RestartedFact(node string) string { return node + ".restarted_at" }
 
+// SystemIDFact is the fact that records a node's system identifier, learnt
+// before a step acts on its data directory: pg.same_cluster records it for
+// every node whose server answered, and pg.stop asks the server when no
+// check did.
+func SystemIDFact(node string) string { return node + ".system_identifier" }
+
 // StartTime is how a server's start time is written in facts and output.
 func StartTime(at time.Time) string { return at.UTC().Format(time.RFC3339Nano) }
 

@@ -121,6 +121,22 @@ func Release(conn *pgx.Conn) {
 	k.c.mu.Unlock()
 }
 
+// Drop closes the idle connections to conninfo: a step about to stop that
+// server closes them first, so its shutdown does not wait for their
+// backends to end. A nil cache has none.
+func (c *Cache) Drop(conninfo string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	list := c.idle[conninfo]
+	delete(c.idle, conninfo)
+	c.mu.Unlock()
+	for _, conn := range list {
+		closeQuietly(conn)
+	}
+}
+
 // Close closes every idle connection; connections given back later are
 // closed too.
 func (c *Cache) Close() {
