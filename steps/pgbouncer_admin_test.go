@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchover/switchover/internal/cluster"
 	"github.com/switchover/switchover/internal/pgbouncer"
+	"github.com/switchover/switchover/internal/sandbox"
 	"github.com/switchover/switchover/internal/sandbox/sandboxtest"
 )
 
@@ -20,12 +21,7 @@ import (
 // does.
 func TestResumeOnTheRepointsConnection(t *testing.T) {
 	sb := sandboxtest.Shared(t)
-	tg, p := sandboxTarget(sb)
-	tg.Session = &cluster.Session{}
-	t.Cleanup(func() {
-		_ = build(t, "pgbouncer.resume", nil).Apply(context.Background(), tg)
-		tg.Session.CloseAll()
-	})
+	tg, p := sessionTarget(t, sb)
 	pooler := tg.Cluster.Poolers[0]
 	for _, broken := range []bool{false, true} {
 		name := "kept connection"
@@ -71,12 +67,7 @@ func TestRepointOnThePausesConnection(t *testing.T) {
 			name, to = "kept connection broken", "pg1"
 		}
 		t.Run(name, func(t *testing.T) {
-			tg, p := sandboxTarget(sb)
-			tg.Session = &cluster.Session{}
-			t.Cleanup(func() {
-				_ = build(t, "pgbouncer.resume", nil).Apply(context.Background(), tg)
-				tg.Session.CloseAll()
-			})
+			tg, p := sessionTarget(t, sb)
 			pooler := tg.Cluster.Poolers[0]
 			mustApply(t, tg, p, "pgbouncer.pause", map[string]string{"max_wait": "5s"})
 			v, ok := tg.Session.Take(sessionAdmin(pooler.Name))
@@ -108,4 +99,16 @@ func TestRepointOnThePausesConnection(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sessionTarget is sandboxTarget with a session of its own, as a run has,
+// resumed and closed when the test ends.
+func sessionTarget(t *testing.T, sb *sandbox.Sandbox) (*cluster.Target, *printed) {
+	tg, p := sandboxTarget(sb)
+	tg.Session = &cluster.Session{}
+	t.Cleanup(func() {
+		_ = build(t, "pgbouncer.resume", nil).Apply(context.Background(), tg)
+		tg.Session.CloseAll()
+	})
+	return tg, p
 }

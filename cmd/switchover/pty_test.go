@@ -213,7 +213,7 @@ func TestInteractiveSwitchoverInAPseudoTerminal(t *testing.T) {
 		scr.waitFor(t, want, time.Second)
 	}
 	scr.waitFor(t, "proceed with step pause-pooler?", 20*time.Second)
-	for _, want := range []string{"does:    PAUSE app", "approving it also approves", `step "stop-primary" on pg1`, `step "promote" on pg2`, "pg_promote(wait => false)"} {
+	for _, want := range []string{"does:    PAUSE app", "approving it also approves", `step "stop-primary" on pg1`, `step "promote" on pg2`, "THEN pg_promote(wait =>"} {
 		scr.waitFor(t, want, time.Second)
 	}
 	for _, early := range []string{"[10/18] stop-primary", "[5/18] sync-on-candidate", "[6/18] start-canary", "[7/18] checkpoint"} {

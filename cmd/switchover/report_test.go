@@ -188,7 +188,7 @@ var (
 // reSystemID a system identifier recorded as a fact.
 var (
 	reCanaryTable = regexp.MustCompile(`switchover_canary_\d{8}t\d{6}z_[0-9a-f]+`)
-	reSystemID    = regexp.MustCompile(`(system_identifier = )\d+`)
+	reSystemID    = regexp.MustCompile(`(system_identifier = |\[ "\$\{1:-\}" != )\d+`)
 )
 
 func normalizeReport(md string, sb *sandbox.Sandbox, jdir, startedBy string) string {
