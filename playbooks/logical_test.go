@@ -67,7 +67,7 @@ func cutover(t *testing.T, sb *sandbox.Sandbox, from, to string) {
 	// subscription's apply worker streamed again (it starts up to that
 	// long after being enabled on the way back) held clients some 4.6s.
 	if r.Window > 3*time.Second {
-		t.Errorf("clients waited %s, want well under the hold cap", r.Window)
+		t.Errorf("clients waited %s, want well under the hold cap; the run:\n%s", r.Window, ev.Text())
 	}
 	if got := sandboxtest.PoolerTarget(t, sb); !strings.Contains(got, fmt.Sprintf("port=%d ", sandboxtest.Node(t, sb, to).Port)) {
 		t.Errorf("PgBouncer routes app to %s, want %s", got, to)
