@@ -193,13 +193,9 @@ func (c *PGCaughtUp) runShutdownCheckpoint(ctx context.Context, t *cluster.Targe
 // (pg.InspectReplay: it is polled every millisecond inside the window). ok
 // is false when the check ends here, with res saying why.
 func (c *PGCaughtUp) inspectStandby(ctx context.Context, t *cluster.Target, wanted string) (st pg.State, res Result, ok bool) {
-	conn, err := connectNode(ctx, t, c.Node)
+	st, err := inspectNodeWith(ctx, t, c.Node, pg.InspectReplay)
 	if err != nil {
 		return st, Errored(err), false
-	}
-	defer closeConn(conn)
-	if st, err = pg.InspectReplay(ctx, conn); err != nil {
-		return st, Errored(fmt.Errorf("inspect %s: %w", c.Node, err)), false
 	}
 	if st.Role != pg.RoleStandby {
 		return st, notAStandby(c.Node, st, wanted), false

@@ -141,12 +141,18 @@ func queryProblem(ctx context.Context, err error) string {
 
 // inspectNode connects to a node of the inventory and asks it what it is.
 func inspectNode(ctx context.Context, t *cluster.Target, name string) (pg.State, error) {
+	return inspectNodeWith(ctx, t, name, pg.Inspect)
+}
+
+// inspectNodeWith is inspectNode asking with inspect (pg.Inspect, or the
+// lighter pg.InspectReplay of a catch-up poll).
+func inspectNodeWith(ctx context.Context, t *cluster.Target, name string, inspect func(context.Context, pg.Querier) (pg.State, error)) (pg.State, error) {
 	conn, err := connectNode(ctx, t, name)
 	if err != nil {
 		return pg.State{}, err
 	}
 	defer closeConn(conn)
-	st, err := pg.Inspect(ctx, conn)
+	st, err := inspect(ctx, conn)
 	if err != nil {
 		return st, fmt.Errorf("inspect %s: %w", name, err)
 	}

@@ -225,18 +225,25 @@ func keepAdmin(t *cluster.Target, p *cluster.Pooler, client *pgbouncer.Client) {
 // f must be safe to run twice (RESUME of a database that is no longer
 // paused is refused, which the caller takes as done).
 func withKeptAdmin(ctx context.Context, t *cluster.Target, p *cluster.Pooler, f func(*pgbouncer.Client) error) error {
-	if t != nil && t.Session != nil {
-		if v, ok := t.Session.Take(sessionAdmin(p.Name)); ok {
-			if c, ok := v.(*pgbouncer.Client); ok {
-				err := f(c)
-				c.Close()
-				if err == nil || pgbouncer.NotPaused(err) {
-					return err
-				}
-			}
+	if c := takeKeptAdmin(t, p); c != nil {
+		err := f(c)
+		c.Close()
+		if err == nil || pgbouncer.NotPaused(err) {
+			return err
 		}
 	}
 	return withAdmin(ctx, p, f)
+}
+
+// takeKeptAdmin takes the admin client an earlier step of the run left for
+// pooler p (keepAdmin), nil when there is none.
+func takeKeptAdmin(t *cluster.Target, p *cluster.Pooler) *pgbouncer.Client {
+	if t == nil || t.Session == nil {
+		return nil
+	}
+	v, _ := t.Session.Take(sessionAdmin(p.Name))
+	c, _ := v.(*pgbouncer.Client)
+	return c
 }
 
 // eachPooler runs f for every pooler at once and returns what each

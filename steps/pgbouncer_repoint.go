@@ -245,15 +245,11 @@ func (s *PgBouncerRepoint) repointOne(ctx context.Context, t *cluster.Target, p 
 // broke since (RELOAD twice is the same as once), and returns the client
 // it succeeded on.
 func reloadOn(ctx context.Context, t *cluster.Target, p *cluster.Pooler) (*pgbouncer.Client, error) {
-	if t != nil && t.Session != nil {
-		if v, ok := t.Session.Take(sessionAdmin(p.Name)); ok {
-			if c, ok := v.(*pgbouncer.Client); ok {
-				if err := c.Reload(ctx); err == nil {
-					return c, nil
-				}
-				c.Close()
-			}
+	if c := takeKeptAdmin(t, p); c != nil {
+		if err := c.Reload(ctx); err == nil {
+			return c, nil
 		}
+		c.Close()
 	}
 	client, err := pgbouncer.Connect(ctx, p.Admin)
 	if err != nil {
