@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/switchover/switchover/internal/cluster"
+	"github.com/switchover/switchover/internal/kinds"
 	"github.com/switchover/switchover/internal/logical"
 	"github.com/switchover/switchover/internal/params"
 )
@@ -20,10 +22,14 @@ func init() {
 			{Name: "publisher", Type: params.Node, Required: true, Doc: "inventory node it subscribes to (blue's primary)"},
 			{Name: "subscription", Type: params.String, Required: true, Doc: "the subscription's name; its slot on the publisher is the one it names"},
 			{Name: "max_lag_bytes", Type: params.Bytes, Default: "16MB", Doc: "how far the slot's confirmed_flush_lsn may be behind the publisher's pg_current_wal_lsn()"},
+			{Name: "max_apply_time", Type: params.Duration, Default: "0s", Doc: "when more than 0: the publisher's flushed WAL position is taken and the slot read every few milliseconds until it confirms it; taking longer fails the check (the time the held window's catch-up would take)"},
 		},
 		New: func(v params.Values) (Check, error) {
 			c := &LogicalCaughtUp{Subscriber: v.Node("subscriber"), Publisher: v.Node("publisher"),
-				Subscription: v.String("subscription"), MaxLag: v.Int("max_lag_bytes")}
+				Subscription: v.String("subscription"), MaxLag: v.Int("max_lag_bytes"), MaxApplyTime: v.Duration("max_apply_time")}
+			if c.MaxApplyTime < 0 {
+				return nil, errors.New("max_apply_time is negative")
+			}
 			if c.Subscription == "" {
 				return nil, errors.New("subscription is empty")
 			}
@@ -35,18 +41,33 @@ func init() {
 // LogicalCaughtUp passes when a subscription keeps up with its
 // publisher: enabled, its initial copy done (every table ready), and the
 // WAL its subscriber has not yet confirmed within a bound. Before the
-// cutover it bounds how long the held window's catch-up can take.
+// cutover it bounds how long the held window's catch-up can take: in
+// bytes, and, with MaxApplyTime, in time, measured (logical.ProbeApply).
+// A subscriber that started late (PostgreSQL's launcher starts an apply
+// worker at most once in wal_retrieve_retry_interval) has a backlog of
+// the commits made meanwhile; one a transaction, each synced, it can take
+// longer to apply than its bytes suggest, while the application goes on
+// committing. Measured before the pause, that backlog is waited out with
+// no client held.
 type LogicalCaughtUp struct {
 	Subscriber, Publisher, Subscription string
 	MaxLag                              int64
+	MaxApplyTime                        time.Duration
 }
+
+// probeEvery is how often the apply probe reads the slot.
+const probeEvery = 5 * time.Millisecond
 
 var _ Check = (*LogicalCaughtUp)(nil)
 
 // Describe implements Check.
 func (c *LogicalCaughtUp) Describe(*cluster.Target) string {
-	return fmt.Sprintf("subscription %s on %s is enabled, every table of it ready (pg_subscription_rel), its slot on %s in use by its apply worker and within %s of pg_current_wal_lsn()",
+	d := fmt.Sprintf("subscription %s on %s is enabled, every table of it ready (pg_subscription_rel), its slot on %s in use by its apply worker and within %s of pg_current_wal_lsn()",
 		c.Subscription, c.Subscriber, c.Publisher, params.FormatBytes(c.MaxLag))
+	if c.MaxApplyTime > 0 {
+		d += fmt.Sprintf(", and confirming %s's flushed position within %s", c.Publisher, c.MaxApplyTime)
+	}
+	return d
 }
 
 // Run implements Check.
@@ -80,7 +101,29 @@ func (c *LogicalCaughtUp) run(ctx context.Context, t *cluster.Target) Result {
 	if err != nil {
 		return Errored(fmt.Errorf("%s: %s", c.Publisher, queryProblem(ctx, err)))
 	}
-	return c.judge(s, ts, slot)
+	r := c.judge(s, ts, slot)
+	if r.Status != kinds.Pass || c.MaxApplyTime <= 0 {
+		return r
+	}
+	p, err := logical.ProbeApply(ctx, pub, s.Slot, c.MaxApplyTime, probeEvery)
+	if err != nil {
+		return Errored(fmt.Errorf("%s: %s", c.Publisher, queryProblem(ctx, err)))
+	}
+	return c.judgeApply(r, s, p)
+}
+
+// judgeApply adds the apply probe's verdict to a passing judge's.
+func (c *LogicalCaughtUp) judgeApply(r Result, s *logical.Subscription, p logical.ApplyProbe) Result {
+	r.Values["apply_ms"] = float64(p.Took.Microseconds()) / 1000
+	r.Values["apply_target_lsn"] = p.Target.String()
+	if !p.Done {
+		f := Failed(fmt.Sprintf("on %s: slot %s on %s confirmed %s, not yet %s, what %s had flushed %s before: the apply worker of subscription %s has a backlog, and clients would be held while it applies the rest",
+			c.Subscriber, s.Slot, c.Publisher, p.Last, p.Target, c.Publisher, roundDuration(p.Took), s.Name), c.Describe(nil))
+		f.Values = r.Values
+		return f
+	}
+	r.Observed += fmt.Sprintf("; applied what %s had flushed in %s", c.Publisher, roundDuration(p.Took))
+	return r
 }
 
 func (c *LogicalCaughtUp) judge(s *logical.Subscription, ts logical.TableSync, slot logical.Slot) Result {

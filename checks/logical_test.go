@@ -3,6 +3,7 @@ package checks
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchover/switchover/internal/logical"
 	"github.com/switchover/switchover/internal/pg"
@@ -43,6 +44,35 @@ func TestLogicalCaughtUpJudge(t *testing.T) {
 		if r.Status != Fail || !strings.Contains(r.Observed, want) {
 			t.Errorf("want %q in %s %s", want, r.Status, r.Observed)
 		}
+	}
+}
+
+// TestLogicalCaughtUpApplyProbe: a slot within bytes of its publisher
+// whose subscriber did not confirm the probe's position in time fails,
+// saying where it was and what clients would wait for; one that did
+// passes, saying how long it took.
+func TestLogicalCaughtUpApplyProbe(t *testing.T) {
+	t.Parallel()
+	c := &LogicalCaughtUp{Subscriber: "green", Publisher: "blue", Subscription: "s", MaxLag: 16 << 20, MaxApplyTime: 250 * time.Millisecond}
+	sub := &logical.Subscription{Name: "s", Enabled: true, Slot: "s"}
+	passed := func() Result {
+		return c.judge(sub, logical.TableSync{Total: 1, Ready: 1}, logical.Slot{Name: "s", Exists: true, Active: true, Confirmed: 100, Current: 300 << 10})
+	}
+	r := c.judgeApply(passed(), sub, logical.ApplyProbe{Target: 300 << 10, Last: 100, Took: 251 * time.Millisecond})
+	for _, want := range []string{"slot s on blue confirmed 0/64, not yet 0/4B000", "flushed 251ms before", "has a backlog", "clients would be held"} {
+		if r.Status != Fail || !strings.Contains(r.Observed, want) {
+			t.Errorf("want %q in %s %s", want, r.Status, r.Observed)
+		}
+	}
+	if r.Values["apply_ms"] != 251.0 {
+		t.Errorf("apply_ms = %v, want 251", r.Values["apply_ms"])
+	}
+	r = c.judgeApply(passed(), sub, logical.ApplyProbe{Target: 300 << 10, Last: 300 << 10, Took: 12 * time.Millisecond, Done: true})
+	if r.Status != Pass || !strings.HasSuffix(r.Observed, "applied what blue had flushed in 12ms") {
+		t.Errorf("applied in time: %s %s", r.Status, r.Observed)
+	}
+	if !strings.Contains(c.Describe(nil), "confirming blue's flushed position within 250ms") {
+		t.Errorf("describe: %s", c.Describe(nil))
 	}
 }
 

@@ -129,3 +129,56 @@ func TestLogicalDDLGuard(t *testing.T) {
 		t.Fatalf("remove again: %v, %v, want nothing to do", removed, err)
 	}
 }
+
+// TestProbeApplyWaitsOutABacklog: a subscriber applying with
+// synchronous_commit local, handed a backlog of a thousand and one one-row commits
+// (some 100 kB of WAL, far below any byte bound), has not confirmed the
+// publisher's flushed position within 20ms of being enabled; probed with
+// time to spare it has, with every row there.
+func TestProbeApplyWaitsOutABacklog(t *testing.T) {
+	p := logicaltest.New(t)
+	p.Exec(t, "blue", "CREATE TABLE t (id int PRIMARY KEY)")
+	p.Exec(t, "green", "CREATE TABLE t (id int PRIMARY KEY)", "ALTER SYSTEM SET wal_retrieve_retry_interval = '100ms'", "SELECT pg_reload_conf()")
+	ctx := ctxFor(t, 2*time.Minute)
+	blue, green := p.Connect(t, "blue"), p.Connect(t, "green")
+	if _, err := logical.Publish(ctx, blue, "pub"); err != nil {
+		t.Fatal(err)
+	}
+	if err := logical.Subscribe(ctx, green, logical.SubscribeOptions{Name: "sub", Conninfo: p.Conninfo("blue"), Publication: "pub", SynchronousCommit: "local", Version: 150000}); err != nil {
+		t.Fatal(err)
+	}
+	p.Eventually(t, "blue", "SELECT active FROM pg_replication_slots WHERE slot_name = 'sub'", "true", time.Minute)
+	if pr, err := logical.ProbeApply(ctx, blue, "sub", 30*time.Second, 5*time.Millisecond); err != nil || !pr.Done {
+		t.Fatalf("probe of a subscriber with nothing to apply: %+v, %v", pr, err)
+	}
+
+	if _, err := logical.SetEnabled(ctx, green, "sub", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := logical.WaitWorkerGone(ctx, green, "sub", 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	// Committed asynchronously, then flushed by one synchronous commit.
+	p.Exec(t, "blue", "SET synchronous_commit = off",
+		"DO $$BEGIN FOR i IN 1..1000 LOOP INSERT INTO t VALUES (i); COMMIT; END LOOP; END$$",
+		"SET synchronous_commit = on", "INSERT INTO t VALUES (1001)")
+	if _, err := logical.SetEnabled(ctx, green, "sub", true); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := logical.ProbeApply(ctx, blue, "sub", 20*time.Millisecond, 5*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.Done || pr.Last >= pr.Target {
+		t.Fatalf("probe 20ms after a backlog of 1000 commits was handed over: %+v, want not confirmed yet", pr)
+	}
+	backlog := int64(pr.Target - pr.Last)
+	pr, err = logical.ProbeApply(ctx, blue, "sub", time.Minute, 5*time.Millisecond)
+	if err != nil || !pr.Done || pr.Last < pr.Target {
+		t.Fatalf("probe with a minute to spare: %+v, %v", pr, err)
+	}
+	if got := p.Query(t, "green", "SELECT count(*) FROM t"); got != "1001" {
+		t.Errorf("green has %s rows once the probe passed, want 1001", got)
+	}
+	t.Logf("a backlog of 1000 commits (%d bytes of WAL) applied in %s", backlog, pr.Took.Round(time.Millisecond))
+}

@@ -56,7 +56,9 @@ func (e *Events) Text() string {
 	defer e.mu.Unlock()
 	var b strings.Builder
 	for _, ev := range e.all {
-		fmt.Fprintf(&b, "%s %s %s %s", ev.Type, ev.Step, ev.State, ev.Phase)
+		// Each line opens with its time since the run's first event: a
+		// failure on a slow run says where the time went.
+		fmt.Fprintf(&b, "%8.1fms %s %s %s %s", float64(ev.Time.Sub(e.all[0].Time).Microseconds())/1000, ev.Type, ev.Step, ev.State, ev.Phase)
 		if ev.Check != nil {
 			fmt.Fprintf(&b, " [%s %s: %s | %s]", ev.Check.Kind, ev.Check.Status, ev.Check.Observed, ev.Check.Detail)
 		}
