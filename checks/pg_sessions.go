@@ -39,11 +39,34 @@ type NoBlockingSessions struct {
 
 var _ Check = (*NoBlockingSessions)(nil)
 
-// secondLook is how long the check waits before looking again at the
-// sessions it found: a lock that is gone by then was a query in flight
-// (a monitoring scrape, a sibling check), not a session that can stall a
-// promotion.
-const secondLook = 250 * time.Millisecond
+// secondLook is how long the check looks again at the sessions it found:
+// a lock that is gone by then was a query in flight (a monitoring scrape,
+// a sibling check), not a session that can stall a promotion. It looks
+// every lookAgainEvery, and is done as soon as they are gone: inside the
+// window the first look often catches the run's own sibling check between
+// pg_stat_activity and pg_locks, gone a millisecond later.
+const (
+	secondLook     = 250 * time.Millisecond
+	lookAgainEvery = 2 * time.Millisecond
+)
+
+// lookAgain calls look every lookAgainEvery until it says nothing of what
+// the first look found is left, or secondLook has passed; it says how long
+// that took, and the last look's error.
+func lookAgain(ctx context.Context, look func() (left int, err error)) (time.Duration, error) {
+	start := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return time.Since(start), ctx.Err()
+		case <-time.After(lookAgainEvery):
+		}
+		left, err := look()
+		if err != nil || left == 0 || time.Since(start) >= secondLook {
+			return time.Since(start), err
+		}
+	}
+}
 
 func newNoBlockingSessions(v params.Values) (Check, error) {
 	c := &NoBlockingSessions{Node: v.Node("node"), MaxXactAge: v.Duration("max_xact_age")}
@@ -71,24 +94,24 @@ func (c *NoBlockingSessions) Run(ctx context.Context, t *cluster.Target) Result 
 		return Errored(fmt.Errorf("list sessions on %s: %s", c.Node, queryProblem(ctx, err)))
 	}
 	var sessions []pg.Session
+	var gone time.Duration
 	if len(first) > 0 {
-		select {
-		case <-ctx.Done():
-			return Errored(fmt.Errorf("list sessions on %s: %s", c.Node, queryProblem(ctx, ctx.Err())))
-		case <-time.After(secondLook):
-		}
-		again, err := pg.BlockingSessions(ctx, conn, c.MaxXactAge)
-		if err != nil {
-			return Errored(fmt.Errorf("list sessions on %s: %s", c.Node, queryProblem(ctx, err)))
-		}
 		seen := map[int]bool{}
 		for _, s := range first {
 			seen[s.PID] = true
 		}
-		for _, s := range again {
-			if seen[s.PID] {
-				sessions = append(sessions, s)
+		gone, err = lookAgain(ctx, func() (int, error) {
+			again, err := pg.BlockingSessions(ctx, conn, c.MaxXactAge)
+			sessions = sessions[:0]
+			for _, s := range again {
+				if seen[s.PID] {
+					sessions = append(sessions, s)
+				}
 			}
+			return len(sessions), err
+		})
+		if err != nil {
+			return Errored(fmt.Errorf("list sessions on %s: %s", c.Node, queryProblem(ctx, err)))
 		}
 	}
 	pids := make([]int, len(sessions))
@@ -101,7 +124,7 @@ func (c *NoBlockingSessions) Run(ctx context.Context, t *cluster.Target) Result 
 	if len(sessions) == 0 {
 		observed := fmt.Sprintf("no session on %s holds a lock or has a transaction open longer than %s", c.Node, c.MaxXactAge)
 		if len(first) > 0 {
-			observed += fmt.Sprintf(" (what %s held at a first look was gone %s later)", plural(len(first), "session"), secondLook)
+			observed += fmt.Sprintf(" (what %s held at a first look was gone %s later)", plural(len(first), "session"), roundDuration(gone))
 		}
 		r := Passed(observed)
 		r.Values = values

@@ -2,6 +2,7 @@ package checks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -183,5 +184,31 @@ func TestPGHonoursDeadline(t *testing.T) {
 			}
 			assertResult(t, r, Error, []string{"connect pg", "no connection before the time limit"}, nil)
 		})
+	}
+}
+
+// TestLookAgain: the second look ends as soon as nothing the first found
+// is left, keeps looking until secondLook otherwise, and stops at an error.
+func TestLookAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	left := []int{2, 1, 0}
+	calls := 0
+	took, err := lookAgain(ctx, func() (int, error) {
+		calls++
+		return left[calls-1], nil
+	})
+	if err != nil || calls != 3 || took >= secondLook {
+		t.Errorf("gone at the third look: %d looks, %s, %v; want 3 looks, under %s", calls, took, err, secondLook)
+	}
+	calls = 0
+	took, err = lookAgain(ctx, func() (int, error) { calls++; return 1, nil })
+	if err != nil || took < secondLook || calls < 2 {
+		t.Errorf("never gone: %d looks over %s, %v; want several over %s at least", calls, took, err, secondLook)
+	}
+	boom := errors.New("boom")
+	calls = 0
+	if _, err := lookAgain(ctx, func() (int, error) { calls++; return 1, boom }); !errors.Is(err, boom) || calls != 1 {
+		t.Errorf("an error: %d looks, %v; want it at the first", calls, err)
 	}
 }

@@ -55,8 +55,9 @@ func (c *NoLongTransactions) Describe(*cluster.Target) string {
 	return fmt.Sprintf("no session on %s has a transaction open longer than %s or sits idle in transaction", c.Node, c.MaxXactAge)
 }
 
-// Run implements Check. What a first look finds is looked at again a moment
-// later: only a transaction still open then, the same one, counts. A busy
+// Run implements Check. What a first look finds is looked at again for a
+// moment (secondLook): only a transaction still open then, the same one,
+// counts. A busy
 // application's sessions are idle in transaction for microseconds between
 // statements; that is not what stalls a pause.
 func (c *NoLongTransactions) Run(ctx context.Context, t *cluster.Target) Result {
@@ -73,32 +74,33 @@ func (c *NoLongTransactions) Run(ctx context.Context, t *cluster.Target) Result 
 		return problem(err)
 	}
 	var sessions []pg.OpenXact
+	var ended time.Duration
 	if len(first) > 0 {
-		select {
-		case <-ctx.Done():
-			return problem(ctx.Err())
-		case <-time.After(secondLook):
-		}
-		again, err := pg.OpenTransactions(ctx, conn, c.MaxXactAge)
-		if err != nil {
-			return problem(err)
-		}
 		seen := map[int]time.Time{}
 		for _, s := range first {
 			seen[s.PID] = s.XactStart
 		}
-		for _, s := range again {
-			if at, ok := seen[s.PID]; ok && at.Equal(s.XactStart) {
-				sessions = append(sessions, s)
+		ended, err = lookAgain(ctx, func() (int, error) {
+			again, err := pg.OpenTransactions(ctx, conn, c.MaxXactAge)
+			sessions = sessions[:0]
+			for _, s := range again {
+				if at, ok := seen[s.PID]; ok && at.Equal(s.XactStart) {
+					sessions = append(sessions, s)
+				}
 			}
+			return len(sessions), err
+		})
+		if err != nil {
+			return problem(err)
 		}
 	}
-	return c.judge(len(first), sessions)
+	return c.judge(len(first), ended, sessions)
 }
 
-// judge turns the sessions still open at the second look into a verdict;
-// firstLook is how many the first look found.
-func (c *NoLongTransactions) judge(firstLook int, sessions []pg.OpenXact) Result {
+// judge turns the sessions still open at the last look into a verdict;
+// firstLook is how many the first look found, ended how long after it
+// they were gone.
+func (c *NoLongTransactions) judge(firstLook int, ended time.Duration, sessions []pg.OpenXact) Result {
 	pids := make([]int, len(sessions))
 	lines := make([]string, len(sessions))
 	idle := 0
@@ -112,7 +114,7 @@ func (c *NoLongTransactions) judge(firstLook int, sessions []pg.OpenXact) Result
 	if len(sessions) == 0 {
 		observed := fmt.Sprintf("no session on %s has a transaction open longer than %s or is idle in transaction", c.Node, c.MaxXactAge)
 		if firstLook > 0 {
-			observed += fmt.Sprintf(" (the %s a first look found ended within %s)", plural(firstLook, "transaction"), secondLook)
+			observed += fmt.Sprintf(" (the %s a first look found ended within %s)", plural(firstLook, "transaction"), roundDuration(ended))
 		}
 		r := Passed(observed)
 		r.Values = values

@@ -145,7 +145,7 @@ func TestNoLongTransactionsJudge(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			assertResult(t, c.judge(len(tc.sessions), tc.sessions), tc.status, tc.want, nil)
+			assertResult(t, c.judge(len(tc.sessions), secondLook, tc.sessions), tc.status, tc.want, nil)
 		})
 	}
 	if got := c.Describe(nil); !strings.Contains(got, "pg1") || !strings.Contains(got, "idle in transaction") {
