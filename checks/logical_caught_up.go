@@ -116,7 +116,7 @@ func (c *LogicalCaughtUp) run(ctx context.Context, t *cluster.Target) Result {
 func (c *LogicalCaughtUp) judgeApply(r Result, s *logical.Subscription, p logical.ApplyProbe) Result {
 	r.Values["apply_ms"] = float64(p.Took.Microseconds()) / 1000
 	r.Values["apply_target_lsn"] = p.Target.String()
-	if !p.Done {
+	if !p.Done() {
 		f := Failed(fmt.Sprintf("on %s: slot %s on %s confirmed %s, not yet %s, what %s had flushed %s before: the apply worker of subscription %s has a backlog, and clients would be held while it applies the rest",
 			c.Subscriber, s.Slot, c.Publisher, p.Last, p.Target, c.Publisher, roundDuration(p.Took), s.Name), c.Describe(nil))
 		f.Values = r.Values

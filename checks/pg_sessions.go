@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,20 +51,27 @@ const (
 	lookAgainEvery = 2 * time.Millisecond
 )
 
-// lookAgain calls look every lookAgainEvery until it says nothing of what
-// the first look found is left, or secondLook has passed; it says how long
-// that took, and the last look's error.
-func lookAgain(ctx context.Context, look func() (left int, err error)) (time.Duration, error) {
+// lookAgain lists again, every lookAgainEvery, what the first look found,
+// until none of it is left (same says whether an item listed now is one
+// found at first) or secondLook has passed. It returns what is still
+// there at the last look, how long it looked, and the last list's error.
+func lookAgain[T any](ctx context.Context, first []T, same func(now, before T) bool, list func() ([]T, error)) ([]T, time.Duration, error) {
 	start := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
-			return time.Since(start), ctx.Err()
+			return nil, time.Since(start), ctx.Err()
 		case <-time.After(lookAgainEvery):
 		}
-		left, err := look()
-		if err != nil || left == 0 || time.Since(start) >= secondLook {
-			return time.Since(start), err
+		now, err := list()
+		var still []T
+		for _, x := range now {
+			if slices.ContainsFunc(first, func(b T) bool { return same(x, b) }) {
+				still = append(still, x)
+			}
+		}
+		if err != nil || len(still) == 0 || time.Since(start) >= secondLook {
+			return still, time.Since(start), err
 		}
 	}
 }
@@ -96,20 +104,8 @@ func (c *NoBlockingSessions) Run(ctx context.Context, t *cluster.Target) Result 
 	var sessions []pg.Session
 	var gone time.Duration
 	if len(first) > 0 {
-		seen := map[int]bool{}
-		for _, s := range first {
-			seen[s.PID] = true
-		}
-		gone, err = lookAgain(ctx, func() (int, error) {
-			again, err := pg.BlockingSessions(ctx, conn, c.MaxXactAge)
-			sessions = sessions[:0]
-			for _, s := range again {
-				if seen[s.PID] {
-					sessions = append(sessions, s)
-				}
-			}
-			return len(sessions), err
-		})
+		sessions, gone, err = lookAgain(ctx, first, func(now, before pg.Session) bool { return now.PID == before.PID },
+			func() ([]pg.Session, error) { return pg.BlockingSessions(ctx, conn, c.MaxXactAge) })
 		if err != nil {
 			return Errored(fmt.Errorf("list sessions on %s: %s", c.Node, queryProblem(ctx, err)))
 		}

@@ -192,23 +192,25 @@ func TestPGHonoursDeadline(t *testing.T) {
 func TestLookAgain(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	left := []int{2, 1, 0}
+	first := []int{1, 2}
+	eq := func(a, b int) bool { return a == b }
+	lists := [][]int{{1, 2}, {2}, {}}
 	calls := 0
-	took, err := lookAgain(ctx, func() (int, error) {
+	_, took, err := lookAgain(ctx, first, eq, func() ([]int, error) {
 		calls++
-		return left[calls-1], nil
+		return lists[calls-1], nil
 	})
 	if err != nil || calls != 3 || took >= secondLook {
 		t.Errorf("gone at the third look: %d looks, %s, %v; want 3 looks, under %s", calls, took, err, secondLook)
 	}
 	calls = 0
-	took, err = lookAgain(ctx, func() (int, error) { calls++; return 1, nil })
+	_, took, err = lookAgain(ctx, first, eq, func() ([]int, error) { calls++; return []int{1}, nil })
 	if err != nil || took < secondLook || calls < 2 {
 		t.Errorf("never gone: %d looks over %s, %v; want several over %s at least", calls, took, err, secondLook)
 	}
 	boom := errors.New("boom")
 	calls = 0
-	if _, err := lookAgain(ctx, func() (int, error) { calls++; return 1, boom }); !errors.Is(err, boom) || calls != 1 {
+	if _, _, err := lookAgain(ctx, first, eq, func() ([]int, error) { calls++; return []int{1}, boom }); !errors.Is(err, boom) || calls != 1 {
 		t.Errorf("an error: %d looks, %v; want it at the first", calls, err)
 	}
 }

@@ -57,9 +57,8 @@ func (c *NoLongTransactions) Describe(*cluster.Target) string {
 
 // Run implements Check. What a first look finds is looked at again for a
 // moment (secondLook): only a transaction still open then, the same one,
-// counts. A busy
-// application's sessions are idle in transaction for microseconds between
-// statements; that is not what stalls a pause.
+// counts. A busy application's sessions are idle in transaction for
+// microseconds between statements; that is not what stalls a pause.
 func (c *NoLongTransactions) Run(ctx context.Context, t *cluster.Target) Result {
 	conn, err := connectNode(ctx, t, c.Node)
 	if err != nil {
@@ -76,20 +75,11 @@ func (c *NoLongTransactions) Run(ctx context.Context, t *cluster.Target) Result 
 	var sessions []pg.OpenXact
 	var ended time.Duration
 	if len(first) > 0 {
-		seen := map[int]time.Time{}
-		for _, s := range first {
-			seen[s.PID] = s.XactStart
-		}
-		ended, err = lookAgain(ctx, func() (int, error) {
-			again, err := pg.OpenTransactions(ctx, conn, c.MaxXactAge)
-			sessions = sessions[:0]
-			for _, s := range again {
-				if at, ok := seen[s.PID]; ok && at.Equal(s.XactStart) {
-					sessions = append(sessions, s)
-				}
-			}
-			return len(sessions), err
-		})
+		sessions, ended, err = lookAgain(ctx, first,
+			func(now, before pg.OpenXact) bool {
+				return now.PID == before.PID && now.XactStart.Equal(before.XactStart)
+			},
+			func() ([]pg.OpenXact, error) { return pg.OpenTransactions(ctx, conn, c.MaxXactAge) })
 		if err != nil {
 			return problem(err)
 		}

@@ -98,9 +98,11 @@ func WaitConfirmed(ctx context.Context, q Querier, slot string, target pg.LSN, e
 type ApplyProbe struct {
 	Target pg.LSN        // the publisher's pg_current_wal_flush_lsn() when the probe began
 	Last   pg.LSN        // the slot's confirmed_flush_lsn when the probe ended
-	Took   time.Duration // how long until the slot confirmed Target
-	Done   bool          // the slot confirmed Target within the budget
+	Took   time.Duration // how long the probe read the slot
 }
+
+// Done says whether the slot confirmed Target within the budget.
+func (p ApplyProbe) Done() bool { return p.Last >= p.Target }
 
 // ProbeApply takes the publisher's flushed WAL position and polls the
 // slot, every every on the one connection q, until its subscriber has
@@ -129,7 +131,6 @@ func ProbeApply(ctx context.Context, q Querier, slot string, within, every time.
 	p.Took = time.Since(start)
 	switch {
 	case err == nil:
-		p.Done = true
 		return p, nil
 	case ctx.Err() == nil && wctx.Err() != nil:
 		return p, nil // the budget is spent: not applied within it

@@ -148,7 +148,7 @@ func TestProbeApplyWaitsOutABacklog(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Eventually(t, "blue", "SELECT active FROM pg_replication_slots WHERE slot_name = 'sub'", "true", time.Minute)
-	if pr, err := logical.ProbeApply(ctx, blue, "sub", 30*time.Second, 5*time.Millisecond); err != nil || !pr.Done {
+	if pr, err := logical.ProbeApply(ctx, blue, "sub", 30*time.Second, 5*time.Millisecond); err != nil || !pr.Done() {
 		t.Fatalf("probe of a subscriber with nothing to apply: %+v, %v", pr, err)
 	}
 
@@ -169,12 +169,12 @@ func TestProbeApplyWaitsOutABacklog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pr.Done || pr.Last >= pr.Target {
+	if pr.Done() || pr.Last >= pr.Target {
 		t.Fatalf("probe 20ms after a backlog of 1000 commits was handed over: %+v, want not confirmed yet", pr)
 	}
 	backlog := int64(pr.Target - pr.Last)
 	pr, err = logical.ProbeApply(ctx, blue, "sub", time.Minute, 5*time.Millisecond)
-	if err != nil || !pr.Done || pr.Last < pr.Target {
+	if err != nil || !pr.Done() || pr.Last < pr.Target {
 		t.Fatalf("probe with a minute to spare: %+v, %v", pr, err)
 	}
 	if got := p.Query(t, "green", "SELECT count(*) FROM t"); got != "1001" {
